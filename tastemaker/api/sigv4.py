@@ -1,0 +1,253 @@
+"""AWS Signature Version 4 verification of incoming requests, recomputed with botocore's own signer."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from hashlib import sha256
+from typing import Any
+from urllib.parse import quote, unquote
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
+
+from tastemaker.errors import (
+    IncompleteSignatureException,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    SignatureExpiredException,
+    UnrecognizedClientException,
+)
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+DEFAULT_MAX_SKEW = timedelta(minutes=5)
+MISMATCH_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who signed a verified request, and the scope they signed it for."""
+
+    access_key_id: str
+    region: str  # from the credential scope: the region the client is configured for
+    service: str  # signing name from the scope ("personalize" for all three APIs)
+    date: str  # YYYYMMDD of the credential scope
+    timestamp: datetime  # the request time the client signed (UTC)
+
+
+@dataclass(frozen=True)
+class _Authorization:
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+class _HeaderView:
+    """Case-insensitive access to request headers, keeping repeated headers (Starlette's `getlist`)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = headers
+        getlist = getattr(headers, "getlist", None)
+        if getlist is None:
+            lowered: dict[str, list[str]] = {}
+            for name, value in headers.items():
+                lowered.setdefault(name.lower(), []).append(value)
+            self._all: Callable[[str], list[str]] = lambda name: lowered.get(name, [])
+        else:
+            self._all = lambda name: list(getlist(name))
+
+    def all(self, name: str) -> list[str]:
+        return self._all(name.lower())
+
+    def first(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+
+class _ScopedSigV4(SigV4Auth):
+    """botocore's SigV4 signer, restricted to the headers and query exactly as the client sent them."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str,
+                 signed: list[tuple[str, str]], query_string: str) -> None:
+        super().__init__(credentials, service, region)
+        self._signed = signed
+        self._query_string = query_string
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        headers = HTTPHeaders()
+        for name, value in self._signed:
+            headers[name] = value  # HTTPHeaders appends, so repeated headers join with ',' as signed
+        return headers
+
+    def canonical_query_string(self, request: AWSRequest) -> str:
+        return canonical_query_string(self._query_string)
+
+
+def canonical_query_string(query_string: str) -> str:
+    """SigV4's canonical query: each name and value RFC 3986-encoded (UTF-8), pairs sorted.
+
+    Decoding then re-encoding makes the result independent of how (or whether) the client escaped
+    characters; for what botocore sends it is the query string sorted.
+    """
+    pairs = []
+    for part in query_string.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def _parse_authorization(value: str, has_date: bool) -> _Authorization:
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise IncompleteSignatureException(
+            f"Unsupported AWS 'algorithm': '{algorithm}'; requests must be signed with {ALGORITHM} "
+            f"(Signature Version 4). Authorization={value}"
+        )
+    parts: dict[str, str] = {}
+    for piece in rest.split(","):
+        key, sep, val = piece.strip().partition("=")
+        if sep:
+            parts[key.strip()] = val.strip()
+    problems = [f"Authorization header requires '{name}' parameter."
+                for name in ("Credential", "Signature", "SignedHeaders") if not parts.get(name)]
+    if not has_date:
+        problems.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+    if problems:
+        raise IncompleteSignatureException(" ".join(problems) + f" Authorization={value}")
+    scope = parts["Credential"].split("/")
+    if len(scope) != 5 or not all(scope[:4]):
+        raise IncompleteSignatureException(
+            "Credential must have the form '<access key id>/<YYYYMMDD>/<region>/<service>/aws4_request'; "
+            f"got '{parts['Credential']}'."
+        )
+    access_key_id, date, region, service, terminator = scope
+    if terminator != "aws4_request":
+        raise IncompleteSignatureException(
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'."
+        )
+    if len(date) != 8 or not date.isdigit():
+        raise IncompleteSignatureException(f"Credential scope date must be YYYYMMDD; got '{date}'.")
+    signed_headers = tuple(name.strip().lower() for name in parts["SignedHeaders"].split(";") if name.strip())
+    return _Authorization(access_key_id, date, region, service, signed_headers, parts["Signature"])
+
+
+def _request_time(headers: _HeaderView) -> tuple[str, datetime] | None:
+    """The signed timestamp in SigV4 form and as a datetime, from X-Amz-Date or else Date."""
+    amz_date = headers.first("x-amz-date")
+    if amz_date is not None:
+        try:
+            moment = datetime.strptime(amz_date.strip(), SIGV4_TIMESTAMP).replace(tzinfo=UTC)
+        except ValueError:
+            raise IncompleteSignatureException(
+                f"X-Amz-Date must be in ISO 8601 basic format (YYYYMMDD'T'HHMMSS'Z'); got '{amz_date}'."
+            ) from None
+        return amz_date.strip(), moment
+    http_date = headers.first("date")
+    if http_date is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        raise IncompleteSignatureException(f"Date header is not an RFC 7231 date: '{http_date}'.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime(SIGV4_TIMESTAMP), moment
+
+
+def _check_skew(stamp: str, moment: datetime, now: datetime, max_skew: timedelta) -> None:
+    minutes = f"{max_skew.total_seconds() / 60:g} min."
+    now_text = now.strftime(SIGV4_TIMESTAMP)
+    if moment < now - max_skew:
+        raise SignatureExpiredException(
+            f"Signature expired: {stamp} is now earlier than {(now - max_skew).strftime(SIGV4_TIMESTAMP)} "
+            f"({now_text} - {minutes})"
+        )
+    if moment > now + max_skew:
+        raise SignatureExpiredException(
+            f"Signature not yet current: {stamp} is still later than "
+            f"{(now + max_skew).strftime(SIGV4_TIMESTAMP)} ({now_text} + {minutes})"
+        )
+
+
+def verify_sigv4(
+    method: str,
+    path: str,
+    query_string: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secret_for: Callable[[str], str | None],
+    *,
+    now: datetime | None = None,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
+) -> Credential:
+    """Check a request's SigV4 `Authorization` header; return who signed it or raise the AWS auth error.
+
+    `path` must be the path exactly as it arrived on the wire, still percent-encoded (ASGI
+    `scope["raw_path"]`), and `query_string` the raw query without `?`; `headers` is case-insensitive
+    (a Starlette `Headers` keeps repeated headers). `secret_for(access_key_id)` returns the secret key, or
+    None for an unknown key. Checks, in order: a header is present (MissingAuthenticationToken), it is
+    complete (IncompleteSignature), the key is known (UnrecognizedClient), the clock skew is within
+    `max_skew` (SignatureExpired), the body matches X-Amz-Content-Sha256 when sent, and the signature
+    matches (InvalidSignature).
+    """
+    view = _HeaderView(headers)
+    authorization = view.first("authorization")
+    if not authorization:
+        raise MissingAuthenticationTokenException("Missing Authentication Token")
+    timing = _request_time(view)
+    auth = _parse_authorization(authorization, timing is not None)
+    assert timing is not None  # _parse_authorization refuses a request without a date
+    stamp, moment = timing
+
+    if "host" not in auth.signed_headers:
+        raise IncompleteSignatureException("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+    if view.first("x-amz-security-token") is not None and "x-amz-security-token" not in auth.signed_headers:
+        raise IncompleteSignatureException("'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.")
+
+    secret = secret_for(auth.access_key_id)
+    if secret is None:
+        raise UnrecognizedClientException(UNKNOWN_KEY_MESSAGE)
+
+    _check_skew(stamp, moment, now or datetime.now(UTC), max_skew)
+    if auth.date != stamp[:8]:
+        raise InvalidSignatureException(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{auth.date}' != '{stamp[:8]}', from '{stamp}'."
+        )
+
+    content_sha = view.first("x-amz-content-sha256")
+    if content_sha is not None and content_sha.strip() != sha256(body).hexdigest():
+        raise InvalidSignatureException("The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+    signed: list[tuple[str, str]] = []
+    for name in auth.signed_headers:
+        values = view.all(name)
+        if not values:  # the client signed a header that did not arrive (e.g. stripped by a proxy)
+            raise InvalidSignatureException(MISMATCH_MESSAGE)
+        signed.extend((name, value) for value in values)
+
+    host = view.first("host") or "localhost"
+    request = AWSRequest(method=method.upper(), url=f"http://{host}{path or '/'}", data=body,
+                         headers={"X-Amz-Content-SHA256": content_sha.strip()} if content_sha else None)
+    request.context["timestamp"] = stamp
+    signer = _ScopedSigV4(Credentials(auth.access_key_id, secret), auth.service, auth.region, signed, query_string)
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "surrogateescape")):
+        raise InvalidSignatureException(MISMATCH_MESSAGE)
+    return Credential(auth.access_key_id, auth.region, auth.service, auth.date, moment)

@@ -1,0 +1,119 @@
+"""The `tastemaker` command: serve, worker, db upgrade, coverage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tastemaker.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=args.data_dir,
+        db_url=args.db_url, blob_url=args.blob_url, import_roots=getattr(args, "import_root", None),
+        account_id=getattr(args, "account_id", None), job_threads=getattr(args, "job_threads", None),
+        workers=getattr(args, "workers", None))
+
+
+def _add_state_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="directory for the SQLite file, blobs and keys (default ./.tastemaker)")
+    parser.add_argument("--db-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default SQLite)")
+    parser.add_argument("--blob-url", help="blob store: a directory or s3://bucket/prefix (default DATA_DIR/blobs)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tastemaker.cli.wiring import build_server_app
+
+    settings = _settings(args)
+    app = build_server_app(settings)
+    print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.jobs.worker import JobRunner
+
+    settings = _settings(args)
+    runner = JobRunner(build_services(settings), settings.job_threads or 1)
+    runner.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    runner.stop()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from tastemaker.store import db
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(db.create_engine(settings.resolved_db_url))
+    print(f"database at {settings.resolved_db_url} is up to date")
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from tastemaker.api.coverage import render_markdown
+
+    text = render_markdown()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tastemaker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (and embedded job workers)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    _add_state_flags(serve)
+    serve.add_argument("--import-root", action="append", default=None,
+                       help="local directory that import jobs may read (repeatable)")
+    serve.add_argument("--account-id", default=None)
+    serve.add_argument("--job-threads", type=int, default=None, help="embedded job worker threads (0 = none)")
+    serve.add_argument("--workers", type=int, default=None, help="API worker processes")
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(fn=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run job workers only (imports, training, batch jobs)")
+    _add_state_flags(worker)
+    worker.add_argument("--job-threads", type=int, default=None)
+    worker.add_argument("--import-root", action="append", default=None)
+    worker.set_defaults(fn=cmd_worker)
+
+    dbp = sub.add_parser("db", help="database maintenance")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="apply Alembic migrations")
+    _add_state_flags(up)
+    up.set_defaults(fn=cmd_db_upgrade)
+
+    cov = sub.add_parser("coverage", help="print the API coverage table (markdown)")
+    cov.add_argument("--output", help="write to this file instead of stdout")
+    cov.set_defaults(fn=cmd_coverage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""One Settings object built from flags and TASTEMAKER_* environment variables; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where state lives and how the server behaves. Flags override the environment."""
+
+    data_dir: Path = Path(".tastemaker")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_url: str | None = None  # default: sqlite file in data_dir
+    blob_url: str | None = None  # default: data_dir/blobs
+    account_id: str = "000000000000"
+    default_region: str = "us-east-1"
+    import_roots: tuple[Path, ...] = ()
+    s3_endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    job_threads: int = 2  # worker threads inside `serve`; 0 = no embedded worker
+    job_stale_seconds: float = 30.0  # a running job without heartbeat for this long is recovered
+    job_poll_seconds: float = 0.2
+    workers: int = 1  # API worker processes
+    redis_url: str | None = None
+    max_skew_seconds: int = 300
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'tastemaker.db').resolve()}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or str((self.data_dir / "blobs").resolve())
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from TASTEMAKER_* variables, then non-None keyword overrides (the CLI flags)."""
+        roots = tuple(Path(p) for p in (_env("TASTEMAKER_IMPORT_ROOTS") or "").split(":") if p)
+        base = cls(
+            data_dir=Path(_env("TASTEMAKER_DATA_DIR", ".tastemaker") or ".tastemaker"),
+            db_url=_env("TASTEMAKER_DB_URL"),
+            blob_url=_env("TASTEMAKER_BLOB_URL"),
+            account_id=_env("TASTEMAKER_ACCOUNT_ID", "000000000000") or "000000000000",
+            default_region=_env("TASTEMAKER_REGION", "us-east-1") or "us-east-1",
+            import_roots=roots,
+            s3_endpoint_url=_env("TASTEMAKER_S3_ENDPOINT_URL"),
+            access_key_id=_env("TASTEMAKER_ACCESS_KEY_ID"),
+            secret_access_key=_env("TASTEMAKER_SECRET_ACCESS_KEY"),
+            job_threads=int(_env("TASTEMAKER_JOB_THREADS", "2") or 2),
+            job_stale_seconds=float(_env("TASTEMAKER_JOB_STALE_SECONDS", "30") or 30),
+            redis_url=_env("TASTEMAKER_REDIS_URL"),
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "import_roots" in clean:
+            clean["import_roots"] = tuple(base.import_roots) + tuple(Path(p) for p in clean["import_roots"])
+        if "data_dir" in clean:
+            clean["data_dir"] = Path(clean["data_dir"])
+        return replace(base, **clean)

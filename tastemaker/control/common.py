@@ -1,0 +1,71 @@
+"""Shared control-plane helpers: statuses, name keys, tags on create, list pages, dependency checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.control.context import RequestContext
+from tastemaker.errors import InvalidInputException, ResourceInUseException, TooManyTagsException
+from tastemaker.store import resources
+
+CREATE_PENDING = "CREATE PENDING"
+CREATE_IN_PROGRESS = "CREATE IN_PROGRESS"
+ACTIVE = "ACTIVE"
+CREATE_FAILED = "CREATE FAILED"
+DELETE_PENDING = "DELETE PENDING"
+DELETE_IN_PROGRESS = "DELETE IN_PROGRESS"
+BUSY = (CREATE_PENDING, CREATE_IN_PROGRESS)
+
+MAX_TAG_KEYS = 50
+
+
+def name_key(ctx: RequestContext, name: str) -> str:
+    """Names are unique per kind within an account and region."""
+    return f"{ctx.account}/{ctx.region}/{name}"
+
+
+def storage_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_tags(existing: int, tags: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
+    tags = list(tags or [])
+    keys = {t["tag_key"] for t in tags}
+    if len(keys) != len(tags):
+        raise InvalidInputException("Duplicate tag keys in the request.")
+    if existing + len(keys) > MAX_TAG_KEYS:
+        raise TooManyTagsException(f"A resource can have at most {MAX_TAG_KEYS} tags; "
+                                   f"this request would give it {existing + len(keys)}.")
+    return [dict(t) for t in tags]
+
+
+def create_with_tags(conn: sa.Connection, tags: Sequence[Mapping[str, str]] | None, **insert: Any) -> resources.Resource:
+    checked = check_tags(0, tags)
+    res = resources.insert(conn, **insert)
+    resources.put_tags(conn, res.arn, checked)
+    return res
+
+
+def require_status(res: resources.Resource, allowed: Iterable[str], action: str) -> None:
+    allowed = tuple(allowed)
+    if res.status not in allowed:
+        raise ResourceInUseException(
+            f"Cannot {action}: {res.arn} is {res.status}; it must be {' or '.join(allowed)}.")
+
+
+def refuse_if_dependents(conn: sa.Connection, arn: str, label: str, checks: Sequence[tuple[str, str, str]]) -> None:
+    """checks: (kind, column, description); raise ResourceInUseException naming the first dependents found."""
+    for kind, column, description in checks:
+        found = resources.children(conn, kind=kind, **{column: arn})
+        if found:
+            names = ", ".join(r.arn for r in found[:3])
+            raise ResourceInUseException(
+                f"Cannot delete {label} {arn}: {len(found)} {description} still exist ({names}). Delete them first.")
+
+
+def listing(items: Iterable[resources.Resource], token: str | None, key: str) -> dict[str, Any]:
+    return {key: [r.body for r in items], "next_token": token}

@@ -1,0 +1,47 @@
+"""What every control function receives: the shared services and the caller's region/account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.config import Settings
+from tastemaker.store.blobs import BlobStore
+
+
+@dataclass
+class Services:
+    """Long-lived shared state of one process: settings, database engine, blob store, caches."""
+
+    settings: Settings
+    engine: sa.Engine
+    blobs: BlobStore
+    caches: dict[str, Any] = field(default_factory=dict)
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.settings.s3_endpoint_url)
+
+    @cached_property
+    def account(self) -> str:
+        return self.settings.account_id
+
+
+@dataclass
+class RequestContext:
+    """One API call: the services plus the region from the caller's credential scope."""
+
+    services: Services
+    region: str
+
+    @property
+    def account(self) -> str:
+        return self.services.settings.account_id
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.services.engine

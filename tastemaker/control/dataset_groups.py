@@ -1,0 +1,79 @@
+"""Dataset groups: CreateDatasetGroup, DescribeDatasetGroup, ListDatasetGroups, DeleteDatasetGroup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tastemaker.arns import build_arn
+from tastemaker.control.common import (
+    ACTIVE,
+    CREATE_PENDING,
+    DELETE_PENDING,
+    create_with_tags,
+    listing,
+    name_key,
+    refuse_if_dependents,
+    require_status,
+)
+from tastemaker.control.context import RequestContext
+from tastemaker.control.registry import operation
+from tastemaker.errors import InvalidInputException
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+
+KIND = "dataset_group"
+DEPENDENTS = (
+    ("dataset", "dataset_group_arn", "datasets"),
+    ("solution", "dataset_group_arn", "solutions"),
+    ("event_tracker", "dataset_group_arn", "event trackers"),
+    ("recommender", "dataset_group_arn", "recommenders"),
+    ("filter", "dataset_group_arn", "filters"),
+    ("metric_attribution", "dataset_group_arn", "metric attributions"),
+)
+
+
+@operation("CreateDatasetGroup")
+def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None = None,
+                         kms_key_arn: str | None = None, domain: str | None = None,
+                         tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    if role_arn and not kms_key_arn:
+        raise InvalidInputException("roleArn is only valid together with kmsKeyArn.")
+    arn = build_arn(KIND, ctx.region, ctx.account, name)
+    body = {"name": name, "dataset_group_arn": arn, "role_arn": role_arn, "kms_key_arn": kms_key_arn,
+            "domain": domain}
+    with ctx.engine.begin() as conn:
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+                         name_key=name_key(ctx, name), dataset_group_arn=arn)
+        queue.enqueue(conn, "activate", arn)
+    return {"dataset_group_arn": arn, "domain": domain}
+
+
+@operation("DescribeDatasetGroup")
+def describe_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        return {"dataset_group": resources.get(conn, dataset_group_arn, KIND).body}
+
+
+@operation("ListDatasetGroups")
+def list_dataset_groups(ctx: RequestContext, *, next_token: str | None = None,
+                        max_results: int | None = None) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results)
+    return listing(items, token, "dataset_groups")
+
+
+@operation("DeleteDatasetGroup")
+def delete_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
+    with ctx.engine.begin() as conn:
+        group = resources.get(conn, dataset_group_arn, KIND, lock=True)
+        require_status(group, (ACTIVE, "CREATE FAILED"), "delete the dataset group")
+        refuse_if_dependents(conn, dataset_group_arn, "dataset group", DEPENDENTS)
+        resources.update(conn, dataset_group_arn, status=DELETE_PENDING)
+        queue.enqueue(conn, "delete", dataset_group_arn)
+    return {}
+
+
+def get_active_group(conn: Any, arn: str, action: str) -> resources.Resource:
+    group = resources.get(conn, arn, KIND)
+    require_status(group, (ACTIVE,), action)
+    return group

@@ -1,0 +1,90 @@
+"""Dataset import jobs: CreateDatasetImportJob, DescribeDatasetImportJob, ListDatasetImportJobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.arns import build_arn
+from tastemaker.control.common import (
+    ACTIVE,
+    BUSY,
+    CREATE_PENDING,
+    create_with_tags,
+    listing,
+    name_key,
+    require_status,
+)
+from tastemaker.control.context import RequestContext
+from tastemaker.control.registry import operation
+from tastemaker.errors import InvalidInputException, LimitExceededException
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+from tastemaker.store.tables import resources as resources_table
+
+KIND = "dataset_import_job"
+MAX_RUNNING_IMPORTS = 5
+
+
+def check_location(ctx: RequestContext, location: str) -> None:
+    """Refuse local paths outside the import roots at once; S3 locations are checked by the job."""
+    if location.startswith(("s3://", "http://", "https://")):
+        return
+    path = Path(location.removeprefix("file://"))
+    roots = [r.resolve() for r in ctx.services.settings.import_roots]
+    if not path.is_absolute():
+        raise InvalidInputException(f"dataLocation {location} must be an s3:// URL or an absolute local path.")
+    resolved = path.resolve()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        where = ", ".join(str(r) for r in roots) or "none configured"
+        raise InvalidInputException(
+            f"Local dataLocation {location} is outside the import roots ({where}). Start the server with "
+            "--import-root DIR (repeatable) or set TASTEMAKER_IMPORT_ROOTS to allow it.")
+
+
+@operation("CreateDatasetImportJob")
+def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn: str, data_source: dict[str, Any],
+                              role_arn: str | None = None, tags: list[dict[str, str]] | None = None,
+                              import_mode: str | None = None,
+                              publish_attribution_metrics_to_s3: bool | None = None) -> dict[str, Any]:
+    location = (data_source or {}).get("data_location")
+    if not location:
+        raise InvalidInputException("dataSource.dataLocation is required: an s3:// URL or a local path.")
+    check_location(ctx, location)
+    arn = build_arn(KIND, ctx.region, ctx.account, job_name)
+    with ctx.engine.begin() as conn:
+        dataset = resources.get(conn, dataset_arn, "dataset", lock=True)
+        require_status(dataset, (ACTIVE,), "import into the dataset")
+        running = conn.execute(sa.select(sa.func.count()).select_from(resources_table).where(
+            resources_table.c.kind == KIND, resources_table.c.status.in_(BUSY))).scalar() or 0
+        if running >= MAX_RUNNING_IMPORTS:
+            raise LimitExceededException(
+                f"More than {MAX_RUNNING_IMPORTS} resources with PENDING or IN_PROGRESS status.")
+        body = {"job_name": job_name, "dataset_import_job_arn": arn, "dataset_arn": dataset_arn,
+                "data_source": {"data_location": location}, "role_arn": role_arn,
+                "import_mode": import_mode or "FULL",
+                "publish_attribution_metrics_to_s3": bool(publish_attribution_metrics_to_s3)}
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+                         name_key=name_key(ctx, job_name), dataset_group_arn=dataset.dataset_group_arn,
+                         parent_arn=dataset_arn)
+        queue.enqueue(conn, "import", arn)
+    return {"dataset_import_job_arn": arn}
+
+
+@operation("DescribeDatasetImportJob")
+def describe_dataset_import_job(ctx: RequestContext, *, dataset_import_job_arn: str) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        return {"dataset_import_job": resources.get(conn, dataset_import_job_arn, KIND).body}
+
+
+@operation("ListDatasetImportJobs")
+def list_dataset_import_jobs(ctx: RequestContext, *, dataset_arn: str | None = None, next_token: str | None = None,
+                             max_results: int | None = None) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        if dataset_arn:
+            resources.get(conn, dataset_arn, "dataset")
+        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
+                                      parent_arn=dataset_arn)
+    return listing(items, token, "dataset_import_jobs")

@@ -1,0 +1,1 @@
+"""Data: schemas, CSV -> validated Parquet, dataset tables, the event append path."""

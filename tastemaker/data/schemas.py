@@ -1,0 +1,375 @@
+"""Personalize Avro schemas: the parsed form shared by import, filters and recipes."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from tastemaker.errors import InvalidInputException
+
+# Dataset types as Personalize spells them in CreateDataset (case-insensitive on input).
+DATASET_TYPES = ("Interactions", "Items", "Users", "Actions", "Action_Interactions")
+NUMERIC_TYPES = ("int", "long", "float", "double")
+PRIMITIVE_TYPES = ("int", "long", "float", "double", "string", "boolean")
+DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
+MAX_SCHEMA_CHARS = 20000
+ID_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID")
+AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+AVRO_NAMESPACE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Avro types Personalize does not allow (flat records only), named in the error message.
+COMPLEX_TYPES = ("array", "map", "record", "enum", "fixed", "bytes")
+
+_ARROW_TYPES = {
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class SchemaField:
+    """One flat field of a schema. `avro_type` is the non-null type; `nullable` marks a union with null."""
+
+    name: str
+    avro_type: str  # 'string' | 'int' | 'long' | 'float' | 'double' | 'boolean'
+    nullable: bool = False
+    categorical: bool = False
+    textual: bool = False
+    item_name: bool = False
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.avro_type in NUMERIC_TYPES
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A parsed, validated Personalize schema."""
+
+    name: str
+    fields: tuple[SchemaField, ...] = field(default_factory=tuple)
+    namespace: str | None = None
+
+    def field(self, name: str) -> SchemaField | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parsing (CreateSchema)
+
+
+def parse_schema(text: str, domain: str | None = None) -> Schema:
+    """Parse and validate a Personalize Avro schema string; raise InvalidInputException naming the rule.
+
+    Checks the Avro shape only (record of flat, primitive or ["null", T] fields); the per-dataset rules
+    (required/reserved fields, metadata limits) are in `check_schema_for_dataset`, run at CreateDataset.
+    """
+    check_domain(domain)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputException("The schema is empty; pass an Avro record schema as a JSON string.")
+    if len(text) > MAX_SCHEMA_CHARS:
+        raise InvalidInputException(
+            f"The schema is {len(text)} characters long; the maximum is {MAX_SCHEMA_CHARS}.")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputException(f"The schema is not valid JSON: {exc}.") from None
+    if not isinstance(doc, dict):
+        raise InvalidInputException("The schema must be a JSON object with \"type\": \"record\".")
+    if doc.get("type") != "record":
+        raise InvalidInputException(
+            f"The schema's top-level \"type\" must be \"record\", not {json.dumps(doc.get('type'))}.")
+    name = doc.get("name")
+    if not isinstance(name, str) or not AVRO_NAME.match(name):
+        raise InvalidInputException(
+            f"The schema needs a \"name\" matching {AVRO_NAME.pattern} (for example \"Interactions\"); "
+            f"got {json.dumps(name)}.")
+    namespace = doc.get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not AVRO_NAMESPACE.match(namespace)):
+        raise InvalidInputException(
+            f"The schema's \"namespace\" must be a dotted Avro name such as "
+            f"\"com.amazonaws.personalize.schema\"; got {json.dumps(namespace)}.")
+    raw_fields = doc.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise InvalidInputException("The schema needs a non-empty \"fields\" list.")
+    fields = tuple(_parse_field(raw, index) for index, raw in enumerate(raw_fields))
+    _check_field_names(fields)
+    item_names = [f.name for f in fields if f.item_name]
+    if len(item_names) > 1:
+        raise InvalidInputException(
+            f"At most one field may set \"itemName\": true; found {len(item_names)}: {item_names}.")
+    return Schema(name=name, fields=fields, namespace=namespace)
+
+
+def _parse_field(raw: Any, index: int) -> SchemaField:
+    if not isinstance(raw, dict):
+        raise InvalidInputException(f"Schema field #{index + 1} must be a JSON object with \"name\" and \"type\".")
+    name = raw.get("name")
+    if not isinstance(name, str) or not AVRO_NAME.match(name):
+        raise InvalidInputException(
+            f"Schema field #{index + 1} has an invalid name {json.dumps(name)}: names must match "
+            f"{AVRO_NAME.pattern} (letters, digits and underscores, not starting with a digit).")
+    if "type" not in raw:
+        raise InvalidInputException(f"Field {name} has no \"type\".")
+    avro_type, nullable = _parse_type(name, raw["type"])
+    flags = {}
+    for flag in ("categorical", "textual", "itemName"):
+        value = raw.get(flag, False)
+        if not isinstance(value, bool):
+            raise InvalidInputException(f"Field {name}: \"{flag}\" must be true or false, not {json.dumps(value)}.")
+        flags[flag] = value
+        if value and avro_type != "string":
+            raise InvalidInputException(
+                f"Field {name}: \"{flag}\": true is only allowed on string fields, not on {avro_type}.")
+    if flags["categorical"] and flags["textual"]:
+        raise InvalidInputException(f"Field {name} cannot be both categorical and textual; choose one.")
+    return SchemaField(name=name, avro_type=avro_type, nullable=nullable, categorical=flags["categorical"],
+                       textual=flags["textual"], item_name=flags["itemName"])
+
+
+def _parse_type(name: str, spec: Any) -> tuple[str, bool]:
+    """Return (non-null type, nullable) for a field's Avro type, or raise."""
+    if isinstance(spec, list):
+        members = [_primitive_name(name, member) for member in spec]
+        others = [m for m in members if m != "null"]
+        if len(spec) != 2 or members.count("null") != 1:
+            raise InvalidInputException(
+                f"Field {name}: a union type must be exactly [\"null\", <type>] (either order); "
+                f"got {json.dumps(spec)}.")
+        return others[0], True
+    primitive = _primitive_name(name, spec)
+    if primitive == "null":
+        raise InvalidInputException(
+            f"Field {name} has type \"null\" only; use a union such as [\"null\", \"string\"] for a nullable field.")
+    return primitive, False
+
+
+def _primitive_name(name: str, spec: Any) -> str:
+    if isinstance(spec, dict) and set(spec) == {"type"} and isinstance(spec["type"], str):
+        spec = spec["type"]  # Avro also allows {"type": "string"} for a primitive
+    if isinstance(spec, dict):
+        kind = spec.get("type")
+        raise InvalidInputException(
+            f"Field {name}: type {json.dumps(kind)} is not supported; schemas must be flat "
+            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).")
+    if isinstance(spec, list):
+        raise InvalidInputException(f"Field {name}: nested unions are not supported.")
+    if spec in COMPLEX_TYPES:
+        raise InvalidInputException(
+            f"Field {name}: type \"{spec}\" is not supported; schemas must be flat "
+            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).")
+    if spec not in PRIMITIVE_TYPES and spec != "null":
+        raise InvalidInputException(
+            f"Field {name}: unknown type {json.dumps(spec)}; allowed types are {', '.join(PRIMITIVE_TYPES)}, "
+            f"null, or [\"null\", <type>].")
+    return str(spec)
+
+
+def _alnum_key(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", name).lower()
+
+
+def _check_field_names(fields: tuple[SchemaField, ...]) -> None:
+    seen: dict[str, str] = {}
+    for f in fields:
+        key = _alnum_key(f.name)
+        if key in seen:
+            other = seen[key]
+            if other == f.name:
+                raise InvalidInputException(f"Field name {f.name} appears more than once in the schema.")
+            raise InvalidInputException(
+                f"Field names {other} and {f.name} clash: names must stay distinct after removing "
+                f"non-alphanumeric characters and ignoring case.")
+        seen[key] = f.name
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dataset rules (CreateDataset / UpdateDataset)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What a required or reserved field must look like."""
+
+    types: tuple[str, ...]
+    categorical: bool | None = None  # True: must be categorical; False: must not be; None: either
+    textual: bool | None = None
+    nullable_ok: bool = True
+
+    def describe(self) -> str:
+        text = " or ".join(self.types)
+        if self.categorical:
+            text += " with \"categorical\": true"
+        if self.textual:
+            text += " with \"textual\": true"
+        if self.categorical is False:
+            text += " without \"categorical\""
+        if not self.nullable_ok:
+            text += " (not nullable)"
+        return text
+
+
+_ID = _Rule(("string",), categorical=False, textual=False, nullable_ok=False)
+_TIMESTAMP = _Rule(("long",), nullable_ok=False)
+_LONG = _Rule(("long",))
+_FLOAT = _Rule(("float", "double"))
+_STRING = _Rule(("string",))
+_CATEGORICAL = _Rule(("string",), categorical=True)
+_TEXTUAL = _Rule(("string",), textual=True)
+_EVENT_TYPE = _Rule(("string",), categorical=False)
+_EVENT_TYPE_REQUIRED = _Rule(("string",), categorical=False, nullable_ok=False)
+
+_REQUIRED: dict[str, dict[str, _Rule]] = {
+    "Interactions": {"USER_ID": _ID, "ITEM_ID": _ID, "TIMESTAMP": _TIMESTAMP},
+    "Users": {"USER_ID": _ID},
+    "Items": {"ITEM_ID": _ID},
+    "Actions": {"ACTION_ID": _ID},
+    "Action_Interactions": {"USER_ID": _ID, "ACTION_ID": _ID, "EVENT_TYPE": _EVENT_TYPE_REQUIRED,
+                            "TIMESTAMP": _TIMESTAMP},
+}
+_RESERVED: dict[str, dict[str, _Rule]] = {
+    "Interactions": {"EVENT_TYPE": _EVENT_TYPE, "EVENT_VALUE": _FLOAT, "IMPRESSION": _STRING,
+                     "RECOMMENDATION_ID": _STRING, "EVENT_ATTRIBUTION_SOURCE": _STRING},
+    "Users": {},
+    "Items": {"CREATION_TIMESTAMP": _LONG},
+    "Actions": {"CREATION_TIMESTAMP": _LONG, "VALUE": _LONG, "TYPE": _STRING, "EXPIRATION_TIMESTAMP": _LONG,
+                "REPEAT_FREQUENCY": _LONG},
+    "Action_Interactions": {"IMPRESSION": _STRING, "RECOMMENDATION_ID": _STRING},
+}
+# Domain dataset groups add required and reserved fields on top of the custom rules.
+_DOMAIN_REQUIRED: dict[tuple[str, str], dict[str, _Rule]] = {
+    ("ECOMMERCE", "Interactions"): {"EVENT_TYPE": _EVENT_TYPE_REQUIRED},
+    ("VIDEO_ON_DEMAND", "Interactions"): {"EVENT_TYPE": _EVENT_TYPE_REQUIRED},
+    ("ECOMMERCE", "Items"): {"PRICE": _FLOAT, "CATEGORY_L1": _CATEGORICAL},
+    ("VIDEO_ON_DEMAND", "Items"): {"GENRES": _CATEGORICAL, "CREATION_TIMESTAMP": _LONG},
+}
+_DOMAIN_RESERVED: dict[tuple[str, str], dict[str, _Rule]] = {
+    ("ECOMMERCE", "Items"): {"CATEGORY_L2": _CATEGORICAL, "CATEGORY_L3": _CATEGORICAL,
+                             "PRODUCT_DESCRIPTION": _TEXTUAL, "AGE_GROUP": _CATEGORICAL,
+                             "ADULT": _CATEGORICAL, "GENDER": _CATEGORICAL},
+    ("VIDEO_ON_DEMAND", "Items"): {"PRICE": _FLOAT, "DURATION": _FLOAT, "GENRE_L2": _CATEGORICAL,
+                                   "GENRE_L3": _CATEGORICAL, "AVERAGE_RATING": _FLOAT,
+                                   "PRODUCT_DESCRIPTION": _TEXTUAL, "CONTENT_OWNER": _CATEGORICAL,
+                                   "CONTENT_CLASSIFICATION": _CATEGORICAL},
+    ("VIDEO_ON_DEMAND", "Users"): {"SUBSCRIPTION_MODEL": _CATEGORICAL},
+}
+# Metadata field caps (spec 9.1). For interaction types the cap counts non-reserved fields only.
+_METADATA_LIMITS = {"Users": 25, "Items": 100, "Actions": 10, "Interactions": 5, "Action_Interactions": 5}
+MAX_TEXTUAL_FIELDS = 1
+
+
+def check_domain(domain: str | None) -> None:
+    if domain is not None and domain not in DOMAINS:
+        raise InvalidInputException(f"Unknown domain {domain!r}; valid domains are {', '.join(DOMAINS)}.")
+
+
+def normalize_dataset_type(dataset_type: str) -> str:
+    """Canonical spelling of a dataset type given in any case ("action_interactions" -> "Action_Interactions")."""
+    lookup = {t.lower(): t for t in DATASET_TYPES}
+    canonical = lookup.get(str(dataset_type).lower()) if isinstance(dataset_type, str) else None
+    if canonical is None:
+        raise InvalidInputException(
+            f"Unknown dataset type {dataset_type!r}; valid types are {', '.join(DATASET_TYPES)}.")
+    return canonical
+
+
+def id_field(dataset_type: str) -> str | None:
+    """The id column whose last record wins for Users/Items/Actions; None for interaction datasets."""
+    return {"Users": "USER_ID", "Items": "ITEM_ID", "Actions": "ACTION_ID"}.get(normalize_dataset_type(dataset_type))
+
+
+def arrow_type(f: SchemaField) -> pa.DataType:
+    """The Arrow type a field's values are stored as in Parquet."""
+    return _ARROW_TYPES[f.avro_type]
+
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    """Arrow schema of a dataset's stored columns (all nullable at the Arrow level; validation enforces it)."""
+    return pa.schema([pa.field(f.name, arrow_type(f)) for f in schema.fields])
+
+
+def check_schema_for_dataset(schema: Schema, dataset_type: str, domain: str | None) -> None:
+    """Raise InvalidInputException unless `schema` fits a dataset of `dataset_type` in a group of `domain`."""
+    dataset_type = normalize_dataset_type(dataset_type)
+    check_domain(domain)
+    if domain is not None and dataset_type in ("Actions", "Action_Interactions"):
+        raise InvalidInputException(
+            f"{dataset_type} datasets cannot be created in a domain dataset group ({domain}); "
+            f"use a custom dataset group.")
+    where = f"{dataset_type} schema" + (f" ({domain} domain)" if domain else "")
+    required = dict(_REQUIRED[dataset_type])
+    reserved = dict(_RESERVED[dataset_type])
+    if domain is not None:
+        required.update(_DOMAIN_REQUIRED.get((domain, dataset_type), {}))
+        reserved.update(_DOMAIN_RESERVED.get((domain, dataset_type), {}))
+    missing = [name for name in required if schema.field(name) is None]
+    if missing:
+        raise InvalidInputException(f"The {where} is missing required field(s): {', '.join(missing)}.")
+    for name, rule in {**reserved, **required}.items():
+        f = schema.field(name)
+        if f is not None:
+            _check_rule(f, rule, where, "required" if name in required else "reserved")
+    for f in schema.fields:
+        if f.textual and dataset_type != "Items":
+            raise InvalidInputException(f"Field {f.name}: textual fields are only allowed in Items schemas.")
+        if f.item_name and dataset_type != "Items":
+            raise InvalidInputException(f"Field {f.name}: \"itemName\" is only allowed in Items schemas.")
+    _check_metadata(schema, dataset_type, where, set(required) | set(reserved))
+
+
+def _check_rule(f: SchemaField, rule: _Rule, where: str, kind: str) -> None:
+    ok = (f.avro_type in rule.types
+          and (rule.nullable_ok or not f.nullable)
+          and (rule.categorical is None or f.categorical == rule.categorical)
+          and (rule.textual is None or f.textual == rule.textual))
+    if not ok:
+        actual = ("[\"null\", \"%s\"]" % f.avro_type) if f.nullable else f.avro_type
+        if f.categorical:
+            actual += " categorical"
+        if f.textual:
+            actual += " textual"
+        raise InvalidInputException(
+            f"Field {f.name} is {kind} in the {where} and must be {rule.describe()}; it is {actual}.")
+
+
+def _check_metadata(schema: Schema, dataset_type: str, where: str, known: set[str]) -> None:
+    if dataset_type in ("Interactions", "Action_Interactions"):
+        extra = [f.name for f in schema.fields if f.name not in known]
+        limit = _METADATA_LIMITS[dataset_type]
+        if len(extra) > limit:
+            raise InvalidInputException(
+                f"The {where} has {len(extra)} non-reserved metadata fields ({', '.join(extra)}); "
+                f"the maximum is {limit}.")
+        return
+    key = id_field(dataset_type)
+    metadata = [f for f in schema.fields if f.name != key]
+    limit = _METADATA_LIMITS[dataset_type]
+    if len(metadata) > limit:
+        raise InvalidInputException(
+            f"The {where} has {len(metadata)} metadata fields besides {key}; the maximum is {limit}.")
+    textual = [f.name for f in metadata if f.textual]
+    if len(textual) > MAX_TEXTUAL_FIELDS:
+        raise InvalidInputException(
+            f"The {where} has {len(textual)} textual fields ({', '.join(textual)}); at most "
+            f"{MAX_TEXTUAL_FIELDS} is allowed.")
+    usable = [f for f in metadata if f.avro_type != "string" or f.categorical or f.textual]
+    if not usable:
+        raise InvalidInputException(
+            f"The {where} needs at least one metadata field besides {key}: a categorical"
+            + (" or textual" if dataset_type == "Items" else "")
+            + " string (\"categorical\": true) or a numeric or boolean field. Plain string fields are "
+            "ignored in training.")

@@ -1,0 +1,93 @@
+"""One error hierarchy; each class's `code` is the AWS error name the wire reports."""
+
+from __future__ import annotations
+
+
+class TastemakerError(Exception):
+    """Base of every error that reaches a client. `code` is the AWS error name, `status` the HTTP status."""
+
+    code = "InternalFailure"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputException(TastemakerError):
+    code = "InvalidInputException"
+    status = 400
+
+
+class ResourceNotFoundException(TastemakerError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class ResourceAlreadyExistsException(TastemakerError):
+    code = "ResourceAlreadyExistsException"
+    status = 400
+
+
+class ResourceInUseException(TastemakerError):
+    code = "ResourceInUseException"
+    status = 409
+
+
+class LimitExceededException(TastemakerError):
+    code = "LimitExceededException"
+    status = 400
+
+
+class InvalidNextTokenException(TastemakerError):
+    code = "InvalidNextTokenException"
+    status = 400
+
+
+class TooManyTagsException(TastemakerError):
+    code = "TooManyTagsException"
+    status = 400
+
+
+class TooManyTagKeysException(TastemakerError):
+    code = "TooManyTagKeysException"
+    status = 400
+
+
+class NotImplementedOperation(TastemakerError):
+    """An operation of the service model that Tastemaker has not built yet."""
+
+    code = "NotImplementedException"
+    status = 501
+
+
+# Authentication failures: HTTP 403 with the codes boto3 users know.
+class AuthError(TastemakerError):
+    status = 403
+
+
+class MissingAuthenticationTokenException(AuthError):
+    code = "MissingAuthenticationTokenException"
+
+
+class IncompleteSignatureException(AuthError):
+    code = "IncompleteSignatureException"
+
+
+class InvalidSignatureException(AuthError):
+    code = "InvalidSignatureException"
+
+
+class UnrecognizedClientException(AuthError):
+    code = "UnrecognizedClientException"
+
+
+class SignatureExpiredException(AuthError):
+    """Request timestamp too far from the server's clock (AWS answers InvalidSignatureException)."""
+
+    code = "InvalidSignatureException"
+
+
+class InternalFailure(TastemakerError):
+    code = "InternalFailure"
+    status = 500

@@ -1,0 +1,134 @@
+"""Task functions of the job queue: activation, deletion and dataset import."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS
+from tastemaker.control.context import Services
+from tastemaker.jobs.queue import Job
+from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.store import keys, resources
+from tastemaker.store.tables import dataset_parts
+
+log = logging.getLogger("tastemaker.jobs")
+
+
+def set_status(services: Services, arn: str, status: str, **changes: object) -> None:
+    with services.engine.begin() as conn:
+        resources.update(conn, arn, status=status, changes=changes)
+
+
+@task("activate")
+def activate(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """Resources with nothing to build: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE."""
+    set_status(services, job.resource_arn, CREATE_IN_PROGRESS)
+    set_status(services, job.resource_arn, ACTIVE)
+
+
+@task("delete", failed_status="DELETE FAILED")
+def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """DELETE PENDING -> DELETE IN_PROGRESS -> gone, removing the resource's blobs."""
+    with services.engine.begin() as conn:
+        res = resources.find(conn, job.resource_arn)
+        if res is None:
+            return
+        resources.update(conn, job.resource_arn, status=DELETE_IN_PROGRESS)
+    prefix = blob_prefix_of(res)
+    with services.engine.begin() as conn:
+        resources.delete(conn, job.resource_arn)
+    if prefix:
+        services.blobs.delete_prefix(prefix)
+
+
+def blob_prefix_of(res: resources.Resource) -> str | None:
+    sid = res.body.get("storage_id")
+    if not sid:
+        return None
+    if res.kind == "dataset":
+        return keys.dataset_prefix(sid)
+    if res.kind in ("solution_version",):
+        return keys.model_prefix(sid)
+    return keys.job_output_prefix(sid)
+
+
+@task("import")
+def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """Validate CSV files into Parquet parts, upload them, then switch the dataset's data in one transaction."""
+    from tastemaker.control.schemas import load_schema
+    from tastemaker.data.csv_import import CsvImportError, import_csv
+    from tastemaker.data.schemas import normalize_dataset_type
+    from tastemaker.data.sources import DataLocationError, resolve_data_location
+
+    started = time.time()
+    with services.engine.begin() as conn:
+        import_job = resources.get(conn, job.resource_arn, "dataset_import_job")
+        dataset = resources.get(conn, import_job.body["dataset_arn"], "dataset")
+        _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
+        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+    dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
+    location = import_job.body["data_source"]["data_location"]
+    mode = import_job.body.get("import_mode", "FULL")
+    # The job's own blob folder: a retry after a crash starts it afresh.
+    batch_prefix = keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk", job.resource_arn.rsplit("/", 1)[-1])
+    services.blobs.delete_prefix(batch_prefix)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-import-", dir=_tmp_root(services)))
+    try:
+        try:
+            sources = resolve_data_location(location, import_roots=services.settings.import_roots,
+                                            s3_client_factory=services.s3_client)
+            result = import_csv(sources, schema, dataset_type, workdir)
+        except (CsvImportError, DataLocationError) as exc:
+            raise JobFailed(exc.reason) from exc
+        if result.rows == 0:
+            raise JobFailed(f"No data rows found at {location}.")
+        uploaded = []
+        for path in result.files:
+            key = batch_prefix + f"{uuid.uuid4().hex[:8]}-{path.name}"
+            services.blobs.put_file(key, path)
+            uploaded.append((key, _rows_in(path)))
+    except BaseException:
+        services.blobs.delete_prefix(batch_prefix)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    replaced: list[str] = []
+    with services.engine.begin() as conn:
+        resources.get(conn, dataset.arn, "dataset", lock=True)
+        if mode == "FULL":
+            replaced = [r.blob_key for r in conn.execute(sa.select(dataset_parts.c.blob_key).where(
+                dataset_parts.c.dataset_arn == dataset.arn, dataset_parts.c.origin == "BULK"))]
+            conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == dataset.arn,
+                                                      dataset_parts.c.origin == "BULK"))
+        for key, rows in uploaded:
+            conn.execute(dataset_parts.insert().values(dataset_arn=dataset.arn, origin="BULK", blob_key=key,
+                                                       rows=rows, job_arn=job.resource_arn,
+                                                       created_at=resources.now()))
+        resources.update(conn, job.resource_arn, status=ACTIVE,
+                         changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
+        resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
+    for key in replaced:
+        try:
+            services.blobs.delete(key)
+        except Exception:  # noqa: BLE001 - an orphaned old part costs space, never correctness
+            log.warning("could not delete replaced part %s", key)
+
+
+def _rows_in(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _tmp_root(services: Services) -> str:
+    root = services.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)

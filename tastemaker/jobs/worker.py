@@ -1,0 +1,156 @@
+"""Job runner threads: claim jobs, keep their heartbeat, run the task, record the outcome, recover orphans."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tastemaker.control.context import Services
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+
+log = logging.getLogger("tastemaker.jobs")
+
+
+class JobFailed(Exception):
+    """A task's expected failure; `reason` becomes the resource's failureReason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class JobStopped(Exception):
+    """The task noticed a stop request and ended early."""
+
+
+@dataclass
+class TaskSpec:
+    run: Callable[[Services, queue.Job, Callable[[], bool]], None]
+    failed_status: str = "CREATE FAILED"
+    stopped_status: str | None = None
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def task(kind: str, *, failed_status: str = "CREATE FAILED", stopped_status: str | None = None) -> Callable:
+    """Register a task function for a job kind."""
+
+    def register(fn: Callable[[Services, queue.Job, Callable[[], bool]], None]) -> Callable:
+        TASKS[kind] = TaskSpec(fn, failed_status, stopped_status)
+        return fn
+
+    return register
+
+
+def mark_failed(services: Services, job: queue.Job, reason: str, *, status: str | None = None) -> None:
+    spec = TASKS.get(job.kind)
+    with services.engine.begin() as conn:
+        queue.finish(conn, job.id, error=reason)
+        res = resources.find(conn, job.resource_arn)
+        if res is not None:
+            resources.update(conn, job.resource_arn, status=status or (spec.failed_status if spec else "CREATE FAILED"),
+                             changes={"failure_reason": reason[:1000]})
+
+
+def run_one(services: Services, job: queue.Job) -> None:
+    """Run a claimed job to its end, with a heartbeat thread that also carries stop requests."""
+    spec = TASKS.get(job.kind)
+    if spec is None:
+        mark_failed(services, job, f"No task is registered for job kind {job.kind}.")
+        return
+    stop = threading.Event()
+    cancel = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(1.0, services.settings.job_stale_seconds / 5)):
+            try:
+                if queue.heartbeat(services.engine, job.id):
+                    cancel.set()
+            except Exception:
+                log.exception("heartbeat failed for job %s", job.id)
+
+    beater = threading.Thread(target=beat, name=f"beat-{job.id}", daemon=True)
+    beater.start()
+    try:
+        spec.run(services, job, cancel.is_set)
+        with services.engine.begin() as conn:
+            queue.finish(conn, job.id)
+    except JobStopped:
+        with services.engine.begin() as conn:
+            queue.finish(conn, job.id)
+            if spec.stopped_status and resources.find(conn, job.resource_arn):
+                resources.update(conn, job.resource_arn, status=spec.stopped_status)
+    except JobFailed as exc:
+        mark_failed(services, job, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - every crash must end the resource, never leave it running
+        log.error("job %s (%s) crashed:\n%s", job.id, job.kind, traceback.format_exc())
+        mark_failed(services, job, f"Internal error: {type(exc).__name__}: {exc}")
+    finally:
+        stop.set()
+
+
+def recover_orphans(services: Services) -> int:
+    """Requeue (or fail, after max attempts) jobs whose worker died; returns how many were handled."""
+    lost = queue.orphaned(services.engine, services.settings.job_stale_seconds)
+    for job in lost:
+        if job.attempts < job.max_attempts:
+            with services.engine.begin() as conn:
+                queue.requeue(conn, job.id)
+            log.warning("requeued job %s (%s) after its worker died", job.id, job.kind)
+        else:
+            mark_failed(services, job, f"The job was interrupted {job.attempts} times (its worker process died "
+                                       "or stopped responding); giving up. Start a new one.")
+    return len(lost)
+
+
+class JobRunner:
+    """Worker threads inside one process (`serve` embeds one; `tastemaker worker` runs one alone)."""
+
+    def __init__(self, services: Services, threads: int) -> None:
+        self.services = services
+        self.threads = threads
+        self.identity = queue.worker_identity()
+        self._stop = threading.Event()
+        self._pool: list[threading.Thread] = []
+
+    def start(self) -> None:
+        import tastemaker.jobs.tasks  # noqa: F401 - registers the task functions
+
+        recover_orphans(self.services)
+        for index in range(self.threads):
+            thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
+            thread.start()
+            self._pool.append(thread)
+        sweeper = threading.Thread(target=self._sweep, name="job-sweeper", daemon=True)
+        sweeper.start()
+        self._pool.append(sweeper)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._pool:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        poll = self.services.settings.job_poll_seconds
+        while not self._stop.is_set():
+            try:
+                job = queue.claim(self.services.engine, self.identity)
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                self._stop.wait(poll)
+                continue
+            run_one(self.services, job)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):
+            try:
+                recover_orphans(self.services)
+            except Exception:
+                log.exception("orphan recovery failed")

@@ -1,0 +1,271 @@
+"""SASRec network: torch training (imported lazily) and a numpy forward pass for inference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Catalogues above this size train with sampled softmax instead of the full cross-entropy.
+FULL_SOFTMAX_MAX_ITEMS = 50_000
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Shape and training settings of one SASRec network."""
+
+    hidden_dimension: int = 64
+    num_blocks: int = 2
+    num_heads: int = 1
+    max_sequence_length: int = 200
+    dropout: float = 0.2
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 40
+    negative_samples: int = 2048
+
+    def weight_names(self) -> list[str]:
+        names = ["item_embedding", "position_embedding"]
+        for b in range(self.num_blocks):
+            names += [f"block{b}.{part}" for part in BLOCK_PARTS]
+        return names + ["final_norm.weight", "final_norm.bias"]
+
+
+BLOCK_PARTS = (
+    "norm1.weight", "norm1.bias", "qkv.weight", "qkv.bias", "out.weight", "out.bias",
+    "norm2.weight", "norm2.bias", "ff1.weight", "ff1.bias", "ff2.weight", "ff2.bias",
+)
+
+
+def build_windows(
+    sequences: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None, max_len: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut each item sequence (oldest first) into left-padded training windows, newest window first.
+
+    Returns tokens (N, max_len) with item index + 1 and 0 for padding, targets (N, max_len) with the
+    next item index or -1, and per-target loss weights. Long histories give several windows so that
+    no interaction is wasted.
+    """
+    starts: list[tuple[int, int, int]] = []
+    for u, seq in enumerate(sequences):
+        end = len(seq)
+        while end >= 2:
+            begin = max(0, end - max_len - 1)
+            starts.append((u, begin, end))
+            end = begin + 1 if begin > 0 else 0
+    n = len(starts)
+    tokens = np.zeros((n, max_len), dtype=np.int64)
+    targets = np.full((n, max_len), -1, dtype=np.int64)
+    loss_w = np.zeros((n, max_len), dtype=np.float32)
+    for row, (u, begin, end) in enumerate(starts):
+        chunk = np.asarray(sequences[u][begin:end], dtype=np.int64)
+        width = len(chunk) - 1
+        tokens[row, max_len - width:] = chunk[:-1] + 1
+        targets[row, max_len - width:] = chunk[1:]
+        loss_w[row, max_len - width:] = 1.0 if weights is None else weights[u][begin + 1:end]
+    return tokens, targets, loss_w
+
+
+def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untyped-def]
+    """The torch module, built inside a function so that importing this file never needs torch."""
+    nn = torch.nn
+    functional = torch.nn.functional
+    d, heads = cfg.hidden_dimension, cfg.num_heads
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm1 = nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.out = nn.Linear(d, d)
+            self.norm2 = nn.LayerNorm(d)
+            self.ff1 = nn.Linear(d, d)
+            self.ff2 = nn.Linear(d, d)
+            self.drop = nn.Dropout(cfg.dropout)
+
+        def forward(self, x, attn_mask):  # type: ignore[no-untyped-def]
+            b, length, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)
+            q, k, v = (t.view(b, length, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+            att = functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=cfg.dropout if self.training else 0.0
+            )
+            x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
+            h = self.ff2(self.drop(functional.gelu(self.ff1(self.norm2(x)), approximate="tanh")))
+            return x + self.drop(h)
+
+    class SasRec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+            self.position_embedding = nn.Embedding(cfg.max_sequence_length, d)
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.num_blocks))
+            self.final_norm = nn.LayerNorm(d)
+            self.drop = nn.Dropout(cfg.dropout)
+            nn.init.normal_(self.item_embedding.weight, std=d**-0.5)
+            nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
+            with torch.no_grad():
+                self.item_embedding.weight[0].zero_()
+
+        def forward(self, tokens):  # type: ignore[no-untyped-def]
+            length = tokens.shape[1]
+            real = tokens > 0
+            positions = torch.arange(cfg.max_sequence_length - length, cfg.max_sequence_length)
+            x = self.item_embedding(tokens) * math.sqrt(d) + self.position_embedding(positions)
+            x = self.drop(x) * real.unsqueeze(-1)
+            causal = torch.ones(length, length, dtype=torch.bool).tril()
+            # Queries see earlier real items and themselves (so padded rows never see an empty set).
+            mask = (causal & real[:, None, :]) | torch.eye(length, dtype=torch.bool)
+            mask = mask[:, None, :, :]
+            for block in self.blocks:
+                x = block(x, mask) * real.unsqueeze(-1)
+            return self.final_norm(x)
+
+    return SasRec()
+
+
+def train_network(
+    sequences: Sequence[np.ndarray],
+    n_items: int,
+    cfg: NetConfig,
+    *,
+    weights: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_stop: Callable[[], Exception] | None = None,
+) -> dict[str, np.ndarray]:
+    """Train SASRec on per-user item sequences; returns the weights as float32 numpy arrays."""
+    import torch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = _make_module(torch, n_items, cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.98))
+    tokens, targets, loss_w = build_windows(sequences, weights, cfg.max_sequence_length)
+    if len(tokens) == 0:
+        raise ValueError("no user has at least two interactions, so there is nothing to learn from")
+    sampled = n_items > FULL_SOFTMAX_MAX_ITEMS
+    n_batches = math.ceil(len(tokens) / cfg.batch_size)
+    for epoch in range(cfg.epochs):
+        if should_stop is not None and should_stop():
+            raise on_stop() if on_stop is not None else RuntimeError("training stopped")
+        model.train()
+        order = rng.permutation(len(tokens))
+        for b in range(n_batches):
+            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            batch_tokens = tokens[rows]
+            first_col = int(np.argmax(batch_tokens.any(axis=0)))  # trim columns that are padding only
+            tok = torch.from_numpy(batch_tokens[:, first_col:])
+            tgt = torch.from_numpy(targets[rows, first_col:])
+            w = torch.from_numpy(loss_w[rows, first_col:])
+            hidden = model(tok)
+            valid = tgt >= 0
+            h, y, wv = hidden[valid], tgt[valid], w[valid]
+            items = model.item_embedding.weight[1:]
+            if sampled:
+                loss = _sampled_softmax_loss(torch, h, y, items, cfg.negative_samples, rng)
+            else:
+                loss = torch.nn.functional.cross_entropy(h @ items.T, y, reduction="none")
+            loss = (loss * wv).sum() / wv.sum().clamp_min(1e-6)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if progress is not None:
+            progress((epoch + 1) / cfg.epochs)
+    state = model.state_dict()
+    out: dict[str, np.ndarray] = {}
+    for name in cfg.weight_names():
+        key = name.replace("block", "blocks.", 1) if name.startswith("block") else name
+        key = key + ".weight" if name in ("item_embedding", "position_embedding") else key
+        out[name] = state[key].detach().numpy().astype(np.float32, copy=True)
+    return out
+
+
+def _sampled_softmax_loss(torch, h, y, items, n_neg: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """Cross-entropy over the true item plus shared uniform negatives (accidental hits masked out)."""
+    negatives = torch.from_numpy(rng.integers(0, items.shape[0], size=n_neg))
+    pos_logit = (h * items[y]).sum(-1, keepdim=True)
+    neg_logits = h @ items[negatives].T
+    neg_logits = neg_logits.masked_fill(negatives[None, :] == y[:, None], float("-inf"))
+    logits = torch.cat([pos_logit, neg_logits], dim=1)
+    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(y), reduction="none")
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-5) * weight + bias
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.float32(math.sqrt(2.0 / math.pi)) * (x + 0.044715 * x**3)))
+
+
+def encode_histories(
+    weights: dict[str, np.ndarray], cfg: NetConfig, histories: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Numpy forward pass: the final hidden state after each history's newest item, (B, d) float32.
+
+    Histories are item indices, oldest first; only the newest max_sequence_length are used. Empty
+    histories give a zero row (the caller decides what to do for them).
+    """
+    max_len, d, heads = cfg.max_sequence_length, cfg.hidden_dimension, cfg.num_heads
+    trimmed = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories]
+    width = max((len(h) for h in trimmed), default=0)
+    out = np.zeros((len(trimmed), d), dtype=np.float32)
+    if width == 0:
+        return out
+    tokens = np.zeros((len(trimmed), width), dtype=np.int64)
+    for i, h in enumerate(trimmed):
+        if len(h):
+            tokens[i, width - len(h):] = h + 1
+    real = tokens > 0
+    x = weights["item_embedding"][tokens] * np.float32(math.sqrt(d))
+    x = (x + weights["position_embedding"][max_len - width:]) * real[..., None]
+    causal = np.tril(np.ones((width, width), dtype=bool))
+    mask = (causal[None] & real[:, None, :]) | np.eye(width, dtype=bool)[None]
+    bias = np.where(mask, np.float32(0.0), np.float32(-np.inf))[:, None]  # (B, 1, L, L)
+    head_dim = d // heads
+    for b in range(cfg.num_blocks):
+        p = {part: weights[f"block{b}.{part}"] for part in BLOCK_PARTS}
+        qkv = _layer_norm(x, p["norm1.weight"], p["norm1.bias"]) @ p["qkv.weight"].T + p["qkv.bias"]
+        q, k, v = (
+            qkv[..., i * d:(i + 1) * d].reshape(len(x), width, heads, head_dim).transpose(0, 2, 1, 3)
+            for i in range(3)
+        )
+        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(head_dim)) + bias
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        att = (scores / scores.sum(-1, keepdims=True)) @ v
+        x = x + att.transpose(0, 2, 1, 3).reshape(len(x), width, d) @ p["out.weight"].T + p["out.bias"]
+        h = _layer_norm(x, p["norm2.weight"], p["norm2.bias"]) @ p["ff1.weight"].T + p["ff1.bias"]
+        x = (x + _gelu_tanh(h) @ p["ff2.weight"].T + p["ff2.bias"]) * real[..., None]
+    last = _layer_norm(x[:, -1], weights["final_norm.weight"], weights["final_norm.bias"])
+    nonempty = np.array([len(h) > 0 for h in trimmed])
+    out[nonempty] = last[nonempty].astype(np.float32)
+    return out
+
+
+def torch_forward_last(weights: dict[str, np.ndarray], cfg: NetConfig, histories: Sequence[np.ndarray]):  # type: ignore[no-untyped-def]
+    """The same encoding through the torch module (used by tests to check the numpy pass)."""
+    import torch
+
+    n_items = weights["item_embedding"].shape[0] - 1
+    model = _make_module(torch, n_items, cfg)
+    state = {}
+    for name, arr in weights.items():
+        key = name.replace("block", "blocks.", 1) if name.startswith("block") else name
+        key = key + ".weight" if name in ("item_embedding", "position_embedding") else key
+        state[key] = torch.from_numpy(arr)
+    model.load_state_dict(state)
+    model.eval()
+    trimmed = [np.asarray(h, dtype=np.int64)[-cfg.max_sequence_length:] for h in histories]
+    width = max(len(h) for h in trimmed)
+    tokens = np.zeros((len(trimmed), width), dtype=np.int64)
+    for i, h in enumerate(trimmed):
+        tokens[i, width - len(h):] = h + 1
+    with torch.no_grad():
+        return model(torch.from_numpy(tokens))[:, -1].numpy()

@@ -1,0 +1,86 @@
+"""SQLAlchemy table definitions of the metadata store (the Alembic migrations create the same)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Every Personalize resource is one row: its status and its Describe document (snake_case JSON).
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("arn", sa.String(256), nullable=False, unique=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("name_key", sa.String(300), nullable=True),  # account/region/name for uniqueness
+    sa.Column("dataset_group_arn", sa.String(256), nullable=True, index=True),
+    sa.Column("parent_arn", sa.String(256), nullable=True, index=True),
+    sa.Column("status", sa.String(40), nullable=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("kind", "name_key", name="uq_resources_kind_name"),
+)
+sa.Index("ix_resources_kind_seq", resources.c.kind, resources.c.seq)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("arn", sa.String(256), primary_key=True),
+    sa.Column("tag_key", sa.String(128), primary_key=True),
+    sa.Column("tag_value", sa.String(256), nullable=False),
+)
+
+# Parquet parts that make up a dataset's data; a FULL import swaps its BULK parts in one transaction.
+dataset_parts = sa.Table(
+    "dataset_parts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_arn", sa.String(256), nullable=False, index=True),
+    sa.Column("origin", sa.String(8), nullable=False),  # BULK | PUT
+    sa.Column("blob_key", sa.String(512), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("job_arn", sa.String(256), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# The durable job queue: imports, training, batch jobs, deletes.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("resource_arn", sa.String(256), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # queued | running | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer, nullable=False, default=2),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("heartbeat_at", sa.Float, nullable=True),
+    sa.Column("run_after", sa.Float, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Real-time events (PutEvents) in arrival order, the durable source for training and filters.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_arn", sa.String(256), nullable=False),
+    sa.Column("event_id", sa.String(256), nullable=False),
+    sa.Column("session_id", sa.String(256), nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=True),
+    sa.Column("item_id", sa.String(256), nullable=True),
+    sa.Column("event_type", sa.String(256), nullable=False),
+    sa.Column("event_value", sa.Float, nullable=True),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),  # the full row in schema field names
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("dataset_group_arn", "event_id", name="uq_events_group_event_id"),
+)
+sa.Index("ix_events_group_user", events.c.dataset_group_arn, events.c.user_id)
+sa.Index("ix_events_group_session", events.c.dataset_group_arn, events.c.session_id)

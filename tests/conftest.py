@@ -1,0 +1,80 @@
+"""Shared fixtures: a moto S3 server, and CI-aware access to PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get("TASTEMAKER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TASTEMAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def need_service(name: str, how: str, reachable: bool, detail: str = "") -> None:
+    """Skip outside CI when a real service is missing; fail under CI=true, where it is mandatory."""
+    if reachable:
+        return
+    message = f"{name} is not reachable ({detail}). {how}"
+    if IN_CI:
+        pytest.fail(f"CI=true makes the {name} tests mandatory: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """A real S3 protocol endpoint (moto's server mode) on a free loopback port; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def s3_bucket(moto_s3: str) -> str:
+    """A fresh, empty bucket on the moto server."""
+    import boto3
+
+    name = f"tm-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a fresh PostgreSQL database; mandatory under CI, skipped elsewhere when unreachable."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            name = f"tm_test_{uuid.uuid4().hex[:10]}"
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+        need_service("PostgreSQL", "Start it on 127.0.0.1:5432 (trust auth) or set TASTEMAKER_TEST_POSTGRES_URL.",
+                     False, str(exc).splitlines()[0])
+        raise
+    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a Redis database for tests; mandatory under CI, skipped elsewhere when unreachable."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        need_service("Redis", "Start it on 127.0.0.1:6379 or set TASTEMAKER_TEST_REDIS_URL.", False, str(exc))
+    return REDIS_URL

@@ -1,0 +1,41 @@
+"""A live Tastemaker server and boto3 clients for end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tastemaker.cli.local_server import LocalServer
+
+
+@pytest.fixture(scope="session")
+def import_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("import-root")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, moto_s3: str) -> Iterator[LocalServer]:
+    data_dir = tmp_path_factory.mktemp("server")
+    srv = LocalServer(data_dir, import_roots=[import_root],
+                      env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "TASTEMAKER_JOB_STALE_SECONDS": "3",
+                           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def personalize(server: LocalServer):  # type: ignore[no-untyped-def]
+    return server.client("personalize")
+
+
+@pytest.fixture(scope="session")
+def runtime(server: LocalServer):  # type: ignore[no-untyped-def]
+    return server.client("personalize-runtime")
+
+
+@pytest.fixture(scope="session")
+def events(server: LocalServer):  # type: ignore[no-untyped-def]
+    return server.client("personalize-events")

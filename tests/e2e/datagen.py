@@ -1,0 +1,82 @@
+"""Small generated Personalize-shaped data for end-to-end tests (users in taste clusters, items in genres)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "SciFi"]
+
+INTERACTIONS_SCHEMA = {
+    "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_TYPE", "type": "string"},
+        {"name": "EVENT_VALUE", "type": ["null", "float"]},
+    ],
+    "version": "1.0",
+}
+ITEMS_SCHEMA = {
+    "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "GENRES", "type": ["null", "string"], "categorical": True},
+        {"name": "PRICE", "type": ["null", "float"]},
+        {"name": "CREATION_TIMESTAMP", "type": "long"},
+        {"name": "DESCRIPTION", "type": ["null", "string"], "textual": True},
+    ],
+    "version": "1.0",
+}
+USERS_SCHEMA = {
+    "type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "AGE", "type": "int"},
+        {"name": "MEMBERSHIP", "type": "string", "categorical": True},
+    ],
+    "version": "1.0",
+}
+
+
+def schema_json(schema: dict) -> str:
+    return json.dumps(schema)
+
+
+def write_dataset(folder: Path, *, users: int = 120, items: int = 90, per_user: int = 25, seed: int = 7,
+                  event_types: tuple[str, ...] = ("click", "watch")) -> dict[str, Path]:
+    """Write interactions.csv, items.csv and users.csv with taste structure; return their paths."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    item_genre = [GENRES[i % len(GENRES)] for i in range(items)]
+    user_genre = [GENRES[u % len(GENRES)] for u in range(users)]
+    base = 1_700_000_000
+    paths = {"interactions": folder / "interactions.csv", "items": folder / "items.csv",
+             "users": folder / "users.csv"}
+    with paths["interactions"].open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"])
+        for u in range(users):
+            liked = [i for i in range(items) if item_genre[i] == user_genre[u]]
+            others = [i for i in range(items) if item_genre[i] != user_genre[u]]
+            for k in range(per_user):
+                pool = liked if rng.random() < 0.8 else others
+                item = int(rng.choice(pool))
+                out.writerow([f"u{u}", f"i{item}", base + u * 1000 + k * 10, event_types[k % len(event_types)],
+                              f"{rng.integers(1, 6)}.0"])
+    with paths["items"].open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["ITEM_ID", "GENRES", "PRICE", "CREATION_TIMESTAMP", "DESCRIPTION"])
+        for i in range(items):
+            out.writerow([f"i{i}", item_genre[i], f"{5 + i % 20}.5", base - i * 3600,
+                          f"A {item_genre[i].lower()} story number {i}"])
+    with paths["users"].open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["USER_ID", "AGE", "MEMBERSHIP"])
+        for u in range(users):
+            out.writerow([f"u{u}", 18 + u % 50, "gold" if u % 3 == 0 else "basic"])
+    return paths
