@@ -41,6 +41,12 @@ EXTRA_LIMITS: dict[tuple[str, str], dict[str, int]] = {
     ("GetPersonalizedRanking", "inputList"): {"max": 500},
 }
 
+# Tastemaker extensions that widen a model pattern, by shape name: import and batch locations may also be
+# local paths or file:// URLs (the server still confines them to its configured import roots).
+PATTERN_OVERRIDES: dict[str, str] = {
+    "S3Location": r"(s3|http|https|file)://.+|/.+",
+}
+
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _SHOWN_CHARS = 200  # values longer than this are cut in messages
@@ -132,7 +138,7 @@ class _StringNode(_Node):
         meta = shape.metadata
         self.low: int | None = meta.get("min")
         self.high: int | None = meta.get("max")
-        self.pattern_text: str | None = meta.get("pattern")
+        self.pattern_text: str | None = PATTERN_OVERRIDES.get(shape.name, meta.get("pattern"))
         self.pattern = java_pattern(self.pattern_text) if self.pattern_text else None
         enum = meta.get("enum")
         self.enum = frozenset(enum) if enum else None

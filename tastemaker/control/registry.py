@@ -30,11 +30,11 @@ def load_all() -> dict[str, Callable[..., Any]]:
         "tastemaker.control.datasets",
         "tastemaker.control.import_jobs",
         "tastemaker.control.tags",
+        "tastemaker.control.solutions",
     ):
         importlib.import_module(module)
     for optional in (
         "tastemaker.control.recipes",
-        "tastemaker.control.solutions",
         "tastemaker.control.campaigns",
         "tastemaker.control.recommenders",
         "tastemaker.control.event_trackers",

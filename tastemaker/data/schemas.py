@@ -337,7 +337,7 @@ def _check_rule(f: SchemaField, rule: _Rule, where: str, kind: str) -> None:
           and (rule.categorical is None or f.categorical == rule.categorical)
           and (rule.textual is None or f.textual == rule.textual))
     if not ok:
-        actual = ("[\"null\", \"%s\"]" % f.avro_type) if f.nullable else f.avro_type
+        actual = f'["null", "{f.avro_type}"]' if f.nullable else f.avro_type
         if f.categorical:
             actual += " categorical"
         if f.textual:

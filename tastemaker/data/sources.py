@@ -216,7 +216,7 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 def _local_source(real: Path, name: str) -> CsvSource:
     def open_file() -> BinaryIO:
         try:
-            return open(real, "rb")  # noqa: SIM115 - the importer closes it
+            return open(real, "rb")
         except OSError as exc:
             raise DataLocationError(f"Invalid Data location. Cannot read {name}: {exc.strerror}.") from None
 

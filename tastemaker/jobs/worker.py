@@ -120,6 +120,7 @@ class JobRunner:
 
     def start(self) -> None:
         import tastemaker.jobs.tasks  # noqa: F401 - registers the task functions
+        import tastemaker.jobs.training  # noqa: F401
 
         recover_orphans(self.services)
         for index in range(self.threads):

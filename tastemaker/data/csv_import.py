@@ -1,0 +1,444 @@
+"""Bulk import: stream CSV files, validate every value against the schema, write Parquet part files.
+
+Line numbers in failure reasons are physical lines of the file (header = line 1). They stay exact with
+quoted values that span lines and with blank lines (which are skipped), because the error path re-reads
+the file with Python's csv module to map record numbers to lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from tastemaker.data.schemas import ID_FIELDS, Schema, SchemaField, arrow_schema, normalize_dataset_type
+from tastemaker.data.sources import CsvSource
+
+BLOCK_SIZE = 32 << 20  # bytes of CSV parsed per batch: about 1M interaction rows
+DEFAULT_ROWS_PER_FILE = 3_000_000
+MAX_ID_CHARS = 256
+MAX_CATEGORICAL_CHARS = 1000  # whole cell, pipes included (also IMPRESSION)
+MAX_TEXTUAL_CHARS = 20000
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "write_statistics": False}
+
+
+class CsvImportError(Exception):
+    """The CSV data does not fit the schema; `reason` names file, line, column and problem."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class ImportResult:
+    rows: int
+    files: list[Path]
+    bytes_read: int
+
+
+# ---------------------------------------------------------------------------------------------------
+# Value validation shared with tables.write_records: string cells in, typed Arrow array + problems out
+
+
+def convert_column(values: pa.Array, f: SchemaField, limit: int) -> tuple[pa.Array | None, list[tuple[int, str]]]:
+    """Convert a string array (null = empty cell) to the field's Arrow type.
+
+    Returns (converted, []) when every value is valid, else (None, problems) with up to `limit`
+    (row index, message) pairs sorted by row.
+    """
+    problems: list[tuple[int, str]] = []
+    if not f.nullable and values.null_count:
+        for row in _first_true(pc.is_null(values), limit):
+            problems.append((row, f"empty value, but {f.name} is not nullable."))
+    converter = _CONVERTERS[f.avro_type]
+    converted = converter(values, f, limit, problems)
+    problems.sort()
+    if problems:
+        return None, problems[:limit]
+    return converted, []
+
+
+def _first_true(mask: pa.Array, limit: int) -> list[int]:
+    """Indices of the first `limit` true entries of a boolean array (nulls count as false)."""
+    if not pc.any(mask).as_py():
+        return []
+    return pc.indices_nonzero(mask)[:limit].to_pylist()
+
+
+def _show(value: str) -> str:
+    return f"'{value}'" if len(value) <= 60 else f"'{value[:57]}...'"
+
+
+def _string(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[int, str]]) -> pa.Array:
+    max_chars = None
+    if f.name in ID_FIELDS:
+        max_chars, what = MAX_ID_CHARS, "ids"
+    elif f.textual:
+        max_chars, what = MAX_TEXTUAL_CHARS, "textual values"
+    elif f.categorical or f.name == "IMPRESSION":
+        max_chars, what = MAX_CATEGORICAL_CHARS, "categorical values"
+    # UTF-8 byte length bounds the character count from above, and costs far less to compute.
+    if (max_chars is not None and values.null_count < len(values)
+            and pc.max(pc.binary_length(values)).as_py() > max_chars):
+        lengths = pc.utf8_length(values)
+        for row in _first_true(pc.greater(lengths, max_chars), limit):
+            message = f"value is {lengths[row].as_py()} characters long; {what} are limited to {max_chars}."
+            problems.append((row, message))
+    return values
+
+
+def _integer(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[int, str]]) -> pa.Array:
+    target = pa.int32() if f.avro_type == "int" else pa.int64()
+    # Arrow's cast also takes hex ("0x1F"); accept only optional '-' and decimal digits.
+    if not pc.all(pc.ascii_is_decimal(values)).as_py():
+        candidates = pc.invert(pc.ascii_is_decimal(values))
+        bad = pc.and_kleene(candidates, pc.invert(pc.match_substring_regex(values, r"^-[0-9]+$")))
+        rows = _first_true(bad, limit)
+        for row in rows:
+            problems.append((row, f"{_show(values[row].as_py())} is not an integer."))
+        if rows:
+            values = pc.if_else(bad, pa.scalar(None, pa.string()), values)
+    try:
+        return pc.cast(values, target)
+    except pa.ArrowInvalid:
+        for row in _failing_cast_rows(values, target, limit):
+            problems.append((row, f"{_show(values[row].as_py())} is out of range for {f.avro_type}."))
+        return values
+
+
+def _floating(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[int, str]]) -> pa.Array:
+    target = pa.float32() if f.avro_type == "float" else pa.float64()
+    try:
+        converted = pc.cast(values, target)
+    except pa.ArrowInvalid:
+        for row in _failing_cast_rows(values, target, limit):
+            problems.append((row, f"{_show(values[row].as_py())} is not a {f.avro_type}."))
+        return values
+    # NaN, infinities and overflow (1e50 as float) would poison training.
+    for row in _first_true(pc.invert(pc.is_finite(converted)), limit):
+        problems.append((row, f"{_show(values[row].as_py())} is not a finite {f.avro_type}."))
+    return converted
+
+
+def _boolean(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[int, str]]) -> pa.Array:
+    valid = pc.is_in(values, value_set=pa.array(["true", "false"]))
+    bad = pc.and_(pc.invert(valid), pc.is_valid(values))
+    for row in _first_true(bad, limit):
+        problems.append((row, f"{_show(values[row].as_py())} is not a boolean (use lowercase true or false)."))
+    return pc.equal(values, "true")
+
+
+def _failing_cast_rows(values: pa.Array, target: pa.DataType, limit: int) -> list[int]:
+    """Rows whose cast fails, found by bisection (about 2n cast work per bad row)."""
+    found: list[int] = []
+
+    def search(start: int, length: int) -> None:
+        if len(found) >= limit or length == 0:
+            return
+        try:
+            pc.cast(values.slice(start, length), target)
+            return
+        except pa.ArrowInvalid:
+            pass
+        if length == 1:
+            found.append(start)
+            return
+        half = length // 2
+        search(start, half)
+        search(start + half, length - half)
+
+    search(0, len(values))
+    return found
+
+
+_CONVERTERS = {"string": _string, "int": _integer, "long": _integer, "float": _floating, "double": _floating,
+               "boolean": _boolean}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Import
+
+
+def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, out_dir: Path, *,
+               max_errors: int = 5, rows_per_file: int = DEFAULT_ROWS_PER_FILE, min_rows: int = 0) -> ImportResult:
+    """Validate the CSV files against `schema` and write them as part-NNNNN.parquet files into `out_dir`.
+
+    The header names schema fields in any order; nullable fields may be left out (they import as nulls).
+    Raises CsvImportError naming up to `max_errors` problems (file, line, column); the first file with a
+    problem is read to its end to collect them. Files written so far stay in `out_dir` for the caller to
+    delete. `min_rows` > 0 also fails an import with fewer rows (e.g. 1000 for Interactions).
+    """
+    dataset_type = normalize_dataset_type(dataset_type)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dictionary_columns = [f.name for f in schema.fields if f.categorical or f.name == "EVENT_TYPE"]
+    writer = _PartWriter(out_dir, arrow_schema(schema), rows_per_file, dictionary_columns)
+    rows = bytes_read = 0
+    try:
+        for source in sources:
+            count, size = _import_source(source, schema, writer, max_errors)
+            rows += count
+            bytes_read += size
+    except BaseException:
+        writer.abort()
+        raise
+    files = writer.close()
+    if rows < min_rows:
+        raise CsvImportError(
+            f"The import has {rows} records; a {dataset_type} import needs at least {min_rows}.")
+    return ImportResult(rows=rows, files=files, bytes_read=bytes_read)
+
+
+class _CountingStream(io.RawIOBase):
+    """Counts the bytes read from a source stream (the number reported as bytes_read)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int) -> tuple[int, int]:
+    counting = _CountingStream(source.open())
+    stream: pa.NativeFile = pa.PythonFile(counting, mode="r")
+    if source.compression:
+        stream = pa.CompressedInputStream(stream, source.compression)
+    problems: list[tuple[int, str, str]] = []  # (record index in file, column, message)
+    rows = 0
+    try:
+        try:
+            reader = pcsv.open_csv(
+                stream,
+                read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={f.name: pa.string() for f in schema.fields},
+                    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                raise CsvImportError(
+                    f"{source.name} is empty; the first line must be a header naming the schema fields.") from None
+            raise _parse_failure(source, exc) from None
+        header = reader.schema.names
+        present = _check_header(source, schema, header)
+        target = arrow_schema(schema)
+        batches = iter(reader)
+        while len(problems) < max_errors:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise _parse_failure(source, exc) from None
+            columns = []
+            for f in schema.fields:
+                if f.name not in present:
+                    columns.append(pa.nulls(batch.num_rows, target.field(f.name).type))
+                    continue
+                converted, found = convert_column(batch.column(present[f.name]), f, max_errors - len(problems))
+                problems.extend((rows + row, f.name, message) for row, message in found)
+                columns.append(converted)
+            if not problems:
+                writer.write(pa.RecordBatch.from_arrays(columns, schema=target))
+            rows += batch.num_rows
+    finally:
+        stream.close()
+    if problems:
+        problems.sort(key=lambda p: (p[0], schema.field_names.index(p[1])))
+        lines = _record_lines(source, [p[0] for p in problems[:max_errors]])
+        reasons = [f"Invalid data in {source.name} line {lines[record]}, column {column}: {message}"
+                   for record, column, message in problems[:max_errors]]
+        if len(problems) >= max_errors:
+            reasons.append(f"Import stopped after {max_errors} problems.")
+        raise CsvImportError(" ".join(reasons))
+    return rows, counting.count
+
+
+def _check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[str, int]:
+    """Map field name -> column position; raise for repeated, unknown or missing required columns."""
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise CsvImportError(f"Input CSV {source.name} repeats column(s) in its header: [{', '.join(repeated)}].")
+    known = set(schema.field_names)
+    unknown = [name for name in header if name not in known]
+    if unknown:
+        by_upper = {n.strip().upper(): n for n in known}
+        hints = [f"{name!r} -> {by_upper[name.strip().upper()]}" for name in unknown
+                 if name.strip().upper() in by_upper]
+        hint = f" Did you mean: {', '.join(hints)}? Column names are case-sensitive." if hints else ""
+        raise CsvImportError(
+            f"Input CSV {source.name} has columns that are not in the schema: [{', '.join(unknown)}]. "
+            f"Schema fields: [{', '.join(schema.field_names)}].{hint}")
+    missing = [f.name for f in schema.fields if not f.nullable and f.name not in header]
+    if missing:
+        raise CsvImportError(
+            f"Input CSV is missing the following columns: [{', '.join(missing)}]. File: {source.name}; "
+            f"header: [{', '.join(header)}].")
+    return {name: index for index, name in enumerate(header)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Error path: map record numbers to physical lines, and locate parse errors
+
+
+def _scan_records(source: CsvSource, with_header: bool = False) -> Iterator[tuple[int, int, list[str]]]:
+    """Yield (record index, first physical line, cells) for every data record; the header is record -1.
+
+    Blank lines are skipped (as Arrow does); undecodable bytes survive as surrogates for detection.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))
+    raw = source.open()
+    if source.compression == "gzip":
+        import gzip
+
+        raw = gzip.open(raw, "rb")  # noqa: SIM115 - closed with the text wrapper below
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    try:
+        reader = csv.reader(text)
+        record, previous_line = -1, 0
+        for cells in reader:
+            start = previous_line + 1
+            previous_line = reader.line_num
+            if not cells:
+                continue
+            if record >= 0 or with_header:
+                yield record, start, cells
+            record += 1
+    finally:
+        text.close()
+
+
+def _record_lines(source: CsvSource, records: list[int]) -> dict[int, int]:
+    wanted = set(records)
+    lines: dict[int, int] = {}
+    if wanted:
+        last = max(wanted)
+        for record, line, _ in _scan_records(source):
+            if record in wanted:
+                lines[record] = line
+            if record >= last:
+                break
+    return {r: lines.get(r, r + 2) for r in records}
+
+
+def _parse_failure(source: CsvSource, exc: Exception) -> CsvImportError:
+    """A CsvImportError for a CSV that Arrow cannot parse, naming the first offending line if found."""
+    try:
+        header_width = None
+        for record, line, cells in _scan_records(source, with_header=True):
+            if header_width is None:
+                header_width = len(cells)
+            elif len(cells) != header_width:
+                return CsvImportError(
+                    f"Invalid data in {source.name} line {line}: expected {header_width} columns, found "
+                    f"{len(cells)}. Quote values that contain commas.")
+            if any(_has_undecodable(cell) for cell in cells):
+                return CsvImportError(f"Invalid data in {source.name} line {line}: the text is not valid UTF-8.")
+    except csv.Error as csv_exc:
+        return CsvImportError(f"Cannot parse {source.name} as CSV: {csv_exc}.")
+    message = str(exc).replace("\n", " ")
+    return CsvImportError(f"Cannot parse {source.name} as CSV: {message[:300]}")
+
+
+def _has_undecodable(cell: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in cell) if not cell.isascii() else False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+class _PartWriter:
+    """Writes record batches to part-NNNNN.parquet files of at most `rows_per_file` rows, on a thread."""
+
+    def __init__(self, out_dir: Path, schema: pa.Schema, rows_per_file: int, dictionary_columns: list[str]) -> None:
+        self.out_dir, self.schema, self.rows_per_file = out_dir, schema, max(1, rows_per_file)
+        self.dictionary_columns = dictionary_columns
+        self.files: list[Path] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> list[Path]:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if not self.files:  # an import of zero rows still leaves one (empty) part with the schema
+            self._open_next()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return list(self.files)
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain so the producer never blocks
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer
+                self._error = exc
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        offset = 0
+        while offset < batch.num_rows:
+            if self._writer is None or self._rows_in_file >= self.rows_per_file:
+                self._open_next()
+            assert self._writer is not None
+            take = min(batch.num_rows - offset, self.rows_per_file - self._rows_in_file)
+            self._writer.write_batch(batch.slice(offset, take))
+            self._rows_in_file += take
+            offset += take
+
+    def _open_next(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        path = self.out_dir / f"part-{len(self.files):05d}.parquet"
+        self._writer = pq.ParquetWriter(path, self.schema, use_dictionary=self.dictionary_columns,
+                                        **PARQUET_OPTIONS)
+        self.files.append(path)
+        self._rows_in_file = 0
+

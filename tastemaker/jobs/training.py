@@ -1,0 +1,173 @@
+"""The `train` task: prepare a solution version's inputs, run the training subprocess, store the model."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS
+from tastemaker.control.context import Services
+from tastemaker.jobs.queue import Job
+from tastemaker.jobs.worker import JobFailed, JobStopped, task
+from tastemaker.store import keys, resources
+from tastemaker.store.tables import events
+
+DATASET_TYPES = ("Interactions", "Items", "Users")
+EXIT_REFUSED, EXIT_STOPPED = 3, 4
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGKILL when the server dies, so a kill -9 of the server leaves no trainer behind."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> dict[str, Any]:
+    """Schema text and local Parquet paths of each dataset of the group that has data."""
+    from tastemaker.control.datasets import dataset_of_type, part_keys
+
+    out: dict[str, Any] = {}
+    for dataset_type in DATASET_TYPES:
+        dataset = dataset_of_type(conn, group_arn, dataset_type)
+        if dataset is None or dataset.status != ACTIVE:
+            continue
+        schema = resources.get(conn, dataset.body["schema_arn"], "schema")
+        paths = [str(services.blobs.local_path(key)) for key in part_keys(conn, dataset.arn)]
+        out[dataset_type] = {"schema": schema.body["schema"], "domain": schema.body.get("domain"), "parts": paths}
+    return out
+
+
+def export_events(conn: sa.Connection, group_arn: str, path: Path) -> Path | None:
+    """Streamed events with a user id, as an Interactions Parquet part (session-only events are not trained on)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r.record for r in conn.execute(
+        sa.select(events.c.record).where(events.c.dataset_group_arn == group_arn, events.c.user_id.is_not(None))
+        .order_by(events.c.id))]
+    if not rows:
+        return None
+    records = [r if isinstance(r, dict) else json.loads(r) for r in rows]
+    pq.write_table(pa.Table.from_pylist(records), path)
+    return path
+
+
+def build_spec(services: Services, version: resources.Resource, out: Path, workdir: Path) -> dict[str, Any]:
+    body = version.body
+    config = body.get("solution_config") or {}
+    params = dict(config.get("algorithm_hyper_parameters") or {})
+    params.update(config.get("feature_transformation_parameters") or {})
+    events_cfg = (config.get("events_config") or {}).get("event_parameters_list") or []
+    data_cfg = config.get("training_data_config") or {}
+    with services.engine.connect() as conn:
+        datasets = dataset_inputs(services, conn, body["dataset_group_arn"])
+        events_part = export_events(conn, body["dataset_group_arn"], workdir / "events.parquet")
+    recipe = (body.get("recipe_arn") or "").rsplit("/", 1)[-1] or None
+    return {
+        "recipe": recipe, "params": params, "datasets": datasets,
+        "events_part": str(events_part) if events_part else None,
+        "config": {"event_type": body.get("event_type"), "event_value_threshold": config.get("event_value_threshold"),
+                   "events_config": events_cfg,
+                   "included_columns": data_cfg.get("included_dataset_columns") or {},
+                   "excluded_columns": data_cfg.get("excluded_dataset_columns") or {}},
+        "perform_hpo": bool(body.get("perform_hpo")), "hpo": config.get("hpo_config") or {},
+        "perform_auto_ml": bool(body.get("perform_auto_ml")),
+        "auto_ml_recipes": [a.rsplit("/", 1)[-1] for a in (config.get("auto_ml_config") or {}).get("recipe_list") or []]
+        or ["aws-user-personalization"],
+        "evaluate": body.get("training_mode", "FULL") != "UPDATE",
+        "seed": 0, "out": str(out),
+    }
+
+
+def run_trainer(spec: dict[str, Any], workdir: Path, should_stop: Callable[[], bool]) -> dict[str, Any]:
+    """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped."""
+    spec_path = workdir / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    out = Path(spec["out"])
+    log_path = workdir / "train.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tastemaker.jobs.train_process", str(spec_path)],
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        stop_sent_at: float | None = None
+        while proc.poll() is None:
+            time.sleep(0.25)
+            if should_stop() and stop_sent_at is None:
+                (out / "STOP").touch()
+                stop_sent_at = time.time()
+            if stop_sent_at is not None and time.time() - stop_sent_at > 20:
+                proc.kill()
+    code = proc.returncode
+    result_file = out / "result.json"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    if code == 0:
+        return result
+    if code == EXIT_STOPPED or stop_sent_at is not None:
+        raise JobStopped()
+    if code == EXIT_REFUSED:
+        raise JobFailed(result.get("reason", "Training data was refused."))
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (the kernel kills processes that run out of memory this way)" if name == "SIGKILL" else ""
+        raise JobFailed(f"The training process was killed by {name}{hint}.")
+    tail = log_path.read_text(errors="replace")[-600:] if log_path.exists() else ""
+    raise JobFailed(f"Training failed: {result.get('reason') or tail.strip() or f'exit code {code}'}")
+
+
+@task("train", stopped_status="CREATE STOPPED")
+def train_solution_version(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    with services.engine.begin() as conn:
+        version = resources.get(conn, job.resource_arn, "solution_version")
+        if version.status in ("CREATE STOPPED", "CREATE STOPPING"):
+            raise JobStopped()
+        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+    root = services.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-train-", dir=root))
+    try:
+        out = workdir / "out"
+        out.mkdir()
+        spec = build_spec(services, version, out, workdir)
+        started = time.time()
+        result = run_trainer(spec, workdir, should_stop)
+        prefix = keys.model_prefix(version.body["storage_id"])
+        services.blobs.delete_prefix(prefix)
+        services.blobs.put_dir(prefix, out / "model")
+        changes: dict[str, Any] = {
+            "metrics": result.get("metrics", {}), "training_hours": round((time.time() - started) / 3600, 6),
+            "trained_recipe": result.get("recipe"), "model_prefix": prefix,
+            "training_stats": {k: result.get(k) for k in ("n_interactions", "n_users", "n_items",
+                                                          "training_seconds")},
+        }
+        if result.get("tuned_hpo_params"):
+            changes["tuned_hpo_params"] = result["tuned_hpo_params"]
+        with services.engine.begin() as conn:
+            current = resources.get(conn, job.resource_arn, "solution_version", lock=True)
+            if current.status == "CREATE STOPPING":
+                raise JobStopped()
+            resources.update(conn, job.resource_arn, status=ACTIVE, changes=changes)
+            if result.get("auto_ml_result"):
+                resources.update(conn, version.body["solution_arn"],
+                                 changes={"auto_ml_result": result["auto_ml_result"]})
+        after_version_active(services, job.resource_arn)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def after_version_active(services: Services, version_arn: str) -> None:
+    """Hook for campaigns that follow `$LATEST` (set by the serving layer when it is loaded)."""
+    hook = services.caches.get("on_version_active")
+    if hook is not None:
+        hook(services, version_arn)

@@ -1,0 +1,217 @@
+"""aws-user-personalization and aws-personalized-ranking: the collaborative engine with real-time fold-in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from tastemaker.recipes import register_recipe
+from tastemaker.recipes.base import (
+    HyperParameter,
+    Progress,
+    Recipe,
+    ShouldStop,
+    TrainedModel,
+    register_model_class,
+    report,
+)
+from tastemaker.recipes.collaborative import (
+    EASE_MAX_ITEMS,
+    LAST_EVENTS_FOR_TRANSITIONS,
+    TRANSITION_WEIGHT,
+    ease_lambda,
+    fit_als,
+    fit_ease,
+    fit_transitions,
+    fold_in,
+    interaction_matrix,
+    repeat_ratio,
+)
+from tastemaker.recipes.common import (
+    cold_start_scores,
+    decay_from_bptt,
+    history_matrix,
+    merge_histories,
+    recent_popularity,
+    stored_histories,
+    trim_users_by_history_percentiles,
+    unit_max,
+)
+from tastemaker.recipes.training_data import TrainingData
+
+# Below this share of repeat events the domain does not re-consume, so items in the history are ranked last.
+REPEAT_RATIO_FOR_DEMOTION = 0.1
+TREND_WEIGHT = 0.05  # with recency_mask, a small push for items popular in the newest 10% of the data
+
+HIDDEN_DIMENSION = HyperParameter(
+    "hidden_dimension", "integer", "149", 32, 256, tunable=True,
+    description="Latent factors of the ALS engine (catalogues above 10,000 items).",
+)
+BPTT = HyperParameter(
+    "bptt", "integer", "32", 2, 32, tunable=True,
+    description="How far back the history counts: half of an event's weight is gone after bptt/5 newer events.",
+)
+RECENCY_MASK = HyperParameter(
+    "recency_mask", "categorical", "true", values=("true", "false"), tunable=True,
+    description="Consider the latest popularity trends (new-user lists and a small trend boost).",
+)
+MIN_HISTORY_PCT = HyperParameter("min_user_history_length_percentile", "continuous", "0.0", 0.0, 1.0)
+MAX_HISTORY_PCT = HyperParameter("max_user_history_length_percentile", "continuous", "0.99", 0.0, 1.0)
+
+
+@register_model_class
+class CollaborativeModel(TrainedModel):
+    """Item-item (EASE) or ALS item factors + a transition matrix; users are folded in from their history."""
+
+    model_kind: ClassVar[str] = "collaborative"
+
+    def after_load(self) -> None:
+        self.__dict__.pop("_transitions", None)
+
+    # --- learned pieces -------------------------------------------------------------------------
+    @property
+    def transitions(self) -> sp.csr_matrix:
+        cached = self.__dict__.get("_transitions")
+        if cached is None:
+            a = self.arrays
+            cached = sp.csr_matrix(
+                (a["trans_data"], a["trans_indices"], a["trans_indptr"]), shape=(self.n_items, self.n_items)
+            )
+            self.__dict__["_transitions"] = cached
+        return cached
+
+    def _histories(self, user_index: np.ndarray, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return merge_histories(user_index, histories, self.arrays.get("hist_indptr"), self.arrays.get("hist_items"))
+
+    def _affinity(self, history: sp.csr_matrix) -> np.ndarray:
+        """(B, n_items) long-term affinity from (decayed) history rows."""
+        if "ease" in self.arrays:
+            return np.asarray(history @ self.arrays["ease"], dtype=np.float32)
+        factors = self.arrays["item_factors"]
+        return fold_in(factors, history) @ np.asarray(factors).T
+
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        decay = float(self.settings["decay"])
+        long_term = self._affinity(history_matrix(histories, self.n_items, decay))
+        last = [h[-LAST_EVENTS_FOR_TRANSITIONS:] for h in histories]
+        short_term = (history_matrix(last, self.n_items, decay) @ self.transitions).toarray()
+        scores = unit_max(long_term) + np.float32(TRANSITION_WEIGHT) * unit_max(short_term)
+        if self.settings.get("trend_weight", 0.0):
+            scores += np.float32(self.settings["trend_weight"]) * np.asarray(self.arrays["recent_popularity"])
+        empty = np.array([len(h) == 0 for h in histories], dtype=bool)
+        if empty.any():
+            scores[empty] = np.asarray(self.arrays["cold_scores"])
+        if self.settings.get("demote_history"):
+            for row, history in enumerate(histories):
+                if len(history):
+                    # Below every other item (scores lie in [-3, 3]) while keeping their relative order.
+                    scores[row, history] -= np.float32(8.0)
+        return scores.astype(np.float32)
+
+    # --- the TrainedModel interface ---------------------------------------------------------------
+    def score_users(self, user_index: np.ndarray, histories: Sequence[np.ndarray],
+                    context: Sequence[dict[str, str]] | None = None) -> np.ndarray:
+        return self.score_histories(self._histories(np.asarray(user_index), histories))
+
+    def all_user_affinity(self) -> np.ndarray:
+        """(n_users, n_items) long-term affinity of every known user (for segments)."""
+        if "user_factors" in self.arrays:
+            return np.asarray(self.arrays["user_factors"]) @ np.asarray(self.arrays["item_factors"]).T
+        indptr, items = self.arrays["hist_indptr"], self.arrays["hist_items"]
+        histories = [np.asarray(items[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
+        return self._affinity(history_matrix(histories, self.n_items, float(self.settings["decay"])))
+
+    def user_affinity_for_item_sets(self, item_sets: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, n_users): mean affinity of each user over each set of items (empty set -> zeros)."""
+        out = np.zeros((len(item_sets), self.n_users), np.float32)
+        if "user_factors" in self.arrays:
+            users, item_factors = np.asarray(self.arrays["user_factors"]), np.asarray(self.arrays["item_factors"])
+            for row, items in enumerate(item_sets):
+                if len(items):
+                    out[row] = users @ item_factors[np.asarray(items)].mean(axis=0)
+            return out
+        indptr, hist = self.arrays["hist_indptr"], self.arrays["hist_items"]
+        histories = [np.asarray(hist[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
+        all_history = history_matrix(histories, self.n_items, float(self.settings["decay"]))
+        ease = self.arrays["ease"]
+        for row, items in enumerate(item_sets):
+            if len(items):
+                out[row] = np.asarray(all_history @ np.asarray(ease[:, np.asarray(items)]).mean(axis=1)).ravel()
+        return out
+
+
+def fit_collaborative(
+    recipe: Recipe, data: TrainingData, typed: dict[str, Any], *, seed: int, progress: Progress | None,
+    should_stop: ShouldStop | None, model_class: type[CollaborativeModel] = CollaborativeModel,
+    keep_user_factors: bool = False, engine: str | None = None,
+) -> CollaborativeModel:
+    """Train the engine on `data` (after the history-length trims) and build the model object."""
+    report(progress, should_stop, 0.0)
+    trimmed = trim_users_by_history_percentiles(
+        data, float(typed.get("min_user_history_length_percentile", 0.0)),
+        float(typed.get("max_user_history_length_percentile", 1.0)),
+    )
+    matrix = interaction_matrix(trimmed)
+    engine = engine or ("ease" if data.n_items <= EASE_MAX_ITEMS else "als")
+    arrays: dict[str, np.ndarray] = {}
+    report(progress, should_stop, 0.05)
+    if engine == "ease":
+        arrays["ease"] = fit_ease(matrix, ease_lambda(trimmed))
+        report(progress, should_stop, 0.7)
+    else:
+        user_factors, item_factors = fit_als(
+            matrix, int(typed.get("hidden_dimension", 149)), seed, progress, should_stop, (0.05, 0.7)
+        )
+        arrays["item_factors"] = item_factors
+        if keep_user_factors:
+            arrays["user_factors"] = user_factors
+    transitions = fit_transitions(trimmed)
+    arrays.update(trans_indptr=transitions.indptr.astype(np.int64), trans_indices=transitions.indices.astype(np.int32),
+                  trans_data=transitions.data.astype(np.float32))
+    report(progress, should_stop, 0.85)
+    recency = bool(typed.get("recency_mask", True))
+    arrays["cold_scores"] = cold_start_scores(data, recency)
+    arrays["recent_popularity"] = unit_max(recent_popularity(data))
+    arrays["hist_indptr"], arrays["hist_items"] = stored_histories(data)
+    model = model_class(
+        recipe_name=recipe.name, recipe_type=recipe.recipe_type, item_ids=data.item_ids, user_ids=data.user_ids,
+        item_popularity=data.unique_user_counts(), item_first_seen=data.item_first_seen(), params=typed,
+        arrays=arrays,
+        settings={
+            "engine": engine,
+            "decay": decay_from_bptt(int(typed.get("bptt", 32))),
+            "demote_history": repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION,
+            "trend_weight": TREND_WEIGHT if recency else 0.0,
+        },
+    )
+    report(progress, should_stop, 1.0)
+    return model
+
+
+@register_recipe
+class UserPersonalization(Recipe):
+    name = "aws-user-personalization"
+    recipe_type = "USER_PERSONALIZATION"
+    description = (
+        "Recommends items for a user from their interaction history, updated in real time by new events; "
+        "new users get what people start with plus current trends."
+    )
+    feature_transformation = "JSON-percentile-filtering"
+    hyperparameters = (HIDDEN_DIMENSION, BPTT, RECENCY_MASK, MIN_HISTORY_PCT, MAX_HISTORY_PCT)
+
+    def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
+            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+        typed = self.validate_hyperparameters(params)
+        return fit_collaborative(self, data, typed, seed=seed, progress=progress, should_stop=should_stop)
+
+
+@register_recipe
+class PersonalizedRanking(UserPersonalization):
+    """Same engine; GetPersonalizedRanking restricts score_users to the input list."""
+
+    name = "aws-personalized-ranking"
+    recipe_type = "PERSONALIZED_RANKING"
+    description = "Ranks a given list of items for a user by the user's predicted interest."
