@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -13,7 +14,6 @@ from urllib.parse import quote, unquote
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from tastemaker.errors import (
@@ -31,6 +31,7 @@ MISMATCH_MESSAGE = (
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
 UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
+_BASIC_ISO = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,36 @@ class _HeaderView:
         return values[0] if values else None
 
 
+class _SignedHeaders:
+    """The part of botocore's HTTPHeaders that its signer reads (names; all values of a name), but cheap."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self._values.setdefault(name, []).append(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def get_all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+
 class _ScopedSigV4(SigV4Auth):
     """botocore's SigV4 signer, restricted to the headers and query exactly as the client sent them."""
 
     def __init__(self, credentials: Credentials, service: str, region: str,
-                 signed: list[tuple[str, str]], query_string: str) -> None:
+                 signed: list[tuple[str, str]], query_string: str, payload_hash: str) -> None:
         super().__init__(credentials, service, region)
         self._signed = signed
         self._query_string = query_string
+        self._payload_hash = payload_hash
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload_hash  # the body's SHA-256, computed once by the caller
 
     def headers_to_sign(self, request: AWSRequest) -> Any:
-        headers = HTTPHeaders()
-        for name, value in self._signed:
-            headers[name] = value  # HTTPHeaders appends, so repeated headers join with ',' as signed
-        return headers
+        return _SignedHeaders(self._signed)
 
     def canonical_query_string(self, request: AWSRequest) -> str:
         return canonical_query_string(self._query_string)
@@ -149,13 +166,17 @@ def _request_time(headers: _HeaderView) -> tuple[str, datetime] | None:
     """The signed timestamp in SigV4 form and as a datetime, from X-Amz-Date or else Date."""
     amz_date = headers.first("x-amz-date")
     if amz_date is not None:
-        try:
-            moment = datetime.strptime(amz_date.strip(), SIGV4_TIMESTAMP).replace(tzinfo=UTC)
+        stamp = amz_date.strip()
+        try:  # YYYYMMDDTHHMMSSZ, parsed by hand: strptime is slow on the hot path
+            if not _BASIC_ISO.fullmatch(stamp):
+                raise ValueError(stamp)
+            moment = datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]),
+                              int(stamp[11:13]), int(stamp[13:15]), tzinfo=UTC)
         except ValueError:
             raise IncompleteSignatureException(
                 f"X-Amz-Date must be in ISO 8601 basic format (YYYYMMDD'T'HHMMSS'Z'); got '{amz_date}'."
             ) from None
-        return amz_date.strip(), moment
+        return stamp, moment
     http_date = headers.first("date")
     if http_date is None:
         return None
@@ -230,8 +251,9 @@ def verify_sigv4(
             f"'{auth.date}' != '{stamp[:8]}', from '{stamp}'."
         )
 
+    payload_hash = sha256(body).hexdigest()
     content_sha = view.first("x-amz-content-sha256")
-    if content_sha is not None and content_sha.strip() != sha256(body).hexdigest():
+    if content_sha is not None and content_sha.strip() != payload_hash:
         raise InvalidSignatureException("The provided 'x-amz-content-sha256' header does not match what was computed.")
 
     signed: list[tuple[str, str]] = []
@@ -245,7 +267,8 @@ def verify_sigv4(
     request = AWSRequest(method=method.upper(), url=f"http://{host}{path or '/'}", data=body,
                          headers={"X-Amz-Content-SHA256": content_sha.strip()} if content_sha else None)
     request.context["timestamp"] = stamp
-    signer = _ScopedSigV4(Credentials(auth.access_key_id, secret), auth.service, auth.region, signed, query_string)
+    signer = _ScopedSigV4(Credentials(auth.access_key_id, secret), auth.service, auth.region, signed, query_string,
+                          payload_hash)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "surrogateescape")):

@@ -244,7 +244,7 @@ class _ListNode(_Node):
             return value
         _check_length(errors, value, path, self.low, self.high, self.redact)
         member = self.member
-        out = []
+        out: list[Any] = []
         for index, item in enumerate(value, 1):
             item_path = f"{path}.{index}.member"
             if item is None:
@@ -271,7 +271,7 @@ class _MapNode(_Node):
             _fail(errors, value, path, "Member must be a map (a JSON object)", self.redact)
             return value
         _check_length(errors, value, path, self.low, self.high, self.redact)
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             key_errors: Errors = []
             self.key.check(key, path, key_errors)

@@ -51,7 +51,7 @@ def personalize_split(data: TrainingData, seed: int = 0) -> Split:
     counts = np.diff(offsets)
     eligible = _stable_user_order(data, seed)
     eligible = eligible[counts[eligible] >= 2]
-    n_held = max(1, int(round(HELD_OUT_USER_FRACTION * data.n_users)))
+    n_held = max(1, round(HELD_OUT_USER_FRACTION * data.n_users))
     held = np.sort(eligible[:n_held])
     held_mask = np.zeros(data.n_users, dtype=bool)
     held_mask[held] = True

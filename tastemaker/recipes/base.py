@@ -122,6 +122,9 @@ class Recipe(ABC):
     feature_transformation_parameters: ClassVar[tuple[HyperParameter, ...]] = ()
     available: ClassVar[bool] = True  # False for legacy recipes that cannot be used for new solutions
     supports_hpo: ClassVar[bool] = True
+    # False when Interactions are optional (aws-semantic-similarity): build TrainingData with check_minimum=False.
+    needs_interactions: ClassVar[bool] = True
+    needs_items: ClassVar[bool] = False  # True when an Items dataset is required
 
     def validate_hyperparameters(self, params: dict[str, str]) -> dict[str, Any]:
         """Typed values for every known parameter (defaults filled in). Accepts algorithm hyperparameters

@@ -9,8 +9,8 @@ above EASE_MAX_ITEMS use implicit's ALS (hidden_dimension factors) with per-quer
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
+from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from tastemaker.recipes.base import Progress, ShouldStop, report

@@ -15,6 +15,10 @@ from urllib.request import url2pathname
 _TEMP_MARK = ".tmp-"  # in-flight files are named ".<name>.tmp-<hex>" and never listed
 _CHUNK = 1 << 20
 
+# Aliases: inside the classes below, `list` names the method, not the builtin.
+Keys = list[str]
+Paths = list[Path]
+
 
 class BlobNotFound(KeyError):
     """No blob under that key. A KeyError, so `except KeyError` works too."""
@@ -91,15 +95,15 @@ class BlobStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def list(self, prefix: str = "") -> list[str]: ...
+    def list(self, prefix: str = "") -> Keys: ...
 
     def delete(self, key: str) -> None: ...
 
     def delete_prefix(self, prefix: str) -> int: ...
 
-    def put_dir(self, prefix: str, local_dir: Path) -> list[str]: ...
+    def put_dir(self, prefix: str, local_dir: Path) -> Keys: ...
 
-    def get_dir(self, prefix: str, local_dir: Path) -> list[Path]: ...
+    def get_dir(self, prefix: str, local_dir: Path) -> Paths: ...
 
 
 class _DirectoryHelpers:
@@ -111,21 +115,21 @@ class _DirectoryHelpers:
     def get_file(self, key: str, local_path: Path) -> Path:
         raise NotImplementedError
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> Keys:
         raise NotImplementedError
 
-    def put_dir(self, prefix: str, local_dir: Path) -> list[str]:
+    def put_dir(self, prefix: str, local_dir: Path) -> Keys:
         """Upload every file under `local_dir` to `prefix/<relative path>`; returns the keys written."""
         folder = _folder(prefix)
         local_dir = Path(local_dir)
-        keys = []
+        keys: Keys = []
         for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
             key = folder + path.relative_to(local_dir).as_posix()
             self.put_file(key, path)
             keys.append(key)
         return keys
 
-    def get_dir(self, prefix: str, local_dir: Path) -> list[Path]:
+    def get_dir(self, prefix: str, local_dir: Path) -> Paths:
         """Download every blob under the folder `prefix` into `local_dir`, keeping relative paths."""
         folder = _folder(prefix)
         local_dir = Path(local_dir)
@@ -182,7 +186,7 @@ class LocalBlobStore(_DirectoryHelpers):
                     continue
                 yield name if base == "." else f"{base}/{name}"
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> Keys:
         check_prefix(prefix)
         # Walk only the deepest folder the prefix is certainly inside, then filter by the string prefix.
         folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
@@ -327,11 +331,11 @@ class S3BlobStore(_DirectoryHelpers):
             raise
         return True
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "") -> Keys:
         check_prefix(prefix)
         full = (f"{self.prefix}/{prefix}" if self.prefix else prefix)
         paginator = self.client.get_paginator("list_objects_v2")
-        keys = []
+        keys: Keys = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full if full else ""):
             keys.extend(self._relative(item["Key"]) for item in page.get("Contents", ()))
         return sorted(keys)

@@ -20,7 +20,7 @@ from tastemaker.filters.ast import (
     Target,
 )
 
-from filter_reference import COLORS, GENRES, TIERS
+from tests.filters.filter_reference import COLORS, GENRES, TIERS
 
 STRING_PARAMS = ("S1", "S2")
 NUMBER_PARAMS = ("N1", "N2")

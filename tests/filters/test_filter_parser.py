@@ -7,7 +7,7 @@ import pytest
 from tastemaker.errors import InvalidInputException
 from tastemaker.filters import parse_filter, render
 
-from filter_reference import sexpr
+from tests.filters.filter_reference import sexpr
 
 W = "INCLUDE ItemID WHERE "
 A = 'Items.A IN ("a")'
@@ -131,7 +131,9 @@ VALID = [
      "EXCLUDE UserID: or(Users.AGE < [18]; Users.AGE > [65])"),
 ]
 
-# (text, where the error is: a substring whose first occurrence starts there, or None for the end, fragment)
+# (text, where the error is, fragment of the message). "Where" is a substring whose first occurrence
+# (or, prefixed with LAST, last occurrence) starts at the error; None means the end of the text.
+LAST = "last:"
 INVALID = [
     ("", None, "expected INCLUDE or EXCLUDE, found end of expression"),
     ("   ", None, "expected INCLUDE or EXCLUDE, found end of expression"),
@@ -183,7 +185,7 @@ INVALID = [
     (f"{W}{A} IF CurrentUser AGE > 1", "AGE", "expected '.' after 'CurrentUser'"),
     (f"{W}{A} IF CurrentUser.AGE 1", "1", "expected IN, NOT IN, =, !=, <, <=, > or >= after 'CurrentUser.AGE'"),
     (f"{W}({A}", None, "expected AND, OR or ')'"),
-    (f"{W}{A})", ")", "expected AND, OR, IF, | or end of expression, found ')'"),
+    (f"{W}{A})", LAST + ")", "expected AND, OR, IF, | or end of expression after ')', found ')'"),
     (f"{W}CurrentUser.AGE > 1", "CurrentUser", "CurrentUser cannot start a WHERE condition"),
     (f"{W}CurrentItem.AGE > 1", "CurrentItem", "CurrentItem cannot start a WHERE condition"),
     (f"{W}{A} # comment", "#", "unexpected character '#'"),
@@ -197,10 +199,11 @@ INVALID = [
     (f"{W}Items.A NOT IN", None, "expected '(', a $PARAMETER or CurrentItem.FIELD after 'NOT IN'"),
     (f"{W}{A} | {W}", None, "expected a dataset name"),
     (f"{W}Items.A IN (1 2)", "2)", "expected ',' or ')' after '1', found '2'"),
-    (f"{W}Items.P > 1.2.3", ".3", "expected AND, OR, IF, | or end of expression, found '.3'"),
-    (f"{W}Items.A = $A $B", "$B", "expected AND, OR, IF, | or end of expression, found '$B'"),
-    (f"{W}{A} AND ({B} OR)", ")", "expected a dataset name"),
-    (f"{W}{A} AND ()", ")", "expected a dataset name"),
+    (f"{W}Items.P > 1.2.3", ".3", "expected AND, OR, IF, | or end of expression after '1.2', found '.3'"),
+    (f"{W}Items.A = $A $B", "$B", "expected AND, OR, IF, | or end of expression after '$A', found '$B'"),
+    (f"{W}{A} AND ({B} OR)", LAST + ")", "expected a dataset name"),
+    (f"{W}{A} AND ()", LAST + ")", "expected a dataset name (Interactions, Items, Users, Actions or Action_"
+     "Interactions) or '(' after '(', found ')'"),
     ("INCLUDE", None, "expected ItemID, UserID or ActionID after 'INCLUDE', found end of expression"),
     ("EXCLUDE ItemID", None, "expected WHERE after 'ItemID'"),
     ("WHERE Items.A IN (\"a\")", "WHERE", "expected INCLUDE or EXCLUDE, found 'WHERE'"),
@@ -210,7 +213,7 @@ INVALID = [
 def _position(text: str, at: str | None) -> int:
     if at is None:
         return len(text) + 1
-    index = text.find(at)
+    index = text.rfind(at[len(LAST):]) if at.startswith(LAST) else text.find(at)
     assert index >= 0, f"marker {at!r} not in {text!r}"
     return index + 1
 
