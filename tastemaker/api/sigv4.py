@@ -263,9 +263,8 @@ def verify_sigv4(
             raise InvalidSignatureException(MISMATCH_MESSAGE)
         signed.extend((name, value) for value in values)
 
-    host = view.first("host") or "localhost"
-    request = AWSRequest(method=method.upper(), url=f"http://{host}{path or '/'}", data=body,
-                         headers={"X-Amz-Content-SHA256": content_sha.strip()} if content_sha else None)
+    # The host in this URL is never signed (the client's Host header is, and must be): only the path counts.
+    request = AWSRequest(method=method.upper(), url=f"http://sigv4.invalid{path or '/'}", data=body)
     request.context["timestamp"] = stamp
     signer = _ScopedSigV4(Credentials(auth.access_key_id, secret), auth.service, auth.region, signed, query_string,
                           payload_hash)

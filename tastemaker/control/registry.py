@@ -31,14 +31,14 @@ def load_all() -> dict[str, Callable[..., Any]]:
         "tastemaker.control.import_jobs",
         "tastemaker.control.tags",
         "tastemaker.control.solutions",
+        "tastemaker.control.filters",
+        "tastemaker.control.recipes",
     ):
         importlib.import_module(module)
     for optional in (
-        "tastemaker.control.recipes",
         "tastemaker.control.campaigns",
         "tastemaker.control.recommenders",
         "tastemaker.control.event_trackers",
-        "tastemaker.control.filters",
         "tastemaker.control.batch_jobs",
         "tastemaker.control.export_jobs",
         "tastemaker.serving.runtime",

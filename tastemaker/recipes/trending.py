@@ -77,7 +77,7 @@ class TrendingNow(Recipe):
     name = "aws-trending-now"
     recipe_type = "POPULAR_ITEMS"
     description = "Recommends the items gaining popularity fastest; recomputed every trend_discovery_frequency."
-    feature_transformation = "aws-trending-now-custom"
+    feature_transformation = "trending-now"
     feature_transformation_parameters = (TREND_DISCOVERY_FREQUENCY,)
     supports_hpo = False
 

@@ -227,6 +227,7 @@ class S3BlobStore(_DirectoryHelpers):
         self.endpoint_url = endpoint_url
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "tastemaker-blob-cache"
         self._client = client
+        self.page_size = 1000  # keys per ListObjectsV2 page and per DeleteObjects call (S3's maximum)
 
     @property
     def url(self) -> str:
@@ -333,10 +334,11 @@ class S3BlobStore(_DirectoryHelpers):
 
     def list(self, prefix: str = "") -> Keys:
         check_prefix(prefix)
-        full = (f"{self.prefix}/{prefix}" if self.prefix else prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         paginator = self.client.get_paginator("list_objects_v2")
         keys: Keys = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full if full else ""):
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size})
+        for page in pages:
             keys.extend(self._relative(item["Key"]) for item in page.get("Contents", ()))
         return sorted(keys)
 
@@ -351,8 +353,8 @@ class S3BlobStore(_DirectoryHelpers):
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list(prefix)
-        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-            batch = keys[start:start + 1000]
+        for start in range(0, len(keys), self.page_size):  # DeleteObjects takes at most 1000 keys
+            batch = keys[start:start + self.page_size]
             response = self.client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": self._full(k)} for k in batch], "Quiet": True})
             if response.get("Errors"):

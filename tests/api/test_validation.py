@@ -57,7 +57,8 @@ def test_every_control_plane_operation_routes_by_x_amz_target() -> None:
         info = operation_for_target(f"AmazonPersonalize.{name}")
         assert info is not None and info.name == name and info.request_uri == "/"
         assert info.target == f"AmazonPersonalize.{name}"
-    assert operation_for_target("AmazonPersonalize.CreateCampaign").snake_name == "create_campaign"
+    campaign = operation_for_target("AmazonPersonalize.CreateCampaign")
+    assert campaign is not None and campaign.snake_name == "create_campaign"
     assert operation_for_target("AmazonPersonalize.NoSuchOperation") is None
     assert operation_for_target("AmazonS3.CreateCampaign") is None
     assert operation_for_target("CreateCampaign") is None
@@ -374,7 +375,8 @@ def test_unknown_members_and_nulls_are_dropped() -> None:
 
 
 def test_body_must_be_an_object() -> None:
-    for body in ([], "x", None, 3):
+    bodies: list[Any] = [[], "x", None, 3]
+    for body in bodies:
         with pytest.raises(InvalidInputException, match="must be a JSON object"):
             validate_input(op("ListDatasetGroups"), body)
 

@@ -43,8 +43,28 @@ def _strings(vocabulary: list[str], free_text: bool) -> st.SearchStrategy[str]:
 
 
 def _literal_list(op: Op, literal: st.SearchStrategy) -> st.SearchStrategy[LiteralList]:
-    size = st.integers(1, 3) if op.is_list_op else st.just(1)
-    return size.flatmap(lambda n: st.lists(literal, min_size=n, max_size=n)).map(lambda xs: LiteralList(tuple(xs)))
+    return st.lists(literal, min_size=1, max_size=3 if op.is_list_op else 1).map(lambda xs: LiteralList(tuple(xs)))
+
+
+_VOCABULARIES = {"GENRES": GENRES, "COLOR": COLORS, "CODE": ["a", "b", "a|b"]}
+_ITEM_LITERALS = {
+    (field, is_list, free_text): _literal_list(
+        Op.IN if is_list else Op.EQ,
+        numbers.map(NumberLiteral) if field in ("PRICE", "YEAR")
+        else st.one_of(_strings(_VOCABULARIES[field], free_text).map(StringLiteral), numbers.map(NumberLiteral)),
+    )
+    for field in ("GENRES", "COLOR", "CODE", "PRICE", "YEAR")
+    for is_list in (False, True)
+    for free_text in (False, True)
+}
+_EVENT_LITERALS = {
+    (is_list, free_text): _literal_list(
+        Op.IN if is_list else Op.EQ,
+        _strings(["watch", "WATCH", "click", "Purchase", "*", "rate"], free_text).map(StringLiteral),
+    )
+    for is_list in (False, True)
+    for free_text in (False, True)
+}
 
 
 @st.composite
@@ -59,12 +79,8 @@ def item_condition(draw, free_text: bool = False) -> Condition:
     elif kind == "current":
         choices = ["PRICE", "YEAR"] if numeric else ["GENRES", "COLOR", "CODE"]
         value = CurrentItemRef(draw(st.sampled_from(choices)))
-    elif numeric:
-        value = draw(_literal_list(op, numbers.map(NumberLiteral)))
     else:
-        vocab = {"GENRES": GENRES, "COLOR": COLORS, "CODE": ["a", "b", "a|b"]}[field]
-        literal = st.one_of(_strings(vocab, free_text).map(StringLiteral), numbers.map(NumberLiteral))
-        value = draw(_literal_list(op, literal))
+        value = draw(_ITEM_LITERALS[(field, op.is_list_op, free_text)])
     return Condition("Items", field, op, value)
 
 
@@ -80,9 +96,7 @@ def interaction_condition(draw, free_text: bool = False) -> Condition:
     op = draw(st.sampled_from([Op.IN, Op.NOT_IN, Op.EQ, Op.NE]))
     if op is not Op.NOT_IN and draw(st.integers(0, 3)) == 0:
         return Condition("Interactions", "EVENT_TYPE", op, Placeholder(EVENT_PARAMS[0]))
-    vocab = ["watch", "WATCH", "click", "Purchase", "*", "rate"]
-    literal = _strings(vocab, free_text).map(StringLiteral)
-    return Condition("Interactions", "EVENT_TYPE", op, draw(_literal_list(op, literal)))
+    return Condition("Interactions", "EVENT_TYPE", op, draw(_EVENT_LITERALS[(op.is_list_op, free_text)]))
 
 
 @st.composite
@@ -103,14 +117,15 @@ def condition_tree(leaf: st.SearchStrategy[Condition], depth: int = 2) -> st.Sea
     """Canonical trees: n-ary AND/OR whose children are never of their own kind."""
     if depth == 0:
         return leaf
+    child_tree = condition_tree(leaf, depth - 1)
 
     @st.composite
     def build(draw):
-        kind = draw(st.sampled_from(["leaf", "and", "or"]))
+        kind = draw(st.sampled_from(["leaf", "leaf", "and", "or"]))
         if kind == "leaf":
             return draw(leaf)
         node = And if kind == "and" else Or
-        children = draw(st.lists(condition_tree(leaf, depth - 1), min_size=2, max_size=3))
+        children = draw(st.lists(child_tree, min_size=2, max_size=3))
         flat = []
         for child in children:
             flat.extend(child.children if isinstance(child, node) else (child,))
@@ -119,14 +134,20 @@ def condition_tree(leaf: st.SearchStrategy[Condition], depth: int = 2) -> st.Sea
     return build()
 
 
+# Built once: constructing strategies inside every draw is what makes generation slow.
+_TREES = {
+    free_text: (condition_tree(interaction_condition(free_text)), condition_tree(item_condition(free_text)))
+    for free_text in (False, True)
+}
+_USER_CONDITIONS = st.lists(user_condition(), max_size=2)
+
+
 @st.composite
 def expression(draw, free_text: bool = False) -> Expression:
     action = draw(st.sampled_from(list(Action)))
-    if draw(st.integers(0, 2)) == 0:
-        tree = draw(condition_tree(interaction_condition(free_text)))
-    else:
-        tree = draw(condition_tree(item_condition(free_text)))
-    user = tuple(draw(st.lists(user_condition(), max_size=2)))
+    interactions_tree, items_tree = _TREES[free_text]
+    tree = draw(interactions_tree if draw(st.integers(0, 2)) == 0 else items_tree)
+    user = tuple(draw(_USER_CONDITIONS))
     return Expression(action, Target.ITEM, tree, user)
 
 

@@ -13,7 +13,7 @@ from tests.filters.filter_reference import SCHEMAS, Reference, make_catalogue, m
 from tests.filters.filter_strategies import filter_expression, filter_values
 from tests.filters.test_filter_masks import catalog_of, history_arrays
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text made of the language's own pieces finds deeper parser paths than random characters alone.
 PIECES = st.sampled_from([
@@ -56,7 +56,7 @@ CATALOGUES = [make_catalogue(seed) for seed in range(3)]
 CATALOGS = [catalog_of(cat) for cat in CATALOGUES]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=filter_expression(), data=st.data())
 def test_random_filters_match_the_literal_evaluator(tree, data) -> None:
     which = data.draw(st.integers(0, len(CATALOGUES) - 1))

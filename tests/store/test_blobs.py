@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,39 @@ def test_s3_multipart_upload_of_a_large_file(moto_s3: str, s3_bucket: str, s3_cl
     big.write_bytes(os.urandom(9 * 1024 * 1024))  # above boto3's 8 MiB multipart threshold
     store.put_file("big.bin", big)
     assert store.local_path("big.bin").read_bytes() == big.read_bytes()
+
+
+def test_s3_listing_and_bulk_delete_span_several_pages(moto_s3: str, s3_bucket: str, s3_client: Any,
+                                                       tmp_path: Path) -> None:
+    store = S3BlobStore(s3_bucket, "p", endpoint_url=moto_s3, cache_dir=tmp_path / "cache", client=s3_client)
+    store.page_size = 2  # S3 pages at 1000; a tiny page size exercises the same paging with 5 keys
+    keys = [f"d/part-{i}" for i in range(5)]
+    for key in keys:
+        store.put_bytes(key, b"x")
+    store.put_bytes("other", b"y")
+    assert store.list("d/") == keys
+    assert store.delete_prefix("d/") == 5
+    assert store.list() == ["other"]
+
+
+def test_local_concurrent_writers_never_expose_a_partial_blob(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    store.put_bytes("k", b"0" * 200_000)
+    seen: set[bytes] = set()
+
+    def write(digit: int) -> None:
+        for _ in range(5):
+            store.put_bytes("k", str(digit).encode() * 200_000)
+
+    def read() -> None:
+        for _ in range(40):
+            data = store.get_bytes("k")
+            seen.add(bytes(set(data)))  # the distinct bytes in one read: exactly one digit if writes are atomic
+
+    threads = [threading.Thread(target=write, args=(d,)) for d in range(1, 4)] + [threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(distinct) == 1 for distinct in seen)
+    assert store.list() == ["k"]  # no temp files left behind

@@ -1,0 +1,78 @@
+"""Event trackers: CreateEventTracker, DescribeEventTracker, ListEventTrackers, DeleteEventTracker."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.arns import build_arn, short_id
+from tastemaker.control.common import (
+    ACTIVE, CREATE_FAILED, CREATE_PENDING, DELETE_PENDING, create_with_tags, listing, name_key, require_status,
+)
+from tastemaker.control.context import RequestContext
+from tastemaker.control.dataset_groups import get_active_group
+from tastemaker.control.registry import operation
+from tastemaker.errors import ResourceAlreadyExistsException
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+
+KIND = "event_tracker"
+SUMMARY_KEYS = ("name", "event_tracker_arn", "status", "creation_date_time", "last_updated_date_time")
+
+
+@operation("CreateEventTracker")
+def create_event_tracker(ctx: RequestContext, *, name: str, dataset_group_arn: str,
+                         tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    arn = build_arn(KIND, ctx.region, ctx.account, short_id())
+    tracking_id = str(uuid.uuid4())
+    body = {"name": name, "event_tracker_arn": arn, "account_id": ctx.account, "tracking_id": tracking_id,
+            "dataset_group_arn": dataset_group_arn}
+    with ctx.engine.begin() as conn:
+        get_active_group(conn, dataset_group_arn, "create an event tracker")
+        existing = resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn)
+        if existing:
+            raise ResourceAlreadyExistsException(
+                f"Dataset group {dataset_group_arn} already has an event tracker ({existing[0].arn}); "
+                "a dataset group can have only one.")
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+                         name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
+                         parent_arn=dataset_group_arn)
+        queue.enqueue(conn, "activate", arn)
+    return {"event_tracker_arn": arn, "tracking_id": tracking_id}
+
+
+@operation("DescribeEventTracker")
+def describe_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        return {"event_tracker": resources.get(conn, event_tracker_arn, KIND).body}
+
+
+@operation("ListEventTrackers")
+def list_event_trackers(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
+                        max_results: int | None = None) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        if dataset_group_arn:
+            resources.get(conn, dataset_group_arn, "dataset_group")
+        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
+                                      dataset_group_arn=dataset_group_arn)
+    result = listing(items, token, "event_trackers")
+    result["event_trackers"] = [{k: body.get(k) for k in SUMMARY_KEYS} for body in result["event_trackers"]]
+    return result
+
+
+@operation("DeleteEventTracker")
+def delete_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict[str, Any]:
+    """Stops accepting events at once; the streamed events stay (they belong to the Interactions data)."""
+    with ctx.engine.begin() as conn:
+        tracker = resources.get(conn, event_tracker_arn, KIND, lock=True)
+        require_status(tracker, (ACTIVE, CREATE_FAILED), "delete the event tracker")
+        resources.update(conn, event_tracker_arn, status=DELETE_PENDING)
+        queue.enqueue(conn, "delete", event_tracker_arn)
+    return {}
+
+
+def trackers_by_tracking_id(conn: sa.Connection) -> dict[str, resources.Resource]:
+    """Every event tracker keyed by its trackingId (PutEvents resolves its key through this)."""
+    return {t.body["tracking_id"]: t for t in resources.children(conn, kind=KIND)}

@@ -1,0 +1,105 @@
+"""Filters: CreateFilter, DescribeFilter, ListFilters, DeleteFilter, with the per-group limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.arns import build_arn
+from tastemaker.control.common import (
+    ACTIVE, CREATE_FAILED, CREATE_PENDING, DELETE_PENDING, create_with_tags, listing, name_key, require_status,
+)
+from tastemaker.control.context import RequestContext
+from tastemaker.control.dataset_groups import get_active_group
+from tastemaker.control.registry import operation
+from tastemaker.control.schemas import load_schema
+from tastemaker.data.schemas import normalize_dataset_type
+from tastemaker.errors import LimitExceededException
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+
+KIND = "filter"
+MAX_FILTERS_PER_GROUP = 30
+MAX_FIELDS_PER_GROUP = 20
+
+
+def group_schemas(conn: sa.Connection, dataset_group_arn: str) -> dict[str, Any]:
+    """Parsed schemas of the group's datasets, keyed by dataset type ("Items", "Interactions", ...)."""
+    out = {}
+    for dataset in resources.children(conn, kind="dataset", dataset_group_arn=dataset_group_arn):
+        _res, schema = load_schema(conn, dataset.body["schema_arn"])
+        out[normalize_dataset_type(dataset.body["dataset_type"])] = schema
+    return out
+
+
+def check_expression(conn: sa.Connection, dataset_group_arn: str, expression: str) -> Any:
+    from tastemaker.filters import check_filter, parse_filter
+
+    return check_filter(parse_filter(expression), group_schemas(conn, dataset_group_arn))
+
+
+@operation("CreateFilter")
+def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, filter_expression: str,
+                  tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    arn = build_arn(KIND, ctx.region, ctx.account, name)
+    with ctx.engine.begin() as conn:
+        get_active_group(conn, dataset_group_arn, "create a filter")
+        checked = check_expression(conn, dataset_group_arn, filter_expression)
+        existing = [f for f in resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn)
+                    if f.status != DELETE_PENDING]
+        if len(existing) >= MAX_FILTERS_PER_GROUP:
+            raise LimitExceededException(
+                f"Dataset group {dataset_group_arn} already has {len(existing)} filters (the limit is "
+                f"{MAX_FILTERS_PER_GROUP}). Delete one first.")
+        fields = set(checked.fields)
+        for other in existing:
+            fields.update(other.body.get("fields", []))
+        if len(fields) > MAX_FIELDS_PER_GROUP:
+            raise LimitExceededException(
+                f"The filters of dataset group {dataset_group_arn} would use {len(fields)} distinct dataset fields "
+                f"(the limit is {MAX_FIELDS_PER_GROUP}).")
+        body = {"name": name, "filter_arn": arn, "dataset_group_arn": dataset_group_arn,
+                "filter_expression": filter_expression, "fields": sorted(checked.fields)}
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+                         name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
+                         parent_arn=dataset_group_arn)
+        queue.enqueue(conn, "activate", arn)
+    return {"filter_arn": arn}
+
+
+@operation("DescribeFilter")
+def describe_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        return {"filter": resources.get(conn, filter_arn, KIND).body}
+
+
+@operation("ListFilters")
+def list_filters(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
+                 max_results: int | None = None) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        if dataset_group_arn:
+            resources.get(conn, dataset_group_arn, "dataset_group")
+        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
+                                      dataset_group_arn=dataset_group_arn)
+    return listing(items, token, "filters")
+
+
+@operation("DeleteFilter")
+def delete_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
+    with ctx.engine.begin() as conn:
+        found = resources.get(conn, filter_arn, KIND, lock=True)
+        require_status(found, (ACTIVE, CREATE_FAILED), "delete the filter")
+        resources.update(conn, filter_arn, status=DELETE_PENDING)
+        queue.enqueue(conn, "delete", filter_arn)
+    return {}
+
+
+def load_active_filter(conn: sa.Connection, filter_arn: str) -> tuple[resources.Resource, Any]:
+    """For serving: the ACTIVE filter resource and its checked expression (InvalidInput if not ACTIVE)."""
+    from tastemaker.errors import InvalidInputException
+
+    found = resources.get(conn, filter_arn, KIND)
+    if found.status != ACTIVE:
+        raise InvalidInputException(f"Filter {filter_arn} is {found.status}; it must be ACTIVE to be used.")
+    return found, check_expression(conn, found.dataset_group_arn or "", found.body["filter_expression"])

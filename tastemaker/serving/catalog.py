@@ -1,0 +1,110 @@
+"""The serving catalogue: the model's items plus items only the Items dataset knows (e.g. from PutItems)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tastemaker.recipes.base import TrainedModel
+
+ITEM_ID = "ITEM_ID"
+CREATION_TIMESTAMP = "CREATION_TIMESTAMP"
+
+
+@dataclass
+class ServingCatalog:
+    """Items a request may get: positions [0, n_model) are the model's items, the rest are newer items.
+
+    `metadata` is the Items table reordered to the catalogue (None without an Items dataset); item ids
+    missing from the Items dataset get null rows.
+    """
+
+    item_ids: np.ndarray  # str, (n,)
+    n_model: int
+    metadata: pa.Table | None
+    created_at: np.ndarray  # int64 epoch seconds: CREATION_TIMESTAMP, else first interaction; -1 unknown
+    popularity: np.ndarray  # float32 unique users per item (0 for items the model never saw)
+    position: dict[str, int]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.item_ids)
+
+    def index_of(self, item_id: str) -> int:
+        return self.position.get(item_id, -1)
+
+    def indices_of(self, ids: list[str]) -> np.ndarray:
+        get = self.position.get
+        return np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    def reference_time(self) -> int:
+        """'Now' for item ages: the newest creation or first-interaction time the catalogue knows."""
+        known = self.created_at[self.created_at >= 0]
+        return int(known.max()) if known.size else 0
+
+    def metadata_for(self, positions: list[int], columns: list[str]) -> list[dict[str, str]]:
+        """The requested Items columns of these items as strings (multi-values keep their `|`)."""
+        if self.metadata is None or not positions:
+            return [{} for _ in positions]
+        names = {name.upper(): name for name in self.metadata.column_names}
+        picked = self.metadata.take(pa.array(positions, type=pa.int64()))
+        out: list[dict[str, str]] = [{} for _ in positions]
+        for column in columns:
+            actual = names.get(column.upper())
+            if actual is None:
+                continue
+            for row, value in enumerate(picked.column(actual).to_pylist()):
+                if value is not None:
+                    out[row][column] = _text(value)
+        return out
+
+    def derived(self, key: str, build: Any) -> Any:
+        """A value computed once per catalogue snapshot (filter catalogue, compiled filters, masks)."""
+        hit = self._derived.get(key)
+        if hit is None:
+            with self._lock:
+                hit = self._derived.get(key)
+                if hit is None:
+                    hit = build()
+                    self._derived[key] = hit
+        return hit
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def build_catalog(model: TrainedModel, items: pa.Table | None) -> ServingCatalog:
+    """Extend the model's catalogue with the Items dataset's other ids and align the metadata to it."""
+    model_ids = np.asarray(model.item_ids).astype(str)
+    n_model = len(model_ids)
+    created = np.asarray(model.item_first_seen, dtype=np.int64).copy()
+    popularity = np.asarray(model.item_popularity, dtype=np.float32)
+    if items is None or items.num_rows == 0 or ITEM_ID not in items.column_names:
+        position = {item: i for i, item in enumerate(model_ids.tolist())}
+        return ServingCatalog(model_ids, n_model, None, created, popularity, position)
+    table_ids = np.asarray(items.column(ITEM_ID).to_pylist(), dtype=str)
+    position = {item: i for i, item in enumerate(model_ids.tolist())}
+    extra = [item for item in table_ids.tolist() if item not in position]
+    for item in extra:
+        position[item] = len(position)
+    all_ids = np.concatenate([model_ids, np.asarray(extra, dtype=str)]) if extra else model_ids
+    row_of = {item: row for row, item in enumerate(table_ids.tolist())}
+    take = np.array([row_of.get(item, -1) for item in all_ids.tolist()], dtype=np.int64)
+    mask = take < 0
+    metadata = items.take(pa.array(np.where(mask, 0, take), mask=mask))
+    created = np.concatenate([created, np.full(len(extra), -1, np.int64)])
+    if CREATION_TIMESTAMP in items.column_names:
+        stamps = metadata.column(CREATION_TIMESTAMP).to_numpy(zero_copy_only=False)
+        stamps = np.asarray([-1 if v is None or v != v else int(v) for v in stamps], dtype=np.int64)
+        created = np.where(stamps >= 0, stamps, created)
+    popularity = np.concatenate([popularity, np.zeros(len(extra), np.float32)])
+    return ServingCatalog(all_ids, n_model, metadata, created, popularity, position)
