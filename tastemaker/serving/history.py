@@ -1,0 +1,172 @@
+"""Per-user interaction history for serving: a bulk index (memory-mapped .npy) plus recently streamed events."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tastemaker.control.context import Services
+
+ARRAYS = ("users", "indptr", "items", "types", "times", "item_vocab", "type_vocab")
+MAX_PER_USER = 300  # newest events kept per user (filters consider 100 per event type)
+
+
+@dataclass
+class UserEvents:
+    """One user's events, newest first: item ids, lower-case event types, epoch-second timestamps."""
+
+    item_ids: list[str]
+    event_types: list[str]
+    timestamps: list[int]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+class HistoryIndex:
+    """Bulk interactions grouped by user (CSR over sorted user ids), newest first, capped per user."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.users = arrays["users"]
+        self.indptr = arrays["indptr"]
+        self.items = arrays["items"]
+        self.types = arrays["types"]
+        self.times = arrays["times"]
+        self.item_vocab = arrays["item_vocab"]
+        self.type_vocab = [str(t) for t in arrays["type_vocab"].tolist()]
+
+    def events(self, user_id: str) -> UserEvents:
+        if self.users.size == 0:
+            return UserEvents([], [], [])
+        pos = int(np.searchsorted(self.users, user_id))
+        if pos >= self.users.size or str(self.users[pos]) != user_id:
+            return UserEvents([], [], [])
+        lo, hi = int(self.indptr[pos]), int(self.indptr[pos + 1])
+        vocab = self.item_vocab
+        return UserEvents([str(vocab[i]) for i in self.items[lo:hi].tolist()],
+                          [self.type_vocab[t] for t in self.types[lo:hi].tolist()],
+                          [int(t) for t in self.times[lo:hi].tolist()])
+
+
+def build_arrays(table: pa.Table | None) -> dict[str, np.ndarray]:
+    """The index arrays from an Interactions table (USER_ID, ITEM_ID, TIMESTAMP, optional EVENT_TYPE)."""
+    empty = {"users": np.zeros(0, "<U1"), "indptr": np.zeros(1, np.int64), "items": np.zeros(0, np.int32),
+             "types": np.zeros(0, np.int16), "times": np.zeros(0, np.int64), "item_vocab": np.zeros(0, "<U1"),
+             "type_vocab": np.asarray([""], dtype=str)}
+    if table is None or table.num_rows == 0 or "USER_ID" not in table.column_names:
+        return empty
+    users = pc.dictionary_encode(table.column("USER_ID").combine_chunks())
+    items = pc.dictionary_encode(table.column("ITEM_ID").combine_chunks())
+    if "EVENT_TYPE" in table.column_names:
+        lowered = pc.utf8_lower(pc.fill_null(table.column("EVENT_TYPE").combine_chunks(), ""))
+        types = pc.dictionary_encode(lowered)
+        type_codes = types.indices.to_numpy(zero_copy_only=False).astype(np.int16)
+        type_vocab = np.asarray(types.dictionary.to_pylist(), dtype=str)
+    else:
+        type_codes = np.zeros(table.num_rows, np.int16)
+        type_vocab = np.asarray([""], dtype=str)
+    times = table.column("TIMESTAMP").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+    user_vocab = np.asarray(users.dictionary.to_pylist(), dtype=str)
+    # user codes renumbered so that codes follow sorted user ids (searchsorted on the saved user array)
+    order_of_vocab = np.argsort(user_vocab, kind="stable")
+    rank = np.empty_like(order_of_vocab)
+    rank[order_of_vocab] = np.arange(order_of_vocab.size)
+    user_codes = rank[users.indices.to_numpy(zero_copy_only=False)]
+    order = np.lexsort((-times, user_codes))  # by user, newest first
+    user_codes, times = user_codes[order], times[order]
+    item_codes = items.indices.to_numpy(zero_copy_only=False).astype(np.int32)[order]
+    type_codes = type_codes[order]
+    counts = np.bincount(user_codes, minlength=user_vocab.size)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank_in_user = np.arange(user_codes.size) - np.repeat(starts, counts)
+    keep = rank_in_user < MAX_PER_USER
+    kept = np.minimum(counts, MAX_PER_USER)
+    return {"users": user_vocab[order_of_vocab], "indptr": np.concatenate([[0], np.cumsum(kept)]).astype(np.int64),
+            "items": item_codes[keep], "types": type_codes[keep], "times": times[keep],
+            "item_vocab": np.asarray(items.dictionary.to_pylist(), dtype=str), "type_vocab": type_vocab}
+
+
+class HistoryStore:
+    """History indexes per (dataset group, Interactions version), saved once under the cache dir, mmapped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._indexes: dict[str, tuple[str, HistoryIndex]] = {}
+
+    def index(self, services: Services, group_arn: str) -> HistoryIndex | None:
+        from tastemaker.serving.snapshots import read_table
+
+        watch = _watch(services)
+        info = watch.current(services, group_arn, "Interactions")
+        if info is None:
+            return None
+        hit = self._indexes.get(group_arn)
+        if hit is not None and hit[0] == info.version:
+            return hit[1]
+        with self._lock:
+            hit = self._indexes.get(group_arn)
+            if hit is not None and hit[0] == info.version:
+                return hit[1]
+            folder = services.settings.cache_dir / "serving" / "history" / _digest(group_arn, info.version)
+            if not (folder / "DONE").exists():
+                _save(folder, build_arrays(read_table(services, info, "Interactions")))
+            index = HistoryIndex({name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS})
+            self._indexes[group_arn] = (info.version, index)
+            return index
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def _save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write into a temporary folder, then rename: other worker processes never see a half-written index."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    temp.mkdir(exist_ok=True)
+    for name, arr in arrays.items():
+        np.save(temp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+    (temp / "DONE").touch()
+    try:
+        temp.rename(folder)
+    except OSError:  # another process finished first
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _watch(services: Services) -> Any:
+    from tastemaker.serving.snapshots import VersionWatch
+
+    return services.caches.setdefault("serving.version_watch", VersionWatch())
+
+
+def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_type: int = 100) -> UserEvents:
+    """Recent PutEvents of a user or session, newest first (empty until the realtime state module exists)."""
+    try:
+        from tastemaker.realtime.state import get_state  # type: ignore[import-not-found]
+    except ImportError:
+        return UserEvents([], [], [])
+    recent = get_state(services).recent_events(group_arn, user_id, limit_per_type=limit_per_type)
+    return UserEvents([e.item_id for e in recent], [str(e.event_type).lower() for e in recent],
+                      [int(e.timestamp) for e in recent])
+
+
+def user_history(services: Services, group_arn: str, user_id: str, *, bulk: bool = True) -> UserEvents:
+    """Streamed events followed by bulk-imported ones, newest first."""
+    recent = streamed_events(services, group_arn, user_id)
+    if not bulk:
+        return recent
+    store: HistoryStore = services.caches.setdefault("serving.history", HistoryStore())
+    index = store.index(services, group_arn)
+    past = index.events(user_id) if index is not None else UserEvents([], [], [])
+    return UserEvents(recent.item_ids + past.item_ids, recent.event_types + past.event_types,
+                      recent.timestamps + past.timestamps)
