@@ -61,7 +61,9 @@ class Api:
         protocol = "json" if request.headers.get("x-amz-target") else "rest-json"
         try:
             body = await request.body()
-            credential = verify_sigv4(request.method, request.url.path, request.url.query, request.headers, body,
+            raw_path = request.scope.get("raw_path") or request.url.path.encode()
+            credential = verify_sigv4(request.method, raw_path.decode("latin-1"), request.url.query,
+                                      request.headers, body,
                                       self.keys.secret_for,
                                       max_skew=_skew(self.services.settings.max_skew_seconds))
             info = self.find_operation(request)

@@ -185,21 +185,28 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
             if not full:
                 raise InvalidInputException("trainingMode UPDATE needs an ACTIVE solution version trained with "
                                             "trainingMode FULL.")
-        training = conn.execute(sa.select(sa.func.count()).select_from(resources_table).where(
-            resources_table.c.kind == VERSION, resources_table.c.status.in_(BUSY))).scalar() or 0
-        if training >= MAX_TRAINING_VERSIONS:
-            raise LimitExceededException(
-                f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
-        arn = build_arn(VERSION, ctx.region, ctx.account, solution.body["name"], short_id())
-        body = {key: solution.body.get(key) for key in (
-            "solution_arn", "perform_hpo", "perform_auto_ml", "perform_incremental_update", "recipe_arn",
-            "event_type", "dataset_group_arn", "solution_config")}
-        body.update({"name": name, "solution_version_arn": arn, "training_mode": mode, "training_type": "MANUAL",
-                     "storage_id": storage_id()})
-        create_with_tags(conn, tags, arn=arn, kind=VERSION, body=body, status=CREATE_PENDING,
-                         dataset_group_arn=solution.dataset_group_arn, parent_arn=solution_arn)
-        queue.enqueue(conn, "train", arn, max_attempts=2)
+        arn = new_version(conn, solution, mode=mode, name=name, tags=tags)
     return {"solution_version_arn": arn}
+
+
+def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str = "FULL", name: str | None = None,
+                tags: list[dict[str, str]] | None = None, training_type: str = "MANUAL") -> str:
+    """Create a solution version row and its training job (also used by auto-training)."""
+    training = conn.execute(sa.select(sa.func.count()).select_from(resources_table).where(
+        resources_table.c.kind == VERSION, resources_table.c.status.in_(BUSY))).scalar() or 0
+    if training >= MAX_TRAINING_VERSIONS:
+        raise LimitExceededException(f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
+    parsed = parse_arn(solution.arn)
+    arn = build_arn(VERSION, parsed.region, parsed.account, solution.body["name"], short_id())
+    body = {key: solution.body.get(key) for key in (
+        "solution_arn", "perform_hpo", "perform_auto_ml", "perform_incremental_update", "recipe_arn",
+        "event_type", "dataset_group_arn", "solution_config")}
+    body.update({"name": name, "solution_version_arn": arn, "training_mode": mode, "training_type": training_type,
+                 "storage_id": storage_id()})
+    create_with_tags(conn, tags, arn=arn, kind=VERSION, body=body, status=CREATE_PENDING,
+                     dataset_group_arn=solution.dataset_group_arn, parent_arn=solution.arn)
+    queue.enqueue(conn, "train", arn, max_attempts=2)
+    return arn
 
 
 @operation("DescribeSolutionVersion")

@@ -208,7 +208,7 @@ def test_gzip_error_reports_line(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"USER_ID,ITEM_ID,TIMESTAMP\nu1,i1,1\n\nu2,i2,zz\n"))
     with pytest.raises(CsvImportError) as info:
         import_csv(source_for(path), MINIMAL, "Interactions", tmp_path / "out")
-    assert info.value.reason == f"Invalid data in {path} line 5, column TIMESTAMP: 'zz' is not an integer."
+    assert info.value.reason == f"Invalid data in {path} line 4, column TIMESTAMP: 'zz' is not an integer."
 
 
 def test_import_from_s3_folder(moto_s3: str, s3_bucket: str, tmp_path: Path) -> None:

@@ -1,0 +1,216 @@
+"""Map events-API payloads onto schema rows (spec §6) and validate them, naming the record and field at fault."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from tastemaker.data.csv_import import MAX_CATEGORICAL_CHARS, MAX_ID_CHARS, MAX_TEXTUAL_CHARS
+from tastemaker.data.schemas import ID_FIELDS, Schema, SchemaField
+from tastemaker.errors import InvalidInputException
+
+# Property keys that must not appear in an event's properties (case-insensitive, spec §6).
+FORBIDDEN_EVENT_KEYS = ("userid", "sessionid", "eventtype", "timestamp", "recommendationid", "impression")
+# Interactions fields filled from the event's own members, never from properties.
+EVENT_MEMBER_FIELDS = {
+    "USER_ID": "userId", "ITEM_ID": "itemId", "TIMESTAMP": "sentAt", "EVENT_TYPE": "eventType",
+    "EVENT_VALUE": "eventValue", "IMPRESSION": "impression", "RECOMMENDATION_ID": "recommendationId",
+    "EVENT_ATTRIBUTION_SOURCE": "metricAttribution.eventAttributionSource",
+}
+ACTION_INTERACTION_MEMBER_FIELDS = {
+    "USER_ID": "userId", "ACTION_ID": "actionId", "TIMESTAMP": "timestamp", "EVENT_TYPE": "eventType",
+    "IMPRESSION": "impression", "RECOMMENDATION_ID": "recommendationId",
+}
+ACTION_EVENT_TYPES = ("Viewed", "Taken", "Not Taken")
+_INTEGER = re.compile(r"^-?[0-9]+$")
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def camel_case(field_name: str) -> str:
+    """NUMBER_OF_RATINGS -> numberOfRatings: how a schema field is spelled as a properties key."""
+    words = [w for w in field_name.lower().split("_") if w]
+    return words[0] + "".join(w.capitalize() for w in words[1:]) if words else field_name
+
+
+def _loose(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", name).lower()
+
+
+class RecordMapper:
+    """Resolves properties keys to schema fields and converts values to the fields' Python types."""
+
+    def __init__(self, schema: Schema, reserved: Mapping[str, str]) -> None:
+        self.schema = schema
+        self.reserved = reserved  # schema field -> the request member that carries it
+        # Schemas keep field names distinct after dropping non-alphanumerics and case, so this is unambiguous.
+        self.index = {_loose(f.name): f for f in schema.fields}
+
+    def properties(self, where: str, text: str | None, forbidden: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Parse a properties JSON string into {FIELD: typed value}; raise naming `where` and the key."""
+        if text is None or text == "":
+            return {}
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputException(f"{where}.properties is not valid JSON ({exc}); pass a JSON object "
+                                        "string such as '{\"numberOfRatings\": 12}'.") from None
+        if not isinstance(doc, dict):
+            raise InvalidInputException(f"{where}.properties must be a JSON object, not {type(doc).__name__}.")
+        index = self.index
+        out: dict[str, Any] = {}
+        for key, value in doc.items():
+            if key.lower() in forbidden:
+                raise InvalidInputException(
+                    f"{where}.properties: key '{key}' is not allowed in properties; it is set from the request "
+                    f"itself (forbidden keys: {', '.join(forbidden)}).")
+            f = index.get(_loose(key))
+            if f is None:
+                allowed = [camel_case(x.name) for x in self.schema.fields if x.name not in self.reserved]
+                raise InvalidInputException(
+                    f"{where}.properties: key '{key}' matches no field of the schema {self.schema.name}; "
+                    f"allowed keys: {', '.join(allowed) or '(none: the schema has no metadata fields)'}.")
+            if f.name in self.reserved:
+                raise InvalidInputException(
+                    f"{where}.properties: key '{key}' maps to {f.name}, which is set from the request member "
+                    f"'{self.reserved[f.name]}', not from properties.")
+            if f.name in out:
+                raise InvalidInputException(f"{where}.properties: field {f.name} is given twice.")
+            if value is None:
+                continue
+            out[f.name] = convert_value(f, value, f"{where}.properties '{key}' ({f.name})")
+        return out
+
+    def require_fields(self, where: str, record: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
+        """Every non-nullable schema field must have a value (except those in `skip`)."""
+        for f in self.schema.fields:
+            if not f.nullable and record.get(f.name) is None and f.name not in skip:
+                source = self.reserved.get(f.name) or f"properties key '{camel_case(f.name)}'"
+                raise InvalidInputException(
+                    f"{where}: field {f.name} is required by the schema {self.schema.name} (not nullable); "
+                    f"pass it as {source}.")
+
+
+def convert_value(f: SchemaField, value: Any, where: str) -> Any:
+    """A JSON value (or its string form) as the Python value of the field's Avro type; raise naming `where`."""
+    kind = f.avro_type
+    if isinstance(value, (dict, list)):
+        raise InvalidInputException(f"{where}: a JSON {type(value).__name__} is not allowed; use a "
+                                    f"{kind} value (multiple categorical values are joined with '|').")
+    if kind in ("int", "long"):
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+            raise InvalidInputException(f"{where}: {value!r} is not an integer.")
+        if isinstance(value, str):
+            if not _INTEGER.match(value.strip()):
+                raise InvalidInputException(f"{where}: '{value}' is not an integer.")
+            value = int(value.strip())
+        number = int(value)
+        low, high = _INT_RANGES[kind]
+        if not low <= number <= high:
+            raise InvalidInputException(f"{where}: {number} is out of range for {kind}.")
+        return number
+    if kind in ("float", "double"):
+        if isinstance(value, bool):
+            raise InvalidInputException(f"{where}: {value!r} is not a {kind}.")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputException(f"{where}: {value!r} is not a {kind}.") from None
+        if not math.isfinite(number) or (kind == "float" and abs(number) > 3.4028234663852886e38):
+            raise InvalidInputException(f"{where}: {value!r} is not a finite {kind}.")
+        return number
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise InvalidInputException(f"{where}: {value!r} is not a boolean (use true or false).")
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        text = str(value)
+    check_string(f, text, where)
+    return text
+
+
+def check_string(f: SchemaField, text: str, where: str) -> None:
+    if f.name in ID_FIELDS:
+        limit, what = MAX_ID_CHARS, "ids"
+    elif f.textual:
+        limit, what = MAX_TEXTUAL_CHARS, "textual values"
+    elif f.categorical or f.name == "IMPRESSION":
+        limit, what = MAX_CATEGORICAL_CHARS, "categorical values"
+    else:
+        return
+    if len(text) > limit:
+        raise InvalidInputException(f"{where}: the value is {len(text)} characters long; {what} are limited "
+                                    f"to {limit}.")
+
+
+def event_mapper(schema: Schema) -> RecordMapper:
+    return RecordMapper(schema, EVENT_MEMBER_FIELDS)
+
+
+def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_id: str | None) -> dict[str, Any]:
+    """One PutEvents event -> the Interactions row in schema field names (EVENT_TYPE always kept)."""
+    where = f"eventList.{index + 1} (event {index + 1})"
+    schema = mapper.schema
+    record = mapper.properties(where, event.get("properties"), FORBIDDEN_EVENT_KEYS)
+    item_id = event.get("item_id")
+    if item_id is None:
+        f = schema.field("ITEM_ID")
+        if f is not None and not f.nullable:
+            raise InvalidInputException(f"{where}: itemId is required; the Interactions schema's ITEM_ID is "
+                                        "not nullable.")
+    record["USER_ID"] = user_id
+    record["ITEM_ID"] = item_id
+    sent_at = event.get("sent_at")
+    if sent_at is None:
+        raise InvalidInputException(f"{where}: sentAt is required (epoch seconds of the event).")
+    record["TIMESTAMP"] = int(sent_at)
+    record["EVENT_TYPE"] = event["event_type"]
+    _optional(mapper, where, record, "EVENT_VALUE", event.get("event_value"), "eventValue")
+    impression = event.get("impression")
+    _optional(mapper, where, record, "IMPRESSION", "|".join(impression) if impression else None, "impression")
+    _optional(mapper, where, record, "RECOMMENDATION_ID", event.get("recommendation_id"), "recommendationId")
+    source = (event.get("metric_attribution") or {}).get("event_attribution_source")
+    _optional(mapper, where, record, "EVENT_ATTRIBUTION_SOURCE", source, "metricAttribution.eventAttributionSource")
+    mapper.require_fields(where, record, skip=("USER_ID",))  # anonymous events: session only, not trained on
+    return record
+
+
+def _optional(mapper: RecordMapper, where: str, record: dict[str, Any], name: str, value: Any, member: str) -> None:
+    """Reserved fields the schema may lack: kept when the schema has them, else left out of the row."""
+    if value is None:
+        return
+    f = mapper.schema.field(name)
+    if f is not None:
+        record[name] = convert_value(f, value, f"{where}.{member}")
+
+
+def map_action_interaction(mapper: RecordMapper, index: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    """One PutActionInteractions entry -> the Action_Interactions row."""
+    where = f"actionInteractions.{index + 1} (action interaction {index + 1})"
+    if item["event_type"] not in ACTION_EVENT_TYPES:
+        raise InvalidInputException(f"{where}: eventType '{item['event_type']}' is not one of "
+                                    f"{', '.join(ACTION_EVENT_TYPES)}.")
+    record = mapper.properties(where, item.get("properties"), FORBIDDEN_EVENT_KEYS)
+    record.update({"USER_ID": item.get("user_id"), "ACTION_ID": item["action_id"],
+                   "TIMESTAMP": int(item["timestamp"]), "EVENT_TYPE": item["event_type"]})
+    impression = item.get("impression")
+    _optional(mapper, where, record, "IMPRESSION", "|".join(impression) if impression else None, "impression")
+    _optional(mapper, where, record, "RECOMMENDATION_ID", item.get("recommendation_id"), "recommendationId")
+    mapper.require_fields(where, record, skip=("USER_ID",))
+    return record
+
+
+def map_entity(mapper: RecordMapper, where: str, id_field: str, ident: str, properties: str | None) -> dict[str, Any]:
+    """One PutItems/PutUsers/PutActions record -> {ID_FIELD: id, FIELD: value, ...} (typed values)."""
+    record = mapper.properties(where, properties)
+    record[id_field] = ident
+    return record

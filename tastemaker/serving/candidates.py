@@ -1,0 +1,132 @@
+"""Candidate masks over the serving catalogue: filters (compiled once per snapshot) and domain exclusions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tastemaker.control.context import Services
+from tastemaker.errors import InvalidInputException
+from tastemaker.serving.catalog import ServingCatalog
+from tastemaker.serving.history import UserEvents
+
+FILTER_TTL_SECONDS = 1.0  # a filter's row (status) is re-read at most this often
+
+
+class FilterRows:
+    """filter ARN -> (group ARN, checked filter), re-read at most once a second per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[float, Any]] = {}
+
+    def get(self, services: Services, filter_arn: str) -> tuple[str, Any]:
+        now = time.monotonic()
+        hit = self._rows.get(filter_arn)
+        if hit is None or now - hit[0] >= FILTER_TTL_SECONDS:
+            try:
+                from tastemaker.control.filters import load_active_filter
+
+                with services.engine.connect() as conn:
+                    row, checked = load_active_filter(conn, filter_arn)
+                value: Any = (row.dataset_group_arn or "", checked)
+            except Exception as exc:  # noqa: BLE001 - cached and re-raised to every caller within the TTL
+                value = exc
+            with self._lock:
+                self._rows[filter_arn] = (now, value)
+            hit = (now, value)
+        if isinstance(hit[1], Exception):
+            raise hit[1]
+        return hit[1]
+
+
+class FilterSpec:
+    """One filter use in a request: the checked filter plus its raw filterValues."""
+
+    def __init__(self, arn: str, checked: Any, values: Mapping[str, str] | None) -> None:
+        from tastemaker.filters import parse_filter_values
+
+        self.arn = arn
+        self.checked = checked
+        self.values = parse_filter_values(values or {})
+
+    @property
+    def uses_interactions(self) -> bool:
+        return bool(self.checked.uses_interactions)
+
+
+def load_filter(services: Services, group_arn: str, filter_arn: str | None,
+                values: Mapping[str, str] | None) -> FilterSpec | None:
+    if not filter_arn:
+        if values:
+            raise InvalidInputException("filterValues were given without a filterArn.")
+        return None
+    rows: FilterRows = services.caches.setdefault("serving.filters", FilterRows())
+    filter_group, checked = rows.get(services, filter_arn)
+    if filter_group != group_arn:
+        raise InvalidInputException(f"Filter {filter_arn} belongs to dataset group {filter_group}, not to "
+                                    f"{group_arn} of this campaign or recommender.")
+    return FilterSpec(filter_arn, checked, values)
+
+
+def filter_catalog(services: Services, group_arn: str, catalog: ServingCatalog) -> tuple[str, Any]:
+    """(users version, FilterCatalog) for this catalogue snapshot and the group's current Users data."""
+    from tastemaker.filters import FilterCatalog
+    from tastemaker.serving.history import _watch
+    from tastemaker.serving.snapshots import read_table
+
+    users = _watch(services).current(services, group_arn, "Users")
+    users_version = users.version if users is not None else ""
+
+    def build() -> Any:
+        user_table = read_table(services, users, "Users") if users is not None else None
+        user_ids = user_table.column("USER_ID").to_pylist() if user_table is not None else None
+        return FilterCatalog(catalog.item_ids, catalog.metadata, user_ids=user_ids, users=user_table)
+
+    return users_version, catalog.derived(f"fcat:{users_version}", build)
+
+
+def history_by_type(catalog: ServingCatalog, events: UserEvents) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Event type -> (catalogue positions, timestamps), newest first; items the catalogue lacks are dropped."""
+    grouped: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    position = catalog.position
+    for item, kind, stamp in zip(events.item_ids, events.event_types, events.timestamps, strict=True):
+        pos = position.get(item, -1)
+        if pos >= 0:
+            grouped[kind][0].append(pos)
+            grouped[kind][1].append(stamp)
+    return {kind: (np.asarray(p, np.int64), np.asarray(t, np.int64)) for kind, (p, t) in grouped.items()}
+
+
+def filter_mask(services: Services, group_arn: str, catalog: ServingCatalog, spec: FilterSpec, *,
+                user_id: str | None, item_position: int | None, events: UserEvents | None) -> np.ndarray:
+    """Allowed items (bool over the catalogue) for one request; the filter is compiled once per snapshot."""
+    from tastemaker.filters import FilterRequest, compile_filter
+
+    users_version, fcat = filter_catalog(services, group_arn, catalog)
+    compiled = catalog.derived(f"filter:{spec.arn}:{users_version}", lambda: compile_filter(spec.checked, fcat))
+    request = FilterRequest(
+        values=spec.values,
+        history=history_by_type(catalog, events) if events is not None and spec.uses_interactions else None,
+        user=fcat.user_row(user_id) if user_id else None,
+        current_item=item_position if item_position is not None and item_position >= 0 else None,
+    )
+    if spec.checked.uses_current_item and request.current_item is None:
+        # CurrentItem conditions compare with the query item; without one nothing qualifies.
+        return np.zeros(catalog.size, dtype=bool)
+    return compiled.item_mask(request)
+
+
+def excluded_by_events(catalog: ServingCatalog, events: UserEvents, event_types: tuple[str, ...]) -> np.ndarray:
+    """Catalogue positions of items the user had any of these event types with (domain exclusions)."""
+    wanted = {t.lower() for t in event_types}
+    position = catalog.position
+    found = {position.get(item, -1) for item, kind in zip(events.item_ids, events.event_types, strict=True)
+             if kind in wanted}
+    found.discard(-1)
+    return np.fromiter(found, dtype=np.int64, count=len(found))

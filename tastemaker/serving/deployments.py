@@ -1,0 +1,110 @@
+"""Resolve a campaign or recommender ARN to what serves it, re-reading the row at most once a second."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tastemaker.control.context import Services
+from tastemaker.errors import InvalidInputException, ResourceNotFoundException
+from tastemaker.store import resources
+
+ROW_TTL_SECONDS = 1.0  # how stale a worker's view of a campaign may be (UpdateCampaign, Stop/StartRecommender)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The serving view of one campaign or recommender."""
+
+    arn: str
+    kind: str  # "campaign" | "recommender"
+    status: str
+    group_arn: str
+    model_prefix: str | None
+    recipe_name: str  # the recipe that trained the model
+    recipe_type: str
+    config: dict[str, Any] = field(default_factory=dict)  # campaign_config / recommender_config (snake_case)
+    use_case: Any = None  # tastemaker.recipes.catalog.UseCase for recommenders
+    version_arn: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "Campaign" if self.kind == "campaign" else "Recommender"
+
+
+class DeploymentCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[float, Deployment | Exception]] = {}
+
+    def resolve(self, services: Services, arn: str, kind: str) -> Deployment:
+        now = time.monotonic()
+        hit = self._rows.get(arn)
+        if hit is None or now - hit[0] >= ROW_TTL_SECONDS:
+            try:
+                value: Deployment | Exception = _read(services, arn, kind)
+            except (ResourceNotFoundException, InvalidInputException) as exc:
+                value = exc
+            with self._lock:
+                self._rows[arn] = (now, value)
+            hit = (now, value)
+        value = hit[1]
+        if isinstance(value, Exception):
+            raise value
+        if value.kind != kind:
+            raise ResourceNotFoundException(f"Could not find {kind} {arn}.")
+        return value
+
+    def forget(self, arn: str) -> None:
+        with self._lock:
+            self._rows.pop(arn, None)
+
+
+def deployment_cache(services: Services) -> DeploymentCache:
+    return services.caches.setdefault("serving.deployments", DeploymentCache())
+
+
+def _read(services: Services, arn: str, kind: str) -> Deployment:
+    with services.engine.connect() as conn:
+        row = resources.get(conn, arn, kind)
+        if kind == "campaign":
+            return _campaign(services, conn, row)
+        return _recommender(row)
+
+
+def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deployment:
+    body = row.body
+    version_arn = body.get("serving_version_arn") or body.get("solution_version_arn")
+    version = resources.find(conn, version_arn, "solution_version") if version_arn else None
+    config = dict(body.get("campaign_config") or {})
+    if version is None:
+        return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "", config)
+    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    if row.status == "ACTIVE" and config.get("sync_with_latest_solution_version"):
+        from tastemaker.control.campaigns import reconcile_latest
+
+        reconcile_latest(services, conn, row)
+    return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "",
+                      version.body.get("model_prefix"), recipe, _recipe_type(recipe), config, None, version_arn)
+
+
+def _recommender(row: resources.Resource) -> Deployment:
+    from tastemaker.recipes.catalog import domain_use_case
+
+    body = row.body
+    use_case = domain_use_case(body["recipe_arn"])
+    config = dict(body.get("recommender_config") or {})
+    return Deployment(row.arn, "recommender", row.status or "", row.dataset_group_arn or "",
+                      body.get("model_prefix"), use_case.engine_recipe, _recipe_type(use_case.engine_recipe),
+                      config, use_case)
+
+
+def _recipe_type(recipe_name: str) -> str:
+    from tastemaker.recipes import get_recipe
+
+    try:
+        return get_recipe(recipe_name).recipe_type
+    except Exception:  # noqa: BLE001 - an unknown recipe cannot be served; the model load says why
+        return ""
