@@ -45,7 +45,10 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
                         ("EVENT_TYPE", pa.string()), ("EVENT_VALUE", pa.float32())])
     event_types = pa.array(["click", "purchase", "view", "watch"])
     tmp = path.with_suffix(".tmp")
-    with pcsv.CSVWriter(tmp, schema, write_options=pcsv.WriteOptions(quoting_style="none")) as writer:
+    with open(tmp, "wb") as out:
+        out.write((",".join(schema.names) + "\n").encode())  # Personalize headers are not quoted
+    with open(tmp, "ab") as out, pcsv.CSVWriter(
+            out, schema, write_options=pcsv.WriteOptions(quoting_style="none", include_header=False)) as writer:
         for start in range(0, rows, 1_000_000):
             n = min(1_000_000, rows - start)
             users = rng.zipf(1.3, n) % 500_000  # power-law activity, like real logs

@@ -45,6 +45,15 @@ class Settings:
         return self.blob_url or str((self.data_dir / "blobs").resolve())
 
     @property
+    def imports_dir(self) -> Path:
+        """DATA_DIR/imports is always an import root, so a local server can import files put there."""
+        return self.data_dir / "imports"
+
+    @property
+    def effective_import_roots(self) -> tuple[Path, ...]:
+        return (*self.import_roots, self.imports_dir)
+
+    @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 

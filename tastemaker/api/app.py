@@ -17,7 +17,7 @@ from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
 from tastemaker.api.sigv4 import verify_sigv4
-from tastemaker.api.validation import validate_input
+from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.context import RequestContext, Services
 from tastemaker.control.registry import load_all
 from tastemaker.errors import InternalFailure, InvalidInputException, NotImplementedOperation, TastemakerError
@@ -42,6 +42,7 @@ class Api:
         self.services = services
         self.keys = keys
         self.operations = load_all()
+        precompile_all(info.model for info in service_models.all_operations())
 
     def find_operation(self, request: Request) -> service_models.OperationInfo:
         target = request.headers.get("x-amz-target")

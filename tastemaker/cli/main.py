@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="print the API coverage table (markdown)")
     cov.add_argument("--output", help="write to this file instead of stdout")
     cov.set_defaults(fn=cmd_coverage)
+
+    from tastemaker.cli import cleanup, quickstart
+
+    quick = sub.add_parser("quickstart", help="walk the whole admin manual against a server, printing each call")
+    quickstart.add_arguments(quick)
+    quick.set_defaults(fn=quickstart.cmd_quickstart)
+
+    clean = sub.add_parser("cleanup", help="delete everything in a dataset group, in dependency order")
+    cleanup.add_arguments(clean)
+    clean.set_defaults(fn=cleanup.cmd_cleanup)
     return parser
 
 

@@ -15,6 +15,7 @@ from tastemaker.store.blobs import open_blob_store
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.imports_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine(settings.resolved_db_url)
     if migrate:
         db.upgrade(engine)

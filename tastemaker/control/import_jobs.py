@@ -33,7 +33,7 @@ def check_location(ctx: RequestContext, location: str) -> None:
     if location.startswith(("s3://", "http://", "https://")):
         return
     path = Path(location.removeprefix("file://"))
-    roots = [r.resolve() for r in ctx.services.settings.import_roots]
+    roots = [r.resolve() for r in ctx.services.settings.effective_import_roots]
     if not path.is_absolute():
         raise InvalidInputException(f"dataLocation {location} must be an s3:// URL or an absolute local path.")
     resolved = path.resolve()

@@ -8,6 +8,7 @@ the file with Python's csv module to map record numbers to lines.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import queue
 import threading
@@ -22,7 +23,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from tastemaker.data.schemas import ID_FIELDS, Schema, SchemaField, arrow_schema, normalize_dataset_type
-from tastemaker.data.sources import CsvSource
+from tastemaker.data.sources import CsvSource, DataLocationError
 
 BLOCK_SIZE = 32 << 20  # bytes of CSV parsed per batch: about 1M interaction rows
 DEFAULT_ROWS_PER_FILE = 3_000_000
@@ -176,7 +177,8 @@ def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, 
 
     The header names schema fields in any order; nullable fields may be left out (they import as nulls).
     Raises CsvImportError naming up to `max_errors` problems (file, line, column); the first file with a
-    problem is read to its end to collect them. Files written so far stay in `out_dir` for the caller to
+    problem is read to its end to collect them. Raises DataLocationError when a source stops being
+    readable mid-stream. Files written so far stay in `out_dir` for the caller to
     delete. `min_rows` > 0 also fails an import with fewer rows (e.g. 1000 for Interactions).
     """
     dataset_type = normalize_dataset_type(dataset_type)
@@ -225,6 +227,15 @@ class _CountingStream(io.RawIOBase):
 
 
 def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int) -> tuple[int, int]:
+    try:
+        return _read_source(source, schema, writer, max_errors)
+    except OSError as exc:  # network or disk failures mid-stream, corrupt gzip data
+        if source.compression:
+            raise CsvImportError(f"Cannot read {source.name} as {source.compression} data: {exc}") from None
+        raise DataLocationError(f"Cannot read {source.name}: {exc}") from None
+
+
+def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int) -> tuple[int, int]:
     counting = _CountingStream(source.open())
     stream: pa.NativeFile = pa.PythonFile(counting, mode="r")
     if source.compression:
@@ -314,10 +325,8 @@ def _scan_records(source: CsvSource, with_header: bool = False) -> Iterator[tupl
     Blank lines are skipped (as Arrow does); undecodable bytes survive as surrogates for detection.
     """
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))
-    raw = source.open()
+    raw: Any = source.open()
     if source.compression == "gzip":
-        import gzip
-
         raw = gzip.open(raw, "rb")  # noqa: SIM115 - closed with the text wrapper below
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -102,7 +103,7 @@ class Condition:
     field: str
     op: Op
     value: Value
-    position: int = field(default=0, compare=False)  # 1-based character position of the condition
+    position: int = dataclasses.field(default=0, compare=False)  # 1-based character position of the condition
 
     @property
     def qualified_field(self) -> str:
@@ -130,7 +131,7 @@ class Expression:
     target: Target
     condition: CondNode
     user_conditions: tuple[Condition, ...] = ()
-    position: int = field(default=0, compare=False)
+    position: int = dataclasses.field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ColumnsLike = pa.Table | Mapping[str, Any]
+ColumnsLike: TypeAlias = pa.Table | Mapping[str, Any]
 
 
 def _to_arrow(column: Any) -> pa.Array:
     if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks()
+        column = column.combine_chunks()
     if isinstance(column, pa.Array):
-        return column
+        return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
     try:
         return pa.array(column, from_pandas=True)  # from_pandas: NaN -> null
     except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -158,7 +158,7 @@ def _numeric_positive(data: np.ndarray, op: Op, values: Sequence[float]) -> np.n
     if op in (Op.IN, Op.NOT_IN, Op.EQ, Op.NE):
         return data == values[0] if len(values) == 1 else np.isin(data, values)
     if op is Op.LT:
-        return data <= max(values)
+        return data < max(values)
     if op is Op.LE:
         return data <= max(values)
     if op is Op.GT:

@@ -83,7 +83,7 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     workdir = Path(tempfile.mkdtemp(prefix="tm-import-", dir=_tmp_root(services)))
     try:
         try:
-            sources = resolve_data_location(location, import_roots=services.settings.import_roots,
+            sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
                                             s3_client_factory=services.s3_client)
             result = import_csv(sources, schema, dataset_type, workdir)
         except (CsvImportError, DataLocationError) as exc:

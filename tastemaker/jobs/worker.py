@@ -122,6 +122,7 @@ class JobRunner:
     def start(self) -> None:
         import tastemaker.jobs.tasks  # noqa: F401 - registers the task functions
         import tastemaker.jobs.training  # noqa: F401
+        import tastemaker.jobs.recommender_tasks  # noqa: F401 - recommenders and campaign deploys
 
         recover_orphans(self.services)
         for index in range(self.threads):

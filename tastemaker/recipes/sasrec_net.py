@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Catalogues above this size train with sampled softmax instead of the full cross-entropy.
-FULL_SOFTMAX_MAX_ITEMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -90,10 +88,10 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
             q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)
             q, k, v = (t.view(b, length, heads, d // heads).transpose(1, 2) for t in (q, k, v))
             att = functional.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, dropout_p=cfg.dropout if self.training else 0.0
+                q, k, v, attn_mask=attn_mask
             )
             x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, length, d)))
-            h = self.ff2(self.drop(functional.gelu(self.ff1(self.norm2(x)), approximate="tanh")))
+            h = self.ff2(functional.gelu(self.ff1(self.norm2(x)), approximate="tanh"))
             return x + self.drop(h)
 
     class SasRec(nn.Module):
@@ -120,10 +118,31 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
             mask = (causal & real[:, None, :]) | torch.eye(length, dtype=torch.bool)
             mask = mask[:, None, :, :]
             for block in self.blocks:
-                x = block(x, mask) * real.unsqueeze(-1)
+                x = block(x, mask)
             return self.final_norm(x)
 
     return SasRec()
+
+
+def _state_to_numpy(model, cfg: NetConfig) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    state = model.state_dict()
+    return {name: state[_torch_key(name)].detach().numpy().astype(np.float32, copy=True)
+            for name in cfg.weight_names()}
+
+
+def _torch_key(name: str) -> str:
+    """Our flat weight name -> the torch state_dict key."""
+    if name in ("item_embedding", "position_embedding"):
+        return name + ".weight"
+    return name.replace("block", "blocks.", 1) if name.startswith("block") else name
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Random batches of windows with similar lengths (little padding), in random order."""
+    jitter = rng.random(len(lengths))
+    order = np.lexsort((jitter, lengths // 8))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def train_network(
@@ -133,14 +152,20 @@ def train_network(
     *,
     weights: Sequence[np.ndarray] | None = None,
     seed: int = 0,
+    threads: int = 2,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_stop: Callable[[], Exception] | None = None,
+    on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Train SASRec on per-user item sequences; returns the weights as float32 numpy arrays."""
+    """Train SASRec on per-user item sequences; returns the weights as float32 numpy arrays.
+
+    The loss is softmax cross-entropy over the whole catalogue, or over cfg.negative_samples shared
+    uniform negatives when the catalogue is larger than that (sampled softmax).
+    """
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = _make_module(torch, n_items, cfg)
@@ -148,20 +173,17 @@ def train_network(
     tokens, targets, loss_w = build_windows(sequences, weights, cfg.max_sequence_length)
     if len(tokens) == 0:
         raise ValueError("no user has at least two interactions, so there is nothing to learn from")
-    sampled = n_items > FULL_SOFTMAX_MAX_ITEMS
-    n_batches = math.ceil(len(tokens) / cfg.batch_size)
+    lengths = (tokens > 0).sum(axis=1)
+    sampled = 0 < cfg.negative_samples < n_items
     for epoch in range(cfg.epochs):
         if should_stop is not None and should_stop():
             raise on_stop() if on_stop is not None else RuntimeError("training stopped")
         model.train()
-        order = rng.permutation(len(tokens))
-        for b in range(n_batches):
-            rows = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            batch_tokens = tokens[rows]
-            first_col = int(np.argmax(batch_tokens.any(axis=0)))  # trim columns that are padding only
-            tok = torch.from_numpy(batch_tokens[:, first_col:])
-            tgt = torch.from_numpy(targets[rows, first_col:])
-            w = torch.from_numpy(loss_w[rows, first_col:])
+        for rows in bucketed_batches(lengths, cfg.batch_size, rng):
+            width = int(lengths[rows].max())  # windows are left-padded: keep the last `width` columns
+            tok = torch.from_numpy(tokens[rows, -width:])
+            tgt = torch.from_numpy(targets[rows, -width:])
+            w = torch.from_numpy(loss_w[rows, -width:])
             hidden = model(tok)
             valid = tgt >= 0
             h, y, wv = hidden[valid], tgt[valid], w[valid]
@@ -176,13 +198,10 @@ def train_network(
             optimizer.step()
         if progress is not None:
             progress((epoch + 1) / cfg.epochs)
-    state = model.state_dict()
-    out: dict[str, np.ndarray] = {}
-    for name in cfg.weight_names():
-        key = name.replace("block", "blocks.", 1) if name.startswith("block") else name
-        key = key + ".weight" if name in ("item_embedding", "position_embedding") else key
-        out[name] = state[key].detach().numpy().astype(np.float32, copy=True)
-    return out
+        if on_epoch is not None:
+            model.eval()
+            on_epoch(epoch + 1, _state_to_numpy(model, cfg))
+    return _state_to_numpy(model, cfg)
 
 
 def _sampled_softmax_loss(torch, h, y, items, n_neg: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
@@ -242,7 +261,7 @@ def encode_histories(
         att = (scores / scores.sum(-1, keepdims=True)) @ v
         x = x + att.transpose(0, 2, 1, 3).reshape(len(x), width, d) @ p["out.weight"].T + p["out.bias"]
         h = _layer_norm(x, p["norm2.weight"], p["norm2.bias"]) @ p["ff1.weight"].T + p["ff1.bias"]
-        x = (x + _gelu_tanh(h) @ p["ff2.weight"].T + p["ff2.bias"]) * real[..., None]
+        x = x + _gelu_tanh(h) @ p["ff2.weight"].T + p["ff2.bias"]
     last = _layer_norm(x[:, -1], weights["final_norm.weight"], weights["final_norm.bias"])
     nonempty = np.array([len(h) > 0 for h in trimmed])
     out[nonempty] = last[nonempty].astype(np.float32)
@@ -255,12 +274,7 @@ def torch_forward_last(weights: dict[str, np.ndarray], cfg: NetConfig, histories
 
     n_items = weights["item_embedding"].shape[0] - 1
     model = _make_module(torch, n_items, cfg)
-    state = {}
-    for name, arr in weights.items():
-        key = name.replace("block", "blocks.", 1) if name.startswith("block") else name
-        key = key + ".weight" if name in ("item_embedding", "position_embedding") else key
-        state[key] = torch.from_numpy(arr)
-    model.load_state_dict(state)
+    model.load_state_dict({_torch_key(name): torch.from_numpy(arr) for name, arr in weights.items()})
     model.eval()
     trimmed = [np.asarray(h, dtype=np.int64)[-cfg.max_sequence_length:] for h in histories]
     width = max(len(h) for h in trimmed)

@@ -104,7 +104,7 @@ def build_catalog(model: TrainedModel, items: pa.Table | None) -> ServingCatalog
     created = np.concatenate([created, np.full(len(extra), -1, np.int64)])
     if CREATION_TIMESTAMP in items.column_names:
         stamps = metadata.column(CREATION_TIMESTAMP).to_numpy(zero_copy_only=False)
-        stamps = np.asarray([-1 if v is None or v != v else int(v) for v in stamps], dtype=np.int64)
+        stamps = np.asarray([-1 if v is None or np.isnan(v) else int(v) for v in stamps], dtype=np.int64)
         created = np.where(stamps >= 0, stamps, created)
     popularity = np.concatenate([popularity, np.zeros(len(extra), np.float32)])
     return ServingCatalog(all_ids, n_model, metadata, created, popularity, position)

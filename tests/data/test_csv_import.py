@@ -212,7 +212,7 @@ def test_gzip_error_reports_line(tmp_path: Path) -> None:
 
 
 def test_import_from_s3_folder(moto_s3: str, s3_bucket: str, tmp_path: Path) -> None:
-    def factory():  # noqa: ANN202
+    def factory():
         return boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
 
     header = "USER_ID,ITEM_ID,TIMESTAMP\n"
@@ -228,3 +228,10 @@ def test_import_from_s3_folder(moto_s3: str, s3_bucket: str, tmp_path: Path) -> 
         import_csv(sources, MINIMAL, "Interactions", tmp_path / "out2")
     assert info.value.reason == (f"Invalid data in s3://{s3_bucket}/bad/x.csv line 3, column TIMESTAMP: "
                                  f"'abc' is not an integer.")
+
+
+def test_corrupt_gzip_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "broken.csv.gz"
+    path.write_bytes(gzip.compress(b"USER_ID,ITEM_ID,TIMESTAMP\n" + b"u1,i1,1\n" * 1000)[:-40] + b"garbage" * 10)
+    with pytest.raises(CsvImportError, match=f"Cannot read {path} as gzip data"):
+        import_csv(source_for(path), MINIMAL, "Interactions", tmp_path / "out")

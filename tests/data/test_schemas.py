@@ -88,8 +88,8 @@ def test_parses_flags_and_unions_in_either_order() -> None:
     (schema_json(f("U", ["string", "int"])), "exactly [\"null\", <type>]"),
     (schema_json(f("U", ["null", "null"])), "exactly [\"null\", <type>]"),
     (schema_json(f("U", ["null", ["null", "string"]])), "nested unions"),
-    (schema_json(f("PRICE", "float", categorical=True)), "Field PRICE: \"categorical\": true is only allowed on "
-                                                         "string fields, not on float"),
+    (schema_json(f("PRICE", "float", categorical=True)), ("Field PRICE: \"categorical\": true is only allowed on "
+                                                         "string fields, not on float")),
     (schema_json(f("YEAR", "int", textual=True)), "\"textual\": true is only allowed on string"),
     (schema_json(f("N", "long", itemName=True)), "\"itemName\": true is only allowed on string"),
     (schema_json(f("G", "string", categorical="yes")), "\"categorical\" must be true or false"),
@@ -151,8 +151,8 @@ def fields_for(dataset_type: str, *extra: dict[str, Any]) -> str:
     (fields_for("Interactions"), "Interactions", "ECOMMERCE",
      "Interactions schema (ECOMMERCE domain) is missing required field(s): EVENT_TYPE"),
     (fields_for("Interactions", f("EVENT_TYPE", "string", categorical=True)), "Interactions", None,
-     "Field EVENT_TYPE is reserved in the Interactions schema and must be string without \"categorical\"; it "
-     "is string categorical"),
+     ("Field EVENT_TYPE is reserved in the Interactions schema and must be string without \"categorical\"; it "
+     "is string categorical")),
     (fields_for("Interactions", f("EVENT_VALUE", "string")), "Interactions", None,
      "Field EVENT_VALUE is reserved in the Interactions schema and must be float or double"),
     (fields_for("Interactions", f("IMPRESSION", "long")), "Interactions", None, "Field IMPRESSION is reserved"),
@@ -168,8 +168,8 @@ def fields_for(dataset_type: str, *extra: dict[str, Any]) -> str:
      "Users schema has 26 metadata fields besides USER_ID; the maximum is 25"),
     (fields_for("Users", f("PLAN", "string")), "Users", "VIDEO_ON_DEMAND", "needs at least one metadata field"),
     (fields_for("Users", f("SUBSCRIPTION_MODEL", "string"), f("AGE", "int")), "Users", "VIDEO_ON_DEMAND",
-     "Field SUBSCRIPTION_MODEL is reserved in the Users schema (VIDEO_ON_DEMAND domain) and must be string "
-     "with \"categorical\": true"),
+     ("Field SUBSCRIPTION_MODEL is reserved in the Users schema (VIDEO_ON_DEMAND domain) and must be string "
+     "with \"categorical\": true")),
     (fields_for("Items", f("TITLE", "string", itemName=True)), "Items", None,
      "Items schema needs at least one metadata field besides ITEM_ID: a categorical or textual string"),
     (fields_for("Items", *[f(f"A{i}", "int") for i in range(101)]), "Items", None, "the maximum is 100"),
@@ -180,14 +180,14 @@ def fields_for(dataset_type: str, *extra: dict[str, Any]) -> str:
     (fields_for("Items", f("PRICE", "float")), "Items", "ECOMMERCE",
      "Items schema (ECOMMERCE domain) is missing required field(s): CATEGORY_L1"),
     (fields_for("Items", f("PRICE", "float"), f("CATEGORY_L1", "string")), "Items", "ECOMMERCE",
-     "Field CATEGORY_L1 is required in the Items schema (ECOMMERCE domain) and must be string with "
-     "\"categorical\": true; it is string"),
+     ("Field CATEGORY_L1 is required in the Items schema (ECOMMERCE domain) and must be string with "
+     "\"categorical\": true; it is string")),
     (fields_for("Items", f("PRICE", "string", categorical=True), f("CATEGORY_L1", "string", categorical=True)),
      "Items", "ECOMMERCE", "Field PRICE is required"),
     (fields_for("Items", f("PRICE", "float"), f("CATEGORY_L1", "string", categorical=True),
                 f("PRODUCT_DESCRIPTION", "string", categorical=True)), "Items", "ECOMMERCE",
-     "Field PRODUCT_DESCRIPTION is reserved in the Items schema (ECOMMERCE domain) and must be string with "
-     "\"textual\": true"),
+     ("Field PRODUCT_DESCRIPTION is reserved in the Items schema (ECOMMERCE domain) and must be string with "
+     "\"textual\": true")),
     (fields_for("Items", f("GENRES", "string", categorical=True)), "Items", "VIDEO_ON_DEMAND",
      "missing required field(s): CREATION_TIMESTAMP"),
     (fields_for("Actions"), "Actions", None, "needs at least one metadata field besides ACTION_ID"),
@@ -196,8 +196,8 @@ def fields_for(dataset_type: str, *extra: dict[str, Any]) -> str:
     (ACTIONS, "Actions", "ECOMMERCE", "cannot be created in a domain dataset group"),
     (schema_json(f("USER_ID", "string"), f("ACTION_ID", "string"), f("TIMESTAMP", "long")),
      "Action_Interactions", None, "missing required field(s): EVENT_TYPE"),
-    (INTERACTIONS, "Clicks", None, "Unknown dataset type 'Clicks'; valid types are Interactions, Items, Users, "
-                                   "Actions, Action_Interactions"),
+    (INTERACTIONS, "Clicks", None, ("Unknown dataset type 'Clicks'; valid types are Interactions, Items, Users, "
+                                   "Actions, Action_Interactions")),
 ])
 def test_rejects_schemas_that_do_not_fit_the_dataset(text: str, dataset_type: str, domain: str | None,
                                                       fragment: str) -> None:

@@ -107,7 +107,7 @@ def test_unsupported_locations_are_invalid_input(location: str, root: Path) -> N
         resolve_data_location(location, import_roots=[root], s3_client_factory=no_s3)
 
 
-def s3_factory(endpoint: str):  # noqa: ANN201 - a boto3 client factory
+def s3_factory(endpoint: str):
     return lambda: boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
 

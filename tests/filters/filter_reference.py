@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tastemaker.data.schemas import Schema
 from tastemaker.data.schemas import SchemaField as F
 from tastemaker.errors import InvalidInputException
+from tastemaker.filters import FilterCatalog
 from tastemaker.filters.ast import (
     Action,
     And,
@@ -17,10 +21,8 @@ from tastemaker.filters.ast import (
     CurrentItemRef,
     Expression,
     FilterExpression,
-    LiteralList,
     NumberLiteral,
     Op,
-    Or,
     Placeholder,
     StringLiteral,
     iter_conditions,
@@ -149,12 +151,24 @@ def make_history(seed: int, n_items: int, max_len: int = 8) -> dict[str, tuple[l
     return history
 
 
+def catalog_of(cat: Catalogue) -> FilterCatalog:
+    return FilterCatalog(
+        np.array(cat.item_ids), cat.items, user_ids=np.array(cat.user_ids), users=cat.users,
+        action_ids=np.array(cat.action_ids), actions=cat.actions,
+    )
+
+
+def history_arrays(history: dict) -> dict:
+    """The list history of make_history as the arrays FilterRequest takes."""
+    return {k: (np.array(i, dtype=np.int32), np.array(t, dtype=np.int64)) for k, (i, t) in history.items()}
+
+
 # ------------------------------------------------------------------ the literal evaluator
 
 
 def _cell_values(raw: Any, field: F) -> list[Any]:
     """What a cell holds, literally: numbers for numeric fields, |-split strings for categorical ones."""
-    if raw is None or raw == "" or (isinstance(raw, float) and raw != raw):
+    if raw is None or raw == "" or (isinstance(raw, float) and math.isnan(raw)):
         return []
     if field.is_numeric:
         return [float(raw)]
@@ -236,7 +250,9 @@ class Reference:
         if first.dataset == "Interactions":
             for event_type, (items, stamps) in self.history.items():
                 for item, stamp in list(zip(items, stamps, strict=True))[: self.depth]:
-                    row_ok = self.evaluate(expr.condition, lambda c: self.interaction_row(c, event_type, stamp))
+                    row_ok = self.evaluate(
+                        expr.condition, lambda c, e=event_type, s=stamp: self.interaction_row(c, e, s)
+                    )
                     if item == index and row_ok:
                         return True
             return False
@@ -270,5 +286,3 @@ class Reference:
             out.append(included and not excluded)
         return out
 
-
-__all__ = ["And", "Or", "Reference", "SCHEMAS", "make_catalogue", "make_history", "sexpr"]

@@ -19,7 +19,6 @@ from tastemaker.filters.ast import (
     StringLiteral,
     Target,
 )
-
 from tests.filters.filter_reference import COLORS, GENRES, TIERS
 
 STRING_PARAMS = ("S1", "S2")

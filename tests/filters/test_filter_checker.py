@@ -21,7 +21,7 @@ INVALID = [
     (f'{W}Items.genres IN ("a")', "Items", "no field genres (field names are case-sensitive: did you mean GENRES?)"),
     (f'{W}Items.DESCRIPTION IN ("a")', "Items", "Items.DESCRIPTION is a textual field"),
     (f"{W}Items.IS_NEW = 1", "Items", "Items.IS_NEW is a boolean field"),
-    (f'EXCLUDE ItemID WHERE Interactions.DEVICE IN ("tv")', "Interactions", "only EVENT_TYPE (and the TIMESTAMP"),
+    ('EXCLUDE ItemID WHERE Interactions.DEVICE IN ("tv")', "Interactions", "only EVENT_TYPE (and the TIMESTAMP"),
     ("EXCLUDE ItemID WHERE Interactions.EVENT_VALUE > 1", "Interactions", "Interactions.EVENT_VALUE cannot be"),
     ("EXCLUDE ItemID WHERE Interactions.USER_ID IN ($U)", "Interactions", "cannot be filtered"),
     (f"{W}Items.GENRES NOT IN ($G)", "Items", "placeholders cannot be used with NOT IN ($G in Items.GENRES)"),
@@ -30,8 +30,7 @@ INVALID = [
     (f'{W}{G} AND Interactions.EVENT_TYPE IN ("x")', "Interactions",
      "cannot combine Items and Interactions conditions in one expression; chain separate expressions with |"),
     (f'{W}Interactions.EVENT_TYPE IN ("x") OR {G}', "Items", "cannot combine Interactions and Items"),
-    (f"{W}{G} OR (Items.PRICE > 1 AND Users.AGE > 3)", "Users", "ItemID expressions can filter on Items or "
-     "Interactions, not Users"),
+    (f"{W}{G} OR (Items.PRICE > 1 AND Users.AGE > 3)", "Users", "ItemID expressions can filter on Items or Interactions"),
     (f"{W}Users.AGE > 3", "Users", "ItemID expressions can filter on Items or Interactions, not Users"),
     (f"INCLUDE UserID WHERE {G}", "Items", "UserID expressions can filter on Users, not Items"),
     ('INCLUDE UserID WHERE Interactions.EVENT_TYPE IN ("a")', "Interactions", "UserID expressions can filter on Users"),
@@ -39,8 +38,7 @@ INVALID = [
     ('INCLUDE ActionID WHERE Actions.VALUE > 1 AND Action_Interactions.EVENT_TYPE IN ("x")', "Action_",
      "cannot combine Actions and Action_Interactions"),
     (f"{W}Items.GENRES IN CurrentItem.NOPE", "Items", "the Items schema has no field NOPE"),
-    (f"{W}Items.PRICE < CurrentItem.GENRES", "Items", "Items.PRICE (float) cannot be compared with "
-     "CurrentItem.GENRES (string)"),
+    (f"{W}Items.PRICE < CurrentItem.GENRES", "Items", "Items.PRICE (float) cannot be compared with CurrentItem.GENRES"),
     (f"{W}Items.GENRES IN CurrentItem.PRICE", "Items", "cannot be compared with CurrentItem.PRICE (float)"),
     (f"{W}Items.GENRES IN CurrentItem.DESCRIPTION", "Items", "Items.DESCRIPTION is a textual field"),
     (f"{W}Items.YEAR = CurrentItem.IS_NEW", "Items", "Items.IS_NEW is a boolean field"),

@@ -15,20 +15,16 @@ from tastemaker.filters import (
     parse_filter,
     parse_filter_values,
 )
-from tests.filters.filter_reference import SCHEMAS, Catalogue, Reference, make_catalogue, make_history
+from tests.filters.filter_reference import (
+    SCHEMAS,
+    Reference,
+    catalog_of,
+    history_arrays,
+    make_catalogue,
+    make_history,
+)
 
 W = "INCLUDE ItemID WHERE "
-
-
-def history_arrays(history: dict) -> dict:
-    return {k: (np.array(i, dtype=np.int32), np.array(t, dtype=np.int64)) for k, (i, t) in history.items()}
-
-
-def catalog_of(cat: Catalogue) -> FilterCatalog:
-    return FilterCatalog(
-        np.array(cat.item_ids), cat.items, user_ids=np.array(cat.user_ids), users=cat.users,
-        action_ids=np.array(cat.action_ids), actions=cat.actions,
-    )
 
 
 def allowed(text: str, catalog: FilterCatalog, **request) -> list[str]:
@@ -132,7 +128,7 @@ def test_if_current_user_gates_the_expression(tiny: FilterCatalog) -> None:
     assert allowed(text, tiny, user=tiny.user_row("u0")) == ["i0", "i4"]
     assert len(allowed(text, tiny, user=tiny.user_row("u1"))) == 6  # the only expression does not apply
     assert len(allowed(text, tiny, user=None)) == 6
-    gated_exclude = f'EXCLUDE ItemID WHERE Items.COLOR IN ("red") IF CurrentUser.TIER IN ("silver")'
+    gated_exclude = 'EXCLUDE ItemID WHERE Items.COLOR IN ("red") IF CurrentUser.TIER IN ("silver")'
     assert allowed(gated_exclude, tiny, user=tiny.user_row("u0")) == ["i1", "i3", "i4"]
     assert len(allowed(gated_exclude, tiny, user=tiny.user_row("u1"))) == 6
     both = f'{W}Items.YEAR > 1990 IF CurrentUser.AGE >= $AGE AND CurrentUser.TIER NOT IN ("free")'
@@ -206,8 +202,10 @@ def test_masks_are_fresh_writable_arrays(tiny: FilterCatalog) -> None:
 
 def test_arrow_table_catalogue_matches_dict_catalogue() -> None:
     cat = make_catalogue(3)
-    table = pa.table({k: pa.array(v) for k, v in cat.items.items()})
-    a = FilterCatalog(np.array(cat.item_ids), table)
+    columns = {k: pa.array(v) for k, v in cat.items.items()}
+    columns["GENRES"] = columns["GENRES"].dictionary_encode()
+    columns["CODE"] = pa.chunked_array([columns["CODE"][:10], columns["CODE"][10:]])
+    a = FilterCatalog(np.array(cat.item_ids), pa.table(columns))
     b = FilterCatalog(np.array(cat.item_ids), cat.items)
     text = f'{W}Items.GENRES IN ("comedy") OR Items.PRICE > 5 OR Items.CODE = "a|b"'
     assert allowed(text, a) == allowed(text, b)
@@ -231,7 +229,7 @@ FIXED_SUITE = [
     'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*") AND Interactions.TIMESTAMP > $T1',
     f'{W}Items.YEAR > 1991 | EXCLUDE ItemID WHERE Interactions.EVENT_TYPE = "PURCHASE" OR Interactions.TIMESTAMP < 20',
     f'{W}Items.GENRES IN ("drama") IF CurrentUser.AGE < 18 | {W}Items.GENRES IN ("comedy") IF CurrentUser.AGE >= 18',
-    f'EXCLUDE ItemID WHERE Items.GENRES IN ("horror") IF CurrentUser.TIER NOT IN ("gold")',
+    'EXCLUDE ItemID WHERE Items.GENRES IN ("horror") IF CurrentUser.TIER NOT IN ("gold")',
     f"{W}Items.CODE IN ($S2) | EXCLUDE ItemID WHERE Items.PRICE IN (0.5, 1) | EXCLUDE ItemID WHERE Items.YEAR = $N2",
     f"{W}Items.PRICE != $N1 AND Items.GENRES != $S1",
     f'{W}Items.GENRES = 1990 OR Items.YEAR IN ("1990", 1999)',

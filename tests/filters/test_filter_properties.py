@@ -7,11 +7,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tastemaker.errors import InvalidInputException
-from tastemaker.filters import FilterRequest, check_filter, compile_filter, parse_filter, parse_filter_values, render
+from tastemaker.filters import (
+    FilterRequest,
+    check_filter,
+    compile_filter,
+    parse_filter,
+    parse_filter_values,
+    render,
+)
 from tastemaker.filters.ast import Action, Placeholder, iter_conditions
-from tests.filters.filter_reference import SCHEMAS, Reference, make_catalogue, make_history
+from tests.filters.filter_reference import (
+    SCHEMAS,
+    Reference,
+    catalog_of,
+    history_arrays,
+    make_catalogue,
+    make_history,
+)
 from tests.filters.filter_strategies import filter_expression, filter_values
-from tests.filters.test_filter_masks import catalog_of, history_arrays
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

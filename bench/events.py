@@ -1,0 +1,280 @@
+"""Ingestion benchmark: SigV4-signed PutEvents (10 events per call) from a separate load-generator process.
+
+Prints sustained events/s, latency percentiles, and the events stored against the events acknowledged, for
+SQLite and PostgreSQL; then a crash run that kill -9s the server mid-load, restarts it, and checks that every
+acknowledged event is stored and no batch is stored in part.
+
+    .venv/bin/python bench/events.py                    # SQLite + PostgreSQL (if reachable) + crash runs
+    .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tastemaker.cli.local_server import LocalServer  # noqa: E402
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+SCHEMA = {
+    "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+    "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+               {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"},
+               {"name": "EVENT_VALUE", "type": ["null", "float"]},
+               {"name": "DEVICE", "type": ["null", "string"], "categorical": True}],
+    "version": "1.0",
+}
+
+
+# --- the load generator (runs in its own process) ---------------------------------------------------------
+
+
+class Signer:
+    """A minimal SigV4 signer for POST requests with a JSON body (what boto3 sends for personalize-events)."""
+
+    def __init__(self, access_key: str, secret_key: str, region: str, host: str) -> None:
+        self.access_key, self.secret_key, self.region, self.host = access_key, secret_key, region, host
+        self._day = ""
+        self._key = b""
+
+    def _signing_key(self, day: str) -> bytes:
+        if day != self._day:
+            key = ("AWS4" + self.secret_key).encode()
+            for part in (day, self.region, "personalize", "aws4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            self._day, self._key = day, key
+        return self._key
+
+    def headers(self, path: str, body: bytes) -> dict[str, str]:
+        now = datetime.now(UTC)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        payload = hashlib.sha256(body).hexdigest()
+        signed = "content-type;host;x-amz-date"
+        canonical = (f"POST\n{path}\n\ncontent-type:application/json\nhost:{self.host}\nx-amz-date:{stamp}\n\n"
+                     f"{signed}\n{payload}")
+        scope = f"{day}/{self.region}/personalize/aws4_request"
+        to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hmac.new(self._signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
+        return {"Content-Type": "application/json", "X-Amz-Date": stamp, "Host": self.host,
+                "Authorization": f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+                                 f"SignedHeaders={signed}, Signature={signature}"}
+
+
+def generate_load(cfg: dict[str, Any], out_path: str) -> None:
+    """Send PutEvents from `connections` threads for `seconds`; write acknowledged batches and latencies."""
+    host = f"127.0.0.1:{cfg['port']}"
+    signer = Signer(cfg["access_key"], cfg["secret_key"], cfg["region"], host)
+    deadline = time.time() + cfg["seconds"]
+    acked: list[str] = []  # batch ids (each batch = 10 events with ids <batch>-0..9)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+    run = uuid.uuid4().hex[:6]
+
+    def worker(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=30)
+        seq = 0
+        mine: list[str] = []
+        lat: list[float] = []
+        while time.time() < deadline:
+            batch = f"{run}-{index}-{seq}"
+            seq += 1
+            now = time.time()
+            body = orjson.dumps({
+                "trackingId": cfg["tracking_id"], "sessionId": f"s-{index}-{seq % 50}",
+                "userId": f"u-{index}-{seq % 50}",
+                "eventList": [{"eventId": f"{batch}-{j}", "eventType": "click", "itemId": f"i{(seq * 7 + j) % 997}",
+                               "sentAt": now, "eventValue": 1.0, "properties": '{"device": "ios"}'}
+                              for j in range(10)],
+            })
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/events", body=body, headers=signer.headers("/events", body))
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                name = type(exc).__name__
+                with lock:
+                    errors[name] = errors.get(name, 0) + 1
+                conn.close()
+                if cfg.get("stop_on_error"):
+                    break
+                time.sleep(0.05)
+                conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=30)
+                continue
+            if status == 200:
+                mine.append(batch)
+                lat.append(time.perf_counter() - started)
+            else:
+                with lock:
+                    errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
+        with lock:
+            acked.extend(mine)
+            latencies.extend(lat)
+
+    started = time.time()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(cfg["connections"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    Path(out_path).write_bytes(orjson.dumps({"acked": acked, "latencies": latencies, "errors": errors,
+                                             "elapsed": time.time() - started}))
+
+
+# --- orchestration --------------------------------------------------------------------------------------------
+
+
+def fresh_postgres() -> str | None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        name = f"tm_bench_{uuid.uuid4().hex[:8]}"
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        print(f"PostgreSQL not reachable ({str(exc).splitlines()[0]}); skipping it.")
+        return None
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def setup_tracker(server: LocalServer) -> tuple[str, str]:
+    client = server.client("personalize")
+    tag = uuid.uuid4().hex[:6]
+    group = client.create_dataset_group(name=f"bench-{tag}")["datasetGroupArn"]
+    wait_active(lambda: client.describe_dataset_group(datasetGroupArn=group)["datasetGroup"])
+    schema = client.create_schema(name=f"bench-{tag}", schema=json.dumps(SCHEMA))["schemaArn"]
+    dataset = client.create_dataset(name=f"bench-{tag}", schemaArn=schema, datasetGroupArn=group,
+                                    datasetType="Interactions")["datasetArn"]
+    wait_active(lambda: client.describe_dataset(datasetArn=dataset)["dataset"])
+    tracker = client.create_event_tracker(name=f"bench-{tag}", datasetGroupArn=group)
+    wait_active(lambda: client.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"])["eventTracker"])
+    return group, tracker["trackingId"]
+
+
+def wait_active(describe: Any) -> None:
+    for _ in range(600):
+        if describe()["status"] == "ACTIVE":
+            return
+        time.sleep(0.1)
+    raise RuntimeError("resource did not become ACTIVE")
+
+
+def stored_batches(db_url: str, group: str) -> dict[str, int]:
+    """batch id -> number of its events in the durable table."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    counts: dict[str, int] = {}
+    with engine.connect() as conn:
+        for (event_id,) in conn.execute(sa.text("SELECT event_id FROM events WHERE dataset_group_arn = :g"),
+                                        {"g": group}):
+            batch = event_id.rsplit("-", 1)[0]
+            counts[batch] = counts.get(batch, 0) + 1
+    engine.dispose()
+    return counts
+
+
+def run_load(server: LocalServer, tracking_id: str, seconds: float, connections: int, workdir: Path,
+             kill_after: float | None = None) -> dict[str, Any]:
+    cfg = {"port": server.port, "access_key": server.access_key, "secret_key": server.secret_key,
+           "region": server.region, "tracking_id": tracking_id, "seconds": seconds, "connections": connections,
+           "stop_on_error": kill_after is not None}
+    out = workdir / f"load-{uuid.uuid4().hex[:6]}.json"
+    proc = mp.get_context("spawn").Process(target=generate_load, args=(cfg, str(out)))
+    proc.start()
+    if kill_after is not None:
+        time.sleep(kill_after)
+        server.kill()
+    proc.join()
+    return orjson.loads(out.read_bytes())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_backend(name: str, db_url: str | None, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="tm-bench-events-") as tmp:
+        workdir = Path(tmp)
+        extra = ["--db-url", db_url] if db_url else []
+        server = LocalServer(workdir / "server", extra_args=extra)
+        server.start()
+        url = db_url or f"sqlite:///{workdir / 'server' / 'tastemaker.db'}"
+        try:
+            group, tracking_id = setup_tracker(server)
+            run_load(server, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
+            before = sum(stored_batches(url, group).values())
+            result = run_load(server, tracking_id, args.seconds, args.connections, workdir)
+            acked_events = 10 * len(result["acked"])
+            stored = sum(stored_batches(url, group).values()) - before
+            lat = result["latencies"]
+            print(f"[{name}] sustained {acked_events / result['elapsed']:,.0f} events/s "
+                  f"({len(result['acked']) / result['elapsed']:,.0f} PutEvents/s, {args.connections} connections, "
+                  f"{result['elapsed']:.1f} s); latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
+                  f"p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged {acked_events:,}, stored {stored:,}, "
+                  f"lost {acked_events - stored:,}; errors {result['errors'] or 'none'}", flush=True)
+            crash_run(name, server, url, group, tracking_id, args, workdir)
+        finally:
+            server.stop()
+
+
+def crash_run(name: str, server: LocalServer, url: str, group: str, tracking_id: str, args: argparse.Namespace,
+              workdir: Path) -> None:
+    before = stored_batches(url, group)
+    result = run_load(server, tracking_id, args.seconds, args.connections, workdir, kill_after=args.seconds / 2)
+    server.start()
+    after = stored_batches(url, group)
+    new = {b: n for b, n in after.items() if b not in before}
+    acked = set(result["acked"])
+    lost = [b for b in acked if after.get(b, 0) != 10]
+    partial = [b for b, n in new.items() if n != 10]
+    unacked_stored = len(set(new) - acked)
+    print(f"[{name} crash] kill -9 after {args.seconds / 2:.1f} s of load, restarted: acknowledged "
+          f"{10 * len(acked):,} events, stored {10 * len(acked) - 10 * len(lost):,} of them, lost {10 * len(lost)}; "
+          f"partial batches {len(partial)}; batches stored but not acknowledged (in flight at the kill) "
+          f"{unacked_stored}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    print(f"PutEvents ingestion, 10 events per call, load generator in a separate process; {mp.cpu_count()} cores",
+          flush=True)
+    for backend in args.backends.split(","):
+        if backend == "sqlite":
+            bench_backend("sqlite", None, args)
+        elif backend == "postgresql":
+            url = fresh_postgres()
+            if url:
+                bench_backend("postgresql", url, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""Campaigns: create/describe/list/update/delete, and following `solution/NAME/$LATEST`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tastemaker.arns import build_arn
+from tastemaker.control.common import (
+    ACTIVE,
+    BUSY,
+    CREATE_FAILED,
+    CREATE_PENDING,
+    DELETE_PENDING,
+    create_with_tags,
+    listing,
+    name_key,
+    require_status,
+)
+from tastemaker.control.context import RequestContext, Services
+from tastemaker.control.registry import operation
+from tastemaker.control.solutions import solution_of_latest
+from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
+from tastemaker.jobs import queue
+from tastemaker.store import resources
+
+KIND, VERSION = "campaign", "solution_version"
+MAX_CAMPAIGNS_PER_GROUP = 5
+EXPLORATION_KEYS = ("explorationWeight", "explorationItemAgeCutOff")
+DEFAULT_EXPLORATION = {"explorationWeight": "0.3", "explorationItemAgeCutOff": "30"}
+EXPLORATION_RECIPES = ("aws-user-personalization",)
+
+
+def _latest_active_version(conn: sa.Connection, solution_arn: str) -> resources.Resource | None:
+    versions = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn) if v.status == ACTIVE]
+    return versions[-1] if versions else None
+
+
+def resolve_version(conn: sa.Connection, arn: str) -> tuple[resources.Resource, str | None]:
+    """(the ACTIVE solution version to deploy, the solution ARN when `arn` is `solution/NAME/$LATEST`)."""
+    solution_arn = solution_of_latest(arn)
+    if solution_arn is not None:
+        resources.get(conn, solution_arn, "solution")
+        version = _latest_active_version(conn, solution_arn)
+        if version is None:
+            raise ResourceInUseException(f"Solution {solution_arn} has no ACTIVE solution version to deploy yet.")
+        return version, solution_arn
+    version = resources.get(conn, arn, VERSION)
+    require_status(version, (ACTIVE,), "deploy the solution version")
+    return version, None
+
+
+def check_config(config: dict[str, Any] | None, version: resources.Resource, follows: str | None) -> dict[str, Any]:
+    """Validate campaignConfig and fill Personalize's defaults (exploration for aws-user-personalization)."""
+    config = dict(config or {})
+    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    exploration = config.get("item_exploration_config")
+    if exploration:
+        unknown = [k for k in exploration if k not in EXPLORATION_KEYS]
+        if unknown:
+            raise InvalidInputException(f"itemExplorationConfig accepts {' and '.join(EXPLORATION_KEYS)}; "
+                                        f"got {unknown[0]}.")
+        _number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
+        _number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
+        if recipe not in EXPLORATION_RECIPES:
+            raise InvalidInputException(f"itemExplorationConfig only applies to aws-user-personalization; this "
+                                        f"version was trained with {recipe}.")
+    elif recipe in EXPLORATION_RECIPES:
+        config["item_exploration_config"] = dict(DEFAULT_EXPLORATION)
+    for key, value in (config.get("ranking_influence") or {}).items():
+        if key not in ("POPULARITY", "FRESHNESS") or not 0.0 <= float(value) <= 1.0:
+            raise InvalidInputException(f"rankingInfluence {key}={value} is not valid: use POPULARITY or FRESHNESS "
+                                        "with a value from 0 to 1.")
+    if config.get("sync_with_latest_solution_version") and follows is None:
+        raise InvalidInputException("syncWithLatestSolutionVersion needs solutionVersionArn in the form "
+                                    "arn:...:solution/NAME/$LATEST.")
+    return config
+
+
+def _number(config: dict[str, str], key: str, low: float, high: float | None, *, inclusive_low: bool) -> None:
+    if key not in config:
+        return
+    try:
+        value = float(config[key])
+    except (TypeError, ValueError):
+        raise InvalidInputException(f"itemExplorationConfig {key} must be a number, got {config[key]!r}.") from None
+    too_low = value < low if inclusive_low else value <= low
+    if too_low or (high is not None and value > high):
+        bounds = f"from {low:g} to {high:g}" if high is not None else f"greater than {low:g}"
+        raise InvalidInputException(f"itemExplorationConfig {key} must be {bounds}, got {config[key]!r}.")
+
+
+@operation("CreateCampaign")
+def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str,
+                    min_provisioned_tps: int | None = None, campaign_config: dict[str, Any] | None = None,
+                    tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    arn = build_arn(KIND, ctx.region, ctx.account, name)
+    with ctx.engine.begin() as conn:
+        version, follows = resolve_version(conn, solution_version_arn)
+        config = check_config(campaign_config, version, follows)
+        live = [c for c in resources.children(conn, kind=KIND, dataset_group_arn=version.dataset_group_arn)
+                if c.status != DELETE_PENDING]
+        if len(live) >= MAX_CAMPAIGNS_PER_GROUP:
+            raise LimitExceededException(f"Dataset group {version.dataset_group_arn} already has {len(live)} "
+                                         f"campaigns (the limit is {MAX_CAMPAIGNS_PER_GROUP}).")
+        body = {"name": name, "campaign_arn": arn, "solution_version_arn": version.arn,
+                "min_provisioned_tps": min_provisioned_tps or 1, "campaign_config": config,
+                "follows_solution_arn": follows, "dataset_group_arn": version.dataset_group_arn}
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+                         name_key=name_key(ctx, name), dataset_group_arn=version.dataset_group_arn,
+                         parent_arn=version.body.get("solution_arn"))
+        queue.enqueue(conn, "campaign_deploy", arn)
+    return {"campaign_arn": arn}
+
+
+@operation("DescribeCampaign")
+def describe_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        campaign = resources.get(conn, campaign_arn, KIND)
+    if campaign.status == ACTIVE and (campaign.body.get("campaign_config") or {}).get(
+            "sync_with_latest_solution_version"):
+        with ctx.engine.connect() as conn:
+            if reconcile_latest(ctx.services, conn, campaign):
+                campaign = resources.get(conn, campaign_arn, KIND)
+    return {"campaign": campaign.body}
+
+
+@operation("ListCampaigns")
+def list_campaigns(ctx: RequestContext, *, solution_arn: str | None = None, next_token: str | None = None,
+                   max_results: int | None = None) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        if solution_arn:
+            resources.get(conn, solution_arn, "solution")
+        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
+                                      parent_arn=solution_arn)
+    return listing(items, token, "campaigns")
+
+
+def _update_busy(campaign: resources.Resource) -> bool:
+    return (campaign.body.get("latest_campaign_update") or {}).get("status") in BUSY
+
+
+@operation("UpdateCampaign")
+def update_campaign(ctx: RequestContext, *, campaign_arn: str, solution_version_arn: str | None = None,
+                    min_provisioned_tps: int | None = None,
+                    campaign_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    with ctx.engine.begin() as conn:
+        campaign = resources.get(conn, campaign_arn, KIND, lock=True)
+        require_status(campaign, (ACTIVE, CREATE_FAILED), "update the campaign")
+        if _update_busy(campaign):
+            raise ResourceInUseException(f"Campaign {campaign_arn} is already being updated; wait until "
+                                         "latestCampaignUpdate is ACTIVE.")
+        body = campaign.body
+        follows = body.get("follows_solution_arn")
+        if solution_version_arn:
+            version, follows = resolve_version(conn, solution_version_arn)
+        else:
+            version = resources.get(conn, body["solution_version_arn"], VERSION)
+        if version.dataset_group_arn != campaign.dataset_group_arn:
+            raise InvalidInputException(f"Solution version {version.arn} belongs to another dataset group than "
+                                        f"campaign {campaign_arn}.")
+        config = dict(body.get("campaign_config") or {})
+        if campaign_config is not None:
+            config.update(campaign_config)
+            if "item_exploration_config" not in campaign_config:
+                config.pop("item_exploration_config", None)
+        config = check_config(config, version, follows)
+        start_update(conn, campaign, version.arn, follows, min_provisioned_tps or body.get("min_provisioned_tps", 1),
+                     config)
+    return {"campaign_arn": campaign_arn}
+
+
+def start_update(conn: sa.Connection, campaign: resources.Resource, version_arn: str, follows: str | None,
+                 min_tps: int, config: dict[str, Any]) -> None:
+    """Record latestCampaignUpdate (CREATE PENDING) and queue the job that loads the new version."""
+    ts = resources.now()
+    update = {"solution_version_arn": version_arn, "min_provisioned_tps": min_tps, "campaign_config": config,
+              "follows_solution_arn": follows, "status": CREATE_PENDING, "creation_date_time": ts,
+              "last_updated_date_time": ts}
+    resources.update(conn, campaign.arn, changes={"latest_campaign_update": update})
+    queue.enqueue(conn, "campaign_update", campaign.arn)
+
+
+@operation("DeleteCampaign")
+def delete_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
+    with ctx.engine.begin() as conn:
+        campaign = resources.get(conn, campaign_arn, KIND, lock=True)
+        require_status(campaign, (ACTIVE, CREATE_FAILED), "delete the campaign")
+        if _update_busy(campaign):
+            raise ResourceInUseException(f"Campaign {campaign_arn} is being updated; delete it when "
+                                         "latestCampaignUpdate is ACTIVE.")
+        resources.update(conn, campaign_arn, status=DELETE_PENDING)
+        queue.enqueue(conn, "delete", campaign_arn)
+    return {}
+
+
+# --- following solution/NAME/$LATEST -------------------------------------------------------------------
+
+def reconcile_latest(services: Services, conn: sa.Connection, campaign: resources.Resource) -> bool:
+    """If a syncing campaign is behind its solution's newest ACTIVE version, start the update; True if started."""
+    follows = campaign.body.get("follows_solution_arn")
+    if not follows or _update_busy(campaign):
+        return False
+    latest = _latest_active_version(conn, follows)
+    if latest is None or latest.arn == campaign.body.get("solution_version_arn"):
+        return False
+    last = campaign.body.get("latest_campaign_update") or {}
+    if last.get("solution_version_arn") == latest.arn and last.get("status") == CREATE_FAILED:
+        return False  # that version failed to deploy once; do not retry it forever
+    follow_latest(services, latest.arn)
+    return True
+
+
+def follow_latest(services: Services, version_arn: str) -> None:
+    """services.caches["on_version_active"]: move every campaign syncing with this version's solution to it."""
+    with services.engine.begin() as conn:
+        version = resources.find(conn, version_arn, VERSION)
+        if version is None or version.status != ACTIVE:
+            return
+        solution_arn = version.body.get("solution_arn")
+        for campaign in resources.children(conn, kind=KIND, parent_arn=solution_arn):
+            config = campaign.body.get("campaign_config") or {}
+            if (campaign.status != ACTIVE or not config.get("sync_with_latest_solution_version")
+                    or campaign.body.get("follows_solution_arn") != solution_arn):
+                continue
+            current = resources.get(conn, campaign.arn, KIND, lock=True)
+            if _update_busy(current) or current.body.get("solution_version_arn") == version_arn:
+                continue
+            start_update(conn, current, version_arn, solution_arn,
+                         current.body.get("min_provisioned_tps", 1), config)
+
+
+def install_hooks(services: Services) -> None:
+    """Make the training task move syncing campaigns as soon as a version turns ACTIVE in this process."""
+    services.caches.setdefault("on_version_active", follow_latest)

@@ -1,0 +1,127 @@
+"""Job tasks of domain recommenders: train (create / update), stop, start, delete; plus campaign deploy tasks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tastemaker.serving.deploy_tasks  # noqa: F401 - registers the campaign tasks with the same runner
+from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
+from tastemaker.control.context import Services
+from tastemaker.jobs.queue import Job
+from tastemaker.jobs.training import build_spec, run_trainer
+from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.store import resources
+
+KIND = "recommender"
+
+
+def training_version(recommender: resources.Resource, config: dict[str, Any]) -> resources.Resource:
+    """The recommender seen as a solution version of its use case's engine recipe (what build_spec reads)."""
+    from tastemaker.recipes.catalog import RECIPE_ARN_PREFIX, domain_use_case
+
+    use_case = domain_use_case(recommender.body["recipe_arn"])
+    event_type = use_case.required_event_type or (use_case.event_types[0] if len(use_case.event_types) == 1
+                                                  else None)
+    solution_config: dict[str, Any] = {}
+    if config.get("training_data_config"):
+        solution_config["training_data_config"] = config["training_data_config"]
+    body = {"dataset_group_arn": recommender.dataset_group_arn, "recipe_arn": RECIPE_ARN_PREFIX + use_case.engine_recipe,
+            "event_type": event_type, "solution_config": solution_config, "training_mode": "FULL"}
+    return resources.Resource(recommender.arn, KIND, recommender.status, body, recommender.dataset_group_arn,
+                              recommender.parent_arn, recommender.created_at, recommender.updated_at)
+
+
+def train(services: Services, recommender: resources.Resource, config: dict[str, Any],
+          should_stop: Callable[[], bool]) -> dict[str, Any]:
+    """Train the use case's model with the training subprocess and store it under the recommender's prefix."""
+    root = services.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-rec-", dir=root))
+    try:
+        out = workdir / "out"
+        out.mkdir()
+        spec = build_spec(services, training_version(recommender, config), out, workdir)
+        spec["config"]["domain_event_type_message"] = True
+        started = time.time()
+        result = run_trainer(spec, workdir, should_stop)
+        prefix = recommender.body["model_prefix"]
+        services.blobs.delete_prefix(prefix)
+        services.blobs.put_dir(prefix, out / "model")
+        return {"model_metrics": result.get("metrics", {}),
+                "training_hours": round((time.time() - started) / 3600, 6)}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _set(services: Services, arn: str, status: str | None = None, **changes: Any) -> resources.Resource:
+    with services.engine.begin() as conn:
+        return resources.update(conn, arn, status=status, changes=changes)
+
+
+@task("recommender_train")
+def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
+    recommender = _set(services, job.resource_arn, CREATE_IN_PROGRESS)
+    outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
+    _set(services, job.resource_arn, ACTIVE, **outcome)
+
+
+@task("recommender_update")
+def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """Apply latestRecommenderUpdate; a new trainingDataConfig retrains. Failures stay on the update."""
+    with services.engine.connect() as conn:
+        recommender = resources.get(conn, job.resource_arn, KIND)
+    update = dict(recommender.body.get("latest_recommender_update") or {})
+    new_config = update.get("recommender_config") or {}
+    update.update(status=CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
+    _set(services, job.resource_arn, latest_recommender_update=update)
+    changes: dict[str, Any] = {"recommender_config": new_config}
+    old_data = (recommender.body.get("recommender_config") or {}).get("training_data_config")
+    if new_config.get("training_data_config") != old_data:
+        try:
+            changes.update(train(services, recommender, new_config, should_stop))
+        except JobFailed as exc:
+            update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
+            _set(services, job.resource_arn, latest_recommender_update=update)
+            return
+    update.update(status=ACTIVE, last_updated_date_time=resources.now())
+    _set(services, job.resource_arn, latest_recommender_update=update, **changes)
+
+
+@task("recommender_stop", failed_status=ACTIVE)
+def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """STOP PENDING -> STOP IN_PROGRESS -> INACTIVE (serving refuses it from STOP PENDING on)."""
+    _set(services, job.resource_arn, "STOP IN_PROGRESS")
+    _set(services, job.resource_arn, "INACTIVE")
+
+
+@task("recommender_start", failed_status="INACTIVE")
+def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
+    from tastemaker.serving.models import model_cache
+
+    recommender = _set(services, job.resource_arn, "START IN_PROGRESS")
+    try:
+        model_cache(services).get(services, recommender.body["model_prefix"])
+    except (FileNotFoundError, ValueError) as exc:
+        raise JobFailed(f"The recommender's model could not be loaded: {exc}") from exc
+    _set(services, job.resource_arn, ACTIVE)
+
+
+@task("recommender_delete", failed_status="DELETE FAILED")
+def delete_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """DELETE PENDING -> DELETE IN_PROGRESS -> gone, with its model artifacts."""
+    with services.engine.begin() as conn:
+        found = resources.find(conn, job.resource_arn, KIND)
+        if found is None:
+            return
+        resources.update(conn, job.resource_arn, status="DELETE IN_PROGRESS")
+    with services.engine.begin() as conn:
+        resources.delete(conn, job.resource_arn)
+    if found.body.get("model_prefix"):
+        services.blobs.delete_prefix(found.body["model_prefix"])

@@ -1,0 +1,83 @@
+"""Job tasks that deploy campaigns: load and check the model, then switch the campaign to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
+from tastemaker.control.context import Services
+from tastemaker.jobs.queue import Job
+from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.store import resources
+
+log = logging.getLogger("tastemaker.serving")
+
+
+def preload(services: Services, version_arn: str) -> dict[str, Any]:
+    """Load the version's model (as serving will) and check it can score; returns what the campaign records."""
+    from tastemaker.serving.models import model_cache
+
+    with services.engine.connect() as conn:
+        version = resources.find(conn, version_arn, "solution_version")
+    if version is None or version.status != ACTIVE:
+        raise JobFailed(f"Solution version {version_arn} is not ACTIVE any more.")
+    prefix = version.body.get("model_prefix")
+    if not prefix:
+        raise JobFailed(f"Solution version {version_arn} has no model artifacts.")
+    try:
+        loaded = model_cache(services).get(services, prefix)
+    except (FileNotFoundError, ValueError) as exc:
+        raise JobFailed(f"The model of {version_arn} could not be loaded: {exc}") from exc
+    return {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items)}
+
+
+def _install(services: Services) -> None:
+    from tastemaker.control.campaigns import install_hooks
+
+    install_hooks(services)
+
+
+@task("campaign_deploy")
+def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE once the model loads."""
+    _install(services)
+    with services.engine.begin() as conn:
+        campaign = resources.get(conn, job.resource_arn, "campaign")
+        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+    stats = preload(services, campaign.body["solution_version_arn"])
+    with services.engine.begin() as conn:
+        resources.update(conn, job.resource_arn, status=ACTIVE, changes={"serving_stats": stats})
+    log.info("campaign %s serves a model of %d bytes", job.resource_arn, stats["model_bytes"])
+
+
+@task("campaign_update")
+def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """Load the new version while the old one keeps serving; then switch the campaign in one write.
+
+    A failure is recorded on latestCampaignUpdate only: the campaign stays ACTIVE on its old version.
+    """
+    _install(services)
+    with services.engine.begin() as conn:
+        campaign = resources.get(conn, job.resource_arn, "campaign", lock=True)
+        update = dict(campaign.body.get("latest_campaign_update") or {})
+        update.update(status=CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
+        resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
+    try:
+        stats = preload(services, update["solution_version_arn"])
+    except JobFailed as exc:
+        update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
+        with services.engine.begin() as conn:
+            resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
+        return
+    update.update(status=ACTIVE, last_updated_date_time=resources.now())
+    changes = {"solution_version_arn": update["solution_version_arn"],
+               "min_provisioned_tps": update["min_provisioned_tps"], "campaign_config": update["campaign_config"],
+               "follows_solution_arn": update.get("follows_solution_arn"), "latest_campaign_update": update,
+               "serving_stats": stats}
+    with services.engine.begin() as conn:
+        current = resources.get(conn, job.resource_arn, "campaign", lock=True)
+        # an update of a CREATE FAILED campaign makes it ACTIVE on the new version
+        resources.update(conn, job.resource_arn, status=ACTIVE if current.status == CREATE_FAILED else None,
+                         changes=changes, remove=("failure_reason",) if current.status == CREATE_FAILED else ())

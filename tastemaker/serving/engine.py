@@ -1,0 +1,310 @@
+"""The request path: score the catalogue, apply masks, pick top-k, exploration, promotions, scores, metadata."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tastemaker.control.context import Services
+from tastemaker.errors import InvalidInputException
+from tastemaker.serving import candidates as cand
+from tastemaker.serving.catalog import ServingCatalog, build_catalog
+from tastemaker.serving.deployments import Deployment
+from tastemaker.serving.history import UserEvents, streamed_events, user_history
+from tastemaker.serving.models import LoadedModel, model_cache
+from tastemaker.serving.slots import explore, promote
+from tastemaker.serving.snapshots import VersionedCache, read_table
+from tastemaker.serving.topk import softmax_scores, top_k
+
+DEFAULT_RESULTS, MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 25, 500, 50
+SCORED_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
+# Recipes that return item metadata without enableMetadataWithRecommendations.
+METADATA_BY_DEFAULT = ("aws-user-personalization-v2", "aws-personalized-ranking-v2", "aws-semantic-similarity")
+EXPLORATION_RECIPES = ("aws-user-personalization",)
+
+
+@dataclass
+class Query:
+    """One GetRecommendations / GetPersonalizedRanking call, in snake_case."""
+
+    user_id: str | None = None
+    item_id: str | None = None
+    num_results: int | None = None
+    context: dict[str, str] | None = None
+    filter_arn: str | None = None
+    filter_values: dict[str, str] | None = None
+    metadata_columns: dict[str, list[str]] | None = None
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    input_list: list[str] | None = None
+
+
+def rid() -> str:
+    return f"RID-{uuid.uuid4()}"
+
+
+def catalog_for(services: Services, dep: Deployment, loaded: LoadedModel) -> ServingCatalog:
+    """The model's catalogue extended with the group's Items dataset (rebuilt when Items data changes)."""
+    from tastemaker.serving.history import _watch
+
+    info = _watch(services).current(services, dep.group_arn, "Items")
+    version = info.version if info is not None else ""
+    cache: VersionedCache = services.caches.setdefault("serving.catalogs", VersionedCache())
+
+    def build() -> ServingCatalog:
+        table = read_table(services, info, "Items") if info is not None else None
+        return build_catalog(loaded.model, table)
+
+    return cache.get(loaded.prefix, version, build)
+
+
+def check_request(dep: Deployment, query: Query, *, ranking: bool) -> int:
+    """The id rules of the recipe type or use case and numResults limits; returns numResults."""
+    kind = dep.recipe_type
+    if ranking:
+        if kind != "PERSONALIZED_RANKING":
+            raise InvalidInputException(f"{dep.label} {dep.arn} serves a {kind} recipe; GetPersonalizedRanking needs "
+                                        "a PERSONALIZED_RANKING campaign (use GetRecommendations).")
+    elif kind == "PERSONALIZED_RANKING":
+        raise InvalidInputException(f"{dep.label} {dep.arn} serves a PERSONALIZED_RANKING recipe; call "
+                                    "GetPersonalizedRanking with an inputList instead.")
+    elif kind not in ("USER_PERSONALIZATION", "RELATED_ITEMS", "POPULAR_ITEMS"):
+        raise InvalidInputException(f"{dep.label} {dep.arn} serves a {kind or 'unknown'} recipe, which has no "
+                                    "real-time recommendations.")
+    use_case = dep.use_case
+    needs_user = use_case.requires_user_id if use_case else kind == "USER_PERSONALIZATION"
+    needs_item = use_case.requires_item_id if use_case else kind == "RELATED_ITEMS"
+    if needs_user and not query.user_id:
+        what = f"use case {use_case.name}" if use_case else f"{kind} recipes"
+        raise InvalidInputException(f"userId is required for {what}.")
+    if needs_item and not query.item_id:
+        what = f"use case {use_case.name}" if use_case else f"{kind} recipes"
+        raise InvalidInputException(f"itemId is required for {what}.")
+    if query.item_id and not needs_item and not ranking:
+        raise InvalidInputException(f"itemId is not used by {dep.label.lower()} {dep.arn} ({kind}); remove it.")
+    columns = (query.metadata_columns or {})
+    wants_metadata = any(columns.values())
+    limit = MAX_RESULTS_WITH_METADATA if wants_metadata else MAX_RESULTS
+    if ranking:
+        count = len(query.input_list or [])
+        if count == 0 or count > limit:
+            raise InvalidInputException(f"inputList must hold 1 to {limit} item ids{' with metadataColumns' * wants_metadata}"
+                                        f"; it has {count}.")
+        return count
+    num = DEFAULT_RESULTS if query.num_results is None else int(query.num_results)
+    if num < 1 or num > limit:
+        raise InvalidInputException(f"numResults must be between 1 and {limit}"
+                                    f"{' when metadataColumns are requested' if wants_metadata else ''}; got {num}.")
+    return num
+
+
+def check_metadata(dep: Deployment, catalog: ServingCatalog, columns: dict[str, list[str]] | None) -> list[str]:
+    if not columns:
+        return []
+    unknown_keys = [k for k in columns if k != "ITEMS"]
+    if unknown_keys:
+        raise InvalidInputException(f"metadataColumns only accepts the key ITEMS, got {unknown_keys[0]}.")
+    names = list(columns.get("ITEMS") or [])
+    if not names:
+        return []
+    if len(names) > 10:
+        raise InvalidInputException(f"metadataColumns ITEMS may name at most 10 columns; got {len(names)}.")
+    enabled = dep.config.get("enable_metadata_with_recommendations") or dep.recipe_name in METADATA_BY_DEFAULT
+    if not enabled:
+        raise InvalidInputException(f"{dep.label} {dep.arn} was not created with enableMetadataWithRecommendations; "
+                                    "update it to return item metadata.")
+    if catalog.metadata is None:
+        raise InvalidInputException("metadataColumns needs an Items dataset in the dataset group.")
+    known = {c.upper() for c in catalog.metadata.column_names}
+    missing = [c for c in names if c.upper() not in known]
+    if missing:
+        raise InvalidInputException(f"metadataColumns names {missing[0]}, which is not a column of the Items dataset.")
+    return names
+
+
+def _needs_bulk_history(dep: Deployment, filters: list[cand.FilterSpec | None]) -> bool:
+    if dep.use_case is not None and dep.use_case.excluded_event_types:
+        return True
+    return any(f is not None and f.uses_interactions for f in filters)
+
+
+def _model_scores(model: Any, dep: Deployment, query: Query, catalog: ServingCatalog,
+                  recent: UserEvents) -> np.ndarray:
+    """(n_model,) float32 scores from the model for this request."""
+    kind = dep.recipe_type
+    if kind == "RELATED_ITEMS":
+        pos = catalog.index_of(query.item_id or "")
+        index = np.array([pos if 0 <= pos < catalog.n_model else -1], dtype=np.int64)
+        return model.score_items(index)[0]
+    user = model.user_index([query.user_id]) if query.user_id else np.array([-1], dtype=np.int64)
+    if kind == "POPULAR_ITEMS":
+        return model.score_users(user, [np.zeros(0, np.int32)])[0]
+    # Real-time fold-in: the user's streamed events (oldest first) on top of the trained history.
+    positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
+    history = np.asarray([p for p in positions if 0 <= p < catalog.n_model], dtype=np.int32)
+    return model.score_users(user, [history], [query.context] if query.context else None)[0]
+
+
+def _influenced(scores: np.ndarray, dep: Deployment, catalog: ServingCatalog) -> np.ndarray:
+    """rankingInfluence: add popularity / freshness (each 0-1) to the model's unit-scaled scores."""
+    influence = dep.config.get("ranking_influence") or {}
+    popularity, freshness = float(influence.get("POPULARITY", 0) or 0), float(influence.get("FRESHNESS", 0) or 0)
+    if not popularity and not freshness:
+        return scores
+    n = catalog.n_model
+    low, high = float(scores.min()), float(scores.max())
+    out = (scores - low) / (high - low) if high > low else np.zeros_like(scores)
+    if popularity:
+        pop = catalog.popularity[:n]
+        out = out + np.float32(popularity) * (pop / max(float(pop.max()), 1.0))
+    if freshness:
+        created = catalog.created_at[:n].astype(np.float64)
+        ref = catalog.reference_time()
+        age_days = np.where(created >= 0, (ref - created) / 86400.0, np.inf)
+        out = out + np.float32(freshness) * np.exp(-np.maximum(age_days, 0.0) / 30.0).astype(np.float32)
+    return out.astype(np.float32)
+
+
+def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
+    """GetRecommendations for a campaign or recommender."""
+    num = check_request(dep, query, ranking=False)
+    loaded = model_cache(services).get(services, dep.model_prefix or "")
+    catalog = catalog_for(services, dep, loaded)
+    columns = check_metadata(dep, catalog, query.metadata_columns)
+    request_filter = cand.load_filter(services, dep.group_arn, query.filter_arn, query.filter_values)
+    promotion = query.promotions[0] if query.promotions else None
+    promo_filter = None
+    if promotion is not None:
+        if not promotion.get("filter_arn"):
+            raise InvalidInputException("A promotion needs a filterArn that selects the promoted items.")
+        promo_filter = cand.load_filter(services, dep.group_arn, promotion["filter_arn"],
+                                        promotion.get("filter_values"))
+    user_id = query.user_id
+    events = (user_history(services, dep.group_arn, user_id, bulk=_needs_bulk_history(dep, [request_filter, promo_filter]))
+              if user_id else UserEvents([], [], []))
+    scores = _influenced(_model_scores(loaded.model, dep, query, catalog, events), dep, catalog)
+    n_model = catalog.n_model
+    item_pos = catalog.index_of(query.item_id) if query.item_id else None
+
+    excluded = np.zeros(0, dtype=np.int64)
+    if dep.use_case is not None and dep.use_case.excluded_event_types and user_id:
+        excluded = cand.excluded_by_events(catalog, events, dep.use_case.excluded_event_types)
+    if item_pos is not None and item_pos >= 0:
+        excluded = np.append(excluded, item_pos)
+    base = np.ones(catalog.size, dtype=bool)
+    base[excluded] = False
+    eligible = base.copy()
+    if request_filter is not None:
+        eligible &= cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
+                                     item_position=item_pos, events=events)
+    # Items the model never saw (newer than the training) come only through exploration and promotions.
+    model_allowed = eligible[:n_model]
+    mask = None if model_allowed.all() else model_allowed.copy()
+
+    rng = np.random.default_rng()
+    n_promoted = 0
+    promoted: np.ndarray = np.zeros(0, dtype=np.int64)
+    if promotion is not None and promo_filter is not None:
+        promo_mask = base & cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
+                                             item_position=item_pos, events=events)
+        n_promoted = max(1, int(num * int(promotion["percent_promoted_items"]) / 100))
+        promoted = promote(scores, catalog, promo_mask, n_promoted)
+        if promoted.size and mask is None:
+            mask = np.ones(n_model, dtype=bool)
+        mask_promoted = promoted[promoted < n_model]
+        if mask is not None:
+            mask[mask_promoted] = False
+    n_rest = num - promoted.size
+    picked = top_k(scores, n_rest, mask)
+    exploration = dep.config.get("item_exploration_config") or {}
+    if exploration and dep.recipe_name in EXPLORATION_RECIPES and dep.recipe_type == "USER_PERSONALIZATION":
+        explore_allowed = eligible.copy()
+        explore_allowed[promoted] = False
+        picked = explore(picked, scores, catalog, explore_allowed, exploration, rng)
+    order = _place(picked, promoted, rng)
+    with_scores = dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES
+    values = None
+    if with_scores:
+        pool_mask = mask if mask is not None else None
+        known = order[order < n_model]
+        known_scores = softmax_scores(scores, pool_mask, known)
+        values = dict(zip(known.tolist(), known_scores.tolist(), strict=True))
+    promoted_set = set(promoted.tolist())
+    promotion_name = promotion.get("name") if promotion else None
+    metadata = catalog.metadata_for(order.tolist(), columns) if columns else None
+    items = []
+    for row, pos in enumerate(order.tolist()):
+        item: dict[str, Any] = {"item_id": str(catalog.item_ids[pos])}
+        if values is not None:
+            item["score"] = round(values.get(pos, 0.0), 7)
+        if pos in promoted_set and promotion_name:
+            item["promotion_name"] = promotion_name
+        if metadata is not None:
+            item["metadata"] = metadata[row]
+        items.append(item)
+    return {"item_list": items, "recommendation_id": rid()}
+
+
+def _place(picked: np.ndarray, promoted: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Promoted items at random positions among the rest, keeping each group's own order."""
+    if promoted.size == 0:
+        return picked
+    total = picked.size + promoted.size
+    slots = np.sort(rng.choice(total, size=promoted.size, replace=False))
+    out = np.empty(total, dtype=np.int64)
+    is_promoted = np.zeros(total, dtype=bool)
+    is_promoted[slots] = True
+    out[is_promoted] = promoted
+    out[~is_promoted] = picked
+    return out
+
+
+def rank(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
+    """GetPersonalizedRanking: the inputList ordered for the user; items unseen in training go last."""
+    check_request(dep, query, ranking=True)
+    loaded = model_cache(services).get(services, dep.model_prefix or "")
+    catalog = catalog_for(services, dep, loaded)
+    columns = check_metadata(dep, catalog, query.metadata_columns)
+    request_filter = cand.load_filter(services, dep.group_arn, query.filter_arn, query.filter_values)
+    seen: dict[str, None] = {}
+    for item in query.input_list or []:
+        seen.setdefault(item, None)
+    ids = list(seen)
+    events = user_history(services, dep.group_arn, query.user_id or "",
+                          bulk=_needs_bulk_history(dep, [request_filter])) if query.user_id else UserEvents([], [], [])
+    positions = catalog.indices_of(ids)
+    if request_filter is not None:
+        allowed = cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=query.user_id,
+                                   item_position=None, events=events)
+        keep = [k for k, p in enumerate(positions.tolist()) if p < 0 or allowed[p]]
+        ids, positions = [ids[k] for k in keep], positions[keep]
+    is_known = (positions >= 0) & (positions < catalog.n_model)
+    known = np.flatnonzero(is_known)
+    unknown = np.flatnonzero(~is_known).tolist()
+    scores = _model_scores(loaded.model, dep, query, catalog, events)
+    known_pos = positions[known]
+    sub = scores[known_pos]
+    order = known[np.lexsort((known, -sub))]
+    values = softmax_scores(scores, _mask_of(known_pos, catalog.n_model), positions[order]) if known.size else []
+    out_positions = [int(positions[k]) for k in order.tolist()] + [int(positions[k]) for k in unknown]
+    metadata = catalog.metadata_for([max(p, 0) for p in out_positions], columns) if columns else None
+    result = []
+    for row, k in enumerate(order.tolist() + unknown):
+        item: dict[str, Any] = {"item_id": ids[k]}
+        if row < len(order):
+            item["score"] = round(float(values[row]), 7)
+        if metadata is not None and out_positions[row] >= 0:
+            item["metadata"] = metadata[row]
+        result.append(item)
+    return {"personalized_ranking": result, "recommendation_id": rid()}
+
+
+def _mask_of(positions: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[positions] = True
+    return mask
+
+
+__all__ = ["Query", "catalog_for", "rank", "recommend", "streamed_events"]

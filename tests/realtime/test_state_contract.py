@@ -1,0 +1,84 @@
+"""One contract for the real-time state: the embedded (SQL) and Redis implementations answer alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tastemaker.config import Settings
+from tastemaker.control.context import Services
+from tastemaker.realtime.events_api import put_events
+from tastemaker.realtime.redis_state import RedisState
+from tastemaker.realtime.state import EmbeddedState, RealtimeState, RecentEvent, get_state
+from tests.realtime.conftest import Group, make_group
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Group, RealtimeState]]:
+    from tastemaker.cli.wiring import build_services
+
+    settings = Settings(data_dir=tmp_path / "data")
+    if request.param == "redis":
+        settings = replace(settings, redis_url=request.getfixturevalue("redis_url"))
+    services: Services = build_services(settings)
+    group = make_group(services)
+    state = get_state(services)
+    assert isinstance(state, RedisState if request.param == "redis" else EmbeddedState)
+    yield group, state
+    if isinstance(state, RedisState):
+        state.clear(group.arn)
+    services.engine.dispose()
+
+
+def send(group: Group, session: str, user: str | None, *events: tuple[str, str, float],
+         value: float | None = None) -> None:
+    put_events(group.ctx, tracking_id=group.tracking_id, session_id=session, user_id=user, event_list=[
+        {"event_type": etype, "item_id": item, "sent_at": ts, **({"event_value": value} if value is not None else {})}
+        for item, etype, ts in events])
+
+
+def items(events: list[RecentEvent]) -> list[str | None]:
+    return [e.item_id for e in events]
+
+
+def test_newest_first_by_timestamp_then_arrival(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    send(group, "s1", "u1", ("a", "click", 30.0), ("b", "click", 10.0))
+    send(group, "s1", "u1", ("c", "click", 20.0), ("d", "click", 30.0))
+    assert items(state.recent_events(group.arn, "u1")) == ["d", "a", "c", "b"]
+    assert state.recent_events(group.arn, "u1")[0] == RecentEvent("d", "click", 30.0, None)
+
+
+def test_user_and_session_histories_union_once(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    send(group, "anon", None, ("a", "click", 1.0))
+    send(group, "anon", "u2", ("b", "click", 2.0))
+    send(group, "other-session", "u2", ("c", "click", 3.0))
+    send(group, "same", "same", ("d", "click", 4.0))
+    assert items(state.recent_events(group.arn, "anon")) == ["b", "a"]
+    assert items(state.recent_events(group.arn, "u2")) == ["c", "b"]
+    assert items(state.recent_events(group.arn, "same")) == ["d"]  # one event, though listed under both ids
+    assert state.recent_events(group.arn, "nobody") == []
+
+
+def test_limit_applies_per_event_type(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    send(group, "s", "u", *[(f"c{i}", "click", float(i)) for i in range(10)])
+    send(group, "s", "u", ("p1", "purchase", 0.5), value=9.5)
+    recent = state.recent_events(group.arn, "u", limit_per_type=3)
+    assert items(recent) == ["c9", "c8", "c7", "p1"]
+    assert recent[-1] == RecentEvent("p1", "purchase", 0.5, 9.5)
+    assert state.recent_events(group.arn, "u", limit_per_type=0) == []
+
+
+def test_groups_are_separate_and_duplicates_not_recorded(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    put_events(group.ctx, tracking_id=group.tracking_id, session_id="s", user_id="u", event_list=[
+        {"event_type": "click", "item_id": "a", "sent_at": 1.0, "event_id": "e1"}])
+    put_events(group.ctx, tracking_id=group.tracking_id, session_id="s", user_id="u", event_list=[
+        {"event_type": "click", "item_id": "b", "sent_at": 2.0, "event_id": "e1"}])
+    assert items(state.recent_events(group.arn, "u")) == ["a"]
+    assert state.recent_events(group.arn.replace("dataset-group/", "dataset-group/x"), "u") == []
