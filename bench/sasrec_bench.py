@@ -24,9 +24,9 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, top_k  # noqa: E402
-from tastemaker.evaluation.splits import Split, leave_last_out_split  # noqa: E402
-from tastemaker.recipes.training_data import TrainingConfig, TrainingData  # noqa: E402
+from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, top_k
+from tastemaker.evaluation.splits import Split, leave_last_out_split
+from tastemaker.recipes.training_data import TrainingConfig, TrainingData
 
 DEFAULT_DATA = Path("/work/shared/data/movielens-1m-partial/personalize")
 BATCH = 256

@@ -96,6 +96,8 @@ def _find(folder: Path, stem: str) -> Path | None:
 def load_folder(folder: Path) -> tuple[dict[str, Path], dict[str, dict]]:
     """CSV and schema per dataset type in a folder holding interactions.csv[.gz] + interactions.schema.json..."""
     paths, schemas = {}, {}
+    if _find(folder, "interactions") is None:
+        raise SystemExit(f"{folder} has no interactions.csv (or .csv.gz); it is the one required dataset.")
     for kind in DATASET_TYPES:
         csv_path = _find(folder, kind.lower())
         if csv_path is None:
@@ -104,8 +106,6 @@ def load_folder(folder: Path) -> tuple[dict[str, Path], dict[str, dict]]:
         if not schema_path.exists():
             raise SystemExit(f"{csv_path} has no schema: add {schema_path} (an Amazon Personalize Avro schema).")
         paths[kind], schemas[kind] = csv_path, json.loads(schema_path.read_text())
-    if "Interactions" not in paths:
-        raise SystemExit(f"{folder} has no interactions.csv (or .csv.gz); it is the one required dataset.")
     return paths, schemas
 
 
@@ -371,19 +371,26 @@ def _print_recommendations(w: Walk, catalog: Catalog, before: list[str], after: 
     w.say("\n".join(_table(rows, ("#", "before the events", "after the events"))))
 
 
+def body_recipe(recommender_arn: str | None) -> str:
+    """The use case a quickstart recommender was created with (its name carries it)."""
+    name = (recommender_arn or "").rsplit("/", 1)[-1]
+    return next((u for u in DOMAIN_USE_CASE.values() if name.endswith(u[4:])), "recommender")
+
+
 def _metrics(w: Walk, versions: dict[str, str], recommender: str | None, result: Result) -> None:
-    for recipe, arn in versions.items():
-        result.metrics[recipe] = w.call("personalize", "get_solution_metrics", solutionVersionArn=arn)["metrics"]
     if recommender:
         with contextlib.suppress(StepSkipped):
             body = w.call("personalize", "describe_recommender", recommenderArn=recommender)["recommender"]
             result.metrics["recommender"] = body.get("modelMetrics") or {}
+    for recipe, arn in versions.items():
+        result.metrics[recipe] = w.call("personalize", "get_solution_metrics", solutionVersionArn=arn)["metrics"]
     names = list(result.metrics)
     rows = []
     for metric in SHOWN_METRICS:
         values = [result.metrics[n].get(metric) for n in names]
         rows.append((metric, *("-" if v is None else f"{v:.4f}" for v in values)))
-    w.say("\n".join(_table(rows, ("metric", *names))))
+    headers = [f"{body_recipe(recommender)} (recommender)" if n == "recommender" else n for n in names]
+    w.say("\n".join(_table(rows, ("metric", *headers))))
     learned = result.metrics.get("aws-user-personalization") or result.metrics.get("recommender") or {}
     baseline = result.metrics.get("aws-popularity-count", {})
     key = "normalized_discounted_cumulative_gain_at_10"

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import os
+import typing
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -24,13 +30,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings=settings, engine=engine, blobs=blobs)
 
 
-def build_server_app(settings: Settings, *, announce: bool = True) -> Starlette:
+def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool = True) -> Starlette:
     """The ASGI app with its embedded job runner started and stopped by the app's lifespan."""
     from tastemaker.api.app import build_app
     from tastemaker.api.keys import KeyStore, boto3_snippet
     from tastemaker.jobs.worker import JobRunner
 
-    services = build_services(settings)
+    services = build_services(settings, migrate=migrate)
     keys = KeyStore.load(settings)
     if keys.created and announce:
         endpoint = f"http://{settings.host}:{settings.port}"
@@ -52,3 +58,73 @@ def build_server_app(settings: Settings, *, announce: bool = True) -> Starlette:
     app.router.lifespan_context = lifespan
     app.state.services = services
     return app
+
+
+# --- several API worker processes (`tastemaker serve --workers N`) --------------------------------------
+
+SETTINGS_ENV = "TASTEMAKER_SERVE_SETTINGS"  # the parent's Settings as JSON, read by each worker's app factory
+_job_lock: Any = None  # the open lock file of the one worker process that runs the embedded job runner
+
+
+def settings_to_json(settings: Settings) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps({f.name: plain(getattr(settings, f.name)) for f in dataclasses.fields(settings)})
+
+
+def settings_from_json(text: str) -> Settings:
+    raw = json.loads(text)
+    hints = typing.get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        hint = str(hints.get(name, ""))
+        if "Path" in hint and isinstance(value, list):
+            value = tuple(Path(v) for v in value)
+        elif "Path" in hint and isinstance(value, str):
+            value = Path(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return Settings(**values)
+
+
+def prepare_workers(settings: Settings) -> None:
+    """In the parent, before workers start: migrate the database once and create the access key once."""
+    from tastemaker.api.keys import KeyStore, boto3_snippet
+
+    build_services(settings).engine.dispose()
+    keys = KeyStore.load(settings)
+    if keys.created:
+        endpoint = f"http://{settings.host}:{settings.port}"
+        print("Tastemaker generated an access key (stored in "
+              f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
+        print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
+    os.environ[SETTINGS_ENV] = settings_to_json(settings)
+
+
+def _claim_job_runner(settings: Settings) -> bool:
+    """True in exactly one worker process: the one holding an exclusive lock on DATA_DIR/jobrunner.lock."""
+    import fcntl
+
+    global _job_lock
+    handle = open(settings.data_dir / "jobrunner.lock", "w")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    _job_lock = handle
+    return True
+
+
+def app_from_env() -> Starlette:
+    """uvicorn app factory for worker processes; only one of them runs the embedded job runner."""
+    settings = settings_from_json(os.environ[SETTINGS_ENV])
+    if settings.job_threads > 0 and not _claim_job_runner(settings):
+        settings = dataclasses.replace(settings, job_threads=0)
+    return build_server_app(settings, announce=False, migrate=False)

@@ -71,26 +71,62 @@ def _drop_duplicates(table: pa.Table) -> pa.Table:
 def _one_per_group(table: pa.Table, keys: list[str], keep_last: bool) -> pa.Table:
     """Keep one row per distinct value of `keys` (the first or the last), preserving row order.
 
-    A 64-bit fingerprint per row finds the rows that may repeat (usually none) with one sort; only those
-    go through Arrow's exact group-by, so a 20M-row table with few duplicates costs seconds.
+    A 64-bit fingerprint per row finds the rows that may repeat (usually none) with one sort. Rows with
+    equal fingerprints are checked column by column against their group's kept row; only groups where
+    that check fails (a fingerprint collision) go through Arrow's exact group-by.
     """
     fingerprints = _row_fingerprints(table, keys)
     ordered = np.sort(fingerprints)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    if len(repeated) == 0:
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeats) == 0:
         return table
-    candidates = np.flatnonzero(np.isin(fingerprints, repeated))
-    subset = table.select(keys).take(pa.array(candidates))
+    repeated = repeats[np.concatenate([[True], repeats[1:] != repeats[:-1]])]  # sorted, distinct
+    slot = np.minimum(np.searchsorted(repeated, fingerprints), len(repeated) - 1)
+    candidates = np.flatnonzero(repeated[slot] == fingerprints)  # ascending row numbers
+    # Group candidates by fingerprint; `order` is stable, so each group lists its rows in table order.
+    order = np.argsort(fingerprints[candidates], kind="stable")
+    grouped = fingerprints[candidates][order]
+    starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    sizes = np.diff(np.append(starts, len(order)))
+    representative = order[(starts + sizes - 1) if keep_last else starts]  # index into candidates
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.repeat(np.arange(len(starts)), sizes)
+    same = _rows_equal(table, keys, candidates, representative[group])
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[candidates] = False
+    keep[candidates[representative]] = True
+    collided = np.zeros(len(starts), dtype=bool)
+    collided[group[~same]] = True
+    if collided.any():  # fingerprint collisions: settle those groups exactly
+        rows = candidates[collided[group]]
+        keep[rows] = False
+        keep[_exact_group_rows(table, keys, rows, keep_last)] = True
+    return table.filter(pa.array(keep))
+
+
+def _rows_equal(table: pa.Table, keys: list[str], rows: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Whether row `rows[i]` equals row `rows[other[i]]` in every key column (null equals null)."""
+    same = np.ones(len(rows), dtype=bool)
+    row_index, other_index = pa.array(rows), pa.array(other)
+    for name in keys:
+        a = table.column(name).take(row_index).combine_chunks()  # ascending rows: a cheap take
+        b = a.take(other_index)
+        equal = pc.fill_null(pc.equal(a, b), False)  # IEEE: -0.0 == 0.0
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+        same &= pc.or_(equal, both_null).to_numpy(zero_copy_only=False)
+    return same
+
+
+def _exact_group_rows(table: pa.Table, keys: list[str], rows: np.ndarray, keep_last: bool) -> np.ndarray:
+    """The first (or last) row of each exact key group among `rows`, via Arrow's hash group-by."""
+    subset = table.select(keys).take(pa.array(rows))
     for i, field in enumerate(subset.schema):
         if pa.types.is_floating(field.type):  # x + 0.0 turns -0.0 into 0.0, which compare equal
             subset = subset.set_column(i, field, pc.add(subset.column(i), pa.scalar(0.0, field.type)))
-    subset = subset.append_column(_ROW, pa.array(candidates))
+    subset = subset.append_column(_ROW, pa.array(rows))
     aggregate = "max" if keep_last else "min"
     kept = subset.group_by(keys, use_threads=False).aggregate([(_ROW, aggregate)]).column(f"{_ROW}_{aggregate}")
-    keep = np.ones(table.num_rows, dtype=bool)
-    keep[candidates] = False
-    keep[kept.to_numpy()] = True
-    return table.filter(pa.array(keep))
+    return kept.to_numpy()
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -130,32 +166,30 @@ def _column_hash(array: pa.Array) -> np.ndarray:
 
 
 def _string_hash(array: pa.Array) -> np.ndarray:
-    """Polynomial hash of each string's UTF-8 bytes, vectorised over the Arrow buffers in slices."""
+    """Polynomial hash (mod 2**64) of each string's UTF-8 bytes, vectorised over the Arrow buffers."""
     result = np.empty(len(array), dtype=np.uint64)
+    data_buffer = array.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     step = 1 << 20
     for start in range(0, len(array), step):
         part = array.slice(start, step)
         offsets = np.frombuffer(part.buffers()[1], dtype=np.int32)[part.offset: part.offset + len(part) + 1]
-        data = np.frombuffer(part.buffers()[2], dtype=np.uint8) if part.buffers()[2] else np.zeros(0, np.uint8)
-        first = int(offsets[0])
+        first, stop = int(offsets[0]), int(offsets[-1])
         lengths = np.diff(offsets)
-        position = np.arange(int(offsets[-1]) - first) - np.repeat(offsets[:-1] - first, lengths)
-        powers = _powers(int(lengths.max()) if len(lengths) else 0)
-        weighted = data[first: int(offsets[-1])].astype(np.uint64) * powers[position]
-        cumulative = np.concatenate([[np.uint64(0)], np.cumsum(weighted, dtype=np.uint64)])
+        position = np.arange(stop - first) - np.repeat(offsets[:-1] - first, lengths)
+        weighted = data[first:stop].astype(np.uint64) * _powers(int(lengths.max(initial=0)))[position]
+        cumulative = np.concatenate([np.zeros(1, np.uint64), np.cumsum(weighted, dtype=np.uint64)])
         hashes = cumulative[offsets[1:] - first] - cumulative[offsets[:-1] - first]
         result[start: start + len(part)] = hashes ^ (lengths.astype(np.uint64) * _MIX)
     return result
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def _powers(length: int) -> np.ndarray:
-    powers = np.empty(max(length, 1), dtype=np.uint64)
-    powers[0] = 1
-    with np.errstate(over="ignore"):
-        for i in range(1, len(powers)):  # at most the longest value (ids <= 256, text <= 20000)
-            powers[i] = powers[i - 1] * _STRING_BASE
-    return powers
+    """_STRING_BASE ** i mod 2**64 for i < length (ids are at most 256 bytes; text at most ~80,000)."""
+    bases = np.full(max(length, 1), _STRING_BASE, dtype=np.uint64)
+    bases[0] = 1
+    return np.cumprod(bases, dtype=np.uint64)
 
 
 def write_records(records: Sequence[dict[str, Any]], schema: Schema, dataset_type: str, path: Path) -> int:

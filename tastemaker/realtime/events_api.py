@@ -28,11 +28,14 @@ from tastemaker.realtime.records import (
     map_event,
 )
 from tastemaker.realtime.state import EmbeddedState, RecentEvent, get_state
+from tastemaker.realtime.writer import GroupCommitWriter
 from tastemaker.store import keys, resources
-from tastemaker.store.tables import dataset_parts, events
+from tastemaker.store.tables import dataset_parts
 
 TARGET_TTL_SECONDS = 2.0  # how long a process trusts its trackingId -> dataset lookup
 _CACHE_KEY = "events_targets"
+_WRITER_KEY = "events_writer"
+_WRITER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -130,19 +133,18 @@ def forget_targets(services: Services) -> None:
 
 
 def _insert_events(services: Services, rows: list[dict[str, Any]], want_inserted: bool) -> set[str] | None:
-    """All rows in one transaction; a repeated (group, eventId) is skipped. Returns inserted eventIds if asked."""
-    engine = services.engine
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(events).on_conflict_do_nothing(index_elements=["dataset_group_arn", "event_id"])
-    with engine.begin() as conn:
-        if want_inserted:
-            result = conn.execute(stmt.returning(events.c.event_id), rows)
-            return {r[0] for r in result}
-        conn.execute(stmt, rows)
-    return None
+    """Store one request's rows atomically and durably; returns the eventIds actually inserted if asked.
+
+    Goes through the process's group-commit writer: concurrent requests share one transaction (one commit,
+    one write lock) instead of queueing on the database lock one by one.
+    """
+    writer = services.caches.get(_WRITER_KEY)
+    if writer is None:
+        with _WRITER_LOCK:
+            writer = services.caches.get(_WRITER_KEY)
+            if writer is None:
+                writer = services.caches[_WRITER_KEY] = GroupCommitWriter(services.engine)
+    return writer.write(rows, want_inserted)
 
 
 @operation("PutEvents")

@@ -48,6 +48,18 @@ class RecordMapper:
         self.reserved = reserved  # schema field -> the request member that carries it
         # Schemas keep field names distinct after dropping non-alphanumerics and case, so this is unambiguous.
         self.index = {_loose(f.name): f for f in schema.fields}
+        self.by_name = {f.name: f for f in schema.fields}
+        self.required = tuple(f for f in schema.fields if not f.nullable)
+        self.key_cache: dict[str, SchemaField | None] = {}  # properties key as sent -> field
+
+    def field_for_key(self, key: str) -> SchemaField | None:
+        try:
+            return self.key_cache[key]
+        except KeyError:
+            f = self.index.get(_loose(key))
+            if len(self.key_cache) < 1000:
+                self.key_cache[key] = f
+            return f
 
     def properties(self, where: str, text: str | None, forbidden: tuple[str, ...] = ()) -> dict[str, Any]:
         """Parse a properties JSON string into {FIELD: typed value}; raise naming `where` and the key."""
@@ -60,14 +72,13 @@ class RecordMapper:
                                         "string such as '{\"numberOfRatings\": 12}'.") from None
         if not isinstance(doc, dict):
             raise InvalidInputException(f"{where}.properties must be a JSON object, not {type(doc).__name__}.")
-        index = self.index
         out: dict[str, Any] = {}
         for key, value in doc.items():
-            if key.lower() in forbidden:
+            if forbidden and key.lower() in forbidden:
                 raise InvalidInputException(
                     f"{where}.properties: key '{key}' is not allowed in properties; it is set from the request "
                     f"itself (forbidden keys: {', '.join(forbidden)}).")
-            f = index.get(_loose(key))
+            f = self.field_for_key(key)
             if f is None:
                 allowed = [camel_case(x.name) for x in self.schema.fields if x.name not in self.reserved]
                 raise InvalidInputException(
@@ -86,8 +97,8 @@ class RecordMapper:
 
     def require_fields(self, where: str, record: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
         """Every non-nullable schema field must have a value (except those in `skip`)."""
-        for f in self.schema.fields:
-            if not f.nullable and record.get(f.name) is None and f.name not in skip:
+        for f in self.required:
+            if record.get(f.name) is None and f.name not in skip:
                 source = self.reserved.get(f.name) or f"properties key '{camel_case(f.name)}'"
                 raise InvalidInputException(
                     f"{where}: field {f.name} is required by the schema {self.schema.name} (not nullable); "
@@ -159,11 +170,10 @@ def event_mapper(schema: Schema) -> RecordMapper:
 def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_id: str | None) -> dict[str, Any]:
     """One PutEvents event -> the Interactions row in schema field names (EVENT_TYPE always kept)."""
     where = f"eventList.{index + 1} (event {index + 1})"
-    schema = mapper.schema
     record = mapper.properties(where, event.get("properties"), FORBIDDEN_EVENT_KEYS)
     item_id = event.get("item_id")
     if item_id is None:
-        f = schema.field("ITEM_ID")
+        f = mapper.by_name.get("ITEM_ID")
         if f is not None and not f.nullable:
             raise InvalidInputException(f"{where}: itemId is required; the Interactions schema's ITEM_ID is "
                                         "not nullable.")
@@ -188,7 +198,7 @@ def _optional(mapper: RecordMapper, where: str, record: dict[str, Any], name: st
     """Reserved fields the schema may lack: kept when the schema has them, else left out of the row."""
     if value is None:
         return
-    f = mapper.schema.field(name)
+    f = mapper.by_name.get(name)
     if f is not None:
         record[name] = convert_value(f, value, f"{where}.{member}")
 

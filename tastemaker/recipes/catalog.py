@@ -27,7 +27,7 @@ class UseCase:
     domain: str  # "ECOMMERCE" | "VIDEO_ON_DEMAND"
     description: str
     engine_recipe: str  # the custom recipe that trains it
-    event_types: tuple[str, ...]  # events it trains on (empty = all); matched case-insensitively
+    event_types: tuple[str, ...]  # EVENT_TYPE values it trains on (empty = all types)
     required_event_type: str | None  # the type that needs >= 1000 events (the failure message names it)
     excluded_event_types: tuple[str, ...]  # items the user had these events with are never recommended
     requires_user_id: bool
@@ -70,7 +70,7 @@ _USE_CASES_BY_NAME = {u.name: u for u in USE_CASES}
 
 def domain_use_case(name: str) -> UseCase:
     """The use case for a recipe name or recipe ARN; InvalidInputException if it is not a domain use case."""
-    key = name[len(RECIPE_ARN_PREFIX):] if name.startswith(RECIPE_ARN_PREFIX) else name
+    key = name.removeprefix(RECIPE_ARN_PREFIX)
     use_case = _USE_CASES_BY_NAME.get(key)
     if use_case is None:
         raise InvalidInputException(f"{name} is not a domain recommender use case.")

@@ -47,6 +47,7 @@ def torch_available() -> bool:
 # With apply_recency_bias an event's training weight halves every RECENCY_HALF_LIFE of the data's time
 # span (newest event = weight 1), never below RECENCY_FLOOR; the cold-start list uses the same weights.
 RECENCY_HALF_LIFE = 0.25
+DEFAULT_NEGATIVE_SAMPLES = 1024
 RECENCY_FLOOR = 0.1
 
 SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
@@ -87,8 +88,9 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="Training windows per optimiser step.",
     ),
     HyperParameter(
-        "negative_samples", "integer", "2048", min=64, max=65536, tunable=False,
-        description="Sampled-softmax negatives per step; only used when the catalogue exceeds 50,000 items.",
+        "negative_samples", "integer", str(DEFAULT_NEGATIVE_SAMPLES), min=0, max=65536, tunable=False,
+        description="0: softmax over the whole catalogue. N > 0: when the catalogue has more than N items, "
+                    "softmax over the true item and N random negatives per step (much faster on CPUs).",
     ),
 )
 

@@ -261,16 +261,18 @@ def _event_types(table: pa.Table) -> tuple[np.ndarray, list[str]]:
 def _select_events(table: pa.Table, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray, bool]:
     """Mask of kept events and their weights under eventType / eventValueThreshold / eventsConfig."""
     n = table.num_rows
-    types = (
-        table.column("EVENT_TYPE").cast(pa.string()).to_numpy(zero_copy_only=False)
-        if "EVENT_TYPE" in table.column_names
-        else None
-    )
+    types = table.column("EVENT_TYPE").cast(pa.string()) if "EVENT_TYPE" in table.column_names else None
+
+    def is_type(event_type: str) -> np.ndarray:
+        if types is None:
+            return np.zeros(n, dtype=bool)
+        return pc.equal(types, event_type).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
     values = _float_column(table, "EVENT_VALUE")
     keep = np.ones(n, dtype=bool)
     weights = np.ones(n, dtype=np.float32)
     if config.event_type is not None:
-        keep &= (types == config.event_type) if types is not None else False
+        keep &= is_type(config.event_type)
     if config.event_value_threshold is not None:
         keep &= np.nan_to_num(values, nan=-np.inf) >= config.event_value_threshold
     if not config.events_config:
@@ -278,7 +280,7 @@ def _select_events(table: pa.Table, config: TrainingConfig) -> tuple[np.ndarray,
     # eventsConfig: only the listed event types train, each with its weight and optional value threshold.
     listed = np.zeros(n, dtype=bool)
     for event_type, threshold, weight in config.events_config:
-        match = (types == event_type) if types is not None else np.zeros(n, dtype=bool)
+        match = is_type(event_type)
         if threshold is not None:
             match &= np.nan_to_num(values, nan=-np.inf) >= threshold
         weights = np.where(match, np.float32(weight), weights)

@@ -155,8 +155,9 @@ def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_
         from tastemaker.realtime.state import get_state  # type: ignore[import-not-found]
     except ImportError:
         return UserEvents([], [], [])
-    recent = get_state(services).recent_events(group_arn, user_id, limit_per_type=limit_per_type)
-    return UserEvents([e.item_id for e in recent], [str(e.event_type).lower() for e in recent],
+    recent = [e for e in get_state(services).recent_events(group_arn, user_id, limit_per_type=limit_per_type)
+              if e.item_id is not None]
+    return UserEvents([str(e.item_id) for e in recent], [str(e.event_type).lower() for e in recent],
                       [int(e.timestamp) for e in recent])
 
 

@@ -6,9 +6,12 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from tastemaker.data import tables
 from tastemaker.data.csv_import import import_csv
 from tastemaker.data.schemas import parse_schema
 from tastemaker.data.sources import resolve_data_location
@@ -141,3 +144,19 @@ def test_dedup_and_upsert_match_a_plain_python_reference(tmp_path: Path) -> None
     last = {item["ITEM_ID"]: item for item in items}
     expected = sorted(last.values(), key=lambda item: item["YEAR"])
     assert read_dataset([tmp_path / "items.parquet"], ITEMS, "Items").to_pylist() == expected
+
+
+def test_rows_with_colliding_fingerprints_stay_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A deliberately weak string hash (length only) makes different ids collide; the exact check must
+    # still keep them apart.
+    monkeypatch.setattr(tables, "_string_hash", lambda array: pc.binary_length(array).to_numpy(
+        zero_copy_only=False).astype(np.uint64))
+    ids = ["abcdefgh-1-stuvwxyz", "abcdefgh-2-stuvwxyz", "abcdefgh-1-stuvwxyz", "abcdefgh-3-stuvwxyz"]
+    write_records([{"ITEM_ID": item, "YEAR": i} for i, item in enumerate(ids)], ITEMS, "Items", tmp_path / "i.parquet")
+    table = read_dataset([tmp_path / "i.parquet"], ITEMS, "Items")
+    assert list(zip(table.column("ITEM_ID").to_pylist(), table.column("YEAR").to_pylist(), strict=True)) == [
+        ("abcdefgh-2-stuvwxyz", 1), ("abcdefgh-1-stuvwxyz", 2), ("abcdefgh-3-stuvwxyz", 3)]
+    events = [{"USER_ID": "u", "ITEM_ID": item, "TIMESTAMP": 1, "EVENT_TYPE": "click"} for item in ids]
+    write_records(events, INTERACTIONS, "Interactions", tmp_path / "e.parquet")
+    table = read_dataset([tmp_path / "e.parquet"], INTERACTIONS, "Interactions")
+    assert table.column("ITEM_ID").to_pylist() == [ids[0], ids[1], ids[3]]

@@ -50,7 +50,7 @@ def make_tables(n_users: int = 400, events_per_user: int = 30, seed: int = 7
     per_genre = ITEMS_PER_GENRE + COLD_ITEMS_PER_GENRE
     for g, genre in enumerate(GENRES):
         for k in range(per_genre):
-            index = g * ITEMS_PER_GENRE + k if k < ITEMS_PER_GENRE else 1000 + g * 10 + k
+            index = g * ITEMS_PER_GENRE + k if k < ITEMS_PER_GENRE else 1000 + g * 100 + k
             ids.append(f"i{index}")
             genres.append(f"{genre}|{'classic' if k % 3 == 0 else 'new'}")
             names.append(f"{genre.title()} story {k}")
@@ -64,12 +64,12 @@ def make_tables(n_users: int = 400, events_per_user: int = 30, seed: int = 7
 
 
 def cold_item_ids() -> list[str]:
-    return [f"i{1000 + g * 10 + k}" for g in range(len(GENRES))
+    return [f"i{1000 + g * 100 + k}" for g in range(len(GENRES))
             for k in range(ITEMS_PER_GENRE, ITEMS_PER_GENRE + COLD_ITEMS_PER_GENRE)]
 
 
 def genre_of_item_id(item_id: str) -> int | None:
     index = int(item_id[1:])
     if index >= 1000:
-        return (index - 1000) // 10
+        return (index - 1000) // 100
     return index // ITEMS_PER_GENRE

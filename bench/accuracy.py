@@ -1,0 +1,152 @@
+"""Accuracy benchmark: every Tastemaker recipe vs library baselines on two protocols (one table, ratios).
+
+    .venv/bin/python bench/accuracy.py /work/shared/data/movielens-1m-partial/personalize [--recipes a,b]
+
+Protocols:
+  personalize  Personalize's GetSolutionMetrics split: 10% of users held out, their oldest 90% of events are
+               the input (unknown users, folded in), the newest 10% the truth. Our recipes are scored as
+               Personalize scores (no history exclusion); baselines exclude the input history (as a filter
+               would), which can only help them.
+  llo          leave-last-out: each user's last event is the truth, full ranking, history excluded.
+Baselines are tuned with optuna on a validation split carved from the training part of each protocol.
+Each model runs in a child process so its training time and peak memory are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+PERSONALIZED_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
+RECIPE_TYPES_BENCHED = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "POPULAR_ITEMS", "RELATED_ITEMS")
+
+
+def run_child(dataset: str, model: str, protocol: str) -> dict:
+    """Train and evaluate one model for one protocol in a fresh process; returns its JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, dataset, "--child", model, "--protocol", protocol],
+        capture_output=True, text=True, check=False,
+    )
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1][:200]}
+
+
+def child(dataset: str, model: str, protocol: str) -> None:
+    from _acc_baselines import BASELINES, evaluate_scorer, tune
+    from _acc_data import load_dataset
+
+    from tastemaker.evaluation.evaluate import recommend_for_split
+    from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, personalize_metrics
+    from tastemaker.evaluation.splits import leave_last_out_split, personalize_split
+    from tastemaker.recipes import get_recipe
+
+    data = load_dataset(Path(dataset))
+    known = protocol == "llo"
+    split = leave_last_out_split(data) if known else personalize_split(data, seed=0)
+    result: dict = {"model": model, "protocol": protocol}
+    if model in BASELINES:
+        validation = leave_last_out_split(split.train) if known else personalize_split(split.train, seed=1)
+        started = time.perf_counter()
+        params = tune(model, validation, known)
+        result["tune_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        scorer = BASELINES[model][0](split.train, split, known, params)
+        result["fit_s"] = round(time.perf_counter() - started, 2)
+        recommended = evaluate_scorer(scorer, split, known)
+        result["params"] = params
+    else:
+        recipe = get_recipe(model)
+        started = time.perf_counter()
+        fitted = recipe.fit(split.train, {}, seed=0)
+        result["fit_s"] = round(time.perf_counter() - started, 2)
+        recommended = recommend_for_split(fitted, split, known_users=known, exclude_history=known)
+    if known:
+        result["ndcg_at_10"] = round(ndcg_at_k(recommended, split.truths, 10), 4)
+        result["hr_at_10"] = round(hit_rate_at_k(recommended, split.truths, 10), 4)
+    else:
+        metrics = personalize_metrics(recommended, split.truths, data.n_items)
+        result["ndcg_at_10"] = metrics["normalized_discounted_cumulative_gain_at_10"]
+        result["precision_at_10"] = metrics["precision_at_10"]
+        result["mrr_at_25"] = metrics["mean_reciprocal_rank_at_25"]
+        result["coverage"] = metrics["coverage"]
+    result["peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="folder with interactions.csv[.gz] (+ items.csv, users.csv)")
+    parser.add_argument("--recipes", help="comma-separated recipe/baseline names (default: all)")
+    parser.add_argument("--protocols", default="personalize,llo")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--protocol", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.dataset, args.child, args.protocol)
+        return
+    from _acc_baselines import BASELINES
+
+    from tastemaker.recipes import all_recipes
+
+    ours = [n for n, r in sorted(all_recipes().items()) if r.available and r.recipe_type in RECIPE_TYPES_BENCHED]
+    models = ours + list(BASELINES)
+    if args.recipes:
+        wanted = args.recipes.split(",")
+        models = [m for m in models if m in wanted]
+    rows = []
+    for protocol in args.protocols.split(","):
+        for model in models:
+            result = run_child(args.dataset, model, protocol)
+            result.setdefault("model", model)
+            result.setdefault("protocol", protocol)
+            rows.append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)
+    print_table(rows, {n: r.recipe_type for n, r in all_recipes().items()}, args.dataset)
+
+
+def print_table(rows: list[dict], recipe_types: dict[str, str], dataset: str) -> None:
+    print(f"\nAccuracy on {dataset}")
+    header = f"{'protocol':11s} {'model':32s} {'NDCG@10':>8s} {'HR@10':>6s} {'P@10':>6s} {'MRR@25':>7s} " \
+             f"{'cover':>6s} {'fit s':>7s} {'tune s':>7s} {'peak MiB':>8s}"
+    print(header)
+    print("-" * len(header))
+
+    def fmt(row: dict, key: str, width: int) -> str:
+        value = row.get(key)
+        return f"{value:>{width}}" if value is not None else " " * (width - 1) + "-"
+
+    for row in rows:
+        if "error" in row:
+            print(f"{row['protocol']:11s} {row['model']:32s} ERROR {row['error']}")
+            continue
+        print(f"{row['protocol']:11s} {row['model']:32s} {fmt(row, 'ndcg_at_10', 8)} {fmt(row, 'hr_at_10', 6)} "
+              f"{fmt(row, 'precision_at_10', 6)} {fmt(row, 'mrr_at_25', 7)} {fmt(row, 'coverage', 6)} "
+              f"{fmt(row, 'fit_s', 7)} {fmt(row, 'tune_s', 7)} {fmt(row, 'peak_mib', 8)}")
+    print()
+    for protocol in sorted({r["protocol"] for r in rows}):
+        ok = [r for r in rows if r["protocol"] == protocol and "error" not in r]
+        ours = [r for r in ok if recipe_types.get(r["model"]) in PERSONALIZED_TYPES]
+        base = [r for r in ok if r["model"].startswith("baseline-")]
+        if ours and base:
+            best_ours = max(ours, key=lambda r: r["ndcg_at_10"])
+            best_base = max(base, key=lambda r: r["ndcg_at_10"])
+            ratio = best_ours["ndcg_at_10"] / best_base["ndcg_at_10"] if best_base["ndcg_at_10"] else float("inf")
+            print(f"{protocol}: best ours {best_ours['model']} NDCG@10 {best_ours['ndcg_at_10']} / best baseline "
+                  f"{best_base['model']} {best_base['ndcg_at_10']} = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

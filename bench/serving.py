@@ -1,0 +1,333 @@
+"""Serving benchmark: a user-personalization campaign over a generated catalogue under SigV4-signed load.
+
+Generates USERS x ITEMS interaction data (a few events per user, taste clusters, power-law popularity),
+imports and trains it through the normal API on a `tastemaker serve --workers N` server, deploys a campaign,
+then runs a load generator in a separate process (wrk with a Lua script of pre-signed requests when wrk is
+installed, else an asyncio generator) against: the trivial /ping endpoint (the framework's ceiling),
+GetRecommendations (numResults 25), and GetRecommendations with an Items filter. Prints throughput, p50,
+p99, the server's memory (RSS and PSS of all its processes) and our share of the ceiling.
+
+    .venv/bin/python bench/serving.py                      # 1,000,000 users x 100,000 items
+    .venv/bin/python bench/serving.py --users 100000 --items 20000 --seconds 8   # quicker
+    .venv/bin/python bench/serving.py --reuse /tmp/tm-serving-bench   # keep the server state between runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tastemaker.cli.local_server import LocalServer  # noqa: E402
+
+GENRES = 100
+TARGET_RPS, TARGET_P99_MS, TARGET_SHARE = 1500.0, 25.0, 0.5
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+def generate(folder: Path, users: int, items: int, per_user: float, seed: int = 0) -> dict[str, Path]:
+    """interactions.csv / items.csv: each user has a genre; 70% of events in it, popularity is power-law."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    paths = {"interactions": folder / "interactions.csv", "items": folder / "items.csv"}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    counts = 1 + rng.poisson(per_user - 1, users)
+    user = np.repeat(np.arange(users), counts)
+    n = user.size
+    user_genre = rng.integers(0, GENRES, users)
+    # power-law item ranks; item id = rank * GENRES + genre, so every genre has popular and rare items
+    per_genre = items // GENRES
+    rank = np.minimum((rng.pareto(1.2, n) * 3).astype(np.int64), per_genre - 1)
+    own = rng.random(n) < 0.7
+    genre = np.where(own, user_genre[user], rng.integers(0, GENRES, n))
+    item = rank * GENRES + genre
+    base = 1_700_000_000
+    stamp = base + np.arange(n, dtype=np.int64) // 50
+    table = pa.table({
+        "USER_ID": pc.binary_join_element_wise("u", pa.array(user).cast(pa.string()), ""),
+        "ITEM_ID": pc.binary_join_element_wise("i", pa.array(item).cast(pa.string()), ""),
+        "TIMESTAMP": pa.array(stamp),
+        "EVENT_TYPE": pa.array(np.where(rng.random(n) < 0.8, "click", "watch")),
+    })
+    pcsv.write_csv(table, paths["interactions"])
+    ids = np.arange(items)
+    pcsv.write_csv(pa.table({
+        "ITEM_ID": pc.binary_join_element_wise("i", pa.array(ids).cast(pa.string()), ""),
+        "GENRES": pc.binary_join_element_wise("g", pa.array(ids % GENRES).cast(pa.string()), ""),
+        "CREATION_TIMESTAMP": pa.array(base - (ids // GENRES) * 60),
+    }), paths["items"])
+    return paths
+
+
+INTERACTIONS = {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+                "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                           {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}],
+                "version": "1.0"}
+ITEMS = {"type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
+         "fields": [{"name": "ITEM_ID", "type": "string"},
+                    {"name": "GENRES", "type": ["null", "string"], "categorical": True},
+                    {"name": "CREATION_TIMESTAMP", "type": "long"}], "version": "1.0"}
+
+
+def wait(describe: Any, key: str, timeout: float = 3600) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = describe()[key]
+        if found["status"] in ("ACTIVE", "CREATE FAILED"):
+            if found["status"] != "ACTIVE":
+                raise SystemExit(f"{key} failed: {found.get('failureReason')}")
+            return found
+        time.sleep(1)
+    raise SystemExit(f"{key} not ACTIVE after {timeout}s")
+
+
+def setup(server: LocalServer, paths: dict[str, Path], factors: int) -> dict[str, str]:
+    """Group, datasets, imports, a trained aws-user-personalization version, a campaign, a genre filter."""
+    p = server.client("personalize")
+    tag = uuid.uuid4().hex[:6]
+    group = p.create_dataset_group(name=f"bench-{tag}")["datasetGroupArn"]
+    wait(lambda: p.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    timings = {}
+    for kind, schema in (("Interactions", INTERACTIONS), ("Items", ITEMS)):
+        schema_arn = p.create_schema(name=f"bench-{kind.lower()}-{tag}", schema=json.dumps(schema))["schemaArn"]
+        ds = p.create_dataset(name=f"bench-{kind.lower()}-{tag}", schemaArn=schema_arn, datasetGroupArn=group,
+                              datasetType=kind)["datasetArn"]
+        wait(lambda ds=ds: p.describe_dataset(datasetArn=ds), "dataset")
+        started = time.time()
+        job = p.create_dataset_import_job(jobName=f"bench-{kind.lower()}-{tag}", datasetArn=ds,
+                                          dataSource={"dataLocation": str(paths[kind.lower()])},
+                                          roleArn="arn:aws:iam::000000000000:role/P")["datasetImportJobArn"]
+        wait(lambda job=job: p.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+        timings[f"import {kind}"] = time.time() - started
+    solution = p.create_solution(name=f"bench-up-{tag}", datasetGroupArn=group, performAutoTraining=False,
+                                 recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
+                                 solutionConfig={"algorithmHyperParameters": {"hidden_dimension": str(factors)}})
+    wait(lambda: p.describe_solution(solutionArn=solution["solutionArn"]), "solution")
+    started = time.time()
+    version = p.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
+    wait(lambda: p.describe_solution_version(solutionVersionArn=version), "solutionVersion")
+    timings["train (incl. evaluation)"] = time.time() - started
+    campaign = p.create_campaign(name=f"bench-{tag}", solutionVersionArn=version)["campaignArn"]
+    wait(lambda: p.describe_campaign(campaignArn=campaign), "campaign")
+    filter_arn = p.create_filter(name=f"bench-genre-{tag}", datasetGroupArn=group,
+                                 filterExpression="EXCLUDE ItemID WHERE Items.GENRES IN ($G)")["filterArn"]
+    wait(lambda: p.describe_filter(filterArn=filter_arn), "filter")
+    for what, seconds in timings.items():
+        print(f"  {what}: {seconds:.1f} s", flush=True)
+    return {"campaign": campaign, "filter": filter_arn, "version": version}
+
+
+# --- load ----------------------------------------------------------------------------------------------
+
+def signed_requests(server: LocalServer, campaign: str, users: int, count: int, filter_arn: str | None,
+                    seed: int = 1) -> list[bytes]:
+    """Raw HTTP/1.1 requests, each SigV4-signed now (valid for 5 minutes), for random known users."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = Credentials(server.access_key, server.secret_key)
+    rng = np.random.default_rng(seed)
+    host = f"127.0.0.1:{server.port}"
+    out = []
+    for user in rng.integers(0, users, count).tolist():
+        body: dict[str, Any] = {"campaignArn": campaign, "userId": f"u{user}", "numResults": 25}
+        if filter_arn:
+            body.update(filterArn=filter_arn, filterValues={"G": f'"g{user % GENRES}"'})
+        data = json.dumps(body).encode()
+        request = AWSRequest(method="POST", url=f"http://{host}/recommendations", data=data,
+                             headers={"Content-Type": "application/json"})
+        SigV4Auth(creds, "personalize", server.region).add_auth(request)
+        head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+        out.append(f"POST /recommendations HTTP/1.1\r\nHost: {host}\r\n{head}Content-Length: {len(data)}\r\n\r\n"
+                   .encode() + data)
+    return out
+
+
+def ping_requests(server: LocalServer) -> list[bytes]:
+    return [f"GET /ping HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()]
+
+
+def _lua_string(raw: bytes) -> str:
+    text = raw.decode()
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n") + '"'
+
+
+def run_wrk(url: str, requests: list[bytes], seconds: float, connections: int, workdir: Path) -> dict[str, float]:
+    script = workdir / f"load-{uuid.uuid4().hex[:6]}.lua"
+    script.write_text("local reqs = {\n" + ",\n".join(_lua_string(r) for r in requests) + "\n}\n"
+                      "local i = 0\nrequest = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n")
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
+                           url], capture_output=True, text=True, check=True)
+    return parse_wrk(proc.stdout)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors:.*", output)
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": float(bad.group(1)) if bad else 0.0,
+            "requests": float(total), "socket_errors": 1.0 if errors else 0.0}
+
+
+def run_python_load(port: int, requests: list[bytes], seconds: float, connections: int) -> dict[str, float]:
+    """Fallback generator in a separate process: asyncio keep-alive connections sending pre-signed requests."""
+    code = r'''
+import asyncio, json, sys, time
+port, seconds, conns = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+reqs = [bytes.fromhex(h) for h in json.load(sys.stdin)]
+lat, bad = [], 0
+async def one(k):
+    global bad
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i, end = k, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter(); writer.write(reqs[i % len(reqs)]); i += conns
+        head = await reader.readuntil(b"\r\n\r\n")
+        size = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+        await reader.readexactly(size)
+        lat.append(time.perf_counter() - t); bad += not head.startswith(b"HTTP/1.1 200")
+    writer.close()
+async def main():
+    t = time.perf_counter(); await asyncio.gather(*(one(k) for k in range(conns))); return time.perf_counter() - t
+took = asyncio.run(main()); lat.sort()
+print(json.dumps({"rps": len(lat) / took, "p50_ms": lat[len(lat) // 2] * 1e3,
+                  "p99_ms": lat[int(len(lat) * 0.99)] * 1e3, "non_2xx": bad, "requests": len(lat)}))
+'''
+    proc = subprocess.run([sys.executable, "-c", code, str(port), str(seconds), str(connections)],
+                          input=json.dumps([r.hex() for r in requests]), capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def load(server: LocalServer, requests: list[bytes], seconds: float, connections: int,
+         workdir: Path) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return run_wrk(server.url, requests, seconds, connections, workdir)
+    return run_python_load(server.port, requests, seconds, connections)
+
+
+# --- memory --------------------------------------------------------------------------------------------
+
+def process_tree(pid: int) -> list[int]:
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """RSS (shared pages counted in every process) and PSS (shared pages split) over the server's processes."""
+    rss = pss = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": float(len(process_tree(pid)))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--per-user", type=float, default=6.0, help="mean interactions per user")
+    parser.add_argument("--factors", type=int, default=64, help="hidden_dimension of the ALS engine")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--reuse", type=Path, help="a folder that keeps data and server state between runs")
+    args = parser.parse_args()
+
+    root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-serving-bench-"))
+    data = root / f"data-{args.users}-{args.items}-{args.per_user}"
+    started = time.time()
+    paths = generate(data, args.users, args.items, args.per_user)
+    print(f"data: {args.users:,} users x {args.items:,} items in {data} ({time.time() - started:.1f} s)", flush=True)
+    server = LocalServer(root / f"server-{args.users}-{args.items}", import_roots=[data],
+                         extra_args=["--workers", str(args.workers)], env={"TASTEMAKER_JOB_THREADS": "1"})
+    server.start(timeout=120)
+    try:
+        state_file = server.data_dir / "bench-state.json"
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+        else:
+            state = setup(server, paths, args.factors)
+            state_file.write_text(json.dumps(state))
+        runtime = server.client("personalize-runtime")
+        for k in range(20):  # warm every worker: model, catalogue and filter compile
+            runtime.get_recommendations(campaignArn=state["campaign"], userId=f"u{k}")
+            runtime.get_recommendations(campaignArn=state["campaign"], userId=f"u{k}", filterArn=state["filter"],
+                                        filterValues={"G": '"g1"'})
+        results = {}
+        workdir = Path(tempfile.mkdtemp(prefix="tm-load-"))
+        results["ping (framework ceiling)"] = load(server, ping_requests(server), args.seconds, args.connections,
+                                                   workdir)
+        plain = signed_requests(server, state["campaign"], args.users, 2000, None)
+        results["GetRecommendations"] = load(server, plain, args.seconds, args.connections, workdir)
+        mem = memory_mib(server.process.pid)  # type: ignore[union-attr]
+        filtered = signed_requests(server, state["campaign"], args.users, 2000, state["filter"])
+        results["GetRecommendations + filter"] = load(server, filtered, args.seconds, args.connections, workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+        model_bytes = sum(f.stat().st_size for f in (server.data_dir / "blobs").rglob("*.npy"))
+    finally:
+        server.stop()
+    ceiling = results["ping (framework ceiling)"]["rps"]
+    print(f"\nserver: --workers {args.workers}; load: {args.connections} keep-alive connections, "
+          f"{'wrk' if shutil.which('wrk') else 'asyncio'} in its own process, {args.seconds:.0f} s per phase")
+    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'share of ping':>14}")
+    for name, r in results.items():
+        print(f"{name:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['non_2xx']):7d} "
+              f"{r['rps'] / ceiling:14.0%}")
+    print(f"server memory under load: RSS {mem['rss_mib']:.0f} MiB, PSS {mem['pss_mib']:.0f} MiB over "
+          f"{int(mem['processes'])} processes; model artifacts (mmapped, shared) {model_bytes / 2**20:.0f} MiB")
+    recs = results["GetRecommendations"]
+    print(f"targets: >= {TARGET_RPS:.0f} req/s: {'met' if recs['rps'] >= TARGET_RPS else 'MISSED'}; "
+          f"p99 <= {TARGET_P99_MS:.0f} ms: {'met' if recs['p99_ms'] <= TARGET_P99_MS else 'MISSED'}; "
+          f">= {TARGET_SHARE:.0%} of ping: {'met' if recs['rps'] / ceiling >= TARGET_SHARE else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    sys.exit(main())
