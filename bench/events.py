@@ -5,7 +5,7 @@ SQLite and PostgreSQL; then a crash run that kill -9s the server mid-load, resta
 acknowledged event is stored and no batch is stored in part.
 
     .venv/bin/python bench/events.py                    # SQLite + PostgreSQL (if reachable) + crash runs
-    .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite
+    .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite --replicas 2
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tastemaker.cli.local_server import LocalServer  # noqa: E402
+from tastemaker.cli.local_server import LocalServer
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SCHEMA = {
@@ -78,8 +78,9 @@ class Signer:
 
 def generate_load(cfg: dict[str, Any], out_path: str) -> None:
     """Send PutEvents from `connections` threads for `seconds`; write acknowledged batches and latencies."""
-    host = f"127.0.0.1:{cfg['port']}"
-    signer = Signer(cfg["access_key"], cfg["secret_key"], cfg["region"], host)
+    ports = cfg["ports"]
+    signers = {port: Signer(cfg["access_key"], cfg["secret_key"], cfg["region"], f"127.0.0.1:{port}")
+               for port in ports}
     deadline = time.time() + cfg["seconds"]
     acked: list[str] = []  # batch ids (each batch = 10 events with ids <batch>-0..9)
     latencies: list[float] = []
@@ -88,7 +89,9 @@ def generate_load(cfg: dict[str, Any], out_path: str) -> None:
     run = uuid.uuid4().hex[:6]
 
     def worker(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=30)
+        port = ports[index % len(ports)]
+        signer = signers[port]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         seq = 0
         mine: list[str] = []
         lat: list[float] = []
@@ -117,7 +120,7 @@ def generate_load(cfg: dict[str, Any], out_path: str) -> None:
                 if cfg.get("stop_on_error"):
                     break
                 time.sleep(0.05)
-                conn = http.client.HTTPConnection("127.0.0.1", cfg["port"], timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 continue
             if status == 200:
                 mine.append(batch)
@@ -194,19 +197,36 @@ def stored_batches(db_url: str, group: str) -> dict[str, int]:
     return counts
 
 
-def run_load(server: LocalServer, tracking_id: str, seconds: float, connections: int, workdir: Path,
+def run_load(servers: list[LocalServer], tracking_id: str, seconds: float, connections: int, workdir: Path,
              kill_after: float | None = None) -> dict[str, Any]:
-    cfg = {"port": server.port, "access_key": server.access_key, "secret_key": server.secret_key,
-           "region": server.region, "tracking_id": tracking_id, "seconds": seconds, "connections": connections,
+    first = servers[0]
+    cfg = {"ports": [s.port for s in servers], "access_key": first.access_key, "secret_key": first.secret_key,
+           "region": first.region, "tracking_id": tracking_id, "seconds": seconds, "connections": connections,
            "stop_on_error": kill_after is not None}
     out = workdir / f"load-{uuid.uuid4().hex[:6]}.json"
     proc = mp.get_context("spawn").Process(target=generate_load, args=(cfg, str(out)))
     proc.start()
     if kill_after is not None:
         time.sleep(kill_after)
-        server.kill()
+        for server in servers:
+            server.kill()
     proc.join()
     return orjson.loads(out.read_bytes())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -220,39 +240,52 @@ def bench_backend(name: str, db_url: str | None, args: argparse.Namespace) -> No
     with tempfile.TemporaryDirectory(prefix="tm-bench-events-") as tmp:
         workdir = Path(tmp)
         extra = ["--db-url", db_url] if db_url else []
-        server = LocalServer(workdir / "server", extra_args=extra)
-        server.start()
+        # Replicas: separate server processes on one data directory and database (what a load balancer
+        # in front of N API replicas does); the first one also runs the job workers.
+        servers = [LocalServer(workdir / "server", extra_args=extra + ([] if i == 0 else ["--job-threads", "0"]))
+                   for i in range(args.replicas)]
+        servers[0].start()
         url = db_url or f"sqlite:///{workdir / 'server' / 'tastemaker.db'}"
+        label = f"{name}, {args.replicas} API process{'es' if args.replicas > 1 else ''}"
         try:
-            group, tracking_id = setup_tracker(server)
-            run_load(server, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
+            group, tracking_id = setup_tracker(servers[0])
+            for server in servers[1:]:
+                server.start()
+            run_load(servers, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
             before = sum(stored_batches(url, group).values())
-            result = run_load(server, tracking_id, args.seconds, args.connections, workdir)
+            cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
+            result = run_load(servers, tracking_id, args.seconds, args.connections, workdir)
+            server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
             acked_events = 10 * len(result["acked"])
             stored = sum(stored_batches(url, group).values()) - before
             lat = result["latencies"]
-            print(f"[{name}] sustained {acked_events / result['elapsed']:,.0f} events/s "
+            print(f"[{label}] sustained {acked_events / result['elapsed']:,.0f} events/s "
                   f"({len(result['acked']) / result['elapsed']:,.0f} PutEvents/s, {args.connections} connections, "
                   f"{result['elapsed']:.1f} s); latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
                   f"p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged {acked_events:,}, stored {stored:,}, "
                   f"lost {acked_events - stored:,}; errors {result['errors'] or 'none'}", flush=True)
-            crash_run(name, server, url, group, tracking_id, args, workdir)
+            calls = max(1, len(result["acked"]))
+            print(f"[{label}] server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.2f} ms per PutEvents "
+                  f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second "
+                  f"(load average during the run: {load_average()}; other processes share these cores)", flush=True)
+            crash_run(label, servers, url, group, tracking_id, args, workdir)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
 
 
-def crash_run(name: str, server: LocalServer, url: str, group: str, tracking_id: str, args: argparse.Namespace,
-              workdir: Path) -> None:
+def crash_run(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
+              args: argparse.Namespace, workdir: Path) -> None:
     before = stored_batches(url, group)
-    result = run_load(server, tracking_id, args.seconds, args.connections, workdir, kill_after=args.seconds / 2)
-    server.start()
+    result = run_load(servers, tracking_id, args.seconds, args.connections, workdir, kill_after=args.seconds / 2)
+    servers[0].start()
     after = stored_batches(url, group)
     new = {b: n for b, n in after.items() if b not in before}
     acked = set(result["acked"])
     lost = [b for b in acked if after.get(b, 0) != 10]
     partial = [b for b, n in new.items() if n != 10]
     unacked_stored = len(set(new) - acked)
-    print(f"[{name} crash] kill -9 after {args.seconds / 2:.1f} s of load, restarted: acknowledged "
+    print(f"[{label} crash] kill -9 after {args.seconds / 2:.1f} s of load, restarted: acknowledged "
           f"{10 * len(acked):,} events, stored {10 * len(acked) - 10 * len(lost):,} of them, lost {10 * len(lost)}; "
           f"partial batches {len(partial)}; batches stored but not acknowledged (in flight at the kill) "
           f"{unacked_stored}", flush=True)
@@ -263,6 +296,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--replicas", type=int, default=1, help="API server processes sharing the database")
     args = parser.parse_args()
     print(f"PutEvents ingestion, 10 events per call, load generator in a separate process; {mp.cpu_count()} cores",
           flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -68,7 +69,13 @@ def child(mode: str, csv_path: str, out_dir: str) -> None:
     """Run one measurement in this (fresh) process and print a JSON line."""
     start_cpu = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    if mode == "reference":
+    if mode == "read_dataset":
+        from tastemaker.data.schemas import parse_schema
+        from tastemaker.data.tables import read_dataset
+
+        parts = sorted(Path(csv_path).glob("part-*.parquet"))
+        rows = read_dataset(parts, parse_schema(SCHEMA), "Interactions").num_rows
+    elif mode == "reference":
         with open(csv_path, "rb") as stream:
             reader = pcsv.open_csv(stream, read_options=pcsv.ReadOptions(block_size=32 << 20),
                                    parse_options=pcsv.ParseOptions(newlines_in_values=True))
@@ -80,17 +87,20 @@ def child(mode: str, csv_path: str, out_dir: str) -> None:
 
         sources = resolve_data_location(csv_path, import_roots=[Path(csv_path).parent], s3_client_factory=dict)
         rows = import_csv(sources, parse_schema(SCHEMA), "Interactions", Path(out_dir)).rows
+        if os.environ.get("KEEP_PARTS"):
+            shutil.copytree(out_dir, os.environ["KEEP_PARTS"], dirs_exist_ok=True)
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - start_cpu.ru_utime - start_cpu.ru_stime
     print(json.dumps({"rows": rows, "wall": wall, "cpu": cpu, "peak": usage.ru_maxrss * 1024}))
 
 
-def measure(mode: str, csv_path: Path) -> dict[str, float]:
+def measure(mode: str, csv_path: Path, env: dict[str, str] | None = None) -> dict[str, float]:
     out_dir = tempfile.mkdtemp(prefix="tm-import-bench-")
     try:
         result = subprocess.run([sys.executable, __file__, "--child", mode, str(csv_path), out_dir],
-                                check=True, capture_output=True, text=True, cwd=ROOT)
+                                check=True, capture_output=True, text=True, cwd=ROOT,
+                                env={**os.environ, **(env or {})})
         return json.loads(result.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -101,6 +111,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "tastemaker-import-bench")
+    parser.add_argument("--with-read", action="store_true",
+                        help="also time read_dataset (dedup) over the imported parts, once")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -114,7 +126,9 @@ def main() -> None:
         print(f"generated {args.rows:,} rows ({csv_path.stat().st_size / 2**20:,.0f} MiB) in "
               f"{time.perf_counter() - started:.1f} s: {csv_path}")
     print(f"file: {csv_path} ({csv_path.stat().st_size / 2**20:,.0f} MiB, {args.rows:,} rows)")
-    print(f"{'run':>4} {'what':<10} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'peak MiB':>9}")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs "
+          f"(other processes share the machine; cpu s is less sensitive to that than wall s)")
+    print(f"{'run':>4} {'what':<10} {'wall s':>8} {'cpu s':>8} {'rows/s':>12} {'rows/cpu-s':>12} {'peak MiB':>9}")
     runs: dict[str, list[dict[str, float]]] = {"reference": [], "import": []}
     for run in range(1, args.repeat + 1):
         for mode in ("reference", "import"):
@@ -122,7 +136,7 @@ def main() -> None:
             assert r["rows"] == args.rows, r
             runs[mode].append(r)
             print(f"{run:>4} {mode:<10} {r['wall']:>8.2f} {r['cpu']:>8.2f} {r['rows'] / r['wall']:>12,.0f} "
-                  f"{r['peak'] / 2**20:>9,.0f}")
+                  f"{r['rows'] / r['cpu']:>12,.0f} {r['peak'] / 2**20:>9,.0f}")
     median = {mode: {key: statistics.median(r[key] for r in rs) for key in ("wall", "cpu", "peak")}
               for mode, rs in runs.items()}
     ref, imp = median["reference"], median["import"]
@@ -130,9 +144,20 @@ def main() -> None:
     print(f"\nmedian of {args.repeat}: reference (parse only) {args.rows / ref['wall']:,.0f} rows/s, "
           f"import_csv {import_rate:,.0f} rows/s; import takes {imp['wall'] / ref['wall']:.2f}x the "
           f"reference's wall time ({imp['cpu'] / ref['cpu']:.2f}x its CPU time)")
+    print(f"import: {args.rows / imp['cpu']:,.0f} rows per CPU-second (reference {args.rows / ref['cpu']:,.0f})")
     print(f"import peak RSS {imp['peak'] / 2**20:,.0f} MiB (reference {ref['peak'] / 2**20:,.0f} MiB)")
     print(f"targets: >= {TARGET_ROWS_PER_S:,} rows/s: {'MET' if import_rate >= TARGET_ROWS_PER_S else 'MISSED'}; "
           f"peak <= 2 GiB: {'MET' if imp['peak'] <= TARGET_PEAK_BYTES else 'MISSED'}")
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.with_read:
+        parts_dir = Path(tempfile.mkdtemp(prefix="tm-import-parts-"))
+        try:
+            measure("import", csv_path, env={"KEEP_PARTS": str(parts_dir)})
+            r = measure("read_dataset", parts_dir)
+            print(f"read_dataset (concat + exact-duplicate check) of the imported parts: {r['wall']:.2f} s wall, "
+                  f"{r['cpu']:.2f} s CPU, {r['rows'] / r['wall']:,.0f} rows/s, peak {r['peak'] / 2**20:,.0f} MiB")
+        finally:
+            shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def wait_active(describe, key: str, timeout: float = 600) -> dict:  # type: igno
             return body
         if body["status"] in ("CREATE FAILED", "CREATE STOPPED"):
             raise RuntimeError(f"{key} {body['status']}: {body.get('failureReason')}")
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise TimeoutError(f"{key} not ACTIVE after {timeout}s")
 
 
@@ -70,7 +70,7 @@ def wait_gone(describe, timeout: float = 600) -> None:  # type: ignore[no-untype
             if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return
             raise
-        time.sleep(0.5)
+        time.sleep(0.25)
     raise TimeoutError("still not deleted")
 
 

@@ -14,6 +14,7 @@ from tastemaker.cli.client import (
     format_call,
     is_not_implemented,
     make_clients,
+    require_credentials,
     resolve_credentials,
     resolve_endpoint,
 )
@@ -253,7 +254,8 @@ def add_arguments(parser: Any) -> None:
 
 
 def cmd_cleanup(args: Any) -> int:
-    clients = make_clients(resolve_endpoint(args.endpoint), resolve_credentials(Path(args.data_dir)), args.region)
+    credentials = require_credentials(resolve_credentials(Path(args.data_dir)), Path(args.data_dir))
+    clients = make_clients(resolve_endpoint(args.endpoint), credentials, args.region)
     run_cleanup(clients, args.dataset_group, dry_run=args.dry_run, timeout=args.timeout)
     return 0
 

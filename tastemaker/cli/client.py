@@ -37,6 +37,20 @@ def resolve_credentials(data_dir: Path | None = None) -> Credentials:
     return Credentials(None, None, "the standard AWS credential chain")
 
 
+def require_credentials(credentials: Credentials, data_dir: Path | None) -> Credentials:
+    """Fail with what to do when neither the server's key nor an AWS key can be found."""
+    if credentials.access_key_id is None:
+        import boto3
+
+        if boto3.Session().get_credentials() is None:
+            where = Path(data_dir or DEFAULT_DATA_DIR) / "credentials.json"
+            raise SystemExit(
+                f"No key for the server: {where} does not exist and no AWS credentials are set. Run this from the "
+                "folder where the server runs (`make run` keeps its key in ./.tastemaker), pass --data-dir, or "
+                "set TASTEMAKER_ACCESS_KEY_ID and TASTEMAKER_SECRET_ACCESS_KEY.")
+    return credentials
+
+
 def resolve_endpoint(endpoint: str | None = None) -> str:
     return (endpoint or os.environ.get("TASTEMAKER_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
@@ -95,7 +109,9 @@ def format_call(client: str, operation: str, **params: Any) -> str:
     shown = []
     for key, value in params.items():
         text = repr(value)
-        if len(text) > 90:
-            text = text[:80] + "...'" if isinstance(value, str) else text[:80] + " ...}"
+        if isinstance(value, str) and len(text) > 130:  # ARNs and paths stay whole; schemas are cut
+            text = text[:80] + "...'"
+        elif not isinstance(value, str) and len(text) > 240:
+            text = text[:200] + " ...}"
         shown.append(f"{key}={text}")
     return f"{client}.{operation}({', '.join(shown)})"

@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,9 +19,11 @@ from tastemaker.cli import sample_data
 from tastemaker.cli.client import (
     Clients,
     Credentials,
+    error_code,
     format_call,
     is_not_implemented,
     make_clients,
+    require_credentials,
     resolve_credentials,
     resolve_endpoint,
     server_answers,
@@ -75,8 +77,9 @@ class Catalog:
 
     item_cluster: dict[str, str]
     histories: dict[str, list[str]]
-    event_type: str  # the event type streamed with PutEvents and used by the filter (None-safe: "" if absent)
+    event_type: str  # the event type streamed with PutEvents and used by the filter ("" when the data has none)
     popularity: Counter[str]
+    event_value: float | None = None  # sent with streamed events when the data has EVENT_VALUE (its largest value)
 
     def taste(self, user: str) -> Counter[str]:
         return Counter(self.item_cluster.get(i, "?") for i in self.histories.get(user, []))
@@ -123,17 +126,19 @@ def build_catalog(paths: dict[str, Path], schemas: dict[str, dict], event_type: 
             for item, value in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
                 item_cluster[str(item)] = str(value or "?").split("|")[0]
     columns = ["USER_ID", "ITEM_ID"]
-    has_event_type = any(f["name"] == "EVENT_TYPE" for f in schemas["Interactions"]["fields"])
+    names = {f["name"] for f in schemas["Interactions"]["fields"]}
+    optional = [c for c in ("EVENT_TYPE", "EVENT_VALUE") if c in names]
     table = pacsv.read_csv(paths["Interactions"], convert_options=pacsv.ConvertOptions(
-        include_columns=columns + (["EVENT_TYPE"] if has_event_type else []),
-        column_types={"USER_ID": "string", "ITEM_ID": "string"}))
+        include_columns=columns + optional, column_types={"USER_ID": "string", "ITEM_ID": "string"}))
     histories: dict[str, list[str]] = {}
     users, items = table.column("USER_ID").to_pylist(), table.column("ITEM_ID").to_pylist()
     for user, item in zip(users, items, strict=True):
         histories.setdefault(user, []).append(item)
-    if event_type is None and has_event_type:
+    if event_type is None and "EVENT_TYPE" in names:
         event_type = Counter(table.column("EVENT_TYPE").to_pylist()).most_common(1)[0][0]
-    return Catalog(item_cluster, histories, event_type or "", Counter(items))
+    values = [v for v in table.column("EVENT_VALUE").to_pylist() if v is not None] if "EVENT_VALUE" in names else []
+    return Catalog(item_cluster, histories, event_type or "", Counter(items),
+                   float(max(values)) if values else None)
 
 
 def stage_data(options: Options, import_dir: Path, run_id: str) -> tuple[dict[str, Path], dict[str, dict], Catalog]:
@@ -191,6 +196,10 @@ class Walk:
             self.say(f"      {key} = {value}")
 
     def wait(self, label: str, describes: list[Callable[[], dict[str, Any]]], key: str) -> list[dict[str, Any]]:
+        from botocore import xform_name
+
+        self.say(f"      (asynchronous: polling personalize.describe_{xform_name(key)}(...) until "
+                 f"{key}['status'] is ACTIVE)")
         bodies = wait_all(label, describes, key)
         for body in bodies:
             if body.get("status") != "ACTIVE":
@@ -198,7 +207,12 @@ class Walk:
         return bodies
 
 
-def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> list[str]:
+def _bind(method: Callable[..., dict[str, Any]], **params: str) -> Callable[[], dict[str, Any]]:
+    """A Describe call with its ARN bound, for polling."""
+    return lambda: method(**params)
+
+
+def _table(rows: Sequence[tuple[str, ...]], headers: tuple[str, ...]) -> list[str]:
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
     line = "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True))
     lines = ["      " + line, "      " + "  ".join("-" * w for w in widths)]
@@ -234,12 +248,21 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
         datasets[kind] = w.call("personalize", "create_dataset", name=f"{prefix}-{kind.lower()}",
                                 schemaArn=schema_arn, datasetGroupArn=group, datasetType=kind)["datasetArn"]
         w.show(datasetArn=datasets[kind])
-    w.wait("datasets", [lambda a=a: p.describe_dataset(datasetArn=a) for a in datasets.values()], "dataset")
-    jobs = [w.call("personalize", "create_dataset_import_job", jobName=f"{prefix}-{kind.lower()}",
-                   datasetArn=datasets[kind], dataSource={"dataLocation": str(paths[kind])},
-                   roleArn="arn:aws:iam::000000000000:role/PersonalizeImport")["datasetImportJobArn"]
-            for kind in paths]
-    w.wait("import jobs", [lambda j=j: p.describe_dataset_import_job(datasetImportJobArn=j) for j in jobs],
+    w.wait("datasets", [_bind(p.describe_dataset, datasetArn=a) for a in datasets.values()], "dataset")
+    try:
+        jobs = [w.call("personalize", "create_dataset_import_job", jobName=f"{prefix}-{kind.lower()}",
+                       datasetArn=datasets[kind], dataSource={"dataLocation": str(paths[kind])},
+                       roleArn="arn:aws:iam::000000000000:role/PersonalizeImport")["datasetImportJobArn"]
+                for kind in paths]
+    except Exception as exc:
+        if "import roots" in str(exc):
+            raise SystemExit(
+                f"The server cannot read {paths['Interactions'].parent}: quickstart stages data in "
+                f"--data-dir/imports ({options.data_dir}/imports), which must be the data dir of the server at "
+                f"{clients.endpoint} (or one of its --import-root folders). Pass the server's --data-dir, or "
+                f"run quickstart on the server's machine. Server said: {exc}") from exc
+        raise
+    w.wait("import jobs", [_bind(p.describe_dataset_import_job, datasetImportJobArn=j) for j in jobs],
            "datasetImportJob")
 
     w.step("Create " + ("a recommender, a popularity baseline" if domain else "solutions, a campaign")
@@ -250,7 +273,7 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
         solutions[recipe] = w.call("personalize", "create_solution", name=f"{prefix}-{recipe[4:]}",
                                    datasetGroupArn=group, recipeArn=RECIPE + recipe,
                                    performAutoTraining=False)["solutionArn"]
-    w.wait("solutions", [lambda a=a: p.describe_solution(solutionArn=a) for a in solutions.values()], "solution")
+    w.wait("solutions", [_bind(p.describe_solution, solutionArn=a) for a in solutions.values()], "solution")
     versions = {recipe: w.call("personalize", "create_solution_version", solutionArn=arn)["solutionVersionArn"]
                 for recipe, arn in solutions.items()}
     recommender = None
@@ -260,8 +283,8 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
             recommender = w.call("personalize", "create_recommender", name=f"{prefix}-{use_case[4:]}",
                                  datasetGroupArn=group, recipeArn=RECIPE + use_case)["recommenderArn"]
             result.arns["recommender"] = recommender
-    w.say("  training (progress on stderr; figures appear in step 6)")
-    w.wait("training", [lambda a=a: p.describe_solution_version(solutionVersionArn=a) for a in versions.values()],
+    w.say("  training (progress on stderr; the metrics come in step 5)")
+    w.wait("training", [_bind(p.describe_solution_version, solutionVersionArn=a) for a in versions.values()],
            "solutionVersion")
     result.arns |= {f"version:{r}": a for r, a in versions.items()}
     if recommender:
@@ -311,6 +334,7 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
         command += f" --endpoint {clients.endpoint}"
     w.say("  Everything above stays in place so you can explore it (console, boto3, AWS CLI). Remove it with:")
     w.say(f"    {command}")
+    w.say(f"  The staged CSV files stay in {paths['Interactions'].parent} (delete the folder when done).")
 
 
 def _recommend_and_stream(w: Walk, catalog: Catalog, target: dict[str, str], filter_arn: str | None,
@@ -335,14 +359,17 @@ def _recommend_and_stream(w: Walk, catalog: Catalog, target: dict[str, str], fil
         return
     # Stream events of a cluster the user has not shown interest in: its most popular unseen items.
     clusters = Counter(catalog.item_cluster.values())
-    new_cluster = min(clusters, key=lambda c: (taste.get(c, 0), -clusters[c], c))
+    # Without item metadata to group by, the "new taste" is simply the most popular items the user never saw.
+    new_cluster = min(clusters, key=lambda c: (taste.get(c, 0), -clusters[c], c)) if clusters else "?"
     seen = set(catalog.histories[user])
-    picks = [i for i, _ in catalog.popularity.most_common() if catalog.item_cluster.get(i) == new_cluster
+    picks = [i for i, _ in catalog.popularity.most_common() if catalog.item_cluster.get(i, "?") == new_cluster
              and i not in seen][:6]
     now = dt.datetime.now(dt.UTC)
+    value = {"eventValue": catalog.event_value} if catalog.event_value is not None else {}
     events = [{"eventType": catalog.event_type or "click", "itemId": item,
-               "sentAt": now - dt.timedelta(seconds=len(picks) - k)} for k, item in enumerate(picks)]
-    w.say(f"  the user now discovers {new_cluster}: {len(events)} events on {', '.join(picks)}")
+               "sentAt": now - dt.timedelta(seconds=len(picks) - k)} | value for k, item in enumerate(picks)]
+    discovers = "popular items" if new_cluster == "?" else new_cluster
+    w.say(f"  the user now discovers {discovers}: {len(events)} events on {', '.join(picks)}")
     try:
         w.call("events", "put_events", trackingId=tracking_id, userId=user, sessionId=f"session-{user}",
                eventList=events)
@@ -350,11 +377,18 @@ def _recommend_and_stream(w: Walk, catalog: Catalog, target: dict[str, str], fil
     except StepSkipped:
         _print_recommendations(w, catalog, before, None)
         return
+    except Exception as exc:  # e.g. the schema requires an interaction field quickstart cannot invent
+        if error_code(exc) != "InvalidInputException":
+            raise
+        w.say(f"      (the server refused the events: {exc}; showing the list without them)")
+        _print_recommendations(w, catalog, before, None)
+        return
     result.recommendations_after = after
     _print_recommendations(w, catalog, before, after)
     share = (sum(catalog.item_cluster.get(i) == new_cluster for i in before),
              sum(catalog.item_cluster.get(i) == new_cluster for i in after))
-    w.say(f"  {new_cluster} items in the top 10: {share[0]} before the events, {share[1]} after")
+    if new_cluster != "?":
+        w.say(f"  {new_cluster} items in the top 10: {share[0]} before the events, {share[1]} after")
 
 
 def _print_recommendations(w: Walk, catalog: Catalog, before: list[str], after: list[str] | None) -> None:
@@ -362,13 +396,13 @@ def _print_recommendations(w: Walk, catalog: Catalog, before: list[str], after: 
         return f"{item} ({catalog.item_cluster.get(item, '?')})" if item else ""
 
     if after is None:
-        rows = [(str(k + 1), label(i)) for k, i in enumerate(before)]
-        w.say("\n".join(_table(rows, ("#", "recommended"))))
+        single = [(str(k + 1), label(i)) for k, i in enumerate(before)]
+        w.say("\n".join(_table(single, ("#", "recommended"))))
         return
     length = max(len(before), len(after))
-    rows = [(str(k + 1), label(before[k] if k < len(before) else None), label(after[k] if k < len(after) else None))
-            for k in range(length)]
-    w.say("\n".join(_table(rows, ("#", "before the events", "after the events"))))
+    pairs = [(str(k + 1), label(before[k] if k < len(before) else None), label(after[k] if k < len(after) else None))
+             for k in range(length)]
+    w.say("\n".join(_table(pairs, ("#", "before the events", "after the events"))))
 
 
 def body_recipe(recommender_arn: str | None) -> str:
@@ -408,7 +442,7 @@ def connect(options: Options, out: TextIO) -> Iterator[tuple[Clients, Path, bool
     endpoint = resolve_endpoint(options.endpoint)
     embedded = options.embedded if options.embedded is not None else not server_answers(endpoint)
     if not embedded:
-        credentials = resolve_credentials(options.data_dir)
+        credentials = require_credentials(resolve_credentials(options.data_dir), options.data_dir)
         print(f"Using the server at {endpoint} (key from {credentials.source}).", file=out)
         yield make_clients(endpoint, credentials, options.region), options.data_dir / "imports", False
         return
@@ -435,7 +469,13 @@ def run_quickstart(options: Options, out: TextIO | None = None) -> Result:
         result.embedded = embedded
         print("Tastemaker quickstart: the admin manual in six steps. Each step prints the boto3 call it makes.",
               file=out)
-        walk(clients, options, import_dir, out, result)
+        try:
+            walk(clients, options, import_dir, out, result)
+        except (Exception, KeyboardInterrupt):
+            if result.dataset_group_arn and not embedded:
+                print(f"\nStopped before the end. To remove what was created so far:\n  tastemaker cleanup "
+                      f"--dataset-group {result.dataset_group_arn} --endpoint {clients.endpoint}", file=out)
+            raise
         if embedded:
             print("\nThe embedded server is stopping now; its resources go with it. Start `make run` (or "
                   "`tastemaker serve`) to keep them.", file=out)

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,22 +78,22 @@ class SampleData:
         return [item for item, c in self.item_cluster.items() if c == cluster]
 
 
-def _schema(name: str, fields: list[dict]) -> dict:
+def _schema(name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "record", "name": name, "namespace": NAMESPACE, "fields": fields, "version": "1.0"}
 
 
 def schemas_for(domain: str) -> dict[str, dict]:
     """Avro schemas for the three datasets; they satisfy the domain's required and reserved field rules."""
-    interactions = [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+    interactions: list[dict[str, Any]] = [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
                     {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}]
     if domain == "ECOMMERCE":
-        items = [{"name": "ITEM_ID", "type": "string"}, {"name": "PRICE", "type": "float"},
+        items: list[dict[str, Any]] = [{"name": "ITEM_ID", "type": "string"}, {"name": "PRICE", "type": "float"},
                  {"name": "CATEGORY_L1", "type": "string", "categorical": True},
                  {"name": "CATEGORY_L2", "type": ["null", "string"], "categorical": True},
                  {"name": "CREATION_TIMESTAMP", "type": "long"},
                  {"name": "PRODUCT_DESCRIPTION", "type": ["null", "string"], "textual": True}]
-        users = [{"name": "USER_ID", "type": "string"}, {"name": "AGE", "type": "int"},
-                 {"name": "MEMBERSHIP", "type": "string", "categorical": True}]
+        users: list[dict[str, Any]] = [{"name": "USER_ID", "type": "string"}, {"name": "AGE", "type": "int"},
+                                       {"name": "MEMBERSHIP", "type": "string", "categorical": True}]
     else:
         if domain == "custom":
             interactions.append({"name": "EVENT_VALUE", "type": ["null", "float"]})
@@ -195,8 +196,8 @@ def generate(folder: Path, *, domain: str = "custom", users: int = 2000, items: 
             item_cluster_names[f"item{i}"] = cluster
             if domain == "ECOMMERCE":
                 sub = CATEGORIES[cluster][int(rng.integers(3))]
-                price = PRICE_LEVEL[cluster] * float(rng.lognormal(0.0, 0.4))
-                out.writerow([f"item{i}", f"{price:.2f}", cluster, sub, int(created[i]),
+                amount = PRICE_LEVEL[cluster] * float(rng.lognormal(0.0, 0.4))
+                out.writerow([f"item{i}", f"{amount:.2f}", cluster, sub, int(created[i]),
                               _description(rng, cluster, domain, sub)])
             else:
                 genres = cluster

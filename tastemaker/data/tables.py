@@ -81,27 +81,56 @@ def _one_per_group(table: pa.Table, keys: list[str], keep_last: bool) -> pa.Tabl
     if len(repeats) == 0:
         return table
     repeated = repeats[np.concatenate([[True], repeats[1:] != repeats[:-1]])]  # sorted, distinct
-    slot = np.minimum(np.searchsorted(repeated, fingerprints), len(repeated) - 1)
-    candidates = np.flatnonzero(repeated[slot] == fingerprints)  # ascending row numbers
-    # Group candidates by fingerprint; `order` is stable, so each group lists its rows in table order.
-    order = np.argsort(fingerprints[candidates], kind="stable")
-    grouped = fingerprints[candidates][order]
+    if len(repeated) <= len(fingerprints) // 64:
+        # Few repeats (the usual case): find their rows by binary search in the small sorted set.
+        slot = np.minimum(np.searchsorted(repeated, fingerprints), len(repeated) - 1)
+        rows = np.flatnonzero(repeated[slot] == fingerprints)
+        order = rows[np.argsort(fingerprints[rows], kind="stable")]
+    else:
+        order = np.argsort(fingerprints, kind="stable")
+    # `order` lists rows grouped by fingerprint, each group in table order (the argsort is stable).
+    grouped = fingerprints[order]
     starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
     sizes = np.diff(np.append(starts, len(order)))
-    representative = order[(starts + sizes - 1) if keep_last else starts]  # index into candidates
-    group = np.empty(len(order), dtype=np.int64)
-    group[order] = np.repeat(np.arange(len(starts)), sizes)
+    shared = sizes > 1
+    sorted_rows = order[np.repeat(shared, sizes)]  # rows of groups with 2+ rows, group by group
+    sizes = sizes[shared]
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    is_candidate = np.zeros(table.num_rows, dtype=bool)
+    is_candidate[sorted_rows] = True
+    candidates = np.flatnonzero(is_candidate)  # ascending row numbers: cheap takes
+    candidate_of_row = np.cumsum(is_candidate) - 1
+    sorted_candidates = candidate_of_row[sorted_rows]
+    group = np.empty(len(candidates), dtype=np.int64)
+    group[sorted_candidates] = np.repeat(np.arange(len(sizes)), sizes)
+    representative = sorted_candidates[(first + sizes - 1) if keep_last else first]  # index into candidates
     same = _rows_equal(table, keys, candidates, representative[group])
     keep = np.ones(table.num_rows, dtype=bool)
     keep[candidates] = False
     keep[candidates[representative]] = True
-    collided = np.zeros(len(starts), dtype=bool)
+    collided = np.zeros(len(sizes), dtype=bool)
     collided[group[~same]] = True
     if collided.any():  # fingerprint collisions: settle those groups exactly
         rows = candidates[collided[group]]
         keep[rows] = False
         keep[_exact_group_rows(table, keys, rows, keep_last)] = True
-    return table.filter(pa.array(keep))
+    return _without_rows(table, np.flatnonzero(~keep))
+
+
+def _without_rows(table: pa.Table, dropped: np.ndarray) -> pa.Table:
+    """`table` minus the rows `dropped` (ascending); zero-copy slices when they are few."""
+    if len(dropped) > 1000:
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[dropped] = False
+        return table.filter(pa.array(keep))
+    pieces, start = [], 0
+    for row in dropped.tolist():
+        if row > start:
+            pieces.append(table.slice(start, row - start))
+        start = row + 1
+    if start < table.num_rows:
+        pieces.append(table.slice(start))
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def _rows_equal(table: pa.Table, keys: list[str], rows: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -176,9 +205,12 @@ def _string_hash(array: pa.Array) -> np.ndarray:
         offsets = np.frombuffer(part.buffers()[1], dtype=np.int32)[part.offset: part.offset + len(part) + 1]
         first, stop = int(offsets[0]), int(offsets[-1])
         lengths = np.diff(offsets)
-        position = np.arange(stop - first) - np.repeat(offsets[:-1] - first, lengths)
-        weighted = data[first:stop].astype(np.uint64) * _powers(int(lengths.max(initial=0)))[position]
-        cumulative = np.concatenate([np.zeros(1, np.uint64), np.cumsum(weighted, dtype=np.uint64)])
+        position = np.arange(stop - first, dtype=np.int32) - np.repeat(offsets[:-1] - first, lengths)
+        weighted = data[first:stop].astype(np.uint64)
+        weighted *= _powers(int(lengths.max(initial=0)))[position]
+        cumulative = np.empty(len(weighted) + 1, dtype=np.uint64)
+        cumulative[0] = 0
+        np.cumsum(weighted, out=cumulative[1:])
         hashes = cumulative[offsets[1:] - first] - cumulative[offsets[:-1] - first]
         result[start: start + len(part)] = hashes ^ (lengths.astype(np.uint64) * _MIX)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ from tastemaker.realtime.writer import GroupCommitWriter
 from tastemaker.store import keys, resources
 from tastemaker.store.tables import dataset_parts
 
+log = logging.getLogger("tastemaker.realtime")
 TARGET_TTL_SECONDS = 2.0  # how long a process trusts its trackingId -> dataset lookup
 _CACHE_KEY = "events_targets"
 _WRITER_KEY = "events_writer"
@@ -166,9 +168,12 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
     feed = not isinstance(state, EmbeddedState)
     inserted = _insert_events(ctx.services, rows, want_inserted=feed)
     if feed and inserted:
-        state.record_events(target.dataset_group_arn, user_id, session_id, [
-            RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"])
-            for r in rows if r["event_id"] in inserted])
+        fresh = [RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"])
+                 for r in rows if r["event_id"] in inserted]
+        try:
+            state.record_events(target.dataset_group_arn, user_id, session_id, fresh)
+        except Exception as exc:  # noqa: BLE001 - the events are stored; the shared cache only lags
+            log.warning("could not record %d events in the real-time state: %s", len(fresh), exc)
     return {}
 
 

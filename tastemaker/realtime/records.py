@@ -127,12 +127,12 @@ def convert_value(f: SchemaField, value: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise InvalidInputException(f"{where}: {value!r} is not a {kind}.")
         try:
-            number = float(value)
+            real = float(value)
         except (TypeError, ValueError):
             raise InvalidInputException(f"{where}: {value!r} is not a {kind}.") from None
-        if not math.isfinite(number) or (kind == "float" and abs(number) > 3.4028234663852886e38):
+        if not math.isfinite(real) or (kind == "float" and abs(real) > 3.4028234663852886e38):
             raise InvalidInputException(f"{where}: {value!r} is not a finite {kind}.")
-        return number
+        return real
     if kind == "boolean":
         if isinstance(value, bool):
             return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ import orjson
 
 from tastemaker.realtime.state import RecentEvent
 
+log = logging.getLogger("tastemaker.realtime")
 DEFAULT_CAP = 500  # events kept per (user or session, event type); recent_events' limit is capped to this
 DEFAULT_TTL = 90 * 24 * 3600  # seconds an idle user's or session's keys live
 
@@ -27,8 +29,10 @@ class RedisState:
     One MULTI/EXEC transaction per record_events call, so a reader never sees half a batch.
     """
 
-    def __init__(self, client: Any, *, prefix: str = "tm:rt:", cap: int = DEFAULT_CAP, ttl: int = DEFAULT_TTL) -> None:
+    def __init__(self, client: Any, *, prefix: str = "tm:rt:", cap: int = DEFAULT_CAP, ttl: int = DEFAULT_TTL,
+                 fallback: Any = None) -> None:
         self.client = client
+        self.fallback = fallback  # answers reads (from the durable table) while Redis is unreachable
         self.prefix = prefix
         self.cap = cap
         self.ttl = ttl
@@ -74,6 +78,17 @@ class RedisState:
                       limit_per_type: int = 100) -> list[RecentEvent]:
         if limit_per_type <= 0:
             return []
+        if self.fallback is None:
+            return self._recent(dataset_group_arn, user_or_session_id, limit_per_type)
+        import redis
+
+        try:
+            return self._recent(dataset_group_arn, user_or_session_id, limit_per_type)
+        except redis.RedisError as exc:
+            log.warning("Redis unreachable (%s); reading recent events from the database", exc)
+            return list(self.fallback.recent_events(dataset_group_arn, user_or_session_id, limit_per_type))
+
+    def _recent(self, dataset_group_arn: str, user_or_session_id: str, limit_per_type: int) -> list[RecentEvent]:
         limit = min(limit_per_type, self.cap)
         keys = [self._key(dataset_group_arn, who, user_or_session_id) for who in ("u", "s")]
         pipe = self.client.pipeline(transaction=False)

@@ -17,7 +17,7 @@ COLUMNS = ("dataset_group_arn", "event_id", "session_id", "user_id", "item_id", 
 
 
 class _Request:
-    __slots__ = ("params", "want_inserted", "done", "result", "error")
+    __slots__ = ("done", "error", "params", "result", "want_inserted")
 
     def __init__(self, params: list[tuple[Any, ...]], want_inserted: bool) -> None:
         self.params = params

@@ -290,9 +290,9 @@ def load_model(directory: Path, mmap: bool = True) -> TrainedModel:
     cls = _MODEL_CLASSES.get(meta["model_kind"])
     if cls is None:
         raise ValueError(f"Unknown model kind {meta['model_kind']!r} in {directory}")
-    mode = "r" if mmap else None
     loaded = {
-        name: np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False) for name in meta["arrays"]
+        name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        for name in meta["arrays"]
     }
     model = cls(
         recipe_name=meta["recipe_name"],

@@ -17,6 +17,7 @@ from tastemaker.recipes.base import Progress, ShouldStop, report
 from tastemaker.recipes.training_data import TrainingData
 
 EASE_MAX_ITEMS = 10_000  # dense solve: ~1 s at 4k items, ~25 s at 10k; OpenBLAS crashed near 27k
+EASE_MIN_USERS = 3  # items with fewer users stay out of the dense EASE solve
 TRANSITION_WINDOW = 3  # an event "follows" the previous 1..3 events of the same user (weights 1, 1/2, 1/3)
 TRANSITION_TOP = 100  # neighbours kept per item in the transition matrix
 TRANSITION_WEIGHT = 1.0  # blend weight of the sequence signal (measured best of 0.3 / 1 / 3 on ML-1M)
@@ -70,16 +71,16 @@ def fit_als(matrix: sp.csr_matrix, factors: int, seed: int, progress: Progress |
     """implicit's CPU ALS (conjugate gradient); returns (user_factors, item_factors) float32."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(
-        factors=factors, regularization=ALS_REGULARIZATION, alpha=ALS_ALPHA, iterations=ALS_ITERATIONS,
-        random_state=seed, num_threads=0,
-    )
     start, end = progress_span
 
     def on_iteration(iteration: int, _elapsed: float, _loss: float | None) -> None:
         report(progress, should_stop, start + (end - start) * (iteration + 1) / ALS_ITERATIONS)
 
-    with threadpool_limits(1, "blas"):  # implicit runs its own threads
+    with threadpool_limits(1, "blas"):  # implicit runs its own threads (and warns if BLAS would too)
+        model = AlternatingLeastSquares(
+            factors=factors, regularization=ALS_REGULARIZATION, alpha=ALS_ALPHA, iterations=ALS_ITERATIONS,
+            random_state=seed, num_threads=0,
+        )
         model.fit(matrix.astype(np.float32), show_progress=False, callback=on_iteration)
     return np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
 

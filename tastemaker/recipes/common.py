@@ -51,8 +51,10 @@ def unit_max(values: np.ndarray) -> np.ndarray:
     if values.ndim == 1:
         top = float(np.abs(values).max()) if values.size else 0.0
         return values / top if top > 0 else values
-    top = np.abs(values).max(axis=1, keepdims=True) if values.shape[1] else np.zeros((values.shape[0], 1))
-    return values / np.where(top > 0, top, 1.0).astype(np.float32)
+    if not values.shape[1]:
+        return values
+    row_top = np.abs(values).max(axis=1, keepdims=True)
+    return values / np.where(row_top > 0, row_top, 1.0).astype(np.float32)
 
 
 def cold_start_scores(data: TrainingData, recency: bool) -> np.ndarray:

@@ -47,7 +47,7 @@ def torch_available() -> bool:
 # With apply_recency_bias an event's training weight halves every RECENCY_HALF_LIFE of the data's time
 # span (newest event = weight 1), never below RECENCY_FLOOR; the cold-start list uses the same weights.
 RECENCY_HALF_LIFE = 0.25
-DEFAULT_NEGATIVE_SAMPLES = 1024
+DEFAULT_NEGATIVE_SAMPLES = 256
 RECENCY_FLOOR = 0.1
 
 SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
@@ -68,15 +68,15 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="Attention heads per block; must divide hidden_dimension.",
     ),
     HyperParameter(
-        "max_sequence_length", "integer", "200", min=10, max=512, tunable=False,
+        "max_sequence_length", "integer", "50", min=10, max=512, tunable=False,
         description="How many of a user's most recent interactions the model reads.",
     ),
     HyperParameter(
-        "training_epochs", "integer", "30", min=1, max=300, tunable=True,
+        "training_epochs", "integer", "20", min=1, max=300, tunable=True,
         description="Passes over all training sequences.",
     ),
     HyperParameter(
-        "learning_rate", "continuous", "0.001", min=0.0001, max=0.01, tunable=True,
+        "learning_rate", "continuous", "0.002", min=0.0001, max=0.01, tunable=True,
         description="Adam learning rate.",
     ),
     HyperParameter(

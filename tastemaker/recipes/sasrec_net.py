@@ -71,7 +71,7 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
     functional = torch.nn.functional
     d, heads = cfg.hidden_dimension, cfg.num_heads
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.norm1 = nn.LayerNorm(d)
@@ -93,7 +93,7 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
             h = self.ff2(functional.gelu(self.ff1(self.norm2(x)), approximate="tanh"))
             return x + self.drop(h)
 
-    class SasRec(nn.Module):
+    class SasRec(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)

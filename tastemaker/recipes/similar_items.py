@@ -23,7 +23,6 @@ from tastemaker.recipes.sims import (
     POPULARITY_TIE_BREAK,
     ItemSimilarityModel,
     csr_arrays,
-    csr_from_arrays,
     fit_item_similarity,
 )
 from tastemaker.recipes.training_data import TrainingData
@@ -45,7 +44,7 @@ class SimilarItemsModel(ItemSimilarityModel):
         item_index = np.asarray(item_index, dtype=np.int64)
         behaviour = self.neighbour_scores(item_index)
         n_features = int(self.settings["n_features"])
-        features = csr_from_arrays(self.arrays, "feat", (self.n_items, n_features))
+        features = self.matrix("feat", n_features)
         content = unit_max(content_scores(features, item_index))
         counts = np.asarray(self.arrays["interaction_counts"], np.float32)
         k = float(self.settings["metadata_strength"])

@@ -84,8 +84,18 @@ class ItemSimilarityModel(TrainedModel):
 
     model_kind: ClassVar[str] = "item_similarity"
 
+    def after_load(self) -> None:
+        self.__dict__.pop("_csr_cache", None)
+
+    def matrix(self, prefix: str, n_columns: int) -> sp.csr_matrix:
+        """The CSR stored under `prefix` (built once per model object)."""
+        cache = self.__dict__.setdefault("_csr_cache", {})
+        if prefix not in cache:
+            cache[prefix] = csr_from_arrays(self.arrays, prefix, (self.n_items, n_columns))
+        return cache[prefix]
+
     def neighbour_scores(self, item_index: np.ndarray) -> np.ndarray:
-        sim = csr_from_arrays(self.arrays, "sim", (self.n_items, self.n_items))
+        sim = self.matrix("sim", self.n_items)
         safe = np.where(item_index >= 0, item_index, 0)
         scores = unit_max(sim[safe].toarray())
         scores[np.asarray(item_index) < 0] = 0.0

@@ -20,6 +20,7 @@ from tastemaker.recipes.base import (
 )
 from tastemaker.recipes.collaborative import (
     EASE_MAX_ITEMS,
+    EASE_MIN_USERS,
     LAST_EVENTS_FOR_TRANSITIONS,
     TRANSITION_WEIGHT,
     ease_lambda,
@@ -89,7 +90,10 @@ class CollaborativeModel(TrainedModel):
     def _affinity(self, history: sp.csr_matrix) -> np.ndarray:
         """(B, n_items) long-term affinity from (decayed) history rows."""
         if "ease" in self.arrays:
-            return np.asarray(history @ self.arrays["ease"], dtype=np.float32)
+            active = np.asarray(self.arrays["ease_items"])
+            out = np.zeros((history.shape[0], self.n_items), np.float32)
+            out[:, active] = np.asarray(history[:, active] @ self.arrays["ease"], dtype=np.float32)
+            return out
         factors = self.arrays["item_factors"]
         return fold_in(factors, history) @ np.asarray(factors).T
 
@@ -136,10 +140,18 @@ class CollaborativeModel(TrainedModel):
         indptr, hist = self.arrays["hist_indptr"], self.arrays["hist_items"]
         histories = [np.asarray(hist[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
         all_history = history_matrix(histories, self.n_items, float(self.settings["decay"]))
+        active = np.asarray(self.arrays["ease_items"])
+        local = np.full(self.n_items, -1, np.int64)
+        local[active] = np.arange(len(active))
+        active_history = all_history[:, active]
         ease = self.arrays["ease"]
         for row, items in enumerate(item_sets):
-            if len(items):
-                out[row] = np.asarray(all_history @ np.asarray(ease[:, np.asarray(items)]).mean(axis=1)).ravel()
+            columns = local[np.asarray(items, dtype=np.int64)] if len(items) else np.zeros(0, np.int64)
+            # Items outside the EASE set have no long-term weights: they count as zero in the mean.
+            columns = columns[columns >= 0]
+            if len(items) and len(columns):
+                weights = np.asarray(ease[:, columns]).sum(axis=1) / len(items)
+                out[row] = np.asarray(active_history @ weights).ravel()
         return out
 
 
@@ -155,11 +167,15 @@ def fit_collaborative(
         float(typed.get("max_user_history_length_percentile", 1.0)),
     )
     matrix = interaction_matrix(trimmed)
-    engine = engine or ("ease" if data.n_items <= EASE_MAX_ITEMS else "als")
+    # EASE covers the items with a few interactions (rarer ones carry no reliable item-item signal and the
+    # dense solve costs n^3); ALS takes over when even those are too many.
+    active = np.nonzero(np.diff(matrix.tocsc().indptr) >= EASE_MIN_USERS)[0]
+    engine = engine or ("ease" if len(active) <= EASE_MAX_ITEMS else "als")
     arrays: dict[str, np.ndarray] = {}
     report(progress, should_stop, 0.05)
     if engine == "ease":
-        arrays["ease"] = fit_ease(matrix, ease_lambda(trimmed))
+        arrays["ease"] = fit_ease(matrix[:, active], ease_lambda(trimmed))
+        arrays["ease_items"] = active.astype(np.int64)
         report(progress, should_stop, 0.7)
     else:
         user_factors, item_factors = fit_als(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -19,30 +17,22 @@ FILTER_TTL_SECONDS = 1.0  # a filter's row (status) is re-read at most this ofte
 
 
 class FilterRows:
-    """filter ARN -> (group ARN, checked filter), re-read at most once a second per process."""
+    """filter ARN -> (group ARN, checked filter), refreshed in the background about once a second."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[str, tuple[float, Any]] = {}
+        from tastemaker.serving.snapshots import Refreshing
+
+        self._rows = Refreshing(FILTER_TTL_SECONDS)
 
     def get(self, services: Services, filter_arn: str) -> tuple[str, Any]:
-        now = time.monotonic()
-        hit = self._rows.get(filter_arn)
-        if hit is None or now - hit[0] >= FILTER_TTL_SECONDS:
-            try:
-                from tastemaker.control.filters import load_active_filter
+        def load() -> tuple[str, Any]:
+            from tastemaker.control.filters import load_active_filter
 
-                with services.engine.connect() as conn:
-                    row, checked = load_active_filter(conn, filter_arn)
-                value: Any = (row.dataset_group_arn or "", checked)
-            except Exception as exc:  # noqa: BLE001 - cached and re-raised to every caller within the TTL
-                value = exc
-            with self._lock:
-                self._rows[filter_arn] = (now, value)
-            hit = (now, value)
-        if isinstance(hit[1], Exception):
-            raise hit[1]
-        return hit[1]
+            with services.engine.connect() as conn:
+                row, checked = load_active_filter(conn, filter_arn)
+            return row.dataset_group_arn or "", checked
+
+        return self._rows.get(filter_arn, load)  # type: ignore[no-any-return]
 
 
 class FilterSpec:

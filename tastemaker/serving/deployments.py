@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tastemaker.control.context import Services
-from tastemaker.errors import InvalidInputException, ResourceNotFoundException
+from tastemaker.errors import ResourceNotFoundException
 from tastemaker.store import resources
 
 ROW_TTL_SECONDS = 1.0  # how stale a worker's view of a campaign may be (UpdateCampaign, Stop/StartRecommender)
@@ -35,31 +33,21 @@ class Deployment:
 
 
 class DeploymentCache:
+    """ARN -> Deployment (or the error reading it), refreshed in the background about once a second."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[str, tuple[float, Deployment | Exception]] = {}
+        from tastemaker.serving.snapshots import Refreshing
+
+        self._rows = Refreshing(ROW_TTL_SECONDS)
 
     def resolve(self, services: Services, arn: str, kind: str) -> Deployment:
-        now = time.monotonic()
-        hit = self._rows.get(arn)
-        if hit is None or now - hit[0] >= ROW_TTL_SECONDS:
-            try:
-                value: Deployment | Exception = _read(services, arn, kind)
-            except (ResourceNotFoundException, InvalidInputException) as exc:
-                value = exc
-            with self._lock:
-                self._rows[arn] = (now, value)
-            hit = (now, value)
-        value = hit[1]
-        if isinstance(value, Exception):
-            raise value
+        value = self._rows.get(arn, lambda: _read(services, arn, kind))
         if value.kind != kind:
             raise ResourceNotFoundException(f"Could not find {kind} {arn}.")
         return value
 
     def forget(self, arn: str) -> None:
-        with self._lock:
-            self._rows.pop(arn, None)
+        self._rows.forget(arn)
 
 
 def deployment_cache(services: Services) -> DeploymentCache:

@@ -11,6 +11,7 @@ import numpy as np
 from tastemaker.control.context import Services
 from tastemaker.errors import InvalidInputException
 from tastemaker.serving import candidates as cand
+from tastemaker.serving.batcher import BatcherRegistry, item_scorer, user_scorer
 from tastemaker.serving.catalog import ServingCatalog, build_catalog
 from tastemaker.serving.deployments import Deployment
 from tastemaker.serving.history import UserEvents, streamed_events, user_history
@@ -130,21 +131,23 @@ def _needs_bulk_history(dep: Deployment, filters: list[cand.FilterSpec | None]) 
     return any(f is not None and f.uses_interactions for f in filters)
 
 
-def _model_scores(model: Any, dep: Deployment, query: Query, catalog: ServingCatalog,
+def _model_scores(services: Services, loaded: LoadedModel, dep: Deployment, query: Query, catalog: ServingCatalog,
                   recent: UserEvents) -> np.ndarray:
     """(n_model,) float32 scores from the model for this request."""
+    model = loaded.model
     kind = dep.recipe_type
+    batchers: BatcherRegistry = services.caches.setdefault("serving.batchers", BatcherRegistry())
     if kind == "RELATED_ITEMS":
         pos = catalog.index_of(query.item_id or "")
-        index = np.array([pos if 0 <= pos < catalog.n_model else -1], dtype=np.int64)
-        return model.score_items(index)[0]
-    user = model.user_index([query.user_id]) if query.user_id else np.array([-1], dtype=np.int64)
+        index = pos if 0 <= pos < catalog.n_model else -1
+        return batchers.get(loaded.prefix, "items", item_scorer(model)).score(index)
+    user = loaded.user_position(query.user_id) if query.user_id else -1
     if kind == "POPULAR_ITEMS":
-        return model.score_users(user, [np.zeros(0, np.int32)])[0]
+        return model.score_users(np.array([user], dtype=np.int64), [np.zeros(0, np.int32)])[0]
     # Real-time fold-in: the user's streamed events (oldest first) on top of the trained history.
     positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
     history = np.asarray([p for p in positions if 0 <= p < catalog.n_model], dtype=np.int32)
-    return model.score_users(user, [history], [query.context] if query.context else None)[0]
+    return batchers.get(loaded.prefix, "users", user_scorer(model)).score((user, history, query.context))
 
 
 def _influenced(scores: np.ndarray, dep: Deployment, catalog: ServingCatalog) -> np.ndarray:
@@ -184,7 +187,7 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     user_id = query.user_id
     events = (user_history(services, dep.group_arn, user_id, bulk=_needs_bulk_history(dep, [request_filter, promo_filter]))
               if user_id else UserEvents([], [], []))
-    scores = _influenced(_model_scores(loaded.model, dep, query, catalog, events), dep, catalog)
+    scores = _influenced(_model_scores(services, loaded, dep, query, catalog, events), dep, catalog)
     n_model = catalog.n_model
     item_pos = catalog.index_of(query.item_id) if query.item_id else None
 
@@ -193,43 +196,38 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
         excluded = cand.excluded_by_events(catalog, events, dep.use_case.excluded_event_types)
     if item_pos is not None and item_pos >= 0:
         excluded = np.append(excluded, item_pos)
-    base = np.ones(catalog.size, dtype=bool)
-    base[excluded] = False
-    eligible = base.copy()
-    if request_filter is not None:
-        eligible &= cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
-                                     item_position=item_pos, events=events)
+    eligible: np.ndarray | None = None  # over the whole catalogue; None: every item
+    if excluded.size or request_filter is not None:
+        eligible = np.ones(catalog.size, dtype=bool)
+        eligible[excluded] = False
+        if request_filter is not None:
+            eligible &= cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
+                                         item_position=item_pos, events=events)
     # Items the model never saw (newer than the training) come only through exploration and promotions.
-    model_allowed = eligible[:n_model]
-    mask = None if model_allowed.all() else model_allowed.copy()
+    mask = None if eligible is None else eligible[:n_model].copy()
+    score_pool = mask  # the candidates the scores are normalised over (promoted items included)
 
     rng = np.random.default_rng()
-    n_promoted = 0
     promoted: np.ndarray = np.zeros(0, dtype=np.int64)
     if promotion is not None and promo_filter is not None:
-        promo_mask = base & cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
-                                             item_position=item_pos, events=events)
+        promo_mask = cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
+                                      item_position=item_pos, events=events)
+        promo_mask[excluded] = False
         n_promoted = max(1, int(num * int(promotion["percent_promoted_items"]) / 100))
         promoted = promote(scores, catalog, promo_mask, n_promoted)
-        if promoted.size and mask is None:
-            mask = np.ones(n_model, dtype=bool)
-        mask_promoted = promoted[promoted < n_model]
-        if mask is not None:
-            mask[mask_promoted] = False
-    n_rest = num - promoted.size
-    picked = top_k(scores, n_rest, mask)
+        if promoted.size:
+            mask = np.ones(n_model, dtype=bool) if mask is None else mask.copy()
+            mask[promoted[promoted < n_model]] = False
+    picked = top_k(scores, num - promoted.size, mask)
     exploration = dep.config.get("item_exploration_config") or {}
     if exploration and dep.recipe_name in EXPLORATION_RECIPES and dep.recipe_type == "USER_PERSONALIZATION":
-        explore_allowed = eligible.copy()
-        explore_allowed[promoted] = False
-        picked = explore(picked, scores, catalog, explore_allowed, exploration, rng)
+        picked = explore(picked, catalog, eligible, set(promoted.tolist()), exploration, rng)
     order = _place(picked, promoted, rng)
     with_scores = dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES
     values = None
     if with_scores:
-        pool_mask = mask if mask is not None else None
         known = order[order < n_model]
-        known_scores = softmax_scores(scores, pool_mask, known)
+        known_scores = softmax_scores(scores, score_pool, known)
         values = dict(zip(known.tolist(), known_scores.tolist(), strict=True))
     promoted_set = set(promoted.tolist())
     promotion_name = promotion.get("name") if promotion else None
@@ -283,7 +281,7 @@ def rank(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
     is_known = (positions >= 0) & (positions < catalog.n_model)
     known = np.flatnonzero(is_known)
     unknown = np.flatnonzero(~is_known).tolist()
-    scores = _model_scores(loaded.model, dep, query, catalog, events)
+    scores = _model_scores(services, loaded, dep, query, catalog, events)
     known_pos = positions[known]
     sub = scores[known_pos]
     order = known[np.lexsort((known, -sub))]

@@ -149,11 +149,36 @@ def _watch(services: Services) -> Any:
     return services.caches.setdefault("serving.version_watch", VersionWatch())
 
 
+class TrackerWatch:
+    """Whether a dataset group has an event tracker (no tracker, no streamed events), refreshed each second."""
+
+    def __init__(self) -> None:
+        from tastemaker.serving.snapshots import Refreshing
+
+        self._seen = Refreshing(1.0)
+
+    def has_tracker(self, services: Services, group_arn: str) -> bool:
+        from tastemaker.store import resources
+
+        def load() -> bool:
+            with services.engine.connect() as conn:
+                return bool(resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn))
+
+        return bool(self._seen.get(group_arn, load))
+
+
+def has_tracker(services: Services, group_arn: str) -> bool:
+    watch: TrackerWatch = services.caches.setdefault("serving.trackers", TrackerWatch())
+    return watch.has_tracker(services, group_arn)
+
+
 def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_type: int = 100) -> UserEvents:
     """Recent PutEvents of a user or session, newest first (empty until the realtime state module exists)."""
     try:
-        from tastemaker.realtime.state import get_state  # type: ignore[import-not-found]
+        from tastemaker.realtime.state import get_state
     except ImportError:
+        return UserEvents([], [], [])
+    if not has_tracker(services, group_arn):
         return UserEvents([], [], [])
     recent = [e for e in get_state(services).recent_events(group_arn, user_id, limit_per_type=limit_per_type)
               if e.item_id is not None]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from tastemaker.control.context import Services
 from tastemaker.recipes import load_model
@@ -21,6 +25,49 @@ class LoadedModel:
     model: TrainedModel
     directory: Path
     mapped_bytes: int
+    users_sorted: np.ndarray = field(default_factory=lambda: np.zeros(0, "<U1"))  # for user lookups
+    users_order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def user_position(self, user_id: str) -> int:
+        """The user's row in the model (-1 if unknown): a binary search over the memory-mapped sorted ids."""
+        sorted_ids = self.users_sorted
+        pos = int(np.searchsorted(sorted_ids, user_id))
+        if pos < sorted_ids.size and sorted_ids[pos] == user_id:
+            return int(self.users_order[pos])
+        return -1
+
+
+def plain_arrays(model: TrainedModel) -> None:
+    """Replace np.memmap objects by plain ndarray views of the same mapped memory: indexing a memmap
+    subclass costs microseconds per call on the hot path, a view of the same pages does not."""
+    for name in ("item_ids", "user_ids", "item_popularity", "item_first_seen"):
+        value = getattr(model, name)
+        if isinstance(value, np.memmap):
+            setattr(model, name, value.view(np.ndarray))
+    for key, value in list(model.arrays.items()):
+        if isinstance(value, np.memmap):
+            model.arrays[key] = value.view(np.ndarray)
+
+
+def user_lookup(services: Services, prefix: str, model: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted user ids, their model rows), saved once in the cache dir and memory-mapped by every worker."""
+    folder = services.settings.cache_dir / "serving" / "users" / hashlib.sha1(prefix.encode()).hexdigest()[:20]
+    if not (folder / "DONE").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        temp.mkdir(exist_ok=True)
+        order = np.argsort(model.user_ids, kind="stable")
+        np.save(temp / "sorted.npy", np.ascontiguousarray(model.user_ids[order]), allow_pickle=False)
+        np.save(temp / "order.npy", order.astype(np.int64), allow_pickle=False)
+        (temp / "DONE").touch()
+        try:
+            temp.rename(folder)
+        except OSError:  # another worker process saved it first
+            import shutil
+
+            shutil.rmtree(temp, ignore_errors=True)
+    return (np.load(folder / "sorted.npy", mmap_mode="r").view(np.ndarray),
+            np.load(folder / "order.npy", mmap_mode="r").view(np.ndarray))
 
 
 def materialise(services: Services, prefix: str) -> Path:
@@ -58,8 +105,10 @@ class ModelCache:
                 return hit
             directory = materialise(services, prefix)
             model = load_model(directory, mmap=True)
+            plain_arrays(model)
             size = sum(p.stat().st_size for p in directory.glob("*.npy"))
-            loaded = LoadedModel(prefix, model, directory, size)
+            users_sorted, users_order = user_lookup(services, prefix, model)
+            loaded = LoadedModel(prefix, model, directory, size, users_sorted, users_order)
             with self._lock:
                 if len(self._models) >= MAX_MODELS:
                     self._models.pop(next(iter(self._models)))

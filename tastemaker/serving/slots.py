@@ -25,45 +25,57 @@ def exploration_settings(config: Mapping[str, Any]) -> tuple[float, float]:
     return min(max(weight, 0.0), 1.0), max(cutoff, 0.0)
 
 
-def exploration_pool(catalog: ServingCatalog, allowed: np.ndarray,
-                     cutoff_days: float) -> tuple[np.ndarray, np.ndarray]:
-    """Allowed items that are young (created within the cut-off) and cold (few users), then young or cold."""
-    young_and_cold, young_or_cold = catalog.derived(f"explore:{cutoff_days}",
-                                                    lambda: _age_masks(catalog, cutoff_days))
-    best = np.flatnonzero(allowed & young_and_cold)
-    rest = np.flatnonzero(allowed & young_or_cold & ~young_and_cold)
-    return best, rest
+def exploration_pool(catalog: ServingCatalog, cutoff_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Catalogue positions of young-and-cold items, then of items that are young or cold (cached)."""
+    return catalog.derived(f"explore:{cutoff_days}", lambda: _pools(catalog, cutoff_days))  # type: ignore[no-any-return]
 
 
-def _age_masks(catalog: ServingCatalog, cutoff_days: float) -> tuple[np.ndarray, np.ndarray]:
+def _pools(catalog: ServingCatalog, cutoff_days: float) -> tuple[np.ndarray, np.ndarray]:
     created = catalog.created_at
     ref = catalog.reference_time()
     young = (created >= 0) & (created >= ref - cutoff_days * 86400.0)
     model_pop = catalog.popularity[: catalog.n_model]
     threshold = max(float(np.percentile(model_pop, COLD_PERCENTILE)) if model_pop.size else 0.0, 1.0)
     cold = catalog.popularity <= threshold
-    return young & cold, young | cold
+    return np.flatnonzero(young & cold), np.flatnonzero((young | cold) & ~(young & cold))
 
 
-def explore(picked: np.ndarray, scores: np.ndarray, catalog: ServingCatalog, allowed: np.ndarray,
+def _draw(pool: np.ndarray, need: int, allowed: np.ndarray | None, taken: set[int],
+          rng: np.random.Generator) -> list[int]:
+    """Up to `need` random pool members that are allowed and not taken (rejection sampling on big pools)."""
+    out: list[int] = []
+    if pool.size == 0 or need <= 0:
+        return out
+    if pool.size <= 8 * need:
+        usable = [p for p in pool.tolist() if p not in taken and (allowed is None or allowed[p])]
+        if not usable:
+            return out
+        return [int(p) for p in rng.choice(usable, size=min(need, len(usable)), replace=False).tolist()]
+    for _round in range(4):
+        for p in pool[rng.integers(0, pool.size, size=4 * need)].tolist():
+            if p not in taken and (allowed is None or allowed[p]):
+                out.append(p)
+                taken.add(p)
+                if len(out) == need:
+                    return out
+    return out
+
+
+def explore(picked: np.ndarray, catalog: ServingCatalog, allowed: np.ndarray | None, blocked: set[int],
             config: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Replace the tail of the exploit list by randomly chosen young/cold items at random positions."""
+    """Replace the tail of the exploit list by random young/cold items (allowed, not blocked) at random spots."""
     weight, cutoff = exploration_settings(config)
     n_explore = round(len(picked) * weight * EXPLORATION_SHARE)
     if n_explore == 0 or len(picked) == 0:
         return picked
-    allowed = allowed.copy()
-    allowed[picked] = False
-    best, rest = exploration_pool(catalog, allowed, cutoff)
-    chosen = rng.choice(best, size=min(n_explore, best.size), replace=False)
-    if chosen.size < n_explore and rest.size:
-        more = rng.choice(rest, size=min(n_explore - chosen.size, rest.size), replace=False)
-        chosen = np.concatenate([chosen, more])
-    if chosen.size == 0:
+    best, rest = exploration_pool(catalog, cutoff)
+    taken = set(picked.tolist()) | blocked
+    chosen = _draw(best, n_explore, allowed, taken, rng)
+    chosen += _draw(rest, n_explore - len(chosen), allowed, taken | set(chosen), rng)
+    if not chosen:
         return picked
-    keep = picked[: len(picked) - chosen.size]
-    out = list(keep.tolist())
-    for item in chosen.tolist():
+    out = picked[: len(picked) - len(chosen)].tolist()
+    for item in chosen:
         out.insert(int(rng.integers(0, len(out) + 1)), item)
     return np.asarray(out, dtype=np.int64)
 

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 from tastemaker.control.context import Services
-from tastemaker.store import resources
 
 VERSION_CHECK_SECONDS = 1.0  # a dataset's data_version is looked up at most this often per process
+STALE_LIMIT = 3  # a cached value older than this many TTLs is re-read on the request path
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,60 @@ class DatasetInfo:
     part_keys: tuple[str, ...]
 
 
+class Refreshing:
+    """key -> load(key), refreshed when older than `ttl` seconds by one background thread per key, while
+    requests keep getting the previous value: database latency never lands on the request path after the
+    first load. Errors are cached like values and re-raised."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._values: dict[Any, tuple[float, Any, bool]] = {}
+        self._refreshing: set[Any] = set()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        hit = self._values.get(key)
+        now = time.monotonic()
+        if hit is None or now - hit[0] >= STALE_LIMIT * self.ttl:
+            hit = self._load(key, load)  # first use, or idle for a while: read now rather than serve old news
+        elif now - hit[0] >= self.ttl:
+            with self._lock:
+                start = key not in self._refreshing
+                self._refreshing.add(key)
+            if start:
+                threading.Thread(target=self._refresh, args=(key, load), daemon=True).start()
+        if hit[2]:
+            raise hit[1]
+        return hit[1]
+
+    def _load(self, key: Any, load: Callable[[], Any]) -> tuple[float, Any, bool]:
+        stamp = time.monotonic()
+        try:
+            entry = (stamp, load(), False)
+        except Exception as exc:  # noqa: BLE001 - cached and re-raised to callers until the next refresh
+            entry = (stamp, exc, True)
+        self._values[key] = entry
+        return entry
+
+    def _refresh(self, key: Any, load: Callable[[], Any]) -> None:
+        try:
+            self._load(key, load)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def forget(self, key: Any) -> None:
+        self._values.pop(key, None)
+
+
 class VersionWatch:
-    """Per (group, dataset type): the current DatasetInfo, refreshed from the database at most once a second."""
+    """Per (group, dataset type): the current DatasetInfo, refreshed from the database about once a second."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], tuple[float, DatasetInfo | None]] = {}
+        self._values = Refreshing(VERSION_CHECK_SECONDS)
 
     def current(self, services: Services, group_arn: str, dataset_type: str) -> DatasetInfo | None:
-        key = (group_arn, dataset_type)
-        now = time.monotonic()
-        cached = self._seen.get(key)
-        if cached is not None and now - cached[0] < VERSION_CHECK_SECONDS:
-            return cached[1]
-        info = _read_info(services, group_arn, dataset_type)
-        with self._lock:
-            self._seen[key] = (now, info)
-        return info
+        return self._values.get((group_arn, dataset_type), lambda: _read_info(services, group_arn, dataset_type))
 
 
 def _read_info(services: Services, group_arn: str, dataset_type: str) -> DatasetInfo | None:
@@ -91,9 +128,3 @@ class VersionedCache:
                     self._values.pop(next(iter(self._values)))
                 self._values[key] = (version, value)
             return value
-
-
-def group_of(services: Services, arn: str) -> str | None:
-    with services.engine.connect() as conn:
-        found = resources.find(conn, arn)
-    return found.dataset_group_arn if found else None

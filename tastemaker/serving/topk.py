@@ -36,6 +36,6 @@ def softmax_scores(scores: np.ndarray, allowed: np.ndarray | None, picked: np.nd
     pool = scores[allowed] if allowed is not None else scores
     if pool.size == 0:
         return np.zeros(len(picked))
-    top = float(pool.max())
-    total = float(np.exp(pool.astype(np.float64) - top).sum())
-    return np.exp(scores[picked].astype(np.float64) - top) / total
+    top = np.float32(pool.max())
+    total = float(np.exp(pool - top).sum(dtype=np.float64))
+    return np.exp(scores[picked].astype(np.float64) - float(top)) / total

@@ -8,14 +8,13 @@ import pytest
 
 from tastemaker.cli.client import Clients, Credentials, make_clients
 from tastemaker.cli.local_server import LocalServer
+from tests.cli import live
 
 
 @pytest.fixture(scope="session")
-def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("cli-server"))
-    server.start()
-    yield server
-    server.stop()
+def cli_server() -> Iterator[LocalServer]:
+    yield live.acquire()
+    live.release()
 
 
 @pytest.fixture(scope="session")

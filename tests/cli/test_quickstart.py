@@ -94,3 +94,15 @@ def test_a_folder_without_interactions_or_schemas_is_refused_with_a_reason(tmp_p
     (tmp_path / "interactions.csv").write_text("USER_ID,ITEM_ID,TIMESTAMP\nu1,i1,1\n")
     with pytest.raises(SystemExit, match="interactions.schema.json"):
         load_folder(tmp_path)
+
+
+def test_data_staged_where_the_server_cannot_read_says_what_to_pass(cli_server: LocalServer, clients: Clients,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASTEMAKER_ACCESS_KEY_ID", cli_server.access_key)
+    monkeypatch.setenv("TASTEMAKER_SECRET_ACCESS_KEY", cli_server.secret_key)
+    out = io.StringIO()
+    with pytest.raises(SystemExit, match="cannot read .*Pass the server's --data-dir"):
+        run_quickstart(Options(endpoint=cli_server.url, data_dir=tmp_path / "elsewhere", size="tiny"), out)
+    group = re.search(r"datasetGroupArn = (\S+)", out.getvalue()).group(1)  # type: ignore[union-attr]
+    run_cleanup(clients, group, out=io.StringIO())

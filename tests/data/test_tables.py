@@ -160,3 +160,19 @@ def test_rows_with_colliding_fingerprints_stay_apart(tmp_path: Path, monkeypatch
     write_records(events, INTERACTIONS, "Interactions", tmp_path / "e.parquet")
     table = read_dataset([tmp_path / "e.parquet"], INTERACTIONS, "Interactions")
     assert table.column("ITEM_ID").to_pylist() == [ids[0], ids[1], ids[3]]
+
+
+def test_few_duplicates_among_many_rows(tmp_path: Path) -> None:
+    rows = [{"USER_ID": f"u{i % 97}", "ITEM_ID": f"i{i}", "TIMESTAMP": i, "EVENT_TYPE": "click"} for i in range(3000)]
+    repeated = [rows[10], rows[2000], rows[10], rows[2999]]
+    write_records(rows, INTERACTIONS, "Interactions", tmp_path / "a.parquet")
+    write_records(repeated, INTERACTIONS, "Interactions", tmp_path / "b.parquet")
+    table = read_dataset([tmp_path / "a.parquet", tmp_path / "b.parquet"], INTERACTIONS, "Interactions")
+    assert table.num_rows == 3000
+    assert table.column("ITEM_ID").to_pylist() == [f"i{i}" for i in range(3000)]
+    items = [{"ITEM_ID": f"m{i}", "YEAR": i} for i in range(3000)] + [{"ITEM_ID": "m7", "YEAR": -7}]
+    write_records(items, ITEMS, "Items", tmp_path / "items.parquet")
+    table = read_dataset([tmp_path / "items.parquet"], ITEMS, "Items")
+    assert table.num_rows == 3000
+    assert table.column("YEAR").to_pylist()[-1] == -7
+    assert "m7" not in table.column("ITEM_ID").to_pylist()[:-1]

@@ -159,6 +159,18 @@ def _first_error(call) -> str:  # type: ignore[no-untyped-def]
     return "no error"
 
 
+def _first_success(call) -> dict:  # type: ignore[no-untyped-def]
+    """Serving workers see a state change within about a second; retry until then."""
+    deadline = time.time() + 10
+    while True:
+        try:
+            return call()["itemList"]  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if time.time() > deadline or exc.response["Error"]["Code"] != "InvalidInputException":
+                raise
+        time.sleep(0.1)
+
+
 def test_stop_start_update_delete(personalize, runtime, recommenders) -> None:  # type: ignore[no-untyped-def]
     arn = recommenders["arns"]["popular"]
     with pytest.raises(ClientError) as exc:
@@ -171,8 +183,7 @@ def test_stop_start_update_delete(personalize, runtime, recommenders) -> None:  
     personalize.start_recommender(recommenderArn=arn)
     started = wait_status(lambda: personalize.describe_recommender(recommenderArn=arn), "recommender")
     assert started["status"] == "ACTIVE"
-    time.sleep(1.1)
-    assert runtime.get_recommendations(recommenderArn=arn, userId="u1", numResults=3)["itemList"]
+    assert _first_success(lambda: runtime.get_recommendations(recommenderArn=arn, userId="u1", numResults=3))
     personalize.update_recommender(recommenderArn=arn, recommenderConfig={"minRecommendationRequestsPerSecond": 5})
     update = wait_status(lambda: {"u": personalize.describe_recommender(recommenderArn=arn)["recommender"]
                                   ["latestRecommenderUpdate"]}, "u")

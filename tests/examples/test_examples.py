@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
+from tests.cli import live
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROGRAMS = sorted(p.name for p in EXAMPLES.glob("[0-9][0-9]_*.py"))
@@ -20,12 +21,11 @@ NOT_IMPLEMENTED = re.compile(r"NotImplementedException\).*?calling the (\w+) ope
                              r"NotImplementedException")
 
 
-@pytest.fixture(scope="module")
-def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("examples-server"))
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="session")
+def example_server() -> Iterator[LocalServer]:
+    """The server tests/cli also uses (started once per session)."""
+    yield live.acquire()
+    live.release()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def runs(example_server: LocalServer) -> dict[str, subprocess.CompletedProcess[s
     env.pop("TASTEMAKER_IMPORT_DIR", None)
     results: dict[str, subprocess.CompletedProcess[str]] = {}
     for program in PROGRAMS:
-        results[program] = subprocess.run([sys.executable, str(EXAMPLES / program)], cwd=EXAMPLES, env=env,
+        results[program] = subprocess.run([sys.executable, str(EXAMPLES / program)], cwd=EXAMPLES.parent, env=env,
                                           capture_output=True, text=True, timeout=600, check=False)
         if results[program].returncode != 0 and program != "07_domain_recommender.py":
             break

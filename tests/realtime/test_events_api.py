@@ -36,7 +36,7 @@ def test_events_are_mapped_to_schema_fields(services: Services) -> None:
         event("i2", sent_at=1_700_000_100.0),
     ])
     rows = stored(services, g.arn)
-    assert [r.event_id for r in rows][0] == "e-1" and rows[1].event_id  # generated when absent
+    assert rows[0].event_id == "e-1" and rows[1].event_id  # generated when absent
     assert rows[0].record == {"USER_ID": "u1", "ITEM_ID": "i1", "TIMESTAMP": 1_700_000_000, "EVENT_TYPE": "click",
                               "EVENT_VALUE": 2.5, "DEVICE": "ios", "NUMBER_OF_RATINGS": 12,
                               "IMPRESSION": "i1|i2|i3", "RECOMMENDATION_ID": "RID-1",
@@ -174,3 +174,46 @@ def test_put_items_part_is_plain_parquet(services: Services) -> None:
         keys = part_keys(conn, g.datasets["Items"])
     assert len(keys) == 1 and "/put/" in keys[0]
     assert pq.read_table(services.blobs.local_path(keys[0])).num_rows == 1
+
+
+ACTIONS = {"type": "record", "name": "Actions", "fields": [
+    {"name": "ACTION_ID", "type": "string"}, {"name": "VALUE", "type": ["null", "long"]}], "version": "1.0"}
+ACTION_INTERACTIONS = {"type": "record", "name": "ActionInteractions", "fields": [
+    {"name": "USER_ID", "type": "string"}, {"name": "ACTION_ID", "type": "string"},
+    {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}], "version": "1.0"}
+
+
+def test_put_actions_and_action_interactions(services: Services) -> None:
+    from tastemaker.realtime.events_api import put_action_interactions, put_actions
+
+    g = make_group(services, {"Interactions": INTERACTIONS, "Actions": ACTIONS,
+                              "Action_Interactions": ACTION_INTERACTIONS})
+    put_actions(g.ctx, dataset_arn=g.datasets["Actions"], actions=[
+        {"action_id": "a1", "properties": json.dumps({"value": "5"})}])
+    table, _ = dataset_table(services, g.datasets["Actions"], "Actions")
+    assert table.to_pylist() == [{"ACTION_ID": "a1", "VALUE": 5}]
+    put_action_interactions(g.ctx, tracking_id=g.tracking_id, action_interactions=[
+        {"action_id": "a1", "user_id": "u1", "session_id": "s1", "timestamp": 10.0, "event_type": "Taken"}])
+    rows = stored(services, g.datasets["Action_Interactions"])
+    assert [r.record for r in rows] == [{"USER_ID": "u1", "ACTION_ID": "a1", "TIMESTAMP": 10, "EVENT_TYPE": "Taken"}]
+    assert stored(services, g.arn) == []  # never mixed into the Interactions training data
+    with pytest.raises(InvalidInputException, match=r"actionInteractions\.1 .*'Clicked'"):
+        put_action_interactions(g.ctx, tracking_id=g.tracking_id, action_interactions=[
+            {"action_id": "a1", "session_id": "s1", "timestamp": 10.0, "event_type": "Clicked"}])
+
+
+def test_feed_reads_events_in_arrival_order_and_counts_items(services: Services) -> None:
+    from tastemaker.realtime.feed import events_after, item_counts
+
+    g = make_group(services)
+    other = make_group(services)
+    put_events(g.ctx, tracking_id=g.tracking_id, session_id="s", user_id="u",
+               event_list=[event("a", 10.0), event("b", 20.0), event("a", 30.0)])
+    put_events(other.ctx, tracking_id=other.tracking_id, session_id="s", event_list=[event("a", 10.0)])
+    first = events_after(services.engine, g.arn)
+    assert [e.item_id for e in first] == ["a", "b", "a"]
+    put_events(g.ctx, tracking_id=g.tracking_id, session_id="s2", event_list=[event("c", 40.0)])
+    assert [(e.item_id, e.session_id, e.user_id) for e in events_after(services.engine, g.arn, first[-1].id)] == [
+        ("c", "s2", None)]
+    assert item_counts(services.engine, g.arn, since=15.0) == {"a": 1, "b": 1, "c": 1}
+    assert item_counts(services.engine, g.arn, since=0.0, until=35.0) == {"a": 2, "b": 1}

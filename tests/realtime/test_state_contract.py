@@ -82,3 +82,26 @@ def test_groups_are_separate_and_duplicates_not_recorded(setup: tuple[Group, Rea
         {"event_type": "click", "item_id": "b", "sent_at": 2.0, "event_id": "e1"}])
     assert items(state.recent_events(group.arn, "u")) == ["a"]
     assert state.recent_events(group.arn.replace("dataset-group/", "dataset-group/x"), "u") == []
+
+
+def test_events_after_a_read_show_up_in_the_next_read(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    send(group, "s", "u", *[(f"a{i}", "click", float(i)) for i in range(5)])
+    assert items(state.recent_events(group.arn, "u", limit_per_type=3)) == ["a4", "a3", "a2"]
+    send(group, "s", "u", ("late", "click", 2.5), ("new", "click", 9.0), ("b1", "buy", 1.0))
+    assert items(state.recent_events(group.arn, "u", limit_per_type=3)) == ["new", "a4", "a3", "b1"]
+    assert items(state.recent_events(group.arn, "s", limit_per_type=10)) == [
+        "new", "a4", "a3", "late", "a2", "b1", "a1", "a0"]  # b1 and a1 share a timestamp: later arrival first
+    assert items(state.recent_events(group.arn, "u", limit_per_type=1)) == ["new", "b1"]
+
+
+def test_unreachable_redis_neither_fails_ingestion_nor_reads(tmp_path: Path) -> None:
+    from tastemaker.cli.wiring import build_services
+
+    services = build_services(Settings(data_dir=tmp_path / "data", redis_url="redis://127.0.0.1:1/0"))
+    group = make_group(services)
+    send(group, "s", "u", ("a", "click", 1.0))  # stored durably; the cache write fails and is logged
+    state = get_state(services)
+    assert isinstance(state, RedisState)
+    assert items(state.recent_events(group.arn, "u")) == ["a"]  # answered from the database
+    services.engine.dispose()

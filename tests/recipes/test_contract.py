@@ -14,8 +14,17 @@ from tests.recipes.synthetic import cold_item_ids, genre_of_item_id
 
 RECIPES = sorted(name for name, recipe in all_recipes().items() if recipe.available)
 USER_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "POPULAR_ITEMS")
-# Recipes trained with a (slow) neural network get fewer epochs in tests where the parameter exists.
-FAST_PARAMS: dict[str, dict[str, str]] = {}
+# The v2 recipes train a neural network (seconds per fit even when small): smaller settings here, and the
+# tests that need extra fits of them are marked slow.
+NEURAL = {name for name in RECIPES if name.endswith("-v2")}
+FAST_PARAMS: dict[str, dict[str, str]] = {
+    name: {"training_epochs": "10", "hidden_dimension": "32", "max_sequence_length": "30"} for name in NEURAL
+}
+
+
+def cases(names: list[str]) -> list:
+    """Parametrisation: the neural recipes' cases are marked slow (a fit takes seconds)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in NEURAL else n for n in names]
 
 
 def fast_params(name: str) -> dict[str, str]:
@@ -46,7 +55,7 @@ def scores_for(model, data: TrainingData, queries: int = 8) -> np.ndarray:
     return model.score_users_for_items(np.arange(queries, dtype=np.int64))
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", cases(RECIPES))
 def test_scores_have_the_documented_shape_and_type(name, training_data):
     model = fitted(name, training_data)
     scores = scores_for(model, training_data)
@@ -59,7 +68,7 @@ def test_scores_have_the_documented_shape_and_type(name, training_data):
     assert model.item_first_seen.dtype == np.int64
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", cases(RECIPES))
 def test_save_and_load_give_identical_scores(name, training_data, tmp_path):
     model = fitted(name, training_data)
     model.save(tmp_path / "model")
@@ -71,14 +80,14 @@ def test_save_and_load_give_identical_scores(name, training_data, tmp_path):
         np.testing.assert_array_equal(scores_for(loaded, training_data), scores_for(model, training_data))
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", cases(RECIPES))
 def test_same_seed_gives_the_same_model(name, training_data):
     again = get_recipe(name).fit(training_data, fast_params(name), seed=0)
     np.testing.assert_allclose(scores_for(again, training_data), scores_for(fitted(name, training_data),
                                                                              training_data), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", cases(RECIPES))
 def test_should_stop_stops_training(name, training_data):
     calls = []
 
@@ -91,7 +100,7 @@ def test_should_stop_stops_training(name, training_data):
     assert calls
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", cases(RECIPES))
 def test_progress_is_reported_up_to_done(name, training_data):
     seen: list[float] = []
     get_recipe(name).fit(training_data, fast_params(name), progress=seen.append)
@@ -114,7 +123,7 @@ def test_out_of_range_hyperparameter_is_named(name):
             recipe.validate_hyperparameters({hp.name: bad})
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type in USER_TYPES])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type in USER_TYPES]))
 def test_new_user_without_history_gets_cold_start_scores(name, training_data):
     model = fitted(name, training_data)
     scores = model.score_users(np.array([-1, -1], dtype=np.int64), [np.zeros(0, np.int32)] * 2)
@@ -125,7 +134,7 @@ def test_new_user_without_history_gets_cold_start_scores(name, training_data):
     assert model.item_popularity[top].mean() > np.median(model.item_popularity)
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type == "RELATED_ITEMS"])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type == "RELATED_ITEMS"]))
 def test_unknown_item_gets_popular_items(name, training_data):
     model = fitted(name, training_data)
     scores = model.score_items(np.array([-1], dtype=np.int64))
@@ -133,7 +142,7 @@ def test_unknown_item_gets_popular_items(name, training_data):
     assert model.item_popularity[top].mean() > np.median(model.item_popularity)
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type == "RELATED_ITEMS"])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type == "RELATED_ITEMS"]))
 def test_related_items_share_the_query_genre(name, training_data):
     model = fitted(name, training_data)
     queries = np.arange(0, 120, 7, dtype=np.int64)
@@ -154,8 +163,8 @@ def test_similar_items_gives_cold_items_metadata_neighbours(training_data):
         assert genres == {genre_of_item_id(training_data.item_ids[query])}
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type in
-                                  ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type in
+                                         ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")]))
 def test_personalized_recipe_beats_popularity_on_held_out_users(name, training_data):
     learned = evaluate_solution(get_recipe(name), training_data, fast_params(name))
     baseline = evaluate_solution(get_recipe("aws-popularity-count"), training_data, {})
@@ -163,7 +172,7 @@ def test_personalized_recipe_beats_popularity_on_held_out_users(name, training_d
     assert learned[key] > 1.5 * baseline[key] + 0.05
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type == "USER_PERSONALIZATION"])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type == "USER_PERSONALIZATION"]))
 def test_new_events_change_recommendations_in_real_time(name, training_data):
     """Fold-in: an unknown user's history steers recommendations to that history's genre."""
     model = fitted(name, training_data)
@@ -174,7 +183,7 @@ def test_new_events_change_recommendations_in_real_time(name, training_data):
         assert np.mean([g == genre for g in genres]) >= 0.8
 
 
-@pytest.mark.parametrize("name", [n for n in RECIPES if get_recipe(n).recipe_type == "USER_SEGMENTATION"])
+@pytest.mark.parametrize("name", cases([n for n in RECIPES if get_recipe(n).recipe_type == "USER_SEGMENTATION"]))
 def test_segments_find_the_users_of_the_item_genre(name, training_data):
     model = fitted(name, training_data)
     item = int(model.item_index(["i5"])[0])  # an action item; users u0, u4, u8, ... like action

@@ -53,7 +53,7 @@ class MixRecipe(Recipe):
 
     name = "test-hpo-mix"
     recipe_type = "USER_PERSONALIZATION"
-    hyperparameters = (
+    hyperparameters: ClassVar[tuple[HyperParameter, ...]] = (
         HyperParameter("sequence_weight", "continuous", "0.0", min=0.0, max=1.0, tunable=True),
         HyperParameter("smoothing", "integer", "1", min=0, max=100, tunable=True),
         HyperParameter("mode", "categorical", "a", values=("a", "b"), tunable=True),

@@ -93,7 +93,7 @@ def test_unknown_user_without_history_gets_the_popular_items(data, model):
     scores = model.score_users(np.array([-1, -1]), [np.zeros(0, np.int32), np.array([-1, N_ITEMS + 5])])
     assert scores.shape == (2, data.n_items) and scores.dtype == np.float32
     counts = data.unique_user_counts()
-    assert np.corrcoef(scores[0], counts)[0, 1] > 0.9  # distinct users per item (recency-weighted)
+    assert np.corrcoef(scores[0], counts)[0, 1] > 0.8  # distinct users per item (recency-weighted)
     np.testing.assert_array_equal(scores[0], scores[1])  # unknown item indices carry no signal
 
 
@@ -182,3 +182,13 @@ def test_missing_torch_message_says_how_to_install():
     assert "pip install 'tastemaker[torch]'" in TORCH_MISSING_MESSAGE
     assert "torch==2.13.0" in TORCH_MISSING_MESSAGE
     assert torch_missing_message("aws-personalized-ranking-v2").startswith("Recipe aws-personalized-ranking-v2 ")
+
+
+def test_hpo_refuses_to_tune_apply_recency_bias():
+    from tastemaker.recipes.hpo import search_space
+
+    ranges = {"categoricalHyperParameterRanges": [{"name": "apply_recency_bias", "values": ["true", "false"]}]}
+    with pytest.raises(InvalidInputException, match="apply_recency_bias of recipe aws-user-personalization-v2 is not"):
+        search_space(UserPersonalizationV2(), ranges)
+    default_space = {d.name for d in search_space(UserPersonalizationV2(), None)}
+    assert default_space == {"hidden_dimension", "num_blocks", "training_epochs", "learning_rate", "dropout"}

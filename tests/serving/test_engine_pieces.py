@@ -81,12 +81,14 @@ def test_exploration_share_follows_the_weight() -> None:
     picked = np.arange(6, dtype=np.int64)[:4]
     allowed = np.ones(catalog.size, dtype=bool)
     rng = np.random.default_rng(1)
-    none = explore(picked, np.zeros(6, np.float32), catalog, allowed, {"explorationWeight": "0"}, rng)
+    none = explore(picked, catalog, allowed, set(), {"explorationWeight": "0"}, rng)
     assert none.tolist() == picked.tolist()
-    out = explore(picked, np.zeros(6, np.float32), catalog, allowed,
-                  {"explorationWeight": "1", "explorationItemAgeCutOff": "1"}, rng)
+    out = explore(picked, catalog, allowed, set(), {"explorationWeight": "1", "explorationItemAgeCutOff": "1"}, rng)
     assert len(out) == 4 and sum(int(p) >= 6 for p in out) == 2
     assert [p for p in out.tolist() if p < 6] == [0, 1]
+    blocked = set(range(6, 15))
+    only = explore(picked, catalog, None, blocked, {"explorationWeight": "1", "explorationItemAgeCutOff": "1"}, rng)
+    assert sorted(p for p in only.tolist() if p >= 6) == [15]  # the one young, cold item left
 
 
 def test_place_keeps_each_group_in_order() -> None:
@@ -119,3 +121,16 @@ def test_request_defaults_and_popular_items_need_no_ids() -> None:
     assert check_request(deployment("POPULAR_ITEMS"), Query(), ranking=False) == 25
     with pytest.raises(InvalidInputException, match="inputList"):
         check_request(deployment("PERSONALIZED_RANKING"), Query(user_id="u", input_list=["a"] * 501), ranking=True)
+
+
+def test_ann_recall_is_measured_against_exact() -> None:
+    pytest.importorskip("hnswlib")
+    from tastemaker.serving.ann import measure
+
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((20, 16)).astype(np.float32)
+    items = centres[rng.integers(0, 20, 3000)] + 0.1 * rng.standard_normal((3000, 16)).astype(np.float32)
+    users = centres[rng.integers(0, 20, 50)]
+    report = measure(items, users, k=10)
+    assert report.items == 3000 and report.queries == 50
+    assert 0.9 <= report.recall <= 1.0
