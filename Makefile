@@ -1,15 +1,15 @@
 # Tastemaker: make run | make test | make install
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The torch extra (CPU build, pinned) enables the v2 sequence recipes; `make install EXTRAS=dev` skips it.
 EXTRAS ?= dev,torch
 
-.PHONY: install run test lint bench-import clean
+.PHONY: install run quickstart test lint clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or: make PY=python3)"; exit 1; }
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need Python 3.11 on PATH (or: make PY=/path/to/python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
@@ -19,6 +19,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/tastemaker serve --host 127.0.0.1 --port 8080 --data-dir ./.tastemaker
+
+quickstart: $(STAMP)
+	$(BIN)/tastemaker quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -332,6 +332,9 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     command = f"tastemaker cleanup --dataset-group {group}"
     if clients.endpoint != resolve_endpoint(None):
         command += f" --endpoint {clients.endpoint}"
+    if result.embedded:
+        w.say(f"  On a server that keeps running, this removes everything above:\n    {command}")
+        return
     w.say("  Everything above stays in place so you can explore it (console, boto3, AWS CLI). Remove it with:")
     w.say(f"    {command}")
     w.say(f"  The staged CSV files stay in {paths['Interactions'].parent} (delete the folder when done).")

@@ -76,19 +76,20 @@ def search_space(recipe: Recipe, ranges: dict[str, Any] | None) -> list[Dimensio
     known = {hp.name: hp for hp in recipe.hyperparameters}
     if ranges is None:
         return [_default_dimension(hp) for hp in recipe.hyperparameters if hp.tunable]
-    allowed_keys = {"integerHyperParameterRanges", "continuousHyperParameterRanges", "categoricalHyperParameterRanges"}
-    unknown_keys = sorted(set(ranges) - allowed_keys)
+    ranges = _wire_names(ranges)
+    unknown_keys = sorted(set(ranges) - set(_RANGE_KINDS))
     if unknown_keys:
         raise InvalidInputException(
             f"algorithmHyperParameterRanges has an unknown key {unknown_keys[0]} "
-            f"(allowed: {', '.join(sorted(allowed_keys))})."
+            f"(allowed: {', '.join(_RANGE_KINDS)})."
         )
     tunable = sorted(hp.name for hp in recipe.hyperparameters if hp.tunable)
     dims: list[Dimension] = []
     seen: set[str] = set()
-    for key, kind in (("integerHyperParameterRanges", "integer"), ("continuousHyperParameterRanges", "continuous"),
-                      ("categoricalHyperParameterRanges", "categorical")):
+    for key, kind in _RANGE_KINDS.items():
         for entry in ranges.get(key) or []:
+            if not isinstance(entry, dict):
+                raise InvalidInputException(f"Each entry of {key} must be an object with a name.")
             name = entry.get("name")
             hp = known.get(name) if isinstance(name, str) else None
             if hp is None:
@@ -111,6 +112,33 @@ def search_space(recipe: Recipe, ranges: dict[str, Any] | None) -> list[Dimensio
             seen.add(name)
             dims.append(_checked_dimension(hp, entry, recipe.name))
     return dims
+
+
+validate_ranges = search_space  # CreateSolution checks hpoConfig.algorithmHyperParameterRanges with this
+
+_RANGE_KINDS = {
+    "integerHyperParameterRanges": "integer",
+    "continuousHyperParameterRanges": "continuous",
+    "categoricalHyperParameterRanges": "categorical",
+}
+_SNAKE_TO_WIRE = {
+    "integer_hyper_parameter_ranges": "integerHyperParameterRanges",
+    "continuous_hyper_parameter_ranges": "continuousHyperParameterRanges",
+    "categorical_hyper_parameter_ranges": "categoricalHyperParameterRanges",
+    "min_value": "minValue",
+    "max_value": "maxValue",
+}
+
+
+def _wire_names(ranges: dict[str, Any]) -> dict[str, Any]:
+    """Accept the ranges as sent on the wire (camelCase) or as the api layer hands them on (snake_case)."""
+    out: dict[str, Any] = {}
+    for key, entries in ranges.items():
+        if isinstance(entries, list):
+            entries = [{_SNAKE_TO_WIRE.get(k, k): v for k, v in e.items()} if isinstance(e, dict) else e
+                       for e in entries]
+        out[_SNAKE_TO_WIRE.get(key, key)] = entries
+    return out
 
 
 def _default_dimension(hp: HyperParameter) -> Dimension:

@@ -72,7 +72,7 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="How many of a user's most recent interactions the model reads.",
     ),
     HyperParameter(
-        "training_epochs", "integer", "20", min=1, max=300, tunable=True,
+        "training_epochs", "integer", "10", min=1, max=300, tunable=True,
         description="Passes over all training sequences.",
     ),
     HyperParameter(

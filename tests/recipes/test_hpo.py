@@ -165,3 +165,8 @@ def test_auto_ml_only_considers_user_personalization_recipes(data):
 
     with pytest.raises(InvalidInputException, match="test-hpo-ranking is PERSONALIZED_RANKING"):
         auto_ml([MixRecipe(), Ranking()], data)
+
+
+def test_snake_case_ranges_from_the_api_layer_are_accepted():
+    snake = {"integer_hyper_parameter_ranges": [{"name": "smoothing", "min_value": 2, "max_value": 5}]}
+    assert [(d.name, d.low, d.high) for d in search_space(MixRecipe(), snake)] == [("smoothing", 2.0, 5.0)]
