@@ -39,7 +39,7 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> LocalServer:
+    def start(self, timeout: float = 60.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update({"TASTEMAKER_ACCESS_KEY_ID": self.access_key, "TASTEMAKER_SECRET_ACCESS_KEY": self.secret_key})
@@ -93,7 +93,7 @@ class LocalServer:
                             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
                             config=config, **kwargs)
 
-    def __enter__(self) -> LocalServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
