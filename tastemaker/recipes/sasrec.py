@@ -194,8 +194,8 @@ class UserPersonalizationV2(_SasRecRecipe):
     name = USER_PERSONALIZATION_V2
     recipe_type = "USER_PERSONALIZATION"
     description = (
-        "Transformer (SASRec) over each user's interaction sequence, trained with full softmax; "
-        "reflects new events immediately. Needs PyTorch to train."
+        "Transformer (SASRec) over each user's interaction sequence, trained with softmax cross-entropy "
+        "(sampled negatives by default); reflects new events immediately. Needs PyTorch to train."
     )
 
 
