@@ -30,6 +30,13 @@ class Services:
     def account(self) -> str:
         return self.settings.account_id
 
+    @cached_property
+    def read_engine(self) -> sa.Engine:
+        """For reads only (Describe, List, serving lookups): never waits for SQLite's write lock."""
+        from tastemaker.store.db import read_only
+
+        return read_only(self.engine)
+
 
 @dataclass
 class RequestContext:
@@ -45,3 +52,7 @@ class RequestContext:
     @property
     def engine(self) -> sa.Engine:
         return self.services.engine
+
+    @property
+    def read_engine(self) -> sa.Engine:
+        return self.services.read_engine

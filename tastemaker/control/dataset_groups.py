@@ -50,14 +50,14 @@ def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None
 
 @operation("DescribeDatasetGroup")
 def describe_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"dataset_group": resources.get(conn, dataset_group_arn, KIND).body}
 
 
 @operation("ListDatasetGroups")
 def list_dataset_groups(ctx: RequestContext, *, next_token: str | None = None,
                         max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results)
     return listing(items, token, "dataset_groups")
 

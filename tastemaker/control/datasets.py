@@ -66,14 +66,14 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
 
 @operation("DescribeDataset")
 def describe_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"dataset": resources.get(conn, dataset_arn, KIND).body}
 
 
 @operation("ListDatasets")
 def list_datasets(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                   max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         if dataset_group_arn:
             resources.get(conn, dataset_group_arn, "dataset_group")
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,

@@ -70,14 +70,14 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
 
 @operation("DescribeFilter")
 def describe_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"filter": resources.get(conn, filter_arn, KIND).body}
 
 
 @operation("ListFilters")
 def list_filters(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                  max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         if dataset_group_arn:
             resources.get(conn, dataset_group_arn, "dataset_group")
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,

@@ -75,14 +75,14 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
 
 @operation("DescribeDatasetImportJob")
 def describe_dataset_import_job(ctx: RequestContext, *, dataset_import_job_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"dataset_import_job": resources.get(conn, dataset_import_job_arn, KIND).body}
 
 
 @operation("ListDatasetImportJobs")
 def list_dataset_import_jobs(ctx: RequestContext, *, dataset_arn: str | None = None, next_token: str | None = None,
                              max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         if dataset_arn:
             resources.get(conn, dataset_arn, "dataset")
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,

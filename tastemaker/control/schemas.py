@@ -27,14 +27,14 @@ def create_schema(ctx: RequestContext, *, name: str, schema: str, domain: str | 
 
 @operation("DescribeSchema")
 def describe_schema(ctx: RequestContext, *, schema_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"schema": resources.get(conn, schema_arn, KIND).body}
 
 
 @operation("ListSchemas")
 def list_schemas(ctx: RequestContext, *, next_token: str | None = None,
                  max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results)
     return listing(items, token, "schemas")
 

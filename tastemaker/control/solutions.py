@@ -99,7 +99,7 @@ def _latest_version(conn: sa.Connection, solution_arn: str) -> dict[str, Any] | 
 
 @operation("DescribeSolution")
 def describe_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         body = dict(resources.get(conn, solution_arn, KIND).body)
         body["latest_solution_version"] = _latest_version(conn, solution_arn)
     return {"solution": body}
@@ -108,7 +108,7 @@ def describe_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, An
 @operation("ListSolutions")
 def list_solutions(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                    max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         if dataset_group_arn:
             resources.get(conn, dataset_group_arn, "dataset_group")
         items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
@@ -211,14 +211,14 @@ def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str 
 
 @operation("DescribeSolutionVersion")
 def describe_solution_version(ctx: RequestContext, *, solution_version_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         return {"solution_version": resources.get(conn, solution_version_arn, VERSION).body}
 
 
 @operation("ListSolutionVersions")
 def list_solution_versions(ctx: RequestContext, *, solution_arn: str | None = None, next_token: str | None = None,
                            max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         if solution_arn:
             resources.get(conn, solution_arn, KIND)
         items, token = resources.page(conn, kind=VERSION, next_token=next_token, max_results=max_results,
@@ -241,7 +241,7 @@ def stop_solution_version_creation(ctx: RequestContext, *, solution_version_arn:
 
 @operation("GetSolutionMetrics")
 def get_solution_metrics(ctx: RequestContext, *, solution_version_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         version = resources.get(conn, solution_version_arn, VERSION)
     require_status(version, (ACTIVE,), "get metrics")
     return {"solution_version_arn": solution_version_arn, "metrics": version.body.get("metrics", {})}

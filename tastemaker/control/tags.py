@@ -34,6 +34,6 @@ def untag_resource(ctx: RequestContext, *, resource_arn: str, tag_keys: list[str
 
 @operation("ListTagsForResource")
 def list_tags_for_resource(ctx: RequestContext, *, resource_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
+    with ctx.read_engine.connect() as conn:
         resources.get(conn, resource_arn)
         return {"tags": resources.get_tags(conn, resource_arn)}

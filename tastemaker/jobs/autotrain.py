@@ -35,7 +35,7 @@ def run_due_trainings(services: Services) -> list[str]:
 
     started = []
     now = resources.now()
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         solutions = resources.children(conn, kind="solution")
     for solution in solutions:
         with services.engine.begin() as conn:

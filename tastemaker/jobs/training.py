@@ -72,7 +72,7 @@ def build_spec(services: Services, version: resources.Resource, out: Path, workd
     params.update(config.get("feature_transformation_parameters") or {})
     events_cfg = (config.get("events_config") or {}).get("event_parameters_list") or []
     data_cfg = config.get("training_data_config") or {}
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         datasets = dataset_inputs(services, conn, body["dataset_group_arn"])
         events_part = export_events(conn, body["dataset_group_arn"], workdir / "events.parquet")
     recipe = (body.get("recipe_arn") or "").rsplit("/", 1)[-1] or None
