@@ -15,7 +15,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=args.data_dir,
         db_url=args.db_url, blob_url=args.blob_url, import_roots=getattr(args, "import_root", None),
         account_id=getattr(args, "account_id", None), job_threads=getattr(args, "job_threads", None),
-        workers=getattr(args, "workers", None))
+        workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None))
 
 
 def _add_state_flags(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--account-id", default=None)
     serve.add_argument("--job-threads", type=int, default=None, help="embedded job worker threads (0 = none)")
     serve.add_argument("--workers", type=int, default=None, help="API worker processes")
+    serve.add_argument("--redis-url", default=None,
+                       help="keep real-time state (recent events per user/session) in Redis, shared by replicas")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(fn=cmd_serve)
 
