@@ -123,7 +123,9 @@ class JobRunner:
         import tastemaker.jobs.tasks  # noqa: F401 - registers the task functions
         import tastemaker.jobs.training  # noqa: F401
         import tastemaker.jobs.recommender_tasks  # noqa: F401 - recommenders and campaign deploys
+        from tastemaker.control.campaigns import install_hooks
 
+        install_hooks(self.services)  # campaigns that follow $LATEST move when a version turns ACTIVE
         recover_orphans(self.services)
         for index in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)

@@ -109,7 +109,7 @@ def search_space(recipe: Recipe, ranges: dict[str, Any] | None) -> list[Dimensio
                 )
             if name in seen:
                 raise InvalidInputException(f"Hyperparameter {name} has more than one range.")
-            seen.add(name)
+            seen.add(hp.name)
             dims.append(_checked_dimension(hp, entry, recipe.name))
     return dims
 

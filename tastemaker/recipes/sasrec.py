@@ -72,7 +72,7 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="How many of a user's most recent interactions the model reads.",
     ),
     HyperParameter(
-        "training_epochs", "integer", "10", min=1, max=300, tunable=True,
+        "training_epochs", "integer", "20", min=1, max=300, tunable=True,
         description="Passes over all training sequences.",
     ),
     HyperParameter(
@@ -82,6 +82,11 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
     HyperParameter(
         "dropout", "continuous", "0.2", min=0.0, max=0.5, tunable=True,
         description="Dropout on embeddings, attention and feed-forward outputs.",
+    ),
+    HyperParameter(
+        "future_target_rate", "continuous", "0.3", min=0.0, max=0.9, tunable=True,
+        description="Share of training targets drawn from the next 10 items instead of the very next one "
+                    "(learns what the user wants soon, not only next).",
     ),
     HyperParameter(
         "batch_size", "integer", "128", min=8, max=1024, tunable=False,
@@ -112,6 +117,7 @@ def net_config(typed: dict[str, Any]) -> NetConfig:
         batch_size=typed["batch_size"],
         epochs=typed["training_epochs"],
         negative_samples=typed["negative_samples"],
+        future_target_rate=float(typed["future_target_rate"]),
     )
 
 

@@ -22,6 +22,8 @@ class NetConfig:
     batch_size: int = 128
     epochs: int = 40
     negative_samples: int = 2048
+    future_target_rate: float = 0.0
+    future_window: int = 10
 
     def weight_names(self) -> list[str]:
         names = ["item_embedding", "position_embedding"]
@@ -187,8 +189,8 @@ def train_network(
         for rows in bucketed_batches(lengths, cfg.batch_size, rng):
             width = int(lengths[rows].max())  # windows are left-padded: keep the last `width` columns
             tok = torch.from_numpy(tokens[rows, -width:])
-            tgt = torch.from_numpy(targets[rows, -width:])
-            w = torch.from_numpy(loss_w[rows, -width:])
+            batch_targets, w = targets[rows, -width:], torch.from_numpy(loss_w[rows, -width:])
+            tgt = torch.from_numpy(_with_future_targets(batch_targets, cfg, rng))
             hidden = model(tok)
             valid = tgt >= 0
             h, y, wv = hidden[valid], tgt[valid], w[valid]
@@ -209,6 +211,18 @@ def train_network(
     return _state_to_numpy(model, cfg)
 
 
+def _with_future_targets(targets: np.ndarray, cfg: NetConfig, rng: np.random.Generator) -> np.ndarray:
+    """Replace a share of next-item targets by an item a few steps further ahead in the same window, so the
+    model learns what the user will want soon, not only the very next item."""
+    if cfg.future_target_rate <= 0:
+        return targets
+    rows, width = targets.shape
+    ahead = np.arange(width)[None, :] + rng.integers(1, cfg.future_window, size=(rows, width))
+    future = np.take_along_axis(targets, np.minimum(ahead, width - 1), axis=1)
+    use = (rng.random((rows, width)) < cfg.future_target_rate) & (ahead < width) & (targets >= 0)
+    return np.where(use, future, targets)
+
+
 def _sampled_softmax_loss(torch, h, y, items, n_neg: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
     """Cross-entropy over the true item plus shared uniform negatives (accidental hits masked out)."""
     negatives = torch.from_numpy(rng.integers(0, items.shape[0], size=n_neg))
@@ -223,6 +237,11 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(var + 1e-5) * weight + bias
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x @ weight.T + bias over the last axis (as 2-D BLAS calls: numpy's 3-D @ transposed 2-D is far slower)."""
+    return (x.reshape(-1, x.shape[-1]) @ weight.T + bias).reshape(*x.shape[:-1], weight.shape[0])
 
 
 def _gelu_tanh(x: np.ndarray) -> np.ndarray:
@@ -256,7 +275,7 @@ def encode_histories(
     head_dim = d // heads
     for b in range(cfg.num_blocks):
         p = {part: weights[f"block{b}.{part}"] for part in BLOCK_PARTS}
-        qkv = _layer_norm(x, p["norm1.weight"], p["norm1.bias"]) @ p["qkv.weight"].T + p["qkv.bias"]
+        qkv = _linear(_layer_norm(x, p["norm1.weight"], p["norm1.bias"]), p["qkv.weight"], p["qkv.bias"])
         q, k, v = (
             qkv[..., i * d:(i + 1) * d].reshape(len(x), width, heads, head_dim).transpose(0, 2, 1, 3)
             for i in range(3)
@@ -264,9 +283,9 @@ def encode_histories(
         scores = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(head_dim)) + bias
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         att = (scores / scores.sum(-1, keepdims=True)) @ v
-        x = x + att.transpose(0, 2, 1, 3).reshape(len(x), width, d) @ p["out.weight"].T + p["out.bias"]
-        h = _layer_norm(x, p["norm2.weight"], p["norm2.bias"]) @ p["ff1.weight"].T + p["ff1.bias"]
-        x = x + _gelu_tanh(h) @ p["ff2.weight"].T + p["ff2.bias"]
+        x = x + _linear(att.transpose(0, 2, 1, 3).reshape(len(x), width, d), p["out.weight"], p["out.bias"])
+        h = _linear(_layer_norm(x, p["norm2.weight"], p["norm2.bias"]), p["ff1.weight"], p["ff1.bias"])
+        x = x + _linear(_gelu_tanh(h), p["ff2.weight"], p["ff2.bias"])
     last = _layer_norm(x[:, -1], weights["final_norm.weight"], weights["final_norm.bias"])
     nonempty = np.array([len(h) > 0 for h in trimmed])
     out[nonempty] = last[nonempty].astype(np.float32)

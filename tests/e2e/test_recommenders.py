@@ -16,6 +16,7 @@ from tests.e2e.datagen import GENRES, INTERACTIONS_SCHEMA, ITEMS_SCHEMA, write_d
 from tests.e2e.util import wait_gone, wait_status
 
 RECIPE = "arn:aws:personalize:::recipe/"
+pytestmark = pytest.mark.slow  # the module trains six recommenders (about 40 s on an idle machine)
 ECOMMERCE_ITEMS_SCHEMA = {
     "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
     "fields": [{"name": "ITEM_ID", "type": "string"}, {"name": "PRICE", "type": "float"},

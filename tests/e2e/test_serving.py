@@ -259,6 +259,7 @@ def test_promotions_take_their_share_of_slots(personalize, runtime, group, campa
     assert rest == [i for i in plain if i not in {p["itemId"] for p in promoted}][:7]
 
 
+@pytest.mark.slow  # trains a second solution version
 def test_update_while_serving_and_latest_sync(personalize, runtime, group, campaigns) -> None:  # type: ignore[no-untyped-def]
     calls, failures = [0], []
     stop = threading.Event()

@@ -191,4 +191,5 @@ def test_hpo_refuses_to_tune_apply_recency_bias():
     with pytest.raises(InvalidInputException, match="apply_recency_bias of recipe aws-user-personalization-v2 is not"):
         search_space(UserPersonalizationV2(), ranges)
     default_space = {d.name for d in search_space(UserPersonalizationV2(), None)}
-    assert default_space == {"hidden_dimension", "num_blocks", "training_epochs", "learning_rate", "dropout"}
+    assert default_space == {"hidden_dimension", "num_blocks", "training_epochs", "learning_rate", "dropout",
+                             "future_target_rate"}
