@@ -85,11 +85,17 @@ def fit_als(matrix: sp.csr_matrix, factors: int, seed: int, progress: Progress |
     return np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
 
 
+def regularized_gram(item_factors: np.ndarray, regularization: float = ALS_REGULARIZATION) -> np.ndarray:
+    """Y^T Y + lambda I: the same for every user of a model, so callers compute it once and keep it."""
+    factors = np.asarray(item_factors, np.float32)
+    return factors.T @ factors + regularization * np.eye(factors.shape[1], dtype=np.float32)
+
+
 def fold_in(item_factors: np.ndarray, histories: sp.csr_matrix, regularization: float = ALS_REGULARIZATION,
-            alpha: float = ALS_ALPHA) -> np.ndarray:
+            alpha: float = ALS_ALPHA, gram: np.ndarray | None = None) -> np.ndarray:
     """User factors for history rows by implicit-feedback least squares (confidence 1 + alpha * weight)."""
     n_factors = item_factors.shape[1]
-    yty = item_factors.T @ item_factors + regularization * np.eye(n_factors, dtype=np.float32)
+    yty = gram if gram is not None else regularized_gram(item_factors, regularization)
     out = np.zeros((histories.shape[0], n_factors), np.float32)
     for row in range(histories.shape[0]):
         start, end = histories.indptr[row], histories.indptr[row + 1]

@@ -29,6 +29,7 @@ from tastemaker.recipes.collaborative import (
     fit_transitions,
     fold_in,
     interaction_matrix,
+    regularized_gram,
     repeat_ratio,
 )
 from tastemaker.recipes.common import (
@@ -71,6 +72,16 @@ class CollaborativeModel(TrainedModel):
 
     def after_load(self) -> None:
         self.__dict__.pop("_transitions", None)
+        self.__dict__.pop("_gram", None)
+
+    @property
+    def gram(self) -> np.ndarray:
+        """Y^T Y + lambda I of the item factors, computed once per loaded model (not per request)."""
+        cached = self.__dict__.get("_gram")
+        if cached is None:
+            cached = regularized_gram(self.arrays["item_factors"])
+            self.__dict__["_gram"] = cached
+        return cached
 
     # --- learned pieces -------------------------------------------------------------------------
     @property
@@ -95,7 +106,7 @@ class CollaborativeModel(TrainedModel):
             out[:, active] = np.asarray(history[:, active] @ self.arrays["ease"], dtype=np.float32)
             return out
         factors = self.arrays["item_factors"]
-        return fold_in(factors, history) @ np.asarray(factors).T
+        return fold_in(factors, history, gram=self.gram) @ np.asarray(factors).T
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
         decay = float(self.settings["decay"])
