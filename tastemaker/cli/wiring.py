@@ -36,6 +36,11 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     from tastemaker.api.keys import KeyStore, boto3_snippet
     from tastemaker.jobs.worker import JobRunner
 
+    # One BLAS thread per API process: request-sized matrix products are slower, not faster, with a
+    # thread pool, and several worker processes already use the cores. Training runs in subprocesses.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)
     keys = KeyStore.load(settings)
     if keys.created and announce:

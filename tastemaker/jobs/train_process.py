@@ -85,8 +85,10 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
         chosen = auto_ml(candidates, data, seed=spec.get("seed", 0))
         recipe_name = chosen.best_recipe_name
         result["auto_ml_result"] = {"best_recipe_arn": f"arn:aws:personalize:::recipe/{recipe_name}"}
+        params.update(chosen.best_params)  # AutoML already tuned each candidate
+        result["tuned_hpo_params"] = {"algorithm_hyper_parameters": dict(chosen.best_params)}
     recipe = get_recipe(recipe_name)
-    if spec.get("perform_hpo") or spec.get("perform_auto_ml"):
+    if spec.get("perform_hpo") and not spec.get("perform_auto_ml"):
         from tastemaker.recipes.hpo import tune
 
         hpo = spec.get("hpo") or {}
