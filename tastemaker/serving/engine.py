@@ -19,6 +19,7 @@ from tastemaker.serving.models import LoadedModel, model_cache
 from tastemaker.serving.slots import explore, promote
 from tastemaker.serving.snapshots import VersionedCache, read_table
 from tastemaker.serving.topk import softmax_scores, top_k
+from tastemaker.serving.trending import trending_now
 
 DEFAULT_RESULTS, MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 25, 500, 50
 SCORED_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
@@ -143,6 +144,9 @@ def _model_scores(services: Services, loaded: LoadedModel, dep: Deployment, quer
         return batchers.get(loaded.prefix, "items", item_scorer(model)).score(index)
     user = loaded.user_position(query.user_id) if query.user_id else -1
     if kind == "POPULAR_ITEMS":
+        refreshed = trending_now(services, model, loaded.prefix, dep.group_arn)  # Trending-Now only
+        if refreshed is not None:
+            return refreshed
         return model.score_users(np.array([user], dtype=np.int64), [np.zeros(0, np.int32)])[0]
     # Real-time fold-in: the user's streamed events (oldest first) on top of the trained history.
     positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
