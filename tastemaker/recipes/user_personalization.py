@@ -19,6 +19,7 @@ from tastemaker.recipes.base import (
     report,
 )
 from tastemaker.recipes.collaborative import (
+    ALS_ALPHA,
     EASE_MAX_ITEMS,
     EASE_MIN_USERS,
     LAST_EVENTS_FOR_TRANSITIONS,
@@ -125,6 +126,99 @@ class CollaborativeModel(TrainedModel):
                     # Below every other item (scores lie in [-3, 3]) while keeping their relative order.
                     scores[row, history] -= np.float32(8.0)
         return scores.astype(np.float32)
+
+    # --- candidate scoring (serving's approximate path for large ALS catalogues) ------------------------
+    @property
+    def supports_candidates(self) -> bool:
+        """True when the long-term part is a dot product with item factors (ALS), so an index can find it."""
+        return "item_factors" in self.arrays
+
+    def merged_histories(self, user_index: np.ndarray, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each query's stored training history followed by its given recent events (what scoring folds in)."""
+        return self._histories(np.asarray(user_index), histories)
+
+    def user_vectors(self, merged: list[np.ndarray]) -> np.ndarray:
+        """(B, factors) folded-in user vectors: long-term affinity is user_vectors @ item_factors.T."""
+        # fold_in's least squares per row, with the decayed weights summed per item directly: for a handful of
+        # users a scipy matrix costs more than the solve itself.
+        factors, gram = self.arrays["item_factors"], self.gram
+        decay = float(self.settings["decay"])
+        out = np.zeros((len(merged), factors.shape[1]), np.float32)
+        for row, history in enumerate(merged):
+            history = np.asarray(history, dtype=np.int64)
+            history = history[(history >= 0) & (history < self.n_items)]
+            if not history.size:
+                continue
+            items, inverse = np.unique(history, return_inverse=True)
+            weights = np.bincount(inverse, weights=np.power(decay, np.arange(history.size)[::-1]))
+            y = factors[items]
+            confidence = (1.0 + ALS_ALPHA * weights).astype(np.float32)
+            a = gram + (y.T * (confidence - 1.0)) @ y
+            out[row] = np.linalg.solve(a, y.T @ confidence)
+        return out
+
+    def score_candidates(self, merged: list[np.ndarray], candidates: Sequence[np.ndarray],
+                         vectors: np.ndarray | None = None, scales: list[float] | None = None,
+                         fixed_scales: Sequence[float] | None = None) -> list[np.ndarray]:
+        """score_histories restricted to each row's candidate items (ALS engine only).
+
+        `candidates` are sorted unique item rows. Equal to score_histories at those items when they include
+        the item whose long-term score has the largest magnitude (the long-term scale is the candidates' own
+        maximum); the short-term scale is exact, computed from every item the transitions reach.
+        The long-term scale of each row is appended to `scales` when given; `fixed_scales` imposes them
+        (to score more items of the same users later on the same scale).
+        """
+        decay = np.float32(self.settings["decay"])
+        factors = self.arrays["item_factors"]
+        vectors = self.user_vectors(merged) if vectors is None else vectors
+        transitions = self.transitions
+        trend = float(self.settings.get("trend_weight", 0.0) or 0.0)
+        out = []
+        for row, items in enumerate(candidates):
+            items = np.asarray(items, dtype=np.int64)
+            history = merged[row]
+            if not len(history):
+                out.append(np.asarray(self.arrays["cold_scores"])[items].astype(np.float32))
+                if scales is not None:
+                    scales.append(0.0)
+                continue
+            long_term = factors[items] @ vectors[row]
+            if fixed_scales is not None:
+                top = float(fixed_scales[row])
+            else:
+                top = float(np.abs(long_term).max()) if items.size else 0.0
+            if scales is not None:
+                scales.append(top)
+            scores = long_term / np.float32(top) if top > 0 else long_term
+            last = np.asarray(history[-LAST_EVENTS_FOR_TRANSITIONS:], dtype=np.int64)
+            weights = np.power(decay, np.arange(len(last))[::-1]).astype(np.float32)
+            indptr, indices, data = transitions.indptr, transitions.indices, transitions.data
+            spans = [(indptr[i], indptr[i + 1]) for i in last.tolist()]
+            reach = np.concatenate([indices[a:b] for a, b in spans]).astype(np.int64)
+            if reach.size:
+                # the short-term row (decayed last events @ transitions), summed per item, scaled by its peak
+                mass = np.concatenate([data[a:b] * w for (a, b), w in zip(spans, weights.tolist(), strict=True)])
+                unique, inverse = np.unique(reach, return_inverse=True)
+                summed = np.bincount(inverse, weights=mass).astype(np.float32)
+                peak = float(np.abs(summed).max())
+                where = np.searchsorted(items, unique)
+                hit = where < items.size
+                hit[hit] = items[where[hit]] == unique[hit]
+                if peak > 0:
+                    short = np.zeros(items.size, np.float32)
+                    short[where[hit]] = summed[hit] / np.float32(peak)
+                    scores = scores + np.float32(TRANSITION_WEIGHT) * short
+            if trend:
+                scores = scores + np.float32(trend) * np.asarray(self.arrays["recent_popularity"])[items]
+            if self.settings.get("demote_history"):
+                seen = np.unique(np.asarray(history, dtype=np.int64))
+                where = np.searchsorted(items, seen)
+                inside = where < items.size
+                where = where[inside][items[where[inside]] == seen[inside]]
+                scores = np.array(scores, dtype=np.float32)
+                scores[where] -= np.float32(8.0)
+            out.append(np.asarray(scores, dtype=np.float32))
+        return out
 
     # --- the TrainedModel interface ---------------------------------------------------------------
     def score_users(self, user_index: np.ndarray, histories: Sequence[np.ndarray],
@@ -242,3 +336,4 @@ class PersonalizedRanking(UserPersonalization):
     name = "aws-personalized-ranking"
     recipe_type = "PERSONALIZED_RANKING"
     description = "Ranks a given list of items for a user by the user's predicted interest."
+
