@@ -84,6 +84,27 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluation(args: argparse.Namespace) -> int:
+    """Print a solution version's evaluation evidence (per held-out query: input, truth, recommended)."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.store import resources
+
+    services = build_services(_settings(args), migrate=False)
+    with services.read_engine.connect() as conn:
+        version = resources.get(conn, args.solution_version, "solution_version")
+    prefix = version.body.get("model_prefix")
+    if not prefix or not services.blobs.exists(prefix + "evaluation.json"):
+        print(f"{args.solution_version} has no evaluation report (it is not ACTIVE, or was trained without one).",
+              file=sys.stderr)
+        return 1
+    data = services.blobs.get_bytes(prefix + "evaluation.json")
+    if args.output:
+        Path(args.output).write_bytes(data)
+    else:
+        sys.stdout.write(data.decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tastemaker", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", help="apply Alembic migrations")
     _add_state_flags(up)
     up.set_defaults(fn=cmd_db_upgrade)
+
+    ev = sub.add_parser("evaluation", help="print the evidence behind a solution version's metrics (JSON)")
+    ev.add_argument("--solution-version", required=True, help="the solution version ARN")
+    ev.add_argument("--output", help="write to this file instead of stdout")
+    _add_state_flags(ev)
+    ev.set_defaults(fn=cmd_evaluation)
 
     cov = sub.add_parser("coverage", help="print the API coverage table (markdown)")
     cov.add_argument("--output", help="write to this file instead of stdout")

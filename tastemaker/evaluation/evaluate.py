@@ -48,8 +48,13 @@ def recommend_for_split(model: TrainedModel, split: Split, known_users: bool, k:
 
 
 def evaluate_solution(recipe: Recipe, data: TrainingData, params: dict[str, str], seed: int = 0,
-                      fit: Callable[..., TrainedModel] | None = None) -> dict[str, float]:
-    """GetSolutionMetrics for `recipe` on `data`: fit on the training part, score held-out queries."""
+                      fit: Callable[..., TrainedModel] | None = None,
+                      report: dict[str, Any] | None = None) -> dict[str, float]:
+    """GetSolutionMetrics for `recipe` on `data`: fit on the training part, score held-out queries.
+
+    With `report`, the per-query evidence is added to it (held-out user ids, input and truth item ids, the
+    top-25 recommended ids) so anyone can recompute the metrics independently.
+    """
     fit = fit or recipe.fit
     if recipe.recipe_type == "USER_SEGMENTATION":
         seg = segmentation_split(data, seed)
@@ -64,6 +69,17 @@ def evaluate_solution(recipe: Recipe, data: TrainingData, params: dict[str, str]
     model = fit(split.train, params, seed=seed)
     recommended = recommend_for_split(model, split, known_users=False)
     weights = split.truth_weights if data.has_event_weights else None
+    if report is not None:
+        ids = data.item_ids
+        report.update({
+            "protocol": "personalize: 10% of users held out; oldest 90% of their events in, newest 10% truth",
+            "catalogue_size": int(data.n_items), "seed": seed,
+            "queries": [{"user_id": str(data.user_ids[user]), "input": ids[inputs].tolist(),
+                         "truth": ids[truth].tolist(), "truth_weights": [float(w) for w in tw],
+                         "recommended": ids[rec].tolist()}
+                        for user, inputs, truth, tw, rec in zip(split.query_users, split.inputs, split.truths,
+                                                                split.truth_weights, recommended, strict=True)],
+        })
     return personalize_metrics(recommended, split.truths, data.n_items, weights)
 
 

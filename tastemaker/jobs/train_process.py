@@ -72,9 +72,11 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
     tables, schemas = load_tables(spec)
     if tables.get("Interactions") is None:
         raise ValueError("Create failed. The dataset group has no Interactions data; import interactions first.")
+    recipe_for_data = get_recipe(spec["recipe"]) if spec.get("recipe") else None
     data = TrainingData.from_tables(tables["Interactions"], tables.get("Items"), tables.get("Users"),
                                     training_config(spec), item_schema=schemas.get("Items"),
-                                    user_schema=schemas.get("Users"))
+                                    user_schema=schemas.get("Users"),
+                                    check_minimum=getattr(recipe_for_data, "needs_interactions", True))
     params: dict[str, str] = dict(spec.get("params") or {})
     result: dict[str, Any] = {}
     recipe_name = spec.get("recipe")
@@ -101,9 +103,14 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": tuned.best_params}
     if should_stop():
         raise StopIteration
-    metrics = evaluate_solution(recipe, data, params, seed=spec.get("seed", 0)) if spec.get("evaluate", True) else {}
+    evaluation: dict[str, Any] = {}
+    metrics = (evaluate_solution(recipe, data, params, seed=spec.get("seed", 0), report=evaluation)
+               if spec.get("evaluate", True) else {})
     model = recipe.fit(data, params, seed=spec.get("seed", 0), should_stop=should_stop)
     model.save(Path(spec["out"]) / "model")
+    if evaluation:
+        evaluation["metrics"] = metrics
+        (Path(spec["out"]) / "model" / "evaluation.json").write_text(json.dumps(evaluation))
     result.update({"status": "ok", "recipe": recipe.name, "metrics": metrics,
                    "training_seconds": round(time.time() - started, 3),
                    "n_interactions": int(data.n_interactions), "n_users": int(data.n_users),

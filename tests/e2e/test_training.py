@@ -157,3 +157,38 @@ def test_stop_and_killed_trainer(personalize, group: str, server) -> None:  # ty
     assert final["status"] == "CREATE FAILED"
     assert "SIGKILL" in final["failureReason"]
     assert personalize.describe_solution(solutionArn=solution)["solution"]["status"] == "ACTIVE"
+
+
+def test_metrics_match_an_independent_computation(personalize, group: str, server) -> None:  # type: ignore[no-untyped-def]
+    """The evaluation evidence (per held-out user: input, truth, top 25) reproduces GetSolutionMetrics."""
+    import math
+    import subprocess
+    import sys
+
+    version = train(personalize, group, "aws-user-personalization")
+    metrics = personalize.get_solution_metrics(solutionVersionArn=version["solutionVersionArn"])["metrics"]
+    out = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "evaluation", "--solution-version",
+                          version["solutionVersionArn"], "--data-dir", str(server.data_dir)],
+                         capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    queries = report["queries"]
+    assert queries and all(len(q["recommended"]) == 25 for q in queries)
+
+    def ndcg(rec: list[str], truth: set[str], k: int) -> float:
+        dcg = sum(1 / math.log2(i + 2) for i, item in enumerate(rec[:k]) if item in truth)
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(truth))))
+        return dcg / ideal
+
+    def first_hit(rec: list[str], truth: set[str]) -> float:
+        return next((1 / (i + 1) for i, item in enumerate(rec[:25]) if item in truth), 0.0)
+
+    expected = {"coverage": len({i for q in queries for i in q["recommended"]}) / report["catalogue_size"],
+                "mean_reciprocal_rank_at_25": sum(first_hit(q["recommended"], set(q["truth"])) for q in queries)
+                / len(queries)}
+    for k in (5, 10, 25):
+        expected[f"normalized_discounted_cumulative_gain_at_{k}"] = sum(
+            ndcg(q["recommended"], set(q["truth"]), k) for q in queries) / len(queries)
+        expected[f"precision_at_{k}"] = sum(
+            len(set(q["recommended"][:k]) & set(q["truth"])) / k for q in queries) / len(queries)
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-4), key
