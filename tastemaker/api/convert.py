@@ -32,6 +32,18 @@ def to_python(shape: Shape | None, value: Any) -> Any:
     return value
 
 
+_MEMBER_PLANS: dict[int, tuple[Shape, list[tuple[str, str, Shape]]]] = {}
+
+
+def _wire_members(shape: Shape) -> list[tuple[str, str, Shape]]:
+    """(member, snake_case key, member shape) of a structure, worked out once per shape (hot on responses)."""
+    plan = _MEMBER_PLANS.get(id(shape))
+    if plan is None or plan[0] is not shape:
+        plan = (shape, [(m, camel_to_snake(m), s) for m, s in shape.members.items()])
+        _MEMBER_PLANS[id(shape)] = plan
+    return plan[1]
+
+
 def to_wire(shape: Shape | None, value: Any) -> Any:
     """Python result -> response JSON, keeping only members the shape declares (None is omitted)."""
     if shape is None or value is None:
@@ -39,8 +51,7 @@ def to_wire(shape: Shape | None, value: Any) -> Any:
     kind = shape.type_name
     if kind == "structure":
         out = {}
-        for member, member_shape in shape.members.items():
-            key = camel_to_snake(member)
+        for member, key, member_shape in _wire_members(shape):
             if key in value and value[key] is not None:
                 out[member] = to_wire(member_shape, value[key])
             elif member in value and value[member] is not None:

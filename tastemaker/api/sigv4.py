@@ -177,6 +177,8 @@ def _request_time(headers: _HeaderView) -> tuple[str, datetime] | None:
 
 
 def _check_skew(stamp: str, moment: datetime, now: datetime, max_skew: timedelta) -> None:
+    if now - max_skew <= moment <= now + max_skew:
+        return  # the usual case: format the messages only when they are needed
     minutes = f"{max_skew.total_seconds() / 60:g} min."
     now_text = now.strftime(SIGV4_TIMESTAMP)
     if moment < now - max_skew:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +32,18 @@ class FactorIndex:
         self.index.add_items(vectors, np.arange(vectors.shape[0]), num_threads=threads)
         self.index.set_ef(ef)
         self.index.set_num_threads(threads)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, size: int, *, ef: int = 100) -> FactorIndex:
+        """An index saved with hnswlib's save_index (built once, shared by every worker through the cache dir)."""
+        import hnswlib
+
+        found = cls.__new__(cls)
+        found.index = hnswlib.Index(space="ip", dim=dim)
+        found.index.load_index(str(path), max_elements=size)
+        found.index.set_ef(ef)
+        found.index.set_num_threads(1)
+        return found
 
     def query(self, user_vectors: np.ndarray, k: int) -> np.ndarray:
         labels, _distances = self.index.knn_query(np.asarray(user_vectors, dtype=np.float32), k=k)

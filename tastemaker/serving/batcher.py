@@ -16,7 +16,7 @@ class _Slot:
 
     def __init__(self, query: Any) -> None:
         self.query = query
-        self.result: np.ndarray | None = None
+        self.result: Any = None
         self.error: BaseException | None = None
         self.done = False
 
@@ -25,7 +25,7 @@ class Batcher:
     """score(query) -> row. Whoever finds no batch running scores everything pending (up to MAX_BATCH);
     requests arriving meanwhile wait and form the next batch. A lone request is scored at once."""
 
-    def __init__(self, compute: Callable[[Sequence[Any]], np.ndarray], max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, compute: Callable[[Sequence[Any]], Any], max_batch: int = MAX_BATCH) -> None:
         self._compute = compute
         self._max = max_batch
         self._cond = threading.Condition()
@@ -34,7 +34,7 @@ class Batcher:
         self.batches = 0
         self.rows = 0
 
-    def score(self, query: Any) -> np.ndarray:
+    def score(self, query: Any) -> Any:
         slot = _Slot(query)
         with self._cond:
             self._pending.append(slot)
@@ -50,7 +50,7 @@ class Batcher:
             try:
                 rows = self._compute([s.query for s in batch])
                 for k, s in enumerate(batch):
-                    s.result = np.array(rows[k], copy=True)
+                    s.result = np.array(rows[k], copy=True) if isinstance(rows[k], np.ndarray) else rows[k]
             except BaseException as exc:  # noqa: BLE001 - handed to every request of the batch
                 for s in batch:
                     s.error = exc
@@ -75,7 +75,7 @@ class BatcherRegistry:
         self._lock = threading.Lock()
         self._batchers: dict[tuple[str, str], Batcher] = {}
 
-    def get(self, prefix: str, kind: str, compute: Callable[[Sequence[Any]], np.ndarray]) -> Batcher:
+    def get(self, prefix: str, kind: str, compute: Callable[[Sequence[Any]], Any]) -> Batcher:
         key = (prefix, kind)
         found = self._batchers.get(key)
         if found is None:

@@ -51,7 +51,8 @@ class DeploymentCache:
 
 
 def deployment_cache(services: Services) -> DeploymentCache:
-    return services.caches.setdefault("serving.deployments", DeploymentCache())
+    found = services.caches.get("serving.deployments")  # setdefault would build a throwaway cache per request
+    return found if found is not None else services.caches.setdefault("serving.deployments", DeploymentCache())
 
 
 def _read(services: Services, arn: str, kind: str) -> Deployment:

@@ -10,6 +10,7 @@ import numpy as np
 
 from tastemaker.control.context import Services
 from tastemaker.errors import InvalidInputException
+from tastemaker.serving import approx
 from tastemaker.serving import candidates as cand
 from tastemaker.serving.batcher import BatcherRegistry, item_scorer, user_scorer
 from tastemaker.serving.catalog import ServingCatalog, build_catalog
@@ -154,6 +155,27 @@ def _model_scores(services: Services, loaded: LoadedModel, dep: Deployment, quer
     return batchers.get(loaded.prefix, "users", user_scorer(model)).score((user, history, query.context))
 
 
+def _candidate_scores(services: Services, loaded: LoadedModel, dep: Deployment, query: Query,
+                      catalog: ServingCatalog, recent: UserEvents) -> approx.Candidates | None:
+    """The approximate path (large ALS catalogues, index built): the model's score on the user's candidates.
+    None where the exact path applies (small catalogue, no index yet, promotions or rankingInfluence)."""
+    if (dep.recipe_type != "USER_PERSONALIZATION" or query.promotions or not query.user_id
+            or dep.config.get("ranking_influence")):
+        return None
+    registry: approx.ScorerRegistry | None = services.caches.get("serving.approx")
+    if registry is None:
+        registry = services.caches.setdefault("serving.approx", approx.ScorerRegistry())
+    scorer = registry.get(loaded.prefix, loaded.model, services.settings.cache_dir)
+    if scorer is None or not scorer.ready():
+        return None
+    user = loaded.user_position(query.user_id)
+    positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
+    history = np.asarray([p for p in positions if 0 <= p < catalog.n_model], dtype=np.int32)
+    batchers: BatcherRegistry = services.caches.setdefault("serving.batchers", BatcherRegistry())
+    return batchers.get(loaded.prefix, "candidates", scorer.compute).score(  # type: ignore[no-any-return]
+        (user, history, query.context))
+
+
 def _influenced(scores: np.ndarray, dep: Deployment, catalog: ServingCatalog) -> np.ndarray:
     """rankingInfluence: add popularity / freshness (each 0-1) to the model's unit-scaled scores."""
     influence = dep.config.get("ranking_influence") or {}
@@ -191,7 +213,6 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     user_id = query.user_id
     events = (user_history(services, dep.group_arn, user_id, bulk=_needs_bulk_history(dep, [request_filter, promo_filter]))
               if user_id else UserEvents([], [], []))
-    scores = _influenced(_model_scores(services, loaded, dep, query, catalog, events), dep, catalog)
     n_model = catalog.n_model
     item_pos = catalog.index_of(query.item_id) if query.item_id else None
 
@@ -212,6 +233,15 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     score_pool = mask  # the candidates the scores are normalised over (promoted items included)
 
     rng = np.random.default_rng()
+    found = _candidate_scores(services, loaded, dep, query, catalog, events)
+    if found is not None:
+        picked = approx.top_from_candidates(found, num, None if mask is None else mask[found.items])
+        allowed_total = n_model if mask is None else int(np.count_nonzero(mask))
+        if picked.size >= min(num, allowed_total):
+            return _respond_from_candidates(loaded, dep, catalog, found, picked, eligible, mask, allowed_total,
+                                            columns, rng)
+        # a strict filter left too few candidates: score the whole (masked) catalogue exactly instead
+    scores = _influenced(_model_scores(services, loaded, dep, query, catalog, events), dep, catalog)
     promoted: np.ndarray = np.zeros(0, dtype=np.int64)
     if promotion is not None and promo_filter is not None:
         promo_mask = cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
@@ -243,6 +273,34 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
             item["score"] = round(values.get(pos, 0.0), 7)
         if pos in promoted_set and promotion_name:
             item["promotion_name"] = promotion_name
+        if metadata is not None:
+            item["metadata"] = metadata[row]
+        items.append(item)
+    return {"item_list": items, "recommendation_id": rid()}
+
+
+def _respond_from_candidates(loaded: LoadedModel, dep: Deployment, catalog: ServingCatalog,
+                             found: approx.Candidates, picked: np.ndarray, eligible: np.ndarray | None,
+                             mask: np.ndarray | None, allowed_total: int, columns: list[str],
+                             rng: np.random.Generator) -> dict[str, Any]:
+    """The rest of recommend() on the approximate path: exploration, softmax scores (the mass of items
+    outside the candidates estimated from a scored random sample), metadata."""
+    exploration = dep.config.get("item_exploration_config") or {}
+    if exploration and dep.recipe_name in EXPLORATION_RECIPES:
+        picked = explore(picked, catalog, eligible, set(), exploration, rng)
+    n_model = catalog.n_model
+    values = None
+    if dep.kind == "campaign":
+        known = picked[picked < n_model]
+        allowed = None if mask is None else mask[found.items]
+        known_scores = approx.softmax_with_tail(found, allowed, allowed_total, found.scores_at(loaded.model, known))
+        values = dict(zip(known.tolist(), known_scores.tolist(), strict=True))
+    metadata = catalog.metadata_for(picked.tolist(), columns) if columns else None
+    items = []
+    for row, pos in enumerate(picked.tolist()):
+        item: dict[str, Any] = {"item_id": str(catalog.item_ids[pos])}
+        if values is not None:
+            item["score"] = round(values.get(pos, 0.0), 7)
         if metadata is not None:
             item["metadata"] = metadata[row]
         items.append(item)

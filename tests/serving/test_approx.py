@@ -1,0 +1,106 @@
+"""The approximate (candidate) path equals exact scoring when the candidates cover the catalogue; filters stay full."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tastemaker.recipes import get_recipe
+from tastemaker.recipes.training_data import TrainingConfig, TrainingData
+from tastemaker.recipes.user_personalization import CollaborativeModel, fit_collaborative
+from tastemaker.serving import approx
+from tastemaker.serving.topk import softmax_scores, top_k
+
+pytest.importorskip("hnswlib")
+
+
+@pytest.fixture(scope="module")
+def als_model() -> CollaborativeModel:
+    """A small ALS-engine model: 300 users in 4 taste groups over 120 items, with a sequence signal."""
+    rng = np.random.default_rng(0)
+    users, items, times = [], [], []
+    for user in range(300):
+        group = user % 4
+        for step in range(int(rng.integers(4, 12))):
+            item = int(group * 30 + rng.integers(0, 30)) if rng.random() < 0.8 else int(rng.integers(0, 120))
+            users.append(f"u{user}")
+            items.append(f"i{item}")
+            times.append(1_700_000_000 + user * 1000 + step)
+    table = pa.table({"USER_ID": users, "ITEM_ID": items, "TIMESTAMP": pa.array(times, pa.int64())})
+    data = TrainingData.from_tables(table, None, None, TrainingConfig())
+    recipe = get_recipe("aws-user-personalization")
+    typed = recipe.validate_hyperparameters({"hidden_dimension": "32"})
+    model = fit_collaborative(recipe, data, typed, seed=0, progress=None, should_stop=None, engine="als")
+    assert model.supports_candidates
+    return model
+
+
+def covering_scorer(model: CollaborativeModel) -> approx.CandidateScorer:
+    scorer = approx.CandidateScorer(model, None, candidates=model.n_items)
+    scorer.build_now()
+    assert scorer.index is not None
+    return scorer
+
+
+def test_candidate_scores_equal_exact_scores_when_candidates_cover_the_catalogue(als_model) -> None:  # type: ignore[no-untyped-def]
+    scorer = covering_scorer(als_model)
+    users = np.array([0, 5, 17, 123, -1])
+    recent = [np.zeros(0, np.int32), np.array([3, 4], np.int32), np.zeros(0, np.int32), np.array([90], np.int32),
+              np.array([7, 8, 9], np.int32)]
+    exact = als_model.score_users(users, recent)
+    found = scorer.compute([(int(u), h, None) for u, h in zip(users, recent, strict=True)])
+    for row, cand in enumerate(found):
+        assert cand.items.size == als_model.n_items
+        np.testing.assert_allclose(cand.scores, exact[row][cand.items], rtol=1e-4, atol=1e-5)
+        assert approx.top_from_candidates(cand, 25, None).tolist() == top_k(exact[row], 25).tolist()
+        # softmax over the candidates equals the exact softmax when nothing is left unscored
+        picked = top_k(exact[row], 5)
+        expected = softmax_scores(exact[row], None, picked)
+        got = approx.softmax_with_tail(cand, None, als_model.n_items, cand.scores_at(als_model, picked))
+        np.testing.assert_allclose(got, expected, rtol=1e-3)
+
+
+def test_scores_of_items_outside_the_candidates_use_the_same_scale(als_model) -> None:  # type: ignore[no-untyped-def]
+    scorer = approx.CandidateScorer(als_model, None, candidates=10, head_items=5, sample_items=10)
+    scorer.build_now()
+    cand = scorer.compute([(11, np.zeros(0, np.int32), None)])[0]
+    exact = als_model.score_users(np.array([11]), [np.zeros(0, np.int32)])[0]
+    outside = np.setdiff1d(np.arange(als_model.n_items), cand.items)[:5]
+    assert outside.size
+    # same scale as the candidates: equal to exact when the candidates hold the largest long-term magnitude
+    top_item = int(np.argmax(np.abs(np.asarray(als_model.arrays["item_factors"]) @ cand.vector)))
+    assert top_item in set(cand.items.tolist())
+    np.testing.assert_allclose(cand.scores_at(als_model, outside), exact[outside], rtol=1e-4, atol=1e-5)
+
+
+def test_a_strict_mask_still_gives_full_lists_from_the_candidates_or_needs_the_exact_path(als_model) -> None:  # type: ignore[no-untyped-def]
+    scorer = approx.CandidateScorer(als_model, None, candidates=20, head_items=5, sample_items=10)
+    scorer.build_now()
+    cand = scorer.compute([(2, np.zeros(0, np.int32), None)])[0]
+    exact = als_model.score_users(np.array([2]), [np.zeros(0, np.int32)])[0]
+    # allow only items the candidate set does not hold (plus two it does): the candidates cannot fill 10
+    mask = np.ones(als_model.n_items, dtype=bool)
+    mask[cand.items] = False
+    mask[cand.items[:2]] = True
+    picked = approx.top_from_candidates(cand, 10, mask[cand.items])
+    assert picked.size == 2  # the engine falls back to exact scoring over the masked catalogue here
+    assert len(top_k(exact, 10, mask)) == 10
+    # a loose mask is filled from the candidates, and every pick is allowed
+    loose = np.ones(als_model.n_items, dtype=bool)
+    loose[::3] = False
+    picked = approx.top_from_candidates(cand, 10, loose[cand.items])
+    assert picked.size == 10 and loose[picked].all()
+
+
+def test_recall_against_exact_is_one_when_candidates_cover_the_catalogue(als_model) -> None:  # type: ignore[no-untyped-def]
+    scorer = covering_scorer(als_model)
+    assert approx.recall_against_exact(scorer, np.arange(20), k=10) == pytest.approx(1.0)
+    masks = [np.arange(als_model.n_items) % 2 == 0 for _ in range(5)]
+    assert approx.recall_against_exact(scorer, np.arange(5), k=10, masks=masks) == pytest.approx(1.0)
+
+
+def test_small_catalogues_and_ease_models_stay_exact(als_model) -> None:  # type: ignore[no-untyped-def]
+    registry = approx.ScorerRegistry()
+    assert als_model.n_items < approx.ANN_MIN_ITEMS
+    assert registry.get("p", als_model, None) is None
