@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 6 by hand, in dependency order (or simply: tastemaker cleanup --dataset-group "$ARN:dataset-group/$NAME").
 # Deletes are asynchronous: each describe-* must answer ResourceNotFoundException before the next stage.
-set -uo pipefail
+set -euo pipefail
 . "$(dirname "$0")/env.sh"
 gone() { until ! aws personalize "$@" --endpoint-url "$EP" >/dev/null 2>&1; do sleep 1; done; }
 aws personalize delete-campaign --campaign-arn "$ARN:campaign/$NAME-campaign" --endpoint-url "$EP"
