@@ -61,7 +61,7 @@ def postgres_url() -> str:
             name = f"tm_test_{uuid.uuid4().hex[:10]}"
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "not reachable"
+    except Exception as exc:
         need_service("PostgreSQL", "Start it on 127.0.0.1:5432 (trust auth) or set TASTEMAKER_TEST_POSTGRES_URL.",
                      False, str(exc).splitlines()[0])
         raise

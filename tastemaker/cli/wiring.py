@@ -32,13 +32,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 
 def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool = True) -> Starlette:
     """The ASGI app with its embedded job runner started and stopped by the app's lifespan."""
-    from tastemaker.api.app import build_app
-    from tastemaker.api.keys import KeyStore, boto3_snippet
-    from tastemaker.jobs.worker import JobRunner
-
     # One BLAS thread per API process: request-sized matrix products are slower, not faster, with a
     # thread pool, and several worker processes already use the cores. Training runs in subprocesses.
     from threadpoolctl import threadpool_limits
+
+    from tastemaker.api.app import build_app
+    from tastemaker.api.keys import KeyStore, boto3_snippet
+    from tastemaker.jobs.worker import JobRunner
 
     threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)

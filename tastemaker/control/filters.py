@@ -8,7 +8,14 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
-    ACTIVE, CREATE_FAILED, CREATE_PENDING, DELETE_PENDING, create_with_tags, listing, name_key, require_status,
+    ACTIVE,
+    CREATE_FAILED,
+    CREATE_PENDING,
+    DELETE_PENDING,
+    create_with_tags,
+    listing,
+    name_key,
+    require_status,
 )
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group

@@ -8,7 +8,15 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, parse_arn, short_id
 from tastemaker.control.common import (
-    ACTIVE, BUSY, CREATE_FAILED, CREATE_PENDING, DELETE_PENDING, create_with_tags, listing, name_key, require_status,
+    ACTIVE,
+    BUSY,
+    CREATE_FAILED,
+    CREATE_PENDING,
+    DELETE_PENDING,
+    create_with_tags,
+    listing,
+    name_key,
+    require_status,
     storage_id,
 )
 from tastemaker.control.context import RequestContext

@@ -47,7 +47,7 @@ def run_due_trainings(services: Services) -> list[str]:
                 continue
             try:
                 arn = new_version(conn, current, mode="FULL", training_type="AUTOMATIC")
-            except Exception:  # noqa: BLE001 - e.g. the training quota; try again at the next sweep
+            except Exception:
                 log.exception("auto-training of %s could not start", solution.arn)
                 continue
             started.append(arn)

@@ -27,12 +27,16 @@ DATASET_TYPES = ("Interactions", "Items", "Users")
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
 
 
+try:  # loaded in the parent: between fork and exec the child only makes one plain C call
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not Linux/glibc: trainers then outlive a crashed server until they finish
+    _LIBC = None
+
+
 def _die_with_parent() -> None:
     """Linux: the child gets SIGKILL when the server dies, so a kill -9 of the server leaves no trainer behind."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> dict[str, Any]:
@@ -100,7 +104,8 @@ def run_trainer(spec: dict[str, Any], workdir: Path, should_stop: Callable[[], b
     log_path = workdir / "train.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tastemaker.jobs.train_process", str(spec_path)],
-                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509 - one async-signal-safe call
         stop_sent_at: float | None = None
         while proc.poll() is None:
             time.sleep(0.25)

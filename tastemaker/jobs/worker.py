@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,9 +119,9 @@ class JobRunner:
         self._pool: list[threading.Thread] = []
 
     def start(self) -> None:
-        import tastemaker.jobs.tasks  # noqa: F401 - registers the task functions
+        import tastemaker.jobs.recommender_tasks
+        import tastemaker.jobs.tasks
         import tastemaker.jobs.training  # noqa: F401
-        import tastemaker.jobs.recommender_tasks  # noqa: F401 - recommenders and campaign deploys
         from tastemaker.control.campaigns import install_hooks
 
         install_hooks(self.services)  # campaigns that follow $LATEST move when a version turns ACTIVE

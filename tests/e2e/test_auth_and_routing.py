@@ -43,9 +43,8 @@ def test_skewed_clock_is_refused(server: LocalServer, personalize) -> None:  # t
     before = group_names(personalize)
     skewed = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=10)
     client = server.client("personalize")
-    with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
-        with pytest.raises(ClientError) as exc:
-            client.create_dataset_group(name="skewed-clock")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=skewed), pytest.raises(ClientError) as exc:
+        client.create_dataset_group(name="skewed-clock")
     assert exc.value.response["Error"]["Code"] == "InvalidSignatureException"
     assert "expired" in exc.value.response["Error"]["Message"].lower()
     assert group_names(personalize) == before

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tastemaker.errors import InvalidNextTokenException, ResourceAlreadyExistsException, ResourceNotFoundException
+from tastemaker.errors import (
+    InvalidNextTokenException,
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+)
 from tastemaker.jobs import queue
 from tastemaker.store import db, resources
 from tastemaker.store.tables import dataset_parts
@@ -54,12 +58,10 @@ def test_insert_get_update_and_uniqueness(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         got = resources.get(conn, res.arn)
         assert got.status == "ACTIVE" and got.body["status"] == "ACTIVE" and got.body["domain"] == "ECOMMERCE"
-    with pytest.raises(ResourceAlreadyExistsException):
-        with engine.begin() as conn:
-            add(conn, "g1")
-    with pytest.raises(ResourceNotFoundException):
-        with engine.connect() as conn:
-            resources.get(conn, res.arn + "x")
+    with pytest.raises(ResourceAlreadyExistsException), engine.begin() as conn:
+        add(conn, "g1")
+    with pytest.raises(ResourceNotFoundException), engine.connect() as conn:
+        resources.get(conn, res.arn + "x")
 
 
 def test_a_failed_transaction_changes_nothing(engine: sa.Engine) -> None:
@@ -67,12 +69,11 @@ def test_a_failed_transaction_changes_nothing(engine: sa.Engine) -> None:
         res = add(conn, "g2")
         conn.execute(dataset_parts.insert().values(dataset_arn=res.arn, origin="BULK", blob_key="old", rows=1,
                                                    created_at=1.0))
-    with pytest.raises(RuntimeError):
-        with engine.begin() as conn:
-            conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == res.arn))
-            conn.execute(dataset_parts.insert().values(dataset_arn=res.arn, origin="BULK", blob_key="new", rows=1,
-                                                       created_at=2.0))
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == res.arn))
+        conn.execute(dataset_parts.insert().values(dataset_arn=res.arn, origin="BULK", blob_key="new", rows=1,
+                                                   created_at=2.0))
+        raise RuntimeError("crash before commit")
     with engine.connect() as conn:
         keys = [r.blob_key for r in conn.execute(sa.select(dataset_parts.c.blob_key))]
     assert keys == ["old"]
@@ -90,9 +91,8 @@ def test_pagination_walks_everything_once(engine: sa.Engine) -> None:
         if token is None:
             break
     assert seen == [f"p{i}" for i in range(7)]
-    with pytest.raises(InvalidNextTokenException):
-        with engine.connect() as conn:
-            resources.page(conn, kind="dataset_group", next_token="garbage", max_results=3)
+    with pytest.raises(InvalidNextTokenException), engine.connect() as conn:
+        resources.page(conn, kind="dataset_group", next_token="garbage", max_results=3)
 
 
 def test_tags_round_trip(engine: sa.Engine) -> None:
