@@ -3,8 +3,9 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The torch extra (CPU build, pinned) enables the v2 sequence recipes; `make install EXTRAS=dev` skips it.
-EXTRAS ?= dev,torch
+# Extras: torch (CPU build, pinned) for the v2 sequence recipes, ann (hnswlib) for approximate top-k.
+# `make install EXTRAS=dev` installs neither.
+EXTRAS ?= dev,torch,ann
 
 .PHONY: install run quickstart test lint clean
 
