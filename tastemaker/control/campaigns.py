@@ -14,7 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
 )
@@ -129,12 +129,8 @@ def describe_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, An
 @operation("ListCampaigns")
 def list_campaigns(ctx: RequestContext, *, solution_arn: str | None = None, next_token: str | None = None,
                    max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        if solution_arn:
-            resources.get(conn, solution_arn, "solution")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      parent_arn=solution_arn)
-    return listing(items, token, "campaigns")
+    return list_page(ctx, KIND, "campaigns", next_token=next_token, max_results=max_results,
+                     parent=("solution", solution_arn))
 
 
 def _update_busy(campaign: resources.Resource) -> bool:

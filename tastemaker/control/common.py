@@ -69,3 +69,18 @@ def refuse_if_dependents(conn: sa.Connection, arn: str, label: str, checks: Sequ
 
 def listing(items: Iterable[resources.Resource], token: str | None, key: str) -> dict[str, Any]:
     return {key: [r.body for r in items], "next_token": token}
+
+
+def list_page(ctx: RequestContext, kind: str, key: str, *, next_token: str | None, max_results: int | None,
+              parent: tuple[str, str | None] | None = None, by_group: bool = False) -> dict[str, Any]:
+    """One List* page of `kind` under `key`; `parent` = (parent kind, ARN or None) must exist when given.
+
+    Parents filter by dataset_group_arn when `by_group`, else by parent_arn. Reads never wait for writers.
+    """
+    parent_kind, parent_arn = parent or (None, None)
+    with ctx.read_engine.connect() as conn:
+        if parent_arn:
+            resources.get(conn, parent_arn, parent_kind)
+        where = {"dataset_group_arn": parent_arn} if by_group else {"parent_arn": parent_arn}
+        items, token = resources.page(conn, kind=kind, next_token=next_token, max_results=max_results, **where)
+    return listing(items, token, key)

@@ -10,7 +10,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     refuse_if_dependents,
     require_status,
@@ -57,9 +57,7 @@ def describe_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> di
 @operation("ListDatasetGroups")
 def list_dataset_groups(ctx: RequestContext, *, next_token: str | None = None,
                         max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results)
-    return listing(items, token, "dataset_groups")
+    return list_page(ctx, KIND, "dataset_groups", next_token=next_token, max_results=max_results)
 
 
 @operation("DeleteDatasetGroup")

@@ -14,7 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
     storage_id,
@@ -73,12 +73,8 @@ def describe_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]
 @operation("ListDatasets")
 def list_datasets(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                   max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        if dataset_group_arn:
-            resources.get(conn, dataset_group_arn, "dataset_group")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      dataset_group_arn=dataset_group_arn)
-    return listing(items, token, "datasets")
+    return list_page(ctx, KIND, "datasets", next_token=next_token, max_results=max_results,
+                     parent=("dataset_group", dataset_group_arn), by_group=True)
 
 
 @operation("UpdateDataset")

@@ -14,7 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
 )
@@ -59,12 +59,8 @@ def describe_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> di
 @operation("ListEventTrackers")
 def list_event_trackers(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                         max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        if dataset_group_arn:
-            resources.get(conn, dataset_group_arn, "dataset_group")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      dataset_group_arn=dataset_group_arn)
-    result = listing(items, token, "event_trackers")
+    result = list_page(ctx, KIND, "event_trackers", next_token=next_token, max_results=max_results,
+                       parent=("dataset_group", dataset_group_arn), by_group=True)
     result["event_trackers"] = [{k: body.get(k) for k in SUMMARY_KEYS} for body in result["event_trackers"]]
     return result
 

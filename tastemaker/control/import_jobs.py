@@ -13,7 +13,7 @@ from tastemaker.control.common import (
     BUSY,
     CREATE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
 )
@@ -82,9 +82,5 @@ def describe_dataset_import_job(ctx: RequestContext, *, dataset_import_job_arn: 
 @operation("ListDatasetImportJobs")
 def list_dataset_import_jobs(ctx: RequestContext, *, dataset_arn: str | None = None, next_token: str | None = None,
                              max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        if dataset_arn:
-            resources.get(conn, dataset_arn, "dataset")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      parent_arn=dataset_arn)
-    return listing(items, token, "dataset_import_jobs")
+    return list_page(ctx, KIND, "dataset_import_jobs", next_token=next_token, max_results=max_results,
+                     parent=("dataset", dataset_arn))

@@ -12,7 +12,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
     storage_id,
@@ -105,12 +105,8 @@ def describe_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[s
 @operation("ListRecommenders")
 def list_recommenders(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                       max_results: int | None = None) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        if dataset_group_arn:
-            resources.get(conn, dataset_group_arn, "dataset_group")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      dataset_group_arn=dataset_group_arn)
-    return listing(items, token, "recommenders")
+    return list_page(ctx, KIND, "recommenders", next_token=next_token, max_results=max_results,
+                     parent=("dataset_group", dataset_group_arn), by_group=True)
 
 
 @operation("UpdateRecommender")

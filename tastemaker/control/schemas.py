@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import listing, name_key
+from tastemaker.control.common import list_page, name_key
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.data.schemas import parse_schema
@@ -34,9 +34,7 @@ def describe_schema(ctx: RequestContext, *, schema_arn: str) -> dict[str, Any]:
 @operation("ListSchemas")
 def list_schemas(ctx: RequestContext, *, next_token: str | None = None,
                  max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results)
-    return listing(items, token, "schemas")
+    return list_page(ctx, KIND, "schemas", next_token=next_token, max_results=max_results)
 
 
 @operation("DeleteSchema")

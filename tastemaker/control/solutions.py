@@ -14,7 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
-    listing,
+    list_page,
     name_key,
     require_status,
     storage_id,
@@ -116,12 +116,8 @@ def describe_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, An
 @operation("ListSolutions")
 def list_solutions(ctx: RequestContext, *, dataset_group_arn: str | None = None, next_token: str | None = None,
                    max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        if dataset_group_arn:
-            resources.get(conn, dataset_group_arn, "dataset_group")
-        items, token = resources.page(conn, kind=KIND, next_token=next_token, max_results=max_results,
-                                      dataset_group_arn=dataset_group_arn)
-    return listing(items, token, "solutions")
+    return list_page(ctx, KIND, "solutions", next_token=next_token, max_results=max_results,
+                     parent=("dataset_group", dataset_group_arn), by_group=True)
 
 
 @operation("UpdateSolution")
@@ -226,12 +222,8 @@ def describe_solution_version(ctx: RequestContext, *, solution_version_arn: str)
 @operation("ListSolutionVersions")
 def list_solution_versions(ctx: RequestContext, *, solution_arn: str | None = None, next_token: str | None = None,
                            max_results: int | None = None) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        if solution_arn:
-            resources.get(conn, solution_arn, KIND)
-        items, token = resources.page(conn, kind=VERSION, next_token=next_token, max_results=max_results,
-                                      parent_arn=solution_arn)
-    return listing(items, token, "solution_versions")
+    return list_page(ctx, VERSION, "solution_versions", next_token=next_token, max_results=max_results,
+                     parent=(KIND, solution_arn))
 
 
 @operation("StopSolutionVersionCreation")
