@@ -80,3 +80,32 @@ def write_dataset(folder: Path, *, users: int = 120, items: int = 90, per_user: 
         for u in range(users):
             out.writerow([f"u{u}", 18 + u % 50, "gold" if u % 3 == 0 else "basic"])
     return paths
+
+
+def write_store_dataset(folder: Path, *, users: int = 100, bundles: int = 19, seed: int = 11) -> dict[str, Path]:
+    """ECOMMERCE interactions (View and Purchase, >= 1000 of each) with known answers; return {"interactions": path}.
+
+    i0 is the best seller (bought by ~90% of users, never viewed) and i1 the most viewed (viewed by ~90%, never
+    bought): a popular list ranked by the wrong event type puts the other one first. Items i2.. come in bundles
+    (i2+i3, i4+i5, ...) that are always bought together, so each one's frequently-bought-together partner is known.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle_items = [(2 + 2 * b, 3 + 2 * b) for b in range(bundles)]
+    viewable = list(range(2, 2 + 2 * bundles))
+    path = folder / "interactions.csv"
+    base = 1_700_000_000
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"])
+        for u in range(users):
+            rows: list[tuple[int, str]] = [(int(i), "View") for i in rng.choice(viewable, size=11, replace=False)]
+            if rng.random() < 0.9:
+                rows.append((1, "View"))
+            for b in rng.choice(bundles, size=6, replace=False):
+                rows += [(bundle_items[b][0], "Purchase"), (bundle_items[b][1], "Purchase")]
+            if rng.random() < 0.9:
+                rows.append((0, "Purchase"))
+            for k, (item, event_type) in enumerate(rows):
+                out.writerow([f"u{u}", f"i{item}", base + u * 1000 + k * 10, event_type, ""])
+    return {"interactions": path}
