@@ -4,8 +4,13 @@ Prints sustained events/s, latency percentiles, and the events stored against th
 SQLite and PostgreSQL; then a crash run that kill -9s the server mid-load, restarts it, and checks that every
 acknowledged event is stored and no batch is stored in part.
 
+Then visibility: how long after PutEvents returns 200 (a) GetRecommendations for that user reflects the event
+(an EXCLUDE-clicked filter hides the item just clicked) and (b) a recent_events read of the real-time state sees
+it; p50/p99 over --probes probes, with the embedded state and with Redis (if reachable).
+
     .venv/bin/python bench/events.py                    # SQLite + PostgreSQL (if reachable) + crash runs
     .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite --replicas 2
+    .venv/bin/python bench/events.py --backends none --visibility embedded,redis --probes 50
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tastemaker.cli.local_server import LocalServer
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 SCHEMA = {
     "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
     "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
@@ -174,10 +180,13 @@ def setup_tracker(server: LocalServer) -> tuple[str, str]:
     return group, tracker["trackingId"]
 
 
-def wait_active(describe: Any) -> None:
-    for _ in range(600):
-        if describe()["status"] == "ACTIVE":
+def wait_active(describe: Any, tries: int = 600) -> None:
+    for _ in range(tries):
+        status = describe()["status"]
+        if status == "ACTIVE":
             return
+        if "FAILED" in status:
+            raise RuntimeError(f"resource is {status}")
         time.sleep(0.1)
     raise RuntimeError("resource did not become ACTIVE")
 
@@ -291,12 +300,130 @@ def crash_run(label: str, servers: list[LocalServer], url: str, group: str, trac
           f"{unacked_stored}", flush=True)
 
 
+# --- visibility: PutEvents acknowledged -> reflected by GetRecommendations and by the real-time state --------
+
+
+def trained_campaign(server: LocalServer, import_root: Path) -> dict[str, str]:
+    """A group with a small imported dataset, an event tracker, a trained version, a campaign and a filter."""
+    from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, write_dataset
+
+    client = server.client("personalize")
+    tag = uuid.uuid4().hex[:6]
+    data = write_dataset(import_root / tag)
+    group = client.create_dataset_group(name=f"vis-{tag}")["datasetGroupArn"]
+    wait_active(lambda: client.describe_dataset_group(datasetGroupArn=group)["datasetGroup"])
+    for kind, schema, path in (("Interactions", INTERACTIONS_SCHEMA, data["interactions"]),
+                               ("Items", ITEMS_SCHEMA, data["items"])):
+        schema_arn = client.create_schema(name=f"vis-{kind}-{tag}", schema=json.dumps(schema))["schemaArn"]
+        dataset = client.create_dataset(name=f"vis-{kind}-{tag}", schemaArn=schema_arn, datasetGroupArn=group,
+                                        datasetType=kind)["datasetArn"]
+        wait_active(lambda dataset=dataset: client.describe_dataset(datasetArn=dataset)["dataset"])
+        job = client.create_dataset_import_job(jobName=f"vis-{kind}-{tag}", datasetArn=dataset,
+                                               dataSource={"dataLocation": str(path)},
+                                               roleArn="arn:aws:iam::000000000000:role/Personalize")
+        wait_active(lambda job=job: client.describe_dataset_import_job(
+            datasetImportJobArn=job["datasetImportJobArn"])["datasetImportJob"])
+    tracker = client.create_event_tracker(name=f"vis-{tag}", datasetGroupArn=group)
+    wait_active(lambda: client.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"])["eventTracker"])
+    solution = client.create_solution(name=f"vis-{tag}", datasetGroupArn=group,
+                                      recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")
+    wait_active(lambda: client.describe_solution(solutionArn=solution["solutionArn"])["solution"])
+    version = client.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
+    wait_active(lambda: client.describe_solution_version(solutionVersionArn=version)["solutionVersion"], 3000)
+    campaign = client.create_campaign(name=f"vis-{tag}", solutionVersionArn=version)["campaignArn"]
+    wait_active(lambda: client.describe_campaign(campaignArn=campaign)["campaign"], 3000)
+    filter_arn = client.create_filter(name=f"vis-{tag}", datasetGroupArn=group, filterExpression=(
+        'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")'))["filterArn"]
+    wait_active(lambda: client.describe_filter(filterArn=filter_arn)["filter"])
+    return {"group": group, "tracking_id": tracker["trackingId"], "campaign": campaign, "filter": filter_arn}
+
+
+def bench_visibility(name: str, redis_url: str | None, probes: int) -> None:
+    """Per probe: a new user, the top item recommended to them, PutEvents(click on it); then poll both reads."""
+    import sqlalchemy as sa
+
+    from tastemaker.realtime.state import EmbeddedState
+
+    with tempfile.TemporaryDirectory(prefix="tm-bench-visibility-") as tmp:
+        workdir = Path(tmp)
+        server = LocalServer(workdir / "server", import_roots=[workdir / "imports"],
+                             extra_args=["--redis-url", redis_url] if redis_url else [])
+        server.start()
+        engine = sa.create_engine(f"sqlite:///{workdir / 'server' / 'tastemaker.db'}")
+        try:
+            setup = trained_campaign(server, workdir / "imports")
+            state: Any = EmbeddedState(engine)
+            if redis_url:
+                from tastemaker.realtime.redis_state import RedisState
+
+                state = RedisState.from_url(redis_url)  # reads Redis itself, no fallback
+            runtime, events = server.client("personalize-runtime"), server.client("personalize-events")
+
+            def recommended(user: str) -> list[str]:
+                return [r["itemId"] for r in runtime.get_recommendations(
+                    campaignArn=setup["campaign"], userId=user, numResults=10, filterArn=setup["filter"])["itemList"]]
+
+            to_recs: list[float] = []
+            to_state: list[float] = []
+            recs_latency: list[float] = []
+            first_try = [0, 0]  # probes where the first read already saw it: state, recommendations
+            for n in range(probes):
+                user = f"vis-{n}-{uuid.uuid4().hex[:6]}"
+                item = recommended(user)[0]
+                events.put_events(trackingId=setup["tracking_id"], userId=user, sessionId=f"s-{user}",
+                                  eventList=[{"eventType": "click", "itemId": item, "sentAt": time.time()}])
+                acked = time.perf_counter()
+                seen_state = seen_recs = None
+                attempt = 0
+                while seen_recs is None or seen_state is None:
+                    attempt += 1
+                    if seen_state is None and any(e.item_id == item for e in state.recent_events(setup["group"], user)):
+                        seen_state = time.perf_counter() - acked
+                        first_try[0] += attempt == 1
+                    if seen_recs is None:
+                        started = time.perf_counter()
+                        shown = recommended(user)
+                        recs_latency.append(time.perf_counter() - started)
+                        if item not in shown:
+                            seen_recs = time.perf_counter() - acked
+                            first_try[1] += attempt == 1
+                    if time.perf_counter() - acked > 30:
+                        raise RuntimeError(f"probe {n}: the event was not visible after 30 s")
+                to_recs.append(seen_recs)
+                to_state.append(seen_state)
+            ms = lambda values, q: percentile(values, q) * 1000
+            print(f"[visibility, {name}] PutEvents 200 -> recent_events sees it: p50 {ms(to_state, 0.5):.2f} ms, "
+                  f"p99 {ms(to_state, 0.99):.2f} ms (first read saw it in {first_try[0]}/{probes}); "
+                  f"-> GetRecommendations reflects it (EXCLUDE filter hides the item): p50 {ms(to_recs, 0.5):.1f} ms, "
+                  f"p99 {ms(to_recs, 0.99):.1f} ms (first call did in {first_try[1]}/{probes}); {probes} probes; "
+                  f"one GetRecommendations takes p50 {ms(recs_latency, 0.5):.1f} ms (the resolution); "
+                  f"load average {load_average()}", flush=True)
+            if redis_url:
+                state.clear(setup["group"])
+        finally:
+            engine.dispose()
+            server.stop()
+
+
+def redis_reachable() -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        print(f"Redis not reachable ({exc}); skipping its visibility run.")
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="ingestion runs ('none' for none)")
     parser.add_argument("--replicas", type=int, default=1, help="API server processes sharing the database")
+    parser.add_argument("--visibility", default="embedded,redis", help="real-time states to probe ('none')")
+    parser.add_argument("--probes", type=int, default=50)
     args = parser.parse_args()
     print(f"PutEvents ingestion, 10 events per call, load generator in a separate process; {mp.cpu_count()} cores",
           flush=True)
@@ -307,6 +434,11 @@ def main() -> int:
             url = fresh_postgres()
             if url:
                 bench_backend("postgresql", url, args)
+    for kind in args.visibility.split(","):
+        if kind == "embedded":
+            bench_visibility("embedded state (SQLite)", None, args.probes)
+        elif kind == "redis" and redis_reachable():
+            bench_visibility("Redis state", REDIS_URL, args.probes)
     return 0
 
 

@@ -21,7 +21,6 @@ from tastemaker.control.context import Services
 from tastemaker.jobs.queue import Job
 from tastemaker.jobs.worker import JobFailed, JobStopped, task
 from tastemaker.store import keys, resources
-from tastemaker.store.tables import events
 
 DATASET_TYPES = ("Interactions", "Items", "Users")
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
@@ -55,16 +54,16 @@ def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> d
 
 
 def export_events(conn: sa.Connection, group_arn: str, path: Path) -> Path | None:
-    """Streamed events with a user id, as an Interactions Parquet part (session-only events are not trained on)."""
+    """Streamed events as an Interactions Parquet part; session-only events are stitched to the session's
+    userId, or left out when the session never carried one (tastemaker.realtime.feed.training_records)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [r.record for r in conn.execute(
-        sa.select(events.c.record).where(events.c.dataset_group_arn == group_arn, events.c.user_id.is_not(None))
-        .order_by(events.c.id))]
-    if not rows:
+    from tastemaker.realtime.feed import training_records
+
+    records = training_records(conn, group_arn)
+    if not records:
         return None
-    records = [r if isinstance(r, dict) else json.loads(r) for r in rows]
     pq.write_table(pa.Table.from_pylist(records), path)
     return path
 

@@ -168,7 +168,8 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
     feed = not isinstance(state, EmbeddedState)
     inserted = _insert_events(ctx.services, rows, want_inserted=feed)
     if feed and inserted:
-        fresh = [RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"])
+        fresh = [RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"],
+                             event_id=r["event_id"], received_at=received)
                  for r in rows if r["event_id"] in inserted]
         try:
             state.record_events(target.dataset_group_arn, user_id, session_id, fresh)

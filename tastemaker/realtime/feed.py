@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -45,3 +47,35 @@ def item_counts(engine: sa.Engine, dataset_group_arn: str, since: float, until: 
         query = query.where(events.c.sent_at < until)
     with engine.connect() as conn:
         return {str(item): int(count) for item, count in conn.execute(query)}
+
+
+def training_records(conn: sa.Connection, dataset_group_arn: str) -> list[dict[str, Any]]:
+    """A dataset group's streamed events as Interactions records (schema field names), in arrival order.
+
+    Session stitching: an event sent with only a sessionId is trained on as the userId that the same session
+    carried next (the login that followed), or else the one it carried last before it; a session that never
+    carried a userId stays out of training.
+    """
+    query = (sa.select(events.c.session_id, events.c.user_id, events.c.record)
+             .where(events.c.dataset_group_arn == dataset_group_arn).order_by(events.c.id))
+    rows = [(r.session_id, r.user_id, r.record if isinstance(r.record, dict) else json.loads(r.record))
+            for r in conn.execute(query)]
+    owner: list[str | None] = [None] * len(rows)
+    following: dict[str, str] = {}  # session -> the userId of its nearest later event with one
+    for i in range(len(rows) - 1, -1, -1):
+        session, user, _record = rows[i]
+        if user is not None:
+            following[session] = user
+        owner[i] = user or following.get(session)
+    preceding: dict[str, str] = {}
+    out = []
+    for i, (session, user, record) in enumerate(rows):
+        if user is not None:
+            preceding[session] = user
+        who = owner[i] or preceding.get(session)
+        if who is None:
+            continue
+        if record.get("USER_ID") != who:
+            record = {**record, "USER_ID": who}
+        out.append(record)
+    return out

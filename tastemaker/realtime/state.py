@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
@@ -25,6 +25,10 @@ class RecentEvent:
     event_type: str
     timestamp: float  # the event's sentAt, epoch seconds
     event_value: float | None
+    # Where the durable row came from (PutEvents passes them): Redis derives a stable member from them, so a
+    # replayed row and its live copy are one member. Not part of an event's identity for comparisons.
+    event_id: str | None = field(default=None, compare=False)
+    received_at: float | None = field(default=None, compare=False)
 
 
 class RealtimeState(Protocol):
@@ -40,32 +44,58 @@ class RealtimeState(Protocol):
         at most `limit_per_type` of each event type."""
 
 
+# A user's newest sessions (by arrival): their anonymous events count as the user's (session stitching).
+# (The LIMITed inner query keeps the planner on the user index and bounds the work for very active users.)
+_SESSIONS_SQL = """
+SELECT session_id FROM (
+  SELECT session_id, id FROM events WHERE dataset_group_arn = {p} AND user_id = {p} ORDER BY id DESC LIMIT 5000
+) newest GROUP BY session_id ORDER BY MAX(id) DESC LIMIT {n}
+"""
 _RECENT_SQL = """
 SELECT id, item_id, event_type, sent_at, event_value FROM (
   SELECT id, item_id, event_type, sent_at, event_value,
          ROW_NUMBER() OVER (PARTITION BY event_type ORDER BY sent_at DESC, id DESC) AS rn
   FROM events
   WHERE id IN (SELECT id FROM events WHERE dataset_group_arn = {p} AND user_id = {p}
-               UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND session_id = {p})
+               UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND session_id = {p}{stitched})
 ) ranked
 WHERE rn <= {p}
 ORDER BY sent_at DESC, id DESC
 """
+# `user_id || ''` is never indexed: the planner must take the session index, not scan the group's anonymous rows.
+_STITCHED_IDS = (" UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND session_id IN ({m})"
+                 " AND user_id || '' IS NULL")
 # Only what arrived after the cached newest id: a rowid range on each index (SQLite and PostgreSQL alike).
+# session_id and user_id come back so that a user's new session (a new stitch) is noticed.
 _NEWER_SQL = """
-SELECT id, item_id, event_type, sent_at, event_value FROM events
+SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
 WHERE dataset_group_arn = {p} AND user_id = {p} AND id > {p}
 UNION
-SELECT id, item_id, event_type, sent_at, event_value FROM events
-WHERE dataset_group_arn = {p} AND session_id = {p} AND id > {p}
+SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
+WHERE dataset_group_arn = {p} AND session_id = {p} AND id > {p}{stitched}
 """
+_STITCHED_NEWER = """
+UNION
+SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
+WHERE dataset_group_arn = {p} AND session_id IN ({m}) AND user_id || '' IS NULL AND id > {p}"""
 CACHE_ENTRIES = 20000  # users/sessions whose recent events a process keeps
 FULL_REFRESH_SECONDS = 30.0  # a cached entry is re-read in full this often (picks up deleted data)
 # PostgreSQL hands out ids before commit, so concurrent writers can commit a lower id after a higher one
 # is visible: re-probe this many ids below the newest seen. SQLite assigns ids under its write lock (exact).
 POSTGRES_ID_LOOKBACK = 100_000
+STITCHED_SESSIONS = 20  # a user's newest sessions whose anonymous events join the user's recent events
 
 Row = tuple[int, "str | None", str, float, "float | None"]  # id, item, type, sent_at, value
+
+
+@dataclass
+class _Entry:
+    rows: list[Row]  # newest first, capped per type at `limit`
+    limit: int
+    newest: int  # highest events.id seen
+    loaded: float  # monotonic time of the last full read
+    sessions: tuple[str, ...]  # the user's stitched sessions (empty when the id is not a user id)
+    ids: set[int]  # events.id of every row merged in so far (PostgreSQL's lookback re-reads them)
 
 
 class EmbeddedState:
@@ -74,16 +104,17 @@ class EmbeddedState:
     Uses a pooled DBAPI connection in autocommit (no SQLAlchemy transaction), so on SQLite a read never
     takes the write lock that ingestion needs; the two indexes on (group, user_id) and (group, session_id)
     make one call a few index lookups.
+
+    Session stitching: recent_events(group, userId) also returns the anonymous events (no userId) of the
+    user's newest STITCHED_SESSIONS sessions, i.e. sessions that carried at least one event with that userId.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self.sql = _RECENT_SQL.format(p=marker)
-        self.newer_sql = _NEWER_SQL.format(p=marker)
+        self.marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.sessions_sql = _SESSIONS_SQL.format(p=self.marker, n=STITCHED_SESSIONS)
         self.lookback = POSTGRES_ID_LOOKBACK if engine.dialect.name == "postgresql" else 0
-        # (group, id) -> (rows newest first, capped per type at `limit`; limit; newest id; loaded at)
-        self.cache: OrderedDict[tuple[str, str], tuple[list[Row], int, int, float]] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self.lock = threading.Lock()
 
     def record_events(self, dataset_group_arn: str, user_id: str | None, session_id: str,
@@ -93,34 +124,65 @@ class EmbeddedState:
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
                       limit_per_type: int = 100) -> list[RecentEvent]:
         """Every call reads the database (so a commit in any process is visible at once), but a user seen before
-        costs only a probe for events newer than the ones this process already holds."""
+        costs only one probe for events newer than the ones this process already holds."""
         if limit_per_type <= 0:
             return []
         key = (dataset_group_arn, user_or_session_id)
         with self.lock:
             entry = self.cache.get(key)
         now = time.monotonic()
-        if entry is not None and entry[1] >= limit_per_type and now - entry[3] < FULL_REFRESH_SECONDS:
-            cached, limit, newest, loaded = entry
-            after = newest - self.lookback
-            newer = self._query(self.newer_sql, (dataset_group_arn, user_or_session_id, after,
-                                                 dataset_group_arn, user_or_session_id, after))
-            rows = _cap(newer + cached, limit) if newer else cached
-        else:
-            limit, loaded = max(limit_per_type, 100), now
-            rows = self._query(self.sql, (dataset_group_arn, user_or_session_id, dataset_group_arn,
-                                          user_or_session_id, limit))
-        newest = max((r[0] for r in rows), default=entry[2] if entry else 0)
+        fresh = None
+        if entry is not None and entry.limit >= limit_per_type and now - entry.loaded < FULL_REFRESH_SECONDS:
+            fresh = self._newer(dataset_group_arn, user_or_session_id, entry)
+        if fresh is None:  # first read, stale entry, or the user showed up in a new session: read in full
+            fresh = self._full(dataset_group_arn, user_or_session_id, max(limit_per_type, 100), now)
+        entry, rows = fresh, fresh.rows
         with self.lock:
-            self.cache[key] = (rows, limit, newest, loaded)
+            self.cache[key] = entry
             self.cache.move_to_end(key)
             while len(self.cache) > CACHE_ENTRIES:
                 self.cache.popitem(last=False)
-        if limit > limit_per_type:
+        if entry.limit > limit_per_type:
             rows = _cap(rows, limit_per_type)
         return [RecentEvent(r[1], r[2], r[3], r[4]) for r in rows]
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+    def _full(self, group: str, ident: str, limit: int, now: float) -> _Entry:
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self.sessions_sql, (group, ident))
+            sessions = tuple(r[0] for r in cursor.fetchall())
+            marks = ", ".join([self.marker] * len(sessions))
+            stitched = _STITCHED_IDS.format(p=self.marker, m=marks) if sessions else ""
+            cursor.execute(_RECENT_SQL.format(p=self.marker, stitched=stitched),
+                           (group, ident, group, ident) + ((group, *sessions) if sessions else ()) + (limit,))
+            rows = [_row(r) for r in cursor.fetchall()]
+            cursor.close()
+        finally:
+            raw.close()
+        return _Entry(rows, limit, max((r[0] for r in rows), default=0), now, sessions, {r[0] for r in rows})
+
+    def _newer(self, group: str, ident: str, entry: _Entry) -> _Entry | None:
+        """The entry with newer rows merged in, or None when a full read is needed (the user has a new session)."""
+        after = entry.newest - self.lookback
+        stitched = ""
+        params: tuple[Any, ...] = (group, ident, after, group, ident, after)
+        if entry.sessions:
+            stitched = _STITCHED_NEWER.format(p=self.marker, m=", ".join([self.marker] * len(entry.sessions)))
+            params += (group, *entry.sessions, after)
+        found = self._fetch(_NEWER_SQL.format(p=self.marker, stitched=stitched), params)
+        known = set(entry.sessions)
+        # A new arrival of this user in a session not stitched yet: re-read in full (a row that PostgreSQL commits
+        # late, below `newest`, brings its own session's anonymous events at the next full refresh instead).
+        if any(r[0] > entry.newest and r[6] == ident and r[5] not in known for r in found):
+            return None
+        newer = [_row(r) for r in found if r[0] > entry.newest or r[0] not in entry.ids]  # lookback re-reads
+        if not newer:
+            return entry
+        return _Entry(_cap(newer + entry.rows, entry.limit), entry.limit, max(entry.newest, *(r[0] for r in newer)),
+                      entry.loaded, entry.sessions, entry.ids | {r[0] for r in newer})
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         raw = self.engine.raw_connection()
         try:
             cursor = raw.cursor()
@@ -129,7 +191,11 @@ class EmbeddedState:
             cursor.close()
         finally:
             raw.close()
-        return [(int(r[0]), r[1], r[2], float(r[3]), None if r[4] is None else float(r[4])) for r in rows]
+        return rows
+
+
+def _row(r: Any) -> Row:
+    return (int(r[0]), r[1], r[2], float(r[3]), None if r[4] is None else float(r[4]))
 
 
 def _cap(rows: list[Row], limit: int) -> list[Row]:

@@ -85,7 +85,8 @@ def test_anonymous_session_events_and_recent_state(services: Services) -> None:
     put_events(g.ctx, tracking_id=g.tracking_id, session_id="anon-1", user_id="u7", event_list=[event("i3", 30.0)])
     state = get_state(services)
     assert [e.item_id for e in state.recent_events(g.arn, "anon-1")] == ["i3", "i2", "i1"]
-    assert [e.item_id for e in state.recent_events(g.arn, "u7")] == ["i3"]
+    # the session is stitched to u7: its anonymous events count as u7's at once
+    assert [e.item_id for e in state.recent_events(g.arn, "u7")] == ["i3", "i2", "i1"]
     assert stored(services, g.arn)[0].record["USER_ID"] is None
 
 

@@ -59,7 +59,7 @@ def test_user_and_session_histories_union_once(setup: tuple[Group, RealtimeState
     send(group, "other-session", "u2", ("c", "click", 3.0))
     send(group, "same", "same", ("d", "click", 4.0))
     assert items(state.recent_events(group.arn, "anon")) == ["b", "a"]
-    assert items(state.recent_events(group.arn, "u2")) == ["c", "b"]
+    assert items(state.recent_events(group.arn, "u2")) == ["c", "b", "a"]  # "a": stitched from session anon
     assert items(state.recent_events(group.arn, "same")) == ["d"]  # one event, though listed under both ids
     assert state.recent_events(group.arn, "nobody") == []
 
@@ -93,6 +93,36 @@ def test_events_after_a_read_show_up_in_the_next_read(setup: tuple[Group, Realti
     assert items(state.recent_events(group.arn, "s", limit_per_type=10)) == [
         "new", "a4", "a3", "late", "a2", "b1", "a1", "a0"]  # b1 and a1 share a timestamp: later arrival first
     assert items(state.recent_events(group.arn, "u", limit_per_type=1)) == ["new", "b1"]
+
+
+def test_a_users_reads_include_the_anonymous_events_of_their_sessions(setup: tuple[Group, RealtimeState]) -> None:
+    group, state = setup
+    send(group, "s1", None, ("a1", "click", 1.0), ("a2", "click", 2.0))
+    send(group, "s2", None, ("never-linked", "click", 3.0))
+    assert items(state.recent_events(group.arn, "u")) == []  # read (and cached) before the user shows up
+    send(group, "s1", "u", ("b", "click", 4.0))  # the stitch: s1 belongs to u from now on
+    assert items(state.recent_events(group.arn, "u")) == ["b", "a2", "a1"]
+    send(group, "s1", None, ("a3", "click", 5.0))  # anonymous again in the same session (logged out)
+    send(group, "s3", "v", ("v1", "click", 6.0))  # another user's own event stays theirs
+    send(group, "s1", "v", ("v2", "click", 7.0))  # v shows up in s1 too: s1's anonymous events are v's as well
+    assert items(state.recent_events(group.arn, "u")) == ["a3", "b", "a2", "a1"]
+    assert items(state.recent_events(group.arn, "v")) == ["v2", "v1", "a3", "a2", "a1"]
+    assert items(state.recent_events(group.arn, "s1")) == ["v2", "a3", "b", "a2", "a1"]
+    assert items(state.recent_events(group.arn, "s2")) == ["never-linked"]
+    assert items(state.recent_events(group.arn, "u", limit_per_type=2)) == ["a3", "b"]
+
+
+def test_stitching_reaches_only_a_users_newest_sessions(setup: tuple[Group, RealtimeState]) -> None:
+    from tastemaker.realtime.state import STITCHED_SESSIONS
+
+    group, state = setup
+    send(group, "old", None, ("anon-old", "click", 1.0))
+    send(group, "old", "u", ("u-old", "click", 2.0))
+    for n in range(STITCHED_SESSIONS):  # the user's later sessions push "old" out of the newest ones
+        send(group, f"new{n}", "u", (f"u{n}", "click", 10.0 + n))
+    send(group, "old", None, ("anon-late", "click", 100.0))
+    recent = items(state.recent_events(group.arn, "u"))
+    assert "anon-late" not in recent and "u-old" in recent
 
 
 def test_unreachable_redis_neither_fails_ingestion_nor_reads(tmp_path: Path) -> None:

@@ -90,3 +90,51 @@ def test_domain_message_names_the_event_type():
     with pytest.raises(InsufficientDataError,
                        match="Dataset has fewer than 1000 interactions after filtering by event type: Purchase"):
         TrainingData.from_tables(interactions(), None, None, config)
+
+
+def test_session_only_events_are_stitched_to_the_sessions_user(tmp_path):
+    """PutEvents with only a sessionId train as the userId that session carried next (else last); sessions
+    that never carried a userId stay out of the exported Interactions part."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.jobs.training import export_events
+    from tastemaker.realtime.events_api import put_events
+    from tests.realtime.conftest import make_group
+
+    services = build_services(Settings(data_dir=tmp_path / "data"))
+    group = make_group(services)
+
+    def send(session, user, *items, properties=None):
+        put_events(group.ctx, tracking_id=group.tracking_id, session_id=session, user_id=user, event_list=[
+            {"event_type": "click", "item_id": item, "sent_at": 1_700_000_000 + n,
+             **({"properties": json.dumps(properties)} if properties else {})} for n, item in enumerate(items)])
+
+    send("s1", None, "anon-1", "anon-2", properties={"device": "tv"})
+    send("s1", "alice", "a1")  # the login: s1's earlier anonymous events become alice's
+    send("s1", None, "after-logout")  # no later login in s1: the last userId it carried
+    send("s2", None, "never-linked")
+    send("s3", "bob", "b1")
+    send("s3", None, "bob-anon")
+    send("s3", "carol", "c1")  # s3 changed hands: bob-anon went before carol's first event, so it is carol's
+    with services.engine.connect() as conn:
+        path = export_events(conn, group.arn, tmp_path / "events.parquet")
+    table = pq.read_table(path)
+    pairs = list(zip(table.column("USER_ID").to_pylist(), table.column("ITEM_ID").to_pylist(), strict=True))
+    assert pairs == [("alice", "anon-1"), ("alice", "anon-2"), ("alice", "a1"), ("alice", "after-logout"),
+                     ("bob", "b1"), ("carol", "bob-anon"), ("carol", "c1")]
+    assert table.column("DEVICE").to_pylist()[:2] == ["tv", "tv"]  # the rest of the record is kept
+    data = TrainingData.from_tables(table, None, None, TrainingConfig(), check_minimum=False)
+    assert sorted(data.user_ids.tolist()) == ["alice", "bob", "carol"]
+    assert np.bincount(data.users).tolist() == [4, 1, 2]
+
+    send("s9", None, "x")  # a group with only unlinked sessions exports nothing
+    other = make_group(services)
+    put_events(other.ctx, tracking_id=other.tracking_id, session_id="s", user_id=None,
+               event_list=[{"event_type": "click", "item_id": "x", "sent_at": 1.0}])
+    with services.engine.connect() as conn:
+        assert export_events(conn, other.arn, tmp_path / "other.parquet") is None
+    services.engine.dispose()
