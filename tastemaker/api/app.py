@@ -1,38 +1,67 @@
-"""The HTTP server: one port for the control plane (JSON 1.1), the runtime and the events APIs."""
+"""The HTTP server: one port for the control plane (JSON 1.1), the runtime and the events APIs.
+
+A plain ASGI application (no per-request framework objects: on the runtime path the framework's request and
+response objects cost as much as the rest of the API layer). Each request is SigV4-verified, routed by
+X-Amz-Target or method + path, validated against the botocore input shape and converted to snake_case.
+Operations run in the thread pool, except the runtime reads (GetRecommendations, GetPersonalizedRanking),
+which run on the event loop while what they need is in memory (tastemaker.serving.inline).
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
-from tastemaker.api.sigv4 import verify_sigv4
+from tastemaker.api.sigv4 import HeaderLists, verify_sigv4
 from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.context import RequestContext, Services
-from tastemaker.control.registry import load_all
+from tastemaker.control.registry import INLINE_OPERATIONS, load_all
 from tastemaker.errors import InternalFailure, InvalidInputException, NotImplementedOperation, TastemakerError
+from tastemaker.serving.inline import NotWarm, inline
 
 log = logging.getLogger("tastemaker.api")
 JSON11 = "application/x-amz-json-1.1"
+JSON = "application/json"
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def error_response(exc: TastemakerError, protocol: str) -> Response:
+class Reply:
+    """An HTTP answer: status, body and content type (plus the AWS error type header for errors)."""
+
+    __slots__ = ("body", "error_type", "media_type", "status")
+
+    def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None):
+        self.body = body
+        self.status = status
+        self.media_type = media_type
+        self.error_type = error_type
+
+    async def send(self, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode())]
+        if self.error_type:
+            headers.append((b"x-amzn-errortype", self.error_type.encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def error_reply(exc: TastemakerError, protocol: str) -> Reply:
     body = orjson.dumps({"__type": exc.code, "message": exc.message})
     status = exc.status
     if protocol == "json" and 400 < status < 500 and status != 403:
         status = 400  # the control-plane model has no status codes; AWS answers 400
-    return Response(body, status_code=status, headers={"x-amzn-ErrorType": exc.code},
-                    media_type=JSON11 if protocol == "json" else "application/json")
+    return Reply(body, status, JSON11 if protocol == "json" else JSON, exc.code)
 
 
 class Api:
@@ -42,32 +71,32 @@ class Api:
         self.services = services
         self.keys = keys
         self.operations = load_all()
+        self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
         precompile_all(info.model for info in service_models.all_operations())
 
-    def find_operation(self, request: Request) -> service_models.OperationInfo:
-        target = request.headers.get("x-amz-target")
+    def find_operation(self, method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo:
+        target = headers.first("x-amz-target")
         if target:
             info = service_models.operation_for_target(target)
             if info is None:
                 raise InvalidInputException(f"Unknown operation in X-Amz-Target: {target}.")
             return info
-        info = service_models.operation_for_path(request.method, request.url.path)
+        info = service_models.operation_for_path(method, path)
         if info is None:
             raise InvalidInputException(
-                f"No Personalize operation answers {request.method} {request.url.path}: control-plane calls are "
+                f"No Personalize operation answers {method} {path}: control-plane calls are "
                 "POST / with an X-Amz-Target header; runtime and events calls use their documented paths.")
         return info
 
-    async def handle(self, request: Request) -> Response:
-        protocol = "json" if request.headers.get("x-amz-target") else "rest-json"
+    async def handle(self, scope: Scope, body: bytes) -> Reply:
+        headers = HeaderLists.from_asgi(scope["headers"])
+        protocol = "json" if headers.first("x-amz-target") else "rest-json"
         try:
-            body = await request.body()
-            raw_path = request.scope.get("raw_path") or request.url.path.encode()
-            credential = verify_sigv4(request.method, raw_path.decode("latin-1"), request.url.query,
-                                      request.headers, body,
-                                      self.keys.secret_for,
-                                      max_skew=_skew(self.services.settings.max_skew_seconds))
-            info = self.find_operation(request)
+            method = scope["method"]
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            credential = verify_sigv4(method, raw_path.decode("latin-1"), scope["query_string"].decode("latin-1"),
+                                      headers, body, self.keys.secret_for, max_skew=self.max_skew)
+            info = self.find_operation(method, scope["path"], headers)
             protocol = info.protocol
             fn = self.operations.get(info.name)
             if fn is None:
@@ -77,38 +106,85 @@ class Api:
                 raw = orjson.loads(body) if body.strip() else {}
             except orjson.JSONDecodeError as exc:
                 raise InvalidInputException(f"The request body is not valid JSON: {exc}.") from exc
-            params = validate_input(info.model, raw)
+            params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
-            started = time.perf_counter()
-            result = await run_in_threadpool(fn, ctx, **to_python(info.input_shape, params))
-            log.debug("%s took %.1f ms", info.name, (time.perf_counter() - started) * 1000)
+            result = await self.run(info.name, fn, ctx, params)
             payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
-            media = JSON11 if protocol == "json" else "application/json"
-            return Response(orjson.dumps(payload), media_type=media)
+            return Reply(orjson.dumps(payload), media_type=JSON11 if protocol == "json" else JSON)
         except TastemakerError as exc:
-            return error_response(exc, protocol)
+            return error_reply(exc, protocol)
         except Exception as exc:
             log.exception("unhandled error")
-            return error_response(InternalFailure(f"Internal error: {type(exc).__name__}. The server log has "
-                                                  "the details."), protocol)
+            return error_reply(InternalFailure(f"Internal error: {type(exc).__name__}. The server log has "
+                                               "the details."), protocol)
+
+    async def run(self, name: str, fn: Callable[..., Any], ctx: RequestContext, params: dict[str, Any]) -> Any:
+        """The operation inline on the event loop when it may and can (warm), else in the thread pool."""
+        started = time.perf_counter()
+        if name in INLINE_OPERATIONS:
+            try:
+                with inline():
+                    return fn(ctx, **params)
+            except NotWarm as cold:
+                log.debug("%s needs the thread pool (%s)", name, cold)
+            result = await run_in_threadpool(fn, ctx, **params)
+            # What the cold request loaded (model, catalogue, indexes: millions of objects) lives as long as
+            # the deployment: keep it out of the cyclic collector, whose full passes over it were the worst
+            # pauses under load. Unreferenced objects are still freed by reference counting.
+            gc.freeze()
+            return result
+        result = await run_in_threadpool(fn, ctx, **params)
+        log.debug("%s took %.1f ms", name, (time.perf_counter() - started) * 1000)
+        return result
 
 
-def _skew(seconds: int) -> Any:
-    from datetime import timedelta
+class Application:
+    """The ASGI entry point: /ping (the trivial endpoint: the framework's ceiling), every API call, and the
+    lifespan hooks that start and stop the embedded job runner."""
 
-    return timedelta(seconds=seconds)
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.on_startup: list[Callable[[], None]] = []
+        self.on_shutdown: list[Callable[[], None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["path"] == "/ping" and scope["method"] == "GET":
+                await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
+                return
+            body = await _read_body(receive)
+            reply = await self.api.handle(scope, body)
+            await reply.send(send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        hook()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    hook()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
-def build_app(services: Services, keys: KeyStore) -> Starlette:
-    api = Api(services, keys)
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    while message.get("more_body", False):
+        message = await receive()
+        body += message.get("body", b"")
+    return body
 
-    async def ping(_request: Request) -> Response:
-        return PlainTextResponse("ok")
 
-    routes = [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/{path:path}", api.handle, methods=["POST", "GET", "PUT", "DELETE"]),
-    ]
-    app = Starlette(routes=routes)
-    app.state.api = api
-    return app
+def build_app(services: Services, keys: KeyStore) -> Application:
+    return Application(Api(services, keys))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -32,39 +33,83 @@ def to_python(shape: Shape | None, value: Any) -> Any:
     return value
 
 
-_MEMBER_PLANS: dict[int, tuple[Shape, list[tuple[str, str, Shape]]]] = {}
+Converter = Callable[[Any], Any]
+_WIRE_CONVERTERS: dict[int, tuple[Shape, Converter | None]] = {}
 
 
-def _wire_members(shape: Shape) -> list[tuple[str, str, Shape]]:
-    """(member, snake_case key, member shape) of a structure, worked out once per shape (hot on responses)."""
-    plan = _MEMBER_PLANS.get(id(shape))
-    if plan is None or plan[0] is not shape:
-        plan = (shape, [(m, camel_to_snake(m), s) for m, s in shape.members.items()])
-        _MEMBER_PLANS[id(shape)] = plan
-    return plan[1]
+def _identity_kind(kind: str) -> bool:
+    return kind in ("string", "boolean", "blob")
+
+
+def wire_converter(shape: Shape) -> Converter | None:
+    """A function turning a Python value of this shape into its wire form; None where the value goes out
+    as it is. Built once per shape (responses are hot: 25-500 predicted items per GetRecommendations)."""
+    hit = _WIRE_CONVERTERS.get(id(shape))
+    if hit is not None and hit[0] is shape:
+        return hit[1]
+    _BUILDING.add(id(shape))
+    try:
+        converter = _build_converter(shape)
+    finally:
+        _BUILDING.discard(id(shape))
+    _WIRE_CONVERTERS[id(shape)] = (shape, converter)
+    return converter
+
+
+_BUILDING: set[int] = set()
+
+
+def _build_converter(shape: Shape) -> Converter | None:
+    kind = shape.type_name
+    if kind == "structure":
+        # Keyed by what a result may use for a member: its snake_case key or the wire name itself. Walking the
+        # value's own keys (2-3 on a predicted item) instead of every member the shape declares is the hot loop
+        # of large responses.
+        plan: dict[str, tuple[str, Converter | None]] = {}
+        for member, member_shape in shape.members.items():
+            entry = (member, _nested(member_shape))
+            plan[member] = entry
+            plan[camel_to_snake(member)] = entry
+
+        def structure(value: Any) -> Any:
+            out = {}
+            for key, item in value.items():
+                entry = plan.get(key)
+                if entry is None or item is None:
+                    continue
+                convert = entry[1]
+                out[entry[0]] = convert(item) if convert is not None else item
+            return out
+
+        return structure
+    if kind == "list":
+        element = _nested(shape.member)
+        if element is None:
+            return list
+        return lambda value: [element(v) for v in value]
+    if kind == "map":
+        element = _nested(shape.value)
+        if element is None:
+            return dict
+        return lambda value: {k: element(v) for k, v in value.items()}
+    if kind == "timestamp" or kind in ("float", "double"):
+        return float
+    if kind in ("integer", "long"):
+        return int
+    return None
+
+
+def _nested(shape: Shape) -> Converter | None:
+    if _identity_kind(shape.type_name):
+        return None
+    if id(shape) in _BUILDING:  # a shape that contains itself: look it up when a value arrives
+        return lambda value: to_wire(shape, value)
+    return wire_converter(shape)
 
 
 def to_wire(shape: Shape | None, value: Any) -> Any:
     """Python result -> response JSON, keeping only members the shape declares (None is omitted)."""
     if shape is None or value is None:
         return value
-    kind = shape.type_name
-    if kind == "structure":
-        out = {}
-        for member, key, member_shape in _wire_members(shape):
-            if key in value and value[key] is not None:
-                out[member] = to_wire(member_shape, value[key])
-            elif member in value and value[member] is not None:
-                out[member] = to_wire(member_shape, value[member])
-        return out
-    if kind == "list":
-        return [to_wire(shape.member, v) for v in value]
-    if kind == "map":
-        return {k: to_wire(shape.value, v) for k, v in value.items()}
-    if kind == "timestamp":
-        return float(value)
-    if kind in ("integer", "long"):
-        return int(value)
-    if kind in ("float", "double"):
-        return float(value)
-    return value
+    converter = wire_converter(shape)
+    return value if converter is None else converter(value)

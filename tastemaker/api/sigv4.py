@@ -54,17 +54,39 @@ class _Authorization:
     signature: str
 
 
+class HeaderLists(dict[str, list[str]]):
+    """Request headers as lower-case name -> every value received (what the ASGI server hands over)."""
+
+    @classmethod
+    def from_asgi(cls, raw: list[tuple[bytes, bytes]]) -> HeaderLists:
+        out = cls()
+        for name, value in raw:
+            key = name.decode("latin-1").lower()
+            found = out.get(key)
+            if found is None:
+                out[key] = [value.decode("latin-1")]
+            else:
+                found.append(value.decode("latin-1"))
+        return out
+
+    def first(self, name: str) -> str | None:
+        values = self.get(name)
+        return values[0] if values else None
+
+
 class _HeaderView:
     """Case-insensitive access to request headers, keeping repeated headers (Starlette's `getlist`)."""
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = headers
+    def __init__(self, headers: Mapping[str, str] | HeaderLists) -> None:
+        if isinstance(headers, HeaderLists):
+            self._all: Callable[[str], list[str]] = lambda name: headers.get(name, [])
+            return
         getlist = getattr(headers, "getlist", None)
         if getlist is None:
             lowered: dict[str, list[str]] = {}
             for name, value in headers.items():
                 lowered.setdefault(name.lower(), []).append(value)
-            self._all: Callable[[str], list[str]] = lambda name: lowered.get(name, [])
+            self._all = lambda name: lowered.get(name, [])
         else:
             self._all = lambda name: list(getlist(name))
 
@@ -76,6 +98,7 @@ class _HeaderView:
         return values[0] if values else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical_path(path: str) -> str:
     """botocore's path normalisation (the same function its signer uses), then SigV4's encoding."""
     return quote(normalize_url_path(urlsplit(f"http://sigv4.invalid{path}").path), safe="/~")
@@ -197,7 +220,7 @@ def verify_sigv4(
     method: str,
     path: str,
     query_string: str,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | HeaderLists,
     body: bytes,
     secret_for: Callable[[str], str | None],
     *,
@@ -258,7 +281,7 @@ def verify_sigv4(
     scope = f"{auth.date}/{auth.region}/{auth.service}/aws4_request"
     string_to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{sha256(canonical.encode('utf-8')).hexdigest()}"
     key = _signing_key(secret, auth.date, auth.region, auth.service)
-    expected = hmac.new(key, string_to_sign.encode("utf-8"), sha256).hexdigest()
+    expected = hmac.digest(key, string_to_sign.encode("utf-8"), "sha256").hex()  # one-shot C path
     if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "surrogateescape")):
         raise InvalidSignatureException(MISMATCH_MESSAGE)
     return Credential(auth.access_key_id, auth.region, auth.service, auth.date, moment)

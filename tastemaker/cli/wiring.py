@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import typing
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING, Any
 
 from tastemaker.config import Settings
 from tastemaker.control.context import Services
 from tastemaker.store import db
 from tastemaker.store.blobs import open_blob_store
+
+if TYPE_CHECKING:
+    from tastemaker.api.app import Application
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -30,7 +29,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     return Services(settings=settings, engine=engine, blobs=blobs)
 
 
-def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool = True) -> Starlette:
+def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool = True) -> Application:
     """The ASGI app with its embedded job runner started and stopped by the app's lifespan."""
     # One BLAS thread per API process: request-sized matrix products are slower, not faster, with a
     # thread pool, and several worker processes already use the cores. Training runs in subprocesses.
@@ -50,18 +49,9 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
         print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
     app = build_app(services, keys)
     runner = JobRunner(services, settings.job_threads)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if settings.job_threads > 0:
-            runner.start()
-        try:
-            yield
-        finally:
-            runner.stop()
-
-    app.router.lifespan_context = lifespan
-    app.state.services = services
+    if settings.job_threads > 0:
+        app.on_startup.append(runner.start)
+    app.on_shutdown.append(runner.stop)
     return app
 
 
@@ -127,7 +117,7 @@ def _claim_job_runner(settings: Settings) -> bool:
     return True
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Application:
     """uvicorn app factory for worker processes; only one of them runs the embedded job runner."""
     settings = settings_from_json(os.environ[SETTINGS_ENV])
     if settings.job_threads > 0 and not _claim_job_runner(settings):

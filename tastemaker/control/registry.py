@@ -6,15 +6,20 @@ from collections.abc import Callable
 from typing import Any
 
 OPERATIONS: dict[str, Callable[..., Any]] = {}
+# Operations the API may run on the event loop: read-only, and every step that could block calls
+# tastemaker.serving.inline.slow_step() first (the request then moves to the thread pool).
+INLINE_OPERATIONS: set[str] = set()
 
 
-def operation(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def operation(name: str, *, inline: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn` as the implementation of the AWS operation `name` (e.g. "CreateDatasetGroup")."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name} registered twice")
         OPERATIONS[name] = fn
+        if inline:
+            INLINE_OPERATIONS.add(name)
         return fn
 
     return register

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from tastemaker.control.context import Services
 
 CACHE_KEY = "realtime_state"
+log = logging.getLogger("tastemaker.realtime")
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,29 @@ _STITCHED_IDS = (" UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND
 # session_id and user_id come back so that a user's new session (a new stitch) is noticed.
 _NEWER_SQL = """
 SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND user_id = {p} AND id > {p}
+WHERE dataset_group_arn = {p} AND user_id = {p} AND {after}
 UNION
 SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND session_id = {p} AND id > {p}{stitched}
+WHERE dataset_group_arn = {p} AND session_id = {p} AND {after}{stitched}
 """
 _STITCHED_NEWER = """
 UNION
 SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND session_id IN ({m}) AND user_id || '' IS NULL AND id > {p}"""
+WHERE dataset_group_arn = {p} AND session_id IN ({m}) AND user_id || '' IS NULL AND {after}"""
 CACHE_ENTRIES = 20000  # users/sessions whose recent events a process keeps
 FULL_REFRESH_SECONDS = 30.0  # a cached entry is re-read in full this often (picks up deleted data)
-# PostgreSQL hands out ids before commit, so concurrent writers can commit a lower id after a higher one
-# is visible: re-probe this many ids below the newest seen. SQLite assigns ids under its write lock (exact).
-POSTGRES_ID_LOOKBACK = 100_000
+IDLE_CONNECTIONS = 4  # DBAPI connections kept between reads (no pool checkout and pre-ping per read)
 STITCHED_SESSIONS = 20  # a user's newest sessions whose anonymous events join the user's recent events
+# PostgreSQL hands out ids before commit, so a lower id can become visible after a higher one: "id > newest"
+# would miss it. Instead a probe asks for the rows written by every transaction that had not finished when the
+# previous probe's snapshot was taken: xid >= that snapshot's xmin (every older transaction had ended, so its
+# rows were already visible then). age() compares the rows' 32-bit xids wraparound-safely; a frozen row's age
+# is the maximum, so it never matches. The snapshot's xmin comes back with the rows (same statement, same
+# snapshot), or from a statement before the full read (an earlier xmin is only more conservative).
+_PG_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_PG_NEWER_WRAP = """
+SELECT h.x, n.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x) h LEFT JOIN ({newer}) n ON true
+"""
 
 Row = tuple[int, "str | None", str, float, "float | None"]  # id, item, type, sent_at, value
 
@@ -95,7 +105,8 @@ class _Entry:
     newest: int  # highest events.id seen
     loaded: float  # monotonic time of the last full read
     sessions: tuple[str, ...]  # the user's stitched sessions (empty when the id is not a user id)
-    ids: set[int]  # events.id of every row merged in so far (PostgreSQL's lookback re-reads them)
+    ids: set[int]  # events.id of every row merged in so far (PostgreSQL's probes may re-read some)
+    horizon: int = 0  # PostgreSQL: xmin (xid8) of the snapshot of the last probe, or of one taken before it
 
 
 class EmbeddedState:
@@ -113,9 +124,12 @@ class EmbeddedState:
         self.engine = engine
         self.marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self.sessions_sql = _SESSIONS_SQL.format(p=self.marker, n=STITCHED_SESSIONS)
-        self.lookback = POSTGRES_ID_LOOKBACK if engine.dialect.name == "postgresql" else 0
+        self.postgres = engine.dialect.name == "postgresql"
+        self.after = (f"age(xmin) <= age(CAST({self.marker}::text AS xid))" if self.postgres
+                      else f"id > {self.marker}")  # what "arrived since the last probe" means (see above)
         self.cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self.lock = threading.Lock()
+        self.idle: list[Any] = []  # DBAPI connections between reads (autocommit on PostgreSQL)
 
     def record_events(self, dataset_group_arn: str, user_id: str | None, session_id: str,
                       events: Sequence[RecentEvent]) -> None:
@@ -147,9 +161,13 @@ class EmbeddedState:
         return [RecentEvent(r[1], r[2], r[3], r[4]) for r in rows]
 
     def _full(self, group: str, ident: str, limit: int, now: float) -> _Entry:
-        raw = self.engine.raw_connection()
+        raw = self._borrow()
         try:
             cursor = raw.cursor()
+            horizon = 0
+            if self.postgres:
+                cursor.execute(_PG_HORIZON_SQL)
+                horizon = int(cursor.fetchone()[0])
             cursor.execute(self.sessions_sql, (group, ident))
             sessions = tuple(r[0] for r in cursor.fetchall())
             marks = ", ".join([self.marker] * len(sessions))
@@ -158,41 +176,80 @@ class EmbeddedState:
                            (group, ident, group, ident) + ((group, *sessions) if sessions else ()) + (limit,))
             rows = [_row(r) for r in cursor.fetchall()]
             cursor.close()
-        finally:
-            raw.close()
-        return _Entry(rows, limit, max((r[0] for r in rows), default=0), now, sessions, {r[0] for r in rows})
+        except BaseException:
+            self._discard(raw)
+            raise
+        self._give_back(raw)
+        return _Entry(rows, limit, max((r[0] for r in rows), default=0), now, sessions, {r[0] for r in rows},
+                      horizon)
 
     def _newer(self, group: str, ident: str, entry: _Entry) -> _Entry | None:
         """The entry with newer rows merged in, or None when a full read is needed (the user has a new session)."""
-        after = entry.newest - self.lookback
+        after: Any = str(entry.horizon % 2**32) if self.postgres else entry.newest  # PostgreSQL: 32-bit xid
         stitched = ""
         params: tuple[Any, ...] = (group, ident, after, group, ident, after)
         if entry.sessions:
-            stitched = _STITCHED_NEWER.format(p=self.marker, m=", ".join([self.marker] * len(entry.sessions)))
+            stitched = _STITCHED_NEWER.format(p=self.marker, m=", ".join([self.marker] * len(entry.sessions)),
+                                              after=self.after)
             params += (group, *entry.sessions, after)
-        found = self._fetch(_NEWER_SQL.format(p=self.marker, stitched=stitched), params)
+        sql = _NEWER_SQL.format(p=self.marker, stitched=stitched, after=self.after)
+        horizon = entry.horizon
+        if self.postgres:
+            found = self._fetch(_PG_NEWER_WRAP.format(newer=sql), params)
+            horizon = int(found[0][0])
+            found = [r[1:] for r in found if r[1] is not None]
+        else:
+            found = self._fetch(sql, params)
         known = set(entry.sessions)
         # A new arrival of this user in a session not stitched yet: re-read in full (a row that PostgreSQL commits
         # late, below `newest`, brings its own session's anonymous events at the next full refresh instead).
         if any(r[0] > entry.newest and r[6] == ident and r[5] not in known for r in found):
             return None
-        newer = [_row(r) for r in found if r[0] > entry.newest or r[0] not in entry.ids]  # lookback re-reads
+        newer = [_row(r) for r in found if r[0] > entry.newest or r[0] not in entry.ids]  # re-reads skipped
         if not newer:
-            return entry
+            if horizon == entry.horizon:
+                return entry
+            return _Entry(entry.rows, entry.limit, entry.newest, entry.loaded, entry.sessions, entry.ids, horizon)
         return _Entry(_cap(newer + entry.rows, entry.limit), entry.limit, max(entry.newest, *(r[0] for r in newer)),
-                      entry.loaded, entry.sessions, entry.ids | {r[0] for r in newer})
+                      entry.loaded, entry.sessions, entry.ids | {r[0] for r in newer}, horizon)
 
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        raw = self.engine.raw_connection()
+        raw = self._borrow()
         try:
             cursor = raw.cursor()
             cursor.execute(sql, params)
             rows = cursor.fetchall()
             cursor.close()
-        finally:
-            raw.close()
+        except BaseException:
+            self._discard(raw)
+            raise
+        self._give_back(raw)
         return rows
 
+    def _borrow(self) -> Any:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        raw = self.engine.raw_connection()
+        if self.postgres:
+            raw.driver_connection.autocommit = True  # each read its own snapshot; never idle in a transaction
+        return raw
+
+    def _give_back(self, raw: Any) -> None:
+        if not self.postgres:
+            raw.rollback()  # SQLite: end the read transaction (no snapshot kept between reads)
+        with self.lock:
+            if len(self.idle) < IDLE_CONNECTIONS:
+                self.idle.append(raw)
+                return
+        raw.close()
+
+    @staticmethod
+    def _discard(raw: Any) -> None:
+        try:
+            raw.invalidate()
+        except Exception:  # already broken
+            log.debug("closing a broken state connection", exc_info=True)
 
 def _row(r: Any) -> Row:
     return (int(r[0]), r[1], r[2], float(r[3]), None if r[4] is None else float(r[4]))
@@ -205,7 +262,7 @@ def _cap(rows: list[Row], limit: int) -> list[Row]:
     ids: set[int] = set()
     out = []
     for row in ordered:
-        if row[0] in ids:  # re-probed (lookback) rows the cache already holds
+        if row[0] in ids:  # re-probed rows the cache already holds
             continue
         ids.add(row[0])
         count = seen.get(row[2], 0)

@@ -127,3 +127,4 @@ def decay_from_bptt(bptt: int) -> float:
     """History decay per event: half of the weight is gone after bptt/5 events (bptt 32 -> 0.897)."""
     half_life = max(float(bptt) / 5.0, 0.3)
     return float(0.5 ** (1.0 / half_life))
+

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from tastemaker.recipes import register_recipe
+from tastemaker.recipes import kernels, register_recipe
 from tastemaker.recipes.base import (
     HyperParameter,
     Progress,
@@ -137,88 +137,76 @@ class CollaborativeModel(TrainedModel):
         """Each query's stored training history followed by its given recent events (what scoring folds in)."""
         return self._histories(np.asarray(user_index), histories)
 
+    @property
+    def gram_inverse(self) -> np.ndarray:
+        """(Y^T Y + lambda I)^-1 in float64, once per loaded model (the fold-in's Woodbury form needs it)."""
+        cached = self.__dict__.get("_gram_inverse")
+        if cached is None:
+            cached = np.linalg.inv(np.asarray(self.gram, dtype=np.float64))
+            self.__dict__["_gram_inverse"] = cached
+        return cached
+
     def user_vectors(self, merged: list[np.ndarray]) -> np.ndarray:
-        """(B, factors) folded-in user vectors: long-term affinity is user_vectors @ item_factors.T."""
-        # fold_in's least squares per row, with the decayed weights summed per item directly: for a handful of
-        # users a scipy matrix costs more than the solve itself.
-        factors, gram = self.arrays["item_factors"], self.gram
+        """(B, factors) folded-in user vectors: long-term affinity is user_vectors @ item_factors.T.
+
+        The least squares (G + Y^T C Y) x = Y^T c per row, G = Y^T Y + lambda I fixed per model, solved in a
+        compiled kernel through the Woodbury identity (only a k x k system for the history's k items)."""
+        factors, g_inv = self.arrays["item_factors"], self.gram_inverse
         decay = float(self.settings["decay"])
         out = np.zeros((len(merged), factors.shape[1]), np.float32)
         for row, history in enumerate(merged):
-            history = np.asarray(history, dtype=np.int64)
-            history = history[(history >= 0) & (history < self.n_items)]
-            if not history.size:
-                continue
-            items, inverse = np.unique(history, return_inverse=True)
-            weights = np.bincount(inverse, weights=np.power(decay, np.arange(history.size)[::-1]))
-            y = factors[items]
-            confidence = (1.0 + ALS_ALPHA * weights).astype(np.float32)
-            a = gram + (y.T * (confidence - 1.0)) @ y
-            out[row] = np.linalg.solve(a, y.T @ confidence)
+            out[row] = kernels.fold_in(factors, g_inv, np.asarray(history, dtype=np.int64), decay, ALS_ALPHA)
         return out
+
+    def short_term(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted item rows, weight) of the short-term part: the decayed last events through the transition
+        matrix, summed per item and scaled by its peak (the same values as score_histories' short term)."""
+        a = self.arrays
+        return kernels.short_term(a["trans_indptr"], a["trans_indices"], a["trans_data"],  # type: ignore[no-any-return]
+                                  np.asarray(history, dtype=np.int64), LAST_EVENTS_FOR_TRANSITIONS,
+                                  float(self.settings["decay"]), TRANSITION_WEIGHT)
 
     def score_candidates(self, merged: list[np.ndarray], candidates: Sequence[np.ndarray],
                          vectors: np.ndarray | None = None, scales: list[float] | None = None,
-                         fixed_scales: Sequence[float] | None = None) -> list[np.ndarray]:
+                         fixed_scales: Sequence[float] | None = None,
+                         short_terms: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[np.ndarray]:
         """score_histories restricted to each row's candidate items (ALS engine only).
 
         `candidates` are sorted unique item rows. Equal to score_histories at those items when they include
         the item whose long-term score has the largest magnitude (the long-term scale is the candidates' own
         maximum); the short-term scale is exact, computed from every item the transitions reach.
         The long-term scale of each row is appended to `scales` when given; `fixed_scales` imposes them
-        (to score more items of the same users later on the same scale).
+        (to score more items of the same users later on the same scale), `short_terms` reuses short_term().
         """
-        decay = np.float32(self.settings["decay"])
         factors = self.arrays["item_factors"]
         vectors = self.user_vectors(merged) if vectors is None else vectors
-        transitions = self.transitions
         trend = float(self.settings.get("trend_weight", 0.0) or 0.0)
+        demote = bool(self.settings.get("demote_history"))
+        recent = self.arrays["recent_popularity"]
         out = []
         for row, items in enumerate(candidates):
             items = np.asarray(items, dtype=np.int64)
-            history = merged[row]
+            history = np.asarray(merged[row], dtype=np.int64)
             if not len(history):
                 out.append(np.asarray(self.arrays["cold_scores"])[items].astype(np.float32))
                 if scales is not None:
                     scales.append(0.0)
                 continue
-            long_term = factors[items] @ vectors[row]
-            if fixed_scales is not None:
-                top = float(fixed_scales[row])
-            else:
-                top = float(np.abs(long_term).max()) if items.size else 0.0
+            reach, weight = short_terms[row] if short_terms is not None else self.short_term(history)
+            scale = float(fixed_scales[row]) if fixed_scales is not None else -1.0
+            scores, top = kernels.score_items(factors, vectors[row], items, scale, reach, weight, trend, recent,
+                                              history, demote)
             if scales is not None:
-                scales.append(top)
-            scores = long_term / np.float32(top) if top > 0 else long_term
-            last = np.asarray(history[-LAST_EVENTS_FOR_TRANSITIONS:], dtype=np.int64)
-            weights = np.power(decay, np.arange(len(last))[::-1]).astype(np.float32)
-            indptr, indices, data = transitions.indptr, transitions.indices, transitions.data
-            spans = [(indptr[i], indptr[i + 1]) for i in last.tolist()]
-            reach = np.concatenate([indices[a:b] for a, b in spans]).astype(np.int64)
-            if reach.size:
-                # the short-term row (decayed last events @ transitions), summed per item, scaled by its peak
-                mass = np.concatenate([data[a:b] * w for (a, b), w in zip(spans, weights.tolist(), strict=True)])
-                unique, inverse = np.unique(reach, return_inverse=True)
-                summed = np.bincount(inverse, weights=mass).astype(np.float32)
-                peak = float(np.abs(summed).max())
-                where = np.searchsorted(items, unique)
-                hit = where < items.size
-                hit[hit] = items[where[hit]] == unique[hit]
-                if peak > 0:
-                    short = np.zeros(items.size, np.float32)
-                    short[where[hit]] = summed[hit] / np.float32(peak)
-                    scores = scores + np.float32(TRANSITION_WEIGHT) * short
-            if trend:
-                scores = scores + np.float32(trend) * np.asarray(self.arrays["recent_popularity"])[items]
-            if self.settings.get("demote_history"):
-                seen = np.unique(np.asarray(history, dtype=np.int64))
-                where = np.searchsorted(items, seen)
-                inside = where < items.size
-                where = where[inside][items[where[inside]] == seen[inside]]
-                scores = np.array(scores, dtype=np.float32)
-                scores[where] -= np.float32(8.0)
-            out.append(np.asarray(scores, dtype=np.float32))
+                scales.append(float(top))
+            out.append(scores)
         return out
+
+    def prepare_serving(self) -> None:
+        """Compile the serving kernels for this model's arrays before it takes requests."""
+        if self.supports_candidates:
+            a = self.arrays
+            kernels.warm_up(a["item_factors"], self.gram_inverse, a["trans_indptr"], a["trans_indices"],
+                            a["trans_data"], a["recent_popularity"])
 
     # --- the TrainedModel interface ---------------------------------------------------------------
     def score_users(self, user_index: np.ndarray, histories: Sequence[np.ndarray],

@@ -112,11 +112,19 @@ def filter_mask(services: Services, group_arn: str, catalog: ServingCatalog, spe
     return compiled.item_mask(request)
 
 
+EXCLUSION_DEPTH = 100  # Personalize: automatic exclusions use the latest 100 interactions per event type
+
+
 def excluded_by_events(catalog: ServingCatalog, events: UserEvents, event_types: tuple[str, ...]) -> np.ndarray:
-    """Catalogue positions of items the user had any of these event types with (domain exclusions)."""
-    wanted = {t.lower() for t in event_types}
+    """Catalogue positions of items in the user's latest EXCLUSION_DEPTH interactions of each of these event
+    types (domain exclusions); `events` are newest first."""
+    remaining = {t.lower(): EXCLUSION_DEPTH for t in event_types}
     position = catalog.position
-    found = {position.get(item, -1) for item, kind in zip(events.item_ids, events.event_types, strict=True)
-             if kind in wanted}
+    found: set[int] = set()
+    for item, kind in zip(events.item_ids, events.event_types, strict=True):
+        left = remaining.get(kind, 0)
+        if left > 0:
+            remaining[kind] = left - 1
+            found.add(position.get(item, -1))
     found.discard(-1)
     return np.fromiter(found, dtype=np.int64, count=len(found))

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from tastemaker.recipes.base import TrainedModel
+from tastemaker.serving.inline import slow_step
 
 ITEM_ID = "ITEM_ID"
 CREATION_TIMESTAMP = "CREATION_TIMESTAMP"
@@ -68,6 +69,7 @@ class ServingCatalog:
         """A value computed once per catalogue snapshot (filter catalogue, compiled filters, masks)."""
         hit = self._derived.get(key)
         if hit is None:
+            slow_step("catalogue derivation")
             with self._lock:
                 hit = self._derived.get(key)
                 if hit is None:

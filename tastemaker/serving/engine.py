@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,18 @@ class Query:
     metadata_columns: dict[str, list[str]] | None = None
     promotions: list[dict[str, Any]] = field(default_factory=list)
     input_list: list[str] | None = None
+
+
+_local = threading.local()
+
+
+def _generator() -> np.random.Generator:
+    """This thread's random generator (exploration, promotion slots): seeding one per request costs more than
+    the draws."""
+    found: np.random.Generator | None = getattr(_local, "rng", None)
+    if found is None:
+        found = _local.rng = np.random.default_rng()
+    return found
 
 
 def rid() -> str:
@@ -232,7 +245,7 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     mask = None if eligible is None else eligible[:n_model].copy()
     score_pool = mask  # the candidates the scores are normalised over (promoted items included)
 
-    rng = np.random.default_rng()
+    rng = _generator()
     found = _candidate_scores(services, loaded, dep, query, catalog, events)
     if found is not None:
         picked = approx.top_from_candidates(found, num, None if mask is None else mask[found.items])
@@ -260,22 +273,12 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     with_scores = dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES
     values = None
     if with_scores:
-        known = order[order < n_model]
-        known_scores = softmax_scores(scores, score_pool, known)
-        values = dict(zip(known.tolist(), known_scores.tolist(), strict=True))
-    promoted_set = set(promoted.tolist())
+        known = order < n_model
+        values = np.zeros(order.size)
+        values[known] = softmax_scores(scores, score_pool, order[known])
     promotion_name = promotion.get("name") if promotion else None
     metadata = catalog.metadata_for(order.tolist(), columns) if columns else None
-    items = []
-    for row, pos in enumerate(order.tolist()):
-        item: dict[str, Any] = {"item_id": str(catalog.item_ids[pos])}
-        if values is not None:
-            item["score"] = round(values.get(pos, 0.0), 7)
-        if pos in promoted_set and promotion_name:
-            item["promotion_name"] = promotion_name
-        if metadata is not None:
-            item["metadata"] = metadata[row]
-        items.append(item)
+    items = _items(catalog, order, values, metadata, set(promoted.tolist()), promotion_name)
     return {"item_list": items, "recommendation_id": rid()}
 
 
@@ -289,22 +292,36 @@ def _respond_from_candidates(loaded: LoadedModel, dep: Deployment, catalog: Serv
     if exploration and dep.recipe_name in EXPLORATION_RECIPES:
         picked = explore(picked, catalog, eligible, set(), exploration, rng)
     n_model = catalog.n_model
-    values = None
+    scores = None
     if dep.kind == "campaign":
-        known = picked[picked < n_model]
+        known = picked < n_model
         allowed = None if mask is None else mask[found.items]
-        known_scores = approx.softmax_with_tail(found, allowed, allowed_total, found.scores_at(loaded.model, known))
-        values = dict(zip(known.tolist(), known_scores.tolist(), strict=True))
+        scores = np.zeros(picked.size)
+        scores[known] = approx.softmax_with_tail(found, allowed, allowed_total,
+                                                 found.scores_at(loaded.model, picked[known]))
     metadata = catalog.metadata_for(picked.tolist(), columns) if columns else None
+    return {"item_list": _items(catalog, picked, scores, metadata), "recommendation_id": rid()}
+
+
+def _items(catalog: ServingCatalog, positions: np.ndarray, scores: np.ndarray | None,
+           metadata: list[dict[str, Any]] | None, promoted: set[int] | frozenset[int] = frozenset(),
+           promotion_name: str | None = None) -> list[dict[str, Any]]:
+    """The itemList entries: id, score (7 decimals, as Personalize), promotion name, metadata."""
+    ids = catalog.item_ids[positions].tolist()
+    if scores is None and metadata is None and not promoted:
+        return [{"item_id": item_id} for item_id in ids]
+    rounded = np.round(scores, 7).tolist() if scores is not None else None
     items = []
-    for row, pos in enumerate(picked.tolist()):
-        item: dict[str, Any] = {"item_id": str(catalog.item_ids[pos])}
-        if values is not None:
-            item["score"] = round(values.get(pos, 0.0), 7)
+    for row, pos in enumerate(positions.tolist()):
+        item: dict[str, Any] = {"item_id": ids[row]}
+        if rounded is not None:
+            item["score"] = rounded[row]
+        if promotion_name and pos in promoted:
+            item["promotion_name"] = promotion_name
         if metadata is not None:
             item["metadata"] = metadata[row]
         items.append(item)
-    return {"item_list": items, "recommendation_id": rid()}
+    return items
 
 
 def _place(picked: np.ndarray, promoted: np.ndarray, rng: np.random.Generator) -> np.ndarray:

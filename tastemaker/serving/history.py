@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastemaker.control.context import Services
+from tastemaker.serving.inline import slow_step
 
 ARRAYS = ("users", "indptr", "items", "types", "times", "item_vocab", "type_vocab")
-MAX_PER_USER = 300  # newest events kept per user (filters consider 100 per event type)
+MAX_PER_TYPE = 300  # newest events kept per user and event type (filters and exclusions consider 100 by default)
 
 
 @dataclass
@@ -80,17 +81,19 @@ def build_arrays(table: pa.Table | None) -> dict[str, np.ndarray]:
     rank = np.empty_like(order_of_vocab)
     rank[order_of_vocab] = np.arange(order_of_vocab.size)
     user_codes = rank[users.indices.to_numpy(zero_copy_only=False)]
-    order = np.lexsort((-times, user_codes))  # by user, newest first
-    user_codes, times = user_codes[order], times[order]
-    item_codes = items.indices.to_numpy(zero_copy_only=False).astype(np.int32)[order]
-    type_codes = type_codes[order]
-    counts = np.bincount(user_codes, minlength=user_vocab.size)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank_in_user = np.arange(user_codes.size) - np.repeat(starts, counts)
-    keep = rank_in_user < MAX_PER_USER
-    kept = np.minimum(counts, MAX_PER_USER)
+    item_codes = items.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    # keep the newest MAX_PER_TYPE of each (user, event type), then order each user's events newest first
+    by_type = np.lexsort((-times, type_codes, user_codes))
+    group = user_codes[by_type].astype(np.int64) * (int(type_codes.max(initial=0)) + 1) + type_codes[by_type]
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [group.size]]))
+    rank_in_group = np.arange(group.size) - np.repeat(starts, sizes)
+    kept_rows = by_type[rank_in_group < MAX_PER_TYPE]
+    order = kept_rows[np.lexsort((-times[kept_rows], user_codes[kept_rows]))]
+    user_codes, times, item_codes, type_codes = user_codes[order], times[order], item_codes[order], type_codes[order]
+    kept = np.bincount(user_codes, minlength=user_vocab.size)
     return {"users": user_vocab[order_of_vocab], "indptr": np.concatenate([[0], np.cumsum(kept)]).astype(np.int64),
-            "items": item_codes[keep], "types": type_codes[keep], "times": times[keep],
+            "items": item_codes, "types": type_codes, "times": times,
             "item_vocab": np.asarray(items.dictionary.to_pylist(), dtype=str), "type_vocab": type_vocab}
 
 
@@ -111,6 +114,7 @@ class HistoryStore:
         hit = self._indexes.get(group_arn)
         if hit is not None and hit[0] == info.version:
             return hit[1]
+        slow_step("history index")
         with self._lock:
             hit = self._indexes.get(group_arn)
             if hit is not None and hit[0] == info.version:

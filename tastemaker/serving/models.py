@@ -13,6 +13,7 @@ import numpy as np
 from tastemaker.control.context import Services
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
+from tastemaker.serving.inline import slow_step
 
 MAX_MODELS = 32  # loaded models kept per process (least recently used are dropped; files stay mmapped by others)
 
@@ -97,6 +98,7 @@ class ModelCache:
         hit = self._models.get(prefix)
         if hit is not None:
             return hit
+        slow_step("model load")
         with self._lock:
             gate = self._loading.setdefault(prefix, threading.Lock())
         with gate:
@@ -106,6 +108,9 @@ class ModelCache:
             directory = materialise(services, prefix)
             model = load_model(directory, mmap=True)
             plain_arrays(model)
+            prepare = getattr(model, "prepare_serving", None)
+            if prepare is not None:
+                prepare()
             size = sum(p.stat().st_size for p in directory.glob("*.npy"))
             users_sorted, users_order = user_lookup(services, prefix, model)
             loaded = LoadedModel(prefix, model, directory, size, users_sorted, users_order)

@@ -22,7 +22,7 @@ def _serving(ctx: RequestContext, arn: str, kind: str) -> Deployment:
     return dep
 
 
-@operation("GetRecommendations")
+@operation("GetRecommendations", inline=True)
 def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None, item_id: str | None = None,
                         user_id: str | None = None, num_results: int | None = None,
                         context: dict[str, str] | None = None, filter_arn: str | None = None,
@@ -41,7 +41,7 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
     return recommend(ctx.services, dep, query)
 
 
-@operation("GetPersonalizedRanking")
+@operation("GetPersonalizedRanking", inline=True)
 def get_personalized_ranking(ctx: RequestContext, *, campaign_arn: str, input_list: list[str], user_id: str,
                              context: dict[str, str] | None = None, filter_arn: str | None = None,
                              filter_values: dict[str, str] | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from tastemaker.control.context import Services
+from tastemaker.serving.inline import slow_step
 
 VERSION_CHECK_SECONDS = 1.0  # a dataset's data_version is looked up at most this often per process
 STALE_LIMIT = 3  # a cached value older than this many TTLs is re-read on the request path
@@ -41,6 +42,7 @@ class Refreshing:
         hit = self._values.get(key)
         now = time.monotonic()
         if hit is None or now - hit[0] >= STALE_LIMIT * self.ttl:
+            slow_step("database read")
             hit = self._load(key, load)  # first use, or idle for a while: read now rather than serve old news
         elif now - hit[0] >= self.ttl:
             with self._lock:
@@ -116,6 +118,7 @@ class VersionedCache:
         hit = self._values.get(key)
         if hit is not None and hit[0] == version:
             return hit[1]
+        slow_step("snapshot build")
         with self._lock:
             build_lock = self._building.setdefault(key, threading.Lock())
         with build_lock:

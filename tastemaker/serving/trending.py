@@ -9,6 +9,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from tastemaker.control.context import Services
+from tastemaker.serving.inline import slow_step
 from tastemaker.store.tables import events
 
 CACHE_KEY = "serving.trending"
@@ -44,6 +45,7 @@ def trending_now(services: Services, model: Any, model_key: str, group_arn: str,
     cache: dict[tuple[str, int], np.ndarray] = services.caches.setdefault(CACHE_KEY, {})
     key = (model_key, boundary)
     if key not in cache:
+        slow_step("trending refresh")
         item_ids, times = streamed_window(services, group_arn, boundary - 2 * interval, boundary + 1)
         index = model.item_index(item_ids) if item_ids else np.zeros(0, np.int64)
         known = index >= 0

@@ -16,11 +16,13 @@ from tastemaker.realtime.state import EmbeddedState, RealtimeState, RecentEvent,
 from tests.realtime.conftest import Group, make_group
 
 
-@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["embedded", "embedded-postgresql", pytest.param("redis", marks=pytest.mark.redis)])
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Group, RealtimeState]]:
     from tastemaker.cli.wiring import build_services
 
     settings = Settings(data_dir=tmp_path / "data")
+    if request.param == "embedded-postgresql":
+        settings = replace(settings, db_url=request.getfixturevalue("postgres_url"))
     if request.param == "redis":
         settings = replace(settings, redis_url=request.getfixturevalue("redis_url"))
     services: Services = build_services(settings)
@@ -135,3 +137,34 @@ def test_unreachable_redis_neither_fails_ingestion_nor_reads(tmp_path: Path) -> 
     assert isinstance(state, RedisState)
     assert items(state.recent_events(group.arn, "u")) == ["a"]  # answered from the database
     services.engine.dispose()
+
+
+def test_postgres_row_committed_below_a_seen_id_shows_up(tmp_path: Path, postgres_url: str) -> None:
+    """PostgreSQL assigns ids before commit: a transaction holding a lower id can commit after a higher id was
+    read. The cached probe must still return that row (a plain "id > newest seen" probe would not)."""
+    from tastemaker.cli.wiring import build_services
+
+    services = build_services(Settings(data_dir=tmp_path / "data", db_url=postgres_url))
+    try:
+        group = make_group(services)
+        state = EmbeddedState(services.engine)
+        send(group, "s", "u", ("first", "click", 1.0))
+        slow = services.engine.raw_connection()  # a writer that takes its id now and commits later
+        cursor = slow.cursor()
+        cursor.execute("INSERT INTO events (dataset_group_arn, event_id, session_id, user_id, item_id, event_type, "
+                       "event_value, sent_at, record, received_at) VALUES (%s, 'slow-1', 's', 'u', 'slow', 'click', "
+                       "NULL, 2.0, '{}', 0) RETURNING id", (group.arn,))
+        slow_id = cursor.fetchone()[0]
+        send(group, "s", "u", ("after", "click", 3.0))
+        assert items(state.recent_events(group.arn, "u")) == ["after", "first"]
+        assert items(state.recent_events(group.arn, "s")) == ["after", "first"]
+        with services.engine.connect() as conn:
+            newest = conn.exec_driver_sql("SELECT MAX(id) FROM events").scalar_one()
+        assert slow_id < newest  # the situation under test: the late row's id is below one already read
+        slow.commit()
+        slow.close()
+        assert items(state.recent_events(group.arn, "u")) == ["after", "slow", "first"]
+        assert items(state.recent_events(group.arn, "s")) == ["after", "slow", "first"]
+        assert items(state.recent_events(group.arn, "u")) == ["after", "slow", "first"]  # no duplicates
+    finally:
+        services.engine.dispose()

@@ -66,6 +66,26 @@ def test_history_index_is_per_user_newest_first() -> None:
     assert len(HistoryIndex(build_arrays(None)).events("a")) == 0
 
 
+def test_history_keeps_the_newest_events_of_each_type_and_exclusions_use_the_latest_100() -> None:
+    from tastemaker.serving.candidates import excluded_by_events
+    from tastemaker.serving.history import MAX_PER_TYPE
+
+    # 400 old watches, then MAX_PER_TYPE + 50 newer clicks: a per-user cap would have dropped every watch
+    watches, clicks = 400, MAX_PER_TYPE + 50
+    table = pa.table({"USER_ID": ["u"] * (watches + clicks),
+                      "ITEM_ID": [f"w{k}" for k in range(watches)] + [f"c{k}" for k in range(clicks)],
+                      "TIMESTAMP": list(range(watches + clicks)),
+                      "EVENT_TYPE": ["Watch"] * watches + ["Click"] * clicks})
+    events = HistoryIndex(build_arrays(table)).events("u")
+    assert events.event_types.count("watch") == MAX_PER_TYPE and events.event_types.count("click") == MAX_PER_TYPE
+    assert events.timestamps == sorted(events.timestamps, reverse=True)
+    assert events.item_ids[events.event_types.index("watch")] == f"w{watches - 1}"
+    items = pa.table({"ITEM_ID": [f"w{k}" for k in range(watches)]})
+    catalog = build_catalog(small_model(0), items)
+    excluded = {str(catalog.item_ids[p]) for p in excluded_by_events(catalog, events, ("Watch",)).tolist()}
+    assert excluded == {f"w{k}" for k in range(watches - 100, watches)}
+
+
 def test_promote_prefers_model_scores_then_newer_items() -> None:
     items = pa.table({"ITEM_ID": ["n1", "n2"], "CREATION_TIMESTAMP": [10, 20]})
     catalog = build_catalog(small_model(4), items)

@@ -1,0 +1,208 @@
+"""Compiled kernels for the per-request work of serving's approximate (candidate) path.
+
+One GetRecommendations on a large ALS catalogue folds the user in, walks the transitions from the last
+events, merges a few candidate sources and scores a few hundred items. In numpy that is ~100 small array
+calls, each costing microseconds of dispatch on this machine: most of a request's CPU. These numba kernels do
+the same arithmetic in a handful of calls. Every kernel mirrors a numpy formulation in
+tastemaker.recipes.user_personalization (the exact path), and tests compare them.
+
+Compiled once per signature and cached on disk (numba's cache, next to this file or NUMBA_CACHE_DIR);
+`warm_up()` compiles or loads them before a model serves its first request, off the event loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_OPTIONS = {"cache": True, "nogil": True, "fastmath": False}
+
+
+@njit(**_OPTIONS)
+def history_weights(history: np.ndarray, n_items: int, decay: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct item rows, summed decay weights): the newest event weighs 1, the one before `decay`..."""
+    count = 0
+    for value in history:
+        if 0 <= value < n_items:
+            count += 1
+    valid = np.empty(count, np.int64)
+    weight = np.empty(count, np.float64)
+    k = 0
+    for j in range(history.size):
+        value = history[j]
+        if 0 <= value < n_items:
+            valid[k] = value
+            k += 1
+    for j in range(count):
+        weight[j] = decay ** (count - 1 - j)
+    order = np.argsort(valid, kind="mergesort")
+    items = np.empty(count, np.int64)
+    sums = np.empty(count, np.float64)
+    distinct = 0
+    for j in range(count):
+        value = valid[order[j]]
+        if distinct == 0 or items[distinct - 1] != value:
+            items[distinct] = value
+            sums[distinct] = weight[order[j]]
+            distinct += 1
+        else:
+            sums[distinct - 1] += weight[order[j]]
+    return items[:distinct], sums[:distinct]
+
+
+@njit(**_OPTIONS)
+def fold_in(factors: np.ndarray, gram_inverse: np.ndarray, history: np.ndarray, decay: float,
+            alpha: float) -> np.ndarray:
+    """The user vector x solving (G + Y^T C Y) x = Y^T c for the decayed history (confidence 1 + alpha * w),
+    with G^-1 given: by Woodbury, only a k x k system for the k distinct items (a zero vector for no history)."""
+    n_items, dim = factors.shape
+    items, weights = history_weights(history, n_items, decay)
+    out = np.zeros(dim, np.float32)
+    k = items.size
+    if k == 0:
+        return out
+    y = np.empty((k, dim), np.float64)
+    for r in range(k):
+        for c in range(dim):
+            y[r, c] = factors[items[r], c]
+    lift = alpha * weights
+    b = y.T @ (1.0 + lift)
+    p = y @ gram_inverse
+    small = p @ y.T
+    for r in range(k):
+        small[r, r] += 1.0 / lift[r]
+    x = gram_inverse @ b - p.T @ np.linalg.solve(small, p @ b)
+    for c in range(dim):
+        out[c] = x[c]
+    return out
+
+
+@njit(**_OPTIONS)
+def short_term(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, history: np.ndarray, last: int,
+               decay: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted item rows, value) of the short-term part: the decayed last `last` events through the transition
+    rows, summed per item, scaled so that the largest magnitude is `weight` (empty when nothing is reached)."""
+    start = max(history.size - last, 0)
+    n_last = history.size - start
+    total = 0
+    rows = indptr.size - 1
+    for j in range(start, history.size):
+        if 0 <= history[j] < rows:
+            total += indptr[history[j] + 1] - indptr[history[j]]
+    reach = np.empty(total, np.int64)
+    mass = np.empty(total, np.float64)
+    k = 0
+    for j in range(start, history.size):
+        if not 0 <= history[j] < rows:
+            continue
+        factor = decay ** (n_last - 1 - (j - start))
+        for e in range(indptr[history[j]], indptr[history[j] + 1]):
+            reach[k] = indices[e]
+            mass[k] = data[e] * np.float32(factor)
+            k += 1
+    order = np.argsort(reach, kind="mergesort")
+    items = np.empty(total, np.int64)
+    sums = np.empty(total, np.float64)
+    distinct = 0
+    for j in range(total):
+        value = reach[order[j]]
+        if distinct == 0 or items[distinct - 1] != value:
+            items[distinct] = value
+            sums[distinct] = mass[order[j]]
+            distinct += 1
+        else:
+            sums[distinct - 1] += mass[order[j]]
+    peak = 0.0
+    for j in range(distinct):
+        peak = max(peak, abs(sums[j]))
+    if peak <= 0.0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    values = np.empty(distinct, np.float32)
+    for j in range(distinct):
+        values[j] = sums[j] * (weight / peak)
+    return items[:distinct], values
+
+
+@njit(**_OPTIONS)
+def merge_sources(found: np.ndarray, head: np.ndarray, history: np.ndarray, reached: np.ndarray,
+                  sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct candidates, True where an item is only in the random sample) of the candidate sources."""
+    n_core = found.size + head.size + history.size + reached.size
+    pool = np.empty(n_core + sample.size, np.int64)
+    is_sample = np.zeros(n_core + sample.size, np.bool_)
+    k = 0
+    for source in (found, head, history, reached):
+        for value in source:
+            pool[k] = value
+            k += 1
+    for value in sample:
+        pool[k] = value
+        is_sample[k] = True
+        k += 1
+    # sort by (item, sample flag) so that a core copy of an item comes before its sample copy
+    order = np.argsort(pool * 2 + is_sample, kind="mergesort")
+    items = np.empty(pool.size, np.int64)
+    only_sample = np.empty(pool.size, np.bool_)
+    distinct = 0
+    for j in range(pool.size):
+        value = pool[order[j]]
+        if distinct == 0 or items[distinct - 1] != value:
+            items[distinct] = value
+            only_sample[distinct] = is_sample[order[j]]
+            distinct += 1
+    return items[:distinct], only_sample[:distinct]
+
+
+@njit(**_OPTIONS)
+def score_items(factors: np.ndarray, vector: np.ndarray, items: np.ndarray, scale: float,
+                reached: np.ndarray, reached_values: np.ndarray, trend_weight: float,
+                recent_popularity: np.ndarray, history: np.ndarray, demote: bool) -> tuple[np.ndarray, float]:
+    """Scores of sorted `items` for one user, and the long-term scale used (the items' own largest long-term
+    magnitude when `scale` < 0): long-term dot / scale + short-term + trend, history items pushed below all."""
+    dim = factors.shape[1]
+    scores = np.empty(items.size, np.float32)
+    top = 0.0
+    for r in range(items.size):
+        total = np.float32(0.0)
+        row = items[r]
+        for c in range(dim):
+            total += factors[row, c] * vector[c]
+        scores[r] = total
+        top = max(top, abs(total))
+    if scale >= 0:
+        top = scale
+    if top > 0:
+        inverse = np.float32(1.0 / top)
+        for r in range(items.size):
+            scores[r] *= inverse
+    _add_at_sorted(scores, items, reached, reached_values)
+    if trend_weight != 0.0:
+        for r in range(items.size):
+            scores[r] += np.float32(trend_weight) * recent_popularity[items[r]]
+    if demote:
+        seen = np.unique(history)
+        _add_at_sorted(scores, items, seen, np.full(seen.size, np.float32(-8.0)))
+    return scores, top
+
+
+@njit(**_OPTIONS)
+def _add_at_sorted(scores: np.ndarray, items: np.ndarray, keys: np.ndarray, values: np.ndarray) -> None:
+    """scores[items == key] += value for each (key, value); items and keys sorted, distinct."""
+    if items.size == 0:
+        return
+    where = np.searchsorted(items, keys)
+    for j in range(keys.size):
+        at = where[j]
+        if at < items.size and items[at] == keys[j]:
+            scores[at] += values[j]
+
+
+def warm_up(factors: np.ndarray, gram_inverse: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+            data: np.ndarray, recent_popularity: np.ndarray) -> None:
+    """Compile (or load from numba's cache) every kernel for these very arrays' types (memory-mapped arrays
+    are read-only, a type of their own), so that no request pays for a compilation."""
+    history = np.array([0, 0], np.int64)
+    vector = fold_in(factors, gram_inverse, history, 0.9, 1.0)
+    reached, values = short_term(indptr, indices, data, history, 3, 0.9, 0.5)
+    items, _only = merge_sources(history, history, history, reached, history)
+    score_items(factors, vector, items, -1.0, reached, values, 0.1, recent_popularity, history, True)

@@ -1,0 +1,42 @@
+"""Serving on the event loop: a request runs inline only while everything it needs is already in memory.
+
+The API layer runs warm runtime requests directly on the event loop (no thread-pool hop, no GIL hand-offs
+between request threads: most of the latency under load). Anything that would block the loop (a database
+read on a cache miss, loading a model, building a catalogue, index or compiled filter) calls `slow_step()`
+first; inside `inline()` that raises NotWarm before any work is done, and the API layer reruns the whole
+request in the thread pool, where the slow step runs as usual and warms the caches for the next request.
+Runtime requests are read-only, so starting over is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_state = threading.local()
+
+
+class NotWarm(Exception):
+    """Raised by slow_step() inside inline(): this request must run in the thread pool."""
+
+
+@contextmanager
+def inline() -> Iterator[None]:
+    previous = getattr(_state, "inline", False)
+    _state.inline = True
+    try:
+        yield
+    finally:
+        _state.inline = previous
+
+
+def slow_step(what: str) -> None:
+    """Call before work that may block (I/O, big builds): refused while running inline on the event loop."""
+    if getattr(_state, "inline", False):
+        raise NotWarm(what)
+
+
+def is_inline() -> bool:
+    """True while a request runs on the event loop (no other request runs concurrently in this process)."""
+    return bool(getattr(_state, "inline", False))
