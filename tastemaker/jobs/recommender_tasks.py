@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tastemaker.control.context import Services
 from tastemaker.jobs.queue import Job
 from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.jobs.worker import JobFailed, task
-from tastemaker.store import resources
+from tastemaker.store import keys, resources
 
 KIND = "recommender"
 
@@ -49,10 +50,17 @@ def train(services: Services, recommender: resources.Resource, config: dict[str,
         spec["config"]["domain_event_type_message"] = True
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
-        prefix = recommender.body["model_prefix"]
-        services.blobs.delete_prefix(prefix)
+        # Each training gets its own prefix: serving processes cache a model (and its user lookup) by prefix,
+        # so overwriting one in place would keep the old model in memory. Keep only the serving generation.
+        root_prefix = keys.model_prefix(recommender.body["storage_id"])
+        serving = recommender.body.get("model_prefix") or ""
+        for stale in {key[: key.index("/", len(root_prefix)) + 1] for key in services.blobs.list(root_prefix)
+                      if "/" in key[len(root_prefix):]}:
+            if stale != serving:
+                services.blobs.delete_prefix(stale)
+        prefix = f"{root_prefix}t-{uuid.uuid4().hex[:12]}/"
         services.blobs.put_dir(prefix, out / "model")
-        return {"model_metrics": result.get("metrics", {}),
+        return {"model_metrics": result.get("metrics", {}), "model_prefix": prefix,
                 "training_hours": round((time.time() - started) / 3600, 6)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -123,5 +131,5 @@ def delete_recommender(services: Services, job: Job, should_stop: Callable[[], b
         resources.update(conn, job.resource_arn, status="DELETE IN_PROGRESS")
     with services.engine.begin() as conn:
         resources.delete(conn, job.resource_arn)
-    if found.body.get("model_prefix"):
-        services.blobs.delete_prefix(found.body["model_prefix"])
+    if found.body.get("storage_id"):
+        services.blobs.delete_prefix(keys.model_prefix(found.body["storage_id"]))  # every generation

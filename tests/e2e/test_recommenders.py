@@ -329,3 +329,42 @@ def test_stop_start_update_delete(personalize, runtime, recommenders) -> None:  
     failed = recommenders["arns"]["bought_few"]
     personalize.delete_recommender(recommenderArn=failed)
     wait_gone(lambda: personalize.describe_recommender(recommenderArn=failed), personalize)
+
+
+def test_retraining_update_serves_the_retrained_model(personalize, runtime, recommenders,  # type: ignore[no-untyped-def]
+                                                     import_root: Path) -> None:
+    """UpdateRecommender with a new trainingDataConfig retrains; serving switches to the new model (each
+    training has its own artifact prefix, so no process keeps the old one cached)."""
+    arn = recommenders["arns"]["popular"]  # VOD most-popular: ranked by how many users watched an item
+    group = recommenders["vod"]["arn"]
+    before = [i["itemId"] for i in runtime.get_recommendations(recommenderArn=arn, userId="u1",
+                                                               numResults=10)["itemList"]]
+    newcomer = next(f"i{k}" for k in range(89, 0, -1) if f"i{k}" not in before)
+    folder = import_root / unique("rewatch")
+    folder.mkdir()
+    path = folder / "interactions.csv"
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"])
+        for k in range(400):  # more distinct watchers than any item has
+            out.writerow([f"fan{k}", newcomer, 1_800_000_000 + k, "Watch", "5.0"])
+    dataset = next(d["datasetArn"] for d in personalize.list_datasets(datasetGroupArn=group)["datasets"]
+                   if d["datasetType"].upper() == "INTERACTIONS")
+    job = personalize.create_dataset_import_job(
+        jobName=unique("more"), datasetArn=dataset, dataSource={"dataLocation": str(path)},
+        roleArn="arn:aws:iam::000000000000:role/P", importMode="INCREMENTAL")["datasetImportJobArn"]
+    assert wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job),
+                       "datasetImportJob")["status"] == "ACTIVE"
+    config = personalize.describe_recommender(recommenderArn=arn)["recommender"]["recommenderConfig"]
+    config["trainingDataConfig"] = {"excludedDatasetColumns": {"INTERACTIONS": ["EVENT_VALUE"]}}
+    personalize.update_recommender(recommenderArn=arn, recommenderConfig=config)
+    update = wait_status(lambda: {"u": personalize.describe_recommender(recommenderArn=arn)["recommender"]
+                                  ["latestRecommenderUpdate"]}, "u", timeout=300)
+    assert update["status"] == "ACTIVE", update.get("failureReason")
+    deadline = time.time() + 10
+    while True:  # workers re-read the recommender at most once a second
+        top = runtime.get_recommendations(recommenderArn=arn, userId="u1", numResults=10)["itemList"][0]["itemId"]
+        if top == newcomer or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert top == newcomer
