@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.add_arguments(quick)
     quick.set_defaults(fn=quickstart.cmd_quickstart)
 
+    from tastemaker.cli import deployments
+
+    deps = sub.add_parser("deployments", help="list campaigns and recommenders with the memory they serve from")
+    deployments.add_arguments(deps)
+    deps.set_defaults(fn=deployments.cmd_deployments)
+
     clean = sub.add_parser("cleanup", help="delete everything in a dataset group, in dependency order")
     cleanup.add_arguments(clean)
     clean.set_defaults(fn=cleanup.cmd_cleanup)

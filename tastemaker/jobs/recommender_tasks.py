@@ -16,6 +16,7 @@ from tastemaker.control.context import Services
 from tastemaker.jobs.queue import Job
 from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.serving.deploy_tasks import preload_prefix
 from tastemaker.store import keys, resources
 
 KIND = "recommender"
@@ -76,6 +77,7 @@ def train_recommender(services: Services, job: Job, should_stop: Callable[[], bo
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
     recommender = _set(services, job.resource_arn, CREATE_IN_PROGRESS)
     outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
+    outcome["serving_stats"] = preload_prefix(services, outcome["model_prefix"], job.resource_arn)
     _set(services, job.resource_arn, ACTIVE, **outcome)
 
 
@@ -93,6 +95,7 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     if new_config.get("training_data_config") != old_data:
         try:
             changes.update(train(services, recommender, new_config, should_stop))
+            changes["serving_stats"] = preload_prefix(services, changes["model_prefix"], job.resource_arn)
         except JobFailed as exc:
             update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
             _set(services, job.resource_arn, latest_recommender_update=update)

@@ -120,6 +120,11 @@ class CandidateScorer:
         except Exception:  # the exact path keeps serving
             log.exception("building the ANN index failed; serving stays exact")
 
+    def index_bytes(self) -> int:
+        """Size of the saved index file (what every worker process loads), 0 when none is saved."""
+        path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
+        return path.stat().st_size if path is not None and path.exists() else 0
+
     def _index_path(self, factors: np.ndarray) -> Path | None:
         if self._cache_dir is None:
             return None
@@ -220,3 +225,17 @@ def recall_against_exact(scorer: CandidateScorer, users: np.ndarray, k: int = 25
         got = top_from_candidates(approx[row], k, None if mask is None else mask[approx[row].items])
         hits.append(len(set(truth.tolist()) & set(got.tolist())) / max(len(truth), 1))
     return float(np.mean(hits))
+
+
+def prepare_index(services: Any, loaded: Any) -> int:
+    """Build (or load) the candidate index of a model served through the approximate path, in the deploy job
+    rather than on the first requests; returns the saved index's size in bytes (0: the model is served exactly)."""
+    registry = services.caches.get("serving.approx")
+    if registry is None:
+        registry = services.caches.setdefault("serving.approx", ScorerRegistry())
+    scorer = registry.get(loaded.prefix, loaded.model, services.settings.cache_dir)
+    if scorer is None:
+        return 0
+    if scorer.index is None:
+        scorer.build_now()
+    return scorer.index_bytes()

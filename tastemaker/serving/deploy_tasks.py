@@ -17,7 +17,6 @@ log = logging.getLogger("tastemaker.serving")
 
 def preload(services: Services, version_arn: str) -> dict[str, Any]:
     """Load the version's model (as serving will) and check it can score; returns what the campaign records."""
-    from tastemaker.serving.models import model_cache
 
     with services.engine.connect() as conn:
         version = resources.find(conn, version_arn, "solution_version")
@@ -26,11 +25,22 @@ def preload(services: Services, version_arn: str) -> dict[str, Any]:
     prefix = version.body.get("model_prefix")
     if not prefix:
         raise JobFailed(f"Solution version {version_arn} has no model artifacts.")
+    return preload_prefix(services, prefix, version_arn)
+
+
+def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any]:
+    """Load a model, compile its serving kernels and build its candidate index (large catalogues) before it
+    serves; returns its serving memory: artifact bytes (memory-mapped once, shared by every worker process)
+    and index bytes (loaded by each worker)."""
+    from tastemaker.serving.approx import prepare_index
+    from tastemaker.serving.models import model_cache
+
     try:
         loaded = model_cache(services).get(services, prefix)
     except (FileNotFoundError, ValueError) as exc:
-        raise JobFailed(f"The model of {version_arn} could not be loaded: {exc}") from exc
-    return {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items)}
+        raise JobFailed(f"The model of {label} could not be loaded: {exc}") from exc
+    return {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
+            "index_bytes": prepare_index(services, loaded)}
 
 
 def _install(services: Services) -> None:
