@@ -168,19 +168,11 @@ def softmax_with_tail(cand: Candidates, allowed: np.ndarray | None, n_allowed_to
     The items outside the candidates are estimated by the fixed random sample (scored exactly): their count
     times the mean exp(score) of the allowed sample items. Without a usable sample they count as zero.
     """
-    ok = np.ones(cand.items.size, dtype=bool) if allowed is None else allowed
-    core = ok & ~cand.in_sample
-    sample = ok & cand.in_sample
-    pool = cand.scores[ok]
-    if pool.size == 0:
-        return np.zeros(len(picked_scores))
-    top = float(pool.max())
-    core_mass = float(np.exp(cand.scores[core].astype(np.float64) - top).sum())
-    sample_exp = np.exp(cand.scores[sample].astype(np.float64) - top)
-    unscored = max(n_allowed_total - int(core.sum()), 0)
-    tail = unscored * float(sample_exp.mean()) if sample_exp.size else 0.0
-    total = core_mass + tail if core_mass + tail > 0 else 1.0
-    return np.exp(np.asarray(picked_scores, dtype=np.float64) - top) / total
+    return kernels.softmax_with_tail(cand.scores, cand.in_sample, _NO_MASK if allowed is None else allowed,  # type: ignore[no-any-return]
+                                     n_allowed_total, np.asarray(picked_scores, dtype=np.float32))
+
+
+_NO_MASK = np.zeros(0, dtype=bool)
 
 
 class ScorerRegistry:
