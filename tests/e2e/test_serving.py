@@ -354,14 +354,16 @@ def test_streamed_events_change_recommendations(personalize, runtime, events, gr
     assert liked >= 6, (before["itemList"], items)
 
 
-def test_deployments_command_reports_each_campaigns_memory(server, campaigns) -> None:  # type: ignore[no-untyped-def]
+def test_deployments_command_reports_each_campaigns_memory(server, personalize, campaigns) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys
 
     shown = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "deployments", "--data-dir",
                             str(server.data_dir)], capture_output=True, text=True, check=True).stdout
     lines = {line.rsplit("  ", 1)[-1].split(" (")[0]: line for line in shown.splitlines()}
-    for arn in campaigns.values():
+    live = {c["campaignArn"] for c in personalize.list_campaigns()["campaigns"]}
+    assert {"up", "sims", "pr"} <= {key for key, arn in campaigns.items() if arn in live}
+    for arn in live & set(campaigns.values()):
         status, items, model_kib, index_kib = lines[arn].split()[:4]
         assert status == "ACTIVE" and int(items.replace(",", "")) > 0 and int(model_kib.replace(",", "")) > 0
         assert index_kib == "0"  # small catalogues are scored exactly: no approximate index
