@@ -1,8 +1,10 @@
 """Ingestion benchmark: SigV4-signed PutEvents (10 events per call) from a separate load-generator process.
 
-Prints sustained events/s, latency percentiles, and the events stored against the events acknowledged, for
-SQLite and PostgreSQL; then a crash run that kill -9s the server mid-load, restarts it, and checks that every
-acknowledged event is stored and no batch is stored in part.
+Throughput: wrk (one process per API replica) replays DISTINCT pre-signed PutEvents (unique eventIds, random
+users and items; enough that wrk never wraps around, else it says so); prints sustained events/s, latency p50/p99,
+acknowledged (2xx x 10) against stored (rows in `events` after the run), for SQLite and PostgreSQL. Then a crash
+run (the Python generator, which knows exactly which batches were acknowledged) that kill -9s the server mid-load,
+restarts it, and checks that every acknowledged event is stored and no batch is stored in part.
 
 Then visibility: how long after PutEvents returns 200 (a) GetRecommendations for that user reflects the event
 (an EXCLUDE-clicked filter hides the item just clicked) and (b) a recent_events read of the real-time state sees
@@ -21,6 +23,10 @@ import hmac
 import http.client
 import json
 import multiprocessing as mp
+import random
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -67,8 +73,8 @@ class Signer:
             self._day, self._key = day, key
         return self._key
 
-    def headers(self, path: str, body: bytes) -> dict[str, str]:
-        now = datetime.now(UTC)
+    def headers(self, path: str, body: bytes, now: datetime | None = None) -> dict[str, str]:
+        now = now or datetime.now(UTC)
         stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
         payload = hashlib.sha256(body).hexdigest()
         signed = "content-type;host;x-amz-date"
@@ -148,6 +154,114 @@ def generate_load(cfg: dict[str, Any], out_path: str) -> None:
                                              "elapsed": time.time() - started}))
 
 
+# --- the wrk generator: distinct pre-signed requests, replayed once each -------------------------------------
+
+# Reads the NUL-separated raw requests named by the script argument; `sent` counts request() calls, so
+# sent > #reqs means wrk wrapped around (a resent batch is a duplicate the server acknowledges but skips).
+WRK_LUA = r"""
+reqs, sent = {}, 0
+init = function(args)
+  local f = assert(io.open(args[1], "rb"))
+  local data = f:read("*a")
+  f:close()
+  local pos = 1
+  while true do
+    local stop = string.find(data, "\0", pos, true)
+    if not stop then break end
+    reqs[#reqs + 1] = string.sub(data, pos, stop - 1)
+    pos = stop + 1
+  end
+  generated = #reqs
+end
+request = function()
+  sent = sent + 1
+  return reqs[(sent - 1) % #reqs + 1]
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format("TM_SENT %d TM_GENERATED %d\n", t:get("sent"), t:get("generated")))
+  end
+end
+"""
+
+
+def presigned_events(server: LocalServer, tracking_id: str, tag: str, count: int, users: int = 20000,
+                     items: int = 5000) -> bytes:
+    """`count` raw PutEvents requests (10 events each, eventIds <tag>-<n>-<j>), NUL-separated, signed now."""
+    host = f"127.0.0.1:{server.port}"
+    signer = Signer(server.access_key, server.secret_key, server.region, host)
+    rng = random.Random(tag)
+    now = datetime.now(UTC)
+    out = bytearray()
+    for n in range(count):
+        user = rng.randrange(users)
+        body = orjson.dumps({
+            "trackingId": tracking_id, "sessionId": f"s-{user}-{n % 3}", "userId": f"u-{user}",
+            "eventList": [{"eventId": f"{tag}-{n}-{j}", "eventType": "click", "itemId": f"i{rng.randrange(items)}",
+                           "sentAt": now.timestamp(), "eventValue": 1.0, "properties": '{"device": "ios"}'}
+                          for j in range(10)],
+        })
+        head = "".join(f"{k}: {v}\r\n" for k, v in signer.headers("/events", body, now).items() if k != "Host")
+        out += (f"POST /events HTTP/1.1\r\nHost: {host}\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body + b"\0")
+    return bytes(out)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk_phase(servers: list[LocalServer], tracking_id: str, seconds: float, connections: int, rate_cap: int,
+                  workdir: Path) -> dict[str, Any]:
+    """One wrk per server (its requests are signed for that host), all at once; summed counts, worst p50/p99."""
+    tag = f"w{uuid.uuid4().hex[:8]}"
+    per_server = int(seconds * rate_cap / len(servers)) + 2 * connections
+    script = workdir / "putevents.lua"
+    script.write_text(WRK_LUA)
+    procs = []
+    for k, server in enumerate(servers):
+        data = workdir / f"{tag}-{k}.req"
+        data.write_bytes(presigned_events(server, tracking_id, f"{tag}-{k}", per_server))
+        procs.append(subprocess.Popen(
+            ["wrk", "-t1", f"-c{max(1, connections // len(servers))}", f"-d{max(1, round(seconds))}s",
+             "--timeout", "30s", "--latency", "-s", str(script), server.url, "--", str(data)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    totals = {"tag": tag, "generated": 0, "sent": 0, "completed": 0, "non_2xx": 0, "socket_errors": "",
+              "p50_ms": 0.0, "p99_ms": 0.0, "seconds": 0.0}
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0 or "TM_SENT" not in out:
+            raise RuntimeError(f"wrk failed:\n{out}")
+        sent, generated = map(int, re.search(r"TM_SENT (\d+) TM_GENERATED (\d+)", out).groups())  # type: ignore
+        totals["sent"] += sent
+        totals["generated"] += generated
+        totals["completed"] += int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))  # type: ignore
+        took = re.search(r"requests in ([\d.]+)(ms|s|m)", out).groups()  # type: ignore[union-attr]
+        totals["seconds"] = max(totals["seconds"], float(took[0]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[took[1]])
+        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        totals["non_2xx"] += int(bad.group(1)) if bad else 0
+        errors = re.search(r"Socket errors:(.*)", out)
+        if errors:
+            totals["socket_errors"] += errors.group(1).strip() + " "
+        totals["p50_ms"] = max(totals["p50_ms"], _ms(re.search(r"\s50%\s+(\S+)", out).group(1)))  # type: ignore
+        totals["p99_ms"] = max(totals["p99_ms"], _ms(re.search(r"\s99%\s+(\S+)", out).group(1)))  # type: ignore
+    return totals
+
+
+def count_stored(db_url: str, group: str, prefix: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT COUNT(*) FROM events WHERE dataset_group_arn = :g AND event_id LIKE :p"),
+                              {"g": group, "p": prefix + "-%"}).scalar_one()
+    engine.dispose()
+    return int(stored)
+
+
 # --- orchestration --------------------------------------------------------------------------------------------
 
 
@@ -164,6 +278,15 @@ def fresh_postgres() -> str | None:
         print(f"PostgreSQL not reachable ({str(exc).splitlines()[0]}); skipping it.")
         return None
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def setup_tracker(server: LocalServer) -> tuple[str, str]:
@@ -260,27 +383,65 @@ def bench_backend(name: str, db_url: str | None, args: argparse.Namespace) -> No
             group, tracking_id = setup_tracker(servers[0])
             for server in servers[1:]:
                 server.start()
-            run_load(servers, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
-            before = sum(stored_batches(url, group).values())
-            cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
-            result = run_load(servers, tracking_id, args.seconds, args.connections, workdir)
-            server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
-            acked_events = 10 * len(result["acked"])
-            stored = sum(stored_batches(url, group).values()) - before
-            lat = result["latencies"]
-            print(f"[{label}] sustained {acked_events / result['elapsed']:,.0f} events/s "
-                  f"({len(result['acked']) / result['elapsed']:,.0f} PutEvents/s, {args.connections} connections, "
-                  f"{result['elapsed']:.1f} s); latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
-                  f"p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged {acked_events:,}, stored {stored:,}, "
-                  f"lost {acked_events - stored:,}; errors {result['errors'] or 'none'}", flush=True)
-            calls = max(1, len(result["acked"]))
-            print(f"[{label}] server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.2f} ms per PutEvents "
-                  f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second "
-                  f"(load average during the run: {load_average()}; other processes share these cores)", flush=True)
+            if shutil.which("wrk"):
+                wrk_throughput(label, servers, url, group, tracking_id, args, workdir)
+            else:
+                print("wrk not installed: throughput from the Python generator (it shares the cores)", flush=True)
+                python_throughput(label, servers, url, group, tracking_id, args, workdir)
             crash_run(label, servers, url, group, tracking_id, args, workdir)
         finally:
             for server in servers:
                 server.stop()
+
+
+def python_throughput(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
+                      args: argparse.Namespace, workdir: Path) -> None:
+    run_load(servers, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
+    before = sum(stored_batches(url, group).values())
+    cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
+    result = run_load(servers, tracking_id, args.seconds, args.connections, workdir)
+    server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
+    acked_events = 10 * len(result["acked"])
+    stored = sum(stored_batches(url, group).values()) - before
+    lat = result["latencies"]
+    print(f"[{label}] sustained {acked_events / result['elapsed']:,.0f} events/s "
+          f"({len(result['acked']) / result['elapsed']:,.0f} PutEvents/s, {args.connections} connections, "
+          f"{result['elapsed']:.1f} s); latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
+          f"p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged {acked_events:,}, stored {stored:,}, "
+          f"lost {acked_events - stored:,}; errors {result['errors'] or 'none'}", flush=True)
+    calls = max(1, len(result["acked"]))
+    print(f"[{label}] server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.2f} ms per PutEvents "
+          f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second "
+          f"(load average during the run: {load_average()}; other processes share these cores)", flush=True)
+
+
+def wrk_throughput(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
+                   args: argparse.Namespace, workdir: Path) -> None:
+    run_wrk_phase(servers, tracking_id, 2, args.connections, args.rate_cap, workdir)  # warm-up (not counted)
+    cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
+    result = run_wrk_phase(servers, tracking_id, args.seconds, args.connections, args.rate_cap, workdir)
+    server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
+    load = load_average()
+    time.sleep(0.5)  # requests still in flight when wrk stopped finish (they are stored, not counted as acked)
+    stored = count_stored(url, group, result["tag"])
+    ok = result["completed"] - result["non_2xx"]
+    wrapped = result["sent"] > result["generated"]
+    if wrapped:  # resent requests are duplicates: count each distinct batch at most once
+        ok = min(ok, result["generated"])
+    acked = 10 * ok
+    lost = max(0, acked - stored)
+    print(f"[{label}] wrk: sustained {acked / result['seconds']:,.0f} events/s ({ok / result['seconds']:,.0f} "
+          f"PutEvents/s, {args.connections} connections, {result['seconds']:.1f} s); latency p50 "
+          f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms; acknowledged {acked:,}, stored {stored:,}, "
+          f"lost {lost:,} (stored beyond acknowledged, in flight at the end: {max(0, stored - acked):,}); "
+          f"non-2xx {result['non_2xx']}; socket errors {result['socket_errors'].strip() or 'none'}", flush=True)
+    print(f"[{label}] requests sent {result['sent']:,} of {result['generated']:,} distinct pre-signed"
+          + (" -- WRAPPED AROUND: duplicates were sent, acknowledged capped at the distinct count; raise "
+             "--rate-cap" if wrapped else " (no wrap-around)"), flush=True)
+    calls = max(1, ok)
+    print(f"[{label}] server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.2f} ms per PutEvents "
+          f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second "
+          f"(load average at the end of the run: {load}; other processes share these cores)", flush=True)
 
 
 def crash_run(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
@@ -421,6 +582,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backends", default="sqlite,postgresql", help="ingestion runs ('none' for none)")
+    parser.add_argument("--rate-cap", type=int, default=2500,
+                        help="PutEvents/s the pre-signed set must cover (requests generated = seconds x this)")
     parser.add_argument("--replicas", type=int, default=1, help="API server processes sharing the database")
     parser.add_argument("--visibility", default="embedded,redis", help="real-time states to probe ('none')")
     parser.add_argument("--probes", type=int, default=50)
@@ -433,7 +596,10 @@ def main() -> int:
         elif backend == "postgresql":
             url = fresh_postgres()
             if url:
-                bench_backend("postgresql", url, args)
+                try:
+                    bench_backend("postgresql", url, args)
+                finally:
+                    drop_postgres(url)
     for kind in args.visibility.split(","):
         if kind == "embedded":
             bench_visibility("embedded state (SQLite)", None, args.probes)

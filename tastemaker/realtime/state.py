@@ -130,6 +130,14 @@ class EmbeddedState:
         self.cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self.lock = threading.Lock()
         self.idle: list[Any] = []  # DBAPI connections between reads (autocommit on PostgreSQL)
+        sa.event.listen(engine, "engine_disposed", self._on_dispose)
+
+    def _on_dispose(self, engine: sa.Engine) -> None:
+        """engine.dispose() closes pooled connections, not checked-out ones: close the idle ones kept here."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for raw in idle:
+            self._discard(raw)
 
     def record_events(self, dataset_group_arn: str, user_id: str | None, session_id: str,
                       events: Sequence[RecentEvent]) -> None:

@@ -14,19 +14,21 @@ log = logging.getLogger("tastemaker.realtime")
 MAX_ROWS_PER_COMMIT = 2000
 COLUMNS = ("dataset_group_arn", "event_id", "session_id", "user_id", "item_id", "event_type", "event_value",
            "sent_at", "record", "received_at")
-# PostgreSQL: one statement for the whole group (one binary array per column: text arrays are escaped in Python, binary ones are not), the same text every time so psycopg
-# prepares it once; per-row statements (executemany) cost the server a bind/execute each.
-_PG_TYPES = ("text", "text", "text", "text", "text", "text", "float8", "float8", "json", "float8")
-PG_INSERT_SQL = (f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-                 + ", ".join(f"%b::text[]::{t}[]" if t == "json" else f"%b::{t}[]" for t in _PG_TYPES)
-                 + ") ON CONFLICT (dataset_group_arn, event_id) DO NOTHING")
-
+# PostgreSQL: one statement for the whole group, always the same text (psycopg prepares it once), with the rows
+# as ONE JSON array parameter. Each request serializes its own rows (orjson, in the caller's thread); the leader
+# only joins the pieces. executemany would cost a bind/execute per row, and psycopg dumps array parameters
+# element by element in Python, on the leader's serial path.
+_PG_KEYS = ("g", "e", "s", "u", "i", "t", "v", "a", "r", "c")  # COLUMNS, in order
+PG_INSERT_SQL = (f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT {', '.join(_PG_KEYS)} FROM json_to_recordset("
+                 "%s::json) AS x(g text, e text, s text, u text, i text, t text, v float8, a float8, r json, "
+                 "c float8) ON CONFLICT (dataset_group_arn, event_id) DO NOTHING")
 
 class _Request:
-    __slots__ = ("done", "error", "params", "result", "want_inserted")
+    __slots__ = ("done", "error", "params", "result", "rows", "want_inserted")
 
-    def __init__(self, params: list[tuple[Any, ...]], want_inserted: bool) -> None:
-        self.params = params
+    def __init__(self, params: Any, rows: int, want_inserted: bool) -> None:
+        self.params = params  # SQLite: one tuple per row; PostgreSQL: the rows as JSON objects, without brackets
+        self.rows = rows
         self.want_inserted = want_inserted
         self.done = threading.Event()
         self.result: set[str] | None = None
@@ -41,8 +43,8 @@ class GroupCommitWriter:
     them in ONE transaction, commits, wakes their callers, and repeats while more are waiting. A request's rows
     are never split across transactions (a batch is all in or all out), and a caller returns only after the
     transaction holding its rows has committed. If a shared transaction fails, its requests are retried one
-    transaction each, so one bad request cannot fail its neighbours. A repeated (group, eventId) is skipped
-    (ON CONFLICT DO NOTHING, the same statement on SQLite and PostgreSQL).
+    transaction each, so one bad request cannot fail its neighbours (and a connection the server dropped is
+    replaced first). A repeated (group, eventId) is skipped (ON CONFLICT DO NOTHING on SQLite and PostgreSQL).
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -60,16 +62,32 @@ class GroupCommitWriter:
         # pool checkout and pre-ping round trip per group. On PostgreSQL it runs in autocommit, so a group of
         # plain requests is ONE statement = one round trip and one durable commit.
         self.conn: Any = None
+        sa.event.listen(engine, "engine_disposed", self._on_dispose)
+
+    def _on_dispose(self, engine: sa.Engine) -> None:
+        """engine.dispose() closes pooled connections, not checked-out ones: close the writer's own too."""
+        with self.lock:
+            if not self.leading:
+                self._drop_connection()
 
     @staticmethod
     def params(row: dict[str, Any]) -> tuple[Any, ...]:
-        value = row["event_value"]
-        return (row["dataset_group_arn"], row["event_id"], row["session_id"], row["user_id"], row["item_id"],
-                row["event_type"], None if value is None else float(value), float(row["sent_at"]),
-                orjson.dumps(row["record"]).decode(), float(row["received_at"]))  # floats: one array type each
+        return tuple(orjson.dumps(row[c]).decode() if c == "record" else row[c] for c in COLUMNS)
+
+    @staticmethod
+    def json_rows(rows: Sequence[dict[str, Any]]) -> bytes:
+        out = []
+        for row in rows:
+            value = row["event_value"]
+            out.append({"g": row["dataset_group_arn"], "e": row["event_id"], "s": row["session_id"],
+                        "u": row["user_id"], "i": row["item_id"], "t": row["event_type"],
+                        "v": None if value is None else float(value), "a": float(row["sent_at"]),
+                        "r": row["record"], "c": float(row["received_at"])})
+        return orjson.dumps(out)[1:-1]
 
     def write(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> set[str] | None:
-        request = _Request([self.params(r) for r in rows], want_inserted)
+        params = self.json_rows(rows) if self.postgres else [self.params(r) for r in rows]
+        request = _Request(params, len(rows), want_inserted)
         with self.lock:
             self.pending.append(request)
             lead = not self.leading
@@ -89,7 +107,7 @@ class GroupCommitWriter:
                 while self.pending and count < MAX_ROWS_PER_COMMIT:
                     request = self.pending.pop(0)
                     batch.append(request)
-                    count += len(request.params)
+                    count += request.rows
                 if not batch:
                     self.leading = False
                     return
@@ -127,18 +145,18 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[_Request]) -> None:
         raw = self._connection()
-        plain = [p for request in batch if not request.want_inserted for p in request.params]
         returning = [request for request in batch if request.want_inserted]
+        plain = [request.params for request in batch if not request.want_inserted]
         cursor = raw.cursor()
         try:
             if self.postgres and not returning:
-                cursor.execute(PG_INSERT_SQL, _columns(plain))  # autocommit: its own transaction
+                cursor.execute(PG_INSERT_SQL, (_json_array(plain),))  # autocommit: its own transaction
                 return
             cursor.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")  # SQLite: take the write lock now
             if plain and self.postgres:
-                cursor.execute(PG_INSERT_SQL, _columns(plain))
+                cursor.execute(PG_INSERT_SQL, (_json_array(plain),))
             elif plain:
-                cursor.executemany(self.insert_sql, plain)
+                cursor.executemany(self.insert_sql, [row for rows in plain for row in rows])
             for request in returning:
                 request.result = self._insert_returning(cursor, request.params)
             if self.postgres:
@@ -159,14 +177,16 @@ class GroupCommitWriter:
         finally:
             cursor.close()
 
-    def _insert_returning(self, cursor: Any, params: list[tuple[Any, ...]]) -> set[str]:
-        sql = (self.head + ", ".join([self.row_sql] * len(params))
-               + " ON CONFLICT (dataset_group_arn, event_id) DO NOTHING RETURNING event_id")
-        cursor.execute(sql, [value for row in params for value in row])
+    def _insert_returning(self, cursor: Any, params: Any) -> set[str]:
+        if self.postgres:
+            cursor.execute(PG_INSERT_SQL + " RETURNING event_id", (_json_array([params]),))
+        else:
+            sql = (self.head + ", ".join([self.row_sql] * len(params))
+                   + " ON CONFLICT (dataset_group_arn, event_id) DO NOTHING RETURNING event_id")
+            cursor.execute(sql, [value for row in params for value in row])
         return {r[0] for r in cursor.fetchall()}
 
 
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows -> one list per column (the unnest arrays)."""
-    return [list(column) for column in zip(*rows, strict=True)]
+def _json_array(pieces: list[bytes]) -> str:
+    """Requests' JSON rows -> one JSON array (the parameter of PG_INSERT_SQL)."""
+    return (b"[" + b",".join(p for p in pieces if p) + b"]").decode()

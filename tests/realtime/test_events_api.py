@@ -218,3 +218,25 @@ def test_feed_reads_events_in_arrival_order_and_counts_items(services: Services)
         ("c", "s2", None)]
     assert item_counts(services.engine, g.arn, since=15.0) == {"a": 1, "b": 1, "c": 1}
     assert item_counts(services.engine, g.arn, since=0.0, until=35.0) == {"a": 2, "b": 1}
+
+
+def test_writer_reconnects_after_its_connection_is_killed(tmp_path: Path, postgres_url: str) -> None:
+    """The group-commit writer keeps one PostgreSQL connection across commits; when the server ends it (restart,
+    idle timeout, pg_terminate_backend), the next PutEvents still succeeds on a new connection."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+
+    services = build_services(Settings(data_dir=tmp_path / "data", db_url=postgres_url))
+    try:
+        g = make_group(services)
+        put_events(g.ctx, tracking_id=g.tracking_id, session_id="s", user_id="u", event_list=[event("i1")])
+        writer = services.caches["events_writer"]
+        pid = writer.conn.driver_connection.info.backend_pid
+        with services.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+        put_events(g.ctx, tracking_id=g.tracking_id, session_id="s", user_id="u",
+                   event_list=[event("i2"), event("i3")])
+        assert [r.item_id for r in stored(services, g.arn)] == ["i1", "i2", "i3"]
+        assert writer.conn.driver_connection.info.backend_pid != pid
+    finally:
+        services.engine.dispose()
