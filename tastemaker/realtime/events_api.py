@@ -63,18 +63,23 @@ class _TargetCache:
     def get(self, services: Services, kind: str, tracking_id: str) -> Target | None:
         key = (kind, tracking_id)
         if time.monotonic() - self.loaded_at > TARGET_TTL_SECONDS:
-            self._reload(services, TARGET_TTL_SECONDS)
+            # the periodic refresh: one thread reloads, the others keep using the current lookup meanwhile
+            self._reload(services, TARGET_TTL_SECONDS, wait=False)
         target = self.targets.get(key)
         if target is None or target.problem:
-            self._reload(services, 0.0)
+            self._reload(services, 0.0, wait=True)
             target = self.targets.get(key)
         return target
 
-    def _reload(self, services: Services, max_age: float) -> None:
-        with self.lock:
+    def _reload(self, services: Services, max_age: float, *, wait: bool) -> None:
+        if not self.lock.acquire(blocking=wait):
+            return
+        try:
             if time.monotonic() - self.loaded_at > max_age:
                 self.targets = _load_targets(services)
                 self.loaded_at = time.monotonic()
+        finally:
+            self.lock.release()
 
 
 def _load_targets(services: Services) -> dict[tuple[str, str], Target]:
