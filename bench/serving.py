@@ -36,6 +36,14 @@ from tastemaker.serving.approx import ANN_MIN_ITEMS
 
 GENRES = 100
 TARGET_RPS, TARGET_P99_MS, TARGET_SHARE = 1500.0, 25.0, 0.5
+PHASES = ("ping (framework ceiling)", "GetRecommendations", "GetRecommendations + filter")
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per figure, the median over the runs (errors: the total)."""
+    out = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
+    out["non_2xx"] = float(sum(r["non_2xx"] for r in runs))
+    return out
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -329,6 +337,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds of the three phases (medians)")
     parser.add_argument("--reuse", type=Path, help="a folder that keeps data and server state between runs")
     args = parser.parse_args()
 
@@ -364,11 +373,13 @@ def main() -> int:
         # (model, catalogue, filter, ANN index) with a short run of each load before measuring.
         for warm in (plain, filtered):
             load(server, warm, 3, args.connections, workdir)
-        results["ping (framework ceiling)"] = load(server, ping_requests(server), args.seconds, args.connections,
-                                                   workdir)
-        results["GetRecommendations"] = load(server, plain, args.seconds, args.connections, workdir)
-        mem = memory_mib(server.process.pid)  # type: ignore[union-attr]
-        results["GetRecommendations + filter"] = load(server, filtered, args.seconds, args.connections, workdir)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in PHASES}
+        for _round in range(args.repeat):  # interleaved rounds: a noisy moment hits one run, not a whole phase
+            runs[PHASES[0]].append(load(server, ping_requests(server), args.seconds, args.connections, workdir))
+            runs[PHASES[1]].append(load(server, plain, args.seconds, args.connections, workdir))
+            mem = memory_mib(server.process.pid)  # type: ignore[union-attr]
+            runs[PHASES[2]].append(load(server, filtered, args.seconds, args.connections, workdir))
+        results = {name: median_run(found) for name, found in runs.items()}
         shutil.rmtree(workdir, ignore_errors=True)
         model_bytes = sum(f.stat().st_size for f in (server.data_dir / "blobs").rglob("*.npy"))
     finally:
@@ -377,10 +388,14 @@ def main() -> int:
     print(f"\nserver: --workers {args.workers}; load: {args.connections} keep-alive connections, "
           f"{'wrk' if shutil.which('wrk') else 'asyncio'} in its own process, {args.seconds:.0f} s per phase")
     print(f"load average (1/5/15 min) at the end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'share of ping':>14}")
+    print(f"medians of {args.repeat} interleaved run(s) per phase; [min-max] over the runs")
+    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'share of ping':>14}  "
+          f"{'req/s range':>13} {'p99 range':>13}")
     for name, r in results.items():
+        rps = [x["rps"] for x in runs[name]]
+        p99 = [x["p99_ms"] for x in runs[name]]
         print(f"{name:32} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['non_2xx']):7d} "
-              f"{r['rps'] / ceiling:14.0%}")
+              f"{r['rps'] / ceiling:14.0%}  {min(rps):6.0f}-{max(rps):<6.0f} {min(p99):6.1f}-{max(p99):<6.1f}")
     print(f"server memory under load: RSS {mem['rss_mib']:.0f} MiB, PSS {mem['pss_mib']:.0f} MiB over "
           f"{int(mem['processes'])} processes; model artifacts (mmapped, shared) {model_bytes / 2**20:.0f} MiB")
     recs = results["GetRecommendations"]
