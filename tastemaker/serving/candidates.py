@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from tastemaker.serving.catalog import ServingCatalog
 from tastemaker.serving.history import UserEvents
 
 FILTER_TTL_SECONDS = 1.0  # a filter's row (status) is re-read at most this often
+MASKS_PER_FILTER = 256  # item masks kept per filter and snapshot for filters that depend on filterValues only
 
 
 class FilterRows:
@@ -35,15 +37,21 @@ class FilterRows:
         return self._rows.get(filter_arn, load)  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=4096)
+def _parsed_values(raw: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    """parse_filter_values, once per distinct filterValues (requests repeat them); treat the result as read-only."""
+    from tastemaker.filters import parse_filter_values
+
+    return parse_filter_values(dict(raw))
+
+
 class FilterSpec:
     """One filter use in a request: the checked filter plus its raw filterValues."""
 
     def __init__(self, arn: str, checked: Any, values: Mapping[str, str] | None) -> None:
-        from tastemaker.filters import parse_filter_values
-
         self.arn = arn
         self.checked = checked
-        self.values = parse_filter_values(values or {})
+        self.values = _parsed_values(tuple(sorted((values or {}).items())))
 
     @property
     def uses_interactions(self) -> bool:
@@ -95,11 +103,26 @@ def history_by_type(catalog: ServingCatalog, events: UserEvents) -> dict[str, tu
 
 def filter_mask(services: Services, group_arn: str, catalog: ServingCatalog, spec: FilterSpec, *,
                 user_id: str | None, item_position: int | None, events: UserEvents | None) -> np.ndarray:
-    """Allowed items (bool over the catalogue) for one request; the filter is compiled once per snapshot."""
+    """Allowed items (bool over the catalogue) for one request; the filter is compiled once per snapshot.
+    The result may be shared and read-only: copy it before changing it."""
     from tastemaker.filters import FilterRequest, compile_filter
 
     users_version, fcat = filter_catalog(services, group_arn, catalog)
     compiled = catalog.derived(f"filter:{spec.arn}:{users_version}", lambda: compile_filter(spec.checked, fcat))
+    checked = spec.checked
+    per_request = (checked.uses_interactions or checked.uses_current_user or checked.uses_current_item
+                   or checked.uses_action_interactions)
+    if not per_request:  # the mask depends on filterValues only: keep the recent ones (read-only)
+        masks: dict[Any, np.ndarray] = catalog.derived(f"masks:{spec.arn}:{users_version}", dict)
+        key = tuple(sorted((name, tuple(items)) for name, items in spec.values.items()))
+        found = masks.get(key)
+        if found is None:
+            found = compiled.item_mask(FilterRequest(values=spec.values))
+            found.flags.writeable = False
+            if len(masks) >= MASKS_PER_FILTER:
+                masks.clear()
+            masks[key] = found
+        return found
     request = FilterRequest(
         values=spec.values,
         history=history_by_type(catalog, events) if events is not None and spec.uses_interactions else None,

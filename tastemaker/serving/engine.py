@@ -234,15 +234,15 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
         excluded = cand.excluded_by_events(catalog, events, dep.use_case.excluded_event_types)
     if item_pos is not None and item_pos >= 0:
         excluded = np.append(excluded, item_pos)
-    eligible: np.ndarray | None = None  # over the whole catalogue; None: every item
-    if excluded.size or request_filter is not None:
-        eligible = np.ones(catalog.size, dtype=bool)
+    eligible: np.ndarray | None = None  # over the whole catalogue; None: every item (possibly read-only)
+    if request_filter is not None:
+        eligible = cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
+                                    item_position=item_pos, events=events)
+    if excluded.size:
+        eligible = np.ones(catalog.size, dtype=bool) if eligible is None else eligible.copy()
         eligible[excluded] = False
-        if request_filter is not None:
-            eligible &= cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
-                                         item_position=item_pos, events=events)
     # Items the model never saw (newer than the training) come only through exploration and promotions.
-    mask = None if eligible is None else eligible[:n_model].copy()
+    mask = None if eligible is None else eligible[:n_model]
     score_pool = mask  # the candidates the scores are normalised over (promoted items included)
 
     rng = _generator()
@@ -258,7 +258,7 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
     promoted: np.ndarray = np.zeros(0, dtype=np.int64)
     if promotion is not None and promo_filter is not None:
         promo_mask = cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
-                                      item_position=item_pos, events=events)
+                                      item_position=item_pos, events=events).copy()
         promo_mask[excluded] = False
         n_promoted = max(1, int(num * int(promotion["percent_promoted_items"]) / 100))
         promoted = promote(scores, catalog, promo_mask, n_promoted)

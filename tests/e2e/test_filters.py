@@ -54,6 +54,12 @@ def test_genre_include_with_a_parameter(personalize, runtime, world) -> None:  #
     got = recommend(runtime, world, "aws-user-personalization", arn, 10, userId="u3",
                     filterValues={"GENRE": '"Comedy"'})
     assert len(got) == 10 and all("Comedy" in genres(world, i) for i in got)
+    # serving keeps recent masks per filterValues: alternating values must each get their own
+    all_genres = sorted({g for item in world["items"] for g in genres(world, item) if g})
+    for genre in [*all_genres[:3], "Comedy", *all_genres[:3]]:
+        got = recommend(runtime, world, "aws-user-personalization", arn, 5, userId="u3",
+                        filterValues={"GENRE": f'"{genre}"'})
+        assert got and all(genre in genres(world, i) for i in got), genre
 
 
 def test_already_watched_is_excluded_and_the_list_stays_full(personalize, runtime, world) -> None:  # type: ignore[no-untyped-def]
