@@ -1,0 +1,91 @@
+"""End-to-end: `tastemaker serve --workers 2`: several processes serve one campaign, one runs the jobs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from tastemaker.cli.local_server import LocalServer
+from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
+from tests.e2e.util import wait_status
+
+RECIPE = "arn:aws:personalize:::recipe/"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_pids(server: LocalServer) -> set[int]:
+    """The server's worker processes (children of the `serve` process, minus multiprocessing's tracker)."""
+    assert server.process is not None
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == server.process.pid and "resource_tracker" not in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def test_two_workers_serve_one_campaign_and_run_each_job_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    paths = write_dataset(data, users=80, items=60, per_user=20)
+    with LocalServer(tmp_path / "server", import_roots=[data], extra_args=["--workers", "2"]) as server:
+        assert len(worker_pids(server)) == 2
+        personalize, runtime = server.client("personalize"), server.client("personalize-runtime")
+        group = personalize.create_dataset_group(name=unique("workers"))["datasetGroupArn"]
+        wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+        schema = personalize.create_schema(name=unique("s"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+        dataset = personalize.create_dataset(name=unique("d"), schemaArn=schema, datasetGroupArn=group,
+                                             datasetType="Interactions")["datasetArn"]
+        wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+        job = personalize.create_dataset_import_job(
+            jobName=unique("imp"), datasetArn=dataset, dataSource={"dataLocation": str(paths["interactions"])},
+            roleArn="arn:aws:iam::000000000000:role/P")["datasetImportJobArn"]
+        assert wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job),
+                           "datasetImportJob")["status"] == "ACTIVE"
+        solution = personalize.create_solution(name=unique("up"), datasetGroupArn=group,
+                                               recipeArn=RECIPE + "aws-user-personalization")["solutionArn"]
+        wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+        assert wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
+                           "solutionVersion", timeout=240)["status"] == "ACTIVE"
+        campaign = personalize.create_campaign(name=unique("c"), solutionVersionArn=version)["campaignArn"]
+        assert wait_status(lambda: personalize.describe_campaign(campaignArn=campaign),
+                           "campaign")["status"] == "ACTIVE"
+
+        # Many clients at once (each its own connection): both processes take connections; every answer is
+        # the same model's (same user -> same top item once exploration is set aside: compare sets).
+        answers: Counter[str] = Counter()
+        failures: list[str] = []
+
+        def client(k: int) -> None:
+            rt = server.client("personalize-runtime")
+            for round_ in range(10):
+                try:
+                    items = rt.get_recommendations(campaignArn=campaign, userId="u3", numResults=5)["itemList"]
+                    answers[str(len(items))] += 1
+                except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                    failures.append(f"client {k} call {round_}: {exc}")
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[:3]
+        assert answers == Counter({"5": 80})
+        assert runtime.get_recommendations(campaignArn=campaign, userId="u3")["itemList"]
+        # the embedded job runner ran in exactly one process: the jobs above each ran once and completed
+        jobs = personalize.list_dataset_import_jobs(datasetArn=dataset)["datasetImportJobs"]
+        assert [j["status"] for j in jobs] == ["ACTIVE"]
+        assert len(worker_pids(server)) == 2
