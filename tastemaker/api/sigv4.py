@@ -137,6 +137,22 @@ def canonical_query_string(query_string: str) -> str:
 
 
 def _parse_authorization(value: str, has_date: bool) -> _Authorization:
+    """The Authorization header's parts. A client sends the same credential scope and signed headers with
+    every request and only the signature changes, so that part is parsed once and kept."""
+    head, sep, signature = value.rpartition(", Signature=")
+    if sep and has_date and len(signature) == 64:
+        found = _parse_scope(head)
+        return _Authorization(found.access_key_id, found.date, found.region, found.service, found.signed_headers,
+                              signature)
+    return _parse_full(value, has_date)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_scope(head: str) -> _Authorization:
+    return _parse_full(head + ", Signature=-", True)
+
+
+def _parse_full(value: str, has_date: bool) -> _Authorization:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise IncompleteSignatureException(
@@ -171,16 +187,22 @@ def _parse_authorization(value: str, has_date: bool) -> _Authorization:
     return _Authorization(access_key_id, date, region, service, signed_headers, parts["Signature"])
 
 
+@functools.lru_cache(maxsize=64)
+def _basic_iso(stamp: str) -> datetime:
+    """YYYYMMDDTHHMMSSZ, parsed by hand (strptime is slow) and kept: requests of the same second share it."""
+    if not _BASIC_ISO.fullmatch(stamp):
+        raise ValueError(stamp)
+    return datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]),
+                    int(stamp[13:15]), tzinfo=UTC)
+
+
 def _request_time(headers: _HeaderView) -> tuple[str, datetime] | None:
     """The signed timestamp in SigV4 form and as a datetime, from X-Amz-Date or else Date."""
     amz_date = headers.first("x-amz-date")
     if amz_date is not None:
         stamp = amz_date.strip()
-        try:  # YYYYMMDDTHHMMSSZ, parsed by hand: strptime is slow on the hot path
-            if not _BASIC_ISO.fullmatch(stamp):
-                raise ValueError(stamp)
-            moment = datetime(int(stamp[0:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]),
-                              int(stamp[11:13]), int(stamp[13:15]), tzinfo=UTC)
+        try:
+            moment = _basic_iso(stamp)
         except ValueError:
             raise IncompleteSignatureException(
                 f"X-Amz-Date must be in ISO 8601 basic format (YYYYMMDD'T'HHMMSS'Z'); got '{amz_date}'."
