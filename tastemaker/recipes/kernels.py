@@ -35,19 +35,25 @@ def history_weights(history: np.ndarray, n_items: int, decay: float) -> tuple[np
             k += 1
     for j in range(count):
         weight[j] = decay ** (count - 1 - j)
-    order = np.argsort(valid, kind="mergesort")
-    items = np.empty(count, np.int64)
-    sums = np.empty(count, np.float64)
+    return sum_by_key(valid, weight)
+
+
+@njit(**_OPTIONS)
+def sum_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct keys, the sum of the values of each key)."""
+    order = np.argsort(keys, kind="mergesort")
+    distinct_keys = np.empty(keys.size, np.int64)
+    sums = np.empty(keys.size, np.float64)
     distinct = 0
-    for j in range(count):
-        value = valid[order[j]]
-        if distinct == 0 or items[distinct - 1] != value:
-            items[distinct] = value
-            sums[distinct] = weight[order[j]]
+    for j in range(keys.size):
+        key = keys[order[j]]
+        if distinct == 0 or distinct_keys[distinct - 1] != key:
+            distinct_keys[distinct] = key
+            sums[distinct] = values[order[j]]
             distinct += 1
         else:
-            sums[distinct - 1] += weight[order[j]]
-    return items[:distinct], sums[:distinct]
+            sums[distinct - 1] += values[order[j]]
+    return distinct_keys[:distinct], sums[:distinct]
 
 
 @njit(**_OPTIONS)
@@ -100,18 +106,8 @@ def short_term(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, histor
             reach[k] = indices[e]
             mass[k] = data[e] * np.float32(factor)
             k += 1
-    order = np.argsort(reach, kind="mergesort")
-    items = np.empty(total, np.int64)
-    sums = np.empty(total, np.float64)
-    distinct = 0
-    for j in range(total):
-        value = reach[order[j]]
-        if distinct == 0 or items[distinct - 1] != value:
-            items[distinct] = value
-            sums[distinct] = mass[order[j]]
-            distinct += 1
-        else:
-            sums[distinct - 1] += mass[order[j]]
+    items, sums = sum_by_key(reach, mass)
+    distinct = items.size
     peak = 0.0
     for j in range(distinct):
         peak = max(peak, abs(sums[j]))
@@ -120,7 +116,7 @@ def short_term(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, histor
     values = np.empty(distinct, np.float32)
     for j in range(distinct):
         values[j] = sums[j] * (weight / peak)
-    return items[:distinct], values
+    return items, values
 
 
 @njit(**_OPTIONS)
