@@ -181,6 +181,38 @@ def score_items(factors: np.ndarray, vector: np.ndarray, items: np.ndarray, scal
     return scores, top
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def scores_at(items: np.ndarray, scores: np.ndarray, positions: np.ndarray, factors: np.ndarray,
+              vector: np.ndarray, scale: float, reached: np.ndarray, reached_values: np.ndarray, trend_weight: float,
+              recent_popularity: np.ndarray, history: np.ndarray, demote: bool) -> np.ndarray:
+    """The user's scores at these item rows: looked up among the scored candidates (sorted `items`), or scored
+    like score_items on the same `scale` (exploration picks outside the candidates)."""
+    out = np.empty(positions.size, np.float32)
+    dim = factors.shape[1]
+    for j in range(positions.size):
+        row = positions[j]
+        at = np.searchsorted(items, row)
+        if at < items.size and items[at] == row:
+            out[j] = scores[at]
+            continue
+        total = np.float32(0.0)
+        for c in range(dim):
+            total += factors[row, c] * vector[c]
+        value = total * np.float32(1.0 / scale) if scale > 0 else total  # as score_items scales
+        at = np.searchsorted(reached, row)
+        if at < reached.size and reached[at] == row:
+            value += reached_values[at]
+        if trend_weight != 0.0:
+            value += np.float32(trend_weight) * recent_popularity[row]
+        if demote:
+            for seen in history:
+                if seen == row:
+                    value -= np.float32(8.0)
+                    break
+        out[j] = value
+    return out
+
+
 @njit(**_OPTIONS)
 def softmax_with_tail(scores: np.ndarray, in_sample: np.ndarray, allowed: np.ndarray, n_allowed_total: int,
                       picked_scores: np.ndarray) -> np.ndarray:
@@ -236,4 +268,6 @@ def warm_up(factors: np.ndarray, gram_inverse: np.ndarray, indptr: np.ndarray, i
     items, _only = merge_sources(history, history, history, reached, history)
     scores, _top = score_items(factors, vector, items, -1.0, reached, values, 0.1, recent_popularity, history, True)
     softmax_with_tail(scores, _only, np.zeros(0, np.bool_), 10, scores[:1])
+    scores_at(items, scores, np.array([0, 2], np.int64), factors, vector, 1.0, reached, values, 0.1,
+              recent_popularity, history, True)
     softmax_with_tail(scores, _only, np.ones(scores.size, np.bool_), 10, scores[:1])

@@ -48,16 +48,15 @@ class Candidates:
     def scores_at(self, model: Any, positions: np.ndarray) -> np.ndarray:
         """The model's scores at these item rows on this user's scale (scoring the ones not yet scored)."""
         positions = np.asarray(positions, dtype=np.int64)
-        where = np.minimum(np.searchsorted(self.items, positions), max(self.items.size - 1, 0))
-        known = self.items[where] == positions if self.items.size else np.zeros(positions.size, dtype=bool)
-        out = np.zeros(positions.size, np.float32)
-        out[known] = self.scores[where[known]]
-        if not known.all():
-            missing = np.unique(positions[~known])
-            extra = model.score_candidates([self.merged_history], [missing], self.vector[None, :],
-                                           fixed_scales=[self.scale], short_terms=[self.short_term])[0]
-            out[~known] = extra[np.searchsorted(missing, positions[~known])]
-        return out
+        if not len(self.merged_history):  # cold start: the model's cold-start scores
+            return np.asarray(model.arrays["cold_scores"])[positions].astype(np.float32)
+        reached, values = self.short_term
+        settings = model.settings
+        return kernels.scores_at(self.items, self.scores, positions, model.arrays["item_factors"],  # type: ignore[no-any-return]
+                                 self.vector, self.scale, reached, values,
+                                 float(settings.get("trend_weight", 0.0) or 0.0), model.arrays["recent_popularity"],
+                                 np.asarray(self.merged_history, dtype=np.int64),
+                                 bool(settings.get("demote_history")))
 
 
 class CandidateScorer:

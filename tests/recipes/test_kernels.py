@@ -68,3 +68,22 @@ def test_score_items_matches_the_dense_formula() -> None:
     fixed, same = kernels.score_items(factors, vector, items, 2.0, reached, values, 0.0, popularity, history, False)
     assert same == 2.0
     np.testing.assert_allclose(fixed[2], long_term[2] / 2.0, rtol=1e-5)
+
+
+def test_scores_at_agrees_with_score_items_inside_and_outside_the_candidates() -> None:
+    rng = np.random.default_rng(3)
+    factors = rng.standard_normal((60, 6)).astype(np.float32)
+    vector = rng.standard_normal(6).astype(np.float32)
+    popularity = rng.random(60).astype(np.float32)
+    history = np.array([5, 9, 5], dtype=np.int64)
+    reached, values = np.array([2, 9, 40], dtype=np.int64), np.array([0.2, 0.1, 0.3], dtype=np.float32)
+    candidates = np.array([2, 5, 9, 17], dtype=np.int64)
+    scores, scale = kernels.score_items(factors, vector, candidates, -1.0, reached, values, 0.05, popularity,
+                                        history, True)
+    everything = np.arange(60, dtype=np.int64)
+    full, _ = kernels.score_items(factors, vector, everything, scale, reached, values, 0.05, popularity, history,
+                                  True)
+    asked = np.array([17, 40, 5, 33], dtype=np.int64)  # two candidates, two outside (one reached by transitions)
+    got = kernels.scores_at(candidates, scores, asked, factors, vector, scale, reached, values, 0.05, popularity,
+                            history, True)
+    np.testing.assert_allclose(got, full[asked], rtol=1e-6, atol=1e-6)
