@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,14 @@ COLD_PERCENTILE = 10.0  # items at or below this popularity percentile count as 
 
 def exploration_settings(config: Mapping[str, Any]) -> tuple[float, float]:
     """(weight 0-1, age cut-off in days) from an itemExplorationConfig map of strings."""
+    return _settings(config.get("explorationWeight", DEFAULT_EXPLORATION_WEIGHT),
+                     config.get("explorationItemAgeCutOff", DEFAULT_AGE_CUTOFF_DAYS))
+
+
+@lru_cache(maxsize=256)
+def _settings(weight_text: Any, cutoff_text: Any) -> tuple[float, float]:
     try:
-        weight = float(config.get("explorationWeight", DEFAULT_EXPLORATION_WEIGHT))
-        cutoff = float(config.get("explorationItemAgeCutOff", DEFAULT_AGE_CUTOFF_DAYS))
+        weight, cutoff = float(weight_text), float(cutoff_text)
     except (TypeError, ValueError):
         return DEFAULT_EXPLORATION_WEIGHT, DEFAULT_AGE_CUTOFF_DAYS
     return min(max(weight, 0.0), 1.0), max(cutoff, 0.0)
@@ -75,8 +81,8 @@ def explore(picked: np.ndarray, catalog: ServingCatalog, allowed: np.ndarray | N
     if not chosen:
         return picked
     out = picked[: len(picked) - len(chosen)].tolist()
-    for item in chosen:
-        out.insert(int(rng.integers(0, len(out) + 1)), item)
+    for item, spot in zip(chosen, rng.random(len(chosen)).tolist(), strict=True):  # one draw for all spots
+        out.insert(int(spot * (len(out) + 1)), item)
     return np.asarray(out, dtype=np.int64)
 
 
