@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,6 +21,14 @@ class Services:
     engine: sa.Engine
     blobs: BlobStore
     caches: dict[str, Any] = field(default_factory=dict)
+
+    def cache(self, key: str, factory: Callable[[], Any]) -> Any:
+        """The process-wide object under `key`, made by `factory` on first use (dict.setdefault would build
+        a throw-away object on every call: these lookups are on the request path)."""
+        found = self.caches.get(key)
+        if found is None:
+            found = self.caches.setdefault(key, factory())
+        return found
 
     def s3_client(self) -> Any:
         import boto3

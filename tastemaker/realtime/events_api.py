@@ -121,9 +121,7 @@ def _add_action_target(conn: sa.Connection, out: dict[tuple[str, str], Target], 
 
 
 def _target(services: Services, kind: str, tracking_id: str) -> Target:
-    cache = services.caches.get(_CACHE_KEY)
-    if cache is None:
-        cache = services.caches.setdefault(_CACHE_KEY, _TargetCache())
+    cache = services.cache(_CACHE_KEY, _TargetCache)
     target = cache.get(services, kind, tracking_id)
     if target is None:
         what = "event tracker" if kind == "events" else "event tracker or Action_Interactions dataset"

@@ -221,9 +221,7 @@ def recall_against_exact(scorer: CandidateScorer, users: np.ndarray, k: int = 25
 def prepare_index(services: Any, loaded: Any) -> int:
     """Build (or load) the candidate index of a model served through the approximate path, in the deploy job
     rather than on the first requests; returns the saved index's size in bytes (0: the model is served exactly)."""
-    registry = services.caches.get("serving.approx")
-    if registry is None:
-        registry = services.caches.setdefault("serving.approx", ScorerRegistry())
+    registry = services.cache("serving.approx", ScorerRegistry)
     scorer = registry.get(loaded.prefix, loaded.model, services.settings.cache_dir)
     if scorer is None:
         return 0

@@ -64,7 +64,7 @@ def load_filter(services: Services, group_arn: str, filter_arn: str | None,
         if values:
             raise InvalidInputException("filterValues were given without a filterArn.")
         return None
-    rows: FilterRows = services.caches.setdefault("serving.filters", FilterRows())
+    rows: FilterRows = services.cache("serving.filters", FilterRows)
     filter_group, checked = rows.get(services, filter_arn)
     if filter_group != group_arn:
         raise InvalidInputException(f"Filter {filter_arn} belongs to dataset group {filter_group}, not to "

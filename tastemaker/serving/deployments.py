@@ -51,8 +51,7 @@ class DeploymentCache:
 
 
 def deployment_cache(services: Services) -> DeploymentCache:
-    found = services.caches.get("serving.deployments")  # setdefault would build a throwaway cache per request
-    return found if found is not None else services.caches.setdefault("serving.deployments", DeploymentCache())
+    return services.cache("serving.deployments", DeploymentCache)  # type: ignore[no-any-return]
 
 
 def _read(services: Services, arn: str, kind: str) -> Deployment:

@@ -67,7 +67,7 @@ def catalog_for(services: Services, dep: Deployment, loaded: LoadedModel) -> Ser
 
     info = _watch(services).current(services, dep.group_arn, "Items")
     version = info.version if info is not None else ""
-    cache: VersionedCache = services.caches.setdefault("serving.catalogs", VersionedCache())
+    cache: VersionedCache = services.cache("serving.catalogs", VersionedCache)
 
     def build() -> ServingCatalog:
         table = read_table(services, info, "Items") if info is not None else None
@@ -151,7 +151,7 @@ def _model_scores(services: Services, loaded: LoadedModel, dep: Deployment, quer
     """(n_model,) float32 scores from the model for this request."""
     model = loaded.model
     kind = dep.recipe_type
-    batchers: BatcherRegistry = services.caches.setdefault("serving.batchers", BatcherRegistry())
+    batchers: BatcherRegistry = services.cache("serving.batchers", BatcherRegistry)
     if kind == "RELATED_ITEMS":
         pos = catalog.index_of(query.item_id or "")
         index = pos if 0 <= pos < catalog.n_model else -1
@@ -175,16 +175,14 @@ def _candidate_scores(services: Services, loaded: LoadedModel, dep: Deployment, 
     if (dep.recipe_type != "USER_PERSONALIZATION" or query.promotions or not query.user_id
             or dep.config.get("ranking_influence")):
         return None
-    registry: approx.ScorerRegistry | None = services.caches.get("serving.approx")
-    if registry is None:
-        registry = services.caches.setdefault("serving.approx", approx.ScorerRegistry())
+    registry: approx.ScorerRegistry = services.cache("serving.approx", approx.ScorerRegistry)
     scorer = registry.get(loaded.prefix, loaded.model, services.settings.cache_dir)
     if scorer is None or not scorer.ready():
         return None
     user = loaded.user_position(query.user_id)
     positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
     history = np.asarray([p for p in positions if 0 <= p < catalog.n_model], dtype=np.int32)
-    batchers: BatcherRegistry = services.caches.setdefault("serving.batchers", BatcherRegistry())
+    batchers: BatcherRegistry = services.cache("serving.batchers", BatcherRegistry)
     return batchers.get(loaded.prefix, "candidates", scorer.compute).score(  # type: ignore[no-any-return]
         (user, history, query.context))
 

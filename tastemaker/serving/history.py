@@ -150,7 +150,7 @@ def _save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
 def _watch(services: Services) -> Any:
     from tastemaker.serving.snapshots import VersionWatch
 
-    return services.caches.setdefault("serving.version_watch", VersionWatch())
+    return services.cache("serving.version_watch", VersionWatch)
 
 
 class TrackerWatch:
@@ -172,7 +172,7 @@ class TrackerWatch:
 
 
 def has_tracker(services: Services, group_arn: str) -> bool:
-    watch: TrackerWatch = services.caches.setdefault("serving.trackers", TrackerWatch())
+    watch: TrackerWatch = services.cache("serving.trackers", TrackerWatch)
     return watch.has_tracker(services, group_arn)
 
 
@@ -195,7 +195,7 @@ def user_history(services: Services, group_arn: str, user_id: str, *, bulk: bool
     recent = streamed_events(services, group_arn, user_id)
     if not bulk:
         return recent
-    store: HistoryStore = services.caches.setdefault("serving.history", HistoryStore())
+    store: HistoryStore = services.cache("serving.history", HistoryStore)
     index = store.index(services, group_arn)
     past = index.events(user_id) if index is not None else UserEvents([], [], [])
     return UserEvents(recent.item_ids + past.item_ids, recent.event_types + past.event_types,

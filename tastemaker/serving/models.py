@@ -125,4 +125,4 @@ class ModelCache:
 
 
 def model_cache(services: Services) -> ModelCache:
-    return services.caches.setdefault("serving.models", ModelCache())
+    return services.cache("serving.models", ModelCache)

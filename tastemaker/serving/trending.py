@@ -42,7 +42,7 @@ def trending_now(services: Services, model: Any, model_key: str, group_arn: str,
     interval = int(model.interval_seconds)
     boundary = max(interval_boundary(now if now is not None else time.time(), interval),
                    int(model.settings.get("trained_at", 0)))
-    cache: dict[tuple[str, int], np.ndarray] = services.caches.setdefault(CACHE_KEY, {})
+    cache: dict[tuple[str, int], np.ndarray] = services.cache(CACHE_KEY, dict)
     key = (model_key, boundary)
     if key not in cache:
         slow_step("trending refresh")
