@@ -135,18 +135,8 @@ def merge_sources(found: np.ndarray, head: np.ndarray, history: np.ndarray, reac
         pool[k] = value
         is_sample[k] = True
         k += 1
-    # sort by (item, sample flag) so that a core copy of an item comes before its sample copy
-    order = np.argsort(pool * 2 + is_sample, kind="mergesort")
-    items = np.empty(pool.size, np.int64)
-    only_sample = np.empty(pool.size, np.bool_)
-    distinct = 0
-    for j in range(pool.size):
-        value = pool[order[j]]
-        if distinct == 0 or items[distinct - 1] != value:
-            items[distinct] = value
-            only_sample[distinct] = is_sample[order[j]]
-            distinct += 1
-    return items[:distinct], only_sample[:distinct]
+    items, core_copies = sum_by_key(pool, (~is_sample).astype(np.float64))
+    return items, core_copies == 0.0
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD lanes

@@ -168,15 +168,14 @@ class CollaborativeModel(TrainedModel):
 
     def score_candidates(self, merged: list[np.ndarray], candidates: Sequence[np.ndarray],
                          vectors: np.ndarray | None = None, scales: list[float] | None = None,
-                         fixed_scales: Sequence[float] | None = None,
                          short_terms: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[np.ndarray]:
         """score_histories restricted to each row's candidate items (ALS engine only).
 
         `candidates` are sorted unique item rows. Equal to score_histories at those items when they include
         the item whose long-term score has the largest magnitude (the long-term scale is the candidates' own
         maximum); the short-term scale is exact, computed from every item the transitions reach.
-        The long-term scale of each row is appended to `scales` when given; `fixed_scales` imposes them
-        (to score more items of the same users later on the same scale), `short_terms` reuses short_term().
+        The long-term scale of each row is appended to `scales` when given (kernels.scores_at scores more items
+        of the same user on it); `short_terms` reuses short_term().
         """
         factors = self.arrays["item_factors"]
         vectors = self.user_vectors(merged) if vectors is None else vectors
@@ -193,8 +192,7 @@ class CollaborativeModel(TrainedModel):
                     scales.append(0.0)
                 continue
             reach, weight = short_terms[row] if short_terms is not None else self.short_term(history)
-            scale = float(fixed_scales[row]) if fixed_scales is not None else -1.0
-            scores, top = kernels.score_items(factors, vectors[row], items, scale, reach, weight, trend, recent,
+            scores, top = kernels.score_items(factors, vectors[row], items, -1.0, reach, weight, trend, recent,
                                               history, demote)
             if scales is not None:
                 scales.append(float(top))
