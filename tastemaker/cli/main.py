@@ -33,11 +33,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         from tastemaker.cli.wiring import prepare_workers
 
-        prepare_workers(settings)
+        runner = prepare_workers(settings)
         print(f"Tastemaker listening on http://{settings.host}:{settings.port} with {settings.workers} worker "
               "processes", flush=True)
-        uvicorn.run("tastemaker.cli.wiring:app_from_env", factory=True, workers=settings.workers,
-                    host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+        try:
+            uvicorn.run("tastemaker.cli.wiring:app_from_env", factory=True, workers=settings.workers,
+                        host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+        finally:
+            if runner is not None:
+                runner.stop()
         return 0
     app = build_server_app(settings)
     print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)

@@ -16,6 +16,7 @@ from tastemaker.store.blobs import open_blob_store
 
 if TYPE_CHECKING:
     from tastemaker.api.app import Application
+    from tastemaker.jobs.worker import JobRunner
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -58,7 +59,6 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
 # --- several API worker processes (`tastemaker serve --workers N`) --------------------------------------
 
 SETTINGS_ENV = "TASTEMAKER_SERVE_SETTINGS"  # the parent's Settings as JSON, read by each worker's app factory
-_job_lock: Any = None  # the open lock file of the one worker process that runs the embedded job runner
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -88,38 +88,31 @@ def settings_from_json(text: str) -> Settings:
     return Settings(**values)
 
 
-def prepare_workers(settings: Settings) -> None:
-    """In the parent, before workers start: migrate the database once and create the access key once."""
+def prepare_workers(settings: Settings) -> JobRunner | None:
+    """In the parent, before workers start: migrate the database once, create the access key once, and start
+    the job runner here (returned; None with --job-threads 0). The parent only supervises the workers, so jobs
+    (polling, imports, training orchestration) never take the GIL from a process that serves requests: with
+    the runner inside a serving worker, its polls were a visible share of that worker's slowest requests."""
     from tastemaker.api.keys import KeyStore, boto3_snippet
+    from tastemaker.jobs.worker import JobRunner
 
-    build_services(settings).engine.dispose()
+    services = build_services(settings)
     keys = KeyStore.load(settings)
     if keys.created:
         endpoint = f"http://{settings.host}:{settings.port}"
         print("Tastemaker generated an access key (stored in "
               f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
         print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
-    os.environ[SETTINGS_ENV] = settings_to_json(settings)
-
-
-def _claim_job_runner(settings: Settings) -> bool:
-    """True in exactly one worker process: the one holding an exclusive lock on DATA_DIR/jobrunner.lock."""
-    import fcntl
-
-    global _job_lock
-    handle = open(settings.data_dir / "jobrunner.lock", "w")  # noqa: SIM115 - held for the process's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return False
-    _job_lock = handle
-    return True
+    os.environ[SETTINGS_ENV] = settings_to_json(dataclasses.replace(settings, job_threads=0))
+    if settings.job_threads <= 0:
+        services.engine.dispose()
+        return None
+    runner = JobRunner(services, settings.job_threads)
+    runner.start()
+    return runner
 
 
 def app_from_env() -> Application:
-    """uvicorn app factory for worker processes; only one of them runs the embedded job runner."""
+    """uvicorn app factory for worker processes (they serve only: the parent runs the jobs)."""
     settings = settings_from_json(os.environ[SETTINGS_ENV])
-    if settings.job_threads > 0 and not _claim_job_runner(settings):
-        settings = dataclasses.replace(settings, job_threads=0)
     return build_server_app(settings, announce=False, migrate=False)

@@ -122,21 +122,30 @@ def short_term(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, histor
 @njit(**_OPTIONS)
 def merge_sources(found: np.ndarray, head: np.ndarray, history: np.ndarray, reached: np.ndarray,
                   sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct candidates, True where an item is only in the random sample) of the candidate sources."""
-    n_core = found.size + head.size + history.size + reached.size
-    pool = np.empty(n_core + sample.size, np.int64)
-    is_sample = np.zeros(n_core + sample.size, np.bool_)
+    """(sorted distinct candidates, True where an item is only in the random sample) of the candidate sources.
+    One integer sort: each item is coded item * 2 (+1 for a sample copy), so an item's first code after
+    sorting says whether any non-sample source has it."""
+    n = found.size + head.size + history.size + reached.size + sample.size
+    codes = np.empty(n, np.int64)
     k = 0
     for source in (found, head, history, reached):
         for value in source:
-            pool[k] = value
+            codes[k] = value * 2
             k += 1
     for value in sample:
-        pool[k] = value
-        is_sample[k] = True
+        codes[k] = value * 2 + 1
         k += 1
-    items, core_copies = sum_by_key(pool, (~is_sample).astype(np.float64))
-    return items, core_copies == 0.0
+    codes.sort()
+    items = np.empty(n, np.int64)
+    only_sample = np.empty(n, np.bool_)
+    distinct = 0
+    for j in range(n):
+        item = codes[j] >> 1
+        if distinct == 0 or items[distinct - 1] != item:
+            items[distinct] = item
+            only_sample[distinct] = (codes[j] & 1) == 1
+            distinct += 1
+    return items[:distinct], only_sample[:distinct]
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the dot products use SIMD lanes

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tastemaker.recipes import kernels
+from tastemaker.serving import compiled
 from tastemaker.serving.ann import ann_available
 from tastemaker.serving.inline import slow_step
 
@@ -181,7 +182,7 @@ class ScorerRegistry:
         self._lock = threading.Lock()
         self._scorers: dict[str, CandidateScorer | None] = {}
 
-    def get(self, prefix: str, model: Any, cache_dir: Path | None) -> CandidateScorer | None:
+    def get(self, prefix: str, model: Any, services: Any) -> CandidateScorer | None:
         if prefix in self._scorers:
             return self._scorers[prefix]
         with self._lock:
@@ -189,15 +190,13 @@ class ScorerRegistry:
                 slow_step("candidate scorer set-up")
                 usable = (getattr(model, "supports_candidates", False) and model.n_items >= ANN_MIN_ITEMS
                           and ann_available())
-                self._scorers[prefix] = CandidateScorer(model, cache_dir) if usable else None
+                self._scorers[prefix] = CandidateScorer(model, services.settings.cache_dir) if usable else None
             return self._scorers[prefix]
 
 
 def top_from_candidates(cand: Candidates, k: int, allowed: np.ndarray | None) -> np.ndarray:
     """Catalogue positions of the k best allowed candidates, best first (ties: lower position first)."""
-    from tastemaker.serving.topk import top_k
-
-    return cand.items[top_k(cand.scores, k, allowed)]
+    return cand.items[compiled.top_k_small(cand.scores, k, _NO_MASK if allowed is None else allowed)]
 
 
 def recall_against_exact(scorer: CandidateScorer, users: np.ndarray, k: int = 25,
@@ -222,7 +221,7 @@ def prepare_index(services: Any, loaded: Any) -> int:
     """Build (or load) the candidate index of a model served through the approximate path, in the deploy job
     rather than on the first requests; returns the saved index's size in bytes (0: the model is served exactly)."""
     registry = services.cache("serving.approx", ScorerRegistry)
-    scorer = registry.get(loaded.prefix, loaded.model, services.settings.cache_dir)
+    scorer = registry.get(loaded.prefix, loaded.model, services)
     if scorer is None:
         return 0
     if scorer.index is None:

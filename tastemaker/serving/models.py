@@ -13,6 +13,7 @@ import numpy as np
 from tastemaker.control.context import Services
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
+from tastemaker.serving import compiled
 from tastemaker.serving.inline import slow_step
 
 MAX_MODELS = 32  # loaded models kept per process (least recently used are dropped; files stay mmapped by others)
@@ -111,6 +112,7 @@ class ModelCache:
             prepare = getattr(model, "prepare_serving", None)
             if prepare is not None:
                 prepare()
+            compiled.warm_up()
             size = sum(p.stat().st_size for p in directory.glob("*.npy"))
             users_sorted, users_order = user_lookup(services, prefix, model)
             loaded = LoadedModel(prefix, model, directory, size, users_sorted, users_order)

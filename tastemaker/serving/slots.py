@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tastemaker.serving import compiled
 from tastemaker.serving.catalog import ServingCatalog
 
 DEFAULT_EXPLORATION_WEIGHT = 0.3
@@ -46,27 +47,6 @@ def _pools(catalog: ServingCatalog, cutoff_days: float) -> tuple[np.ndarray, np.
     return np.flatnonzero(young & cold), np.flatnonzero((young | cold) & ~(young & cold))
 
 
-def _draw(pool: np.ndarray, need: int, allowed: np.ndarray | None, taken: set[int],
-          rng: np.random.Generator) -> list[int]:
-    """Up to `need` random pool members that are allowed and not taken (rejection sampling on big pools)."""
-    out: list[int] = []
-    if pool.size == 0 or need <= 0:
-        return out
-    if pool.size <= 8 * need:
-        usable = [p for p in pool.tolist() if p not in taken and (allowed is None or allowed[p])]
-        if not usable:
-            return out
-        return [int(p) for p in rng.choice(usable, size=min(need, len(usable)), replace=False).tolist()]
-    for _round in range(4):
-        for p in pool[rng.integers(0, pool.size, size=4 * need)].tolist():
-            if p not in taken and (allowed is None or allowed[p]):
-                out.append(p)
-                taken.add(p)
-                if len(out) == need:
-                    return out
-    return out
-
-
 def explore(picked: np.ndarray, catalog: ServingCatalog, allowed: np.ndarray | None, blocked: set[int],
             config: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
     """Replace the tail of the exploit list by random young/cold items (allowed, not blocked) at random spots."""
@@ -75,15 +55,13 @@ def explore(picked: np.ndarray, catalog: ServingCatalog, allowed: np.ndarray | N
     if n_explore == 0 or len(picked) == 0:
         return picked
     best, rest = exploration_pool(catalog, cutoff)
-    taken = set(picked.tolist()) | blocked
-    chosen = _draw(best, n_explore, allowed, taken, rng)
-    chosen += _draw(rest, n_explore - len(chosen), allowed, taken | set(chosen), rng)
-    if not chosen:
-        return picked
-    out = picked[: len(picked) - len(chosen)].tolist()
-    for item, spot in zip(chosen, rng.random(len(chosen)).tolist(), strict=True):  # one draw for all spots
-        out.insert(int(spot * (len(out) + 1)), item)
-    return np.asarray(out, dtype=np.int64)
+    return compiled.explore_slots(np.asarray(picked, dtype=np.int64), best, rest,  # type: ignore[no-any-return]
+                                  _NO_MASK if allowed is None else allowed,
+                                  np.fromiter(blocked, np.int64, len(blocked)) if blocked else _NOTHING,
+                                  n_explore, rng.random(compiled.draws_needed(n_explore)))
+
+
+_NO_MASK, _NOTHING = np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
 
 
 def promote(scores: np.ndarray, catalog: ServingCatalog, promo_mask: np.ndarray, count: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""End-to-end: `tastemaker serve --workers 2`: several processes serve one campaign, one runs the jobs."""
+"""End-to-end: `tastemaker serve --workers 2`: two processes serve one campaign; the parent runs the jobs."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_two_workers_serve_one_campaign_and_run_each_job_once(tmp_path: Path) ->
         assert not failures, failures[:3]
         assert answers == Counter({"5": 80})
         assert runtime.get_recommendations(campaignArn=campaign, userId="u3")["itemList"]
-        # the embedded job runner ran in exactly one process: the jobs above each ran once and completed
+        # the job runner (in the parent, not in a serving worker) ran the jobs above once each
         jobs = personalize.list_dataset_import_jobs(datasetArn=dataset)["datasetImportJobs"]
         assert [j["status"] for j in jobs] == ["ACTIVE"]
         assert len(worker_pids(server)) == 2
