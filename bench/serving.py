@@ -4,8 +4,11 @@ Generates USERS x ITEMS interaction data (a few events per user, taste clusters,
 imports and trains it through the normal API on a `tastemaker serve --workers N` server, deploys a campaign,
 then runs a load generator in a separate process (wrk with a Lua script of pre-signed requests when wrk is
 installed, else an asyncio generator) against: the trivial /ping endpoint (the framework's ceiling),
-GetRecommendations (numResults 25), and GetRecommendations with an Items filter. Prints throughput, p50,
-p99, the server's memory (RSS and PSS of all its processes) and our share of the ceiling.
+GetRecommendations (numResults 25), GetRecommendations with an Items filter, and GetRecommendations paced at
+the target rate (latency at that load rather than at saturation). Prints throughput, p50, p99, the server's
+CPU time per request and memory (RSS and PSS of all its processes), our share of the ceiling, the machine's
+own jitter (a fixed computation's p99) and the in-process cost of two steps every request must take (SigV4
+verification, one index query), next to the CPU budget that half of /ping's throughput would leave.
 
     .venv/bin/python bench/serving.py                      # 1,000,000 users x 100,000 items
     .venv/bin/python bench/serving.py --users 100000 --items 20000 --seconds 8   # quicker
@@ -183,13 +186,12 @@ def _lua_string(raw: bytes) -> str:
 
 
 def run_wrk(url: str, requests: list[bytes], seconds: float, connections: int, workdir: Path,
-            rate: float | None = None) -> dict[str, float]:
-    """wrk in its own process. With `rate`, each connection waits a random delay (mean connections / rate
-    seconds) before each request, so about `rate` requests/s are offered instead of as many as the server
-    can answer: the latency at that load rather than at saturation."""
+            mean_delay_ms: float | None = None) -> dict[str, float]:
+    """wrk in its own process. With `mean_delay_ms`, each connection waits a random delay (uniform, that
+    mean) before each request: a paced load instead of as many requests as the server can answer."""
     script = workdir / f"load-{uuid.uuid4().hex[:6]}.lua"
-    pacing = (f"function delay()\n  return math.random() * {2000.0 * connections / rate:.4f}\nend\n"
-              if rate else "")
+    pacing = (f"function delay()\n  return math.random() * {2.0 * mean_delay_ms:.4f}\nend\n"
+              if mean_delay_ms else "")
     script.write_text("local reqs = {\n" + ",\n".join(_lua_string(r) for r in requests) + "\n}\n"
                       "local i = 0\n" + pacing + "request = function()\n  i = i % #reqs + 1\n  return reqs[i]\nend\n")
     proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
@@ -249,10 +251,19 @@ def load(server: LocalServer, requests: list[bytes], seconds: float, connections
          workdir: Path, rate: float | None = None) -> dict[str, float]:
     """One load phase; adds the server's CPU time per answered request (all its processes, from /proc)."""
     pids = process_tree(server.process.pid)  # type: ignore[union-attr]
-    before = cpu_seconds(pids)
-    if shutil.which("wrk"):
-        result = run_wrk(server.url, requests, seconds, connections, workdir, rate)
+    if rate and shutil.which("wrk"):
+        # wrk's delay comes on top of each request's latency: a short run measures that latency, the
+        # measured run waits that much less so that about `rate` requests/s are offered
+        cycle_ms = 1000.0 * connections / rate
+        probe = run_wrk(server.url, requests, 3, connections, workdir, cycle_ms)
+        latency_ms = max(1000.0 * connections / max(probe["rps"], 1.0) - cycle_ms, 0.0)
+        before = cpu_seconds(pids)
+        result = run_wrk(server.url, requests, seconds, connections, workdir, max(cycle_ms - latency_ms, 0.1))
+    elif shutil.which("wrk"):
+        before = cpu_seconds(pids)
+        result = run_wrk(server.url, requests, seconds, connections, workdir)
     else:
+        before = cpu_seconds(pids)
         result = run_python_load(server.port, requests, seconds, connections, rate)
     result["cpu_ms"] = (cpu_seconds(pids) - before) * 1000 / max(result["requests"], 1.0)
     return result
