@@ -57,7 +57,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from tastemaker.jobs.worker import JobRunner
 
     settings = _settings(args)
-    runner = JobRunner(build_services(settings), settings.job_threads or 1)
+    services = build_services(settings)
+    services.serves_requests = False
+    runner = JobRunner(services, settings.job_threads or 1)
     runner.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

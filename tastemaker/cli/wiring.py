@@ -107,6 +107,7 @@ def prepare_workers(settings: Settings) -> JobRunner | None:
     if settings.job_threads <= 0:
         services.engine.dispose()
         return None
+    services.serves_requests = False
     runner = JobRunner(services, settings.job_threads)
     runner.start()
     return runner

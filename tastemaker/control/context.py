@@ -21,6 +21,9 @@ class Services:
     engine: sa.Engine
     blobs: BlobStore
     caches: dict[str, Any] = field(default_factory=dict)
+    # False in processes that only run jobs (the parent of `serve --workers N`, `tastemaker worker`): a deploy
+    # job there checks a model and builds its index file, then lets go of what only serving would use.
+    serves_requests: bool = True
 
     def cache(self, key: str, factory: Callable[[], Any]) -> Any:
         """The process-wide object under `key`, made by `factory` on first use (dict.setdefault would build

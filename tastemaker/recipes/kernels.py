@@ -213,6 +213,30 @@ def scores_at(items: np.ndarray, scores: np.ndarray, positions: np.ndarray, fact
 
 
 @njit(**_OPTIONS)
+def user_state(factors: np.ndarray, gram_inverse: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+               data: np.ndarray, history: np.ndarray, last: int, decay: float, alpha: float,
+               weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fold_in and short_term of one history in one call (each call from Python costs microseconds of
+    dispatch): (user vector, rows the transitions reach, their short-term values)."""
+    vector = fold_in(factors, gram_inverse, history, decay, alpha)
+    reached, values = short_term(indptr, indices, data, history, last, decay, weight)
+    return vector, reached, values
+
+
+@njit(**_OPTIONS)
+def merge_and_score(found: np.ndarray, head: np.ndarray, history: np.ndarray, reached: np.ndarray,
+                    reached_values: np.ndarray, sample: np.ndarray, factors: np.ndarray, vector: np.ndarray,
+                    trend_weight: float, recent_popularity: np.ndarray,
+                    demote: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """merge_sources then score_items on the user's own scale, in one call:
+    (candidates, only-in-sample flags, their scores, the long-term scale)."""
+    items, only_sample = merge_sources(found, head, history, reached, sample)
+    scores, top = score_items(factors, vector, items, -1.0, reached, reached_values, trend_weight,
+                              recent_popularity, history, demote)
+    return items, only_sample, scores, top
+
+
+@njit(**_OPTIONS)
 def softmax_with_tail(scores: np.ndarray, in_sample: np.ndarray, allowed: np.ndarray, n_allowed_total: int,
                       picked_scores: np.ndarray) -> np.ndarray:
     """exp(picked - top) / (mass of the allowed core candidates + estimated mass of the allowed items never
@@ -263,6 +287,9 @@ def warm_up(factors: np.ndarray, gram_inverse: np.ndarray, indptr: np.ndarray, i
     are read-only, a type of their own), so that no request pays for a compilation."""
     history = np.array([0, 0], np.int64)
     vector = fold_in(factors, gram_inverse, history, 0.9, 1.0)
+    state = user_state(factors, gram_inverse, indptr, indices, data, history, 3, 0.9, 1.0, 0.5)
+    merge_and_score(history, history, history, state[1], state[2], history, factors, state[0], 0.1,
+                    recent_popularity, True)
     reached, values = short_term(indptr, indices, data, history, 3, 0.9, 0.5)
     items, _only = merge_sources(history, history, history, reached, history)
     scores, _top = score_items(factors, vector, items, -1.0, reached, values, 0.1, recent_popularity, history, True)

@@ -166,38 +166,31 @@ class CollaborativeModel(TrainedModel):
                                   np.asarray(history, dtype=np.int64), LAST_EVENTS_FOR_TRANSITIONS,
                                   float(self.settings["decay"]), TRANSITION_WEIGHT)
 
-    def score_candidates(self, merged: list[np.ndarray], candidates: Sequence[np.ndarray],
-                         vectors: np.ndarray | None = None, scales: list[float] | None = None,
-                         short_terms: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> list[np.ndarray]:
-        """score_histories restricted to each row's candidate items (ALS engine only).
+    def serving_state(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One user's (vector, transition-reached rows, their short-term values), as user_vectors() and
+        short_term() give them, in one compiled call. `history` int64 item rows, oldest first."""
+        a = self.arrays
+        return kernels.user_state(a["item_factors"], self.gram_inverse, a["trans_indptr"],  # type: ignore[no-any-return]
+                                  a["trans_indices"], a["trans_data"], history, LAST_EVENTS_FOR_TRANSITIONS,
+                                  float(self.settings["decay"]), ALS_ALPHA, TRANSITION_WEIGHT)
 
-        `candidates` are sorted unique item rows. Equal to score_histories at those items when they include
-        the item whose long-term score has the largest magnitude (the long-term scale is the candidates' own
-        maximum); the short-term scale is exact, computed from every item the transitions reach.
-        The long-term scale of each row is appended to `scales` when given (kernels.scores_at scores more items
-        of the same user on it); `short_terms` reuses short_term().
-        """
-        factors = self.arrays["item_factors"]
-        vectors = self.user_vectors(merged) if vectors is None else vectors
-        trend = float(self.settings.get("trend_weight", 0.0) or 0.0)
-        demote = bool(self.settings.get("demote_history"))
-        recent = self.arrays["recent_popularity"]
-        out = []
-        for row, items in enumerate(candidates):
-            items = np.asarray(items, dtype=np.int64)
-            history = np.asarray(merged[row], dtype=np.int64)
-            if not len(history):
-                out.append(np.asarray(self.arrays["cold_scores"])[items].astype(np.float32))
-                if scales is not None:
-                    scales.append(0.0)
-                continue
-            reach, weight = short_terms[row] if short_terms is not None else self.short_term(history)
-            scores, top = kernels.score_items(factors, vectors[row], items, -1.0, reach, weight, trend, recent,
-                                              history, demote)
-            if scales is not None:
-                scales.append(float(top))
-            out.append(scores)
-        return out
+    def merge_and_score(self, found: np.ndarray, head: np.ndarray, history: np.ndarray,
+                        state: tuple[np.ndarray, np.ndarray, np.ndarray],
+                        sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """One user's candidates (index hits, head, history, transitions, sample; sorted, distinct), which of
+        them only the sample supplied, their scores and the long-term scale used.
+
+        The scores equal score_histories at those items when the candidates include the item whose long-term
+        score has the largest magnitude (the long-term scale is the candidates' own maximum); the short-term
+        scale is exact, computed from every item the transitions reach."""
+        vector, reached, values = state
+        items, only_sample, scores, top = kernels.merge_and_score(
+            found, head, history, reached, values, sample, self.arrays["item_factors"], vector,
+            float(self.settings.get("trend_weight", 0.0) or 0.0), self.arrays["recent_popularity"],
+            bool(self.settings.get("demote_history")))
+        if not len(history):  # no history: the cold-start scores, as score_histories gives them
+            return items, only_sample, np.asarray(self.arrays["cold_scores"])[items].astype(np.float32), 0.0
+        return items, only_sample, scores, float(top)
 
     def prepare_serving(self) -> None:
         """Compile the serving kernels for this model's arrays before it takes requests."""

@@ -133,32 +133,22 @@ class CandidateScorer:
         return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.hnsw"
 
     # --- scoring -------------------------------------------------------------------------------------
-    def candidates_for(self, merged: list[np.ndarray], vectors: np.ndarray, short_terms: list[Any],
-                       extra: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per user (all candidates, the random-sample-only ones as a bool mask): index hits for the user
-        vector, items the transitions reach from the last events, the history, the head, the sample."""
-        model = self.model
-        k = min(self.n_candidates + extra, model.n_items)
-        found = self.index.query(vectors, k) if self.index is not None else np.zeros((len(merged), 0), np.int64)
-        return [kernels.merge_sources(found[row].astype(np.int64), self.head, np.asarray(history, dtype=np.int64),
-                                      short_terms[row][0], self.sample) for row, history in enumerate(merged)]
-
-    def compute(self, queries: Sequence[Any], extra: int = 0) -> list[Candidates]:
-        """Batcher compute(): queries are (user row, history item indices, context)."""
+    def compute(self, queries: Sequence[Any]) -> list[Candidates]:
+        """Batcher compute(): queries are (user row, history item indices, context). Per user: two compiled
+        calls around one index query (fold-in and transitions; merge of the candidate sources and scoring)."""
         model = self.model
         users = np.asarray([q[0] for q in queries], dtype=np.int64)
-        merged = model.merged_histories(users, [q[1] for q in queries])
-        vectors = model.user_vectors(merged)
-        short_terms = [model.short_term(h) if len(h) else (_EMPTY_ROWS, _EMPTY_WEIGHTS) for h in merged]
-        pools = self.candidates_for(merged, vectors, short_terms, extra)
-        scales: list[float] = []
-        scores = model.score_candidates(merged, [items for items, _ in pools], vectors, scales=scales,
-                                        short_terms=short_terms)
-        return [Candidates(items, scores[row], in_sample, merged[row], vectors[row], scales[row], short_terms[row])
-                for row, (items, in_sample) in enumerate(pools)]
+        out = []
+        for history in model.merged_histories(users, [q[1] for q in queries]):
+            rows = np.asarray(history, dtype=np.int64)
+            state = model.serving_state(rows)
+            found = self.index.query(state[0][None, :], self.n_candidates)[0] if self.index is not None else _NONE
+            items, in_sample, scores, scale = model.merge_and_score(found, self.head, rows, state, self.sample)
+            out.append(Candidates(items, scores, in_sample, history, state[0], scale, (state[1], state[2])))
+        return out
 
 
-_EMPTY_ROWS, _EMPTY_WEIGHTS = np.zeros(0, np.int64), np.zeros(0, np.float32)
+_NONE = np.zeros(0, np.int64)
 
 
 def softmax_with_tail(cand: Candidates, allowed: np.ndarray | None, n_allowed_total: int,
@@ -181,6 +171,10 @@ class ScorerRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._scorers: dict[str, CandidateScorer | None] = {}
+
+    def forget(self, prefix: str) -> None:
+        with self._lock:
+            self._scorers.pop(prefix, None)
 
     def get(self, prefix: str, model: Any, services: Any) -> CandidateScorer | None:
         if prefix in self._scorers:

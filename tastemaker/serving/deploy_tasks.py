@@ -32,15 +32,20 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     """Load a model, compile its serving kernels and build its candidate index (large catalogues) before it
     serves; returns its serving memory: artifact bytes (memory-mapped once, shared by every worker process)
     and index bytes (loaded by each worker)."""
-    from tastemaker.serving.approx import prepare_index
+    from tastemaker.serving.approx import ScorerRegistry, prepare_index
     from tastemaker.serving.models import model_cache
 
+    models = model_cache(services)
     try:
-        loaded = model_cache(services).get(services, prefix)
+        loaded = models.get(services, prefix)
     except (FileNotFoundError, ValueError) as exc:
         raise JobFailed(f"The model of {label} could not be loaded: {exc}") from exc
-    return {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
-            "index_bytes": prepare_index(services, loaded)}
+    stats = {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
+             "index_bytes": prepare_index(services, loaded)}
+    if not services.serves_requests:  # a jobs-only process: the index file is saved; do not hold it in memory
+        services.cache("serving.approx", ScorerRegistry).forget(prefix)
+        models.forget(prefix)
+    return stats
 
 
 def _install(services: Services) -> None:

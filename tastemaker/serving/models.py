@@ -125,6 +125,10 @@ class ModelCache:
     def loaded(self) -> list[LoadedModel]:
         return list(self._models.values())
 
+    def forget(self, prefix: str) -> None:
+        with self._lock:
+            self._models.pop(prefix, None)
+
 
 def model_cache(services: Services) -> ModelCache:
     return services.cache("serving.models", ModelCache)

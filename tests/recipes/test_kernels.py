@@ -87,3 +87,28 @@ def test_scores_at_agrees_with_score_items_inside_and_outside_the_candidates() -
     got = kernels.scores_at(candidates, scores, asked, factors, vector, scale, reached, values, 0.05, popularity,
                             history, True)
     np.testing.assert_allclose(got, full[asked], rtol=1e-6, atol=1e-6)
+
+
+def test_the_fused_request_kernels_give_what_the_separate_kernels_give() -> None:
+    rng = np.random.default_rng(5)
+    factors = rng.standard_normal((40, 6)).astype(np.float32)
+    gram_inverse = np.linalg.inv(regularized_gram(factors).astype(np.float64))
+    matrix = sp.csr_matrix(((rng.random((40, 40)) < 0.15) * rng.random((40, 40))).astype(np.float32))
+    recent = rng.random(40).astype(np.float32)
+    history = np.array([3, 8, 3, 21], dtype=np.int64)
+    vector, reached, values = kernels.user_state(factors, gram_inverse, matrix.indptr, matrix.indices, matrix.data,
+                                                 history, 3, 0.8, 5.0, 0.5)
+    np.testing.assert_array_equal(vector, kernels.fold_in(factors, gram_inverse, history, 0.8, 5.0))
+    expected_reached, expected_values = kernels.short_term(matrix.indptr, matrix.indices, matrix.data, history, 3,
+                                                           0.8, 0.5)
+    np.testing.assert_array_equal(reached, expected_reached)
+    np.testing.assert_array_equal(values, expected_values)
+    found, head, sample = (np.array(v, dtype=np.int64) for v in ([30, 2, 9], [2, 5], [9, 39, 11]))
+    items, only_sample, scores, top = kernels.merge_and_score(found, head, history, reached, values, sample,
+                                                              factors, vector, 0.1, recent, True)
+    merged, flags = kernels.merge_sources(found, head, history, reached, sample)
+    expected_scores, expected_top = kernels.score_items(factors, vector, merged, -1.0, reached, values, 0.1, recent,
+                                                        history, True)
+    assert items.tolist() == merged.tolist() and only_sample.tolist() == flags.tolist()
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert top == pytest.approx(expected_top)

@@ -104,3 +104,29 @@ def test_small_catalogues_and_ease_models_stay_exact(als_model) -> None:  # type
     registry = approx.ScorerRegistry()
     assert als_model.n_items < approx.ANN_MIN_ITEMS
     assert registry.get("p", als_model, None) is None
+
+
+def test_a_jobs_only_process_saves_the_index_but_does_not_keep_model_or_index(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """The deploy job in the parent of `serve --workers N` (or `tastemaker worker`) checks the model and saves
+    its index file for the serving processes, then lets both go; a serving process keeps them."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.serving.deploy_tasks import preload_prefix
+    from tastemaker.serving.models import model_cache
+
+    monkeypatch.setattr(approx, "ANN_MIN_ITEMS", 10)  # the candidate path for this small catalogue
+    folder = tmp_path / "model"
+    als_model.save(folder)
+    for serves in (False, True):
+        services = build_services(Settings(data_dir=tmp_path / f"data-{serves}"))
+        services.serves_requests = serves
+        for path in folder.iterdir():
+            services.blobs.put_file(f"models/s/t-1/{path.name}", path)
+        stats = preload_prefix(services, "models/s/t-1/", "test")
+        assert stats["model_items"] == als_model.n_items and stats["index_bytes"] > 0
+        assert list((services.settings.cache_dir / "serving" / "ann").glob("*.hnsw"))
+        registry = services.cache("serving.approx", approx.ScorerRegistry)
+        assert [m.prefix for m in model_cache(services).loaded()] == (["models/s/t-1/"] if serves else [])
+        assert ("models/s/t-1/" in registry._scorers) is serves
+        services.engine.dispose()
