@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
+import threading
+import time
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,4 +119,18 @@ def prepare_workers(settings: Settings) -> JobRunner | None:
 def app_from_env() -> Application:
     """uvicorn app factory for worker processes (they serve only: the parent runs the jobs)."""
     settings = settings_from_json(os.environ[SETTINGS_ENV])
+    _exit_with_parent()
     return build_server_app(settings, announce=False, migrate=False)
+
+
+def _exit_with_parent(every_seconds: float = 0.5) -> None:
+    """A worker whose parent died (kill -9, out of memory) shuts down gracefully rather than serving on as an
+    orphan that holds the port, so that the server can be started again."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's own handler: finish in-flight requests, then exit
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -89,3 +89,23 @@ def test_two_workers_serve_one_campaign_and_run_each_job_once(tmp_path: Path) ->
         jobs = personalize.list_dataset_import_jobs(datasetArn=dataset)["datasetImportJobs"]
         assert [j["status"] for j in jobs] == ["ACTIVE"]
         assert len(worker_pids(server)) == 2
+
+
+def test_workers_stop_when_their_parent_is_killed_and_the_server_starts_again(tmp_path: Path) -> None:
+    """kill -9 of `serve --workers 2` must not leave orphan workers holding the port: a restart works."""
+    import time
+
+    server = LocalServer(tmp_path / "server", extra_args=["--workers", "2"])
+    server.start()
+    try:
+        workers = worker_pids(server)
+        assert len(workers) == 2
+        server.kill()
+        deadline = time.time() + 20
+        while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+            time.sleep(0.2)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphan workers still running"
+        server.start()  # the same port: free again
+        assert server.client("personalize").list_dataset_groups()["datasetGroups"] == []
+    finally:
+        server.stop()
