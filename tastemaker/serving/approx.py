@@ -97,6 +97,17 @@ class CandidateScorer:
             self._started = True
         self._build()
 
+    def load_saved(self) -> None:
+        """Load the index now if its file exists (the deploy job saves it); otherwise start building it in the
+        background, as a first request would (building can take minutes: nobody waits for it)."""
+        if self.index is not None:
+            return
+        path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
+        if path is not None and path.exists():
+            self.build_now()
+        else:
+            self.ready()
+
     def _build(self) -> None:
         from tastemaker.serving.ann import FactorIndex
 
@@ -209,6 +220,13 @@ def recall_against_exact(scorer: CandidateScorer, users: np.ndarray, k: int = 25
         got = top_from_candidates(approx[row], k, None if mask is None else mask[approx[row].items])
         hits.append(len(set(truth.tolist()) & set(got.tolist())) / max(len(truth), 1))
     return float(np.mean(hits))
+
+
+def warm_index(services: Any, loaded: Any) -> None:
+    """The model's candidate index loaded from its saved file when it has one (see CandidateScorer.load_saved)."""
+    scorer = services.cache("serving.approx", ScorerRegistry).get(loaded.prefix, loaded.model, services)
+    if scorer is not None:
+        scorer.load_saved()
 
 
 def prepare_index(services: Any, loaded: Any) -> int:

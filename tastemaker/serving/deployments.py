@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from tastemaker.control.context import Services
 from tastemaker.errors import ResourceNotFoundException
 from tastemaker.store import resources
 
+log = logging.getLogger("tastemaker.serving")
 ROW_TTL_SECONDS = 1.0  # how stale a worker's view of a campaign may be (UpdateCampaign, Stop/StartRecommender)
 
 
@@ -57,9 +59,28 @@ def deployment_cache(services: Services) -> DeploymentCache:
 def _read(services: Services, arn: str, kind: str) -> Deployment:
     with services.engine.connect() as conn:
         row = resources.get(conn, arn, kind)
-        if kind == "campaign":
-            return _campaign(services, conn, row)
-        return _recommender(row)
+        found = _campaign(services, conn, row) if kind == "campaign" else _recommender(row)
+    _warm(services, found)
+    return found
+
+
+def _warm(services: Services, dep: Deployment) -> None:
+    """Load what the deployment serves (model, compiled kernels, saved candidate index) before requests see it.
+    A refresh runs in the background while requests keep the previous Deployment, so when a row switches to a
+    new model (UpdateCampaign, a retrained recommender) they go on with the old one until the new one is loaded
+    instead of each worker's first requests waiting for the load. A failure here is only logged: the request
+    path loads again and reports it."""
+    if dep.status != "ACTIVE" or not dep.model_prefix:
+        return
+    from tastemaker.serving.approx import warm_index
+    from tastemaker.serving.models import model_cache
+
+    try:
+        loaded = model_cache(services).get(services, dep.model_prefix)
+        if dep.recipe_type == "USER_PERSONALIZATION":
+            warm_index(services, loaded)
+    except Exception:  # see the docstring
+        log.exception("warming %s for %s failed", dep.model_prefix, dep.arn)
 
 
 def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deployment:

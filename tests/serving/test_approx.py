@@ -130,3 +130,56 @@ def test_a_jobs_only_process_saves_the_index_but_does_not_keep_model_or_index(  
         assert [m.prefix for m in model_cache(services).loaded()] == (["models/s/t-1/"] if serves else [])
         assert ("models/s/t-1/" in registry._scorers) is serves
         services.engine.dispose()
+
+
+def test_a_campaign_switches_to_a_new_model_only_once_it_is_loaded(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """UpdateCampaign: a serving process's background refresh loads the new model and its saved index before
+    requests see the new version, so no request waits for the load."""
+    import time
+
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.serving.deploy_tasks import preload_prefix
+    from tastemaker.serving.deployments import deployment_cache
+    from tastemaker.serving.models import model_cache
+    from tastemaker.store import resources
+
+    monkeypatch.setattr(approx, "ANN_MIN_ITEMS", 10)
+    folder = tmp_path / "model"
+    als_model.save(folder)
+    settings = Settings(data_dir=tmp_path / "data")
+    deployer, server = build_services(settings), build_services(settings, migrate=False)
+    deployer.serves_requests = False  # the deploy job's process: saves each index file, keeps nothing
+    campaign = "arn:aws:personalize:us-east-1:000000000000:campaign/c"
+    with server.engine.begin() as conn:
+        for version in ("v1", "v2"):
+            for path in folder.iterdir():
+                server.blobs.put_file(f"models/{version}/{path.name}", path)
+            resources.insert(conn, arn=f"arn:aws:personalize:us-east-1:000000000000:solution/s/{version}",
+                             kind="solution_version", status="ACTIVE", dataset_group_arn="g",
+                             body={"model_prefix": f"models/{version}/", "trained_recipe": "aws-user-personalization"})
+        resources.insert(conn, arn=campaign, kind="campaign", status="ACTIVE", dataset_group_arn="g",
+                         body={"solution_version_arn": "arn:aws:personalize:us-east-1:000000000000:solution/s/v1"})
+    for version in ("v1", "v2"):
+        preload_prefix(deployer, f"models/{version}/", version)
+    cache = deployment_cache(server)
+    assert cache.resolve(server, campaign, "campaign").model_prefix == "models/v1/"
+    registry = server.cache("serving.approx", approx.ScorerRegistry)
+    assert registry.get("models/v1/", als_model, server).index is not None  # loaded with the first read
+    with server.engine.begin() as conn:
+        resources.update(conn, campaign,
+                         changes={"solution_version_arn": "arn:aws:personalize:us-east-1:000000000000:solution/s/v2"})
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if cache.resolve(server, campaign, "campaign").model_prefix == "models/v2/":
+            break
+        assert "models/v2/" not in registry._scorers or registry._scorers["models/v2/"].index is not None
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the campaign never switched to v2")
+    # the first time a request sees v2, its model and index are already there
+    assert "models/v2/" in [m.prefix for m in model_cache(server).loaded()]
+    assert registry._scorers["models/v2/"].index is not None
+    for services in (deployer, server):
+        services.engine.dispose()
