@@ -28,9 +28,8 @@ def top_k_small(scores: np.ndarray, k: int, allowed: np.ndarray) -> np.ndarray:
         if size == k and not value > scores[best[size - 1]]:
             continue  # not better than the current k-th (an equal score keeps the lower index)
         at = size if size < k else k - 1
-        while at > 0 and value > scores[best[at - 1]]:
-            if at < k:
-                best[at] = best[at - 1]
+        while at > 0 and value > scores[best[at - 1]]:  # shift worse ones down (the k-th falls off)
+            best[at] = best[at - 1]
             at -= 1
         best[at] = j
         if size < k:
