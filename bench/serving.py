@@ -358,10 +358,11 @@ def mandatory_costs(scorer: Any, model: Any, rows: np.ndarray) -> dict[str, floa
         verify_sigv4("POST", "/recommendations", "", HeaderLists.from_asgi(raw), body, lambda _key: "secret")
     sigv4_us = (time.perf_counter() - started) / rounds * 1e6
     empty = [np.zeros(0, np.int32)] * len(rows)
-    vectors = model.user_vectors(model.merged_histories(rows, empty))
+    vectors = [model.serving_state(np.asarray(h, dtype=np.int64))[0][None, :]
+               for h in model.merged_histories(rows, empty)]
     started = time.perf_counter()
-    for row in range(len(rows)):
-        scorer.index.query(vectors[row:row + 1], scorer.n_candidates)
+    for vector in vectors:
+        scorer.index.query(vector, scorer.n_candidates)
     query_us = (time.perf_counter() - started) / len(rows) * 1e6
     return {"sigv4_us": sigv4_us, "query_us": query_us}
 

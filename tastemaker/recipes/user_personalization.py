@@ -146,29 +146,11 @@ class CollaborativeModel(TrainedModel):
             self.__dict__["_gram_inverse"] = cached
         return cached
 
-    def user_vectors(self, merged: list[np.ndarray]) -> np.ndarray:
-        """(B, factors) folded-in user vectors: long-term affinity is user_vectors @ item_factors.T.
-
-        The least squares (G + Y^T C Y) x = Y^T c per row, G = Y^T Y + lambda I fixed per model, solved in a
-        compiled kernel through the Woodbury identity (only a k x k system for the history's k items)."""
-        factors, g_inv = self.arrays["item_factors"], self.gram_inverse
-        decay = float(self.settings["decay"])
-        out = np.zeros((len(merged), factors.shape[1]), np.float32)
-        for row, history in enumerate(merged):
-            out[row] = kernels.fold_in(factors, g_inv, np.asarray(history, dtype=np.int64), decay, ALS_ALPHA)
-        return out
-
-    def short_term(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted item rows, weight) of the short-term part: the decayed last events through the transition
-        matrix, summed per item and scaled by its peak (the same values as score_histories' short term)."""
-        a = self.arrays
-        return kernels.short_term(a["trans_indptr"], a["trans_indices"], a["trans_data"],  # type: ignore[no-any-return]
-                                  np.asarray(history, dtype=np.int64), LAST_EVENTS_FOR_TRANSITIONS,
-                                  float(self.settings["decay"]), TRANSITION_WEIGHT)
-
     def serving_state(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One user's (vector, transition-reached rows, their short-term values), as user_vectors() and
-        short_term() give them, in one compiled call. `history` int64 item rows, oldest first."""
+        """One user's (vector, transition-reached rows, their short-term values) in one compiled call: the
+        fold-in (long-term affinity is vector @ item_factors.T, solved through the Woodbury identity) and the
+        decayed last events through the transition matrix, scaled by their peak (score_histories' short term).
+        `history` int64 item rows, oldest first."""
         a = self.arrays
         return kernels.user_state(a["item_factors"], self.gram_inverse, a["trans_indptr"],  # type: ignore[no-any-return]
                                   a["trans_indices"], a["trans_data"], history, LAST_EVENTS_FOR_TRANSITIONS,

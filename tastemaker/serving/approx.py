@@ -44,7 +44,7 @@ class Candidates:
     merged_history: np.ndarray  # what the model folded in (to score extra items later with the same user)
     vector: np.ndarray  # the folded-in user vector
     scale: float  # the long-term scale the scores used
-    short_term: tuple[np.ndarray, np.ndarray]  # the model's short_term() of this history
+    short_term: tuple[np.ndarray, np.ndarray]  # (rows the transitions reach, their short-term values)
 
     def scores_at(self, model: Any, positions: np.ndarray) -> np.ndarray:
         """The model's scores at these item rows on this user's scale (scoring the ones not yet scored)."""
