@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,13 @@ class Settings:
     workers: int = 1  # API worker processes
     redis_url: str | None = None
     max_skew_seconds: int = 300
-    extra: dict[str, Any] = field(default_factory=dict)
+    # How often the job runner looks for due automatic trainings and campaigns behind their solution's $LATEST.
+    maintenance_seconds: float = 5.0
+    # Automatic training: the first version comes this long after the solution turns ACTIVE (Personalize: within
+    # an hour), then one every `rate(N days)` of the solution's schedule, a day being `day_seconds` long (shorter
+    # only to try schedules out).
+    auto_training_first_seconds: float = 3600.0
+    day_seconds: float = 86400.0
 
     @property
     def resolved_db_url(self) -> str:
@@ -73,6 +79,9 @@ class Settings:
             secret_access_key=_env("TASTEMAKER_SECRET_ACCESS_KEY"),
             job_threads=int(_env("TASTEMAKER_JOB_THREADS", "2") or 2),
             job_stale_seconds=float(_env("TASTEMAKER_JOB_STALE_SECONDS", "30") or 30),
+            maintenance_seconds=float(_env("TASTEMAKER_MAINTENANCE_SECONDS", "5") or 5),
+            auto_training_first_seconds=float(_env("TASTEMAKER_AUTO_TRAINING_FIRST_SECONDS", "3600") or 3600),
+            day_seconds=float(_env("TASTEMAKER_DAY_SECONDS", "86400") or 86400),
             redis_url=_env("TASTEMAKER_REDIS_URL"),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}

@@ -91,3 +91,16 @@ class SignatureExpiredException(AuthError):
 class InternalFailure(TastemakerError):
     code = "InternalFailure"
     status = 500
+
+
+# Outcomes of job tasks (never sent to a client: the job runner records them on the resource).
+class JobFailed(Exception):
+    """A task's expected failure; `reason` becomes the resource's failureReason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class JobStopped(Exception):
+    """The task noticed a stop request and ended early."""

@@ -22,14 +22,16 @@ from starlette.concurrency import run_in_threadpool
 from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
+from tastemaker.api.operations import implemented, inline_operations
 from tastemaker.api.sigv4 import HeaderLists, verify_sigv4
 from tastemaker.api.validation import precompile_all, validate_input
-from tastemaker.control.context import RequestContext, Services
-from tastemaker.control.registry import INLINE_OPERATIONS, load_all
+from tastemaker.control.context import RequestContext
 from tastemaker.errors import InternalFailure, InvalidInputException, NotImplementedOperation, TastemakerError
+from tastemaker.services import Services
 from tastemaker.serving.inline import NotWarm, inline
 
 log = logging.getLogger("tastemaker.api")
+INLINE = inline_operations()
 JSON11 = "application/x-amz-json-1.1"
 JSON = "application/json"
 Scope = dict[str, Any]
@@ -70,7 +72,7 @@ class Api:
     def __init__(self, services: Services, keys: KeyStore) -> None:
         self.services = services
         self.keys = keys
-        self.operations = load_all()
+        self.operations = implemented()
         self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
         precompile_all(info.model for info in service_models.all_operations())
 
@@ -121,7 +123,7 @@ class Api:
     async def run(self, name: str, fn: Callable[..., Any], ctx: RequestContext, params: dict[str, Any]) -> Any:
         """The operation inline on the event loop when it may and can (warm), else in the thread pool."""
         started = time.perf_counter()
-        if name in INLINE_OPERATIONS:
+        if name in INLINE:
             try:
                 with inline():
                     return fn(ctx, **params)

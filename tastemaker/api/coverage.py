@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from tastemaker.api.operations import implemented
 from tastemaker.api.service_models import all_operations
-from tastemaker.control.registry import load_all
 
 
 def coverage_rows() -> list[tuple[str, str, bool]]:
-    implemented = load_all()
-    return [(info.service, info.name, info.name in implemented) for info in all_operations()]
+    done = implemented()
+    return [(info.service, info.name, info.name in done) for info in all_operations()]
 
 
 def render_markdown() -> str:

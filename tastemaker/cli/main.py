@@ -53,13 +53,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tastemaker.cli.wiring import build_services
-    from tastemaker.jobs.worker import JobRunner
+    from tastemaker.cli.wiring import build_runner, build_services
 
     settings = _settings(args)
-    services = build_services(settings)
-    services.serves_requests = False
-    runner = JobRunner(services, settings.job_threads or 1)
+    services = build_services(settings, serves_requests=False)
+    runner = build_runner(services, settings.job_threads or 1)
     runner.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

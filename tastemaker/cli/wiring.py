@@ -12,17 +12,20 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from tastemaker.config import Settings
-from tastemaker.control.context import Services
+from tastemaker.services import Services
 from tastemaker.store import db
-from tastemaker.store.blobs import open_blob_store
+from tastemaker.store.blobs import BlobStore, open_blob_store
 
 if TYPE_CHECKING:
     from tastemaker.api.app import Application
     from tastemaker.jobs.worker import JobRunner
 
 
-def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+def build_services(settings: Settings, *, migrate: bool = True, serves_requests: bool = True) -> Services:
+    """Open the stores named by the settings (migrating the database unless told not to)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.imports_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine(settings.resolved_db_url)
@@ -30,7 +33,25 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.upgrade(engine)
     blobs = open_blob_store(settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url,
                             cache_dir=settings.cache_dir)
-    return Services(settings=settings, engine=engine, blobs=blobs)
+    return make_services(settings, engine, blobs, serves_requests=serves_requests)
+
+
+def make_services(settings: Settings, engine: sa.Engine, blobs: BlobStore, *,
+                  serves_requests: bool = True) -> Services:
+    """The process container over open stores, with empty serving and real-time state."""
+    from tastemaker.realtime.caches import RealtimeCaches
+    from tastemaker.serving.caches import ServingCaches
+
+    return Services(settings=settings, engine=engine, blobs=blobs, serving=ServingCaches(),
+                    realtime=RealtimeCaches(engine, settings.redis_url), serves_requests=serves_requests)
+
+
+def build_runner(services: Services, threads: int) -> JobRunner:
+    """Job runner threads over the one task registry (not started)."""
+    from tastemaker.cli.job_tasks import TASKS
+    from tastemaker.jobs.worker import JobRunner
+
+    return JobRunner(services, threads, TASKS)
 
 
 def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool = True) -> Application:
@@ -41,7 +62,6 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
 
     from tastemaker.api.app import build_app
     from tastemaker.api.keys import KeyStore, boto3_snippet
-    from tastemaker.jobs.worker import JobRunner
 
     threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)
@@ -52,7 +72,7 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
               f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
         print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
     app = build_app(services, keys)
-    runner = JobRunner(services, settings.job_threads)
+    runner = build_runner(services, settings.job_threads)
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)
     app.on_shutdown.append(runner.stop)
@@ -97,9 +117,8 @@ def prepare_workers(settings: Settings) -> JobRunner | None:
     (polling, imports, training orchestration) never take the GIL from a process that serves requests: with
     the runner inside a serving worker, its polls were a visible share of that worker's slowest requests."""
     from tastemaker.api.keys import KeyStore, boto3_snippet
-    from tastemaker.jobs.worker import JobRunner
 
-    services = build_services(settings)
+    services = build_services(settings, serves_requests=False)
     keys = KeyStore.load(settings)
     if keys.created:
         endpoint = f"http://{settings.host}:{settings.port}"
@@ -110,8 +129,7 @@ def prepare_workers(settings: Settings) -> JobRunner | None:
     if settings.job_threads <= 0:
         services.engine.dispose()
         return None
-    services.serves_requests = False
-    runner = JobRunner(services, settings.job_threads)
+    runner = build_runner(services, settings.job_threads)
     runner.start()
     return runner
 

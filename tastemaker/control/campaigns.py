@@ -18,12 +18,12 @@ from tastemaker.control.common import (
     name_key,
     require_status,
 )
-from tastemaker.control.context import RequestContext, Services
+from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.control.solutions import solution_of_latest
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.services import Services
+from tastemaker.store import queue, resources
 
 KIND, VERSION = "campaign", "solution_version"
 MAX_CAMPAIGNS_PER_GROUP = 5
@@ -110,20 +110,14 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=version.dataset_group_arn,
                          parent_arn=version.body.get("solution_arn"))
-        queue.enqueue(conn, "campaign_deploy", arn)
+        queue.enqueue(conn, queue.JobKind.CAMPAIGN_DEPLOY, arn)
     return {"campaign_arn": arn}
 
 
 @operation("DescribeCampaign")
 def describe_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        campaign = resources.get(conn, campaign_arn, KIND)
-    if campaign.status == ACTIVE and (campaign.body.get("campaign_config") or {}).get(
-            "sync_with_latest_solution_version"):
-        with ctx.engine.connect() as conn:
-            if reconcile_latest(ctx.services, conn, campaign):
-                campaign = resources.get(conn, campaign_arn, KIND)
-    return {"campaign": campaign.body}
+    with ctx.read_engine.connect() as conn:
+        return {"campaign": resources.get(conn, campaign_arn, KIND).body}
 
 
 @operation("ListCampaigns")
@@ -175,7 +169,7 @@ def start_update(conn: sa.Connection, campaign: resources.Resource, version_arn:
               "follows_solution_arn": follows, "status": CREATE_PENDING, "creation_date_time": ts,
               "last_updated_date_time": ts}
     resources.update(conn, campaign.arn, changes={"latest_campaign_update": update})
-    queue.enqueue(conn, "campaign_update", campaign.arn)
+    queue.enqueue(conn, queue.JobKind.CAMPAIGN_UPDATE, campaign.arn)
 
 
 @operation("DeleteCampaign")
@@ -187,11 +181,24 @@ def delete_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]
             raise ResourceInUseException(f"Campaign {campaign_arn} is being updated; delete it when "
                                          "latestCampaignUpdate is ACTIVE.")
         resources.update(conn, campaign_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "delete", campaign_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, campaign_arn)
     return {}
 
 
 # --- following solution/NAME/$LATEST -------------------------------------------------------------------
+
+def reconcile_followers(services: Services) -> int:
+    """Start the update of every campaign that follows its solution's $LATEST and is behind its newest ACTIVE
+    version (one that was busy when the version turned ACTIVE); returns how many updates started. Run by the
+    job runner's maintenance loop: reads (DescribeCampaign, serving) never change anything."""
+    started = 0
+    with services.read_engine.connect() as conn:
+        followers = [c for c in resources.children(conn, kind=KIND) if c.status == ACTIVE
+                     and (c.body.get("campaign_config") or {}).get("sync_with_latest_solution_version")]
+        for campaign in followers:
+            started += reconcile_latest(services, conn, campaign)
+    return started
+
 
 def reconcile_latest(services: Services, conn: sa.Connection, campaign: resources.Resource) -> bool:
     """If a syncing campaign is behind its solution's newest ACTIVE version, start the update; True if started."""
@@ -209,7 +216,7 @@ def reconcile_latest(services: Services, conn: sa.Connection, campaign: resource
 
 
 def follow_latest(services: Services, version_arn: str) -> None:
-    """services.caches["on_version_active"]: move every campaign syncing with this version's solution to it."""
+    """Move every campaign syncing with this version's solution to it (called when a version turns ACTIVE)."""
     with services.engine.begin() as conn:
         version = resources.find(conn, version_arn, VERSION)
         if version is None or version.status != ACTIVE:
@@ -225,8 +232,3 @@ def follow_latest(services: Services, version_arn: str) -> None:
                 continue
             start_update(conn, current, version_arn, solution_arn,
                          current.body.get("min_provisioned_tps", 1), config)
-
-
-def install_hooks(services: Services) -> None:
-    """Make the training task move syncing campaigns as soon as a version turns ACTIVE in this process."""
-    services.caches.setdefault("on_version_active", follow_latest)

@@ -18,8 +18,7 @@ from tastemaker.control.common import (
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 
 KIND = "dataset_group"
 DEPENDENTS = (
@@ -44,7 +43,7 @@ def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None
     with ctx.engine.begin() as conn:
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=arn)
-        queue.enqueue(conn, "activate", arn)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"dataset_group_arn": arn, "domain": domain}
 
 
@@ -67,7 +66,7 @@ def delete_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict
         require_status(group, (ACTIVE, "CREATE FAILED"), "delete the dataset group")
         refuse_if_dependents(conn, dataset_group_arn, "dataset group", DEPENDENTS)
         resources.update(conn, dataset_group_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "delete", dataset_group_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, dataset_group_arn)
     return {}
 
 

@@ -25,8 +25,7 @@ from tastemaker.control.registry import operation
 from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import check_schema_for_dataset, normalize_dataset_type
 from tastemaker.errors import InvalidInputException, ResourceAlreadyExistsException, ResourceInUseException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.tables import dataset_parts
 
 KIND = "dataset"
@@ -60,7 +59,7 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, "activate", arn)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"dataset_arn": arn}
 
 
@@ -110,7 +109,7 @@ def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
             raise ResourceInUseException(
                 f"Cannot delete dataset {dataset_arn}: solution version {versions[0].arn} is training on it.")
         resources.update(conn, dataset_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "delete", dataset_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, dataset_arn)
     return {}
 
 

@@ -22,8 +22,7 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import ResourceAlreadyExistsException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 
 KIND = "event_tracker"
 SUMMARY_KEYS = ("name", "event_tracker_arn", "status", "creation_date_time", "last_updated_date_time")
@@ -46,7 +45,7 @@ def create_event_tracker(ctx: RequestContext, *, name: str, dataset_group_arn: s
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, "activate", arn)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"event_tracker_arn": arn, "tracking_id": tracking_id}
 
 
@@ -72,7 +71,7 @@ def delete_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict
         tracker = resources.get(conn, event_tracker_arn, KIND, lock=True)
         require_status(tracker, (ACTIVE, CREATE_FAILED), "delete the event tracker")
         resources.update(conn, event_tracker_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "delete", event_tracker_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, event_tracker_arn)
     return {}
 
 

@@ -23,8 +23,7 @@ from tastemaker.control.registry import operation
 from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import normalize_dataset_type
 from tastemaker.errors import LimitExceededException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 
 KIND = "filter"
 MAX_FILTERS_PER_GROUP = 30
@@ -71,7 +70,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, "activate", arn)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"filter_arn": arn}
 
 
@@ -94,7 +93,7 @@ def delete_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
         found = resources.get(conn, filter_arn, KIND, lock=True)
         require_status(found, (ACTIVE, CREATE_FAILED), "delete the filter")
         resources.update(conn, filter_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "delete", filter_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, filter_arn)
     return {}
 
 

@@ -20,8 +20,7 @@ from tastemaker.control.common import (
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.tables import resources as resources_table
 
 KIND = "dataset_import_job"
@@ -69,7 +68,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, job_name), dataset_group_arn=dataset.dataset_group_arn,
                          parent_arn=dataset_arn)
-        queue.enqueue(conn, "import", arn)
+        queue.enqueue(conn, queue.JobKind.IMPORT, arn)
     return {"dataset_import_job_arn": arn}
 
 

@@ -21,8 +21,7 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
-from tastemaker.jobs import queue
-from tastemaker.store import keys, resources
+from tastemaker.store import keys, queue, resources
 
 KIND = "recommender"
 MAX_RECOMMENDERS_PER_GROUP = 5
@@ -84,7 +83,7 @@ def create_recommender(ctx: RequestContext, *, name: str, dataset_group_arn: str
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, "recommender_train", arn, max_attempts=2)
+        queue.enqueue(conn, queue.JobKind.RECOMMENDER_TRAIN, arn, max_attempts=2)
     return {"recommender_arn": arn}
 
 
@@ -126,7 +125,7 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
         update = {"recommender_config": config, "status": CREATE_PENDING, "creation_date_time": ts,
                   "last_updated_date_time": ts}
         resources.update(conn, recommender_arn, changes={"latest_recommender_update": update})
-        queue.enqueue(conn, "recommender_update", recommender_arn, max_attempts=2)
+        queue.enqueue(conn, queue.JobKind.RECOMMENDER_UPDATE, recommender_arn, max_attempts=2)
     return {"recommender_arn": recommender_arn}
 
 
@@ -136,7 +135,7 @@ def stop_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, 
         found = resources.get(conn, recommender_arn, KIND, lock=True)
         require_status(found, (ACTIVE,), "stop the recommender")
         resources.update(conn, recommender_arn, status=STOP_PENDING)
-        queue.enqueue(conn, "recommender_stop", recommender_arn)
+        queue.enqueue(conn, queue.JobKind.RECOMMENDER_STOP, recommender_arn)
     return {"recommender_arn": recommender_arn}
 
 
@@ -146,7 +145,7 @@ def start_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str,
         found = resources.get(conn, recommender_arn, KIND, lock=True)
         require_status(found, (INACTIVE,), "start the recommender")
         resources.update(conn, recommender_arn, status=START_PENDING)
-        queue.enqueue(conn, "recommender_start", recommender_arn)
+        queue.enqueue(conn, queue.JobKind.RECOMMENDER_START, recommender_arn)
     return {"recommender_arn": recommender_arn}
 
 
@@ -158,5 +157,5 @@ def delete_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str
         if (found.body.get("latest_recommender_update") or {}).get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is being updated; delete it afterwards.")
         resources.update(conn, recommender_arn, status=DELETE_PENDING)
-        queue.enqueue(conn, "recommender_delete", recommender_arn)
+        queue.enqueue(conn, queue.JobKind.RECOMMENDER_DELETE, recommender_arn)
     return {}

@@ -1,4 +1,7 @@
-"""The operation registry: control functions register under their AWS operation name."""
+"""The operation registry: functions register under their AWS operation name (`@operation`).
+
+The modules that implement operations are listed once, in tastemaker.api.operations, which imports them.
+"""
 
 from __future__ import annotations
 
@@ -23,35 +26,3 @@ def operation(name: str, *, inline: bool = False) -> Callable[[Callable[..., Any
         return fn
 
     return register
-
-
-def load_all() -> dict[str, Callable[..., Any]]:
-    """Import every module that registers operations and return the registry."""
-    import importlib
-
-    for module in (
-        "tastemaker.control.dataset_groups",
-        "tastemaker.control.schemas",
-        "tastemaker.control.datasets",
-        "tastemaker.control.import_jobs",
-        "tastemaker.control.tags",
-        "tastemaker.control.solutions",
-        "tastemaker.control.filters",
-        "tastemaker.control.recipes",
-    ):
-        importlib.import_module(module)
-    for optional in (
-        "tastemaker.control.campaigns",
-        "tastemaker.control.recommenders",
-        "tastemaker.control.event_trackers",
-        "tastemaker.control.batch_jobs",
-        "tastemaker.control.export_jobs",
-        "tastemaker.serving.runtime",
-        "tastemaker.realtime.events_api",
-    ):
-        try:
-            importlib.import_module(optional)
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
-    return OPERATIONS

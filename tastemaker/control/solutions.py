@@ -23,8 +23,7 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.tables import resources as resources_table
 
 KIND, VERSION = "solution", "solution_version"
@@ -96,7 +95,7 @@ def create_solution(ctx: RequestContext, *, name: str, dataset_group_arn: str, r
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, "activate", arn)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"solution_arn": arn}
 
 
@@ -167,8 +166,8 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
                                          "deploys one of its versions. Delete the campaign first.")
         resources.update(conn, solution_arn, status=DELETE_PENDING)
         for version in versions:
-            queue.enqueue(conn, "delete", version.arn)
-        queue.enqueue(conn, "delete", solution_arn)
+            queue.enqueue(conn, queue.JobKind.DELETE, version.arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, solution_arn)
     return {}
 
 
@@ -209,7 +208,7 @@ def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str 
                  "storage_id": storage_id()})
     create_with_tags(conn, tags, arn=arn, kind=VERSION, body=body, status=CREATE_PENDING,
                      dataset_group_arn=solution.dataset_group_arn, parent_arn=solution.arn)
-    queue.enqueue(conn, "train", arn, max_attempts=2)
+    queue.enqueue(conn, queue.JobKind.TRAIN, arn, max_attempts=2)
     return arn
 
 

@@ -1,4 +1,8 @@
-"""Job tasks of domain recommenders: train (create / update), stop, start, delete; plus campaign deploy tasks."""
+"""Job tasks of domain recommenders: train (create / update), stop, start, delete.
+
+Training and start end by loading the model as serving will (`prepare`, given by the task registry: the
+serving layer's check), so a recommender turns ACTIVE only with a model that loads and scores.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tastemaker.serving.deploy_tasks  # noqa: F401 - registers the campaign tasks with the same runner
 from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
-from tastemaker.control.context import Services
-from tastemaker.jobs.queue import Job
+from tastemaker.errors import JobFailed
 from tastemaker.jobs.training import build_spec, run_trainer
-from tastemaker.jobs.worker import JobFailed, task
-from tastemaker.serving.deploy_tasks import preload_prefix
+from tastemaker.services import Services
 from tastemaker.store import keys, resources
+from tastemaker.store.queue import Job
 
 KIND = "recommender"
+# Loads a model from its blob prefix as serving will and returns its serving memory (label names it in errors).
+PrepareModel = Callable[[Services, str, str], dict[str, Any]]
 
 
 def training_version(recommender: resources.Resource, config: dict[str, Any]) -> resources.Resource:
@@ -72,17 +76,15 @@ def _set(services: Services, arn: str, status: str | None = None, **changes: Any
         return resources.update(conn, arn, status=status, changes=changes)
 
 
-@task("recommender_train")
-def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
     recommender = _set(services, job.resource_arn, CREATE_IN_PROGRESS)
     outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
-    outcome["serving_stats"] = preload_prefix(services, outcome["model_prefix"], job.resource_arn)
+    outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
     _set(services, job.resource_arn, ACTIVE, **outcome)
 
 
-@task("recommender_update")
-def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """Apply latestRecommenderUpdate; a new trainingDataConfig retrains. Failures stay on the update."""
     with services.engine.connect() as conn:
         recommender = resources.get(conn, job.resource_arn, KIND)
@@ -95,7 +97,7 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     if new_config.get("training_data_config") != old_data:
         try:
             changes.update(train(services, recommender, new_config, should_stop))
-            changes["serving_stats"] = preload_prefix(services, changes["model_prefix"], job.resource_arn)
+            changes["serving_stats"] = prepare(services, changes["model_prefix"], job.resource_arn)
         except JobFailed as exc:
             update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
             _set(services, job.resource_arn, latest_recommender_update=update)
@@ -104,27 +106,19 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     _set(services, job.resource_arn, latest_recommender_update=update, **changes)
 
 
-@task("recommender_stop", failed_status=ACTIVE)
 def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """STOP PENDING -> STOP IN_PROGRESS -> INACTIVE (serving refuses it from STOP PENDING on)."""
     _set(services, job.resource_arn, "STOP IN_PROGRESS")
     _set(services, job.resource_arn, "INACTIVE")
 
 
-@task("recommender_start", failed_status="INACTIVE")
-def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
-    from tastemaker.serving.models import model_cache
-
     recommender = _set(services, job.resource_arn, "START IN_PROGRESS")
-    try:
-        model_cache(services).get(services, recommender.body["model_prefix"])
-    except (FileNotFoundError, ValueError) as exc:
-        raise JobFailed(f"The recommender's model could not be loaded: {exc}") from exc
-    _set(services, job.resource_arn, ACTIVE)
+    stats = prepare(services, recommender.body["model_prefix"], job.resource_arn)
+    _set(services, job.resource_arn, ACTIVE, serving_stats=stats)
 
 
-@task("recommender_delete", failed_status="DELETE FAILED")
 def delete_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """DELETE PENDING -> DELETE IN_PROGRESS -> gone, with its model artifacts."""
     with services.engine.begin() as conn:

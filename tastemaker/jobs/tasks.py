@@ -13,10 +13,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS
-from tastemaker.control.context import Services
-from tastemaker.jobs.queue import Job
-from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.errors import JobFailed
+from tastemaker.services import Services
 from tastemaker.store import keys, resources
+from tastemaker.store.queue import Job
 from tastemaker.store.tables import dataset_parts
 
 log = logging.getLogger("tastemaker.jobs")
@@ -27,14 +27,12 @@ def set_status(services: Services, arn: str, status: str, **changes: object) -> 
         resources.update(conn, arn, status=status, changes=changes)
 
 
-@task("activate")
 def activate(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Resources with nothing to build: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE."""
     set_status(services, job.resource_arn, CREATE_IN_PROGRESS)
     set_status(services, job.resource_arn, ACTIVE)
 
 
-@task("delete", failed_status="DELETE FAILED")
 def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """DELETE PENDING -> DELETE IN_PROGRESS -> gone, removing the resource's blobs."""
     with services.engine.begin() as conn:
@@ -60,7 +58,6 @@ def blob_prefix_of(res: resources.Resource) -> str | None:
     return keys.job_output_prefix(sid)
 
 
-@task("import")
 def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Validate CSV files into Parquet parts, upload them, then switch the dataset's data in one transaction."""
     from tastemaker.control.schemas import load_schema

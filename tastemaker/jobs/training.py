@@ -16,11 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tastemaker.control.campaigns import follow_latest
 from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS
-from tastemaker.control.context import Services
-from tastemaker.jobs.queue import Job
-from tastemaker.jobs.worker import JobFailed, JobStopped, task
+from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.services import Services
 from tastemaker.store import keys, resources
+from tastemaker.store.queue import Job
 
 DATASET_TYPES = ("Interactions", "Items", "Users")
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
@@ -130,7 +131,6 @@ def run_trainer(spec: dict[str, Any], workdir: Path, should_stop: Callable[[], b
     raise JobFailed(f"Training failed: {result.get('reason') or tail.strip() or f'exit code {code}'}")
 
 
-@task("train", stopped_status="CREATE STOPPED")
 def train_solution_version(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     with services.engine.begin() as conn:
         version = resources.get(conn, job.resource_arn, "solution_version")
@@ -165,13 +165,6 @@ def train_solution_version(services: Services, job: Job, should_stop: Callable[[
             if result.get("auto_ml_result"):
                 resources.update(conn, version.body["solution_arn"],
                                  changes={"auto_ml_result": result["auto_ml_result"]})
-        after_version_active(services, job.resource_arn)
+        follow_latest(services, job.resource_arn)  # campaigns that follow $LATEST move to the new version
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def after_version_active(services: Services, version_arn: str) -> None:
-    """Hook for campaigns that follow `$LATEST` (set by the serving layer when it is loaded)."""
-    hook = services.caches.get("on_version_active")
-    if hook is not None:
-        hook(services, version_arn)

@@ -5,63 +5,48 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from tastemaker.control.context import Services
-from tastemaker.jobs import queue
-from tastemaker.store import resources
+from tastemaker.control.campaigns import reconcile_followers
+from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.autotrain import run_due_trainings
+from tastemaker.services import Services
+from tastemaker.store import queue, resources
 
 log = logging.getLogger("tastemaker.jobs")
 
 
-class JobFailed(Exception):
-    """A task's expected failure; `reason` becomes the resource's failureReason."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+TaskFn = Callable[[Services, queue.Job, Callable[[], bool]], None]
 
 
-class JobStopped(Exception):
-    """The task noticed a stop request and ended early."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class TaskSpec:
-    run: Callable[[Services, queue.Job, Callable[[], bool]], None]
+    """How a job kind runs: its function, the status a failure leaves, and the status a stop request leaves."""
+
+    run: TaskFn
     failed_status: str = "CREATE FAILED"
     stopped_status: str | None = None
 
 
-TASKS: dict[str, TaskSpec] = {}
+Tasks = Mapping[str, TaskSpec]
 
 
-def task(kind: str, *, failed_status: str = "CREATE FAILED", stopped_status: str | None = None) -> Callable:
-    """Register a task function for a job kind."""
-
-    def register(fn: Callable[[Services, queue.Job, Callable[[], bool]], None]) -> Callable:
-        TASKS[kind] = TaskSpec(fn, failed_status, stopped_status)
-        return fn
-
-    return register
-
-
-def mark_failed(services: Services, job: queue.Job, reason: str, *, status: str | None = None) -> None:
-    spec = TASKS.get(job.kind)
+def mark_failed(services: Services, tasks: Tasks, job: queue.Job, reason: str) -> None:
+    spec = tasks.get(job.kind)
     with services.engine.begin() as conn:
         queue.finish(conn, job.id, error=reason)
         res = resources.find(conn, job.resource_arn)
         if res is not None:
-            resources.update(conn, job.resource_arn, status=status or (spec.failed_status if spec else "CREATE FAILED"),
+            resources.update(conn, job.resource_arn, status=spec.failed_status if spec else "CREATE FAILED",
                              changes={"failure_reason": reason[:1000]})
 
 
-def run_one(services: Services, job: queue.Job) -> None:
+def run_one(services: Services, tasks: Tasks, job: queue.Job) -> None:
     """Run a claimed job to its end, with a heartbeat thread that also carries stop requests."""
-    spec = TASKS.get(job.kind)
+    spec = tasks.get(job.kind)
     if spec is None:
-        mark_failed(services, job, f"No task is registered for job kind {job.kind}.")
+        mark_failed(services, tasks, job, f"No task is registered for job kind {job.kind}.")
         return
     stop = threading.Event()
     cancel = threading.Event()
@@ -86,15 +71,15 @@ def run_one(services: Services, job: queue.Job) -> None:
             if spec.stopped_status and resources.find(conn, job.resource_arn):
                 resources.update(conn, job.resource_arn, status=spec.stopped_status)
     except JobFailed as exc:
-        mark_failed(services, job, exc.reason)
+        mark_failed(services, tasks, job, exc.reason)
     except Exception as exc:  # noqa: BLE001 - every crash must end the resource, never leave it running
         log.error("job %s (%s) crashed:\n%s", job.id, job.kind, traceback.format_exc())
-        mark_failed(services, job, f"Internal error: {type(exc).__name__}: {exc}")
+        mark_failed(services, tasks, job, f"Internal error: {type(exc).__name__}: {exc}")
     finally:
         stop.set()
 
 
-def recover_orphans(services: Services) -> int:
+def recover_orphans(services: Services, tasks: Tasks) -> int:
     """Requeue (or fail, after max attempts) jobs whose worker died; returns how many were handled."""
     lost = queue.orphaned(services.engine, services.settings.job_stale_seconds)
     for job in lost:
@@ -103,7 +88,7 @@ def recover_orphans(services: Services) -> int:
                 queue.requeue(conn, job.id)
             log.warning("requeued job %s (%s) after its worker died", job.id, job.kind)
         else:
-            mark_failed(services, job, f"The job was interrupted {job.attempts} times (its worker process died "
+            mark_failed(services, tasks, job, f"The job was interrupted {job.attempts} times (its worker process died "
                                        "or stopped responding); giving up. Start a new one.")
     return len(lost)
 
@@ -111,28 +96,24 @@ def recover_orphans(services: Services) -> int:
 class JobRunner:
     """Worker threads inside one process (`serve` embeds one; `tastemaker worker` runs one alone)."""
 
-    def __init__(self, services: Services, threads: int) -> None:
+    def __init__(self, services: Services, threads: int, tasks: Tasks) -> None:
         self.services = services
+        self.tasks = tasks
         self.threads = threads
         self.identity = queue.worker_identity()
         self._stop = threading.Event()
         self._pool: list[threading.Thread] = []
 
     def start(self) -> None:
-        import tastemaker.jobs.recommender_tasks
-        import tastemaker.jobs.tasks
-        import tastemaker.jobs.training  # noqa: F401
-        from tastemaker.control.campaigns import install_hooks
-
-        install_hooks(self.services)  # campaigns that follow $LATEST move when a version turns ACTIVE
-        recover_orphans(self.services)
+        recover_orphans(self.services, self.tasks)
         for index in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
             thread.start()
             self._pool.append(thread)
-        sweeper = threading.Thread(target=self._sweep, name="job-sweeper", daemon=True)
-        sweeper.start()
-        self._pool.append(sweeper)
+        for name, loop in (("job-sweeper", self._sweep), ("job-maintenance", self._maintain)):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._pool.append(thread)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -150,11 +131,20 @@ class JobRunner:
             if job is None:
                 self._stop.wait(poll)
                 continue
-            run_one(self.services, job)
+            run_one(self.services, self.tasks, job)
 
     def _sweep(self) -> None:
         while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):
             try:
-                recover_orphans(self.services)
+                recover_orphans(self.services, self.tasks)
             except Exception:
                 log.exception("orphan recovery failed")
+
+    def _maintain(self) -> None:
+        """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow."""
+        while not self._stop.wait(self.services.settings.maintenance_seconds):
+            for step in (run_due_trainings, reconcile_followers):
+                try:
+                    step(self.services)
+                except Exception:
+                    log.exception("maintenance step %s failed", step.__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.control.common import ACTIVE
-from tastemaker.control.context import RequestContext, Services
+from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
 from tastemaker.realtime.records import (
@@ -29,15 +29,12 @@ from tastemaker.realtime.records import (
     map_event,
 )
 from tastemaker.realtime.state import EmbeddedState, RecentEvent, get_state
-from tastemaker.realtime.writer import GroupCommitWriter
+from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.tables import dataset_parts
 
 log = logging.getLogger("tastemaker.realtime")
 TARGET_TTL_SECONDS = 2.0  # how long a process trusts its trackingId -> dataset lookup
-_CACHE_KEY = "events_targets"
-_WRITER_KEY = "events_writer"
-_WRITER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class Target:
     problem: str | None  # why events cannot be accepted now (no Interactions dataset, tracker not ACTIVE)
 
 
-class _TargetCache:
+class TargetCache:
     """trackingId -> Target per process, refreshed after TARGET_TTL_SECONDS (deletes and schema updates land
     within that time); an unknown or not-ready trackingId reloads at once (a tracker is usable as soon as it
     is ACTIVE; the lookup reads only the few tracker and dataset rows)."""
@@ -121,8 +118,7 @@ def _add_action_target(conn: sa.Connection, out: dict[tuple[str, str], Target], 
 
 
 def _target(services: Services, kind: str, tracking_id: str) -> Target:
-    cache = services.cache(_CACHE_KEY, _TargetCache)
-    target = cache.get(services, kind, tracking_id)
+    target = services.realtime.targets.get(services, kind, tracking_id)
     if target is None:
         what = "event tracker" if kind == "events" else "event tracker or Action_Interactions dataset"
         raise InvalidInputException(f"trackingId {tracking_id} does not belong to any {what}; use the trackingId "
@@ -132,24 +128,13 @@ def _target(services: Services, kind: str, tracking_id: str) -> Target:
     return target
 
 
-def forget_targets(services: Services) -> None:
-    """Drop the cached trackingId lookups (tests; a new tracker is otherwise found within the TTL)."""
-    services.caches.pop(_CACHE_KEY, None)
-
-
 def _insert_events(services: Services, rows: list[dict[str, Any]], want_inserted: bool) -> set[str] | None:
     """Store one request's rows atomically and durably; returns the eventIds actually inserted if asked.
 
     Goes through the process's group-commit writer: concurrent requests share one transaction (one commit,
     one write lock) instead of queueing on the database lock one by one.
     """
-    writer = services.caches.get(_WRITER_KEY)
-    if writer is None:
-        with _WRITER_LOCK:
-            writer = services.caches.get(_WRITER_KEY)
-            if writer is None:
-                writer = services.caches[_WRITER_KEY] = GroupCommitWriter(services.engine)
-    return writer.write(rows, want_inserted)
+    return services.realtime.writer().write(rows, want_inserted)
 
 
 @operation("PutEvents")

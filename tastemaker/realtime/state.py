@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from tastemaker.control.context import Services
+    from tastemaker.services import Services
 
-CACHE_KEY = "realtime_state"
 log = logging.getLogger("tastemaker.realtime")
 
 
@@ -281,15 +280,5 @@ def _cap(rows: list[Row], limit: int) -> list[Row]:
 
 
 def get_state(services: Services) -> RealtimeState:
-    """The process's real-time state: Redis when settings.redis_url is set, else the embedded one."""
-    state: Any = services.caches.get(CACHE_KEY)
-    if state is None:
-        url = services.settings.redis_url
-        if url:
-            from tastemaker.realtime.redis_state import RedisState
-
-            state = RedisState.from_url(url, fallback=EmbeddedState(services.engine))
-        else:
-            state = EmbeddedState(services.engine)
-        services.caches[CACHE_KEY] = state
-    return state
+    """The process's real-time state (see RealtimeCaches.state)."""
+    return services.realtime.state()

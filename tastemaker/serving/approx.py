@@ -224,7 +224,7 @@ def recall_against_exact(scorer: CandidateScorer, users: np.ndarray, k: int = 25
 
 def warm_index(services: Any, loaded: Any) -> None:
     """The model's candidate index loaded from its saved file when it has one (see CandidateScorer.load_saved)."""
-    scorer = services.cache("serving.approx", ScorerRegistry).get(loaded.prefix, loaded.model, services)
+    scorer = services.serving.scorers.get(loaded.prefix, loaded.model, services)
     if scorer is not None:
         scorer.load_saved()
 
@@ -232,8 +232,7 @@ def warm_index(services: Any, loaded: Any) -> None:
 def prepare_index(services: Any, loaded: Any) -> int:
     """Build (or load) the candidate index of a model served through the approximate path, in the deploy job
     rather than on the first requests; returns the saved index's size in bytes (0: the model is served exactly)."""
-    registry = services.cache("serving.approx", ScorerRegistry)
-    scorer = registry.get(loaded.prefix, loaded.model, services)
+    scorer = services.serving.scorers.get(loaded.prefix, loaded.model, services)
     if scorer is None:
         return 0
     if scorer.index is None:

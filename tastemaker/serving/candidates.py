@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tastemaker.control.context import Services
 from tastemaker.errors import InvalidInputException
+from tastemaker.services import Services
 from tastemaker.serving.catalog import ServingCatalog
 from tastemaker.serving.history import UserEvents
 
@@ -64,8 +64,7 @@ def load_filter(services: Services, group_arn: str, filter_arn: str | None,
         if values:
             raise InvalidInputException("filterValues were given without a filterArn.")
         return None
-    rows: FilterRows = services.cache("serving.filters", FilterRows)
-    filter_group, checked = rows.get(services, filter_arn)
+    filter_group, checked = services.serving.filters.get(services, filter_arn)
     if filter_group != group_arn:
         raise InvalidInputException(f"Filter {filter_arn} belongs to dataset group {filter_group}, not to "
                                     f"{group_arn} of this campaign or recommender.")
@@ -75,10 +74,9 @@ def load_filter(services: Services, group_arn: str, filter_arn: str | None,
 def filter_catalog(services: Services, group_arn: str, catalog: ServingCatalog) -> tuple[str, Any]:
     """(users version, FilterCatalog) for this catalogue snapshot and the group's current Users data."""
     from tastemaker.filters import FilterCatalog
-    from tastemaker.serving.history import _watch
     from tastemaker.serving.snapshots import read_table
 
-    users = _watch(services).current(services, group_arn, "Users")
+    users = services.serving.versions.current(services, group_arn, "Users")
     users_version = users.version if users is not None else ""
 
     def build() -> Any:

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from tastemaker.control.context import Services
 from tastemaker.errors import ResourceNotFoundException
+from tastemaker.services import Services
 from tastemaker.store import resources
 
 log = logging.getLogger("tastemaker.serving")
@@ -53,7 +53,7 @@ class DeploymentCache:
 
 
 def deployment_cache(services: Services) -> DeploymentCache:
-    return services.cache("serving.deployments", DeploymentCache)  # type: ignore[no-any-return]
+    return services.serving.deployments
 
 
 def _read(services: Services, arn: str, kind: str) -> Deployment:
@@ -91,10 +91,6 @@ def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deploym
     if version is None:
         return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "", config)
     recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
-    if row.status == "ACTIVE" and config.get("sync_with_latest_solution_version"):
-        from tastemaker.control.campaigns import reconcile_latest
-
-        reconcile_latest(services, conn, row)
     return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "",
                       version.body.get("model_prefix"), recipe, _recipe_type(recipe), config, None, version_arn)
 

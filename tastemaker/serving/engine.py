@@ -9,17 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from tastemaker.control.context import Services
 from tastemaker.errors import InvalidInputException
+from tastemaker.services import Services
 from tastemaker.serving import approx
 from tastemaker.serving import candidates as cand
-from tastemaker.serving.batcher import BatcherRegistry, item_scorer, user_scorer
+from tastemaker.serving.batcher import item_scorer, user_scorer
 from tastemaker.serving.catalog import ServingCatalog, build_catalog
 from tastemaker.serving.deployments import Deployment
 from tastemaker.serving.history import UserEvents, streamed_events, user_history
 from tastemaker.serving.models import LoadedModel, model_cache
 from tastemaker.serving.slots import explore, promote
-from tastemaker.serving.snapshots import VersionedCache, read_table
+from tastemaker.serving.snapshots import read_table
 from tastemaker.serving.topk import softmax_scores, top_k
 from tastemaker.serving.trending import trending_now
 
@@ -69,17 +69,14 @@ def rid() -> str:
 
 def catalog_for(services: Services, dep: Deployment, loaded: LoadedModel) -> ServingCatalog:
     """The model's catalogue extended with the group's Items dataset (rebuilt when Items data changes)."""
-    from tastemaker.serving.history import _watch
-
-    info = _watch(services).current(services, dep.group_arn, "Items")
+    info = services.serving.versions.current(services, dep.group_arn, "Items")
     version = info.version if info is not None else ""
-    cache: VersionedCache = services.cache("serving.catalogs", VersionedCache)
 
     def build() -> ServingCatalog:
         table = read_table(services, info, "Items") if info is not None else None
         return build_catalog(loaded.model, table)
 
-    return cache.get(loaded.prefix, version, build)
+    return services.serving.catalogs.get(loaded.prefix, version, build)
 
 
 def check_request(dep: Deployment, query: Query, *, ranking: bool) -> int:
@@ -157,7 +154,7 @@ def _model_scores(services: Services, loaded: LoadedModel, dep: Deployment, quer
     """(n_model,) float32 scores from the model for this request."""
     model = loaded.model
     kind = dep.recipe_type
-    batchers: BatcherRegistry = services.cache("serving.batchers", BatcherRegistry)
+    batchers = services.serving.batchers
     if kind == "RELATED_ITEMS":
         pos = catalog.index_of(query.item_id or "")
         index = pos if 0 <= pos < catalog.n_model else -1
@@ -181,15 +178,13 @@ def _candidate_scores(services: Services, loaded: LoadedModel, dep: Deployment, 
     if (dep.recipe_type != "USER_PERSONALIZATION" or query.promotions or not query.user_id
             or dep.config.get("ranking_influence")):
         return None
-    registry: approx.ScorerRegistry = services.cache("serving.approx", approx.ScorerRegistry)
-    scorer = registry.get(loaded.prefix, loaded.model, services)
+    scorer = services.serving.scorers.get(loaded.prefix, loaded.model, services)
     if scorer is None or not scorer.ready():
         return None
     user = loaded.user_position(query.user_id)
     positions = [catalog.index_of(i) for i in reversed(recent.item_ids)]
     history = np.asarray([p for p in positions if 0 <= p < catalog.n_model], dtype=np.int32)
-    batchers: BatcherRegistry = services.cache("serving.batchers", BatcherRegistry)
-    return batchers.get(loaded.prefix, "candidates", scorer.compute).score(  # type: ignore[no-any-return]
+    return services.serving.batchers.get(loaded.prefix, "candidates", scorer.compute).score(  # type: ignore[no-any-return]
         (user, history, query.context))
 
 

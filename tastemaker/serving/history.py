@@ -7,13 +7,12 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tastemaker.control.context import Services
+from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 
 ARRAYS = ("users", "indptr", "items", "types", "times", "item_vocab", "type_vocab")
@@ -107,7 +106,7 @@ class HistoryStore:
     def index(self, services: Services, group_arn: str) -> HistoryIndex | None:
         from tastemaker.serving.snapshots import read_table
 
-        watch = _watch(services)
+        watch = services.serving.versions
         info = watch.current(services, group_arn, "Interactions")
         if info is None:
             return None
@@ -147,12 +146,6 @@ def _save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _watch(services: Services) -> Any:
-    from tastemaker.serving.snapshots import VersionWatch
-
-    return services.cache("serving.version_watch", VersionWatch)
-
-
 class TrackerWatch:
     """Whether a dataset group has an event tracker (no tracker, no streamed events), refreshed each second."""
 
@@ -172,19 +165,14 @@ class TrackerWatch:
 
 
 def has_tracker(services: Services, group_arn: str) -> bool:
-    watch: TrackerWatch = services.cache("serving.trackers", TrackerWatch)
-    return watch.has_tracker(services, group_arn)
+    return services.serving.trackers.has_tracker(services, group_arn)
 
 
 def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_type: int = 100) -> UserEvents:
-    """Recent PutEvents of a user or session, newest first (empty until the realtime state module exists)."""
-    try:
-        from tastemaker.realtime.state import get_state
-    except ImportError:
-        return UserEvents([], [], [])
+    """Recent PutEvents of a user or session, newest first."""
     if not has_tracker(services, group_arn):
         return UserEvents([], [], [])
-    recent = [e for e in get_state(services).recent_events(group_arn, user_id, limit_per_type=limit_per_type)
+    recent = [e for e in services.realtime.state().recent_events(group_arn, user_id, limit_per_type=limit_per_type)
               if e.item_id is not None]
     return UserEvents([str(e.item_id) for e in recent], [str(e.event_type).lower() for e in recent],
                       [int(e.timestamp) for e in recent])
@@ -195,8 +183,7 @@ def user_history(services: Services, group_arn: str, user_id: str, *, bulk: bool
     recent = streamed_events(services, group_arn, user_id)
     if not bulk:
         return recent
-    store: HistoryStore = services.cache("serving.history", HistoryStore)
-    index = store.index(services, group_arn)
+    index = services.serving.histories.index(services, group_arn)
     past = index.events(user_id) if index is not None else UserEvents([], [], [])
     return UserEvents(recent.item_ids + past.item_ids, recent.event_types + past.event_types,
                       recent.timestamps + past.timestamps)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tastemaker.control.context import Services
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
+from tastemaker.services import Services
 from tastemaker.serving import compiled
 from tastemaker.serving.inline import slow_step
 
@@ -131,4 +131,4 @@ class ModelCache:
 
 
 def model_cache(services: Services) -> ModelCache:
-    return services.cache("serving.models", ModelCache)
+    return services.serving.models

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tastemaker.control.context import Services
+from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 
 VERSION_CHECK_SECONDS = 1.0  # a dataset's data_version is looked up at most this often per process

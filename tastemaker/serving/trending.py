@@ -8,11 +8,9 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from tastemaker.control.context import Services
+from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 from tastemaker.store.tables import events
-
-CACHE_KEY = "serving.trending"
 
 
 def interval_boundary(now: float, interval_seconds: int) -> int:
@@ -42,7 +40,7 @@ def trending_now(services: Services, model: Any, model_key: str, group_arn: str,
     interval = int(model.interval_seconds)
     boundary = max(interval_boundary(now if now is not None else time.time(), interval),
                    int(model.settings.get("trained_at", 0)))
-    cache: dict[tuple[str, int], np.ndarray] = services.cache(CACHE_KEY, dict)
+    cache = services.serving.trending
     key = (model_key, boundary)
     if key not in cache:
         slow_step("trending refresh")

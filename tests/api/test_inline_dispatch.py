@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tastemaker.api.app import Api
-from tastemaker.control.registry import INLINE_OPERATIONS, load_all
+from tastemaker.api.operations import implemented, inline_operations
 from tastemaker.serving.inline import NotWarm, inline, is_inline, slow_step
 
 
@@ -31,8 +31,8 @@ def test_cold_request_runs_in_the_pool_then_warm_ones_inline() -> None:
     api = Api.__new__(Api)  # run() needs no services
     cache = Cache()
     name = "GetRecommendations"
-    load_all()
-    assert name in INLINE_OPERATIONS
+    implemented()
+    assert name in inline_operations()
 
     async def calls() -> list[dict[str, str]]:
         return [await api.run(name, cache.operation, None, {"key": "k"}) for _ in range(3)]  # type: ignore[arg-type]

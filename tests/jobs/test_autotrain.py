@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tastemaker.jobs.autotrain import DEFAULT_DAYS, FIRST_RUN_AFTER, due, schedule_seconds
+from tastemaker.config import Settings
+from tastemaker.jobs.autotrain import DEFAULT_DAYS, due, schedule_days
 from tastemaker.store.resources import Resource
 
 
@@ -15,19 +16,23 @@ def version(created: float) -> Resource:
     return Resource("arn:v", "solution_version", "ACTIVE", {}, "arn:g", "arn:s", created, created)
 
 
+SETTINGS = Settings()
+FIRST_RUN_AFTER = SETTINGS.auto_training_first_seconds
+
+
 def test_schedule_expression() -> None:
-    assert schedule_seconds(solution()) == DEFAULT_DAYS * 86400
-    assert schedule_seconds(solution({"auto_training_config": {"scheduling_expression": "rate(3 days)"}})) == 3 * 86400
-    assert schedule_seconds(solution({"auto_training_config": {"scheduling_expression": "rate(1 day)"}})) == 86400
+    assert schedule_days(solution()) == DEFAULT_DAYS
+    assert schedule_days(solution({"auto_training_config": {"scheduling_expression": "rate(3 days)"}})) == 3
+    assert schedule_days(solution({"auto_training_config": {"scheduling_expression": "rate(1 day)"}})) == 1
 
 
 def test_first_run_waits_an_hour_and_respects_the_flag() -> None:
-    assert not due(solution(), [], now=FIRST_RUN_AFTER - 1)
-    assert due(solution(), [], now=FIRST_RUN_AFTER + 1)
-    assert not due(solution(auto=False), [], now=10 * FIRST_RUN_AFTER)
+    assert not due(SETTINGS, solution(), [], now=FIRST_RUN_AFTER - 1)
+    assert due(SETTINGS, solution(), [], now=FIRST_RUN_AFTER + 1)
+    assert not due(SETTINGS, solution(auto=False), [], now=10 * FIRST_RUN_AFTER)
 
 
 def test_next_run_follows_the_latest_version() -> None:
     week = DEFAULT_DAYS * 86400
-    assert not due(solution(), [version(100.0)], now=100.0 + week - 1)
-    assert due(solution(), [version(100.0)], now=100.0 + week + 1)
+    assert not due(SETTINGS, solution(), [version(100.0)], now=100.0 + week - 1)
+    assert due(SETTINGS, solution(), [version(100.0)], now=100.0 + week + 1)

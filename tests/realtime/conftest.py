@@ -13,7 +13,8 @@ import pytest
 
 from tastemaker.config import Settings
 from tastemaker.control.common import ACTIVE
-from tastemaker.control.context import RequestContext, Services
+from tastemaker.control.context import RequestContext
+from tastemaker.services import Services
 
 INTERACTIONS = {
     "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from tastemaker.control.context import Services
 from tastemaker.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
 from tastemaker.realtime.events_api import put_events, put_items, put_users
 from tastemaker.realtime.state import get_state
+from tastemaker.services import Services
 from tastemaker.store.tables import events
 from tests.realtime.conftest import INTERACTIONS, make_group
 
@@ -230,7 +230,7 @@ def test_writer_reconnects_after_its_connection_is_killed(tmp_path: Path, postgr
     try:
         g = make_group(services)
         put_events(g.ctx, tracking_id=g.tracking_id, session_id="s", user_id="u", event_list=[event("i1")])
-        writer = services.caches["events_writer"]
+        writer = services.realtime.writer()
         pid = writer.conn.driver_connection.info.backend_pid
         with services.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()

@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from tastemaker.config import Settings
-from tastemaker.control.context import Services
 from tastemaker.realtime.redis_state import RedisState
 from tastemaker.realtime.state import EmbeddedState, get_state
+from tastemaker.services import Services
 from tests.realtime.conftest import Group, make_group
 from tests.realtime.test_state_contract import items, send
 

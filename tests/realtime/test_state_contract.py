@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tastemaker.config import Settings
-from tastemaker.control.context import Services
 from tastemaker.realtime.events_api import put_events
 from tastemaker.realtime.redis_state import RedisState
 from tastemaker.realtime.state import EmbeddedState, RealtimeState, RecentEvent, get_state
+from tastemaker.services import Services
 from tests.realtime.conftest import Group, make_group
 
 

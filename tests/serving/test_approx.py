@@ -112,7 +112,7 @@ def test_a_jobs_only_process_saves_the_index_but_does_not_keep_model_or_index(  
     its index file for the serving processes, then lets both go; a serving process keeps them."""
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
-    from tastemaker.serving.deploy_tasks import preload_prefix
+    from tastemaker.serving.deploy import preload_prefix
     from tastemaker.serving.models import model_cache
 
     monkeypatch.setattr(approx, "ANN_MIN_ITEMS", 10)  # the candidate path for this small catalogue
@@ -126,7 +126,7 @@ def test_a_jobs_only_process_saves_the_index_but_does_not_keep_model_or_index(  
         stats = preload_prefix(services, "models/s/t-1/", "test")
         assert stats["model_items"] == als_model.n_items and stats["index_bytes"] > 0
         assert list((services.settings.cache_dir / "serving" / "ann").glob("*.hnsw"))
-        registry = services.cache("serving.approx", approx.ScorerRegistry)
+        registry = services.serving.scorers
         assert [m.prefix for m in model_cache(services).loaded()] == (["models/s/t-1/"] if serves else [])
         assert ("models/s/t-1/" in registry._scorers) is serves
         services.engine.dispose()
@@ -140,7 +140,7 @@ def test_a_campaign_switches_to_a_new_model_only_once_it_is_loaded(  # type: ign
 
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
-    from tastemaker.serving.deploy_tasks import preload_prefix
+    from tastemaker.serving.deploy import preload_prefix
     from tastemaker.serving.deployments import deployment_cache
     from tastemaker.serving.models import model_cache
     from tastemaker.store import resources
@@ -165,7 +165,7 @@ def test_a_campaign_switches_to_a_new_model_only_once_it_is_loaded(  # type: ign
         preload_prefix(deployer, f"models/{version}/", version)
     cache = deployment_cache(server)
     assert cache.resolve(server, campaign, "campaign").model_prefix == "models/v1/"
-    registry = server.cache("serving.approx", approx.ScorerRegistry)
+    registry = server.serving.scorers
     assert registry.get("models/v1/", als_model, server).index is not None  # loaded with the first read
     with server.engine.begin() as conn:
         resources.update(conn, campaign,

@@ -9,10 +9,11 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
+from tastemaker.cli.wiring import make_services
 from tastemaker.config import Settings
-from tastemaker.control.context import Services
 from tastemaker.recipes import get_recipe
 from tastemaker.recipes.training_data import TrainingConfig, TrainingData
+from tastemaker.services import Services
 from tastemaker.serving.trending import interval_boundary, trending_now
 from tastemaker.store import db
 from tastemaker.store.blobs import LocalBlobStore
@@ -25,7 +26,7 @@ HOUR = 3600
 def services(tmp_path: Path) -> Services:
     engine = db.create_engine(f"sqlite:///{tmp_path / 'meta.db'}")
     db.upgrade(engine)
-    return Services(settings=Settings(data_dir=tmp_path), engine=engine, blobs=LocalBlobStore(tmp_path / "blobs"))
+    return make_services(Settings(data_dir=tmp_path), engine, LocalBlobStore(tmp_path / "blobs"))
 
 
 def trained_model(start: int):  # type: ignore[no-untyped-def]

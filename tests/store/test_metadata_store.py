@@ -14,8 +14,7 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from tastemaker.jobs import queue
-from tastemaker.store import db, resources
+from tastemaker.store import db, queue, resources
 from tastemaker.store.tables import dataset_parts
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
-from tastemaker.control.context import Services
-from tastemaker.jobs.queue import Job
-from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.errors import JobFailed
+from tastemaker.services import Services
 from tastemaker.store import resources
+from tastemaker.store.queue import Job
 
 log = logging.getLogger("tastemaker.serving")
 
@@ -32,7 +32,7 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     """Load a model, compile its serving kernels and build its candidate index (large catalogues) before it
     serves; returns its serving memory: artifact bytes (memory-mapped once, shared by every worker process)
     and index bytes (loaded by each worker)."""
-    from tastemaker.serving.approx import ScorerRegistry, prepare_index
+    from tastemaker.serving.approx import prepare_index
     from tastemaker.serving.models import model_cache
 
     models = model_cache(services)
@@ -43,21 +43,13 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     stats = {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
              "index_bytes": prepare_index(services, loaded)}
     if not services.serves_requests:  # a jobs-only process: the index file is saved; do not hold it in memory
-        services.cache("serving.approx", ScorerRegistry).forget(prefix)
+        services.serving.scorers.forget(prefix)
         models.forget(prefix)
     return stats
 
 
-def _install(services: Services) -> None:
-    from tastemaker.control.campaigns import install_hooks
-
-    install_hooks(services)
-
-
-@task("campaign_deploy")
 def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE once the model loads."""
-    _install(services)
     with services.engine.begin() as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign")
         resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
@@ -67,13 +59,11 @@ def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool
     log.info("campaign %s serves a model of %d bytes", job.resource_arn, stats["model_bytes"])
 
 
-@task("campaign_update")
 def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Load the new version while the old one keeps serving; then switch the campaign in one write.
 
     A failure is recorded on latestCampaignUpdate only: the campaign stays ACTIVE on its old version.
     """
-    _install(services)
     with services.engine.begin() as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign", lock=True)
         update = dict(campaign.body.get("latest_campaign_update") or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,22 @@ from tastemaker.store.resources import now
 from tastemaker.store.tables import jobs
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+class JobKind(StrEnum):
+    """What a job does; each kind has one task in the registry (tastemaker.cli.job_tasks)."""
+
+    ACTIVATE = "activate"  # resources with nothing to build
+    DELETE = "delete"
+    IMPORT = "import"
+    TRAIN = "train"
+    CAMPAIGN_DEPLOY = "campaign_deploy"
+    CAMPAIGN_UPDATE = "campaign_update"
+    RECOMMENDER_TRAIN = "recommender_train"
+    RECOMMENDER_UPDATE = "recommender_update"
+    RECOMMENDER_STOP = "recommender_stop"
+    RECOMMENDER_START = "recommender_start"
+    RECOMMENDER_DELETE = "recommender_delete"
 
 
 @dataclass
@@ -30,7 +47,7 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def enqueue(conn: sa.Connection, kind: str, resource_arn: str, payload: dict[str, Any] | None = None,
+def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict[str, Any] | None = None,
             *, max_attempts: int = 2, delay: float = 0.0) -> int:
     """Add a job inside the caller's transaction, so a resource and its job appear together."""
     ts = now()
@@ -109,6 +126,3 @@ def orphaned(engine: sa.Engine, stale_seconds: float) -> list[Job]:
             lost.append(Job(row.id, row.kind, row.resource_arn, row.attempts, row.max_attempts, dict(row.payload)))
     return lost
 
-
-def job_for(conn: sa.Connection, resource_arn: str) -> Any:
-    return conn.execute(sa.select(jobs).where(jobs.c.resource_arn == resource_arn).order_by(jobs.c.id.desc())).first()

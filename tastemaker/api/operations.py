@@ -1,0 +1,34 @@
+"""Every module that implements API operations, imported explicitly; each registers its functions with
+`@operation` (tastemaker.control.registry) as it is imported. A new operation module is added here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tastemaker.control import (  # noqa: F401 - imported for their @operation registrations
+    campaigns,
+    dataset_groups,
+    datasets,
+    event_trackers,
+    filters,
+    import_jobs,
+    recipes,
+    recommenders,
+    schemas,
+    solutions,
+    tags,
+)
+from tastemaker.control.registry import INLINE_OPERATIONS, OPERATIONS
+from tastemaker.realtime import events_api  # noqa: F401
+from tastemaker.serving import runtime  # noqa: F401
+
+
+def implemented() -> dict[str, Callable[..., Any]]:
+    """Operation name -> its function, for every operation this build implements."""
+    return OPERATIONS
+
+
+def inline_operations() -> set[str]:
+    """Operations that may run on the event loop (see tastemaker.serving.inline)."""
+    return INLINE_OPERATIONS

@@ -1,0 +1,30 @@
+"""The job-task registry: every job kind the queue carries and the function that runs it, in one table.
+
+The runner (tastemaker.jobs.worker) knows no task; the tasks live in the layer whose work they do: imports,
+training and recommenders in `jobs`, campaign deployment in `serving` (it loads models as serving will).
+Neither imports the other; this module, beside the rest of the wiring, joins them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from tastemaker.jobs import recommender_tasks, tasks, training
+from tastemaker.jobs.worker import Tasks, TaskSpec
+from tastemaker.serving import deploy
+from tastemaker.store.queue import JobKind
+
+TASKS: Tasks = {
+    JobKind.ACTIVATE: TaskSpec(tasks.activate),
+    JobKind.DELETE: TaskSpec(tasks.delete, failed_status="DELETE FAILED"),
+    JobKind.IMPORT: TaskSpec(tasks.import_dataset),
+    JobKind.TRAIN: TaskSpec(training.train_solution_version, stopped_status="CREATE STOPPED"),
+    JobKind.CAMPAIGN_DEPLOY: TaskSpec(deploy.deploy_campaign),
+    JobKind.CAMPAIGN_UPDATE: TaskSpec(deploy.update_campaign),
+    JobKind.RECOMMENDER_TRAIN: TaskSpec(partial(recommender_tasks.train_recommender, prepare=deploy.preload_prefix)),
+    JobKind.RECOMMENDER_UPDATE: TaskSpec(partial(recommender_tasks.update_recommender, prepare=deploy.preload_prefix)),
+    JobKind.RECOMMENDER_STOP: TaskSpec(recommender_tasks.stop_recommender, failed_status="ACTIVE"),
+    JobKind.RECOMMENDER_START: TaskSpec(partial(recommender_tasks.start_recommender, prepare=deploy.preload_prefix),
+                                  failed_status="INACTIVE"),
+    JobKind.RECOMMENDER_DELETE: TaskSpec(recommender_tasks.delete_recommender, failed_status="DELETE FAILED"),
+}
