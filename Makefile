@@ -29,6 +29,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tastemaker tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy tastemaker
 
 clean:
 	rm -rf $(VENV) .tastemaker

@@ -83,15 +83,15 @@ def _build_converter(shape: Shape) -> Converter | None:
 
         return structure
     if kind == "list":
-        element = _nested(shape.member)
-        if element is None:
+        member = _nested(shape.member)
+        if member is None:
             return list
-        return lambda value: [element(v) for v in value]
+        return lambda value: [member(v) for v in value]
     if kind == "map":
-        element = _nested(shape.value)
-        if element is None:
+        value_of = _nested(shape.value)
+        if value_of is None:
             return dict
-        return lambda value: {k: element(v) for k, v in value.items()}
+        return lambda value: {k: value_of(v) for k, v in value.items()}
     if kind == "timestamp" or kind in ("float", "double"):
         return float
     if kind in ("integer", "long"):

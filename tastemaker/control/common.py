@@ -81,6 +81,7 @@ def list_page(ctx: RequestContext, kind: str, key: str, *, next_token: str | Non
     with ctx.read_engine.connect() as conn:
         if parent_arn:
             resources.get(conn, parent_arn, parent_kind)
-        where = {"dataset_group_arn": parent_arn} if by_group else {"parent_arn": parent_arn}
-        items, token = resources.page(conn, kind=kind, next_token=next_token, max_results=max_results, **where)
+        items, token = resources.page(conn, kind=kind, next_token=next_token, max_results=max_results,
+                                      dataset_group_arn=parent_arn if by_group else None,
+                                      parent_arn=None if by_group else parent_arn)
     return listing(items, token, key)

@@ -26,7 +26,6 @@ from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import check_schema_for_dataset, normalize_dataset_type
 from tastemaker.errors import InvalidInputException, ResourceAlreadyExistsException, ResourceInUseException
 from tastemaker.store import queue, resources
-from tastemaker.store.tables import dataset_parts
 
 KIND = "dataset"
 
@@ -119,9 +118,3 @@ def dataset_of_type(conn: sa.Connection, dataset_group_arn: str, dataset_type: s
             return ds
     return None
 
-
-def part_keys(conn: sa.Connection, dataset_arn: str) -> list[str]:
-    """Blob keys of the dataset's Parquet parts, oldest first (later parts win on upsert)."""
-    rows = conn.execute(sa.select(dataset_parts.c.blob_key).where(dataset_parts.c.dataset_arn == dataset_arn)
-                        .order_by(dataset_parts.c.id))
-    return [r.blob_key for r in rows]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
     ACTIVE,
@@ -21,7 +19,6 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException
 from tastemaker.store import queue, resources
-from tastemaker.store.tables import resources as resources_table
 
 KIND = "dataset_import_job"
 MAX_RUNNING_IMPORTS = 5
@@ -56,8 +53,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
     with ctx.engine.begin() as conn:
         dataset = resources.get(conn, dataset_arn, "dataset", lock=True)
         require_status(dataset, (ACTIVE,), "import into the dataset")
-        running = conn.execute(sa.select(sa.func.count()).select_from(resources_table).where(
-            resources_table.c.kind == KIND, resources_table.c.status.in_(BUSY))).scalar() or 0
+        running = resources.count(conn, KIND, BUSY)
         if running >= MAX_RUNNING_IMPORTS:
             raise LimitExceededException(
                 f"More than {MAX_RUNNING_IMPORTS} resources with PENDING or IN_PROGRESS status.")

@@ -24,7 +24,6 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.store import queue, resources
-from tastemaker.store.tables import resources as resources_table
 
 KIND, VERSION = "solution", "solution_version"
 MAX_TRAINING_VERSIONS = 20
@@ -195,8 +194,7 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
 def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str = "FULL", name: str | None = None,
                 tags: list[dict[str, str]] | None = None, training_type: str = "MANUAL") -> str:
     """Create a solution version row and its training job (also used by auto-training)."""
-    training = conn.execute(sa.select(sa.func.count()).select_from(resources_table).where(
-        resources_table.c.kind == VERSION, resources_table.c.status.in_(BUSY))).scalar() or 0
+    training = resources.count(conn, VERSION, BUSY)
     if training >= MAX_TRAINING_VERSIONS:
         raise LimitExceededException(f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
     parsed = parse_arn(solution.arn)

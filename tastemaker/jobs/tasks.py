@@ -10,14 +10,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS
 from tastemaker.errors import JobFailed
 from tastemaker.services import Services
-from tastemaker.store import keys, resources
+from tastemaker.store import dataset_parts, keys, resources
 from tastemaker.store.queue import Job
-from tastemaker.store.tables import dataset_parts
 
 log = logging.getLogger("tastemaker.jobs")
 
@@ -97,18 +94,10 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    replaced: list[str] = []
     with services.engine.begin() as conn:
         resources.get(conn, dataset.arn, "dataset", lock=True)
-        if mode == "FULL":
-            replaced = [r.blob_key for r in conn.execute(sa.select(dataset_parts.c.blob_key).where(
-                dataset_parts.c.dataset_arn == dataset.arn, dataset_parts.c.origin == "BULK"))]
-            conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == dataset.arn,
-                                                      dataset_parts.c.origin == "BULK"))
-        for key, rows in uploaded:
-            conn.execute(dataset_parts.insert().values(dataset_arn=dataset.arn, origin="BULK", blob_key=key,
-                                                       rows=rows, job_arn=job.resource_arn,
-                                                       created_at=resources.now()))
+        replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
+                                           replace=mode == "FULL")
         resources.update(conn, job.resource_arn, status=ACTIVE,
                          changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
         resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})

@@ -89,7 +89,7 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
         result["auto_ml_result"] = {"best_recipe_arn": f"arn:aws:personalize:::recipe/{recipe_name}"}
         params.update(chosen.best_params)  # AutoML already tuned each candidate
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": dict(chosen.best_params)}
-    recipe = get_recipe(recipe_name)
+    recipe = get_recipe(str(recipe_name))
     if spec.get("perform_hpo") and not spec.get("perform_auto_ml"):
         from tastemaker.recipes.hpo import tune
 

@@ -41,7 +41,8 @@ def _die_with_parent() -> None:
 
 def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> dict[str, Any]:
     """Schema text and local Parquet paths of each dataset of the group that has data."""
-    from tastemaker.control.datasets import dataset_of_type, part_keys
+    from tastemaker.control.datasets import dataset_of_type
+    from tastemaker.store.dataset_parts import part_keys
 
     out: dict[str, Any] = {}
     for dataset_type in DATASET_TYPES:

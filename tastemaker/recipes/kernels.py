@@ -163,7 +163,7 @@ def score_items(factors: np.ndarray, vector: np.ndarray, items: np.ndarray, scal
         for c in range(dim):
             total += factors[row, c] * vector[c]
         scores[r] = total
-        top = max(top, abs(total))
+        top = max(top, float(abs(total)))
     if scale >= 0:
         top = scale
     if top > 0:

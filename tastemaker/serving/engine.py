@@ -363,17 +363,17 @@ def rank(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
     known_pos = positions[known]
     sub = scores[known_pos]
     order = known[np.lexsort((known, -sub))]
-    values = softmax_scores(scores, _mask_of(known_pos, catalog.n_model), positions[order]) if known.size else []
+    values: Any = softmax_scores(scores, _mask_of(known_pos, catalog.n_model), positions[order]) if known.size else []
     out_positions = [int(positions[k]) for k in order.tolist()] + [int(positions[k]) for k in unknown]
     metadata = catalog.metadata_for([max(p, 0) for p in out_positions], columns) if columns else None
     result = []
     for row, k in enumerate(order.tolist() + unknown):
-        item: dict[str, Any] = {"item_id": ids[k]}
+        ranked: dict[str, Any] = {"item_id": ids[k]}
         if row < len(order):
-            item["score"] = round(float(values[row]), 7)
+            ranked["score"] = round(float(values[row]), 7)
         if metadata is not None and out_positions[row] >= 0:
-            item["metadata"] = metadata[row]
-        result.append(item)
+            ranked["metadata"] = metadata[row]
+        result.append(ranked)
     return {"personalized_ranking": result, "recommendation_id": rid()}
 
 

@@ -85,8 +85,9 @@ class VersionWatch:
 
 
 def _read_info(services: Services, group_arn: str, dataset_type: str) -> DatasetInfo | None:
-    from tastemaker.control.datasets import dataset_of_type, part_keys
+    from tastemaker.control.datasets import dataset_of_type
     from tastemaker.control.schemas import load_schema
+    from tastemaker.store.dataset_parts import part_keys
 
     with services.engine.connect() as conn:
         dataset = dataset_of_type(conn, group_arn, dataset_type)

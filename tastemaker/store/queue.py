@@ -54,7 +54,9 @@ def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict
     result = conn.execute(jobs.insert().values(
         kind=kind, resource_arn=resource_arn, state=QUEUED, attempts=0, max_attempts=max_attempts,
         payload=payload or {}, run_after=ts + delay, cancel_requested=False, created_at=ts, updated_at=ts))
-    return int(result.inserted_primary_key[0])
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    return int(primary_key[0])
 
 
 def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job | None:

@@ -131,6 +131,12 @@ def delete(conn: sa.Connection, arn: str) -> None:
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))
 
 
+def count(conn: sa.Connection, kind: str, statuses: Iterable[str]) -> int:
+    """How many resources of a kind are in one of these statuses (quotas on work in progress)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(resources).where(
+        resources.c.kind == kind, resources.c.status.in_(list(statuses)))).scalar() or 0)
+
+
 def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_arn: str | None = None,
              parent_arn: str | None = None) -> list[Resource]:
     kinds = [kind] if isinstance(kind, str) else list(kind)

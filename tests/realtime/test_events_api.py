@@ -111,7 +111,7 @@ def test_streamed_events_export_as_training_data(services: Services, tmp_path: P
 
 
 def dataset_table(services: Services, dataset_arn: str, kind: str):  # type: ignore[no-untyped-def]
-    from tastemaker.control.datasets import part_keys
+    from tastemaker.store.dataset_parts import part_keys
     from tastemaker.control.schemas import load_schema
     from tastemaker.data.tables import read_dataset
     from tastemaker.store import resources
@@ -166,7 +166,7 @@ def test_put_items_refusals(services: Services) -> None:
 
 
 def test_put_items_part_is_plain_parquet(services: Services) -> None:
-    from tastemaker.control.datasets import part_keys
+    from tastemaker.store.dataset_parts import part_keys
 
     g = make_group(services)
     put_items(g.ctx, dataset_arn=g.datasets["Items"],
