@@ -63,11 +63,6 @@ def build_arn(kind: str, region: str, account: str, *parts: str) -> str:
     return f"arn:aws:personalize:{region}:{account}:{PREFIXES[kind]}/" + "/".join(parts)
 
 
-def global_arn(kind: str, name: str) -> str:
-    """Recipes, algorithms and feature transformations have region- and account-less ARNs."""
-    return f"arn:aws:personalize:::{kind}/{name}"
-
-
 def short_id() -> str:
     """The 8-hex id used in solution-version and event-tracker ARNs."""
     return secrets.token_hex(4)

@@ -29,7 +29,6 @@ KIND, VERSION = "campaign", "solution_version"
 MAX_CAMPAIGNS_PER_GROUP = 5
 EXPLORATION_KEYS = ("explorationWeight", "explorationItemAgeCutOff")
 DEFAULT_EXPLORATION = {"explorationWeight": "0.3", "explorationItemAgeCutOff": "30"}
-EXPLORATION_RECIPES = ("aws-user-personalization",)
 
 
 def _latest_active_version(conn: sa.Connection, solution_arn: str) -> resources.Resource | None:
@@ -61,12 +60,12 @@ def check_config(config: dict[str, Any] | None, version: resources.Resource, fol
         if unknown:
             raise InvalidInputException(f"itemExplorationConfig accepts {' and '.join(EXPLORATION_KEYS)}; "
                                         f"got {unknown[0]}.")
-        _number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
-        _number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
-        if recipe not in EXPLORATION_RECIPES:
+        check_number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
+        check_number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
+        if not _explores(recipe):
             raise InvalidInputException(f"itemExplorationConfig only applies to aws-user-personalization; this "
                                         f"version was trained with {recipe}.")
-    elif recipe in EXPLORATION_RECIPES:
+    elif _explores(recipe):
         config["item_exploration_config"] = dict(DEFAULT_EXPLORATION)
     for key, value in (config.get("ranking_influence") or {}).items():
         if key not in ("POPULARITY", "FRESHNESS") or not 0.0 <= float(value) <= 1.0:
@@ -78,7 +77,16 @@ def check_config(config: dict[str, Any] | None, version: resources.Resource, fol
     return config
 
 
-def _number(config: dict[str, str], key: str, low: float, high: float | None, *, inclusive_low: bool) -> None:
+def _explores(recipe: str) -> bool:
+    from tastemaker.recipes import get_recipe
+
+    try:
+        return get_recipe(recipe).explores_new_items
+    except InvalidInputException:  # a recipe this build no longer has: nothing to explore with
+        return False
+
+
+def check_number(config: dict[str, str], key: str, low: float, high: float | None, *, inclusive_low: bool) -> None:
     if key not in config:
         return
     try:

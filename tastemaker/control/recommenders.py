@@ -33,7 +33,7 @@ EXPLORATION_USE_CASES = ("aws-vod-top-picks", "aws-ecomm-recommended-for-you")
 
 def check_recommender_config(use_case: Any, config: dict[str, Any] | None) -> dict[str, Any]:
     """Validate recommenderConfig for the use case; fills minRecommendationRequestsPerSecond's default."""
-    from tastemaker.control.campaigns import EXPLORATION_KEYS, _number
+    from tastemaker.control.campaigns import EXPLORATION_KEYS, check_number
 
     config = dict(config or {})
     exploration = config.get("item_exploration_config")
@@ -44,8 +44,8 @@ def check_recommender_config(use_case: Any, config: dict[str, Any] | None) -> di
         if unknown:
             raise InvalidInputException(f"itemExplorationConfig accepts {' and '.join(EXPLORATION_KEYS)}; "
                                         f"got {unknown[0]}.")
-        _number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
-        _number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
+        check_number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
+        check_number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
     config.setdefault("min_recommendation_requests_per_second", 1)
     return config
 

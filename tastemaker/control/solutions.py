@@ -179,8 +179,9 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
         solution = resources.get(conn, solution_arn, KIND, lock=True)
         require_status(solution, (ACTIVE,), "create a solution version")
         if mode == "UPDATE":
-            recipe = (solution.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
-            if recipe != "aws-user-personalization":
+            from tastemaker.recipes import get_recipe
+
+            if not get_recipe((solution.body.get("recipe_arn") or "").rsplit("/", 1)[-1]).incremental_updates:
                 raise InvalidInputException("trainingMode UPDATE is only supported for aws-user-personalization.")
             full = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn)
                     if v.status == ACTIVE and v.body.get("training_mode") == "FULL"]

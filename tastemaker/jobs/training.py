@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from tastemaker.control.campaigns import follow_latest
 from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
 from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.queue import Job
 
 DATASET_TYPES = ("Interactions", "Items", "Users")
-EXIT_REFUSED, EXIT_STOPPED = 3, 4
 
 
 try:  # loaded in the parent: between fork and exec the child only makes one plain C call

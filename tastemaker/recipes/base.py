@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -125,6 +125,9 @@ class Recipe(ABC):
     # False when Interactions are optional (aws-semantic-similarity): build TrainingData with check_minimum=False.
     needs_interactions: ClassVar[bool] = True
     needs_items: ClassVar[bool] = False  # True when an Items dataset is required
+    # itemExplorationConfig applies (campaigns mix in new and less-known items) and trainingMode UPDATE exists.
+    explores_new_items: ClassVar[bool] = False
+    incremental_updates: ClassVar[bool] = False
 
     def validate_hyperparameters(self, params: dict[str, str]) -> dict[str, Any]:
         """Typed values for every known parameter (defaults filled in). Accepts algorithm hyperparameters
@@ -162,6 +165,17 @@ class Recipe(ABC):
         should_stop: ShouldStop | None = None,
     ) -> TrainedModel:
         """Learn from `data` with string `params`; raise TrainingStopped if should_stop() turns true."""
+
+
+@runtime_checkable
+class RefreshesTrend(Protocol):
+    """A model whose scores serving recomputes at each interval boundary from the events streamed since
+    training (Trending-Now)."""
+
+    @property
+    def interval_seconds(self) -> int: ...
+
+    def refreshed_scores(self, item_index: np.ndarray, timestamps: np.ndarray, now: int) -> np.ndarray: ...
 
 
 def report(progress: Progress | None, should_stop: ShouldStop | None, fraction: float) -> None:
@@ -221,6 +235,16 @@ class TrainedModel(ABC):
     def score_users_for_attributes(self, queries: Sequence[list[tuple[str, str]]]) -> np.ndarray:
         """(B, n_users) affinity for item attribute queries (column, value) pairs joined by AND."""
         raise InvalidInputException(f"Recipe {self.recipe_name} does not produce user segments for attributes.")
+
+    # --- what serving may use (defaults: nothing to prepare, the whole catalogue scored) ------------------
+    @property
+    def supports_candidates(self) -> bool:
+        """Whether serving may score only an index's candidates (a long-term part that is a dot product with
+        item factors, as ALS's) instead of the whole catalogue."""
+        return False
+
+    def prepare_serving(self) -> None:
+        """Called once after a load for serving (e.g. to compile its kernels); nothing by default."""
 
     # --- id lookups --------------------------------------------------------------------------------
     def item_index(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:

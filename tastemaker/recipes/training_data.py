@@ -24,13 +24,6 @@ class InsufficientDataError(Exception):
     """Training data does not meet Personalize's minimum (the message is the failureReason)."""
 
 
-@dataclass(frozen=True)
-class EventParameter:
-    event_type: str
-    event_value_threshold: float | None
-    weight: float
-
-
 @dataclass
 class TrainingConfig:
     """Solution-level data selection: eventType, eventValueThreshold, eventsConfig and column choices."""

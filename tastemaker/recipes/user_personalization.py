@@ -186,13 +186,6 @@ class CollaborativeModel(TrainedModel):
                     context: Sequence[dict[str, str]] | None = None) -> np.ndarray:
         return self.score_histories(self._histories(np.asarray(user_index), histories))
 
-    def all_user_affinity(self) -> np.ndarray:
-        """(n_users, n_items) long-term affinity of every known user (for segments)."""
-        if "user_factors" in self.arrays:
-            return np.asarray(self.arrays["user_factors"]) @ np.asarray(self.arrays["item_factors"]).T
-        indptr, items = self.arrays["hist_indptr"], self.arrays["hist_items"]
-        histories = [np.asarray(items[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
-        return self._affinity(history_matrix(histories, self.n_items, float(self.settings["decay"])))
 
     def user_affinity_for_item_sets(self, item_sets: Sequence[np.ndarray]) -> np.ndarray:
         """(B, n_users): mean affinity of each user over each set of items (empty set -> zeros)."""
@@ -277,6 +270,8 @@ def fit_collaborative(
 class UserPersonalization(Recipe):
     name = "aws-user-personalization"
     recipe_type = "USER_PERSONALIZATION"
+    explores_new_items = True
+    incremental_updates = True
     description = (
         "Recommends items for a user from their interaction history, updated in real time by new events; "
         "new users get what people start with plus current trends."

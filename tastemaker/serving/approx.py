@@ -193,7 +193,7 @@ class ScorerRegistry:
         with self._lock:
             if prefix not in self._scorers:
                 slow_step("candidate scorer set-up")
-                usable = (getattr(model, "supports_candidates", False) and model.n_items >= ANN_MIN_ITEMS
+                usable = (model.supports_candidates and model.n_items >= ANN_MIN_ITEMS
                           and ann_available())
                 self._scorers[prefix] = CandidateScorer(model, services.settings.cache_dir) if usable else None
             return self._scorers[prefix]

@@ -109,9 +109,7 @@ class ModelCache:
             directory = materialise(services, prefix)
             model = load_model(directory, mmap=True)
             plain_arrays(model)
-            prepare = getattr(model, "prepare_serving", None)
-            if prepare is not None:
-                prepare()
+            model.prepare_serving()
             compiled.warm_up()
             size = sum(p.stat().st_size for p in directory.glob("*.npy"))
             users_sorted, users_order = user_lookup(services, prefix, model)

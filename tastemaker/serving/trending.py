@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
+from tastemaker.recipes.base import RefreshesTrend, TrainedModel
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 from tastemaker.store.tables import events
@@ -28,16 +28,16 @@ def streamed_window(services: Services, group_arn: str, since: float, until: flo
     return [r.item_id for r in rows], np.array([r.sent_at for r in rows], dtype=np.int64)
 
 
-def trending_now(services: Services, model: Any, model_key: str, group_arn: str,
+def trending_now(services: Services, model: TrainedModel, model_key: str, group_arn: str,
                  now: float | None = None) -> np.ndarray | None:
     """Scores of a Trending-Now model as of the last interval boundary, or None for other models.
 
     The training window and the events streamed since are counted together, once per boundary and model
     (cached), so a request costs a dictionary lookup.
     """
-    if not hasattr(model, "refreshed_scores"):
+    if not isinstance(model, RefreshesTrend):
         return None
-    interval = int(model.interval_seconds)
+    interval = model.interval_seconds
     boundary = max(interval_boundary(now if now is not None else time.time(), interval),
                    int(model.settings.get("trained_at", 0)))
     cache = services.serving.trending

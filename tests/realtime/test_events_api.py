@@ -111,10 +111,10 @@ def test_streamed_events_export_as_training_data(services: Services, tmp_path: P
 
 
 def dataset_table(services: Services, dataset_arn: str, kind: str):  # type: ignore[no-untyped-def]
-    from tastemaker.store.dataset_parts import part_keys
     from tastemaker.control.schemas import load_schema
     from tastemaker.data.tables import read_dataset
     from tastemaker.store import resources
+    from tastemaker.store.dataset_parts import part_keys
 
     with services.engine.connect() as conn:
         ds = resources.get(conn, dataset_arn, "dataset")
