@@ -14,6 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -124,8 +125,7 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
 
 @operation("DescribeCampaign")
 def describe_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"campaign": resources.get(conn, campaign_arn, KIND).body}
+    return describe(ctx, KIND, "campaign", campaign_arn)
 
 
 @operation("ListCampaigns")

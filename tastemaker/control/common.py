@@ -67,6 +67,12 @@ def refuse_if_dependents(conn: sa.Connection, arn: str, label: str, checks: Sequ
                 f"Cannot delete {label} {arn}: {len(found)} {description} still exist ({names}). Delete them first.")
 
 
+def describe(ctx: RequestContext, kind: str, key: str, arn: str) -> dict[str, Any]:
+    """A Describe* answer: the resource's document under `key`; reads never wait for writers."""
+    with ctx.read_engine.connect() as conn:
+        return {key: resources.get(conn, arn, kind).body}
+
+
 def listing(items: Iterable[resources.Resource], token: str | None, key: str) -> dict[str, Any]:
     return {key: [r.body for r in items], "next_token": token}
 

@@ -10,6 +10,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     refuse_if_dependents,
@@ -49,8 +50,7 @@ def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None
 
 @operation("DescribeDatasetGroup")
 def describe_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"dataset_group": resources.get(conn, dataset_group_arn, KIND).body}
+    return describe(ctx, KIND, "dataset_group", dataset_group_arn)
 
 
 @operation("ListDatasetGroups")

@@ -14,6 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -64,8 +65,7 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
 
 @operation("DescribeDataset")
 def describe_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"dataset": resources.get(conn, dataset_arn, KIND).body}
+    return describe(ctx, KIND, "dataset", dataset_arn)
 
 
 @operation("ListDatasets")

@@ -14,6 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -51,8 +52,7 @@ def create_event_tracker(ctx: RequestContext, *, name: str, dataset_group_arn: s
 
 @operation("DescribeEventTracker")
 def describe_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict[str, Any]:
-    with ctx.engine.connect() as conn:
-        return {"event_tracker": resources.get(conn, event_tracker_arn, KIND).body}
+    return describe(ctx, KIND, "event_tracker", event_tracker_arn)
 
 
 @operation("ListEventTrackers")

@@ -13,6 +13,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -76,8 +77,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
 
 @operation("DescribeFilter")
 def describe_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"filter": resources.get(conn, filter_arn, KIND).body}
+    return describe(ctx, KIND, "filter", filter_arn)
 
 
 @operation("ListFilters")

@@ -11,6 +11,7 @@ from tastemaker.control.common import (
     BUSY,
     CREATE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -70,8 +71,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
 
 @operation("DescribeDatasetImportJob")
 def describe_dataset_import_job(ctx: RequestContext, *, dataset_import_job_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"dataset_import_job": resources.get(conn, dataset_import_job_arn, KIND).body}
+    return describe(ctx, KIND, "dataset_import_job", dataset_import_job_arn)
 
 
 @operation("ListDatasetImportJobs")

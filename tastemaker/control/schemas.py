@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import list_page, name_key
+from tastemaker.control.common import describe, list_page, name_key
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.data.schemas import parse_schema
@@ -27,8 +27,7 @@ def create_schema(ctx: RequestContext, *, name: str, schema: str, domain: str | 
 
 @operation("DescribeSchema")
 def describe_schema(ctx: RequestContext, *, schema_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"schema": resources.get(conn, schema_arn, KIND).body}
+    return describe(ctx, KIND, "schema", schema_arn)
 
 
 @operation("ListSchemas")

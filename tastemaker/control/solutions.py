@@ -14,6 +14,7 @@ from tastemaker.control.common import (
     CREATE_PENDING,
     DELETE_PENDING,
     create_with_tags,
+    describe,
     list_page,
     name_key,
     require_status,
@@ -213,8 +214,7 @@ def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str 
 
 @operation("DescribeSolutionVersion")
 def describe_solution_version(ctx: RequestContext, *, solution_version_arn: str) -> dict[str, Any]:
-    with ctx.read_engine.connect() as conn:
-        return {"solution_version": resources.get(conn, solution_version_arn, VERSION).body}
+    return describe(ctx, VERSION, "solution_version", solution_version_arn)
 
 
 @operation("ListSolutionVersions")
