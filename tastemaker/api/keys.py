@@ -77,6 +77,7 @@ class KeyStore:
         self._unreadable: set[tuple[str, int]] = set()
         self._engine: sa.Engine | None = None
         self._box: SecretBox | None = None
+        self._settings: Settings | None = None
         self._account = "000000000000"
         self._stop = threading.Event()
 
@@ -97,7 +98,7 @@ class KeyStore:
     def attach(self, engine: sa.Engine, settings: Settings, *, refresh_seconds: float = REFRESH_SECONDS) -> None:
         """Serve the database's keys too: read them now, then every `refresh_seconds` in a daemon thread."""
         self._engine = engine
-        self._box = SecretBox.open(settings, create=False)
+        self._settings = settings
         self._account = settings.account_id
         self.refresh()
         threading.Thread(target=self._refresh_loop, args=(refresh_seconds,), name="access-key-refresh",
@@ -139,6 +140,8 @@ class KeyStore:
 
     def _entry(self, row: Any) -> _Entry | None:
         try:
+            if self._box is None and self._settings is not None:  # the CLI writes the file with the first key
+                self._box = SecretBox.open(self._settings, create=False)
             if self._box is None:
                 raise InvalidTag()
             secret = self._box.decrypt(row.secret_ciphertext, row.access_key_id)
@@ -148,7 +151,7 @@ class KeyStore:
         except (InvalidTag, ValueError, InvalidInputException) as exc:
             if (row.access_key_id, row.version) not in self._unreadable:
                 self._unreadable.add((row.access_key_id, row.version))
-                why = (f"its policy is invalid ({exc})" if isinstance(exc, InvalidInputException) else
+                why = (exc.message if isinstance(exc, InvalidInputException) else
                        "its secret does not decrypt with this process's key-encryption key; give every process "
                        "the same TASTEMAKER_KEY_ENCRYPTION_KEY")
                 log.error("access key %s (%s) is refused: %s", row.access_key_id, row.name, why)
