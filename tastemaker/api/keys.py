@@ -31,13 +31,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tastemaker.api.policy import Policy, ResourcePlan, request_resources, resource_plan
 from tastemaker.api.service_models import OperationInfo
-from tastemaker.api.sigv4 import Credential, HeaderLists, verify_sigv4
+from tastemaker.api.sigv4 import UNKNOWN_KEY_MESSAGE, Credential, HeaderLists, verify_sigv4
 from tastemaker.config import Settings
 from tastemaker.errors import (
     AccessDeniedException,
     AuthError,
     InvalidInputException,
     InvalidSignatureException,
+    UnrecognizedClientException,
 )
 
 log = logging.getLogger("tastemaker.api.keys")
@@ -122,7 +123,8 @@ class KeyStore:
         assert self._engine is not None
         with self._engine.connect() as conn:
             rows = access_keys.list_all(conn)
-            trackers = {tid: t.arn for tid, t in trackers_by_tracking_id(conn).items()}
+            scoped = any(not r.is_root for r in rows)  # only scoped keys need trackingId -> tracker ARN
+            trackers = {tid: t.arn for tid, t in trackers_by_tracking_id(conn).items()} if scoped else {}
         root_enabled = all(r.enabled for r in rows if r.is_root)
         entries = dict(self._roots) if root_enabled else {}
         for row in rows:
@@ -185,7 +187,9 @@ class KeyStore:
     def authorize(self, credential: Credential, info: OperationInfo, params: Any) -> None:
         """Raise AccessDeniedException (IAM's message) unless the key's policy allows this call."""
         entry = self._entries.get(credential.access_key_id)
-        if entry is None or entry.policy is None:  # the root key (a key gone since verify: refused next call)
+        if entry is None:  # disabled or deleted by a refresh between verify and now: fail closed
+            raise UnrecognizedClientException(UNKNOWN_KEY_MESSAGE)
+        if entry.policy is None:  # the root key
             return
         action = "personalize:" + info.name
         refusal = entry.policy.check(action, lambda: self._resources(info, params, credential.region))
