@@ -28,6 +28,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    key_encryption_key: str | None = None  # encrypts access-key secrets at rest; default DATA_DIR/access-keys.kek
     job_threads: int = 2  # worker threads inside `serve`; 0 = no embedded worker
     job_stale_seconds: float = 30.0  # a running job without heartbeat for this long is recovered
     job_poll_seconds: float = 0.2
@@ -77,6 +78,7 @@ class Settings:
             s3_endpoint_url=_env("TASTEMAKER_S3_ENDPOINT_URL"),
             access_key_id=_env("TASTEMAKER_ACCESS_KEY_ID"),
             secret_access_key=_env("TASTEMAKER_SECRET_ACCESS_KEY"),
+            key_encryption_key=_env("TASTEMAKER_KEY_ENCRYPTION_KEY"),
             job_threads=int(_env("TASTEMAKER_JOB_THREADS", "2") or 2),
             job_stale_seconds=float(_env("TASTEMAKER_JOB_STALE_SECONDS", "30") or 30),
             maintenance_seconds=float(_env("TASTEMAKER_MAINTENANCE_SECONDS", "5") or 5),

@@ -82,6 +82,12 @@ class UnrecognizedClientException(AuthError):
     code = "UnrecognizedClientException"
 
 
+class AccessDeniedException(AuthError):
+    """A verified key whose policy does not allow the call (IAM's message: who, which action, which resource)."""
+
+    code = "AccessDeniedException"
+
+
 class SignatureExpiredException(AuthError):
     """Request timestamp too far from the server's clock (AWS answers InvalidSignatureException)."""
 

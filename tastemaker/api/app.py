@@ -23,7 +23,7 @@ from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
 from tastemaker.api.operations import implemented, inline_operations
-from tastemaker.api.sigv4 import HeaderLists, verify_sigv4
+from tastemaker.api.sigv4 import HeaderLists
 from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.context import RequestContext
 from tastemaker.errors import InternalFailure, InvalidInputException, NotImplementedOperation, TastemakerError
@@ -72,6 +72,7 @@ class Api:
     def __init__(self, services: Services, keys: KeyStore) -> None:
         self.services = services
         self.keys = keys
+        keys.attach(services.read_engine, services.settings)  # the database's scoped keys, kept fresh
         self.operations = implemented()
         self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
         precompile_all(info.model for info in service_models.all_operations())
@@ -96,8 +97,9 @@ class Api:
         try:
             method = scope["method"]
             raw_path = scope.get("raw_path") or scope["path"].encode()
-            credential = verify_sigv4(method, raw_path.decode("latin-1"), scope["query_string"].decode("latin-1"),
-                                      headers, body, self.keys.secret_for, max_skew=self.max_skew)
+            credential = self.keys.verify(method, raw_path.decode("latin-1"),
+                                          scope["query_string"].decode("latin-1"), headers, body,
+                                          max_skew=self.max_skew)
             info = self.find_operation(method, scope["path"], headers)
             protocol = info.protocol
             fn = self.operations.get(info.name)
@@ -108,6 +110,7 @@ class Api:
                 raw = orjson.loads(body) if body.strip() else {}
             except orjson.JSONDecodeError as exc:
                 raise InvalidInputException(f"The request body is not valid JSON: {exc}.") from exc
+            self.keys.authorize(credential, info, raw)  # the key's policy (AccessDeniedException)
             params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
             result = await self.run(info.name, fn, ctx, params)

@@ -1,4 +1,4 @@
-"""The `tastemaker` command: serve, worker, db upgrade, coverage."""
+"""The `tastemaker` command: serve, worker, db upgrade, coverage, keys."""
 
 from __future__ import annotations
 
@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("cleanup", help="delete everything in a dataset group, in dependency order")
     cleanup.add_arguments(clean)
     clean.set_defaults(fn=cleanup.cmd_cleanup)
+
+    from tastemaker.cli import keys
+
+    keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")
+    keys.add_arguments(keyp)
+    keyp.set_defaults(fn=keys.cmd_keys)
     return parser
 
 

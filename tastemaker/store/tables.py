@@ -84,3 +84,21 @@ events = sa.Table(
 )
 sa.Index("ix_events_group_user", events.c.dataset_group_arn, events.c.user_id)
 sa.Index("ix_events_group_session", events.c.dataset_group_arn, events.c.session_id)
+
+# Access keys beside the root key: the secret encrypted at rest (api.keys), an IAM-style policy, rotation state.
+# The row "root" (no secret) records whether the root key from the environment / credentials file is disabled.
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("is_root", sa.Boolean, nullable=False, default=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("policy", sa.JSON, nullable=True),
+    sa.Column("secret_ciphertext", sa.Text, nullable=True),
+    sa.Column("previous_secret_ciphertext", sa.Text, nullable=True),  # valid until previous_expires_at
+    sa.Column("previous_expires_at", sa.Float, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, default=1),  # bumped on every change (cache refresh)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -43,7 +43,7 @@ def add(conn: sa.Connection, name: str, kind: str = "dataset_group", **extra: ob
 def test_upgrade_is_idempotent(engine: sa.Engine) -> None:
     db.upgrade(engine)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002_access_keys"
 
 
 def test_insert_get_update_and_uniqueness(engine: sa.Engine) -> None:
