@@ -21,6 +21,22 @@ MAX_SCHEMA_CHARS = 20000
 # is allowed, and deeper documents are refused before parsing (a JSON parser recurses once per level).
 MAX_SCHEMA_DEPTH = 8
 ID_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID")
+# Reserved fields holding Unix epoch seconds (sentAt / timestamp in the events API). Their values must name a
+# calendar second botocore can send as a datetime: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. Milliseconds
+# (13 digits for today) fall outside and are refused with a hint.
+TIMESTAMP_FIELDS = ("TIMESTAMP", "CREATION_TIMESTAMP", "EXPIRATION_TIMESTAMP")
+MIN_TIMESTAMP = -62135596800
+MAX_TIMESTAMP = 253402300799
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def timestamp_problem(value: float) -> str | None:
+    """Why an epoch-seconds value is not a timestamp Tastemaker stores (None when it is one)."""
+    if MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+        return None
+    hint = " It looks like milliseconds; divide by 1000." if 1e12 <= abs(value) < 1e15 else ""
+    return (f"{value:g} is not a timestamp in Unix epoch seconds between {MIN_TIMESTAMP} (year 1) and "
+            f"{MAX_TIMESTAMP} (year 9999).{hint}")
 AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AVRO_NAMESPACE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Avro types Personalize does not allow (flat records only), named in the error message.
