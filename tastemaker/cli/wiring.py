@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.make_private(settings.data_dir, directory=True)
     settings.imports_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine(settings.resolved_db_url)
     if migrate:
