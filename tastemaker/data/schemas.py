@@ -32,10 +32,10 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 def timestamp_problem(value: float) -> str | None:
     """Why an epoch-seconds value is not a timestamp Tastemaker stores (None when it is one)."""
-    if MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+    if MIN_TIMESTAMP <= value < MAX_TIMESTAMP + 1:
         return None
     hint = " It looks like milliseconds; divide by 1000." if 1e12 <= abs(value) < 1e15 else ""
-    return (f"{value:g} is not a timestamp in Unix epoch seconds between {MIN_TIMESTAMP} (year 1) and "
+    return (f"{value!r} is not a timestamp in Unix epoch seconds between {MIN_TIMESTAMP} (year 1) and "
             f"{MAX_TIMESTAMP} (year 9999).{hint}")
 AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AVRO_NAMESPACE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*$")
