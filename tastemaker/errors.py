@@ -54,6 +54,13 @@ class TooManyTagKeysException(TastemakerError):
     status = 400
 
 
+class RequestEntityTooLargeException(TastemakerError):
+    """A request body larger than its operation can legitimately carry (refused before it is read)."""
+
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
 class NotImplementedOperation(TastemakerError):
     """An operation of the service model that Tastemaker has not built yet."""
 

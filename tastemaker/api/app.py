@@ -5,6 +5,8 @@ response objects cost as much as the rest of the API layer). Each request is Sig
 X-Amz-Target or method + path, validated against the botocore input shape and converted to snake_case.
 Operations run in the thread pool, except the runtime reads (GetRecommendations, GetPersonalizedRanking),
 which run on the event loop while what they need is in memory (tastemaker.serving.inline).
+A request body is refused (413) before it is read, from its Content-Length, or as soon as a streamed body
+grows past the limit of the operation it names (tastemaker.api.limits).
 """
 
 from __future__ import annotations
@@ -22,11 +24,18 @@ from starlette.concurrency import run_in_threadpool
 from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
+from tastemaker.api.limits import body_limit, body_limits, too_large
 from tastemaker.api.operations import implemented, inline_operations
 from tastemaker.api.sigv4 import HeaderLists
 from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.context import RequestContext
-from tastemaker.errors import InternalFailure, InvalidInputException, NotImplementedOperation, TastemakerError
+from tastemaker.errors import (
+    InternalFailure,
+    InvalidInputException,
+    NotImplementedOperation,
+    RequestEntityTooLargeException,
+    TastemakerError,
+)
 from tastemaker.services import Services
 from tastemaker.serving.inline import NotWarm, inline
 
@@ -42,18 +51,22 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Reply:
     """An HTTP answer: status, body and content type (plus the AWS error type header for errors)."""
 
-    __slots__ = ("body", "error_type", "media_type", "status")
+    __slots__ = ("body", "close", "error_type", "media_type", "status")
 
-    def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None):
+    def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None,
+                 close: bool = False):
         self.body = body
         self.status = status
         self.media_type = media_type
         self.error_type = error_type
+        self.close = close  # end the connection after the answer (a request body was left unread)
 
     async def send(self, send: Send) -> None:
         headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode())]
         if self.error_type:
             headers.append((b"x-amzn-errortype", self.error_type.encode()))
+        if self.close:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
@@ -61,8 +74,8 @@ class Reply:
 def error_reply(exc: TastemakerError, protocol: str) -> Reply:
     body = orjson.dumps({"__type": exc.code, "message": exc.message})
     status = exc.status
-    if protocol == "json" and 400 < status < 500 and status != 403:
-        status = 400  # the control-plane model has no status codes; AWS answers 400
+    if protocol == "json" and 400 < status < 500 and status not in (403, 413):
+        status = 400  # the control-plane model has no status codes; AWS answers 400 (but 403/413 come from HTTP)
     return Reply(body, status, JSON11 if protocol == "json" else JSON, exc.code)
 
 
@@ -76,6 +89,15 @@ class Api:
         self.operations = implemented()
         self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
         precompile_all(info.model for info in service_models.all_operations())
+        body_limits()
+
+    @staticmethod
+    def route(method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo | None:
+        """The operation a request names (X-Amz-Target, else method + path), or None; reads no body."""
+        target = headers.first("x-amz-target")
+        if target:
+            return service_models.operation_for_target(target)
+        return service_models.operation_for_path(method, path)
 
     def find_operation(self, method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo:
         target = headers.first("x-amz-target")
@@ -91,8 +113,9 @@ class Api:
                 "POST / with an X-Amz-Target header; runtime and events calls use their documented paths.")
         return info
 
-    async def handle(self, scope: Scope, body: bytes) -> Reply:
-        headers = HeaderLists.from_asgi(scope["headers"])
+    async def handle(self, scope: Scope, body: bytes, headers: HeaderLists | None = None) -> Reply:
+        if headers is None:
+            headers = HeaderLists.from_asgi(scope["headers"])
         protocol = "json" if headers.first("x-amz-target") else "rest-json"
         try:
             method = scope["method"]
@@ -158,8 +181,15 @@ class Application:
             if scope["path"] == "/ping" and scope["method"] == "GET":
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
                 return
-            body = await _read_body(receive)
-            reply = await self.api.handle(scope, body)
+            headers = HeaderLists.from_asgi(scope["headers"])
+            try:
+                body = await _read_limited_body(scope, headers, receive)
+            except RequestEntityTooLargeException as exc:
+                reply = error_reply(exc, "json" if headers.first("x-amz-target") else "rest-json")
+                reply.close = True
+                await reply.send(send)
+                return
+            reply = await self.api.handle(scope, body, headers)
             await reply.send(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
@@ -182,13 +212,26 @@ class Application:
                 return
 
 
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body = message.get("body", b"")
-    while message.get("more_body", False):
+async def _read_limited_body(scope: Scope, headers: HeaderLists, receive: Receive) -> bytes:
+    """The request body, refused with RequestEntityTooLargeException past the limit of the operation it names:
+    at once from Content-Length (nothing read), else as soon as the streamed (chunked) body grows past it."""
+    info = Api.route(scope["method"], scope["path"], headers)
+    name = info.name if info is not None else None
+    limit = body_limit(name)
+    declared = headers.first("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise too_large(name, limit, int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
-        body += message.get("body", b"")
-    return body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(name, limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def build_app(services: Services, keys: KeyStore) -> Application:

@@ -13,6 +13,7 @@ Conventions (chosen to match what AWS services report, documented here once):
 * Unknown members are ignored and left out of the returned dict (AWS JSON services ignore them too;
   boto3 never sends them). An explicit JSON null counts as absent.
 * Patterns are matched against the whole value (Java `String.matches`, which the AWS models assume).
+* No string member may contain NUL (U+0000): no model pattern admits it and PostgreSQL cannot store it.
 * Timestamps accept epoch seconds (what boto3 sends) or an ISO 8601 string, and come back as float epoch.
 * `jsonvalue` members (`properties`) must be strings holding a JSON object; they come back unchanged
   (still the JSON string).
@@ -148,6 +149,10 @@ class _StringNode(_Node):
     def check(self, value: Any, path: str, errors: Errors) -> Any:
         if not isinstance(value, str):
             _fail(errors, value, path, "Member must be a string", self.redact)
+            return value
+        if "\x00" in value:  # no AWS pattern admits it, and PostgreSQL text cannot store it
+            _fail(errors, value.replace("\x00", "\\0"), path,
+                  "Member must not contain the NUL character (\\u0000)", self.redact)
             return value
         if self.enum is not None and value not in self.enum:
             _fail(errors, value, path, f"Member must satisfy enum value set: {self.enum_text}", self.redact)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def build_services(settings: Settings, *, migrate: bool = True, serves_requests: bool = True) -> Services:
     """Open the stores named by the settings (migrating the database unless told not to)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.make_private(settings.data_dir, directory=True)
     settings.imports_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine(settings.resolved_db_url)
     if migrate:

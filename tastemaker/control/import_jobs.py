@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tastemaker.arns import build_arn
@@ -18,6 +17,7 @@ from tastemaker.control.common import (
 )
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
+from tastemaker.data.sources import check_data_location
 from tastemaker.errors import InvalidInputException, LimitExceededException
 from tastemaker.store import queue, resources
 
@@ -26,19 +26,9 @@ MAX_RUNNING_IMPORTS = 5
 
 
 def check_location(ctx: RequestContext, location: str) -> None:
-    """Refuse local paths outside the import roots at once; S3 locations are checked by the job."""
-    if location.startswith(("s3://", "http://", "https://")):
-        return
-    path = Path(location.removeprefix("file://"))
-    roots = [r.resolve() for r in ctx.services.settings.effective_import_roots]
-    if not path.is_absolute():
-        raise InvalidInputException(f"dataLocation {location} must be an s3:// URL or an absolute local path.")
-    resolved = path.resolve()
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        where = ", ".join(str(r) for r in roots) or "none configured"
-        raise InvalidInputException(
-            f"Local dataLocation {location} is outside the import roots ({where}). Start the server with "
-            "--import-root DIR (repeatable) or set TASTEMAKER_IMPORT_ROOTS to allow it.")
+    """Refuse at the call what the job could never read: http(s):// URLs, hidden `..`, paths outside the
+    import roots (tastemaker.data.sources.check_data_location); whether S3 data exists is the job's to find."""
+    check_data_location(location, ctx.services.settings.effective_import_roots)
 
 
 @operation("CreateDatasetImportJob")

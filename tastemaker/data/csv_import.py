@@ -22,7 +22,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from tastemaker.data.schemas import ID_FIELDS, Schema, SchemaField, arrow_schema, normalize_dataset_type
+from tastemaker.data.schemas import (
+    ID_FIELDS,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    TIMESTAMP_FIELDS,
+    Schema,
+    SchemaField,
+    arrow_schema,
+    normalize_dataset_type,
+    timestamp_problem,
+)
 from tastemaker.data.sources import CsvSource, DataLocationError
 
 BLOCK_SIZE = 32 << 20  # bytes of CSV parsed per batch: about 1M interaction rows
@@ -111,11 +121,16 @@ def _integer(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[
         if rows:
             values = pc.if_else(bad, pa.scalar(None, pa.string()), values)
     try:
-        return pc.cast(values, target)
+        converted = pc.cast(values, target)
     except pa.ArrowInvalid:
         for row in _failing_cast_rows(values, target, limit):
             problems.append((row, f"{_show(values[row].as_py())} is out of range for {f.avro_type}."))
         return values
+    if f.name in TIMESTAMP_FIELDS:  # epoch seconds: refused outside the range training can use
+        outside = pc.or_(pc.less(converted, MIN_TIMESTAMP), pc.greater(converted, MAX_TIMESTAMP))
+        for row in _first_true(outside, limit):
+            problems.append((row, str(timestamp_problem(converted[row].as_py()))))
+    return converted
 
 
 def _floating(values: pa.Array, f: SchemaField, limit: int, problems: list[tuple[int, str]]) -> pa.Array:

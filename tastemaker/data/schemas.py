@@ -17,7 +17,26 @@ NUMERIC_TYPES = ("int", "long", "float", "double")
 PRIMITIVE_TYPES = ("int", "long", "float", "double", "string", "boolean")
 DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
 MAX_SCHEMA_CHARS = 20000
+# JSON nesting a flat schema needs: record {} > fields [] > field {} > union [] > {"type": ...}; a little more
+# is allowed, and deeper documents are refused before parsing (a JSON parser recurses once per level).
+MAX_SCHEMA_DEPTH = 8
 ID_FIELDS = ("USER_ID", "ITEM_ID", "ACTION_ID")
+# Reserved fields holding Unix epoch seconds (sentAt / timestamp in the events API). Their values must name a
+# calendar second botocore can send as a datetime: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. Milliseconds
+# (13 digits for today) fall outside and are refused with a hint.
+TIMESTAMP_FIELDS = ("TIMESTAMP", "CREATION_TIMESTAMP", "EXPIRATION_TIMESTAMP")
+MIN_TIMESTAMP = -62135596800
+MAX_TIMESTAMP = 253402300799
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def timestamp_problem(value: float) -> str | None:
+    """Why an epoch-seconds value is not a timestamp Tastemaker stores (None when it is one)."""
+    if MIN_TIMESTAMP <= value < MAX_TIMESTAMP + 1:
+        return None
+    hint = " It looks like milliseconds; divide by 1000." if 1e12 <= abs(value) < 1e15 else ""
+    return (f"{value!r} is not a timestamp in Unix epoch seconds between {MIN_TIMESTAMP} (year 1) and "
+            f"{MAX_TIMESTAMP} (year 9999).{hint}")
 AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AVRO_NAMESPACE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Avro types Personalize does not allow (flat records only), named in the error message.
@@ -84,6 +103,11 @@ def parse_schema(text: str, domain: str | None = None) -> Schema:
     if len(text) > MAX_SCHEMA_CHARS:
         raise InvalidInputException(
             f"The schema is {len(text)} characters long; the maximum is {MAX_SCHEMA_CHARS}.")
+    depth = _nesting_depth(text)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise InvalidInputException(
+            f"The schema nests JSON {depth} levels deep; Personalize schemas are flat records (a field's type is "
+            f"a primitive name or [\"null\", <type>]), which need at most {MAX_SCHEMA_DEPTH} levels.")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -113,6 +137,28 @@ def parse_schema(text: str, domain: str | None = None) -> Schema:
         raise InvalidInputException(
             f"At most one field may set \"itemName\": true; found {len(item_names)}: {item_names}.")
     return Schema(name=name, fields=fields, namespace=namespace)
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest [ / { nesting of a JSON text (brackets inside strings do not count), without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _parse_field(raw: Any, index: int) -> SchemaField:

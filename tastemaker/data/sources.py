@@ -52,22 +52,49 @@ def resolve_data_location(location: str, *, import_roots: Sequence[Path],
     Raises InvalidInputException for a location that is never allowed and DataLocationError for one that
     is allowed but cannot be read.
     """
+    local = check_data_location(location, import_roots)
+    if local is None:
+        return _resolve_s3(location, s3_client_factory)
+    return _resolve_local(location, local, import_roots)
+
+
+def check_data_location(location: str, import_roots: Sequence[Path]) -> Path | None:
+    """Refuse a location that can never be imported (InvalidInputException); return the local path it names,
+    or None for an s3:// location. Reads nothing (the job finds out whether the data exists).
+
+    Only s3:// and local locations are read: http(s):// URLs (which the Personalize model's pattern admits)
+    are refused here. A file:// URL is percent-decoded; a decoded `..` segment (`%2e%2e`) is refused outright,
+    and the path must lie inside one of `import_roots` after resolving symlinks and `..`.
+    """
     if not isinstance(location, str) or not location.strip():
         raise InvalidInputException("The data location is empty; pass s3://bucket/key.csv or s3://bucket/folder/.")
     if location.startswith("s3://"):
-        return _resolve_s3(location, s3_client_factory)
+        if not location[len("s3://"):].partition("/")[0]:
+            raise InvalidInputException(f"Invalid data location {location!r}: the bucket name is missing.")
+        return None
+    if location.lower().startswith(("http://", "https://")):
+        raise InvalidInputException(
+            f"Invalid data location {location!r}: data is read from S3 or the server's import roots, not over "
+            "HTTP; use s3://bucket/key.csv, s3://bucket/folder/ or a local path.")
     if location.startswith("file://"):
         parsed = urlparse(location)
         if parsed.netloc not in ("", "localhost"):
             raise InvalidInputException(
                 f"Data location {location} names host {parsed.netloc!r}; file:// URLs must be local "
                 f"(file:///absolute/path).")
-        return _resolve_local(location, Path(unquote(parsed.path)), import_roots)
-    if location.startswith("/"):
-        return _resolve_local(location, Path(location), import_roots)
-    raise InvalidInputException(
-        f"Invalid data location {location!r}: use s3://bucket/key.csv, s3://bucket/folder/ (ending in /), "
-        f"or an absolute local path / file:// URL inside the server's import roots.")
+        decoded = unquote(parsed.path)
+        if decoded != parsed.path and ".." in Path(decoded).parts:
+            raise InvalidInputException(
+                f"Data location {location} hides a '..' segment in percent-encoding; write the path plainly.")
+        path = Path(decoded)
+    elif location.startswith("/"):
+        path = Path(location)
+    else:
+        raise InvalidInputException(
+            f"Invalid data location {location!r}: use s3://bucket/key.csv, s3://bucket/folder/ (ending in /), "
+            f"or an absolute local path / file:// URL inside the server's import roots.")
+    _check_inside_roots(path, import_roots)
+    return path
 
 
 def _compression(name: str) -> str | None:
@@ -80,8 +107,6 @@ def _compression(name: str) -> str | None:
 
 def _resolve_s3(location: str, s3_client_factory: Callable[[], Any]) -> list[CsvSource]:
     bucket, _, key = location[len("s3://"):].partition("/")
-    if not bucket:
-        raise InvalidInputException(f"Invalid data location {location!r}: the bucket name is missing.")
     client = s3_client_factory()
     if key == "" or key.endswith("/"):
         return _list_s3_prefix(client, location, bucket, key)
@@ -173,9 +198,9 @@ def _s3_message(exc: Exception) -> str:
 # Local files
 
 
-def _resolve_local(location: str, path: Path, import_roots: Sequence[Path]) -> list[CsvSource]:
+def _check_inside_roots(path: Path, import_roots: Sequence[Path]) -> None:
     if not path.is_absolute():
-        raise InvalidInputException(f"Local data location {location!r} must be an absolute path.")
+        raise InvalidInputException(f"Local data location {str(path)!r} must be an absolute path.")
     roots = [Path(root).resolve() for root in import_roots]
     resolved = path.resolve()  # follows symlinks and removes `..`, also for paths that do not exist yet
     if not _inside(resolved, roots):
@@ -183,6 +208,12 @@ def _resolve_local(location: str, path: Path, import_roots: Sequence[Path]) -> l
         raise InvalidInputException(
             f"Local path {path} is outside the configured import roots ({shown}). Start the server with "
             f"--import-root DIR or set TASTEMAKER_IMPORT_ROOTS.")
+
+
+def _resolve_local(location: str, path: Path, import_roots: Sequence[Path]) -> list[CsvSource]:
+    _check_inside_roots(path, import_roots)
+    roots = [Path(root).resolve() for root in import_roots]
+    resolved = path.resolve()
     if not resolved.exists():
         raise DataLocationError(f"Invalid Data location. {location} does not exist.")
     if resolved.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.queue import Job
 
+log = logging.getLogger("tastemaker.jobs")
 DATASET_TYPES = ("Interactions", "Items", "Users")
 
 
@@ -62,8 +64,11 @@ def export_events(conn: sa.Connection, group_arn: str, path: Path) -> Path | Non
     import pyarrow.parquet as pq
 
     from tastemaker.realtime.feed import training_records
+    from tastemaker.realtime.records import trainable
 
-    records = training_records(conn, group_arn)
+    records, skipped = trainable(training_records(conn, group_arn))
+    if skipped:
+        log.warning("training on %s leaves out %d stored events with out-of-range values", group_arn, skipped)
     if not records:
         return None
     pq.write_table(pa.Table.from_pylist(records), path)

@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from tastemaker.data.csv_import import MAX_CATEGORICAL_CHARS, MAX_ID_CHARS, MAX_TEXTUAL_CHARS
-from tastemaker.data.schemas import ID_FIELDS, Schema, SchemaField
+from tastemaker.data.schemas import (
+    FLOAT32_MAX,
+    ID_FIELDS,
+    TIMESTAMP_FIELDS,
+    Schema,
+    SchemaField,
+    timestamp_problem,
+)
 from tastemaker.errors import InvalidInputException
 
 # Property keys that must not appear in an event's properties (case-insensitive, spec §6).
@@ -122,6 +129,8 @@ def convert_value(f: SchemaField, value: Any, where: str) -> Any:
         low, high = _INT_RANGES[kind]
         if not low <= number <= high:
             raise InvalidInputException(f"{where}: {number} is out of range for {kind}.")
+        if f.name in TIMESTAMP_FIELDS and (problem := timestamp_problem(number)):
+            raise InvalidInputException(f"{where}: {problem}")
         return number
     if kind in ("float", "double"):
         if isinstance(value, bool):
@@ -130,7 +139,7 @@ def convert_value(f: SchemaField, value: Any, where: str) -> Any:
             real = float(value)
         except (TypeError, ValueError):
             raise InvalidInputException(f"{where}: {value!r} is not a {kind}.") from None
-        if not math.isfinite(real) or (kind == "float" and abs(real) > 3.4028234663852886e38):
+        if not math.isfinite(real) or (kind == "float" and abs(real) > FLOAT32_MAX):
             raise InvalidInputException(f"{where}: {value!r} is not a finite {kind}.")
         return real
     if kind == "boolean":
@@ -182,9 +191,13 @@ def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_i
     sent_at = event.get("sent_at")
     if sent_at is None:
         raise InvalidInputException(f"{where}: sentAt is required (epoch seconds of the event).")
-    record["TIMESTAMP"] = int(sent_at)
+    record["TIMESTAMP"] = _timestamp(where, "sentAt", sent_at)
     record["EVENT_TYPE"] = event["event_type"]
-    _optional(mapper, where, record, "EVENT_VALUE", event.get("event_value"), "eventValue")
+    event_value = event.get("event_value")
+    if event_value is not None and not (math.isfinite(event_value) and abs(event_value) <= FLOAT32_MAX):
+        raise InvalidInputException(f"{where}.eventValue: {event_value!r} is outside the range of a float "
+                                    f"(EVENT_VALUE is a 32-bit float: at most {FLOAT32_MAX:g} in magnitude).")
+    _optional(mapper, where, record, "EVENT_VALUE", event_value, "eventValue")
     impression = event.get("impression")
     _optional(mapper, where, record, "IMPRESSION", "|".join(impression) if impression else None, "impression")
     _optional(mapper, where, record, "RECOMMENDATION_ID", event.get("recommendation_id"), "recommendationId")
@@ -192,6 +205,35 @@ def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_i
     _optional(mapper, where, record, "EVENT_ATTRIBUTION_SOURCE", source, "metricAttribution.eventAttributionSource")
     mapper.require_fields(where, record, skip=("USER_ID",))  # anonymous events: session only, not trained on
     return record
+
+
+def _timestamp(where: str, member: str, value: float) -> int:
+    """An event's epoch seconds as the stored TIMESTAMP (whole seconds), refused outside Personalize's range."""
+    problem = timestamp_problem(value)
+    if problem:
+        raise InvalidInputException(f"{where}.{member}: {problem}")
+    return int(value)
+
+
+def trainable(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The stored event records a training can use, and how many it skips: records written before the edge
+    checked ranges may hold a TIMESTAMP outside timestamp_problem's range, an integer beyond 64 bits or a
+    non-finite number, which would stop the whole training; they are left out instead."""
+    low, high = _INT_RANGES["long"]
+    kept = []
+    for record in records:
+        timestamp = record.get("TIMESTAMP")
+        ok = isinstance(timestamp, (int, float)) and timestamp_problem(timestamp) is None
+        for value in record.values():
+            if not ok:
+                break
+            if isinstance(value, int) and not isinstance(value, bool):
+                ok = low <= value <= high
+            elif isinstance(value, float):
+                ok = math.isfinite(value)
+        if ok:
+            kept.append(record)
+    return kept, len(records) - len(kept)
 
 
 def _optional(mapper: RecordMapper, where: str, record: dict[str, Any], name: str, value: Any, member: str) -> None:
@@ -211,7 +253,7 @@ def map_action_interaction(mapper: RecordMapper, index: int, item: Mapping[str, 
                                     f"{', '.join(ACTION_EVENT_TYPES)}.")
     record = mapper.properties(where, item.get("properties"), FORBIDDEN_EVENT_KEYS)
     record.update({"USER_ID": item.get("user_id"), "ACTION_ID": item["action_id"],
-                   "TIMESTAMP": int(item["timestamp"]), "EVENT_TYPE": item["event_type"]})
+                   "TIMESTAMP": _timestamp(where, "timestamp", item["timestamp"]), "EVENT_TYPE": item["event_type"]})
     impression = item.get("impression")
     _optional(mapper, where, record, "IMPRESSION", "|".join(impression) if impression else None, "impression")
     _optional(mapper, where, record, "RECOMMENDATION_ID", item.get("recommendation_id"), "recommendationId")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,12 +18,29 @@ def read_only(engine: sa.Engine) -> sa.Engine:
     return engine.execution_options(**{READ_ONLY: True})
 
 
+def make_private(path: Path, *, directory: bool) -> None:
+    """Create `path` (a directory, or an empty file) readable by its owner only, or take group and other
+    permissions away from an existing one: the database and the data directory hold keys and user data."""
+    if directory:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+
+
 def create_engine(url: str) -> sa.Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys, and a file (with its -wal and
+    -shm, which SQLite creates with the database's permissions) that only the owner can read."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            db_file = Path(path)
+            db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for file in (db_file, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                if file == db_file or file.exists():
+                    make_private(file, directory=False)
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")

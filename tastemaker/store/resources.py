@@ -153,10 +153,15 @@ def _encode_token(seq: int) -> str:
 
 
 def _decode_token(token: str) -> int:
+    """The sequence number a token continues after: a JSON integer in [0, 2**63) (what _encode_token wrote);
+    anything else (floats, huge or negative numbers, other JSON) is an InvalidNextTokenException."""
     try:
-        return int(orjson.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+        after = orjson.loads(base64.urlsafe_b64decode(token.encode()))["after"]
     except Exception as exc:
         raise InvalidNextTokenException("The nextToken is not valid; pass the token from the previous page.") from exc
+    if type(after) is not int or not 0 <= after < 2**63:
+        raise InvalidNextTokenException("The nextToken is not valid; pass the token from the previous page.")
+    return after
 
 
 def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results: int | None,
