@@ -19,9 +19,10 @@ from tastemaker.cli.client import (
     resolve_endpoint,
 )
 from tastemaker.cli.progress import Progress
+from tastemaker.store.status import Status
 
-BUSY = {"CREATE PENDING", "CREATE IN_PROGRESS", "CREATE STOPPING", "STOP PENDING", "STOP IN_PROGRESS",
-        "START PENDING", "START IN_PROGRESS", "UPDATE PENDING", "UPDATE IN_PROGRESS"}
+BUSY = {Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS, Status.CREATE_STOPPING, Status.STOP_PENDING,
+        Status.STOP_IN_PROGRESS, Status.START_PENDING, Status.START_IN_PROGRESS}
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,20 @@ from tastemaker.jobs import recommender_tasks, tasks, training
 from tastemaker.jobs.worker import Tasks, TaskSpec
 from tastemaker.serving import deploy
 from tastemaker.store.queue import JobKind
+from tastemaker.store.status import Status
 
 TASKS: Tasks = {
     JobKind.ACTIVATE: TaskSpec(tasks.activate),
-    JobKind.DELETE: TaskSpec(tasks.delete, failed_status="DELETE FAILED"),
+    JobKind.DELETE: TaskSpec(tasks.delete, failed_status=Status.DELETE_FAILED),
     JobKind.IMPORT: TaskSpec(tasks.import_dataset),
-    JobKind.TRAIN: TaskSpec(training.train_solution_version, stopped_status="CREATE STOPPED"),
+    JobKind.TRAIN: TaskSpec(training.train_solution_version, stopped_status=Status.CREATE_STOPPED),
     JobKind.CAMPAIGN_DEPLOY: TaskSpec(deploy.deploy_campaign),
-    JobKind.CAMPAIGN_UPDATE: TaskSpec(deploy.update_campaign),
+    JobKind.CAMPAIGN_UPDATE: TaskSpec(deploy.update_campaign, update_record="latest_campaign_update"),
     JobKind.RECOMMENDER_TRAIN: TaskSpec(partial(recommender_tasks.train_recommender, prepare=deploy.preload_prefix)),
-    JobKind.RECOMMENDER_UPDATE: TaskSpec(partial(recommender_tasks.update_recommender, prepare=deploy.preload_prefix)),
-    JobKind.RECOMMENDER_STOP: TaskSpec(recommender_tasks.stop_recommender, failed_status="ACTIVE"),
+    JobKind.RECOMMENDER_UPDATE: TaskSpec(partial(recommender_tasks.update_recommender, prepare=deploy.preload_prefix),
+                                   update_record="latest_recommender_update"),
+    JobKind.RECOMMENDER_STOP: TaskSpec(recommender_tasks.stop_recommender, failed_status=Status.ACTIVE),
     JobKind.RECOMMENDER_START: TaskSpec(partial(recommender_tasks.start_recommender, prepare=deploy.preload_prefix),
-                                  failed_status="INACTIVE"),
-    JobKind.RECOMMENDER_DELETE: TaskSpec(recommender_tasks.delete_recommender, failed_status="DELETE FAILED"),
+                                  failed_status=Status.INACTIVE),
+    JobKind.RECOMMENDER_DELETE: TaskSpec(recommender_tasks.delete_recommender, failed_status=Status.DELETE_FAILED),
 }

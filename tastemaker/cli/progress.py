@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-DONE = {"ACTIVE", "CREATE FAILED", "CREATE STOPPED", "INACTIVE"}
+from tastemaker.store.status import Status
+
+DONE = {Status.ACTIVE, Status.CREATE_FAILED, Status.CREATE_STOPPED, Status.INACTIVE}
 SPINNER = "|/-\\"
 
 
@@ -85,7 +87,7 @@ def wait_all(label: str, describes: list[Callable[[], dict[str, Any]]], key: str
             progress.finish("timed out")
             raise TimeoutError(f"{label}: still {', '.join(sorted(pending))} after {timeout:.0f}s")
         time.sleep(poll)
-    failed = [r for r in results if r and r.get("status") != "ACTIVE"]
+    failed = [r for r in results if r and r.get("status") != Status.ACTIVE]
     progress.finish("failed" if failed else "ok")
     return [r for r in results if r is not None]
 

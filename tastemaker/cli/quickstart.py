@@ -29,6 +29,7 @@ from tastemaker.cli.client import (
     server_answers,
 )
 from tastemaker.cli.progress import wait_all
+from tastemaker.store.status import Status
 
 RECIPE = "arn:aws:personalize:::recipe/"
 DATASET_TYPES = ("Interactions", "Items", "Users")
@@ -202,7 +203,7 @@ class Walk:
                  f"{key}['status'] is ACTIVE)")
         bodies = wait_all(label, describes, key)
         for body in bodies:
-            if body.get("status") != "ACTIVE":
+            if body.get("status") != Status.ACTIVE:
                 raise RuntimeError(f"{label}: {body.get('status')}: {body.get('failureReason', 'no reason given')}")
         return bodies
 

@@ -7,24 +7,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import (
-    ACTIVE,
-    BUSY,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
-    create_with_tags,
-    describe,
-    list_page,
-    name_key,
-    require_status,
-)
+from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.control.solutions import solution_of_latest
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
+from tastemaker.store.status import BUSY, Status
 
 KIND, VERSION = "campaign", "solution_version"
 MAX_CAMPAIGNS_PER_GROUP = 5
@@ -33,7 +23,7 @@ DEFAULT_EXPLORATION = {"explorationWeight": "0.3", "explorationItemAgeCutOff": "
 
 
 def _latest_active_version(conn: sa.Connection, solution_arn: str) -> resources.Resource | None:
-    versions = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn) if v.status == ACTIVE]
+    versions = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn) if v.status == Status.ACTIVE]
     return versions[-1] if versions else None
 
 
@@ -47,7 +37,7 @@ def resolve_version(conn: sa.Connection, arn: str) -> tuple[resources.Resource, 
             raise ResourceInUseException(f"Solution {solution_arn} has no ACTIVE solution version to deploy yet.")
         return version, solution_arn
     version = resources.get(conn, arn, VERSION)
-    require_status(version, (ACTIVE,), "deploy the solution version")
+    require_status(version, (Status.ACTIVE,), "deploy the solution version")
     return version, None
 
 
@@ -109,14 +99,14 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
         version, follows = resolve_version(conn, solution_version_arn)
         config = check_config(campaign_config, version, follows)
         live = [c for c in resources.children(conn, kind=KIND, dataset_group_arn=version.dataset_group_arn)
-                if c.status != DELETE_PENDING]
+                if c.status != Status.DELETE_PENDING]
         if len(live) >= MAX_CAMPAIGNS_PER_GROUP:
             raise LimitExceededException(f"Dataset group {version.dataset_group_arn} already has {len(live)} "
                                          f"campaigns (the limit is {MAX_CAMPAIGNS_PER_GROUP}).")
         body = {"name": name, "campaign_arn": arn, "solution_version_arn": version.arn,
                 "min_provisioned_tps": min_provisioned_tps or 1, "campaign_config": config,
                 "follows_solution_arn": follows, "dataset_group_arn": version.dataset_group_arn}
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=version.dataset_group_arn,
                          parent_arn=version.body.get("solution_arn"))
         queue.enqueue(conn, queue.JobKind.CAMPAIGN_DEPLOY, arn)
@@ -145,7 +135,7 @@ def update_campaign(ctx: RequestContext, *, campaign_arn: str, solution_version_
                     campaign_config: dict[str, Any] | None = None) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         campaign = resources.get(conn, campaign_arn, KIND, lock=True)
-        require_status(campaign, (ACTIVE, CREATE_FAILED), "update the campaign")
+        require_status(campaign, (Status.ACTIVE, Status.CREATE_FAILED), "update the campaign")
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is already being updated; wait until "
                                          "latestCampaignUpdate is ACTIVE.")
@@ -174,7 +164,7 @@ def start_update(conn: sa.Connection, campaign: resources.Resource, version_arn:
     """Record latestCampaignUpdate (CREATE PENDING) and queue the job that loads the new version."""
     ts = resources.now()
     update = {"solution_version_arn": version_arn, "min_provisioned_tps": min_tps, "campaign_config": config,
-              "follows_solution_arn": follows, "status": CREATE_PENDING, "creation_date_time": ts,
+              "follows_solution_arn": follows, "status": Status.CREATE_PENDING, "creation_date_time": ts,
               "last_updated_date_time": ts}
     resources.update(conn, campaign.arn, changes={"latest_campaign_update": update})
     queue.enqueue(conn, queue.JobKind.CAMPAIGN_UPDATE, campaign.arn)
@@ -184,11 +174,11 @@ def start_update(conn: sa.Connection, campaign: resources.Resource, version_arn:
 def delete_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         campaign = resources.get(conn, campaign_arn, KIND, lock=True)
-        require_status(campaign, (ACTIVE, CREATE_FAILED), "delete the campaign")
+        require_status(campaign, (Status.ACTIVE, Status.CREATE_FAILED), "delete the campaign")
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is being updated; delete it when "
                                          "latestCampaignUpdate is ACTIVE.")
-        resources.update(conn, campaign_arn, status=DELETE_PENDING)
+        resources.update(conn, campaign_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.DELETE, campaign_arn)
     return {}
 
@@ -201,7 +191,7 @@ def reconcile_followers(services: Services) -> int:
     job runner's maintenance loop: reads (DescribeCampaign, serving) never change anything."""
     started = 0
     with services.read_engine.connect() as conn:
-        followers = [c for c in resources.children(conn, kind=KIND) if c.status == ACTIVE
+        followers = [c for c in resources.children(conn, kind=KIND) if c.status == Status.ACTIVE
                      and (c.body.get("campaign_config") or {}).get("sync_with_latest_solution_version")]
         for campaign in followers:
             started += reconcile_latest(services, conn, campaign)
@@ -217,7 +207,7 @@ def reconcile_latest(services: Services, conn: sa.Connection, campaign: resource
     if latest is None or latest.arn == campaign.body.get("solution_version_arn"):
         return False
     last = campaign.body.get("latest_campaign_update") or {}
-    if last.get("solution_version_arn") == latest.arn and last.get("status") == CREATE_FAILED:
+    if last.get("solution_version_arn") == latest.arn and last.get("status") == Status.CREATE_FAILED:
         return False  # that version failed to deploy once; do not retry it forever
     follow_latest(services, latest.arn)
     return True
@@ -227,12 +217,12 @@ def follow_latest(services: Services, version_arn: str) -> None:
     """Move every campaign syncing with this version's solution to it (called when a version turns ACTIVE)."""
     with services.engine.begin() as conn:
         version = resources.find(conn, version_arn, VERSION)
-        if version is None or version.status != ACTIVE:
+        if version is None or version.status != Status.ACTIVE:
             return
         solution_arn = version.body.get("solution_arn")
         for campaign in resources.children(conn, kind=KIND, parent_arn=solution_arn):
             config = campaign.body.get("campaign_config") or {}
-            if (campaign.status != ACTIVE or not config.get("sync_with_latest_solution_version")
+            if (campaign.status != Status.ACTIVE or not config.get("sync_with_latest_solution_version")
                     or campaign.body.get("follows_solution_arn") != solution_arn):
                 continue
             current = resources.get(conn, campaign.arn, KIND, lock=True)

@@ -1,4 +1,4 @@
-"""Shared control-plane helpers: statuses, name keys, tags on create, list pages, dependency checks."""
+"""Shared control-plane helpers: name keys, tags on create, list pages, dependency checks."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ import sqlalchemy as sa
 from tastemaker.control.context import RequestContext
 from tastemaker.errors import InvalidInputException, ResourceInUseException, TooManyTagsException
 from tastemaker.store import resources
+from tastemaker.store.status import Status
 
-CREATE_PENDING = "CREATE PENDING"
-CREATE_IN_PROGRESS = "CREATE IN_PROGRESS"
-ACTIVE = "ACTIVE"
-CREATE_FAILED = "CREATE FAILED"
-DELETE_PENDING = "DELETE PENDING"
-DELETE_IN_PROGRESS = "DELETE IN_PROGRESS"
-BUSY = (CREATE_PENDING, CREATE_IN_PROGRESS)
+# Kept for tastemaker.realtime.events_api (not this module's owner); everything else uses Status directly.
+ACTIVE = Status.ACTIVE
 
 MAX_TAG_KEYS = 50
 

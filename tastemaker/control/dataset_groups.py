@@ -6,9 +6,6 @@ from typing import Any
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
-    ACTIVE,
-    CREATE_PENDING,
-    DELETE_PENDING,
     create_with_tags,
     describe,
     list_page,
@@ -20,6 +17,7 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import Status
 
 KIND = "dataset_group"
 DEPENDENTS = (
@@ -42,7 +40,7 @@ def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None
     body = {"name": name, "dataset_group_arn": arn, "role_arn": role_arn, "kms_key_arn": kms_key_arn,
             "domain": domain}
     with ctx.engine.begin() as conn:
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=arn)
         queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
     return {"dataset_group_arn": arn, "domain": domain}
@@ -63,14 +61,14 @@ def list_dataset_groups(ctx: RequestContext, *, next_token: str | None = None,
 def delete_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         group = resources.get(conn, dataset_group_arn, KIND, lock=True)
-        require_status(group, (ACTIVE, "CREATE FAILED"), "delete the dataset group")
+        require_status(group, (Status.ACTIVE, Status.CREATE_FAILED), "delete the dataset group")
         refuse_if_dependents(conn, dataset_group_arn, "dataset group", DEPENDENTS)
-        resources.update(conn, dataset_group_arn, status=DELETE_PENDING)
+        resources.update(conn, dataset_group_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.DELETE, dataset_group_arn)
     return {}
 
 
 def get_active_group(conn: Any, arn: str, action: str) -> resources.Resource:
     group = resources.get(conn, arn, KIND)
-    require_status(group, (ACTIVE,), action)
+    require_status(group, (Status.ACTIVE,), action)
     return group

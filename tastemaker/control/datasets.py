@@ -8,11 +8,6 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
-    ACTIVE,
-    BUSY,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
     create_with_tags,
     describe,
     list_page,
@@ -27,6 +22,7 @@ from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import check_schema_for_dataset, normalize_dataset_type
 from tastemaker.errors import InvalidInputException, ResourceAlreadyExistsException, ResourceInUseException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import BUSY, Status
 
 KIND = "dataset"
 
@@ -56,7 +52,7 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
                 f"Dataset group {dataset_group_arn} already has a {dataset_type} dataset ({arn}).")
         body = {"name": name, "dataset_arn": arn, "dataset_group_arn": dataset_group_arn,
                 "dataset_type": dataset_type.upper(), "schema_arn": schema_arn, "storage_id": storage_id()}
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
         queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
@@ -79,14 +75,14 @@ def list_datasets(ctx: RequestContext, *, dataset_group_arn: str | None = None, 
 def update_dataset(ctx: RequestContext, *, dataset_arn: str, schema_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         dataset = resources.get(conn, dataset_arn, KIND, lock=True)
-        require_status(dataset, (ACTIVE,), "update the dataset")
+        require_status(dataset, (Status.ACTIVE,), "update the dataset")
         group = resources.get(conn, dataset.dataset_group_arn or "", "dataset_group")
         schema_res, schema = load_schema(conn, schema_arn)
         _check_domain(group, schema_res)
         dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
         check_schema_for_dataset(schema, dataset_type, group.body.get("domain"))
         ts = resources.now()
-        update = {"schema_arn": schema_arn, "status": ACTIVE, "creation_date_time": ts, "last_updated_date_time": ts}
+        update = {"schema_arn": schema_arn, "status": Status.ACTIVE, "creation_date_time": ts, "last_updated_date_time": ts}
         resources.update(conn, dataset_arn, changes={"schema_arn": schema_arn, "latest_dataset_update": update})
     return {"dataset_arn": dataset_arn}
 
@@ -95,7 +91,7 @@ def update_dataset(ctx: RequestContext, *, dataset_arn: str, schema_arn: str) ->
 def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         dataset = resources.get(conn, dataset_arn, KIND, lock=True)
-        require_status(dataset, (ACTIVE, CREATE_FAILED), "delete the dataset")
+        require_status(dataset, (Status.ACTIVE, Status.CREATE_FAILED), "delete the dataset")
         busy = [j for j in resources.children(conn, kind="dataset_import_job", parent_arn=dataset_arn)
                 if j.status in BUSY]
         if busy:
@@ -107,7 +103,7 @@ def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
         if versions:
             raise ResourceInUseException(
                 f"Cannot delete dataset {dataset_arn}: solution version {versions[0].arn} is training on it.")
-        resources.update(conn, dataset_arn, status=DELETE_PENDING)
+        resources.update(conn, dataset_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.DELETE, dataset_arn)
     return {}
 

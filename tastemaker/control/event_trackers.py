@@ -8,22 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, short_id
-from tastemaker.control.common import (
-    ACTIVE,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
-    create_with_tags,
-    describe,
-    list_page,
-    name_key,
-    require_status,
-)
+from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import ResourceAlreadyExistsException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import Status
 
 KIND = "event_tracker"
 SUMMARY_KEYS = ("name", "event_tracker_arn", "status", "creation_date_time", "last_updated_date_time")
@@ -43,7 +34,7 @@ def create_event_tracker(ctx: RequestContext, *, name: str, dataset_group_arn: s
             raise ResourceAlreadyExistsException(
                 f"Dataset group {dataset_group_arn} already has an event tracker ({existing[0].arn}); "
                 "a dataset group can have only one.")
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
         queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
@@ -69,8 +60,8 @@ def delete_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict
     """Stops accepting events at once; the streamed events stay (they belong to the Interactions data)."""
     with ctx.engine.begin() as conn:
         tracker = resources.get(conn, event_tracker_arn, KIND, lock=True)
-        require_status(tracker, (ACTIVE, CREATE_FAILED), "delete the event tracker")
-        resources.update(conn, event_tracker_arn, status=DELETE_PENDING)
+        require_status(tracker, (Status.ACTIVE, Status.CREATE_FAILED), "delete the event tracker")
+        resources.update(conn, event_tracker_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.DELETE, event_tracker_arn)
     return {}
 

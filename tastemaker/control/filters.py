@@ -7,17 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import (
-    ACTIVE,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
-    create_with_tags,
-    describe,
-    list_page,
-    name_key,
-    require_status,
-)
+from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
@@ -25,6 +15,7 @@ from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import normalize_dataset_type
 from tastemaker.errors import LimitExceededException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import Status
 
 KIND = "filter"
 MAX_FILTERS_PER_GROUP = 30
@@ -54,7 +45,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
         get_active_group(conn, dataset_group_arn, "create a filter")
         checked = check_expression(conn, dataset_group_arn, filter_expression)
         existing = [f for f in resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn)
-                    if f.status != DELETE_PENDING]
+                    if f.status != Status.DELETE_PENDING]
         if len(existing) >= MAX_FILTERS_PER_GROUP:
             raise LimitExceededException(
                 f"Dataset group {dataset_group_arn} already has {len(existing)} filters (the limit is "
@@ -68,7 +59,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
                 f"(the limit is {MAX_FIELDS_PER_GROUP}).")
         body = {"name": name, "filter_arn": arn, "dataset_group_arn": dataset_group_arn,
                 "filter_expression": filter_expression, "fields": sorted(checked.fields)}
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
         queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
@@ -91,8 +82,8 @@ def list_filters(ctx: RequestContext, *, dataset_group_arn: str | None = None, n
 def delete_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         found = resources.get(conn, filter_arn, KIND, lock=True)
-        require_status(found, (ACTIVE, CREATE_FAILED), "delete the filter")
-        resources.update(conn, filter_arn, status=DELETE_PENDING)
+        require_status(found, (Status.ACTIVE, Status.CREATE_FAILED), "delete the filter")
+        resources.update(conn, filter_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.DELETE, filter_arn)
     return {}
 
@@ -102,6 +93,6 @@ def load_active_filter(conn: sa.Connection, filter_arn: str) -> tuple[resources.
     from tastemaker.errors import InvalidInputException
 
     found = resources.get(conn, filter_arn, KIND)
-    if found.status != ACTIVE:
+    if found.status != Status.ACTIVE:
         raise InvalidInputException(f"Filter {filter_arn} is {found.status}; it must be ACTIVE to be used.")
     return found, check_expression(conn, found.dataset_group_arn or "", found.body["filter_expression"])

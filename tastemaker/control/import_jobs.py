@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import (
-    ACTIVE,
-    BUSY,
-    CREATE_PENDING,
-    create_with_tags,
-    describe,
-    list_page,
-    name_key,
-    require_status,
-)
+from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.data.sources import check_data_location
 from tastemaker.errors import InvalidInputException, LimitExceededException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import BUSY, Status
 
 KIND = "dataset_import_job"
 MAX_RUNNING_IMPORTS = 5
@@ -43,7 +35,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
     arn = build_arn(KIND, ctx.region, ctx.account, job_name)
     with ctx.engine.begin() as conn:
         dataset = resources.get(conn, dataset_arn, "dataset", lock=True)
-        require_status(dataset, (ACTIVE,), "import into the dataset")
+        require_status(dataset, (Status.ACTIVE,), "import into the dataset")
         running = resources.count(conn, KIND, BUSY)
         if running >= MAX_RUNNING_IMPORTS:
             raise LimitExceededException(
@@ -52,7 +44,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
                 "data_source": {"data_location": location}, "role_arn": role_arn,
                 "import_mode": import_mode or "FULL",
                 "publish_attribution_metrics_to_s3": bool(publish_attribution_metrics_to_s3)}
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, job_name), dataset_group_arn=dataset.dataset_group_arn,
                          parent_arn=dataset_arn)
         queue.enqueue(conn, queue.JobKind.IMPORT, arn)

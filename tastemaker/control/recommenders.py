@@ -5,29 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import (
-    ACTIVE,
-    BUSY,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
-    create_with_tags,
-    list_page,
-    name_key,
-    require_status,
-    storage_id,
-)
+from tastemaker.control.common import create_with_tags, list_page, name_key, require_status, storage_id
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.store import keys, queue, resources
+from tastemaker.store.status import BUSY, Status
 
 KIND = "recommender"
 MAX_RECOMMENDERS_PER_GROUP = 5
-INACTIVE = "INACTIVE"
-STOP_PENDING, STOP_IN_PROGRESS = "STOP PENDING", "STOP IN_PROGRESS"
-START_PENDING, START_IN_PROGRESS = "START PENDING", "START IN_PROGRESS"
 EXPLORATION_USE_CASES = ("aws-vod-top-picks", "aws-ecomm-recommended-for-you")
 
 
@@ -72,7 +59,7 @@ def create_recommender(ctx: RequestContext, *, name: str, dataset_group_arn: str
         if use_case.requires_items_dataset and dataset_of_type(conn, dataset_group_arn, "Items") is None:
             raise InvalidInputException(f"Use case {use_case.name} needs an Items dataset.")
         live = [r for r in resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn)
-                if r.status != DELETE_PENDING]
+                if r.status != Status.DELETE_PENDING]
         if len(live) >= MAX_RECOMMENDERS_PER_GROUP:
             raise LimitExceededException(f"Dataset group {dataset_group_arn} already has {len(live)} recommenders "
                                          f"(the limit is {MAX_RECOMMENDERS_PER_GROUP}).")
@@ -80,7 +67,7 @@ def create_recommender(ctx: RequestContext, *, name: str, dataset_group_arn: str
         body = {"name": name, "recommender_arn": arn, "dataset_group_arn": dataset_group_arn,
                 "recipe_arn": use_case.recipe_arn, "recommender_config": config, "storage_id": sid,
                 "model_prefix": keys.model_prefix(sid)}
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_TRAIN, arn, max_attempts=2)
@@ -115,14 +102,14 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
 
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (ACTIVE,), "update the recommender")
+        require_status(found, (Status.ACTIVE,), "update the recommender")
         if (found.body.get("latest_recommender_update") or {}).get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is already being updated.")
         merged = dict(found.body.get("recommender_config") or {})
         merged.update(recommender_config)
         config = check_recommender_config(domain_use_case(found.body["recipe_arn"]), merged)
         ts = resources.now()
-        update = {"recommender_config": config, "status": CREATE_PENDING, "creation_date_time": ts,
+        update = {"recommender_config": config, "status": Status.CREATE_PENDING, "creation_date_time": ts,
                   "last_updated_date_time": ts}
         resources.update(conn, recommender_arn, changes={"latest_recommender_update": update})
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_UPDATE, recommender_arn, max_attempts=2)
@@ -133,8 +120,8 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
 def stop_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (ACTIVE,), "stop the recommender")
-        resources.update(conn, recommender_arn, status=STOP_PENDING)
+        require_status(found, (Status.ACTIVE,), "stop the recommender")
+        resources.update(conn, recommender_arn, status=Status.STOP_PENDING)
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_STOP, recommender_arn)
     return {"recommender_arn": recommender_arn}
 
@@ -143,8 +130,8 @@ def stop_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, 
 def start_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (INACTIVE,), "start the recommender")
-        resources.update(conn, recommender_arn, status=START_PENDING)
+        require_status(found, (Status.INACTIVE,), "start the recommender")
+        resources.update(conn, recommender_arn, status=Status.START_PENDING)
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_START, recommender_arn)
     return {"recommender_arn": recommender_arn}
 
@@ -153,9 +140,9 @@ def start_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str,
 def delete_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (ACTIVE, CREATE_FAILED, INACTIVE), "delete the recommender")
+        require_status(found, (Status.ACTIVE, Status.CREATE_FAILED, Status.INACTIVE), "delete the recommender")
         if (found.body.get("latest_recommender_update") or {}).get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is being updated; delete it afterwards.")
-        resources.update(conn, recommender_arn, status=DELETE_PENDING)
+        resources.update(conn, recommender_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_DELETE, recommender_arn)
     return {}

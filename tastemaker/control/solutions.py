@@ -8,11 +8,6 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, parse_arn, short_id
 from tastemaker.control.common import (
-    ACTIVE,
-    BUSY,
-    CREATE_FAILED,
-    CREATE_PENDING,
-    DELETE_PENDING,
     create_with_tags,
     describe,
     list_page,
@@ -25,10 +20,10 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.store import queue, resources
+from tastemaker.store.status import BUSY, Status
 
 KIND, VERSION = "solution", "solution_version"
 MAX_TRAINING_VERSIONS = 20
-CREATE_STOPPING, CREATE_STOPPED = "CREATE STOPPING", "CREATE STOPPED"
 
 
 def check_recipe_config(recipe_arn: str | None, solution_config: dict[str, Any] | None, *, perform_hpo: bool,
@@ -92,7 +87,7 @@ def create_solution(ctx: RequestContext, *, name: str, dataset_group_arn: str, r
     }
     with ctx.engine.begin() as conn:
         get_active_group(conn, dataset_group_arn, "create a solution")
-        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=CREATE_PENDING,
+        create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
         queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
@@ -125,7 +120,7 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
                     solution_update_config: dict[str, Any] | None = None) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (ACTIVE,), "update the solution")
+        require_status(solution, (Status.ACTIVE,), "update the solution")
         changes: dict[str, Any] = {}
         if perform_auto_training is not None:
             changes["perform_auto_training"] = perform_auto_training
@@ -137,7 +132,7 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
         changes["solution_config"] = config
         ts = resources.now()
         changes["latest_solution_update"] = {
-            "solution_update_config": solution_update_config or {}, "status": ACTIVE,
+            "solution_update_config": solution_update_config or {}, "status": Status.ACTIVE,
             "perform_auto_training": changes.get("perform_auto_training", solution.body.get("perform_auto_training")),
             "perform_incremental_update": changes.get("perform_incremental_update",
                                                       solution.body.get("perform_incremental_update")),
@@ -151,9 +146,9 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
 def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (ACTIVE, CREATE_FAILED), "delete the solution")
+        require_status(solution, (Status.ACTIVE, Status.CREATE_FAILED), "delete the solution")
         versions = resources.children(conn, kind=VERSION, parent_arn=solution_arn)
-        busy = [v for v in versions if v.status in BUSY + (CREATE_STOPPING,)]
+        busy = [v for v in versions if v.status in BUSY + (Status.CREATE_STOPPING,)]
         if busy:
             raise ResourceInUseException(f"Cannot delete solution {solution_arn}: version {busy[0].arn} is "
                                          f"{busy[0].status}. Stop it or wait for it to finish.")
@@ -164,7 +159,7 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
         if campaigns:
             raise ResourceInUseException(f"Cannot delete solution {solution_arn}: campaign {campaigns[0].arn} "
                                          "deploys one of its versions. Delete the campaign first.")
-        resources.update(conn, solution_arn, status=DELETE_PENDING)
+        resources.update(conn, solution_arn, status=Status.DELETE_PENDING)
         for version in versions:
             queue.enqueue(conn, queue.JobKind.DELETE, version.arn)
         queue.enqueue(conn, queue.JobKind.DELETE, solution_arn)
@@ -178,14 +173,14 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
     mode = training_mode or "FULL"
     with ctx.engine.begin() as conn:
         solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (ACTIVE,), "create a solution version")
+        require_status(solution, (Status.ACTIVE,), "create a solution version")
         if mode == "UPDATE":
             from tastemaker.recipes import get_recipe
 
             if not get_recipe((solution.body.get("recipe_arn") or "").rsplit("/", 1)[-1]).incremental_updates:
                 raise InvalidInputException("trainingMode UPDATE is only supported for aws-user-personalization.")
             full = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn)
-                    if v.status == ACTIVE and v.body.get("training_mode") == "FULL"]
+                    if v.status == Status.ACTIVE and v.body.get("training_mode") == "FULL"]
             if not full:
                 raise InvalidInputException("trainingMode UPDATE needs an ACTIVE solution version trained with "
                                             "trainingMode FULL.")
@@ -206,7 +201,7 @@ def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str 
         "event_type", "dataset_group_arn", "solution_config")}
     body.update({"name": name, "solution_version_arn": arn, "training_mode": mode, "training_type": training_type,
                  "storage_id": storage_id()})
-    create_with_tags(conn, tags, arn=arn, kind=VERSION, body=body, status=CREATE_PENDING,
+    create_with_tags(conn, tags, arn=arn, kind=VERSION, body=body, status=Status.CREATE_PENDING,
                      dataset_group_arn=solution.dataset_group_arn, parent_arn=solution.arn)
     queue.enqueue(conn, queue.JobKind.TRAIN, arn, max_attempts=2)
     return arn
@@ -230,10 +225,10 @@ def stop_solution_version_creation(ctx: RequestContext, *, solution_version_arn:
         version = resources.get(conn, solution_version_arn, VERSION, lock=True)
         require_status(version, BUSY, "stop the solution version")
         queue.request_cancel(conn, solution_version_arn)
-        if version.status == CREATE_PENDING:
-            resources.update(conn, solution_version_arn, status=CREATE_STOPPED)
+        if version.status == Status.CREATE_PENDING:
+            resources.update(conn, solution_version_arn, status=Status.CREATE_STOPPED)
         else:
-            resources.update(conn, solution_version_arn, status=CREATE_STOPPING)
+            resources.update(conn, solution_version_arn, status=Status.CREATE_STOPPING)
     return {}
 
 
@@ -241,7 +236,7 @@ def stop_solution_version_creation(ctx: RequestContext, *, solution_version_arn:
 def get_solution_metrics(ctx: RequestContext, *, solution_version_arn: str) -> dict[str, Any]:
     with ctx.read_engine.connect() as conn:
         version = resources.get(conn, solution_version_arn, VERSION)
-    require_status(version, (ACTIVE,), "get metrics")
+    require_status(version, (Status.ACTIVE,), "get metrics")
     return {"solution_version_arn": solution_version_arn, "metrics": version.body.get("metrics", {})}
 
 

@@ -12,11 +12,11 @@ import logging
 import re
 
 from tastemaker.config import Settings
-from tastemaker.control.common import ACTIVE
 from tastemaker.control.solutions import new_version
 from tastemaker.errors import TastemakerError
 from tastemaker.services import Services
 from tastemaker.store import resources
+from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
 DEFAULT_DAYS = 7
@@ -30,7 +30,7 @@ def schedule_days(solution: resources.Resource) -> int:
 
 
 def due(settings: Settings, solution: resources.Resource, versions: list[resources.Resource], now: float) -> bool:
-    if solution.status != ACTIVE or not solution.body.get("perform_auto_training", True):
+    if solution.status != Status.ACTIVE or not solution.body.get("perform_auto_training", True):
         return False
     if not versions:
         return now - solution.updated_at >= settings.auto_training_first_seconds
@@ -44,7 +44,7 @@ def run_due_trainings(services: Services) -> list[str]:
     with services.read_engine.connect() as conn:
         solutions = resources.children(conn, kind="solution")
     for solution in solutions:
-        if solution.status != ACTIVE or not solution.body.get("perform_auto_training", True):
+        if solution.status != Status.ACTIVE or not solution.body.get("perform_auto_training", True):
             continue
         with services.engine.begin() as conn:
             current = resources.find(conn, solution.arn, "solution")
@@ -53,7 +53,7 @@ def run_due_trainings(services: Services) -> list[str]:
             versions = resources.children(conn, kind="solution_version", parent_arn=solution.arn)
             if not due(services.settings, current, versions, now):
                 continue
-            if any(v.status in ("CREATE PENDING", "CREATE IN_PROGRESS") for v in versions):
+            if any(v.status in (Status.CREATE_PENDING, Status.CREATE_IN_PROGRESS) for v in versions):
                 continue  # one training at a time per solution
             try:
                 arn = new_version(conn, current, mode="FULL", training_type="AUTOMATIC")

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from tastemaker.errors import JobFailed
 from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.status import Status
 
 KIND = "recommender"
 # Loads a model from its blob prefix as serving will and returns its serving memory (label names it in errors).
@@ -78,10 +78,10 @@ def _set(services: Services, arn: str, status: str | None = None, **changes: Any
 
 def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
-    recommender = _set(services, job.resource_arn, CREATE_IN_PROGRESS)
+    recommender = _set(services, job.resource_arn, Status.CREATE_IN_PROGRESS)
     outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
     outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, ACTIVE, **outcome)
+    _set(services, job.resource_arn, Status.ACTIVE, **outcome)
 
 
 def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
@@ -90,7 +90,7 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
         recommender = resources.get(conn, job.resource_arn, KIND)
     update = dict(recommender.body.get("latest_recommender_update") or {})
     new_config = update.get("recommender_config") or {}
-    update.update(status=CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
+    update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
     _set(services, job.resource_arn, latest_recommender_update=update)
     changes: dict[str, Any] = {"recommender_config": new_config}
     old_data = (recommender.body.get("recommender_config") or {}).get("training_data_config")
@@ -99,24 +99,24 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
             changes.update(train(services, recommender, new_config, should_stop))
             changes["serving_stats"] = prepare(services, changes["model_prefix"], job.resource_arn)
         except JobFailed as exc:
-            update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
+            update.update(status=Status.CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
             _set(services, job.resource_arn, latest_recommender_update=update)
             return
-    update.update(status=ACTIVE, last_updated_date_time=resources.now())
+    update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
     _set(services, job.resource_arn, latest_recommender_update=update, **changes)
 
 
 def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """STOP PENDING -> STOP IN_PROGRESS -> INACTIVE (serving refuses it from STOP PENDING on)."""
-    _set(services, job.resource_arn, "STOP IN_PROGRESS")
-    _set(services, job.resource_arn, "INACTIVE")
+    _set(services, job.resource_arn, Status.STOP_IN_PROGRESS)
+    _set(services, job.resource_arn, Status.INACTIVE)
 
 
 def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
-    recommender = _set(services, job.resource_arn, "START IN_PROGRESS")
+    recommender = _set(services, job.resource_arn, Status.START_IN_PROGRESS)
     stats = prepare(services, recommender.body["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, ACTIVE, serving_stats=stats)
+    _set(services, job.resource_arn, Status.ACTIVE, serving_stats=stats)
 
 
 def delete_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
@@ -125,7 +125,7 @@ def delete_recommender(services: Services, job: Job, should_stop: Callable[[], b
         found = resources.find(conn, job.resource_arn, KIND)
         if found is None:
             return
-        resources.update(conn, job.resource_arn, status="DELETE IN_PROGRESS")
+        resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
     with services.engine.begin() as conn:
         resources.delete(conn, job.resource_arn)
     if found.body.get("storage_id"):

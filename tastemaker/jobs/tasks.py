@@ -10,24 +10,24 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS
 from tastemaker.errors import JobFailed
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.status import Status, allowed
 
 log = logging.getLogger("tastemaker.jobs")
 
 
-def set_status(services: Services, arn: str, status: str, **changes: object) -> None:
+def set_status(services: Services, arn: str, status: Status, **changes: object) -> None:
     with services.engine.begin() as conn:
         resources.update(conn, arn, status=status, changes=changes)
 
 
 def activate(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Resources with nothing to build: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE."""
-    set_status(services, job.resource_arn, CREATE_IN_PROGRESS)
-    set_status(services, job.resource_arn, ACTIVE)
+    set_status(services, job.resource_arn, Status.CREATE_IN_PROGRESS)
+    set_status(services, job.resource_arn, Status.ACTIVE)
 
 
 def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
@@ -36,7 +36,8 @@ def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> Non
         res = resources.find(conn, job.resource_arn)
         if res is None:
             return
-        resources.update(conn, job.resource_arn, status=DELETE_IN_PROGRESS)
+        if allowed(res.kind, res.status, Status.DELETE_IN_PROGRESS):  # dataset groups, versions: straight to gone
+            resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
     prefix = blob_prefix_of(res)
     with services.engine.begin() as conn:
         resources.delete(conn, job.resource_arn)
@@ -67,7 +68,7 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         import_job = resources.get(conn, job.resource_arn, "dataset_import_job")
         dataset = resources.get(conn, import_job.body["dataset_arn"], "dataset")
         _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
-        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+        resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
     location = import_job.body["data_source"]["data_location"]
     mode = import_job.body.get("import_mode", "FULL")
@@ -98,7 +99,7 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         resources.get(conn, dataset.arn, "dataset", lock=True)
         replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
                                            replace=mode == "FULL")
-        resources.update(conn, job.resource_arn, status=ACTIVE,
+        resources.update(conn, job.resource_arn, status=Status.ACTIVE,
                          changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
         resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
     for key in replaced:

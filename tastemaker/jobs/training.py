@@ -18,12 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.control.campaigns import follow_latest
-from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
 from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
 DATASET_TYPES = ("Interactions", "Items", "Users")
@@ -49,7 +49,7 @@ def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> d
     out: dict[str, Any] = {}
     for dataset_type in DATASET_TYPES:
         dataset = dataset_of_type(conn, group_arn, dataset_type)
-        if dataset is None or dataset.status != ACTIVE:
+        if dataset is None or dataset.status != Status.ACTIVE:
             continue
         schema = resources.get(conn, dataset.body["schema_arn"], "schema")
         paths = [str(services.blobs.local_path(key)) for key in part_keys(conn, dataset.arn)]
@@ -140,9 +140,9 @@ def run_trainer(spec: dict[str, Any], workdir: Path, should_stop: Callable[[], b
 def train_solution_version(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     with services.engine.begin() as conn:
         version = resources.get(conn, job.resource_arn, "solution_version")
-        if version.status in ("CREATE STOPPED", "CREATE STOPPING"):
+        if version.status in (Status.CREATE_STOPPED, Status.CREATE_STOPPING):
             raise JobStopped()
-        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+        resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     root = services.settings.data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="tm-train-", dir=root))
@@ -165,9 +165,9 @@ def train_solution_version(services: Services, job: Job, should_stop: Callable[[
             changes["tuned_hpo_params"] = result["tuned_hpo_params"]
         with services.engine.begin() as conn:
             current = resources.get(conn, job.resource_arn, "solution_version", lock=True)
-            if current.status == "CREATE STOPPING":
+            if current.status == Status.CREATE_STOPPING:
                 raise JobStopped()
-            resources.update(conn, job.resource_arn, status=ACTIVE, changes=changes)
+            resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes=changes)
             if result.get("auto_ml_result"):
                 resources.update(conn, version.body["solution_arn"],
                                  changes={"auto_ml_result": result["auto_ml_result"]})

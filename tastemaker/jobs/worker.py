@@ -13,6 +13,7 @@ from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.autotrain import run_due_trainings
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
+from tastemaker.store.status import Status, allowed
 
 log = logging.getLogger("tastemaker.jobs")
 
@@ -22,24 +23,45 @@ TaskFn = Callable[[Services, queue.Job, Callable[[], bool]], None]
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """How a job kind runs: its function, the status a failure leaves, and the status a stop request leaves."""
+    """How a job kind runs: its function, the status a failure leaves, and the status a stop request leaves.
+
+    Jobs that apply a latest*Update record (`update_record`) fail on that record: the resource keeps its status.
+    """
 
     run: TaskFn
-    failed_status: str = "CREATE FAILED"
-    stopped_status: str | None = None
+    failed_status: Status = Status.CREATE_FAILED
+    stopped_status: Status | None = None
+    update_record: str | None = None
 
 
 Tasks = Mapping[str, TaskSpec]
 
 
 def mark_failed(services: Services, tasks: Tasks, job: queue.Job, reason: str) -> None:
+    """Finish the job with its error and record the failure on its resource (status and failureReason).
+
+    A failure status the transition table does not allow from where the resource is (a crash at an odd
+    moment) is logged and only failureReason is written: the job must end either way.
+    """
     spec = tasks.get(job.kind)
     with services.engine.begin() as conn:
         queue.finish(conn, job.id, error=reason)
         res = resources.find(conn, job.resource_arn)
-        if res is not None:
-            resources.update(conn, job.resource_arn, status=spec.failed_status if spec else "CREATE FAILED",
-                             changes={"failure_reason": reason[:1000]})
+        if res is None:
+            return
+        if spec is not None and spec.update_record:
+            record = dict(res.body.get(spec.update_record) or {})
+            record.update(status=Status.CREATE_FAILED, failure_reason=reason[:1000],
+                          last_updated_date_time=resources.now())
+            resources.update(conn, job.resource_arn, changes={spec.update_record: record})
+            return
+        target = spec.failed_status if spec else Status.CREATE_FAILED
+        keep = not allowed(res.kind, res.status, target)
+        if keep:
+            log.error("job %s (%s) failed while %s is %s; leaving that status (%s is no allowed move)",
+                      job.id, job.kind, job.resource_arn, res.status, target)
+        resources.update(conn, job.resource_arn, status=None if keep else target,
+                         changes={"failure_reason": reason[:1000]})
 
 
 def run_one(services: Services, tasks: Tasks, job: queue.Job) -> None:

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tastemaker.control.common import ACTIVE, CREATE_FAILED, CREATE_IN_PROGRESS
 from tastemaker.errors import JobFailed
 from tastemaker.services import Services
 from tastemaker.store import resources
 from tastemaker.store.queue import Job
+from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
 
@@ -20,7 +20,7 @@ def preload(services: Services, version_arn: str) -> dict[str, Any]:
 
     with services.engine.connect() as conn:
         version = resources.find(conn, version_arn, "solution_version")
-    if version is None or version.status != ACTIVE:
+    if version is None or version.status != Status.ACTIVE:
         raise JobFailed(f"Solution version {version_arn} is not ACTIVE any more.")
     prefix = version.body.get("model_prefix")
     if not prefix:
@@ -52,10 +52,10 @@ def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE once the model loads."""
     with services.engine.begin() as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign")
-        resources.update(conn, job.resource_arn, status=CREATE_IN_PROGRESS)
+        resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     stats = preload(services, campaign.body["solution_version_arn"])
     with services.engine.begin() as conn:
-        resources.update(conn, job.resource_arn, status=ACTIVE, changes={"serving_stats": stats})
+        resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes={"serving_stats": stats})
     log.info("campaign %s serves a model of %d bytes", job.resource_arn, stats["model_bytes"])
 
 
@@ -67,16 +67,16 @@ def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool
     with services.engine.begin() as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign", lock=True)
         update = dict(campaign.body.get("latest_campaign_update") or {})
-        update.update(status=CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
+        update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
         resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
     try:
         stats = preload(services, update["solution_version_arn"])
     except JobFailed as exc:
-        update.update(status=CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
+        update.update(status=Status.CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
         with services.engine.begin() as conn:
             resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
         return
-    update.update(status=ACTIVE, last_updated_date_time=resources.now())
+    update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
     changes = {"solution_version_arn": update["solution_version_arn"],
                "min_provisioned_tps": update["min_provisioned_tps"], "campaign_config": update["campaign_config"],
                "follows_solution_arn": update.get("follows_solution_arn"), "latest_campaign_update": update,
@@ -84,5 +84,5 @@ def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool
     with services.engine.begin() as conn:
         current = resources.get(conn, job.resource_arn, "campaign", lock=True)
         # an update of a CREATE FAILED campaign makes it ACTIVE on the new version
-        resources.update(conn, job.resource_arn, status=ACTIVE if current.status == CREATE_FAILED else None,
-                         changes=changes, remove=("failure_reason",) if current.status == CREATE_FAILED else ())
+        resources.update(conn, job.resource_arn, status=Status.ACTIVE if current.status == Status.CREATE_FAILED else None,
+                         changes=changes, remove=("failure_reason",) if current.status == Status.CREATE_FAILED else ())

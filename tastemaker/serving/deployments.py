@@ -9,6 +9,7 @@ from typing import Any
 from tastemaker.errors import ResourceNotFoundException
 from tastemaker.services import Services
 from tastemaker.store import resources
+from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
 ROW_TTL_SECONDS = 1.0  # how stale a worker's view of a campaign may be (UpdateCampaign, Stop/StartRecommender)
@@ -70,7 +71,7 @@ def _warm(services: Services, dep: Deployment) -> None:
     new model (UpdateCampaign, a retrained recommender) they go on with the old one until the new one is loaded
     instead of each worker's first requests waiting for the load. A failure here is only logged: the request
     path loads again and reports it."""
-    if dep.status != "ACTIVE" or not dep.model_prefix:
+    if dep.status != Status.ACTIVE or not dep.model_prefix:
         return
     from tastemaker.serving.approx import warm_index
     from tastemaker.serving.models import model_cache

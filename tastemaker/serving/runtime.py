@@ -9,13 +9,14 @@ from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
 from tastemaker.serving.deployments import Deployment, deployment_cache
 from tastemaker.serving.engine import Query, rank, recommend
+from tastemaker.store.status import Status
 
 
 def _serving(ctx: RequestContext, arn: str, kind: str) -> Deployment:
     """The ACTIVE deployment; a missing one is ResourceNotFound, one in any other state InvalidInput."""
     dep = deployment_cache(ctx.services).resolve(ctx.services, arn, kind)
-    if dep.status != "ACTIVE":
-        hint = " Start it with StartRecommender." if dep.status == "INACTIVE" else ""
+    if dep.status != Status.ACTIVE:
+        hint = " Start it with StartRecommender." if dep.status == Status.INACTIVE else ""
         raise InvalidInputException(f"{dep.label} {arn} is {dep.status}; it must be ACTIVE to serve requests.{hint}")
     if not dep.model_prefix:
         raise InvalidInputException(f"{dep.label} {arn} has no trained model to serve.")

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
+from tastemaker.store.status import Status
 
 VERSION_CHECK_SECONDS = 1.0  # a dataset's data_version is looked up at most this often per process
 STALE_LIMIT = 3  # a cached value older than this many TTLs is re-read on the request path
@@ -91,7 +92,7 @@ def _read_info(services: Services, group_arn: str, dataset_type: str) -> Dataset
 
     with services.engine.connect() as conn:
         dataset = dataset_of_type(conn, group_arn, dataset_type)
-        if dataset is None or dataset.status != "ACTIVE":
+        if dataset is None or dataset.status != Status.ACTIVE:
             return None
         keys = tuple(part_keys(conn, dataset.arn))
         _res, schema = load_schema(conn, dataset.body["schema_arn"])

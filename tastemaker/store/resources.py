@@ -16,6 +16,7 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from tastemaker.store.status import UPDATE_RECORDS, check, check_update
 from tastemaker.store.tables import dataset_parts, resources, tags
 
 KIND_LABELS = {
@@ -106,8 +107,16 @@ def find(conn: sa.Connection, arn: str, kind: str | None = None) -> Resource | N
 
 def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes: Mapping[str, Any] | None = None,
            remove: Iterable[str] = ()) -> Resource:
-    """Apply status and body changes, bumping last_updated_date_time."""
+    """Apply status and body changes, bumping last_updated_date_time.
+
+    A status (or latest*Update status) the transition table does not allow raises IllegalTransition.
+    """
     current = get(conn, arn, lock=True)
+    if status is not None:
+        status = check(current.kind, arn, current.status, status)
+    for key in UPDATE_RECORDS:
+        if changes and key in changes:
+            check_update(current.kind, arn, key, current.body.get(key), changes[key])
     body = dict(current.body)
     body.update(changes or {})
     for key in remove:

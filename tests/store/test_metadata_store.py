@@ -53,10 +53,10 @@ def test_insert_get_update_and_uniqueness(engine: sa.Engine) -> None:
         got = resources.get(conn, res.arn, "dataset_group")
         assert got.body["name"] == "g1" and got.status == "CREATE PENDING"
         assert got.body["creation_date_time"] == got.body["last_updated_date_time"]
-        resources.update(conn, res.arn, status="ACTIVE", changes={"domain": "ECOMMERCE"})
+        resources.update(conn, res.arn, status="CREATE IN_PROGRESS", changes={"domain": "ECOMMERCE"})
     with engine.connect() as conn:
         got = resources.get(conn, res.arn)
-        assert got.status == "ACTIVE" and got.body["status"] == "ACTIVE" and got.body["domain"] == "ECOMMERCE"
+        assert got.status == "CREATE IN_PROGRESS" and got.body["status"] == "CREATE IN_PROGRESS" and got.body["domain"] == "ECOMMERCE"
     with pytest.raises(ResourceAlreadyExistsException), engine.begin() as conn:
         add(conn, "g1")
     with pytest.raises(ResourceNotFoundException), engine.connect() as conn:
