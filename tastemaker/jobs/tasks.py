@@ -16,6 +16,7 @@ from tastemaker.control.common import ACTIVE, CREATE_IN_PROGRESS, DELETE_IN_PROG
 from tastemaker.control.context import Services
 from tastemaker.jobs.queue import Job
 from tastemaker.jobs.worker import JobFailed, task
+from tastemaker.realtime.erase import erase_for_resource
 from tastemaker.store import keys, resources
 from tastemaker.store.tables import dataset_parts
 
@@ -43,6 +44,7 @@ def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> Non
             return
         resources.update(conn, job.resource_arn, status=DELETE_IN_PROGRESS)
     prefix = blob_prefix_of(res)
+    erase_for_resource(services, res)  # streamed events and real-time state it owned
     with services.engine.begin() as conn:
         resources.delete(conn, job.resource_arn)
     if prefix:

@@ -20,6 +20,7 @@ DEFAULT_CAP = 500  # events kept per (user or session, event type); recent_event
 DEFAULT_TTL = 90 * 24 * 3600  # seconds an idle user's or session's keys live
 REPLAY_BATCH = 500  # durable rows mirrored per replay step (one step per call at most)
 REPLAY_RETRY_SECONDS = 1.0  # while Redis stays unreachable, how often a call tries the replay again
+ERASE_SCAN = 1000  # keys asked for per SCAN step, and unlinked per call, when a group's keys are erased
 
 # One request's events in one atomic server-side step (keys are built here: standalone Redis, not Cluster).
 # ARGV: base ("<prefix><group>:"), userId or "", sessionId, cap, ttl, sessions kept per user, arrival score,
@@ -269,11 +270,31 @@ class RedisState:
             pipe.execute()
         return (rows[-1].id if rows else after), done
 
+    def forget_group(self, dataset_group_arn: str) -> None:
+        with self._lock:
+            self.backlog.pop(dataset_group_arn, None)
+            self._late.pop(dataset_group_arn, None)
+            self._retry_at.pop(dataset_group_arn, None)
+        if self.fallback is not None:
+            self.fallback.forget_group(dataset_group_arn)
+
+    def erase_group(self, dataset_group_arn: str) -> None:
+        self.clear(dataset_group_arn)
+        self.forget_group(dataset_group_arn)
+
     def clear(self, dataset_group_arn: str) -> int:
-        """Remove a dataset group's keys (tests and DeleteDatasetGroup clean-up); returns how many."""
+        """Remove a dataset group's keys; returns how many. SCAN walks the keyspace ERASE_SCAN keys per call
+        (never KEYS, which blocks a big Redis) and each batch found goes in one UNLINK."""
         removed = 0
-        for key in self.client.scan_iter(match=f"{self.prefix}{_glob_escape(dataset_group_arn)}:*", count=500):
-            removed += int(self.client.delete(key))
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{self.prefix}{_glob_escape(dataset_group_arn)}:*",
+                                         count=ERASE_SCAN):
+            batch.append(key)
+            if len(batch) >= ERASE_SCAN:
+                removed += int(self.client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(self.client.unlink(*batch))
         return removed
 
 

@@ -48,6 +48,12 @@ class RealtimeState(Protocol):
         """Events recorded under that userId or that sessionId, newest first (by timestamp, then arrival),
         at most `limit_per_type` of each event type."""
 
+    def forget_group(self, dataset_group_arn: str) -> None:
+        """Drop what this process holds of the group (its events were erased, or its tracker changed)."""
+
+    def erase_group(self, dataset_group_arn: str) -> None:
+        """Remove the group's state everywhere it is kept (the durable rows are erased by the caller)."""
+
 
 CACHE_ENTRIES = 20000  # users/sessions whose recent events a process keeps
 FULL_REFRESH_SECONDS = 30.0  # a cached entry is re-read in full this often (picks up deleted data)
@@ -98,6 +104,14 @@ class EmbeddedState:
     def record_events(self, dataset_group_arn: str, user_id: str | None, session_id: str,
                       events: Sequence[RecentEvent]) -> None:
         return None  # the durable insert is the state
+
+    def forget_group(self, dataset_group_arn: str) -> None:
+        with self.lock:
+            for key in [k for k in self.cache if k[0] == dataset_group_arn]:
+                del self.cache[key]
+
+    def erase_group(self, dataset_group_arn: str) -> None:
+        self.forget_group(dataset_group_arn)  # the durable table is the state
 
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
                       limit_per_type: int = 100) -> list[RecentEvent]:
