@@ -69,7 +69,7 @@ class _Entry:
     loaded: float  # monotonic time of the last full read
     sessions: tuple[str, ...]  # the user's stitched sessions (empty when the id is not a user id)
     ids: set[int]  # events.id of every row merged in so far (PostgreSQL's probes may re-read some)
-    horizon: int = 0  # PostgreSQL: xmin (xid8) of the snapshot of the last probe, or of one taken before it
+    horizon: int = 0  # probe cursor: PostgreSQL xmin (xid8), SQLite MAX(id), of the last probe's snapshot
 
 
 class EmbeddedState:
@@ -158,7 +158,7 @@ class EmbeddedState:
         raw = self._borrow()
         try:
             cursor = raw.cursor()
-            probe = self.queries.probe(cursor, group, ident, entry.sessions, entry.newest, entry.horizon)
+            probe = self.queries.probe(cursor, group, ident, entry.sessions, entry.horizon)
             cursor.close()
         except BaseException:
             self._discard(raw)

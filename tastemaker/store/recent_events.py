@@ -28,7 +28,8 @@ PROBE_WINDOW = 100  # newest rows a probe reads per source; a full window means 
 
 Row = tuple[int, "str | None", str, float, "float | None"]  # id, item, type, sent_at, value
 
-_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_PG_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_SQLITE_HORIZON_SQL = "SELECT COALESCE(MAX(id), 0) FROM events"  # ids are handed out in commit order
 # A user's newest sessions among their newest rows (a session whose anonymous events count as the user's).
 _SESSIONS_SQL = """
 SELECT session_id FROM (
@@ -54,20 +55,23 @@ _SQLITE_PROBE = ("SELECT {n} AS src, * FROM (SELECT {cols} FROM events WHERE dat
                  "AND id > ? ORDER BY id DESC LIMIT ?) p{n}")
 _PG_PROBE = ("SELECT {n} AS src, {cols} FROM (SELECT {cols}, xmin AS x FROM events WHERE dataset_group_arn = %s "
              "AND {column} = %s ORDER BY id DESC LIMIT %s) p{n} WHERE age(x) <= age(CAST(%s::text AS xid))")
-_PG_WRAP = "SELECT h.x, n.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x) h LEFT JOIN ({}) n ON true"
+# The cursor for the next probe comes back with the rows, from the same statement (the same snapshot).
+_WRAP = "SELECT h.x, n.* FROM ({}) h LEFT JOIN ({}) n ON true"
+_PG_WRAP_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x"
+_SQLITE_WRAP_HORIZON = "SELECT COALESCE(MAX(id), 0) AS x FROM events"
 
 
 @dataclass(frozen=True)
 class FullRead:
     rows: list[Row]  # newest first, at most `limit` per event type
     sessions: tuple[str, ...]  # the stitched sessions (empty when the id never carried a userId)
-    horizon: int  # PostgreSQL: xmin (xid8) of a snapshot taken before the read; 0 on SQLite
+    horizon: int  # the cursor for probes, taken before the read: PostgreSQL the snapshot's xmin, SQLite MAX(id)
 
 
 @dataclass(frozen=True)
 class Probe:
     rows: list[tuple[Row, str, str | None]]  # (row, sessionId, userId) of each new row that counts
-    horizon: int  # PostgreSQL: xmin of the probe's snapshot; 0 on SQLite
+    horizon: int  # the cursor for the next probe (the probe's snapshot: PostgreSQL xmin, SQLite MAX(id))
     overflow: bool  # a source filled its window: there may be more, read in full
 
 
@@ -81,10 +85,8 @@ class RecentEventQueries:
     def read_full(self, cursor: Any, group: str, ident: str, limit: int, max_sessions: int) -> FullRead:
         """Newest events of `ident` as userId or sessionId plus the stitched sessions' anonymous ones."""
         p = self.p
-        horizon = 0
-        if self.postgres:
-            cursor.execute(_HORIZON_SQL)
-            horizon = int(cursor.fetchone()[0])
+        cursor.execute(_PG_HORIZON_SQL if self.postgres else _SQLITE_HORIZON_SQL)
+        horizon = int(cursor.fetchone()[0])
         window = max(OWN_WINDOW, limit)
         cursor.execute(_SESSIONS_SQL.format(p=p), (group, ident, window, max_sessions))
         sessions = tuple(r[0] for r in cursor.fetchall())
@@ -96,13 +98,13 @@ class RecentEventQueries:
         cursor.execute(_RECENT_SQL.format(p=p, sources=" UNION ".join(parts)), (*params, limit))
         return FullRead([_row(r) for r in cursor.fetchall()], sessions, horizon)
 
-    def probe(self, cursor: Any, group: str, ident: str, sessions: tuple[str, ...], newest: int,
-              horizon: int) -> Probe:
-        """Rows that arrived after the cursor (SQLite: id > newest; PostgreSQL: written by transactions that
-        had not finished at `horizon`) in each source's newest PROBE_WINDOW rows."""
+    def probe(self, cursor: Any, group: str, ident: str, sessions: tuple[str, ...], horizon: int) -> Probe:
+        """Rows that arrived after the cursor `horizon` (SQLite: id > it; PostgreSQL: written by transactions
+        that had not finished at it) in each source's newest PROBE_WINDOW rows. The cursor moves past every row
+        of the sources, also those that do not count (a shared session's rows of other users)."""
         sources = [("user_id", ident), ("session_id", ident)] + [("session_id", s) for s in sessions]
         parts, params = [], []
-        after: Any = str(horizon % 2**32) if self.postgres else newest  # PostgreSQL: a 32-bit xid
+        after: Any = str(horizon % 2**32) if self.postgres else horizon  # PostgreSQL: a 32-bit xid
         for n, (column, value) in enumerate(sources):
             if self.postgres:
                 parts.append(_PG_PROBE.format(n=n, cols=_COLUMNS, column=column))
@@ -110,15 +112,11 @@ class RecentEventQueries:
             else:
                 parts.append(_SQLITE_PROBE.format(n=n, cols=_COLUMNS, column=column))
                 params += [group, value, after, PROBE_WINDOW]
-        sql = " UNION ALL ".join(parts)
-        if self.postgres:
-            cursor.execute(_PG_WRAP.format(sql), params)
-            found = cursor.fetchall()
-            horizon = int(found[0][0])
-            found = [r[1:] for r in found if r[1] is not None]
-        else:
-            cursor.execute(sql, params)
-            found = cursor.fetchall()
+        wrap = _PG_WRAP_HORIZON if self.postgres else _SQLITE_WRAP_HORIZON
+        cursor.execute(_WRAP.format(wrap, " UNION ALL ".join(parts)), params)
+        found = cursor.fetchall()
+        horizon = int(found[0][0])
+        found = [r[1:] for r in found if r[1] is not None]
         per_source: dict[int, int] = {}
         rows = []
         for r in found:

@@ -79,6 +79,9 @@ def test_a_users_read_does_not_grow_with_the_shared_sessions_events(counted: tup
     probed, mine = read(services, counter, g, state)  # a cached user after a flood of shared-session events
     assert mine == ["mine-2", "mine-1", "mine-0"]
     assert probed < 3 * small, (small, probed)
+    quiet, mine = read(services, counter, g, state)  # nothing new: the probe moved past the others' rows
+    assert mine == ["mine-2", "mine-1", "mine-0"]
+    assert quiet < small, (small, quiet)
     for who, before in as_session.items():  # the session's id itself, and another user of it, are bounded too
         steps, _ = read(services, counter, g, who=who)
         assert steps < 2 * before, (who, before, steps)
