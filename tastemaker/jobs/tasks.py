@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tastemaker.errors import JobFailed
+from tastemaker.realtime.erase import erase_for_resource
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, resources
 from tastemaker.store.queue import Job
@@ -39,6 +40,7 @@ def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> Non
         if allowed(res.kind, res.status, Status.DELETE_IN_PROGRESS):  # dataset groups, versions: straight to gone
             resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
     prefix = blob_prefix_of(res)
+    erase_for_resource(services, res)  # streamed events and real-time state it owned
     with services.engine.begin() as conn:
         resources.delete(conn, job.resource_arn)
     if prefix:

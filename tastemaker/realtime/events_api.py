@@ -30,8 +30,7 @@ from tastemaker.realtime.records import (
 )
 from tastemaker.realtime.state import EmbeddedState, RecentEvent, get_state
 from tastemaker.services import Services
-from tastemaker.store import keys, resources
-from tastemaker.store.tables import dataset_parts
+from tastemaker.store import dataset_parts, keys, resources
 
 log = logging.getLogger("tastemaker.realtime")
 TARGET_TTL_SECONDS = 2.0  # how long a process trusts its trackingId -> dataset lookup
@@ -224,8 +223,7 @@ def _put_entities(ctx: RequestContext, dataset_arn: str, dataset_type: str, memb
     try:
         with ctx.engine.begin() as conn:
             _active_dataset(conn, dataset_arn, dataset_type, lock=True)
-            conn.execute(dataset_parts.insert().values(dataset_arn=dataset_arn, origin="PUT", blob_key=key,
-                                                       rows=rows, job_arn=None, created_at=resources.now()))
+            dataset_parts.add_parts(conn, dataset_arn, "PUT", [(key, rows)])
             resources.update(conn, dataset_arn, changes={"data_version": uuid.uuid4().hex[:12]})
     except BaseException:
         services.blobs.delete(key)

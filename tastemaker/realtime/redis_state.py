@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
 from tastemaker.realtime.state import STITCHED_SESSIONS, RecentEvent
+from tastemaker.store import events as stored
 
 log = logging.getLogger("tastemaker.realtime")
 DEFAULT_CAP = 500  # events kept per (user or session, event type); recent_events' limit is capped to this
 DEFAULT_TTL = 90 * 24 * 3600  # seconds an idle user's or session's keys live
 REPLAY_BATCH = 500  # durable rows mirrored per replay step (one step per call at most)
 REPLAY_RETRY_SECONDS = 1.0  # while Redis stays unreachable, how often a call tries the replay again
+ERASE_SCAN = 1000  # keys asked for per SCAN step, and unlinked per call, when a group's keys are erased
 
 # One request's events in one atomic server-side step (keys are built here: standalone Redis, not Cluster).
 # ARGV: base ("<prefix><group>:"), userId or "", sessionId, cap, ttl, sessions kept per user, arrival score,
@@ -195,13 +196,9 @@ class RedisState:
         """Remember the lowest events.id of rows Redis did not get (their eventIds are unique per group)."""
         if self.fallback is None:
             return  # no durable table to replay from
-        from tastemaker.store.tables import events as table
-
         ids = [e.event_id for e in events if e.event_id is not None]
         try:
-            with self.fallback.engine.connect() as conn:
-                lowest = conn.execute(sa.select(sa.func.min(table.c.id)).where(
-                    table.c.dataset_group_arn == group, table.c.event_id.in_(ids))).scalar() if ids else None
+            lowest = stored.lowest_id(self.fallback.engine, group, ids)
         except Exception as exc:  # noqa: BLE001 - replay everything of the group rather than nothing
             log.warning("could not locate unmirrored events (%s); the group's rows are replayed in full", exc)
             lowest = None
@@ -247,14 +244,7 @@ class RedisState:
 
     def _replay_step(self, group: str, after: int) -> tuple[int, bool]:
         """Mirror up to REPLAY_BATCH durable rows with id > after; (last id mirrored, whether caught up)."""
-        from tastemaker.store.tables import events as table
-
-        c = table.c
-        query = (sa.select(c.id, c.event_id, c.session_id, c.user_id, c.item_id, c.event_type, c.sent_at,
-                           c.event_value, c.received_at)
-                 .where(c.dataset_group_arn == group, c.id > after).order_by(c.id).limit(self.replay_batch))
-        with self.fallback.engine.connect() as conn:
-            rows = list(conn.execute(query))
+        rows = stored.events_after(self.fallback.engine, group, after, self.replay_batch)
         done = len(rows) < self.replay_batch
         if not done:  # end on a request boundary, so every request's positions (member stamps) stay the same
             tail = (rows[-1].session_id, rows[-1].user_id, rows[-1].received_at)
@@ -273,19 +263,38 @@ class RedisState:
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             first = request[0]
-            events = [RecentEvent(r.item_id, r.event_type, float(r.sent_at),
-                                  None if r.event_value is None else float(r.event_value),
-                                  event_id=r.event_id, received_at=float(r.received_at)) for r in request]
+            events = [RecentEvent(r.item_id, r.event_type, r.sent_at, r.event_value, event_id=r.event_id,
+                                  received_at=r.received_at) for r in request]
             self._script(args=self._args(group, first.user_id, first.session_id, events), client=pipe)
         if requests:
             pipe.execute()
         return (rows[-1].id if rows else after), done
 
+    def forget_group(self, dataset_group_arn: str) -> None:
+        with self._lock:
+            self.backlog.pop(dataset_group_arn, None)
+            self._late.pop(dataset_group_arn, None)
+            self._retry_at.pop(dataset_group_arn, None)
+        if self.fallback is not None:
+            self.fallback.forget_group(dataset_group_arn)
+
+    def erase_group(self, dataset_group_arn: str) -> None:
+        self.clear(dataset_group_arn)
+        self.forget_group(dataset_group_arn)
+
     def clear(self, dataset_group_arn: str) -> int:
-        """Remove a dataset group's keys (tests and DeleteDatasetGroup clean-up); returns how many."""
+        """Remove a dataset group's keys; returns how many. SCAN walks the keyspace ERASE_SCAN keys per call
+        (never KEYS, which blocks a big Redis) and each batch found goes in one UNLINK."""
         removed = 0
-        for key in self.client.scan_iter(match=f"{self.prefix}{_glob_escape(dataset_group_arn)}:*", count=500):
-            removed += int(self.client.delete(key))
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{self.prefix}{_glob_escape(dataset_group_arn)}:*",
+                                         count=ERASE_SCAN):
+            batch.append(key)
+            if len(batch) >= ERASE_SCAN:
+                removed += int(self.client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(self.client.unlink(*batch))
         return removed
 
 

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
+from tastemaker.store.events import raw_connection
+from tastemaker.store.recent_events import RecentEventQueries, Row
+
 if TYPE_CHECKING:
     from tastemaker.services import Services
 
@@ -44,57 +47,17 @@ class RealtimeState(Protocol):
         """Events recorded under that userId or that sessionId, newest first (by timestamp, then arrival),
         at most `limit_per_type` of each event type."""
 
+    def forget_group(self, dataset_group_arn: str) -> None:
+        """Drop what this process holds of the group (its events were erased, or its tracker changed)."""
 
-# A user's newest sessions (by arrival): their anonymous events count as the user's (session stitching).
-# (The LIMITed inner query keeps the planner on the user index and bounds the work for very active users.)
-_SESSIONS_SQL = """
-SELECT session_id FROM (
-  SELECT session_id, id FROM events WHERE dataset_group_arn = {p} AND user_id = {p} ORDER BY id DESC LIMIT 5000
-) newest GROUP BY session_id ORDER BY MAX(id) DESC LIMIT {n}
-"""
-_RECENT_SQL = """
-SELECT id, item_id, event_type, sent_at, event_value FROM (
-  SELECT id, item_id, event_type, sent_at, event_value,
-         ROW_NUMBER() OVER (PARTITION BY event_type ORDER BY sent_at DESC, id DESC) AS rn
-  FROM events
-  WHERE id IN (SELECT id FROM events WHERE dataset_group_arn = {p} AND user_id = {p}
-               UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND session_id = {p}{stitched})
-) ranked
-WHERE rn <= {p}
-ORDER BY sent_at DESC, id DESC
-"""
-# `user_id || ''` is never indexed: the planner must take the session index, not scan the group's anonymous rows.
-_STITCHED_IDS = (" UNION SELECT id FROM events WHERE dataset_group_arn = {p} AND session_id IN ({m})"
-                 " AND user_id || '' IS NULL")
-# Only what arrived after the cached newest id: a rowid range on each index (SQLite and PostgreSQL alike).
-# session_id and user_id come back so that a user's new session (a new stitch) is noticed.
-_NEWER_SQL = """
-SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND user_id = {p} AND {after}
-UNION
-SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND session_id = {p} AND {after}{stitched}
-"""
-_STITCHED_NEWER = """
-UNION
-SELECT id, item_id, event_type, sent_at, event_value, session_id, user_id FROM events
-WHERE dataset_group_arn = {p} AND session_id IN ({m}) AND user_id || '' IS NULL AND {after}"""
+    def erase_group(self, dataset_group_arn: str) -> None:
+        """Remove the group's state everywhere it is kept (the durable rows are erased by the caller)."""
+
+
 CACHE_ENTRIES = 20000  # users/sessions whose recent events a process keeps
 FULL_REFRESH_SECONDS = 30.0  # a cached entry is re-read in full this often (picks up deleted data)
 IDLE_CONNECTIONS = 4  # DBAPI connections kept between reads (no pool checkout and pre-ping per read)
 STITCHED_SESSIONS = 20  # a user's newest sessions whose anonymous events join the user's recent events
-# PostgreSQL hands out ids before commit, so a lower id can become visible after a higher one: "id > newest"
-# would miss it. Instead a probe asks for the rows written by every transaction that had not finished when the
-# previous probe's snapshot was taken: xid >= that snapshot's xmin (every older transaction had ended, so its
-# rows were already visible then). age() compares the rows' 32-bit xids wraparound-safely; a frozen row's age
-# is the maximum, so it never matches. The snapshot's xmin comes back with the rows (same statement, same
-# snapshot), or from a statement before the full read (an earlier xmin is only more conservative).
-_PG_HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
-_PG_NEWER_WRAP = """
-SELECT h.x, n.* FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x) h LEFT JOIN ({newer}) n ON true
-"""
-
-Row = tuple[int, "str | None", str, float, "float | None"]  # id, item, type, sent_at, value
 
 
 @dataclass
@@ -105,27 +68,26 @@ class _Entry:
     loaded: float  # monotonic time of the last full read
     sessions: tuple[str, ...]  # the user's stitched sessions (empty when the id is not a user id)
     ids: set[int]  # events.id of every row merged in so far (PostgreSQL's probes may re-read some)
-    horizon: int = 0  # PostgreSQL: xmin (xid8) of the snapshot of the last probe, or of one taken before it
+    horizon: int = 0  # probe cursor: PostgreSQL xmin (xid8), SQLite MAX(id), of the last probe's snapshot
 
 
 class EmbeddedState:
     """Reads the durable `events` table, so every API process (and replica) sees a commit at once.
 
     Uses a pooled DBAPI connection in autocommit (no SQLAlchemy transaction), so on SQLite a read never
-    takes the write lock that ingestion needs; the two indexes on (group, user_id) and (group, session_id)
-    make one call a few index lookups.
+    takes the write lock that ingestion needs. Each read walks bounded windows of the (group, user_id, id) and
+    (group, session_id, id) indexes (tastemaker.store.recent_events), so its cost does not grow with the
+    events of a session shared by many users.
 
-    Session stitching: recent_events(group, userId) also returns the anonymous events (no userId) of the
-    user's newest STITCHED_SESSIONS sessions, i.e. sessions that carried at least one event with that userId.
+    Session stitching: recent_events(group, userId) also returns the anonymous events (no userId) among the
+    newest events of the user's newest STITCHED_SESSIONS sessions, i.e. sessions that carried at least one
+    event with that userId.
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self.marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self.sessions_sql = _SESSIONS_SQL.format(p=self.marker, n=STITCHED_SESSIONS)
         self.postgres = engine.dialect.name == "postgresql"
-        self.after = (f"age(xmin) <= age(CAST({self.marker}::text AS xid))" if self.postgres
-                      else f"id > {self.marker}")  # what "arrived since the last probe" means (see above)
+        self.queries = RecentEventQueries(self.postgres)
         self.cache: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self.lock = threading.Lock()
         self.idle: list[Any] = []  # DBAPI connections between reads (autocommit on PostgreSQL)
@@ -141,6 +103,14 @@ class EmbeddedState:
     def record_events(self, dataset_group_arn: str, user_id: str | None, session_id: str,
                       events: Sequence[RecentEvent]) -> None:
         return None  # the durable insert is the state
+
+    def forget_group(self, dataset_group_arn: str) -> None:
+        with self.lock:
+            for key in [k for k in self.cache if k[0] == dataset_group_arn]:
+                del self.cache[key]
+
+    def erase_group(self, dataset_group_arn: str) -> None:
+        self.forget_group(dataset_group_arn)  # the durable table is the state
 
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
                       limit_per_type: int = 100) -> list[RecentEvent]:
@@ -171,48 +141,37 @@ class EmbeddedState:
         raw = self._borrow()
         try:
             cursor = raw.cursor()
-            horizon = 0
-            if self.postgres:
-                cursor.execute(_PG_HORIZON_SQL)
-                horizon = int(cursor.fetchone()[0])
-            cursor.execute(self.sessions_sql, (group, ident))
-            sessions = tuple(r[0] for r in cursor.fetchall())
-            marks = ", ".join([self.marker] * len(sessions))
-            stitched = _STITCHED_IDS.format(p=self.marker, m=marks) if sessions else ""
-            cursor.execute(_RECENT_SQL.format(p=self.marker, stitched=stitched),
-                           (group, ident, group, ident) + ((group, *sessions) if sessions else ()) + (limit,))
-            rows = [_row(r) for r in cursor.fetchall()]
+            read = self.queries.read_full(cursor, group, ident, limit, STITCHED_SESSIONS)
             cursor.close()
         except BaseException:
             self._discard(raw)
             raise
         self._give_back(raw)
-        return _Entry(rows, limit, max((r[0] for r in rows), default=0), now, sessions, {r[0] for r in rows},
-                      horizon)
+        rows = read.rows
+        return _Entry(rows, limit, max((r[0] for r in rows), default=0), now, read.sessions, {r[0] for r in rows},
+                      read.horizon)
 
     def _newer(self, group: str, ident: str, entry: _Entry) -> _Entry | None:
-        """The entry with newer rows merged in, or None when a full read is needed (the user has a new session)."""
-        after: Any = str(entry.horizon % 2**32) if self.postgres else entry.newest  # PostgreSQL: 32-bit xid
-        stitched = ""
-        params: tuple[Any, ...] = (group, ident, after, group, ident, after)
-        if entry.sessions:
-            stitched = _STITCHED_NEWER.format(p=self.marker, m=", ".join([self.marker] * len(entry.sessions)),
-                                              after=self.after)
-            params += (group, *entry.sessions, after)
-        sql = _NEWER_SQL.format(p=self.marker, stitched=stitched, after=self.after)
-        horizon = entry.horizon
-        if self.postgres:
-            found = self._fetch(_PG_NEWER_WRAP.format(newer=sql), params)
-            horizon = int(found[0][0])
-            found = [r[1:] for r in found if r[1] is not None]
-        else:
-            found = self._fetch(sql, params)
+        """The entry with newer rows merged in, or None when a full read is needed (the user has a new session,
+        or more arrived than a probe reads)."""
+        raw = self._borrow()
+        try:
+            cursor = raw.cursor()
+            probe = self.queries.probe(cursor, group, ident, entry.sessions, entry.horizon)
+            cursor.close()
+        except BaseException:
+            self._discard(raw)
+            raise
+        self._give_back(raw)
+        if probe.overflow:
+            return None
         known = set(entry.sessions)
         # A new arrival of this user in a session not stitched yet: re-read in full (a row that PostgreSQL commits
         # late, below `newest`, brings its own session's anonymous events at the next full refresh instead).
-        if any(r[0] > entry.newest and r[6] == ident and r[5] not in known for r in found):
+        if any(row[0] > entry.newest and user == ident and session not in known for row, session, user in probe.rows):
             return None
-        newer = [_row(r) for r in found if r[0] > entry.newest or r[0] not in entry.ids]  # re-reads skipped
+        newer = [row for row, _, _ in probe.rows if row[0] > entry.newest or row[0] not in entry.ids]
+        horizon = probe.horizon
         if not newer:
             if horizon == entry.horizon:
                 return entry
@@ -220,27 +179,11 @@ class EmbeddedState:
         return _Entry(_cap(newer + entry.rows, entry.limit), entry.limit, max(entry.newest, *(r[0] for r in newer)),
                       entry.loaded, entry.sessions, entry.ids | {r[0] for r in newer}, horizon)
 
-    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        raw = self._borrow()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-            cursor.close()
-        except BaseException:
-            self._discard(raw)
-            raise
-        self._give_back(raw)
-        return rows
-
     def _borrow(self) -> Any:
         with self.lock:
             if self.idle:
                 return self.idle.pop()
-        raw = self.engine.raw_connection()
-        if self.postgres:
-            raw.driver_connection.autocommit = True  # each read its own snapshot; never idle in a transaction
-        return raw
+        return raw_connection(self.engine)  # PostgreSQL: autocommit, each read its own snapshot
 
     def _give_back(self, raw: Any) -> None:
         if not self.postgres:
@@ -257,10 +200,6 @@ class EmbeddedState:
             raw.invalidate()
         except Exception:  # already broken
             log.debug("closing a broken state connection", exc_info=True)
-
-def _row(r: Any) -> Row:
-    return (int(r[0]), r[1], r[2], float(r[3]), None if r[4] is None else float(r[4]))
-
 
 def _cap(rows: list[Row], limit: int) -> list[Row]:
     """Newest first by (timestamp, arrival), at most `limit` per event type."""

@@ -147,21 +147,40 @@ def _save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 class TrackerWatch:
-    """Whether a dataset group has an event tracker (no tracker, no streamed events), refreshed each second."""
+    """A dataset group's event tracker (no tracker, no streamed events), refreshed each second.
+
+    The tracker's ARN and creation time mark a generation of the group's streamed events: when they change
+    (the group, its Interactions dataset or its tracker was deleted and created again), what this process
+    holds of the group's real-time state is dropped, so a group re-created with the same ARN starts empty
+    here even when another process ran the delete.
+    """
 
     def __init__(self) -> None:
         from tastemaker.serving.snapshots import Refreshing
 
         self._seen = Refreshing(1.0)
+        self._generations: dict[str, str | None] = {}
 
-    def has_tracker(self, services: Services, group_arn: str) -> bool:
+    def generation(self, services: Services, group_arn: str) -> str | None:
+        """The group's tracker as "arn@created", or None when it has none."""
         from tastemaker.store import resources
 
-        def load() -> bool:
+        def load() -> str | None:
             with services.engine.connect() as conn:
-                return bool(resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn))
+                trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn)
+            return ",".join(f"{t.arn}@{t.created_at}" for t in trackers) or None
 
-        return bool(self._seen.get(group_arn, load))
+        return self._seen.get(group_arn, load)  # type: ignore[no-any-return]
+
+    def has_tracker(self, services: Services, group_arn: str) -> bool:
+        return self.generation(services, group_arn) is not None
+
+    def changed(self, group_arn: str, generation: str | None) -> bool:
+        """Whether the group's generation differs from the one this process saw last (the first sighting of
+        a group is no change: nothing is held of it yet)."""
+        last = self._generations.get(group_arn, generation)
+        self._generations[group_arn] = generation
+        return last != generation
 
 
 def has_tracker(services: Services, group_arn: str) -> bool:
@@ -169,10 +188,15 @@ def has_tracker(services: Services, group_arn: str) -> bool:
 
 
 def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_type: int = 100) -> UserEvents:
-    """Recent PutEvents of a user or session, newest first."""
-    if not has_tracker(services, group_arn):
+    """Recent PutEvents of a user or session, newest first (empty while the group has no event tracker)."""
+    watch = services.serving.trackers
+    generation = watch.generation(services, group_arn)
+    state = services.realtime.state()
+    if watch.changed(group_arn, generation):
+        state.forget_group(group_arn)
+    if generation is None:
         return UserEvents([], [], [])
-    recent = [e for e in services.realtime.state().recent_events(group_arn, user_id, limit_per_type=limit_per_type)
+    recent = [e for e in state.recent_events(group_arn, user_id, limit_per_type=limit_per_type)
               if e.item_id is not None]
     return UserEvents([str(e.item_id) for e in recent], [str(e.event_type).lower() for e in recent],
                       [int(e.timestamp) for e in recent])

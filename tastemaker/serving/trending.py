@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import sqlalchemy as sa
 
 from tastemaker.recipes.base import RefreshesTrend, TrainedModel
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
-from tastemaker.store.tables import events
+from tastemaker.store import events
 
 
 def interval_boundary(now: float, interval_seconds: int) -> int:
@@ -20,12 +19,8 @@ def interval_boundary(now: float, interval_seconds: int) -> int:
 
 def streamed_window(services: Services, group_arn: str, since: float, until: float) -> tuple[list[str], np.ndarray]:
     """Item ids and sentAt of the group's streamed events in [since, until)."""
-    query = (sa.select(events.c.item_id, events.c.sent_at)
-             .where(events.c.dataset_group_arn == group_arn, events.c.item_id.is_not(None),
-                    events.c.sent_at >= since, events.c.sent_at < until))
-    with services.read_engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [r.item_id for r in rows], np.array([r.sent_at for r in rows], dtype=np.int64)
+    rows = events.item_times(services.read_engine, group_arn, since, until)
+    return [item for item, _ in rows], np.array([sent_at for _, sent_at in rows], dtype=np.int64)
 
 
 def trending_now(services: Services, model: TrainedModel, model_key: str, group_arn: str,

@@ -82,8 +82,9 @@ events = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.UniqueConstraint("dataset_group_arn", "event_id", name="uq_events_group_event_id"),
 )
-sa.Index("ix_events_group_user", events.c.dataset_group_arn, events.c.user_id)
-sa.Index("ix_events_group_session", events.c.dataset_group_arn, events.c.session_id)
+# Ending in id: the newest rows of one user or session are a backward index walk (bounded reads).
+sa.Index("ix_events_group_user_id", events.c.dataset_group_arn, events.c.user_id, events.c.id)
+sa.Index("ix_events_group_session_id", events.c.dataset_group_arn, events.c.session_id, events.c.id)
 
 # Access keys beside the root key: the secret encrypted at rest (api.keys), an IAM-style policy, rotation state.
 # The row "root" (no secret) records whether the root key from the environment / credentials file is disabled.

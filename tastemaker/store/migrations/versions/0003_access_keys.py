@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_access_keys"
-down_revision = "0001"
+revision = "0003_access_keys"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
