@@ -76,12 +76,14 @@ def activate_all(services: Services) -> None:
     import sqlalchemy as sa
 
     from tastemaker.store import resources
+    from tastemaker.store.status import Status
     from tastemaker.store.tables import resources as table
 
     with services.engine.begin() as conn:
         pending = [r.arn for r in conn.execute(sa.select(table.c.arn).where(table.c.status == "CREATE PENDING"))]
         for arn in pending:
-            resources.update(conn, arn, status=ACTIVE)
+            resources.update(conn, arn, status=Status.CREATE_IN_PROGRESS)
+            resources.update(conn, arn, status=Status.ACTIVE)
 
 
 def make_group(services: Services, schemas: dict[str, dict[str, Any]] | None = None, tracker: bool = True) -> Group:
