@@ -31,7 +31,8 @@ from tastemaker.filters.ast import (
 from tastemaker.filters.checker import WILDCARD, CheckedFilter
 from tastemaker.filters.columns import ColumnsLike, EntityTable, parse_number, split_cell
 
-DEFAULT_HISTORY_DEPTH = 100  # Personalize: latest 100 interactions per user per event type
+# Personalize: filters, automatic exclusions and real-time state use a user's latest 100 interactions per event type.
+DEFAULT_HISTORY_DEPTH = 100
 DEFAULT_ACTION_HISTORY_DEPTH = 300  # Personalize: 300 for action interactions
 
 History = Mapping[str, tuple[np.ndarray, np.ndarray]]  # event type -> (entity index, timestamps) newest first

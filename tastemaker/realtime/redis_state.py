@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
 from tastemaker.realtime.state import STITCHED_SESSIONS, RecentEvent
 from tastemaker.store import events as stored
 
@@ -149,7 +150,7 @@ class RedisState:
             self._replay(group)
 
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
-                      limit_per_type: int = 100) -> list[RecentEvent]:
+                      limit_per_type: int = DEFAULT_HISTORY_DEPTH) -> list[RecentEvent]:
         if limit_per_type <= 0:
             return []
         if self.fallback is None:

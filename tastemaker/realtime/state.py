@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
+from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
 from tastemaker.store.events import raw_connection
 from tastemaker.store.recent_events import RecentEventQueries, Row
 
@@ -43,7 +44,7 @@ class RealtimeState(Protocol):
         """Called after the events are durably stored (duplicates already removed)."""
 
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
-                      limit_per_type: int = 100) -> list[RecentEvent]:
+                      limit_per_type: int = DEFAULT_HISTORY_DEPTH) -> list[RecentEvent]:
         """Events recorded under that userId or that sessionId, newest first (by timestamp, then arrival),
         at most `limit_per_type` of each event type."""
 
@@ -113,7 +114,7 @@ class EmbeddedState:
         self.forget_group(dataset_group_arn)  # the durable table is the state
 
     def recent_events(self, dataset_group_arn: str, user_or_session_id: str,
-                      limit_per_type: int = 100) -> list[RecentEvent]:
+                      limit_per_type: int = DEFAULT_HISTORY_DEPTH) -> list[RecentEvent]:
         """Every call reads the database (so a commit in any process is visible at once), but a user seen before
         costs only one probe for events newer than the ones this process already holds."""
         if limit_per_type <= 0:

@@ -127,6 +127,7 @@ class Recipe(ABC):
     needs_items: ClassVar[bool] = False  # True when an Items dataset is required
     # itemExplorationConfig applies (campaigns mix in new and less-known items) and trainingMode UPDATE exists.
     explores_new_items: ClassVar[bool] = False
+    returns_metadata: ClassVar[bool] = False  # item metadata in answers without enableMetadataWithRecommendations
     incremental_updates: ClassVar[bool] = False
 
     def validate_hyperparameters(self, params: dict[str, str]) -> dict[str, Any]:

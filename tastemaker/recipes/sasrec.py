@@ -136,6 +136,7 @@ class _SasRecRecipe(Recipe):
 
     hyperparameters = SASREC_HYPERPARAMETERS
     supports_hpo = True
+    returns_metadata = True
 
     def fit(
         self,

@@ -33,6 +33,7 @@ class SemanticModel(TrainedModel):
 @register_recipe
 class SemanticSimilarity(Recipe):
     name = "aws-semantic-similarity"
+    returns_metadata = True
     recipe_type = "RELATED_ITEMS"
     description = "Recommends items whose name and descriptions are closest in meaning to a given item's."
     feature_transformation = "aws-semantic-similarity"

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tastemaker.errors import InvalidInputException
+from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
 from tastemaker.services import Services
 from tastemaker.serving.catalog import ServingCatalog
 from tastemaker.serving.history import UserEvents
@@ -133,13 +134,12 @@ def filter_mask(services: Services, group_arn: str, catalog: ServingCatalog, spe
     return compiled.item_mask(request)
 
 
-EXCLUSION_DEPTH = 100  # Personalize: automatic exclusions use the latest 100 interactions per event type
 
 
 def excluded_by_events(catalog: ServingCatalog, events: UserEvents, event_types: tuple[str, ...]) -> np.ndarray:
-    """Catalogue positions of items in the user's latest EXCLUSION_DEPTH interactions of each of these event
+    """Catalogue positions of items in the user's latest DEFAULT_HISTORY_DEPTH interactions of each of these event
     types (domain exclusions); `events` are newest first."""
-    remaining = {t.lower(): EXCLUSION_DEPTH for t in event_types}
+    remaining = {t.lower(): DEFAULT_HISTORY_DEPTH for t in event_types}
     position = catalog.position
     found: set[int] = set()
     for item, kind in zip(events.item_ids, events.event_types, strict=True):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -25,9 +27,6 @@ from tastemaker.serving.trending import trending_now
 
 DEFAULT_RESULTS, MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 25, 500, 50
 SCORED_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
-# Recipes that return item metadata without enableMetadataWithRecommendations.
-METADATA_BY_DEFAULT = ("aws-user-personalization-v2", "aws-personalized-ranking-v2", "aws-semantic-similarity")
-EXPLORATION_RECIPES = ("aws-user-personalization",)
 
 
 @dataclass
@@ -130,7 +129,7 @@ def check_metadata(dep: Deployment, catalog: ServingCatalog, columns: dict[str, 
         return []
     if len(names) > 10:
         raise InvalidInputException(f"metadataColumns ITEMS may name at most 10 columns; got {len(names)}.")
-    enabled = dep.config.get("enable_metadata_with_recommendations") or dep.recipe_name in METADATA_BY_DEFAULT
+    enabled = dep.config.get("enable_metadata_with_recommendations") or returns_metadata(dep.recipe_name)
     if not enabled:
         raise InvalidInputException(f"{dep.label} {dep.arn} was not created with enableMetadataWithRecommendations; "
                                     "update it to return item metadata.")
@@ -208,9 +207,40 @@ def _influenced(scores: np.ndarray, dep: Deployment, catalog: ServingCatalog) ->
     return out.astype(np.float32)
 
 
+@dataclass
+class Request:
+    """What one GetRecommendations needs, looked up once: the model, the catalogue, filters, history."""
+
+    loaded: LoadedModel
+    catalog: ServingCatalog
+    columns: list[str]  # metadataColumns asked for
+    item_pos: int | None  # the queried item's catalogue position (RELATED_ITEMS)
+    events: UserEvents
+    request_filter: cand.FilterSpec | None
+    promotion: dict[str, Any] | None
+    promo_filter: cand.FilterSpec | None
+
+
+@dataclass
+class Ranked:
+    """The answer's catalogue positions in order, and how to score them: the exact and the approximate path
+    differ only in where the scores come from, so both end in `respond`."""
+
+    order: np.ndarray
+    score_known: Callable[[np.ndarray], np.ndarray]  # softmax scores of positions inside the model's catalogue
+    promoted: frozenset[int] = frozenset()
+
+
 def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
-    """GetRecommendations for a campaign or recommender."""
+    """GetRecommendations for a campaign or recommender: resolve -> candidate mask -> score and rank -> respond."""
     num = check_request(dep, query, ranking=False)
+    req = resolve(services, dep, query)
+    eligible, excluded = candidate_mask(services, dep, query, req)
+    ranked = score_and_rank(services, dep, query, req, num, eligible, excluded)
+    return respond(dep, req, ranked)
+
+
+def resolve(services: Services, dep: Deployment, query: Query) -> Request:
     loaded = model_cache(services).get(services, dep.model_prefix or "")
     catalog = catalog_for(services, dep, loaded)
     columns = check_metadata(dep, catalog, query.metadata_columns)
@@ -222,84 +252,115 @@ def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, An
             raise InvalidInputException("A promotion needs a filterArn that selects the promoted items.")
         promo_filter = cand.load_filter(services, dep.group_arn, promotion["filter_arn"],
                                         promotion.get("filter_values"))
-    user_id = query.user_id
-    events = (user_history(services, dep.group_arn, user_id, bulk=_needs_bulk_history(dep, [request_filter, promo_filter]))
-              if user_id else UserEvents([], [], []))
-    n_model = catalog.n_model
+    events = (user_history(services, dep.group_arn, query.user_id,
+                           bulk=_needs_bulk_history(dep, [request_filter, promo_filter]))
+              if query.user_id else UserEvents([], [], []))
     item_pos = catalog.index_of(query.item_id) if query.item_id else None
+    return Request(loaded, catalog, columns, item_pos, events, request_filter, promotion, promo_filter)
 
+
+def candidate_mask(services: Services, dep: Deployment, query: Query,
+                   req: Request) -> tuple[np.ndarray | None, np.ndarray]:
+    """(eligible items over the whole catalogue, None for all of them; positions excluded outright): the
+    filter, the use case's automatic exclusions and the queried item itself."""
+    catalog = req.catalog
     excluded = np.zeros(0, dtype=np.int64)
-    if dep.use_case is not None and dep.use_case.excluded_event_types and user_id:
-        excluded = cand.excluded_by_events(catalog, events, dep.use_case.excluded_event_types)
-    if item_pos is not None and item_pos >= 0:
-        excluded = np.append(excluded, item_pos)
-    eligible: np.ndarray | None = None  # over the whole catalogue; None: every item (possibly read-only)
-    if request_filter is not None:
-        eligible = cand.filter_mask(services, dep.group_arn, catalog, request_filter, user_id=user_id,
-                                    item_position=item_pos, events=events)
+    if dep.use_case is not None and dep.use_case.excluded_event_types and query.user_id:
+        excluded = cand.excluded_by_events(catalog, req.events, dep.use_case.excluded_event_types)
+    if req.item_pos is not None and req.item_pos >= 0:
+        excluded = np.append(excluded, req.item_pos)
+    eligible: np.ndarray | None = None  # None: every item (a cached mask may be read-only)
+    if req.request_filter is not None:
+        eligible = cand.filter_mask(services, dep.group_arn, catalog, req.request_filter, user_id=query.user_id,
+                                    item_position=req.item_pos, events=req.events)
     if excluded.size:
         eligible = np.ones(catalog.size, dtype=bool) if eligible is None else eligible.copy()
         eligible[excluded] = False
+    return eligible, excluded
+
+
+def score_and_rank(services: Services, dep: Deployment, query: Query, req: Request, num: int,
+                   eligible: np.ndarray | None, excluded: np.ndarray) -> Ranked:
+    """The top `num` positions: from an index's candidates when the model and request allow it (large ALS
+    catalogues), else from the whole catalogue's scores with promotions; then exploration slots."""
+    catalog, loaded = req.catalog, req.loaded
+    n_model = catalog.n_model
     # Items the model never saw (newer than the training) come only through exploration and promotions.
     mask = None if eligible is None else eligible[:n_model]
-    score_pool = mask  # the candidates the scores are normalised over (promoted items included)
-
     rng = _generator()
-    found = _candidate_scores(services, loaded, dep, query, catalog, events)
+    found = _candidate_scores(services, loaded, dep, query, catalog, req.events)
+    ranked: Ranked | None = None
     if found is not None:
         picked = approx.top_from_candidates(found, num, None if mask is None else mask[found.items])
         allowed_total = n_model if mask is None else int(np.count_nonzero(mask))
         if picked.size >= min(num, allowed_total):
-            return _respond_from_candidates(loaded, dep, catalog, found, picked, eligible, mask, allowed_total,
-                                            columns, rng)
-        # a strict filter left too few candidates: score the whole (masked) catalogue exactly instead
-    scores = _influenced(_model_scores(services, loaded, dep, query, catalog, events), dep, catalog)
-    promoted: np.ndarray = np.zeros(0, dtype=np.int64)
-    if promotion is not None and promo_filter is not None:
-        promo_mask = cand.filter_mask(services, dep.group_arn, catalog, promo_filter, user_id=user_id,
-                                      item_position=item_pos, events=events).copy()
+            allowed = None if mask is None else mask[found.items]
+            ranked = Ranked(picked, lambda known: approx.softmax_with_tail(
+                found, allowed, allowed_total, found.scores_at(loaded.model, known)))
+        # else a strict filter left too few candidates: score the whole (masked) catalogue exactly instead
+    if ranked is None:
+        ranked = _rank_exactly(services, dep, query, req, num, mask, excluded, rng)
+    exploration = dep.config.get("item_exploration_config") or {}
+    if exploration and dep.recipe_type == "USER_PERSONALIZATION" and explores_new_items(dep.recipe_name):
+        picked = explore(ranked.order, catalog, eligible, set(ranked.promoted), exploration, rng)
+        ranked = Ranked(picked, ranked.score_known, ranked.promoted)
+    if ranked.promoted:
+        ranked.order = _place(ranked.order, np.array(sorted(ranked.promoted), dtype=np.int64), rng)
+    return ranked
+
+
+def _rank_exactly(services: Services, dep: Deployment, query: Query, req: Request, num: int,
+                  mask: np.ndarray | None, excluded: np.ndarray, rng: np.random.Generator) -> Ranked:
+    catalog = req.catalog
+    scores = _influenced(_model_scores(services, req.loaded, dep, query, catalog, req.events), dep, catalog)
+    score_pool = mask  # the candidates the scores are normalised over (promoted items included)
+    promoted = np.zeros(0, dtype=np.int64)
+    if req.promotion is not None and req.promo_filter is not None:
+        promo_mask = cand.filter_mask(services, dep.group_arn, catalog, req.promo_filter, user_id=query.user_id,
+                                      item_position=req.item_pos, events=req.events).copy()
         promo_mask[excluded] = False
-        n_promoted = max(1, int(num * int(promotion["percent_promoted_items"]) / 100))
+        n_promoted = max(1, int(num * int(req.promotion["percent_promoted_items"]) / 100))
         promoted = promote(scores, catalog, promo_mask, n_promoted)
         if promoted.size:
-            mask = np.ones(n_model, dtype=bool) if mask is None else mask.copy()
-            mask[promoted[promoted < n_model]] = False
+            mask = np.ones(catalog.n_model, dtype=bool) if mask is None else mask.copy()
+            mask[promoted[promoted < catalog.n_model]] = False
     picked = top_k(scores, num - promoted.size, mask)
-    exploration = dep.config.get("item_exploration_config") or {}
-    if exploration and dep.recipe_name in EXPLORATION_RECIPES and dep.recipe_type == "USER_PERSONALIZATION":
-        picked = explore(picked, catalog, eligible, set(promoted.tolist()), exploration, rng)
-    order = _place(picked, promoted, rng)
-    with_scores = dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES
+    return Ranked(picked, lambda known: softmax_scores(scores, score_pool, known), frozenset(promoted.tolist()))
+
+
+def respond(dep: Deployment, req: Request, ranked: Ranked) -> dict[str, Any]:
+    """itemList with scores (campaigns of scored recipe types), promotion names and metadata."""
+    catalog, order = req.catalog, ranked.order
     values = None
-    if with_scores:
-        known = order < n_model
+    if dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES:
+        known = order < catalog.n_model
         values = np.zeros(order.size)
-        values[known] = softmax_scores(scores, score_pool, order[known])
-    promotion_name = promotion.get("name") if promotion else None
-    metadata = catalog.metadata_for(order.tolist(), columns) if columns else None
-    items = _items(catalog, order, values, metadata, set(promoted.tolist()), promotion_name)
+        values[known] = ranked.score_known(order[known])
+    promotion_name = req.promotion.get("name") if req.promotion else None
+    metadata = catalog.metadata_for(order.tolist(), req.columns) if req.columns else None
+    items = _items(catalog, order, values, metadata, ranked.promoted, promotion_name)
     return {"item_list": items, "recommendation_id": rid()}
 
 
-def _respond_from_candidates(loaded: LoadedModel, dep: Deployment, catalog: ServingCatalog,
-                             found: approx.Candidates, picked: np.ndarray, eligible: np.ndarray | None,
-                             mask: np.ndarray | None, allowed_total: int, columns: list[str],
-                             rng: np.random.Generator) -> dict[str, Any]:
-    """The rest of recommend() on the approximate path: exploration, softmax scores (the mass of items
-    outside the candidates estimated from a scored random sample), metadata."""
-    exploration = dep.config.get("item_exploration_config") or {}
-    if exploration and dep.recipe_name in EXPLORATION_RECIPES:
-        picked = explore(picked, catalog, eligible, set(), exploration, rng)
-    n_model = catalog.n_model
-    scores = None
-    if dep.kind == "campaign":
-        known = picked < n_model
-        allowed = None if mask is None else mask[found.items]
-        scores = np.zeros(picked.size)
-        scores[known] = approx.softmax_with_tail(found, allowed, allowed_total,
-                                                 found.scores_at(loaded.model, picked[known]))
-    metadata = catalog.metadata_for(picked.tolist(), columns) if columns else None
-    return {"item_list": _items(catalog, picked, scores, metadata), "recommendation_id": rid()}
+@lru_cache(maxsize=64)
+def explores_new_items(recipe_name: str) -> bool:
+    """Whether the recipe mixes in new and less-known items (itemExplorationConfig), by its contract."""
+    return _capability(recipe_name, "explores_new_items")
+
+
+@lru_cache(maxsize=64)
+def returns_metadata(recipe_name: str) -> bool:
+    """Whether the recipe returns item metadata without enableMetadataWithRecommendations."""
+    return _capability(recipe_name, "returns_metadata")
+
+
+def _capability(recipe_name: str, name: str) -> bool:
+    from tastemaker.recipes import get_recipe
+
+    try:
+        return bool(getattr(get_recipe(recipe_name), name))
+    except InvalidInputException:  # a recipe this build no longer has
+        return False
 
 
 def _items(catalog: ServingCatalog, positions: np.ndarray, scores: np.ndarray | None,

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 
@@ -187,7 +188,8 @@ def has_tracker(services: Services, group_arn: str) -> bool:
     return services.serving.trackers.has_tracker(services, group_arn)
 
 
-def streamed_events(services: Services, group_arn: str, user_id: str, limit_per_type: int = 100) -> UserEvents:
+def streamed_events(services: Services, group_arn: str, user_id: str,
+                    limit_per_type: int = DEFAULT_HISTORY_DEPTH) -> UserEvents:
     """Recent PutEvents of a user or session, newest first (empty while the group has no event tracker)."""
     watch = services.serving.trackers
     generation = watch.generation(services, group_arn)

@@ -159,7 +159,7 @@ def test_put_items_refusals(services: Services) -> None:
     with services.engine.begin() as conn:
         from tastemaker.store import resources
 
-        resources.update(conn, g.datasets["Items"], status="CREATE IN_PROGRESS")
+        resources.update(conn, g.datasets["Items"], status="DELETE PENDING")
     with pytest.raises(ResourceInUseException):
         put_items(g.ctx, dataset_arn=g.datasets["Items"],
                   items=[{"item_id": "a", "properties": json.dumps({"creationTimestamp": 1})}])
