@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from tastemaker.cli.local_server import LocalServer
 from tastemaker.cli.main import build_parser
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
-from tests.e2e.util import wait_status
+from tests.e2e.util import train_and_deploy, wait_status
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "access-keys.md"
@@ -126,15 +126,7 @@ def world(srv: LocalServer, import_root: Path) -> dict[str, Any]:
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/Personalize")["datasetImportJobArn"]
     done = wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
     assert done["status"] == "ACTIVE", done.get("failureReason")
-    solution = personalize.create_solution(name=unique("sol"), datasetGroupArn=group,
-                                           recipeArn="arn:aws:personalize:::recipe/aws-popularity-count")
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution["solutionArn"]), "solution")
-    version = personalize.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
-    trained = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                          "solutionVersion", timeout=300)
-    assert trained["status"] == "ACTIVE", trained.get("failureReason")
-    campaign = personalize.create_campaign(name=unique("camp"), solutionVersionArn=version)["campaignArn"]
-    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign", timeout=300)
+    _, campaign = train_and_deploy(personalize, group, "aws-popularity-count", unique("camp"))
     tracker = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=group)
     wait_status(lambda: personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]),
                 "eventTracker")

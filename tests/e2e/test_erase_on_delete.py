@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from tastemaker.cli.local_server import LocalServer
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
 from tests.e2e.test_events import ev, unique
-from tests.e2e.util import wait_gone, wait_status
+from tests.e2e.util import train_and_deploy, wait_gone, wait_status
 
 REDIS_PREFIX = "tm:rt:"  # RedisState's default key prefix
 
@@ -111,15 +111,7 @@ def test_a_recreated_group_never_sees_the_deleted_groups_events(backend: dict[st
     done = wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
     assert done["status"] == "ACTIVE", done.get("failureReason")
     make_tracker(personalize, group)
-    solution = personalize.create_solution(name=unique("sol"), datasetGroupArn=group,
-                                           recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution["solutionArn"]), "solution")
-    version = personalize.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
-    trained = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                          "solutionVersion", timeout=300)
-    assert trained["status"] == "ACTIVE", trained.get("failureReason")
-    campaign = personalize.create_campaign(name=unique("camp"), solutionVersionArn=version)["campaignArn"]
-    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign", timeout=300)
+    _, campaign = train_and_deploy(personalize, group, "aws-user-personalization", unique("t"))
     for user in ("u0", "u1", "u2", "u3", "s0", "anon0"):
         items = [r["itemId"] for r in runtime.get_recommendations(campaignArn=campaign, userId=user,
                                                                    numResults=100)["itemList"]]

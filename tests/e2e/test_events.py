@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from tastemaker.cli.local_server import LocalServer
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, USERS_SCHEMA, write_dataset
-from tests.e2e.util import wait_gone, wait_status
+from tests.e2e.util import train_and_deploy, wait_gone, wait_status
 
 EVENTS_SCHEMA = {**INTERACTIONS_SCHEMA, "fields": INTERACTIONS_SCHEMA["fields"] + [
     {"name": "DEVICE", "type": ["null", "string"], "categorical": True},
@@ -295,15 +295,7 @@ def trained(personalize, runtime, import_root: Path) -> dict[str, Any]:  # type:
                            "datasetImportJob")
         assert done["status"] == "ACTIVE", done.get("failureReason")
     tracking_id = make_tracker(personalize, group)["trackingId"]
-    solution = personalize.create_solution(name=unique("sol"), datasetGroupArn=group,
-                                           recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution["solutionArn"]), "solution")
-    version = personalize.create_solution_version(solutionArn=solution["solutionArn"])["solutionVersionArn"]
-    trained = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                          "solutionVersion", timeout=300)
-    assert trained["status"] == "ACTIVE", trained.get("failureReason")
-    campaign = personalize.create_campaign(name=unique("camp"), solutionVersionArn=version)["campaignArn"]
-    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign", timeout=300)
+    _, campaign = train_and_deploy(personalize, group, "aws-user-personalization", unique("t"))
     import csv
 
     with open(data["items"]) as fh:

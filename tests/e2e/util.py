@@ -32,3 +32,17 @@ def wait_gone(describe: Callable[[], dict[str, Any]], client: Any, *, timeout: f
             return
         time.sleep(0.2)
     raise AssertionError("resource was not deleted in time")
+
+
+def train_and_deploy(personalize: Any, group: str, recipe: str, name: str) -> tuple[str, str]:
+    """Create a solution of `recipe` in `group`, train a version and deploy it; returns (version, campaign), both named `name`."""
+    solution = personalize.create_solution(name=name, datasetGroupArn=group,
+                                           recipeArn=f"arn:aws:personalize:::recipe/{recipe}")["solutionArn"]
+    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    trained = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
+                          "solutionVersion", timeout=300)
+    assert trained["status"] == "ACTIVE", trained.get("failureReason")
+    campaign = personalize.create_campaign(name=name, solutionVersionArn=version)["campaignArn"]
+    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign", timeout=300)
+    return version, campaign

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from tastemaker.config import Settings
-from tastemaker.control.common import ACTIVE
 from tastemaker.control.context import RequestContext
 from tastemaker.services import Services
 
