@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def train(services: Services, recommender: resources.Resource, config: dict[str,
         out = workdir / "out"
         out.mkdir()
         spec = build_spec(services, training_version(recommender, config), out, workdir)
-        spec["config"]["domain_event_type_message"] = True
+        spec = replace(spec, config=replace(spec.config, domain_event_type_message=True))
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
         # Each training gets its own prefix: serving processes cache a model (and its user lookup) by prefix,

@@ -16,10 +16,12 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit and torch bring their own threads
 
+from tastemaker.jobs.spec import TrainingSpec  # after the thread setting: it loads numpy
+
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
 
 
-def load_tables(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_tables(spec: TrainingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
     """Dataset tables (upserts and dedup applied) and parsed schemas by dataset type."""
     import pyarrow as pa
 
@@ -28,39 +30,20 @@ def load_tables(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
     tables: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for dataset_type, info in spec["datasets"].items():
-        schema = parse_schema(info["schema"], info.get("domain"))
+    for dataset_type, info in spec.datasets.items():
+        schema = parse_schema(info.schema, info.domain)
         schemas[dataset_type] = schema
-        parts = [Path(p) for p in info["parts"]]
+        parts = [Path(p) for p in info.parts]
         tables[dataset_type] = read_dataset(parts, schema, dataset_type) if parts else None
-    events = spec.get("events_part")
-    if events and "Interactions" in schemas:
-        from tastemaker.data.tables import read_dataset as read
-
-        streamed = read([Path(events)], schemas["Interactions"], "Interactions")
+    if spec.events_part and "Interactions" in schemas:
+        streamed = read_dataset([Path(spec.events_part)], schemas["Interactions"], "Interactions")
         base = tables.get("Interactions")
         tables["Interactions"] = streamed if base is None else pa.concat_tables(
             [base, streamed.select(base.column_names).cast(base.schema)])
     return tables, schemas
 
 
-def training_config(spec: dict[str, Any]) -> Any:
-    from tastemaker.recipes.training_data import TrainingConfig
-
-    cfg = spec.get("config") or {}
-    threshold = cfg.get("event_value_threshold")
-    return TrainingConfig(
-        event_type=cfg.get("event_type"),
-        event_value_threshold=float(threshold) if threshold not in (None, "") else None,
-        events_config=[(e["event_type"], e.get("event_value_threshold"), float(e.get("weight", 1.0)))
-                       for e in cfg.get("events_config") or []],
-        included_columns=cfg.get("included_columns") or {},
-        excluded_columns=cfg.get("excluded_columns") or {},
-        domain_event_type_message=bool(cfg.get("domain_event_type_message")),
-    )
-
-
-def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
+def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
     from tastemaker.evaluation import evaluate_solution
     from tastemaker.recipes import get_recipe
     from tastemaker.recipes.training_data import TrainingData
@@ -72,45 +55,45 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
     tables, schemas = load_tables(spec)
     if tables.get("Interactions") is None:
         raise ValueError("Create failed. The dataset group has no Interactions data; import interactions first.")
-    recipe_for_data = get_recipe(spec["recipe"]) if spec.get("recipe") else None
+    recipe_for_data = get_recipe(spec.recipe) if spec.recipe else None
     data = TrainingData.from_tables(tables["Interactions"], tables.get("Items"), tables.get("Users"),
-                                    training_config(spec), item_schema=schemas.get("Items"),
+                                    spec.config, item_schema=schemas.get("Items"),
                                     user_schema=schemas.get("Users"),
                                     check_minimum=getattr(recipe_for_data, "needs_interactions", True))
-    params: dict[str, str] = dict(spec.get("params") or {})
+    params: dict[str, str] = dict(spec.params)
     result: dict[str, Any] = {}
-    recipe_name = spec.get("recipe")
-    if spec.get("perform_auto_ml"):
+    recipe_name = spec.recipe
+    if spec.perform_auto_ml:
         from tastemaker.recipes.hpo import auto_ml
 
-        candidates = [get_recipe(n) for n in spec.get("auto_ml_recipes") or []]
-        chosen = auto_ml(candidates, data, seed=spec.get("seed", 0))
+        candidates = [get_recipe(n) for n in spec.auto_ml_recipes]
+        chosen = auto_ml(candidates, data, seed=spec.seed)
         recipe_name = chosen.best_recipe_name
         result["auto_ml_result"] = {"best_recipe_arn": f"arn:aws:personalize:::recipe/{recipe_name}"}
         params.update(chosen.best_params)  # AutoML already tuned each candidate
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": dict(chosen.best_params)}
     recipe = get_recipe(str(recipe_name))
-    if spec.get("perform_hpo") and not spec.get("perform_auto_ml"):
+    if spec.perform_hpo and not spec.perform_auto_ml:
         from tastemaker.recipes.hpo import tune
 
-        hpo = spec.get("hpo") or {}
+        hpo = spec.hpo
         resource = hpo.get("hpo_resource_config") or {}
         tuned = tune(recipe, data, ranges=hpo.get("algorithm_hyper_parameter_ranges"),
                      max_trials=int(resource.get("max_number_of_training_jobs") or 8),
                      max_parallel=int(resource.get("max_parallel_training_jobs") or 1),
-                     seed=spec.get("seed", 0), fixed_params=params)
+                     seed=spec.seed, fixed_params=params)
         params.update(tuned.best_params)
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": tuned.best_params}
     if should_stop():
         raise StopIteration
     evaluation: dict[str, Any] = {}
-    metrics = (evaluate_solution(recipe, data, params, seed=spec.get("seed", 0), report=evaluation)
-               if spec.get("evaluate", True) else {})
-    model = recipe.fit(data, params, seed=spec.get("seed", 0), should_stop=should_stop)
-    model.save(Path(spec["out"]) / "model")
+    metrics = (evaluate_solution(recipe, data, params, seed=spec.seed, report=evaluation)
+               if spec.evaluate else {})
+    model = recipe.fit(data, params, seed=spec.seed, should_stop=should_stop)
+    model.save(spec.out / "model")
     if evaluation:
         evaluation["metrics"] = metrics
-        (Path(spec["out"]) / "model" / "evaluation.json").write_text(json.dumps(evaluation))
+        (spec.out / "model" / "evaluation.json").write_text(json.dumps(evaluation))
     result.update({"status": "ok", "recipe": recipe.name, "metrics": metrics,
                    "training_seconds": round(time.time() - started, 3),
                    "n_interactions": int(data.n_interactions), "n_users": int(data.n_users),
@@ -120,8 +103,8 @@ def run(spec: dict[str, Any], stop_file: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     spec_path = Path(argv[0])
-    spec = json.loads(spec_path.read_text())
-    out = Path(spec["out"])
+    spec = TrainingSpec.from_json(spec_path.read_text())
+    out = spec.out
     out.mkdir(parents=True, exist_ok=True)
     stop_file = out / "STOP"
     from tastemaker.errors import TastemakerError

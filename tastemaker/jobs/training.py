@@ -19,7 +19,9 @@ import sqlalchemy as sa
 
 from tastemaker.control.campaigns import follow_latest
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.spec import DatasetInput, TrainingSpec
 from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
+from tastemaker.recipes.training_data import TrainingConfig
 from tastemaker.services import Services
 from tastemaker.store import keys, resources
 from tastemaker.store.queue import Job
@@ -41,19 +43,19 @@ def _die_with_parent() -> None:
         _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> dict[str, Any]:
+def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> dict[str, DatasetInput]:
     """Schema text and local Parquet paths of each dataset of the group that has data."""
     from tastemaker.control.datasets import dataset_of_type
     from tastemaker.store.dataset_parts import part_keys
 
-    out: dict[str, Any] = {}
+    out: dict[str, DatasetInput] = {}
     for dataset_type in DATASET_TYPES:
         dataset = dataset_of_type(conn, group_arn, dataset_type)
         if dataset is None or dataset.status != Status.ACTIVE:
             continue
         schema = resources.get(conn, dataset.body["schema_arn"], "schema")
         paths = [str(services.blobs.local_path(key)) for key in part_keys(conn, dataset.arn)]
-        out[dataset_type] = {"schema": schema.body["schema"], "domain": schema.body.get("domain"), "parts": paths}
+        out[dataset_type] = DatasetInput(schema.body["schema"], schema.body.get("domain"), tuple(paths))
     return out
 
 
@@ -75,38 +77,42 @@ def export_events(conn: sa.Connection, group_arn: str, path: Path) -> Path | Non
     return path
 
 
-def build_spec(services: Services, version: resources.Resource, out: Path, workdir: Path) -> dict[str, Any]:
+def build_spec(services: Services, version: resources.Resource, out: Path, workdir: Path) -> TrainingSpec:
+    """The trainer's input for a solution version: its recipe and solutionConfig, the group's data."""
     body = version.body
     config = body.get("solution_config") or {}
     params = dict(config.get("algorithm_hyper_parameters") or {})
     params.update(config.get("feature_transformation_parameters") or {})
     events_cfg = (config.get("events_config") or {}).get("event_parameters_list") or []
     data_cfg = config.get("training_data_config") or {}
+    threshold = config.get("event_value_threshold")
     with services.read_engine.connect() as conn:
         datasets = dataset_inputs(services, conn, body["dataset_group_arn"])
         events_part = export_events(conn, body["dataset_group_arn"], workdir / "events.parquet")
     recipe = (body.get("recipe_arn") or "").rsplit("/", 1)[-1] or None
-    return {
-        "recipe": recipe, "params": params, "datasets": datasets,
-        "events_part": str(events_part) if events_part else None,
-        "config": {"event_type": body.get("event_type"), "event_value_threshold": config.get("event_value_threshold"),
-                   "events_config": events_cfg,
-                   "included_columns": data_cfg.get("included_dataset_columns") or {},
-                   "excluded_columns": data_cfg.get("excluded_dataset_columns") or {}},
-        "perform_hpo": bool(body.get("perform_hpo")), "hpo": config.get("hpo_config") or {},
-        "perform_auto_ml": bool(body.get("perform_auto_ml")),
-        "auto_ml_recipes": [a.rsplit("/", 1)[-1] for a in (config.get("auto_ml_config") or {}).get("recipe_list") or []]
-        or ["aws-user-personalization"],
-        "evaluate": body.get("training_mode", "FULL") != "UPDATE",
-        "seed": 0, "out": str(out),
-    }
+    return TrainingSpec(
+        recipe=recipe, out=out, params=params, datasets=datasets,
+        events_part=str(events_part) if events_part else None,
+        config=TrainingConfig(
+            event_type=body.get("event_type"),
+            event_value_threshold=float(threshold) if threshold not in (None, "") else None,
+            events_config=[(e["event_type"], e.get("event_value_threshold"), float(e.get("weight", 1.0)))
+                           for e in events_cfg],
+            included_columns=data_cfg.get("included_dataset_columns") or {},
+            excluded_columns=data_cfg.get("excluded_dataset_columns") or {}),
+        perform_hpo=bool(body.get("perform_hpo")), hpo=config.get("hpo_config") or {},
+        perform_auto_ml=bool(body.get("perform_auto_ml")),
+        auto_ml_recipes=tuple(a.rsplit("/", 1)[-1] for a in (config.get("auto_ml_config") or {}).get("recipe_list")
+                              or []) or ("aws-user-personalization",),
+        evaluate=body.get("training_mode", "FULL") != "UPDATE",
+    )
 
 
-def run_trainer(spec: dict[str, Any], workdir: Path, should_stop: Callable[[], bool]) -> dict[str, Any]:
+def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Callable[[], bool]) -> dict[str, Any]:
     """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped."""
     spec_path = workdir / "spec.json"
-    spec_path.write_text(json.dumps(spec))
-    out = Path(spec["out"])
+    spec_path.write_text(spec.to_json())
+    out = spec.out
     log_path = workdir / "train.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tastemaker.jobs.train_process", str(spec_path)],
