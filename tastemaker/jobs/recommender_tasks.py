@@ -7,18 +7,17 @@ serving layer's check), so a recommender turns ACTIVE only with a model that loa
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from tastemaker.errors import JobFailed
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.services import Services
-from tastemaker.store import keys, resources
+from tastemaker.store import keys, queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -43,12 +42,10 @@ def training_version(recommender: resources.Resource, config: dict[str, Any]) ->
                               recommender.parent_arn, recommender.created_at, recommender.updated_at)
 
 
-def train(services: Services, recommender: resources.Resource, config: dict[str, Any],
+def train(services: Services, job: Job, recommender: resources.Resource, config: dict[str, Any],
           should_stop: Callable[[], bool]) -> dict[str, Any]:
     """Train the use case's model with the training subprocess and store it under the recommender's prefix."""
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="tm-rec-", dir=root))
+    workdir = job_temp_dir(services, "rec", job)
     try:
         out = workdir / "out"
         out.mkdir()
@@ -72,17 +69,18 @@ def train(services: Services, recommender: resources.Resource, config: dict[str,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _set(services: Services, arn: str, status: str | None = None, **changes: Any) -> resources.Resource:
-    with services.engine.begin() as conn:
-        return resources.update(conn, arn, status=status, changes=changes)
+def _set(services: Services, job: Job, status: str | None = None, **changes: Any) -> resources.Resource:
+    """Write the job's recommender under the job's lease (LeaseLost when another owner has the job)."""
+    with queue.fenced(services.engine, job) as conn:
+        return resources.update(conn, job.resource_arn, status=status, changes=changes)
 
 
 def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
-    recommender = _set(services, job.resource_arn, Status.CREATE_IN_PROGRESS)
-    outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
+    recommender = _set(services, job, Status.CREATE_IN_PROGRESS)
+    outcome = train(services, job, recommender, recommender.body.get("recommender_config") or {}, should_stop)
     outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, Status.ACTIVE, **outcome)
+    _set(services, job, Status.ACTIVE, **outcome)
 
 
 def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
@@ -92,42 +90,42 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     update = dict(recommender.body.get("latest_recommender_update") or {})
     new_config = update.get("recommender_config") or {}
     update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
-    _set(services, job.resource_arn, latest_recommender_update=update)
+    _set(services, job, latest_recommender_update=update)
     changes: dict[str, Any] = {"recommender_config": new_config}
     old_data = (recommender.body.get("recommender_config") or {}).get("training_data_config")
     if new_config.get("training_data_config") != old_data:
         try:
-            changes.update(train(services, recommender, new_config, should_stop))
+            changes.update(train(services, job, recommender, new_config, should_stop))
             changes["serving_stats"] = prepare(services, changes["model_prefix"], job.resource_arn)
         except JobFailed as exc:
             update.update(status=Status.CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
-            _set(services, job.resource_arn, latest_recommender_update=update)
+            _set(services, job, latest_recommender_update=update)
             return
     update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
-    _set(services, job.resource_arn, latest_recommender_update=update, **changes)
+    _set(services, job, latest_recommender_update=update, **changes)
 
 
 def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """STOP PENDING -> STOP IN_PROGRESS -> INACTIVE (serving refuses it from STOP PENDING on)."""
-    _set(services, job.resource_arn, Status.STOP_IN_PROGRESS)
-    _set(services, job.resource_arn, Status.INACTIVE)
+    _set(services, job, Status.STOP_IN_PROGRESS)
+    _set(services, job, Status.INACTIVE)
 
 
 def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
-    recommender = _set(services, job.resource_arn, Status.START_IN_PROGRESS)
+    recommender = _set(services, job, Status.START_IN_PROGRESS)
     stats = prepare(services, recommender.body["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, Status.ACTIVE, serving_stats=stats)
+    _set(services, job, Status.ACTIVE, serving_stats=stats)
 
 
 def delete_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """DELETE PENDING -> DELETE IN_PROGRESS -> gone, with its model artifacts."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         found = resources.find(conn, job.resource_arn, KIND)
         if found is None:
             return
         resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         resources.delete(conn, job.resource_arn)
     if found.body.get("storage_id"):
         services.blobs.delete_prefix(keys.model_prefix(found.body["storage_id"]))  # every generation
