@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -106,3 +109,41 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class Worker:
+    """A `tastemaker worker` process over a server's data directory and database (kill -9, SIGSTOP, restart)."""
+
+    def __init__(self, data_dir: Path, import_roots: list[Path], env: dict[str, str]) -> None:
+        self.data_dir, self.import_roots, self.env = data_dir, import_roots, env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+
+    def start(self) -> Worker:
+        cmd = [sys.executable, "-m", "tastemaker.cli.main", "worker", "--data-dir", str(self.data_dir),
+               "--job-threads", "1"]
+        for root in self.import_roots:
+            cmd += ["--import-root", str(root)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGCONT)
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
