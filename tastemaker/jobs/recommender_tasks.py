@@ -54,14 +54,9 @@ def train(services: Services, job: Job, recommender: resources.Resource, config:
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
         # Each training gets its own prefix: serving processes cache a model (and its user lookup) by prefix,
-        # so overwriting one in place would keep the old model in memory. Keep only the serving generation.
-        root_prefix = keys.model_prefix(recommender.body["storage_id"])
-        serving = recommender.body.get("model_prefix") or ""
-        for stale in {key[: key.index("/", len(root_prefix)) + 1] for key in services.blobs.list(root_prefix)
-                      if "/" in key[len(root_prefix):]}:
-            if stale != serving:
-                services.blobs.delete_prefix(stale)
-        prefix = f"{root_prefix}t-{uuid.uuid4().hex[:12]}/"
+        # so overwriting one in place would keep the old model in memory. Older generations go after the
+        # commit (_commit), so a writer that lost its lease never removes the generation that won.
+        prefix = f"{keys.model_prefix(recommender.body['storage_id'])}t-{uuid.uuid4().hex[:12]}/"
         services.blobs.put_dir(prefix, out / "model")
         return {"model_metrics": result.get("metrics", {}), "model_prefix": prefix,
                 "training_hours": round((time.time() - started) / 3600, 6)}
@@ -75,12 +70,34 @@ def _set(services: Services, job: Job, status: str | None = None, **changes: Any
         return resources.update(conn, job.resource_arn, status=status, changes=changes)
 
 
+def _commit(services: Services, job: Job, status: str | None = None, **changes: Any) -> None:
+    """Switch the recommender to a new model generation in one fenced write; then remove the generations that
+    neither it nor the one it replaced use. A writer that lost its lease removes only its own generation."""
+    new = changes.get("model_prefix")
+    try:
+        with queue.fenced(services.engine, job) as conn:
+            current = resources.get(conn, job.resource_arn, KIND)
+            replaced = current.body.get("model_prefix")
+            resources.update(conn, job.resource_arn, status=status, changes=changes)
+            queue.finish(conn, job)  # with the outcome: a crash after this commit never reruns the job
+    except BaseException:
+        if new:
+            services.blobs.delete_prefix(new)
+        raise
+    if new:
+        root = keys.model_prefix(current.body["storage_id"])
+        generations = {key[: key.index("/", len(root)) + 1] for key in services.blobs.list(root)
+                       if "/" in key[len(root):]}
+        for stale in generations - {new, replaced}:
+            services.blobs.delete_prefix(stale)
+
+
 def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
     recommender = _set(services, job, Status.CREATE_IN_PROGRESS)
     outcome = train(services, job, recommender, recommender.body.get("recommender_config") or {}, should_stop)
     outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
-    _set(services, job, Status.ACTIVE, **outcome)
+    _commit(services, job, Status.ACTIVE, **outcome)
 
 
 def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
@@ -102,7 +119,7 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
             _set(services, job, latest_recommender_update=update)
             return
     update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
-    _set(services, job, latest_recommender_update=update, **changes)
+    _commit(services, job, latest_recommender_update=update, **changes)
 
 
 def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
