@@ -38,7 +38,8 @@ def test_kill_9_mid_import_then_restart(tmp_path: Path) -> None:
     root.mkdir()
     csv_path = root / "big.csv"
     write_big_csv(csv_path, ROWS)
-    server = LocalServer(tmp_path / "srv", import_roots=[root], env={"TASTEMAKER_JOB_STALE_SECONDS": "3"})
+    # a stale timeout longer than the test: the restarted server takes its dead predecessor's job back at once
+    server = LocalServer(tmp_path / "srv", import_roots=[root], env={"TASTEMAKER_JOB_STALE_SECONDS": "600"})
     server.start()
     try:
         client = server.client("personalize")
@@ -59,6 +60,8 @@ def test_kill_9_mid_import_then_restart(tmp_path: Path) -> None:
         final = wait_status(lambda: client.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob",
                             timeout=180)
         rows = stored_row_count(server.data_dir, dataset)
+        left = sorted(p.name for p in (server.data_dir / "tmp").glob("tm-*"))
+        assert not left, f"temp folders of the killed import are left behind: {left}"
         if final["status"] == "ACTIVE":
             assert rows == ROWS  # the retried import is whole, never doubled or partial
         else:
