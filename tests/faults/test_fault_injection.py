@@ -133,16 +133,16 @@ def inject(cluster: Cluster, fault: str, arn: str, delay: float) -> str:
     if fault == "kill9":
         owner.kill()
         owner.start()
-        return f"killed lease {row.lease}"
+        return f"killed claim {row.attempts}"
     os.kill(owner.pid, signal.SIGSTOP)
     try:  # frozen until the other worker has taken the job and ended it (or given up on it)
         deadline = time.time() + 180
-        while (now := cluster.row(arn)).state in ("queued", "running") or now.lease == row.lease:
+        while (now := cluster.row(arn)).state in ("queued", "running") or now.attempts == row.attempts:
             assert time.time() < deadline, f"nobody took over the job of {arn} from the frozen owner"
             time.sleep(0.1)
     finally:
         os.kill(owner.pid, signal.SIGCONT)
-    return f"froze lease {row.lease}"
+    return f"froze claim {row.attempts}"
 
 
 def settle(cluster: Cluster, arn: str) -> None:
