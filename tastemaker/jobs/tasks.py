@@ -81,9 +81,13 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     mode = import_job.body.get("import_mode", "FULL")
     # This claim's own blob folder: a retry after a crash, or a writer that lost its lease, never touches the
     # parts of another claim; only the claim that commits adds its parts to the dataset.
-    batch_prefix = keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk",
-                                             f"{job.resource_arn.rsplit('/', 1)[-1]}-j{job.id}.{job.lease}")
-    services.blobs.delete_prefix(batch_prefix)
+    def claim_prefix(lease: int) -> str:
+        return keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk",
+                                         f"{job.resource_arn.rsplit('/', 1)[-1]}-j{job.id}.{lease}")
+
+    batch_prefix = claim_prefix(job.lease)
+    for lease in range(1, job.lease + 1):  # parts of earlier claims that died (or were fenced out) mid-upload
+        services.blobs.delete_prefix(claim_prefix(lease))
     workdir = job_temp_dir(services, "import", job)
     try:
         try:

@@ -71,6 +71,11 @@ class Cluster:
             return int(conn.execute(sa.text("SELECT COALESCE(SUM(rows), 0) FROM dataset_parts WHERE dataset_arn = :a"),
                                     {"a": dataset}).scalar() or 0)
 
+    def part_keys(self, dataset: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.text("SELECT blob_key FROM dataset_parts WHERE dataset_arn = :a"),
+                                               {"a": dataset})}
+
     def resource(self, arn: str) -> Any:
         import orjson
 
@@ -168,6 +173,13 @@ def case_import(cluster: Cluster, fault: str, delay: float) -> str:
     final = cluster.client.describe_dataset_import_job(datasetImportJobArn=job)["datasetImportJob"]
     after = cluster.rows_of(cluster.dataset)
     what += f", import took {cluster.resource(job).get('execution_seconds')}s"
+    blobs = cluster.server.data_dir / "blobs"
+    folder = blobs / "datasets" / cluster.resource(cluster.dataset)["storage_id"]
+    deadline = time.time() + 30  # a woken stale owner removes its uploads once its commit is refused
+    while (extra := {str(p.relative_to(blobs)) for p in folder.rglob("*") if p.is_file()}
+           - cluster.part_keys(cluster.dataset)):
+        assert time.time() < deadline, f"{what}: files no dataset part names: {sorted(extra)[:3]}"
+        time.sleep(0.2)
     if final["status"] == "ACTIVE":
         assert after - before == IMPORT_ROWS, f"{what}: {after - before} rows added, expected {IMPORT_ROWS} once"
     else:
