@@ -97,6 +97,12 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
     arn = build_arn(KIND, ctx.region, ctx.account, name)
     with ctx.engine.begin() as conn:
         version, follows = resolve_version(conn, solution_version_arn)
+        # Row locks (PostgreSQL) serialise the count below with concurrent creates, and the deploy with a
+        # DeleteSolution or DeleteDatasetGroup: group first, then solution (the order every writer takes).
+        resources.get(conn, version.dataset_group_arn or "", "dataset_group", lock=True)
+        solution = resources.get(conn, version.parent_arn or "", "solution", lock=True)
+        require_status(solution, (Status.ACTIVE,), "deploy a version of the solution")
+        version, follows = resolve_version(conn, solution_version_arn)
         config = check_config(campaign_config, version, follows)
         live = [c for c in resources.children(conn, kind=KIND, dataset_group_arn=version.dataset_group_arn)
                 if c.status != Status.DELETE_PENDING]

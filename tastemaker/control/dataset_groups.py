@@ -69,6 +69,8 @@ def delete_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict
 
 
 def get_active_group(conn: Any, arn: str, action: str) -> resources.Resource:
-    group = resources.get(conn, arn, KIND)
+    """The ACTIVE group, locked (PostgreSQL) until the caller commits: creates that count the group's children
+    or depend on its status are serialised with each other and with DeleteDatasetGroup (which locks it too)."""
+    group = resources.get(conn, arn, KIND, lock=True)
     require_status(group, (Status.ACTIVE,), action)
     return group

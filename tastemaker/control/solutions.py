@@ -145,6 +145,8 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
 @operation("DeleteSolution")
 def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
+        found = resources.get(conn, solution_arn, KIND)
+        resources.get(conn, found.dataset_group_arn or "", "dataset_group", lock=True)  # lock order: group first
         solution = resources.get(conn, solution_arn, KIND, lock=True)
         require_status(solution, (Status.ACTIVE, Status.CREATE_FAILED), "delete the solution")
         versions = resources.children(conn, kind=VERSION, parent_arn=solution_arn)

@@ -7,18 +7,17 @@ serving layer's check), so a recommender turns ACTIVE only with a model that loa
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from tastemaker.errors import JobFailed
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.services import Services
-from tastemaker.store import keys, resources
+from tastemaker.store import keys, queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -43,12 +42,10 @@ def training_version(recommender: resources.Resource, config: dict[str, Any]) ->
                               recommender.parent_arn, recommender.created_at, recommender.updated_at)
 
 
-def train(services: Services, recommender: resources.Resource, config: dict[str, Any],
+def train(services: Services, job: Job, recommender: resources.Resource, config: dict[str, Any],
           should_stop: Callable[[], bool]) -> dict[str, Any]:
     """Train the use case's model with the training subprocess and store it under the recommender's prefix."""
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="tm-rec-", dir=root))
+    workdir = job_temp_dir(services, "rec", job)
     try:
         out = workdir / "out"
         out.mkdir()
@@ -57,14 +54,9 @@ def train(services: Services, recommender: resources.Resource, config: dict[str,
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
         # Each training gets its own prefix: serving processes cache a model (and its user lookup) by prefix,
-        # so overwriting one in place would keep the old model in memory. Keep only the serving generation.
-        root_prefix = keys.model_prefix(recommender.body["storage_id"])
-        serving = recommender.body.get("model_prefix") or ""
-        for stale in {key[: key.index("/", len(root_prefix)) + 1] for key in services.blobs.list(root_prefix)
-                      if "/" in key[len(root_prefix):]}:
-            if stale != serving:
-                services.blobs.delete_prefix(stale)
-        prefix = f"{root_prefix}t-{uuid.uuid4().hex[:12]}/"
+        # so overwriting one in place would keep the old model in memory. Older generations go after the
+        # commit (_commit), so a writer that lost its lease never removes the generation that won.
+        prefix = f"{keys.model_prefix(recommender.body['storage_id'])}t-{uuid.uuid4().hex[:12]}/"
         services.blobs.put_dir(prefix, out / "model")
         return {"model_metrics": result.get("metrics", {}), "model_prefix": prefix,
                 "training_hours": round((time.time() - started) / 3600, 6)}
@@ -72,17 +64,40 @@ def train(services: Services, recommender: resources.Resource, config: dict[str,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _set(services: Services, arn: str, status: str | None = None, **changes: Any) -> resources.Resource:
-    with services.engine.begin() as conn:
-        return resources.update(conn, arn, status=status, changes=changes)
+def _set(services: Services, job: Job, status: str | None = None, **changes: Any) -> resources.Resource:
+    """Write the job's recommender under the job's lease (LeaseLost when another owner has the job)."""
+    with queue.fenced(services.engine, job) as conn:
+        return resources.update(conn, job.resource_arn, status=status, changes=changes)
+
+
+def _commit(services: Services, job: Job, status: str | None = None, **changes: Any) -> None:
+    """Switch the recommender to a new model generation in one fenced write; then remove the generations that
+    neither it nor the one it replaced use. A writer that lost its lease removes only its own generation."""
+    new = changes.get("model_prefix")
+    try:
+        with queue.fenced(services.engine, job) as conn:
+            current = resources.get(conn, job.resource_arn, KIND)
+            replaced = current.body.get("model_prefix")
+            resources.update(conn, job.resource_arn, status=status, changes=changes)
+            queue.finish(conn, job)  # with the outcome: a crash after this commit never reruns the job
+    except BaseException:
+        if new:
+            services.blobs.delete_prefix(new)
+        raise
+    if new:
+        root = keys.model_prefix(current.body["storage_id"])
+        generations = {key[: key.index("/", len(root)) + 1] for key in services.blobs.list(root)
+                       if "/" in key[len(root):]}
+        for stale in generations - {new, replaced}:
+            services.blobs.delete_prefix(stale)
 
 
 def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
-    recommender = _set(services, job.resource_arn, Status.CREATE_IN_PROGRESS)
-    outcome = train(services, recommender, recommender.body.get("recommender_config") or {}, should_stop)
+    recommender = _set(services, job, Status.CREATE_IN_PROGRESS)
+    outcome = train(services, job, recommender, recommender.body.get("recommender_config") or {}, should_stop)
     outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, Status.ACTIVE, **outcome)
+    _commit(services, job, Status.ACTIVE, **outcome)
 
 
 def update_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
@@ -92,42 +107,42 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     update = dict(recommender.body.get("latest_recommender_update") or {})
     new_config = update.get("recommender_config") or {}
     update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
-    _set(services, job.resource_arn, latest_recommender_update=update)
+    _set(services, job, latest_recommender_update=update)
     changes: dict[str, Any] = {"recommender_config": new_config}
     old_data = (recommender.body.get("recommender_config") or {}).get("training_data_config")
     if new_config.get("training_data_config") != old_data:
         try:
-            changes.update(train(services, recommender, new_config, should_stop))
+            changes.update(train(services, job, recommender, new_config, should_stop))
             changes["serving_stats"] = prepare(services, changes["model_prefix"], job.resource_arn)
         except JobFailed as exc:
             update.update(status=Status.CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
-            _set(services, job.resource_arn, latest_recommender_update=update)
+            _set(services, job, latest_recommender_update=update)
             return
     update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
-    _set(services, job.resource_arn, latest_recommender_update=update, **changes)
+    _commit(services, job, latest_recommender_update=update, **changes)
 
 
 def stop_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """STOP PENDING -> STOP IN_PROGRESS -> INACTIVE (serving refuses it from STOP PENDING on)."""
-    _set(services, job.resource_arn, Status.STOP_IN_PROGRESS)
-    _set(services, job.resource_arn, Status.INACTIVE)
+    _set(services, job, Status.STOP_IN_PROGRESS)
+    _set(services, job, Status.INACTIVE)
 
 
 def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
-    recommender = _set(services, job.resource_arn, Status.START_IN_PROGRESS)
+    recommender = _set(services, job, Status.START_IN_PROGRESS)
     stats = prepare(services, recommender.body["model_prefix"], job.resource_arn)
-    _set(services, job.resource_arn, Status.ACTIVE, serving_stats=stats)
+    _set(services, job, Status.ACTIVE, serving_stats=stats)
 
 
 def delete_recommender(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """DELETE PENDING -> DELETE IN_PROGRESS -> gone, with its model artifacts."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         found = resources.find(conn, job.resource_arn, KIND)
         if found is None:
             return
         resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         resources.delete(conn, job.resource_arn)
     if found.body.get("storage_id"):
         services.blobs.delete_prefix(keys.model_prefix(found.body["storage_id"]))  # every generation

@@ -4,36 +4,37 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from tastemaker.errors import JobFailed
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.realtime.erase import erase_for_resource
 from tastemaker.services import Services
-from tastemaker.store import dataset_parts, keys, resources
+from tastemaker.store import dataset_parts, keys, queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status, allowed
 
 log = logging.getLogger("tastemaker.jobs")
 
 
-def set_status(services: Services, arn: str, status: Status, **changes: object) -> None:
-    with services.engine.begin() as conn:
-        resources.update(conn, arn, status=status, changes=changes)
+def set_status(services: Services, job: Job, status: Status, **changes: object) -> None:
+    """Write the job's resource status under the job's lease (LeaseLost when another owner has the job)."""
+    with queue.fenced(services.engine, job) as conn:
+        resources.update(conn, job.resource_arn, status=status, changes=changes)
 
 
 def activate(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Resources with nothing to build: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE."""
-    set_status(services, job.resource_arn, Status.CREATE_IN_PROGRESS)
-    set_status(services, job.resource_arn, Status.ACTIVE)
+    set_status(services, job, Status.CREATE_IN_PROGRESS)
+    set_status(services, job, Status.ACTIVE)
 
 
 def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """DELETE PENDING -> DELETE IN_PROGRESS -> gone, removing the resource's blobs."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         res = resources.find(conn, job.resource_arn)
         if res is None:
             return
@@ -41,8 +42,9 @@ def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> Non
             resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
     prefix = blob_prefix_of(res)
     erase_for_resource(services, res)  # streamed events and real-time state it owned
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         resources.delete(conn, job.resource_arn)
+        queue.finish(conn, job)
     if prefix:
         services.blobs.delete_prefix(prefix)
 
@@ -66,18 +68,27 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     from tastemaker.data.sources import DataLocationError, resolve_data_location
 
     started = time.time()
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         import_job = resources.get(conn, job.resource_arn, "dataset_import_job")
+        if import_job.status == Status.ACTIVE:  # an earlier claim committed it; nothing is left to do
+            queue.finish(conn, job)
+            return
         dataset = resources.get(conn, import_job.body["dataset_arn"], "dataset")
         _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
     location = import_job.body["data_source"]["data_location"]
     mode = import_job.body.get("import_mode", "FULL")
-    # The job's own blob folder: a retry after a crash starts it afresh.
-    batch_prefix = keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk", job.resource_arn.rsplit("/", 1)[-1])
-    services.blobs.delete_prefix(batch_prefix)
-    workdir = Path(tempfile.mkdtemp(prefix="tm-import-", dir=_tmp_root(services)))
+    # This claim's own blob folder: a retry after a crash, or a writer that lost its lease, never touches the
+    # parts of another claim; only the claim that commits adds its parts to the dataset.
+    def claim_prefix(lease: int) -> str:
+        return keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk",
+                                         f"{job.resource_arn.rsplit('/', 1)[-1]}-j{job.id}.{lease}")
+
+    batch_prefix = claim_prefix(job.lease)
+    for lease in range(1, job.lease + 1):  # parts of earlier claims that died (or were fenced out) mid-upload
+        services.blobs.delete_prefix(claim_prefix(lease))
+    workdir = job_temp_dir(services, "import", job)
     try:
         try:
             sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
@@ -97,13 +108,18 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    with services.engine.begin() as conn:
-        resources.get(conn, dataset.arn, "dataset", lock=True)
-        replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
-                                           replace=mode == "FULL")
-        resources.update(conn, job.resource_arn, status=Status.ACTIVE,
-                         changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
-        resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
+    try:
+        with queue.fenced(services.engine, job) as conn:
+            resources.get(conn, dataset.arn, "dataset", lock=True)
+            replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
+                                               replace=mode == "FULL")
+            resources.update(conn, job.resource_arn, status=Status.ACTIVE,
+                             changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
+            resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
+            queue.finish(conn, job)
+    except BaseException:
+        services.blobs.delete_prefix(batch_prefix)
+        raise
     for key in replaced:
         try:
             services.blobs.delete(key)
@@ -115,9 +131,3 @@ def _rows_in(path: Path) -> int:
     import pyarrow.parquet as pq
 
     return int(pq.ParquetFile(path).metadata.num_rows)
-
-
-def _tmp_root(services: Services) -> str:
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root)

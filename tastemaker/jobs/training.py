@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,11 +18,12 @@ import sqlalchemy as sa
 
 from tastemaker.control.campaigns import follow_latest
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.lease import Lease, job_temp_dir
 from tastemaker.jobs.spec import DatasetInput, TrainingSpec
 from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
 from tastemaker.recipes.training_data import TrainingConfig
 from tastemaker.services import Services
-from tastemaker.store import keys, resources
+from tastemaker.store import keys, queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -108,8 +108,12 @@ def build_spec(services: Services, version: resources.Resource, out: Path, workd
     )
 
 
-def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Callable[[], bool]) -> dict[str, Any]:
-    """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped."""
+def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable[[], bool]) -> dict[str, Any]:
+    """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped.
+
+    The subprocess runs in its own session, so a Ctrl-C of the server's terminal reaches only the server (which
+    hands the job back); a stop request asks it to stop (STOP file), a lost or handed-back lease kills it.
+    """
     spec_path = workdir / "spec.json"
     spec_path.write_text(spec.to_json())
     out = spec.out
@@ -117,10 +121,15 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Callable[[], boo
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "tastemaker.jobs.train_process", str(spec_path)],
                                 stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 - one async-signal-safe call
         stop_sent_at: float | None = None
         while proc.poll() is None:
             time.sleep(0.25)
+            if isinstance(should_stop, Lease) and should_stop.abandoned:
+                proc.kill()
+                proc.wait()
+                raise JobStopped()
             if should_stop() and stop_sent_at is None:
                 (out / "STOP").touch()
                 stop_sent_at = time.time()
@@ -143,24 +152,25 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Callable[[], boo
     raise JobFailed(f"Training failed: {result.get('reason') or tail.strip() or f'exit code {code}'}")
 
 
-def train_solution_version(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
-    with services.engine.begin() as conn:
+def train_solution_version(services: Services, job: Job, should_stop: Lease) -> None:
+    """Train into this claim's own artifact folder, then switch the version to it in one fenced write."""
+    with queue.fenced(services.engine, job) as conn:
         version = resources.get(conn, job.resource_arn, "solution_version")
         if version.status in (Status.CREATE_STOPPED, Status.CREATE_STOPPING):
             raise JobStopped()
+        if version.status == Status.ACTIVE:  # an earlier claim committed it; nothing is left to do
+            queue.finish(conn, job)
+            return
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="tm-train-", dir=root))
+    workdir = job_temp_dir(services, "train", job)
     try:
         out = workdir / "out"
         out.mkdir()
         spec = build_spec(services, version, out, workdir)
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
-        prefix = keys.model_prefix(version.body["storage_id"])
-        services.blobs.delete_prefix(prefix)
-        services.blobs.put_dir(prefix, out / "model")
+        storage_id = version.body["storage_id"]
+        prefix = keys.model_attempt_prefix(storage_id, job.id, job.lease)
         changes: dict[str, Any] = {
             "metrics": result.get("metrics", {}), "training_hours": round((time.time() - started) / 3600, 6),
             "trained_recipe": result.get("recipe"), "model_prefix": prefix,
@@ -169,14 +179,33 @@ def train_solution_version(services: Services, job: Job, should_stop: Callable[[
         }
         if result.get("tuned_hpo_params"):
             changes["tuned_hpo_params"] = result["tuned_hpo_params"]
-        with services.engine.begin() as conn:
-            current = resources.get(conn, job.resource_arn, "solution_version", lock=True)
-            if current.status == Status.CREATE_STOPPING:
-                raise JobStopped()
-            resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes=changes)
-            if result.get("auto_ml_result"):
-                resources.update(conn, version.body["solution_arn"],
-                                 changes={"auto_ml_result": result["auto_ml_result"]})
+        try:
+            services.blobs.delete_prefix(prefix)
+            services.blobs.put_dir(prefix, out / "model")
+            with queue.fenced(services.engine, job) as conn:
+                current = resources.get(conn, job.resource_arn, "solution_version", lock=True)
+                if current.status == Status.CREATE_STOPPING:
+                    raise JobStopped()
+                resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes=changes)
+                if result.get("auto_ml_result"):
+                    resources.update(conn, version.body["solution_arn"],
+                                     changes={"auto_ml_result": result["auto_ml_result"]})
+                queue.finish(conn, job)
+        except BaseException:
+            services.blobs.delete_prefix(prefix)  # ours only: the winner's folder is another
+            raise
+        _drop_other_attempts(services, storage_id, prefix)
         follow_latest(services, job.resource_arn)  # campaigns that follow $LATEST move to the new version
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drop_other_attempts(services: Services, storage_id: str, keep: str) -> None:
+    """Artifacts of earlier claims of the version (killed mid-upload, or a writer fenced out) cost only space."""
+    root = keys.model_prefix(storage_id)
+    for key in services.blobs.list(root):
+        if not key.startswith(keep):
+            try:
+                services.blobs.delete(key)
+            except Exception:  # noqa: BLE001 - a leftover file costs space, never correctness
+                log.warning("could not delete %s", key)

@@ -1,16 +1,25 @@
-"""Job runner threads: claim jobs, keep their heartbeat, run the task, record the outcome, recover orphans."""
+"""Job runner threads: claim jobs, keep their lease, run the task, record the outcome, recover orphans.
+
+Every outcome is written under the job's lease (store/queue.py): an owner that lost its job writes nothing. A
+runner that stops (SIGINT/SIGTERM) hands its running jobs back at once: their tasks are told to leave (the
+training subprocess is killed) and the jobs are requeued without spending an attempt, never failed.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.autotrain import run_due_trainings
+from tastemaker.jobs.lease import Lease, sweep_temp
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 from tastemaker.store.status import Status, allowed
@@ -18,7 +27,7 @@ from tastemaker.store.status import Status, allowed
 log = logging.getLogger("tastemaker.jobs")
 
 
-TaskFn = Callable[[Services, queue.Job, Callable[[], bool]], None]
+TaskFn = Callable[[Services, queue.Job, Lease], None]
 
 
 @dataclass(frozen=True)
@@ -44,74 +53,106 @@ def mark_failed(services: Services, tasks: Tasks, job: queue.Job, reason: str) -
     moment) is logged and only failureReason is written: the job must end either way.
     """
     spec = tasks.get(job.kind)
-    with services.engine.begin() as conn:
-        queue.finish(conn, job.id, error=reason)
-        res = resources.find(conn, job.resource_arn)
-        if res is None:
-            return
-        if spec is not None and spec.update_record:
-            record = dict(res.body.get(spec.update_record) or {})
-            record.update(status=Status.CREATE_FAILED, failure_reason=reason[:1000],
-                          last_updated_date_time=resources.now())
-            resources.update(conn, job.resource_arn, changes={spec.update_record: record})
-            return
-        target = spec.failed_status if spec else Status.CREATE_FAILED
-        keep = not allowed(res.kind, res.status, target)
-        if keep:
-            log.error("job %s (%s) failed while %s is %s; leaving that status (%s is no allowed move)",
-                      job.id, job.kind, job.resource_arn, res.status, target)
-        resources.update(conn, job.resource_arn, status=None if keep else target,
-                         changes={"failure_reason": reason[:1000]})
+    try:
+        with queue.fenced(services.engine, job) as conn:
+            _record_failure(conn, spec, job, reason)
+    except queue.LeaseLost:
+        log.warning("job %s (%s) failed after another owner took it; its failure is not recorded: %s",
+                    job.id, job.kind, reason)
 
 
-def run_one(services: Services, tasks: Tasks, job: queue.Job) -> None:
-    """Run a claimed job to its end, with a heartbeat thread that also carries stop requests."""
+def _record_failure(conn: sa.Connection, spec: TaskSpec | None, job: queue.Job, reason: str) -> None:
+    queue.finish(conn, job, error=reason)
+    res = resources.find(conn, job.resource_arn)
+    if res is None:
+        return
+    if spec is not None and spec.update_record:
+        record = dict(res.body.get(spec.update_record) or {})
+        record.update(status=Status.CREATE_FAILED, failure_reason=reason[:1000],
+                      last_updated_date_time=resources.now())
+        resources.update(conn, job.resource_arn, changes={spec.update_record: record})
+        return
+    target = spec.failed_status if spec else Status.CREATE_FAILED
+    keep = not allowed(res.kind, res.status, target)
+    if keep:
+        log.error("job %s (%s) failed while %s is %s; leaving that status (%s is no allowed move)",
+                  job.id, job.kind, job.resource_arn, res.status, target)
+    resources.update(conn, job.resource_arn, status=None if keep else target,
+                     changes={"failure_reason": reason[:1000]})
+
+
+def run_one(services: Services, tasks: Tasks, job: queue.Job, lease: Lease | None = None) -> None:
+    """Run a claimed job to its end, with a heartbeat thread that renews the lease and carries stop requests."""
+    lease = lease or Lease()
     spec = tasks.get(job.kind)
     if spec is None:
         mark_failed(services, tasks, job, f"No task is registered for job kind {job.kind}.")
         return
     stop = threading.Event()
-    cancel = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(max(1.0, services.settings.job_stale_seconds / 5)):
+        while not stop.wait(max(0.5, services.settings.job_stale_seconds / 5)):
             try:
-                if queue.heartbeat(services.engine, job.id):
-                    cancel.set()
+                if queue.heartbeat(services.engine, job):
+                    lease.cancel.set()
+            except queue.LeaseLost:
+                log.warning("job %s (%s) was taken over by another worker; stopping this run", job.id, job.kind)
+                lease.lost.set()
+                return
             except Exception:
                 log.exception("heartbeat failed for job %s", job.id)
 
     beater = threading.Thread(target=beat, name=f"beat-{job.id}", daemon=True)
     beater.start()
     try:
-        spec.run(services, job, cancel.is_set)
+        spec.run(services, job, lease)
         with services.engine.begin() as conn:
-            queue.finish(conn, job.id)
-    except JobStopped:
-        with services.engine.begin() as conn:
-            queue.finish(conn, job.id)
-            if spec.stopped_status and resources.find(conn, job.resource_arn):
-                resources.update(conn, job.resource_arn, status=spec.stopped_status)
-    except JobFailed as exc:
-        mark_failed(services, tasks, job, exc.reason)
-    except Exception as exc:  # noqa: BLE001 - every crash must end the resource, never leave it running
-        log.error("job %s (%s) crashed:\n%s", job.id, job.kind, traceback.format_exc())
-        mark_failed(services, tasks, job, f"Internal error: {type(exc).__name__}: {exc}")
+            queue.finish(conn, job)  # a task that committed its outcome may have finished the job already
+    except queue.LeaseLost:
+        log.warning("job %s (%s) lost its lease %s; this run's writes were refused", job.id, job.kind, job.lease)
+    except Exception as exc:  # noqa: BLE001 - every outcome ends the job one way or another
+        if lease.lost.is_set():
+            log.warning("job %s (%s) ended after another worker took it over: %s", job.id, job.kind, exc)
+        elif lease.leaving.is_set():
+            hand_back(services, job)
+        elif isinstance(exc, JobStopped):
+            try:
+                with queue.fenced(services.engine, job) as conn:
+                    queue.finish(conn, job)
+                    if spec.stopped_status and resources.find(conn, job.resource_arn):
+                        resources.update(conn, job.resource_arn, status=spec.stopped_status)
+            except queue.LeaseLost:
+                log.warning("job %s (%s) stopped after another worker took it over", job.id, job.kind)
+        elif isinstance(exc, JobFailed):
+            mark_failed(services, tasks, job, exc.reason)
+        else:  # every crash must end the resource, never leave it running
+            log.error("job %s (%s) crashed:\n%s", job.id, job.kind, traceback.format_exc())
+            mark_failed(services, tasks, job, f"Internal error: {type(exc).__name__}: {exc}")
     finally:
         stop.set()
 
 
+def hand_back(services: Services, job: queue.Job) -> None:
+    """Requeue a job this process stops running, runnable at once and without spending an attempt."""
+    with services.engine.begin() as conn:
+        if queue.requeue(conn, job, count_attempt=False):
+            log.warning("handed job %s (%s) back to the queue on shutdown", job.id, job.kind)
+
+
 def recover_orphans(services: Services, tasks: Tasks) -> int:
-    """Requeue (or fail, after max attempts) jobs whose worker died; returns how many were handled."""
+    """Requeue (or fail, after max attempts) jobs whose owner died or whose lease expired; removes the temp
+    folders no running job owns. Returns how many jobs were handled."""
     lost = queue.orphaned(services.engine, services.settings.job_stale_seconds)
     for job in lost:
         if job.attempts < job.max_attempts:
             with services.engine.begin() as conn:
-                queue.requeue(conn, job.id)
-            log.warning("requeued job %s (%s) after its worker died", job.id, job.kind)
+                if queue.requeue(conn, job):
+                    log.warning("requeued job %s (%s): its worker %s died or stopped renewing its lease",
+                                job.id, job.kind, job.owner)
         else:
             mark_failed(services, tasks, job, f"The job was interrupted {job.attempts} times (its worker process died "
-                                       "or stopped responding); giving up. Start a new one.")
+                                              "or stopped responding); giving up. Start a new one.")
+    sweep_temp(services)
     return len(lost)
 
 
@@ -125,22 +166,39 @@ class JobRunner:
         self.identity = queue.worker_identity()
         self._stop = threading.Event()
         self._pool: list[threading.Thread] = []
+        self._workers: list[threading.Thread] = []
+        self._running: dict[int, tuple[queue.Job, Lease]] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         recover_orphans(self.services, self.tasks)
         for index in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
             thread.start()
-            self._pool.append(thread)
+            self._workers.append(thread)
         for name, loop in (("job-sweeper", self._sweep), ("job-maintenance", self._maintain)):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
             self._pool.append(thread)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming and hand every running job back: tasks are told to leave (subprocesses killed) and
+        get `timeout` seconds to end; jobs still running then are requeued here (their late writes are fenced)."""
         self._stop.set()
-        for thread in self._pool:
-            thread.join(timeout)
+        with self._lock:
+            running = list(self._running.values())
+        for _job, lease in running:
+            lease.leaving.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._workers + self._pool:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            left = list(self._running.values())
+        for job, _lease in left:
+            try:
+                hand_back(self.services, job)
+            except Exception:
+                log.exception("could not hand job %s back", job.id)
 
     def _loop(self) -> None:
         poll = self.services.settings.job_poll_seconds
@@ -153,7 +211,16 @@ class JobRunner:
             if job is None:
                 self._stop.wait(poll)
                 continue
-            run_one(self.services, self.tasks, job)
+            lease = Lease()
+            with self._lock:
+                self._running[job.id] = (job, lease)
+            if self._stop.is_set():  # stop() ran between the claim and the registration
+                lease.leaving.set()
+            try:
+                run_one(self.services, self.tasks, job, lease)
+            finally:
+                with self._lock:
+                    self._running.pop(job.id, None)
 
     def _sweep(self) -> None:
         while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):

@@ -8,7 +8,7 @@ from typing import Any
 
 from tastemaker.errors import JobFailed
 from tastemaker.services import Services
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -49,40 +49,50 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
 
 
 def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
-    """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE once the model loads."""
-    with services.engine.begin() as conn:
+    """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE once the model loads (each write under the job's lease)."""
+    with queue.fenced(services.engine, job) as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign")
+        if campaign.status == Status.ACTIVE:  # an earlier claim committed it
+            queue.finish(conn, job)
+            return
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     stats = preload(services, campaign.body["solution_version_arn"])
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes={"serving_stats": stats})
+        queue.finish(conn, job)
     log.info("campaign %s serves a model of %d bytes", job.resource_arn, stats["model_bytes"])
 
 
 def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """Load the new version while the old one keeps serving; then switch the campaign in one write.
 
-    A failure is recorded on latestCampaignUpdate only: the campaign stays ACTIVE on its old version.
+    A failure is recorded on latestCampaignUpdate only: the campaign stays ACTIVE on its old version (so does a
+    job interrupted too often: the runner fails the record, see TaskSpec.update_record).
     """
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign", lock=True)
         update = dict(campaign.body.get("latest_campaign_update") or {})
+        if update.get("status") in (Status.ACTIVE, Status.CREATE_FAILED):  # an earlier claim committed it
+            queue.finish(conn, job)
+            return
         update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
         resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
     try:
         stats = preload(services, update["solution_version_arn"])
     except JobFailed as exc:
         update.update(status=Status.CREATE_FAILED, failure_reason=exc.reason, last_updated_date_time=resources.now())
-        with services.engine.begin() as conn:
+        with queue.fenced(services.engine, job) as conn:
             resources.update(conn, job.resource_arn, changes={"latest_campaign_update": update})
+            queue.finish(conn, job)
         return
     update.update(status=Status.ACTIVE, last_updated_date_time=resources.now())
     changes = {"solution_version_arn": update["solution_version_arn"],
                "min_provisioned_tps": update["min_provisioned_tps"], "campaign_config": update["campaign_config"],
                "follows_solution_arn": update.get("follows_solution_arn"), "latest_campaign_update": update,
                "serving_stats": stats}
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         current = resources.get(conn, job.resource_arn, "campaign", lock=True)
         # an update of a CREATE FAILED campaign makes it ACTIVE on the new version
         resources.update(conn, job.resource_arn, status=Status.ACTIVE if current.status == Status.CREATE_FAILED else None,
                          changes=changes, remove=("failure_reason",) if current.status == Status.CREATE_FAILED else ())
+        queue.finish(conn, job)

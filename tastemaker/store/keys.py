@@ -17,5 +17,11 @@ def model_prefix(storage_id: str) -> str:
     return f"models/{storage_id}/"
 
 
+def model_attempt_prefix(storage_id: str, job_id: int, lease: int) -> str:
+    """The artifacts of one claim of a training job, inside the version's folder: a writer that lost its lease
+    never touches the folder of the claim that won (the version's model_prefix names the winner)."""
+    return f"{model_prefix(storage_id)}j{job_id}.{lease}/"
+
+
 def job_output_prefix(storage_id: str) -> str:
     return f"jobs/{storage_id}/"

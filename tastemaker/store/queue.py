@@ -1,9 +1,25 @@
-"""The durable job queue in the metadata store: enqueue, claim, heartbeat, finish, crash recovery."""
+"""The durable job queue in the metadata store: enqueue, claim, leases with fencing, finish, crash recovery.
+
+Ownership is a lease. A claim records the owner (`host:pid:instance`, the instance a random id made once per
+process) and a lease generation (`lease`, one more on every claim, never reused); the owner renews the lease
+with heartbeats. Anyone may take back a job whose lease expired (no heartbeat for `stale_seconds`), and a
+process takes back at once the jobs of a previous incarnation of itself (same host and pid, another instance:
+a container restart brings PID 1 again) or of a process on its host that is gone.
+
+Fencing: every write a task makes runs in a transaction that first checks, by an UPDATE of the job row, that
+its lease generation still holds (`fenced`); the UPDATE takes the row's write lock, so the check and the
+task's writes commit together or not at all, and a requeue or a new claim waits for them. An owner that lost
+its lease (frozen past the stale timeout, then woken) gets `LeaseLost` on its next heartbeat or write and can
+neither write nor finish the job.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,6 +30,7 @@ from tastemaker.store.resources import now
 from tastemaker.store.tables import jobs
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+INSTANCE = uuid.uuid4().hex[:16]  # this process; a restarted process (even with the same pid) gets another
 
 
 class JobKind(StrEnum):
@@ -32,6 +49,14 @@ class JobKind(StrEnum):
     RECOMMENDER_DELETE = "recommender_delete"
 
 
+class LeaseLost(Exception):
+    """The job was taken back from this owner (its lease expired or it was handed back): stop, write nothing."""
+
+    def __init__(self, job_id: int, lease: int) -> None:
+        super().__init__(f"job {job_id} lost its lease {lease} to another owner")
+        self.job_id, self.lease = job_id, lease
+
+
 @dataclass
 class Job:
     id: int
@@ -40,11 +65,18 @@ class Job:
     attempts: int
     max_attempts: int
     payload: dict[str, Any]
+    lease: int = 0  # the fencing token: this claim's lease generation
+    owner: str = ""
 
 
 def worker_identity() -> str:
-    """host:pid — lets a restarted server recover its own dead jobs without waiting for staleness."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:instance of this process (the instance tells a restarted process from its previous life)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{INSTANCE}"
+
+
+def _job(row: Any) -> Job:
+    return Job(row.id, row.kind, row.resource_arn, row.attempts, row.max_attempts, dict(row.payload),
+               int(row.lease or 0), row.claimed_by or "")
 
 
 def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict[str, Any] | None = None,
@@ -53,14 +85,14 @@ def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict
     ts = now()
     result = conn.execute(jobs.insert().values(
         kind=kind, resource_arn=resource_arn, state=QUEUED, attempts=0, max_attempts=max_attempts,
-        payload=payload or {}, run_after=ts + delay, cancel_requested=False, created_at=ts, updated_at=ts))
+        payload=payload or {}, run_after=ts + delay, cancel_requested=False, created_at=ts, updated_at=ts, lease=0))
     primary_key = result.inserted_primary_key
     assert primary_key is not None
     return int(primary_key[0])
 
 
 def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job | None:
-    """Take the oldest runnable job; an optimistic update makes two workers never take the same one."""
+    """Take the oldest runnable job with a new lease; an optimistic update makes two workers never take the same one."""
     with engine.begin() as conn:
         query = (sa.select(jobs).where(jobs.c.state == QUEUED, jobs.c.run_after <= now())
                  .order_by(jobs.c.id).limit(1))
@@ -70,18 +102,37 @@ def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job
         if row is None:
             return None
         ts = now()
+        lease = int(row.lease or 0) + 1
         taken = conn.execute(jobs.update().where(jobs.c.id == row.id, jobs.c.state == QUEUED).values(
-            state=RUNNING, claimed_by=worker, heartbeat_at=ts, attempts=row.attempts + 1, updated_at=ts))
+            state=RUNNING, claimed_by=worker, heartbeat_at=ts, attempts=row.attempts + 1, lease=lease, updated_at=ts))
         if taken.rowcount != 1:
             return None
-        return Job(row.id, row.kind, row.resource_arn, row.attempts + 1, row.max_attempts, dict(row.payload))
+        return Job(row.id, row.kind, row.resource_arn, row.attempts + 1, row.max_attempts, dict(row.payload),
+                   lease, worker)
 
 
-def heartbeat(engine: sa.Engine, job_id: int) -> bool:
-    """Refresh the job's heartbeat; returns True when a stop has been requested."""
+def _held(job: Job) -> Any:
+    return sa.and_(jobs.c.id == job.id, jobs.c.lease == job.lease, jobs.c.state == RUNNING)
+
+
+def hold(conn: sa.Connection, job: Job) -> None:
+    """Renew the lease inside the caller's transaction, or raise LeaseLost; the row stays locked until commit."""
+    if conn.execute(jobs.update().where(_held(job)).values(heartbeat_at=now())).rowcount != 1:
+        raise LeaseLost(job.id, job.lease)
+
+
+@contextmanager
+def fenced(engine: sa.Engine, job: Job) -> Iterator[sa.Connection]:
+    """A write transaction that commits only while the job's lease holds (LeaseLost otherwise)."""
     with engine.begin() as conn:
-        conn.execute(jobs.update().where(jobs.c.id == job_id).values(heartbeat_at=now()))
-        flag = conn.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar()
+        hold(conn, job)
+        yield conn
+
+
+def heartbeat(engine: sa.Engine, job: Job) -> bool:
+    """Renew the lease; True when a stop has been requested. LeaseLost when the job is no longer ours."""
+    with fenced(engine, job) as conn:
+        flag = conn.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job.id)).scalar()
     return bool(flag)
 
 
@@ -90,41 +141,61 @@ def request_cancel(conn: sa.Connection, resource_arn: str) -> None:
                  .values(cancel_requested=True, updated_at=now()))
 
 
-def finish(conn: sa.Connection, job_id: int, *, error: str | None = None) -> None:
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(
-        state=FAILED if error else DONE, error=error, updated_at=now()))
+def finish(conn: sa.Connection, job: Job, *, error: str | None = None) -> bool:
+    """End the job (done, or failed with its error) if its lease still holds; False when it does not."""
+    return conn.execute(jobs.update().where(_held(job)).values(
+        state=FAILED if error else DONE, error=error, updated_at=now())).rowcount == 1
 
 
-def requeue(conn: sa.Connection, job_id: int, *, delay: float = 0.0) -> None:
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(
-        state=QUEUED, claimed_by=None, run_after=now() + delay, updated_at=now()))
+def requeue(conn: sa.Connection, job: Job, *, delay: float = 0.0, count_attempt: bool = True) -> bool:
+    """Put a running job back in the queue if this lease still holds it (False when another took it meanwhile).
+
+    `count_attempt=False` hands a job back without spending one of its attempts (a graceful shutdown).
+    """
+    values: dict[str, Any] = {"state": QUEUED, "claimed_by": None, "run_after": now() + delay, "updated_at": now()}
+    if not count_attempt:
+        values["attempts"] = sa.func.max(jobs.c.attempts - 1, 0) if conn.dialect.name == "sqlite" \
+            else sa.func.greatest(jobs.c.attempts - 1, 0)
+    return conn.execute(jobs.update().where(_held(job)).values(**values)).rowcount == 1
 
 
-def _alive(identity: str | None) -> bool:
-    """Whether a worker identity on this host still runs (other hosts: unknown, assume alive)."""
-    if not identity or ":" not in identity:
-        return False
-    host, _, pid = identity.rpartition(":")
+def _gone(identity: str | None) -> bool:
+    """Whether the owner is known to be dead: a previous incarnation of this process (same host and pid,
+    another instance) or a process of this host whose pid has no process. Other hosts: unknown (lease only)."""
+    if not identity:
+        return True
+    parts = identity.split(":")
+    if len(parts) < 2:
+        return True
+    host, pid_text = parts[0], parts[1]
+    instance = parts[2] if len(parts) > 2 else ""
     if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
         return False
-    except PermissionError:
+    try:
+        pid = int(pid_text)
+    except ValueError:
         return True
-    return True
+    if pid == os.getpid():
+        return instance != INSTANCE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def orphaned(engine: sa.Engine, stale_seconds: float) -> list[Job]:
-    """Running jobs whose worker died (same host, pid gone) or stopped heart-beating."""
+    """Running jobs that anyone may take back: the lease expired, or the owner is known to be dead."""
     cutoff = now() - stale_seconds
     with engine.connect() as conn:
         rows = conn.execute(sa.select(jobs).where(jobs.c.state == RUNNING)).all()
-    lost = []
-    for row in rows:
-        dead = not _alive(row.claimed_by) or (row.heartbeat_at or 0) < cutoff
-        if dead and row.claimed_by != worker_identity():
-            lost.append(Job(row.id, row.kind, row.resource_arn, row.attempts, row.max_attempts, dict(row.payload)))
-    return lost
+    return [_job(row) for row in rows if (row.heartbeat_at or 0) <= cutoff or _gone(row.claimed_by)]
 
+
+def running_leases(engine: sa.Engine) -> set[tuple[int, int]]:
+    """(job id, lease) of every running job: what temp folders may still belong to."""
+    with engine.connect() as conn:
+        return {(int(r.id), int(r.lease or 0)) for r in conn.execute(
+            sa.select(jobs.c.id, jobs.c.lease).where(jobs.c.state == RUNNING))}

@@ -77,10 +77,20 @@ def insert(conn: sa.Connection, *, arn: str, kind: str, body: dict[str, Any], st
     )).first()
     if exists:
         raise ResourceAlreadyExistsException(f"The {KIND_LABELS.get(kind, kind)} {arn} already exists.")
-    conn.execute(resources.insert().values(
-        arn=arn, kind=kind, name_key=name_key, dataset_group_arn=dataset_group_arn, parent_arn=parent_arn,
-        status=status, body=body, created_at=ts, updated_at=ts))
+    try:
+        conn.execute(resources.insert().values(
+            arn=arn, kind=kind, name_key=name_key, dataset_group_arn=dataset_group_arn, parent_arn=parent_arn,
+            status=status, body=body, created_at=ts, updated_at=ts))
+    except sa.exc.IntegrityError as exc:  # a concurrent create of the same name committed first (PostgreSQL)
+        if not _unique_violation(exc):
+            raise
+        raise ResourceAlreadyExistsException(f"The {KIND_LABELS.get(kind, kind)} {arn} already exists.") from None
     return Resource(arn, kind, status, body, dataset_group_arn, parent_arn, ts, ts)
+
+
+def _unique_violation(exc: sa.exc.IntegrityError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)  # psycopg
+    return code == "23505" if code else "UNIQUE constraint failed" in str(exc.orig)
 
 
 def get(conn: sa.Connection, arn: str, kind: str | Iterable[str] | None = None, *, lock: bool = False) -> Resource:

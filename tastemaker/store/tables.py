@@ -58,6 +58,7 @@ jobs = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("claimed_by", sa.String(200), nullable=True),
     sa.Column("heartbeat_at", sa.Float, nullable=True),
+    sa.Column("lease", sa.Integer, nullable=False, default=0, server_default="0"),  # fencing token (store/queue.py)
     sa.Column("run_after", sa.Float, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),

@@ -121,7 +121,7 @@ def test_job_queue_claims_each_job_once(engine: sa.Engine) -> None:
             with lock:
                 claimed.append(job.id)
             with engine.begin() as conn:
-                queue.finish(conn, job.id)
+                queue.finish(conn, job)
 
     threads = [threading.Thread(target=worker, args=(f"w{i}:1",)) for i in range(4)]
     for t in threads:
@@ -139,6 +139,6 @@ def test_jobs_of_a_dead_worker_are_found(engine: sa.Engine) -> None:
     lost = queue.orphaned(engine, stale_seconds=0.0)
     assert [j.id for j in lost] == [job.id]
     with engine.begin() as conn:
-        queue.requeue(conn, job.id)
+        queue.requeue(conn, job)
     again = queue.claim(engine, "w:1")
     assert again is not None and again.id == job.id and again.attempts == 2

@@ -118,8 +118,9 @@ def test_a_crashed_campaign_update_fails_the_update_not_the_campaign(engine: sa.
     with engine.begin() as conn:
         arn = add(conn, "campaign", S.ACTIVE,
                   latest_campaign_update={"status": S.CREATE_IN_PROGRESS, "creation_date_time": 1.0})
-        job_id = queue.enqueue(conn, queue.JobKind.CAMPAIGN_UPDATE, arn)
-    job = SimpleNamespace(id=job_id, kind=queue.JobKind.CAMPAIGN_UPDATE, resource_arn=arn)
+        queue.enqueue(conn, queue.JobKind.CAMPAIGN_UPDATE, arn)
+    job = queue.claim(engine, "w:1:x")  # failures are written under the claim's lease
+    assert job is not None
     tasks = {queue.JobKind.CAMPAIGN_UPDATE: TaskSpec(lambda *a: None, update_record="latest_campaign_update")}
     mark_failed(SimpleNamespace(engine=engine), tasks, job, "Internal error: boom")  # type: ignore[arg-type]
     with engine.begin() as conn:

@@ -1,0 +1,256 @@
+"""Fault injection: kill -9 and SIGSTOP of the job's owner at random points of import, training and deploy.
+
+An API server (no job threads) and two `tastemaker worker` processes share one database (SQLite, or
+PostgreSQL under the postgres mark) and one data directory, with a short lease (3 s). For each case a job is
+started, and at a point drawn by a seeded random generator after its claim the owning worker is killed
+(kill -9, then started again) or frozen (SIGSTOP until the other worker has taken the job over and ended it,
+then SIGCONT, so the stale owner wakes up and tries to go on). Every case must end with:
+
+- exactly-once completion or a clear failure: an import adds its rows once (INCREMENTAL imports would show a
+  double commit) or none; a training's model folder is the winner's alone; a campaign update is ACTIVE or
+  CREATE FAILED with a reason while the campaign stays ACTIVE and serves;
+- no stuck job (nothing queued or running once the resource has settled), no orphan temp folder;
+- old data intact: the rows, models and campaign that existed before still work.
+
+The suite is bounded: CASES cases per kind and fault, drawn from SEED; it prints its counts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tastemaker.cli.local_server import LocalServer
+from tests.e2e.datagen import write_dataset
+from tests.e2e.test_crash_recovery import write_big_csv
+from tests.e2e.util import wait_status
+from tests.faults.harness import Worker, group_with_interactions, trained_version, unique
+
+SEED = 20261212
+CASES = {"kill9": 2, "sigstop": 1}  # per kind (import, train, deploy) and database
+LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4}  # seconds after the claim a fault may hit
+STALE = 3.0
+IMPORT_ROWS = 600_000  # an import that lasts long enough to be hit
+RESULTS: list[tuple[str, str | None]] = []
+
+
+@dataclass
+class Cluster:
+    server: LocalServer
+    workers: list[Worker]
+    engine: sa.Engine
+    data: Path
+    client: Any = None
+    runtime: Any = None
+    dataset: str = ""
+    solution: str = ""
+    versions: list[str] = field(default_factory=list)
+    campaign: str = ""
+
+    def row(self, arn: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT * FROM jobs WHERE resource_arn = :a ORDER BY id DESC LIMIT 1"),
+                                {"a": arn}).first()
+
+    def owner(self, claimed_by: str) -> Worker:
+        pid = int(claimed_by.split(":")[1])
+        return next(w for w in self.workers if w.pid == pid)
+
+    def rows_of(self, dataset: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COALESCE(SUM(rows), 0) FROM dataset_parts WHERE dataset_arn = :a"),
+                                    {"a": dataset}).scalar() or 0)
+
+    def part_keys(self, dataset: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(sa.text("SELECT blob_key FROM dataset_parts WHERE dataset_arn = :a"),
+                                               {"a": dataset})}
+
+    def resource(self, arn: str) -> Any:
+        import orjson
+
+        with self.engine.connect() as conn:
+            body = conn.execute(sa.text("SELECT body FROM resources WHERE arn = :a"), {"a": arn}).scalar()
+        return body if isinstance(body, dict) else orjson.loads(body)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    data = tmp_path_factory.mktemp("fault-data")
+    write_dataset(data, users=200, items=120, per_user=20)
+    write_big_csv(data / "big.csv", IMPORT_ROWS)
+    state = tmp_path_factory.mktemp("fault-server")
+    env = {"TASTEMAKER_JOB_STALE_SECONDS": str(STALE)}
+    if request.param == "postgresql":
+        from tests.faults.harness import fresh_database
+
+        env["TASTEMAKER_DB_URL"] = fresh_database(request.getfixturevalue("postgres_url"))
+        url = env["TASTEMAKER_DB_URL"]
+    else:
+        url = f"sqlite:///{state / 'tastemaker.db'}"
+    server = LocalServer(state, import_roots=[data], env=env, extra_args=["--job-threads", "0"]).start()
+    workers = [Worker(state, [data], env).start() for _ in range(2)]
+    engine = sa.create_engine(url, poolclass=NullPool)
+    found = Cluster(server, workers, engine, data, server.client("personalize"), server.client("personalize-runtime"))
+    try:
+        group, found.dataset = group_with_interactions(found.client, data / "interactions.csv")
+        found.versions = [trained_version(found.client, group)]
+        found.solution = found.client.describe_solution_version(
+            solutionVersionArn=found.versions[0])["solutionVersion"]["solutionArn"]
+        found.campaign = found.client.create_campaign(name=unique("c"), solutionVersionArn=found.versions[0])[
+            "campaignArn"]
+        assert wait_status(lambda: found.client.describe_campaign(campaignArn=found.campaign), "campaign")[
+            "status"] == "ACTIVE"
+        yield found
+    finally:
+        for worker in workers:
+            worker.stop()
+        server.stop()
+        engine.dispose()
+        cases, failures = len(RESULTS), [r for r in RESULTS if r[1]]
+        print(f"\nfault injection ({request.param}): {cases} cases, {len(failures)} failures")
+        for name, problem in RESULTS:
+            print(f"  {name}: {problem or 'ok'}")
+        RESULTS.clear()
+
+
+def inject(cluster: Cluster, fault: str, arn: str, delay: float) -> str:
+    """Hit the job's owner `delay` s after its claim; returns what happened (for the case's name)."""
+    deadline = time.time() + 60
+    while (row := cluster.row(arn)) is None or row.state == "queued":
+        assert time.time() < deadline, f"the job of {arn} was never claimed"
+        time.sleep(0.02)
+    time.sleep(delay)
+    row = cluster.row(arn)
+    if row.state != "running":
+        return "finished before the fault"
+    owner = cluster.owner(row.claimed_by)
+    if fault == "kill9":
+        owner.kill()
+        owner.start()
+        return f"killed claim {row.attempts}"
+    os.kill(owner.pid, signal.SIGSTOP)
+    try:  # frozen until the other worker has taken the job and ended it (or given up on it)
+        deadline = time.time() + 180
+        while (now := cluster.row(arn)).state in ("queued", "running") or now.attempts == row.attempts:
+            assert time.time() < deadline, f"nobody took over the job of {arn} from the frozen owner"
+            time.sleep(0.1)
+    finally:
+        os.kill(owner.pid, signal.SIGCONT)
+    return f"froze claim {row.attempts}"
+
+
+def settle(cluster: Cluster, arn: str) -> None:
+    """No job of `arn` left queued or running, no temp folder left behind (the woken stale owner included)."""
+    deadline = time.time() + 180
+    while cluster.row(arn).state in ("queued", "running"):
+        assert time.time() < deadline, f"the job of {arn} is stuck: {cluster.row(arn)}"
+        time.sleep(0.1)
+    tmp = cluster.server.data_dir / "tmp"
+    deadline = time.time() + 60
+    while (left := sorted(p.name for p in tmp.glob("tm-*"))) if tmp.exists() else []:
+        assert time.time() < deadline, f"orphan temp folders: {left}"
+        time.sleep(0.2)
+
+
+def case_import(cluster: Cluster, fault: str, delay: float) -> str:
+    before = cluster.rows_of(cluster.dataset)
+    job = cluster.client.create_dataset_import_job(
+        jobName=unique("imp"), datasetArn=cluster.dataset, importMode="INCREMENTAL",
+        dataSource={"dataLocation": str(cluster.data / "big.csv")})["datasetImportJobArn"]
+    what = inject(cluster, fault, job, delay)
+    settle(cluster, job)
+    final = cluster.client.describe_dataset_import_job(datasetImportJobArn=job)["datasetImportJob"]
+    after = cluster.rows_of(cluster.dataset)
+    what += f", import took {cluster.resource(job).get('execution_seconds')}s"
+    blobs = cluster.server.data_dir / "blobs"
+    folder = blobs / "datasets" / cluster.resource(cluster.dataset)["storage_id"]
+    deadline = time.time() + 30  # a woken stale owner removes its uploads once its commit is refused
+    while (extra := {str(p.relative_to(blobs)) for p in folder.rglob("*") if p.is_file()}
+           - cluster.part_keys(cluster.dataset)):
+        assert time.time() < deadline, f"{what}: files no dataset part names: {sorted(extra)[:3]}"
+        time.sleep(0.2)
+    if final["status"] == "ACTIVE":
+        assert after - before == IMPORT_ROWS, f"{what}: {after - before} rows added, expected {IMPORT_ROWS} once"
+    else:
+        assert final["status"] == "CREATE FAILED" and final.get("failureReason"), final
+        assert after == before, f"{what}: a failed import changed the data ({before} -> {after})"
+    return what
+
+
+def case_train(cluster: Cluster, fault: str, delay: float) -> str:
+    version = cluster.client.create_solution_version(solutionArn=cluster.solution)["solutionVersionArn"]
+    what = inject(cluster, fault, version, delay)
+    settle(cluster, version)
+    final = cluster.client.describe_solution_version(solutionVersionArn=version)["solutionVersion"]
+    body = cluster.resource(version)
+    blobs = cluster.server.data_dir / "blobs"
+    keep = body.get("model_prefix") if final["status"] == "ACTIVE" else None
+    deadline = time.time() + 30  # a woken stale owner removes its uploads once its commit is refused
+    while True:
+        folder = blobs / "models" / body["storage_id"]
+        files = sorted(str(p.relative_to(blobs)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+        stray = [f for f in files if not (keep and f.startswith(keep))]
+        if not stray:
+            break
+        assert time.time() < deadline, f"{what}: files beside the winner's ({keep}): {stray[:3]}"
+        time.sleep(0.2)
+    if final["status"] == "ACTIVE":
+        assert files, f"{what}: the ACTIVE version has no model files"
+        cluster.versions.append(version)
+    else:
+        assert final["status"] == "CREATE FAILED" and final.get("failureReason"), final
+    first = cluster.resource(cluster.versions[0])  # the older model is intact
+    assert (cluster.server.data_dir / "blobs" / first["model_prefix"]).is_dir()
+    return what
+
+
+def case_deploy(cluster: Cluster, fault: str, delay: float) -> str:
+    current = cluster.client.describe_campaign(campaignArn=cluster.campaign)["campaign"]["solutionVersionArn"]
+    target = next((v for v in reversed(cluster.versions) if v != current), cluster.versions[0])
+    cluster.client.update_campaign(campaignArn=cluster.campaign, solutionVersionArn=target)
+    what = inject(cluster, fault, cluster.campaign, delay)
+    settle(cluster, cluster.campaign)
+    campaign = cluster.client.describe_campaign(campaignArn=cluster.campaign)["campaign"]
+    update = campaign["latestCampaignUpdate"]
+    assert campaign["status"] == "ACTIVE", f"{what}: campaign {campaign['status']}"
+    if update["status"] == "ACTIVE":
+        assert campaign["solutionVersionArn"] == target
+    else:
+        assert update["status"] == "CREATE FAILED" and update.get("failureReason"), update
+        assert campaign["solutionVersionArn"] == current
+    items = cluster.runtime.get_recommendations(campaignArn=cluster.campaign, userId="u1", numResults=5)["itemList"]
+    assert items, f"{what}: the campaign serves nothing"
+    return what
+
+
+KINDS: dict[str, Callable[[Cluster, str, float], str]] = {"import": case_import, "train": case_train,
+                                                          "deploy": case_deploy}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(CASES))
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fault_injection(cluster: Cluster, kind: str, fault: str) -> None:
+    rng = random.Random(f"{SEED}-{kind}-{fault}")
+    problems = []
+    for index in range(CASES[fault]):
+        delay = round(rng.uniform(0.0, LATEST_POINT[kind]), 3)
+        name = f"{kind}/{fault}#{index} at +{delay}s"
+        try:
+            what = KINDS[kind](cluster, fault, delay)
+            RESULTS.append((f"{name} ({what})", None))
+        except AssertionError as exc:
+            RESULTS.append((name, str(exc)))
+            problems.append(f"{name}: {exc}")
+    assert not problems, "\n".join(problems)
