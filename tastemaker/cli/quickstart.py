@@ -23,11 +23,13 @@ from tastemaker.cli.client import (
     format_call,
     is_not_implemented,
     make_clients,
+    program,
     require_credentials,
     resolve_credentials,
     resolve_endpoint,
     server_answers,
 )
+from tastemaker.cli.failures import CommandFailed
 from tastemaker.cli.progress import wait_all
 from tastemaker.store.status import Status
 
@@ -204,7 +206,7 @@ class Walk:
         bodies = wait_all(label, describes, key)
         for body in bodies:
             if body.get("status") != Status.ACTIVE:
-                raise RuntimeError(f"{label}: {body.get('status')}: {body.get('failureReason', 'no reason given')}")
+                raise CommandFailed(f"{label}: {body.get('status')}: {body.get('failureReason', 'no reason given')}")
         return bodies
 
 
@@ -330,7 +332,7 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     _metrics(w, versions, recommender, result)
 
     w.step("Clean up")
-    command = f"tastemaker cleanup --dataset-group {group}"
+    command = f"{program()} cleanup --dataset-group {group}"
     if clients.endpoint != resolve_endpoint(None):
         command += f" --endpoint {clients.endpoint}"
     if result.embedded:
@@ -477,7 +479,7 @@ def run_quickstart(options: Options, out: TextIO | None = None) -> Result:
             walk(clients, options, import_dir, out, result)
         except (Exception, KeyboardInterrupt):
             if result.dataset_group_arn and not embedded:
-                print(f"\nStopped before the end. To remove what was created so far:\n  tastemaker cleanup "
+                print(f"\nStopped before the end. To remove what was created so far:\n  {program()} cleanup "
                       f"--dataset-group {result.dataset_group_arn} --endpoint {clients.endpoint}", file=out)
             raise
         if embedded:
@@ -494,12 +496,13 @@ def add_arguments(parser: Any) -> None:
                         "when nothing answers, an embedded server is started for the walk")
     parser.add_argument("--data-dir", default=".tastemaker",
                         help="the server's data dir: where its key file is and where data is staged for import")
-    parser.add_argument("--domain", default="custom", choices=sample_data.DOMAINS)
+    parser.add_argument("--domain", default="custom", choices=sample_data.DOMAINS,
+                        help="custom (solutions and a campaign) or a domain group with a recommender")
     parser.add_argument("--data", type=Path, help="a Personalize-shaped folder (interactions.csv + "
                         "interactions.schema.json, optional items/users) instead of generated data")
     parser.add_argument("--size", default="default", choices=list(SIZES), help="size of the generated data")
-    parser.add_argument("--region", default=None)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--region", default=None, help="the region to sign requests with (default $AWS_DEFAULT_REGION or us-east-1)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default 42)")
     parser.add_argument("--embedded", action="store_true", help="always start an embedded server")
 
 
