@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tastemaker.cli import sample_data
+from tastemaker.cli import data_notes, sample_data
 from tastemaker.cli.client import (
     Clients,
     Credentials,
@@ -83,6 +83,7 @@ class Catalog:
     event_type: str  # the event type streamed with PutEvents and used by the filter ("" when the data has none)
     popularity: Counter[str]
     event_value: float | None = None  # sent with streamed events when the data has EVENT_VALUE (its largest value)
+    notes: list[str] = field(default_factory=list)  # probably-wrong data, said in the data summary
 
     def taste(self, user: str) -> Counter[str]:
         return Counter(self.item_cluster.get(i, "?") for i in self.histories.get(user, []))
@@ -130,9 +131,10 @@ def build_catalog(paths: dict[str, Path], schemas: dict[str, dict], event_type: 
                 item_cluster[str(item)] = str(value or "?").split("|")[0]
     columns = ["USER_ID", "ITEM_ID"]
     names = {f["name"] for f in schemas["Interactions"]["fields"]}
-    optional = [c for c in ("EVENT_TYPE", "EVENT_VALUE") if c in names]
+    optional = [c for c in ("EVENT_TYPE", "EVENT_VALUE", "TIMESTAMP") if c in names]
     table = pacsv.read_csv(paths["Interactions"], convert_options=pacsv.ConvertOptions(
         include_columns=columns + optional, column_types={"USER_ID": "string", "ITEM_ID": "string"}))
+    found = data_notes.notes(table, str(paths["Interactions"].name))
     histories: dict[str, list[str]] = {}
     users, items = table.column("USER_ID").to_pylist(), table.column("ITEM_ID").to_pylist()
     for user, item in zip(users, items, strict=True):
@@ -141,7 +143,7 @@ def build_catalog(paths: dict[str, Path], schemas: dict[str, dict], event_type: 
         event_type = Counter(table.column("EVENT_TYPE").to_pylist()).most_common(1)[0][0]
     values = [v for v in table.column("EVENT_VALUE").to_pylist() if v is not None] if "EVENT_VALUE" in names else []
     return Catalog(item_cluster, histories, event_type or "", Counter(items),
-                   float(max(values)) if values else None)
+                   float(max(values)) if values else None, found)
 
 
 def stage_data(options: Options, import_dir: Path, run_id: str) -> tuple[dict[str, Path], dict[str, dict], Catalog]:
@@ -155,8 +157,9 @@ def stage_data(options: Options, import_dir: Path, run_id: str) -> tuple[dict[st
     users, items, interactions = SIZES[options.size]
     data = sample_data.generate(target, domain=options.domain, users=users, items=items,
                                 interactions=interactions, seed=options.seed)
-    return data.paths, data.schemas, build_catalog(data.paths, data.schemas, data.event_types[1 if
-                                                   options.domain != "ECOMMERCE" else 0])
+    catalog = build_catalog(data.paths, data.schemas, data.event_types[1 if options.domain != "ECOMMERCE" else 0])
+    catalog.notes.clear()  # generated events may repeat by chance; the notes are for a user's own data
+    return data.paths, data.schemas, catalog
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -243,6 +246,8 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     w.say(f"  data: {origin}, staged in {paths['Interactions'].parent}")
     w.say(f"        {sum(catalog.popularity.values()):,} interactions, {len(catalog.histories):,} users, "
           f"{len(catalog.popularity):,} items with interactions")
+    for note in catalog.notes:
+        w.say(f"        {note}")
     datasets = {}
     for kind in paths:
         schema_params: dict[str, Any] = {"name": f"{prefix}-{kind.lower()}", "schema": json.dumps(schemas[kind])}
