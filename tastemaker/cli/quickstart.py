@@ -343,7 +343,7 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     if result.embedded:
         w.say(f"  On a server that keeps running, this removes everything above:\n    {command}")
         return
-    w.say("  Everything above stays in place so you can explore it (console, boto3, AWS CLI). Remove it with:")
+    w.say("  Everything above stays in place so you can explore it (boto3, the AWS CLI, `tastemaker deployments`). Remove it with:")
     w.say(f"    {command}")
     w.say(f"  The staged CSV files stay in {paths['Interactions'].parent} (delete the folder when done).")
 
