@@ -188,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_arguments(clean)
     clean.set_defaults(fn=cleanup.cmd_cleanup)
 
+    from tastemaker.cli import backup
+
+    back = sub.add_parser("backup", help="copy the metadata, blobs and keys into a folder, while the server runs")
+    backup.add_backup_arguments(back)
+    _add_state_flags(back)
+    back.set_defaults(fn=lambda a: backup.cmd_backup(a, _settings(a)))
+    rest = sub.add_parser("restore", help="bring a backup into an empty data dir / database / blob store")
+    backup.add_restore_arguments(rest)
+    _add_state_flags(rest)
+    rest.set_defaults(fn=lambda a: backup.cmd_restore(a, _settings(a)))
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")
