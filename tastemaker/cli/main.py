@@ -199,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_flags(rest)
     rest.set_defaults(fn=lambda a: backup.cmd_restore(a, _settings(a)))
 
+    from tastemaker.cli import gc
+
+    gcp = sub.add_parser("gc", help="reclaim disk by the retention policy (orphan blobs, old versions, jobs, events)")
+    gc.add_arguments(gcp)
+    _add_state_flags(gcp)
+    gcp.set_defaults(fn=lambda a: gc.cmd_gc(a, _settings(a)))
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")
