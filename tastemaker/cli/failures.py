@@ -33,7 +33,14 @@ def describe(exc: BaseException) -> str | None:
                 "sqlite:////absolute/path.db or postgresql+psycopg://user:password@host/dbname")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+            return (f"the metadata database has no Tastemaker tables ({reason}): is --data-dir / --db-url the "
+                    "server's? A new database gets them from `tastemaker db upgrade` or the first `serve`.")
         return f"cannot open the metadata database: {reason} (check --db-url / TASTEMAKER_DB_URL)"
+    if isinstance(exc, PermissionError | FileNotFoundError | FileExistsError | NotADirectoryError
+                  | IsADirectoryError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where} (check --data-dir and the paths given)"
     return None
 
 

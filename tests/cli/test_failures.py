@@ -111,3 +111,22 @@ def test_make_run_takes_a_port_and_flags() -> None:
                          cwd=REPO, capture_output=True, text=True, check=False)
     serve = [line for line in run.stdout.splitlines() if " serve " in line]
     assert serve and "--port 8081" in serve[-1] and serve[-1].endswith("--job-threads 4"), run.stdout
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    run = tastemaker("db", "upgrade", "--data-dir", str(tmp_path / "file"))
+    assert_one_clear_line(run, str(tmp_path / "file"))
+
+
+def test_a_data_dir_without_a_database_is_one_line(tmp_path: Path) -> None:
+    run = tastemaker("evaluation", "--solution-version", "arn:aws:personalize:us-east-1:000000000000:solution/x/y",
+                     "--data-dir", str(tmp_path))
+    assert_one_clear_line(run, "no Tastemaker tables", "--data-dir")
+
+
+def test_an_unknown_solution_version_is_one_line(tmp_path: Path) -> None:
+    assert tastemaker("db", "upgrade", "--data-dir", str(tmp_path)).returncode == 0
+    run = tastemaker("evaluation", "--solution-version", "arn:aws:personalize:us-east-1:000000000000:solution/x/y",
+                     "--data-dir", str(tmp_path))
+    assert_one_clear_line(run, "ResourceNotFoundException")
