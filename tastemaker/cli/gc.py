@@ -57,11 +57,12 @@ def plan_and_apply(settings: Settings, *, dry_run: bool, keep_versions: int, job
                             cache_dir=settings.cache_dir)
     items: list[Item] = []
     try:
+        listed = blobs.list("")  # before the metadata read: see inventory.live
+        found = inventory.live(engine, keep_versions=keep_versions)
         with engine.connect() as conn:
-            found = inventory.live(conn, keep_versions=keep_versions)
             old_jobs = inventory.finished_jobs_before(conn, now - job_days * DAY)
             old_events = inventory.events_before(conn, now - event_days * DAY) if event_days is not None else 0
-        orphans = [key for key in blobs.list("") if inventory.is_orphan(key, found)]
+        orphans = [key for key in listed if inventory.is_orphan(key, found)]
         if orphans:
             items.append(Item(f"{len(orphans)} orphan blobs (deleted resources, replaced or failed import parts)",
                               blobs.url, _size(blobs, orphans)))
@@ -78,7 +79,10 @@ def plan_and_apply(settings: Settings, *, dry_run: bool, keep_versions: int, job
             return items
         for key in orphans:
             blobs.delete(key)
+        still = set(inventory.live(engine, keep_versions=keep_versions).superseded)  # deployed meanwhile?
         for arn, prefix in found.superseded:
+            if (arn, prefix) not in still:
+                continue
             blobs.delete_prefix(prefix)
             with engine.begin() as conn:
                 inventory.mark_artifacts_removed(conn, arn)

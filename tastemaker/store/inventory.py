@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from tastemaker.store import db
 from tastemaker.store import resources as resource_rows
 from tastemaker.store.status import Status
 from tastemaker.store.tables import dataset_parts, events, jobs, resources
@@ -29,13 +30,27 @@ class Live:
 
     storage_ids: set[str] = field(default_factory=set)
     part_keys: set[str] = field(default_factory=set)
-    unfinished_imports: set[str] = field(default_factory=set)  # last ARN segment = the import's blob batch id
+    finished_imports: set[str] = field(default_factory=set)  # last ARN segment = the import's blob batch id
     unfinished_import_locations: list[str] = field(default_factory=list)
     superseded: list[tuple[str, str]] = field(default_factory=list)  # (version ARN, model prefix) to prune
 
 
-def live(conn: sa.Connection, *, keep_versions: int) -> Live:
-    """Read what is live, and which solution versions fall outside the newest `keep_versions` per solution."""
+def live(engine: sa.Engine, *, keep_versions: int) -> Live:
+    """Read what is live in one snapshot (REPEATABLE READ on PostgreSQL, one read transaction on SQLite), and
+    which solution versions fall outside the newest `keep_versions` per solution.
+
+    Call it AFTER listing the blobs: a blob listed before this read belongs to a resource this read sees (a
+    resource row is committed before its blobs are written), so nothing created meanwhile looks orphaned."""
+    options: dict[str, object] = {db.READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    with engine.connect() as conn:
+        conn = conn.execution_options(**options)
+        with conn.begin():
+            return _live(conn, keep_versions)
+
+
+def _live(conn: sa.Connection, keep_versions: int) -> Live:
     found = Live(part_keys={str(k) for k in conn.execute(sa.select(dataset_parts.c.blob_key)).scalars()})
     versions: dict[str, list[tuple[float, str, dict]]] = defaultdict(list)
     deployed: set[str] = set()
@@ -45,9 +60,11 @@ def live(conn: sa.Connection, *, keep_versions: int) -> Live:
         body = body or {}
         if body.get("storage_id"):
             found.storage_ids.add(str(body["storage_id"]))
-        if kind == "dataset_import_job" and status not in (Status.ACTIVE, Status.CREATE_FAILED):
-            found.unfinished_imports.add(arn.rsplit("/", 1)[-1])
-            found.unfinished_import_locations.append(str((body.get("data_source") or {}).get("data_location", "")))
+        if kind == "dataset_import_job":
+            if status in (Status.ACTIVE, Status.CREATE_FAILED):
+                found.finished_imports.add(arn.rsplit("/", 1)[-1])
+            else:
+                found.unfinished_import_locations.append(str((body.get("data_source") or {}).get("data_location", "")))
         if kind == "solution_version":
             versions[str(parent)].append((float(created), status, body | {"arn": arn}))
         elif body.get("solution_version_arn") or body.get("latest_campaign_update"):
@@ -71,7 +88,7 @@ def is_orphan(key: str, found: Live) -> bool:
     if parts[1] not in found.storage_ids:
         return True
     if parts[0] == "datasets" and parts[2] == "bulk" and len(parts) >= 5:
-        return key not in found.part_keys and parts[3] not in found.unfinished_imports
+        return key not in found.part_keys and parts[3] in found.finished_imports
     return False
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tastemaker.cli.local_server import LocalServer
 from tastemaker.store import db, resources
+from tastemaker.store.inventory import Live, is_orphan
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
 from tests.e2e.util import wait_status
 
@@ -130,3 +131,12 @@ def test_gc_removes_old_staging_folders_but_not_the_users_own_files(tmp_path: Pa
     assert str(old) in gc(server, "--dry-run") and old.exists()
     gc(server)
     assert not old.exists() and new.exists() and mine.exists()
+
+
+def test_only_finished_imports_leave_orphan_parts() -> None:
+    found = Live(storage_ids={"ds1"}, part_keys={"datasets/ds1/bulk/job1/a.parquet"}, finished_imports={"job1"})
+    assert not is_orphan("datasets/ds1/bulk/job1/a.parquet", found)  # referenced
+    assert is_orphan("datasets/ds1/bulk/job1/b.parquet", found)  # a finished import's leftover
+    assert not is_orphan("datasets/ds1/bulk/job2/c.parquet", found)  # an import still running (or just started)
+    assert is_orphan("datasets/ds9/bulk/job3/d.parquet", found)  # a deleted dataset
+    assert not is_orphan("datasets/ds1/put/batch/e.parquet", found) and not is_orphan("README", found)
