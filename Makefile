@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # Extras: torch (CPU build, pinned) for the v2 sequence recipes, ann (hnswlib) for approximate top-k.
 # `make install EXTRAS=dev` installs neither.
 EXTRAS ?= dev,torch,ann
+# `make run PORT=8081 ARGS="--job-threads 4"`: another port, more `tastemaker serve` flags.
+PORT ?= 8080
+ARGS ?=
 
 .PHONY: install run quickstart test lint clean
 
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tastemaker serve --host 127.0.0.1 --port 8080 --data-dir ./.tastemaker
+	$(BIN)/tastemaker serve --host 127.0.0.1 --port $(PORT) --data-dir ./.tastemaker $(ARGS)
 
 quickstart: $(STAMP)
 	$(BIN)/tastemaker quickstart

@@ -250,7 +250,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
     parser.add_argument("--endpoint", help="server URL (default $TASTEMAKER_ENDPOINT or http://127.0.0.1:8080)")
     parser.add_argument("--data-dir", default=".tastemaker", help="the server's data dir (to find its key file)")
-    parser.add_argument("--region", default=None)
+    parser.add_argument("--region", default=None, help="the region to sign requests with (default $AWS_DEFAULT_REGION or us-east-1)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each stage")
 
 

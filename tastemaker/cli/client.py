@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,18 @@ def require_credentials(credentials: Credentials, data_dir: Path | None) -> Cred
                 "folder where the server runs (`make run` keeps its key in ./.tastemaker), pass --data-dir, or "
                 "set TASTEMAKER_ACCESS_KEY_ID and TASTEMAKER_SECRET_ACCESS_KEY.")
     return credentials
+
+
+def program() -> str:
+    """How to run `tastemaker` again from this shell: `tastemaker` when that name on PATH is this program, else the
+    path it was started by (e.g. `.venv/bin/tastemaker` after `make install`), else `python -m ...`."""
+    started = sys.argv[0] if sys.argv else ""
+    if Path(started).name == "tastemaker":
+        on_path = shutil.which("tastemaker")
+        if on_path and Path(on_path).resolve() == Path(started).resolve():
+            return "tastemaker"
+        return started if "/" in started else f"./{started}"
+    return f"{sys.executable} -m tastemaker.cli.main"
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:

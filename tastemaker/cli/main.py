@@ -30,6 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tastemaker.cli.wiring import build_server_app
 
     settings = _settings(args)
+    _require_free_port(settings.host, settings.port)
     if settings.workers > 1:
         from tastemaker.cli.wiring import prepare_workers
 
@@ -47,6 +48,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before anything starts when the address is taken (a second `make run`), with what to do."""
+    import socket
+
+    from tastemaker.cli.failures import CommandFailed
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CommandFailed(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Another server (a second `make run`?) "
+                f"may hold the port: stop it, or choose another port with --port N (`make run PORT=N`).") from exc
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -110,27 +128,32 @@ def cmd_evaluation(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tastemaker import __version__
+
     parser = argparse.ArgumentParser(prog="tastemaker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tastemaker {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (and embedded job workers)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default 8080)")
     _add_state_flags(serve)
     serve.add_argument("--import-root", action="append", default=None,
                        help="local directory that import jobs may read (repeatable)")
-    serve.add_argument("--account-id", default=None)
+    serve.add_argument("--account-id", default=None, help="the account id in ARNs (default 000000000000)")
     serve.add_argument("--job-threads", type=int, default=None, help="embedded job worker threads (0 = none)")
     serve.add_argument("--workers", type=int, default=None, help="API worker processes")
     serve.add_argument("--redis-url", default=None,
                        help="keep real-time state (recent events per user/session) in Redis, shared by replicas")
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
+                       help="how much the server logs (default warning)")
     serve.set_defaults(fn=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only (imports, training, batch jobs)")
     _add_state_flags(worker)
-    worker.add_argument("--job-threads", type=int, default=None)
-    worker.add_argument("--import-root", action="append", default=None)
+    worker.add_argument("--job-threads", type=int, default=None, help="job threads in this process (default 2)")
+    worker.add_argument("--import-root", action="append", default=None,
+                        help="local directory that import jobs may read (repeatable)")
     worker.set_defaults(fn=cmd_worker)
 
     dbp = sub.add_parser("db", help="database maintenance")
@@ -165,6 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_arguments(clean)
     clean.set_defaults(fn=cleanup.cmd_cleanup)
 
+    from tastemaker.cli import backup
+
+    back = sub.add_parser("backup", help="copy the metadata, blobs and keys into a folder, while the server runs")
+    backup.add_backup_arguments(back)
+    _add_state_flags(back)
+    back.set_defaults(fn=lambda a: backup.cmd_backup(a, _settings(a)))
+    rest = sub.add_parser("restore", help="bring a backup into an empty data dir / database / blob store")
+    backup.add_restore_arguments(rest)
+    _add_state_flags(rest)
+    rest.set_defaults(fn=lambda a: backup.cmd_restore(a, _settings(a)))
+
+    from tastemaker.cli import gc
+
+    gcp = sub.add_parser("gc", help="reclaim disk by the retention policy (orphan blobs, old versions, jobs, events)")
+    gc.add_arguments(gcp)
+    _add_state_flags(gcp)
+    gcp.set_defaults(fn=lambda a: gc.cmd_gc(a, _settings(a)))
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")
@@ -176,7 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.fn(args) or 0)
+    try:
+        return int(args.fn(args) or 0)
+    except (Exception, KeyboardInterrupt) as exc:
+        from tastemaker.cli.failures import report
+
+        status = report(args.command, exc)
+        if status is None:
+            raise
+        return status
 
 
 if __name__ == "__main__":

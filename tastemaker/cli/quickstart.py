@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tastemaker.cli import sample_data
+from tastemaker.cli import data_notes, item_labels, sample_data
 from tastemaker.cli.client import (
     Clients,
     Credentials,
@@ -23,11 +23,13 @@ from tastemaker.cli.client import (
     format_call,
     is_not_implemented,
     make_clients,
+    program,
     require_credentials,
     resolve_credentials,
     resolve_endpoint,
     server_answers,
 )
+from tastemaker.cli.failures import CommandFailed
 from tastemaker.cli.progress import wait_all
 from tastemaker.store.status import Status
 
@@ -81,9 +83,15 @@ class Catalog:
     event_type: str  # the event type streamed with PutEvents and used by the filter ("" when the data has none)
     popularity: Counter[str]
     event_value: float | None = None  # sent with streamed events when the data has EVENT_VALUE (its largest value)
+    notes: list[str] = field(default_factory=list)  # probably-wrong data, said in the data summary
+    item_values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # every genre of "A|B" items
+    item_title: dict[str, str] = field(default_factory=dict)
+
+    def values(self, item: str) -> tuple[str, ...]:
+        return self.item_values.get(item) or (self.item_cluster.get(item, "?"),)
 
     def taste(self, user: str) -> Counter[str]:
-        return Counter(self.item_cluster.get(i, "?") for i in self.histories.get(user, []))
+        return Counter(v for i in self.histories.get(user, []) for v in self.values(i))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -116,21 +124,17 @@ def load_folder(folder: Path) -> tuple[dict[str, Path], dict[str, dict]]:
 def build_catalog(paths: dict[str, Path], schemas: dict[str, dict], event_type: str | None) -> Catalog:
     import pyarrow.csv as pacsv
 
-    item_cluster: dict[str, str] = {}
+    item_values: dict[str, tuple[str, ...]] = {}
+    titles: dict[str, str] = {}
     if "Items" in paths:
-        fields = schemas["Items"]["fields"]
-        preferred = [f["name"] for f in fields if f["name"] in ("GENRES", "CATEGORY_L1")]
-        categorical = preferred or [f["name"] for f in fields if f.get("categorical")]
-        if categorical:
-            table = pacsv.read_csv(paths["Items"], convert_options=pacsv.ConvertOptions(
-                include_columns=["ITEM_ID", categorical[0]], column_types={"ITEM_ID": "string"}))
-            for item, value in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
-                item_cluster[str(item)] = str(value or "?").split("|")[0]
+        item_values, titles = item_labels.read_items(paths["Items"], schemas["Items"])
+    item_cluster = {item: values[0] for item, values in item_values.items()}
     columns = ["USER_ID", "ITEM_ID"]
     names = {f["name"] for f in schemas["Interactions"]["fields"]}
-    optional = [c for c in ("EVENT_TYPE", "EVENT_VALUE") if c in names]
+    optional = [c for c in ("EVENT_TYPE", "EVENT_VALUE", "TIMESTAMP") if c in names]
     table = pacsv.read_csv(paths["Interactions"], convert_options=pacsv.ConvertOptions(
         include_columns=columns + optional, column_types={"USER_ID": "string", "ITEM_ID": "string"}))
+    found = data_notes.notes(table, str(paths["Interactions"].name))
     histories: dict[str, list[str]] = {}
     users, items = table.column("USER_ID").to_pylist(), table.column("ITEM_ID").to_pylist()
     for user, item in zip(users, items, strict=True):
@@ -139,7 +143,7 @@ def build_catalog(paths: dict[str, Path], schemas: dict[str, dict], event_type: 
         event_type = Counter(table.column("EVENT_TYPE").to_pylist()).most_common(1)[0][0]
     values = [v for v in table.column("EVENT_VALUE").to_pylist() if v is not None] if "EVENT_VALUE" in names else []
     return Catalog(item_cluster, histories, event_type or "", Counter(items),
-                   float(max(values)) if values else None)
+                   float(max(values)) if values else None, found, item_values, titles)
 
 
 def stage_data(options: Options, import_dir: Path, run_id: str) -> tuple[dict[str, Path], dict[str, dict], Catalog]:
@@ -153,8 +157,9 @@ def stage_data(options: Options, import_dir: Path, run_id: str) -> tuple[dict[st
     users, items, interactions = SIZES[options.size]
     data = sample_data.generate(target, domain=options.domain, users=users, items=items,
                                 interactions=interactions, seed=options.seed)
-    return data.paths, data.schemas, build_catalog(data.paths, data.schemas, data.event_types[1 if
-                                                   options.domain != "ECOMMERCE" else 0])
+    catalog = build_catalog(data.paths, data.schemas, data.event_types[1 if options.domain != "ECOMMERCE" else 0])
+    catalog.notes.clear()  # generated events may repeat by chance; the notes are for a user's own data
+    return data.paths, data.schemas, catalog
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +209,7 @@ class Walk:
         bodies = wait_all(label, describes, key)
         for body in bodies:
             if body.get("status") != Status.ACTIVE:
-                raise RuntimeError(f"{label}: {body.get('status')}: {body.get('failureReason', 'no reason given')}")
+                raise CommandFailed(f"{label}: {body.get('status')}: {body.get('failureReason', 'no reason given')}")
         return bodies
 
 
@@ -241,6 +246,8 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     w.say(f"  data: {origin}, staged in {paths['Interactions'].parent}")
     w.say(f"        {sum(catalog.popularity.values()):,} interactions, {len(catalog.histories):,} users, "
           f"{len(catalog.popularity):,} items with interactions")
+    for note in catalog.notes:
+        w.say(f"        {note}")
     datasets = {}
     for kind in paths:
         schema_params: dict[str, Any] = {"name": f"{prefix}-{kind.lower()}", "schema": json.dumps(schemas[kind])}
@@ -330,13 +337,13 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
     _metrics(w, versions, recommender, result)
 
     w.step("Clean up")
-    command = f"tastemaker cleanup --dataset-group {group}"
+    command = f"{program()} cleanup --dataset-group {group}"
     if clients.endpoint != resolve_endpoint(None):
         command += f" --endpoint {clients.endpoint}"
     if result.embedded:
         w.say(f"  On a server that keeps running, this removes everything above:\n    {command}")
         return
-    w.say("  Everything above stays in place so you can explore it (console, boto3, AWS CLI). Remove it with:")
+    w.say("  Everything above stays in place so you can explore it (boto3, the AWS CLI, `tastemaker deployments`). Remove it with:")
     w.say(f"    {command}")
     w.say(f"  The staged CSV files stay in {paths['Interactions'].parent} (delete the folder when done).")
 
@@ -361,19 +368,21 @@ def _recommend_and_stream(w: Walk, catalog: Catalog, target: dict[str, str], fil
     if tracking_id is None:
         _print_recommendations(w, catalog, before, None)
         return
-    # Stream events of a cluster the user has not shown interest in: its most popular unseen items.
-    clusters = Counter(catalog.item_cluster.values())
-    # Without item metadata to group by, the "new taste" is simply the most popular items the user never saw.
-    new_cluster = min(clusters, key=lambda c: (taste.get(c, 0), -clusters[c], c)) if clusters else "?"
-    seen = set(catalog.histories[user])
-    picks = [i for i, _ in catalog.popularity.most_common() if catalog.item_cluster.get(i, "?") == new_cluster
-             and i not in seen][:6]
+    # Stream events of a taste the user has not shown (none of their past items carries it): its most popular
+    # unseen items, preferably ones that share nothing with the user's main tastes.
+    new_cluster, picks, touched = item_labels.choose_discovery(
+        {i: catalog.values(i) for i in catalog.popularity}, catalog.popularity, catalog.histories[user])
     now = dt.datetime.now(dt.UTC)
     value = {"eventValue": catalog.event_value} if catalog.event_value is not None else {}
     events = [{"eventType": catalog.event_type or "click", "itemId": item,
                "sentAt": now - dt.timedelta(seconds=len(picks) - k)} | value for k, item in enumerate(picks)]
-    discovers = "popular items" if new_cluster == "?" else new_cluster
-    w.say(f"  the user now discovers {discovers}: {len(events)} events on {', '.join(picks)}")
+    if new_cluster == "?":
+        claim = "turns to popular items they never saw"
+    elif touched:
+        claim = f"turns to {new_cluster} (only {touched} of their past items are {new_cluster})"
+    else:
+        claim = f"discovers {new_cluster}"
+    w.say(f"  the user now {claim}: {len(events)} events on {', '.join(picks)}")
     try:
         w.call("events", "put_events", trackingId=tracking_id, userId=user, sessionId=f"session-{user}",
                eventList=events)
@@ -389,15 +398,19 @@ def _recommend_and_stream(w: Walk, catalog: Catalog, target: dict[str, str], fil
         return
     result.recommendations_after = after
     _print_recommendations(w, catalog, before, after)
-    share = (sum(catalog.item_cluster.get(i) == new_cluster for i in before),
-             sum(catalog.item_cluster.get(i) == new_cluster for i in after))
+    share = (sum(new_cluster in catalog.values(i) for i in before),
+             sum(new_cluster in catalog.values(i) for i in after))
     if new_cluster != "?":
         w.say(f"  {new_cluster} items in the top 10: {share[0]} before the events, {share[1]} after")
 
 
 def _print_recommendations(w: Walk, catalog: Catalog, before: list[str], after: list[str] | None) -> None:
     def label(item: str | None) -> str:
-        return f"{item} ({catalog.item_cluster.get(item, '?')})" if item else ""
+        if not item:
+            return ""
+        title = catalog.item_title.get(item, "")
+        title = f" {title[:28]}{'...' if len(title) > 28 else ''}" if title else ""
+        return f"{item}{title} ({'|'.join(catalog.values(item)[:2])})"
 
     if after is None:
         single = [(str(k + 1), label(i)) for k, i in enumerate(before)]
@@ -477,7 +490,7 @@ def run_quickstart(options: Options, out: TextIO | None = None) -> Result:
             walk(clients, options, import_dir, out, result)
         except (Exception, KeyboardInterrupt):
             if result.dataset_group_arn and not embedded:
-                print(f"\nStopped before the end. To remove what was created so far:\n  tastemaker cleanup "
+                print(f"\nStopped before the end. To remove what was created so far:\n  {program()} cleanup "
                       f"--dataset-group {result.dataset_group_arn} --endpoint {clients.endpoint}", file=out)
             raise
         if embedded:
@@ -494,12 +507,13 @@ def add_arguments(parser: Any) -> None:
                         "when nothing answers, an embedded server is started for the walk")
     parser.add_argument("--data-dir", default=".tastemaker",
                         help="the server's data dir: where its key file is and where data is staged for import")
-    parser.add_argument("--domain", default="custom", choices=sample_data.DOMAINS)
+    parser.add_argument("--domain", default="custom", choices=sample_data.DOMAINS,
+                        help="custom (solutions and a campaign) or a domain group with a recommender")
     parser.add_argument("--data", type=Path, help="a Personalize-shaped folder (interactions.csv + "
                         "interactions.schema.json, optional items/users) instead of generated data")
     parser.add_argument("--size", default="default", choices=list(SIZES), help="size of the generated data")
-    parser.add_argument("--region", default=None)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--region", default=None, help="the region to sign requests with (default $AWS_DEFAULT_REGION or us-east-1)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default 42)")
     parser.add_argument("--embedded", action="store_true", help="always start an embedded server")
 
 

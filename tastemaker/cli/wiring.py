@@ -6,11 +6,12 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ from tastemaker.store.blobs import BlobStore, open_blob_store
 
 if TYPE_CHECKING:
     from tastemaker.api.app import Application
+    from tastemaker.api.keys import KeyStore
     from tastemaker.jobs.worker import JobRunner
 
 
@@ -61,22 +63,35 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     from threadpoolctl import threadpool_limits
 
     from tastemaker.api.app import build_app
-    from tastemaker.api.keys import KeyStore, boto3_snippet
+    from tastemaker.api.keys import KeyStore
 
     threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)
     keys = KeyStore.load(settings)
     if keys.created and announce:
-        endpoint = f"http://{settings.host}:{settings.port}"
-        print("Tastemaker generated an access key (stored in "
-              f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
-        print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
+        announce_key(keys, settings)
     app = build_app(services, keys)
     runner = build_runner(services, settings.job_threads)
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)
     app.on_shutdown.append(runner.stop)
     return app
+
+
+def announce_key(keys: KeyStore, settings: Settings, out: TextIO | None = None) -> None:
+    """Say where the generated key is. The secret itself goes only to an interactive terminal: a server's
+    stdout usually ends up in a service log (systemd, docker logs), which must never hold a secret."""
+    from tastemaker.api.keys import boto3_snippet
+
+    out = out or sys.stdout
+    where = settings.data_dir / "credentials.json"
+    if out.isatty():
+        endpoint = f"http://{settings.host}:{settings.port}"
+        print(f"Tastemaker generated an access key (stored in {where}, mode 0600). Use it like this:\n", file=out)
+        print(boto3_snippet(keys.root, endpoint, settings.default_region), file=out, flush=True)
+    else:
+        print(f"Tastemaker generated an access key {keys.root.access_key_id}; its secret is in {where} (mode 0600, "
+              "not printed because this output is not a terminal).", file=out, flush=True)
 
 
 # --- several API worker processes (`tastemaker serve --workers N`) --------------------------------------
@@ -116,15 +131,12 @@ def prepare_workers(settings: Settings) -> JobRunner | None:
     the job runner here (returned; None with --job-threads 0). The parent only supervises the workers, so jobs
     (polling, imports, training orchestration) never take the GIL from a process that serves requests: with
     the runner inside a serving worker, its polls were a visible share of that worker's slowest requests."""
-    from tastemaker.api.keys import KeyStore, boto3_snippet
+    from tastemaker.api.keys import KeyStore
 
     services = build_services(settings, serves_requests=False)
     keys = KeyStore.load(settings)
     if keys.created:
-        endpoint = f"http://{settings.host}:{settings.port}"
-        print("Tastemaker generated an access key (stored in "
-              f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
-        print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
+        announce_key(keys, settings)
     os.environ[SETTINGS_ENV] = settings_to_json(dataclasses.replace(settings, job_threads=0))
     if settings.job_threads <= 0:
         services.engine.dispose()

@@ -39,7 +39,7 @@ def test_quickstart_command_then_cleanup_leaves_nothing(cli_server: LocalServer,
     assert "personalize.create_dataset_group(name='quickstart-" in out  # the calls are printed
     assert "runtime.get_recommendations(" in out and "events.put_events(" in out
     assert "import jobs [" in run.stderr and "training [" in run.stderr  # progress with elapsed time
-    group = re.search(r"tastemaker cleanup --dataset-group (\S+)", out).group(1)  # type: ignore[union-attr]
+    group = re.search(r" cleanup --dataset-group (\S+)", out).group(1)  # type: ignore[union-attr]
     prefix = group.rsplit("/", 1)[1]
     learned = re.search(r"normalized_discounted_cumulative_gain_at_10\s+([\d.]+)\s+([\d.]+)", out)
     assert learned and float(learned.group(1)) > float(learned.group(2))  # user-personalization beats popularity
