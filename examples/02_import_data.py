@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from common import IMPORT_DIR, NAME, group_arn, personalize, wait_active
+from common import IMPORT_DIR, NAME, RUN, group_arn, personalize, wait_active
 
 p = personalize()
 group = group_arn(p)
@@ -30,7 +30,7 @@ for kind in ("Interactions", "Items", "Users"):
                                    datasetGroupArn=group, datasetType=kind)["datasetArn"]
     wait_active(lambda arn=dataset_arn: p.describe_dataset(datasetArn=arn), "dataset")
     job_arn = p.create_dataset_import_job(
-        jobName=f"{NAME}-{kind.lower()}-import", datasetArn=dataset_arn,
+        jobName=f"{NAME}-{kind.lower()}-{RUN}", datasetArn=dataset_arn,
         dataSource={"dataLocation": str(csv_file)},  # or "s3://bucket/folder/" with TASTEMAKER_S3_ENDPOINT_URL
         roleArn="arn:aws:iam::000000000000:role/PersonalizeImport",  # accepted and ignored by Tastemaker
         importMode="FULL")["datasetImportJobArn"]

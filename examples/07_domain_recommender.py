@@ -2,7 +2,7 @@
 
 import json
 
-from common import IMPORT_DIR, NAME, RECIPE, personalize, runtime, wait_active
+from common import IMPORT_DIR, NAME, RECIPE, RUN, personalize, runtime, wait_active
 
 from tastemaker.cli.sample_data import generate
 
@@ -18,7 +18,7 @@ for kind in ("Interactions", "Items"):
     dataset_arn = p.create_dataset(name=f"{name}-{kind.lower()}", schemaArn=schema_arn, datasetGroupArn=group,
                                    datasetType=kind)["datasetArn"]
     wait_active(lambda arn=dataset_arn: p.describe_dataset(datasetArn=arn), "dataset")
-    job = p.create_dataset_import_job(jobName=f"{name}-{kind.lower()}", datasetArn=dataset_arn,
+    job = p.create_dataset_import_job(jobName=f"{name}-{kind.lower()}-{RUN}", datasetArn=dataset_arn,
                                       dataSource={"dataLocation": str(data.paths[kind])})["datasetImportJobArn"]
     wait_active(lambda arn=job: p.describe_dataset_import_job(datasetImportJobArn=arn), "datasetImportJob")
 

@@ -22,6 +22,8 @@ DATA_DIR = Path(os.environ.get("TASTEMAKER_DATA_DIR", ".tastemaker"))
 NAME = os.environ.get("EXAMPLE_NAME", "example")
 IMPORT_DIR = Path(os.environ.get("TASTEMAKER_IMPORT_DIR", DATA_DIR / "imports")).resolve()
 RECIPE = "arn:aws:personalize:::recipe/"
+# Import job names stay taken after their dataset is deleted: a per-run suffix lets the examples run again.
+RUN = time.strftime("%Y%m%d-%H%M%S")
 
 
 def session() -> boto3.Session:
