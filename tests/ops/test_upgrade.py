@@ -151,7 +151,7 @@ def test_rolling_upgrade_from_the_previous_release(tmp_path: Path) -> None:
         thread.join(30)
     assert not errors, errors[:5]
     assert calls_after_upgrade >= 20
-    with pytest.raises(AssertionError, match="0003"):  # docs/production.md: an old process does not start again
+    with pytest.raises(AssertionError, match="locate revision"):  # docs/production.md: an old process does not start again
         old.start()
 
     new = LocalServer(tmp_path / "data", import_roots=[tmp_path / "imports"])
