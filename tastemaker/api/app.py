@@ -21,20 +21,21 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from tastemaker.api import service_models
+from tastemaker.api import request_id, service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
 from tastemaker.api.limits import body_limit, body_limits, too_large
 from tastemaker.api.operations import implemented, inline_operations
-from tastemaker.api.sigv4 import HeaderLists
+from tastemaker.api.sigv4 import HeaderLists, check_service
 from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.context import RequestContext
 from tastemaker.errors import (
     InternalFailure,
-    InvalidInputException,
     NotImplementedOperation,
     RequestEntityTooLargeException,
+    SerializationException,
     TastemakerError,
+    UnknownOperationException,
 )
 from tastemaker.services import Services
 from tastemaker.serving.inline import NotWarm, inline
@@ -51,7 +52,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Reply:
     """An HTTP answer: status, body and content type (plus the AWS error type header for errors)."""
 
-    __slots__ = ("body", "close", "error_type", "media_type", "status")
+    __slots__ = ("body", "close", "error_type", "media_type", "request_id", "status")
 
     def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None,
                  close: bool = False):
@@ -60,9 +61,12 @@ class Reply:
         self.media_type = media_type
         self.error_type = error_type
         self.close = close  # end the connection after the answer (a request body was left unread)
+        self.request_id: str | None = None  # x-amzn-RequestId (api/request_id.py), on every API answer
 
     async def send(self, send: Send) -> None:
         headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode())]
+        if self.request_id:
+            headers.append((request_id.HEADER, self.request_id.encode()))
         if self.error_type:
             headers.append((b"x-amzn-errortype", self.error_type.encode()))
         if self.close:
@@ -100,17 +104,24 @@ class Api:
         return service_models.operation_for_path(method, path)
 
     def find_operation(self, method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo:
+        """The operation, else UnknownOperationException as AWS answers: 400 for the json protocol (a bad or
+        missing X-Amz-Target on POST /), 404 for any other method or path no operation answers."""
         target = headers.first("x-amz-target")
         if target:
             info = service_models.operation_for_target(target)
-            if info is None:
-                raise InvalidInputException(f"Unknown operation in X-Amz-Target: {target}.")
+            if info is None or method.upper() != "POST":
+                raise UnknownOperationException(
+                    f"Unknown operation in X-Amz-Target: {target}. Control-plane calls are POST / with "
+                    "X-Amz-Target: AmazonPersonalize.<Operation>, e.g. AmazonPersonalize.ListDatasetGroups.")
             return info
         info = service_models.operation_for_path(method, path)
         if info is None:
-            raise InvalidInputException(
+            unknown = UnknownOperationException(
                 f"No Personalize operation answers {method} {path}: control-plane calls are "
                 "POST / with an X-Amz-Target header; runtime and events calls use their documented paths.")
+            if not (method.upper() == "POST" and path in ("", "/")):
+                unknown.status = 404
+            raise unknown
         return info
 
     async def handle(self, scope: Scope, body: bytes, headers: HeaderLists | None = None) -> Reply:
@@ -123,6 +134,7 @@ class Api:
             credential = self.keys.verify(method, raw_path.decode("latin-1"),
                                           scope["query_string"].decode("latin-1"), headers, body,
                                           max_skew=self.max_skew)
+            check_service(credential)
             info = self.find_operation(method, scope["path"], headers)
             protocol = info.protocol
             fn = self.operations.get(info.name)
@@ -132,7 +144,10 @@ class Api:
             try:
                 raw = orjson.loads(body) if body.strip() else {}
             except orjson.JSONDecodeError as exc:
-                raise InvalidInputException(f"The request body is not valid JSON: {exc}.") from exc
+                raise SerializationException(f"The request body is not valid JSON: {exc}.") from exc
+            if not isinstance(raw, dict):
+                raise SerializationException(
+                    f"The request body must be a JSON object, not {type(raw).__name__}: send {{...}}.")
             self.keys.authorize(credential, info, raw)  # the key's policy (AccessDeniedException)
             params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
@@ -182,14 +197,17 @@ class Application:
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
                 return
             headers = HeaderLists.from_asgi(scope["headers"])
+            rid = request_id.new()
             try:
                 body = await _read_limited_body(scope, headers, receive)
             except RequestEntityTooLargeException as exc:
                 reply = error_reply(exc, "json" if headers.first("x-amz-target") else "rest-json")
                 reply.close = True
+                reply.request_id = rid
                 await reply.send(send)
                 return
             reply = await self.api.handle(scope, body, headers)
+            reply.request_id = rid
             await reply.send(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
