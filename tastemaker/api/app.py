@@ -28,6 +28,7 @@ from tastemaker.api.limits import body_limit, body_limits, too_large
 from tastemaker.api.operations import implemented, inline_operations
 from tastemaker.api.sigv4 import HeaderLists, check_service
 from tastemaker.api.validation import precompile_all, validate_input
+from tastemaker.control.common import check_request_regions
 from tastemaker.control.context import RequestContext
 from tastemaker.errors import (
     InternalFailure,
@@ -92,6 +93,10 @@ class Api:
         keys.attach(services.read_engine, services.settings)  # the database's scoped keys, kept fresh
         self.operations = implemented()
         self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
+        # Operations that may answer ResourceNotFoundException: an ARN of another region in their input is one
+        # (the others, List* with a parent filter, list the caller's region only and so answer an empty page).
+        self.region_checked = frozenset(info.name for info in service_models.all_operations()
+                                        if any(e.name == "ResourceNotFoundException" for e in info.model.error_shapes))
         precompile_all(info.model for info in service_models.all_operations())
         body_limits()
 
@@ -151,6 +156,8 @@ class Api:
             self.keys.authorize(credential, info, raw)  # the key's policy (AccessDeniedException)
             params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
+            if info.name in self.region_checked:
+                check_request_regions(ctx, params)
             result = await self.run(info.name, fn, ctx, params)
             payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
             return Reply(orjson.dumps(payload), media_type=JSON11 if protocol == "json" else JSON)

@@ -175,11 +175,17 @@ def _decode_token(token: str) -> int:
 
 def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results: int | None,
          dataset_group_arn: str | None = None, parent_arn: str | None = None,
-         newest_first: bool = False, where: Any = None) -> tuple[list[Resource], str | None]:
-    """One page of resources of a kind, in creation order, with an opaque next token."""
+         newest_first: bool = False, where: Any = None, region: str | None = None) -> tuple[list[Resource], str | None]:
+    """One page of resources of a kind, in creation order, with an opaque next token.
+
+    With `region`, only resources of that region: a resource belongs to the region of its ARN
+    (`arn:<partition>:personalize:<region>:...`), as in AWS.
+    """
     limit = max_results or 100
     order = resources.c.seq.desc() if newest_first else resources.c.seq
     query = sa.select(resources).where(resources.c.kind == kind).order_by(order).limit(limit + 1)
+    if region is not None:
+        query = query.where(resources.c.arn.like(f"arn:%:personalize:{_like_literal(region)}:%", escape="\\"))
     if dataset_group_arn is not None:
         query = query.where(resources.c.dataset_group_arn == dataset_group_arn)
     if parent_arn is not None:
@@ -192,6 +198,11 @@ def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results:
     full = [_row(r) for r in conn.execute(query)]
     token = _encode_token(full[limit - 1].seq) if len(full) > limit else None
     return full[:limit], token
+
+
+def _like_literal(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # --- tags -------------------------------------------------------------------------------------------------

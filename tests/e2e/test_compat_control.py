@@ -1,0 +1,127 @@
+"""Control-plane answers as Personalize gives them: regions, List* with unknown parents, tags, feature
+transformations (issue #14 items 9, 11, 12, 13)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tastemaker.cli.local_server import LocalServer
+from tests.e2e.datagen import INTERACTIONS_SCHEMA
+from tests.e2e.util import wait_status
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def error(call: Callable[[], Any]) -> tuple[str, str]:
+    with pytest.raises(ClientError) as exc:
+        call()
+    return exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def group(personalize) -> str:  # type: ignore[no-untyped-def]
+    arn = personalize.create_dataset_group(name=unique("compat"))["datasetGroupArn"]
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+    return arn
+
+
+@pytest.fixture(scope="module")
+def europe(server: LocalServer):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client("personalize", endpoint_url=server.url, region_name="eu-west-1",
+                        aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
+
+
+def test_regions_are_isolated(personalize, europe, group: str) -> None:  # type: ignore[no-untyped-def]
+    schema = personalize.create_schema(name=unique("int"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+    assert group.split(":")[3] == "us-east-1"
+    listed = {g["datasetGroupArn"] for g in europe.list_dataset_groups()["datasetGroups"]}
+    assert group not in listed
+    assert schema not in {s["schemaArn"] for s in europe.list_schemas()["schemas"]}
+    assert group in {g["datasetGroupArn"] for g in personalize.list_dataset_groups()["datasetGroups"]}
+    for call in (lambda: europe.describe_dataset_group(datasetGroupArn=group),
+                 lambda: europe.describe_schema(schemaArn=schema),
+                 lambda: europe.list_tags_for_resource(resourceArn=group),
+                 lambda: europe.delete_dataset_group(datasetGroupArn=group),
+                 lambda: europe.create_dataset(name=unique("d"), schemaArn=schema, datasetGroupArn=group,
+                                               datasetType="Interactions")):
+        code, message = error(call)
+        assert code == "ResourceNotFoundException", message
+        assert "us-east-1" in message and "eu-west-1" in message
+    assert europe.list_datasets(datasetGroupArn=group)["datasets"] == []
+    # the same name may exist once per region
+    name = unique("twin")
+    mine = europe.create_dataset_group(name=name)["datasetGroupArn"]
+    theirs = personalize.create_dataset_group(name=name)["datasetGroupArn"]
+    assert mine.split(":")[3] == "eu-west-1" and theirs.split(":")[3] == "us-east-1"
+    assert [g["name"] for g in europe.list_dataset_groups()["datasetGroups"]].count(name) == 1
+    wait_status(lambda: europe.describe_dataset_group(datasetGroupArn=mine), "datasetGroup")
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=theirs), "datasetGroup")
+    europe.delete_dataset_group(datasetGroupArn=mine)
+    personalize.delete_dataset_group(datasetGroupArn=theirs)
+
+
+def test_list_with_an_unknown_parent_is_an_empty_page(personalize) -> None:  # type: ignore[no-untyped-def]
+    account = "000000000000"
+    group = f"arn:aws:personalize:us-east-1:{account}:dataset-group/absent"
+    for method, key, member, arn in (
+        ("list_datasets", "datasets", "datasetGroupArn", group),
+        ("list_solutions", "solutions", "datasetGroupArn", group),
+        ("list_filters", "Filters", "datasetGroupArn", group),
+        ("list_event_trackers", "eventTrackers", "datasetGroupArn", group),
+        ("list_recommenders", "recommenders", "datasetGroupArn", group),
+        ("list_dataset_import_jobs", "datasetImportJobs", "datasetArn",
+         f"arn:aws:personalize:us-east-1:{account}:dataset/absent/INTERACTIONS"),
+        ("list_campaigns", "campaigns", "solutionArn", f"arn:aws:personalize:us-east-1:{account}:solution/absent"),
+    ):
+        answer = getattr(personalize, method)(**{member: arn})
+        assert answer[key] == [], method
+    # ListSolutionVersions declares ResourceNotFoundException, and answers it
+    code, _ = error(lambda: personalize.list_solution_versions(
+        solutionArn=f"arn:aws:personalize:us-east-1:{account}:solution/absent"))
+    assert code == "ResourceNotFoundException"
+
+
+def test_tags_refuse_reserved_keys_and_untaggable_resources(personalize, group: str) -> None:  # type: ignore[no-untyped-def]
+    for key in ("aws:owner", "AWS:team"):
+        code, message = error(lambda key=key: personalize.tag_resource(
+            resourceArn=group, tags=[{"tagKey": key, "tagValue": "x"}]))
+        assert code == "InvalidInputException" and key in message
+    code, message = error(lambda: personalize.create_dataset_group(
+        name=unique("tagged"), tags=[{"tagKey": "aws:cloudformation:stack", "tagValue": "x"}]))
+    assert code == "InvalidInputException" and "aws:" in message
+    code, _ = error(lambda: personalize.untag_resource(resourceArn=group, tagKeys=["aws:owner"]))
+    assert code == "InvalidInputException"
+    assert personalize.list_tags_for_resource(resourceArn=group)["tags"] == []
+    schema = personalize.create_schema(name=unique("int"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+    code, message = error(lambda: personalize.tag_resource(resourceArn=schema, tags=[{"tagKey": "k", "tagValue": "v"}]))
+    assert code == "InvalidInputException" and "cannot be tagged" in message
+    personalize.tag_resource(resourceArn=group, tags=[{"tagKey": "team", "tagValue": "recs"}])
+    assert personalize.list_tags_for_resource(resourceArn=group)["tags"] == [{"tagKey": "team", "tagValue": "recs"}]
+
+
+@pytest.mark.parametrize("arn", [
+    "arn:aws:personalize:::feature-transformation/",
+    "arn:aws:personalize:::feature-transformation/no-such-thing",
+    "arn:aws:personalize:us-east-1:000000000000:campaign/x",
+    "arn:aws:personalize:::recipe/aws-user-personalization",
+])
+def test_describe_feature_transformation_of_other_arns_is_not_found(personalize, arn: str) -> None:  # type: ignore[no-untyped-def]
+    code, _ = error(lambda: personalize.describe_feature_transformation(featureTransformationArn=arn))
+    assert code == "ResourceNotFoundException"
+
+
+def test_describe_feature_transformation_of_a_real_one(personalize) -> None:  # type: ignore[no-untyped-def]
+    recipe = personalize.describe_recipe(recipeArn="arn:aws:personalize:::recipe/aws-user-personalization")["recipe"]
+    answer = personalize.describe_feature_transformation(
+        featureTransformationArn=recipe["featureTransformationArn"])["featureTransformation"]
+    assert answer["featureTransformationArn"] == recipe["featureTransformationArn"] and answer["name"]
