@@ -33,8 +33,10 @@ def group_schemas(conn: sa.Connection, dataset_group_arn: str) -> dict[str, Any]
 
 def check_expression(conn: sa.Connection, dataset_group_arn: str, expression: str) -> Any:
     from tastemaker.filters import check_filter, parse_filter
+    from tastemaker.filters.parser import resolve_field_case
 
-    return check_filter(parse_filter(expression), group_schemas(conn, dataset_group_arn))
+    schemas = group_schemas(conn, dataset_group_arn)
+    return check_filter(resolve_field_case(parse_filter(expression), schemas), schemas)
 
 
 @operation("CreateFilter")
