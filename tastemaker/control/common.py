@@ -57,6 +57,14 @@ def create_with_tags(conn: sa.Connection, tags: Sequence[Mapping[str, str]] | No
     return res
 
 
+def activate_now(conn: sa.Connection, arn: str) -> None:
+    """A resource with nothing to build (dataset group, dataset, solution, event tracker, filter) becomes ACTIVE
+    in the transaction that creates it: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE, so the first Describe
+    after the create already answers ACTIVE and "Run All" notebooks that use it at once do not race a job."""
+    resources.update(conn, arn, status=Status.CREATE_IN_PROGRESS)
+    resources.update(conn, arn, status=Status.ACTIVE)
+
+
 def require_status(res: resources.Resource, allowed: Iterable[str], action: str) -> None:
     allowed = tuple(allowed)
     if res.status not in allowed:

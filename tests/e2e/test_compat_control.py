@@ -125,3 +125,24 @@ def test_describe_feature_transformation_of_a_real_one(personalize) -> None:  # 
     answer = personalize.describe_feature_transformation(
         featureTransformationArn=recipe["featureTransformationArn"])["featureTransformation"]
     assert answer["featureTransformationArn"] == recipe["featureTransformationArn"] and answer["name"]
+
+
+def test_resources_with_nothing_to_build_are_active_when_created(personalize, events) -> None:  # type: ignore[no-untyped-def]
+    """"Run All" notebooks use what they just created (#14 item 6): the first Describe already says ACTIVE."""
+    group = personalize.create_dataset_group(name=unique("runall"))["datasetGroupArn"]
+    assert personalize.describe_dataset_group(datasetGroupArn=group)["datasetGroup"]["status"] == "ACTIVE"
+    schema = personalize.create_schema(name=unique("int"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+    dataset = personalize.create_dataset(name=unique("int"), schemaArn=schema, datasetGroupArn=group,
+                                         datasetType="Interactions")["datasetArn"]
+    assert personalize.describe_dataset(datasetArn=dataset)["dataset"]["status"] == "ACTIVE"
+    tracker = personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group)
+    assert personalize.describe_event_tracker(
+        eventTrackerArn=tracker["eventTrackerArn"])["eventTracker"]["status"] == "ACTIVE"
+    events.put_events(trackingId=tracker["trackingId"], userId="u1", sessionId="s1",
+                      eventList=[{"eventType": "click", "itemId": "i1", "sentAt": 1_700_000_000}])
+    filter_arn = personalize.create_filter(name=unique("f"), datasetGroupArn=group,
+                                           filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")')
+    assert personalize.describe_filter(filterArn=filter_arn["filterArn"])["filter"]["status"] == "ACTIVE"
+    solution = personalize.create_solution(name=unique("sol"), datasetGroupArn=group,
+                                           recipeArn="arn:aws:personalize:::recipe/aws-popularity-count")
+    assert personalize.describe_solution(solutionArn=solution["solutionArn"])["solution"]["status"] == "ACTIVE"
