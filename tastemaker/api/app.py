@@ -11,6 +11,7 @@ grows past the limit of the operation it names (tastemaker.api.limits).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -39,10 +40,17 @@ from tastemaker.errors import (
     UnknownOperationException,
 )
 from tastemaker.services import Services
+from tastemaker.serving.deployments import FRESH_SECONDS
 from tastemaker.serving.inline import NotWarm, inline
 
 log = logging.getLogger("tastemaker.api")
 INLINE = inline_operations()
+# Control-plane calls that change what an existing campaign, recommender, filter or event tracker serves or
+# accepts: the answer waits until every serving process has seen the change (serving/deployments.py).
+SETTLE_OPERATIONS = frozenset({
+    "UpdateCampaign", "DeleteCampaign", "UpdateRecommender", "DeleteRecommender", "StartRecommender",
+    "StopRecommender", "DeleteFilter", "DeleteEventTracker",
+})
 JSON11 = "application/x-amz-json-1.1"
 JSON = "application/json"
 Scope = dict[str, Any]
@@ -158,7 +166,11 @@ class Api:
             ctx = RequestContext(self.services, credential.region)
             if info.name in self.region_checked:
                 check_request_regions(ctx, params)
+            if info.service == "personalize-events" and not self.services.serving.deployments.changes.fresh():
+                await run_in_threadpool(self.services.serving.deployments.changes.current, self.services)
             result = await self.run(info.name, fn, ctx, params)
+            if info.name in SETTLE_OPERATIONS:
+                await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
             payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
             return Reply(orjson.dumps(payload), media_type=JSON11 if protocol == "json" else JSON)
         except TastemakerError as exc:

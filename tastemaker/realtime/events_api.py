@@ -67,6 +67,10 @@ class TargetCache:
             target = self.targets.get(key)
         return target
 
+    def reload(self, services: Services) -> None:
+        """Read the trackers now (serving's change watch calls it when an event tracker changed)."""
+        self._reload(services, 0.0, wait=True)
+
     def _reload(self, services: Services, max_age: float, *, wait: bool) -> None:
         if not self.lock.acquire(blocking=wait):
             return

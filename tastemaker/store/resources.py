@@ -157,6 +157,14 @@ def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_ar
     return [_row(r) for r in conn.execute(query)]
 
 
+def versions(conn: sa.Connection, kinds: Iterable[str]) -> dict[str, tuple[str | None, float]]:
+    """ARN -> (status, updated_at) of every resource of these kinds: the change stamps serving compares its
+    cached views with (tastemaker.serving.deployments)."""
+    rows = conn.execute(sa.select(resources.c.arn, resources.c.status, resources.c.updated_at)
+                        .where(resources.c.kind.in_(list(kinds))))
+    return {r.arn: (r.status, r.updated_at) for r in rows}
+
+
 def _encode_token(seq: int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"after": seq})).decode()
 
