@@ -151,7 +151,7 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
         record = map_event(target.mapper, index, event, user_id)
         rows.append({
             "dataset_group_arn": target.partition, "event_id": event.get("event_id") or str(uuid.uuid4()),
-            "session_id": session_id, "user_id": user_id, "item_id": event.get("item_id"),
+            "session_id": session_id, "user_id": user_id, "item_id": record.get("ITEM_ID"),
             "event_type": event["event_type"], "event_value": record.get("EVENT_VALUE", event.get("event_value")),
             "sent_at": float(event["sent_at"]), "record": record, "received_at": received,
         })
