@@ -192,7 +192,7 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
 def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str = "FULL", name: str | None = None,
                 tags: list[dict[str, str]] | None = None, training_type: str = "MANUAL") -> str:
     """Create a solution version row and its training job (also used by auto-training)."""
-    training = resources.count(conn, VERSION, BUSY)
+    training = resources.count(conn, VERSION, BUSY, region=parse_arn(solution.arn).region)
     if training >= MAX_TRAINING_VERSIONS:
         raise LimitExceededException(f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
     parsed = parse_arn(solution.arn)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tastemaker.control.common import ACTIVE
+from tastemaker.control.common import ACTIVE, arn_region
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
@@ -120,8 +120,10 @@ def _add_action_target(conn: sa.Connection, out: dict[tuple[str, str], Target], 
     out[("actions", tracking_id)] = Target(dataset.arn, dataset.dataset_group_arn or "", mapper, problem)
 
 
-def _target(services: Services, kind: str, tracking_id: str) -> Target:
+def _target(services: Services, kind: str, tracking_id: str, region: str | None = None) -> Target:
     target = services.realtime.targets.get(services, kind, tracking_id)
+    if target is not None and region is not None and arn_region(target.dataset_group_arn) not in (None, region):
+        target = None  # a tracker of another region does not exist for this caller (regions are isolated)
     if target is None:
         what = "event tracker" if kind == "events" else "event tracker or Action_Interactions dataset"
         raise InvalidInputException(f"trackingId {tracking_id} does not belong to any {what}; use the trackingId "
@@ -143,7 +145,7 @@ def _insert_events(services: Services, rows: list[dict[str, Any]], want_inserted
 @operation("PutEvents")
 def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_list: list[dict[str, Any]],
                user_id: str | None = None) -> dict[str, Any]:
-    target = _target(ctx.services, "events", tracking_id)
+    target = _target(ctx.services, "events", tracking_id, ctx.region)
     assert target.mapper is not None
     received = time.time()
     rows = []
@@ -174,7 +176,7 @@ def put_action_interactions(ctx: RequestContext, *, tracking_id: str,
                             action_interactions: list[dict[str, Any]]) -> dict[str, Any]:
     """Stored like events, partitioned by the Action_Interactions dataset ARN (so Interactions training never
     sees them); the Actions recipes read them from there."""
-    target = _target(ctx.services, "actions", tracking_id)
+    target = _target(ctx.services, "actions", tracking_id, ctx.region)
     assert target.mapper is not None
     received = time.time()
     rows = []

@@ -16,8 +16,10 @@ worker processes and replicas that share only the database:
 4. The control plane, after committing a change to an existing campaign, recommender, filter or event tracker
    (Update*, Delete*, Start/StopRecommender; api/app.py SETTLE_OPERATIONS), waits FRESH_SECONDS before it
    answers. Any request that starts after that answer sees a snapshot started after the commit (or polls),
-   so every worker of every replica agrees with the answer. Changes made by jobs (CREATE PENDING -> ACTIVE,
-   STOP IN_PROGRESS -> INACTIVE) need no wait: a view that is not ACTIVE is always re-read (3.).
+   so every worker of every replica agrees with the answer. Status changes made by jobs (CREATE PENDING ->
+   ACTIVE, START -> ACTIVE) need no wait: a view that is not ACTIVE is always re-read (3.), and a stop or
+   delete was already refused from its PENDING status on. A job's change to a campaign that stays ACTIVE
+   (the model switch of UpdateCampaign) reaches every process within about POLL_SECONDS of its commit.
 5. When an event tracker's stamp changes, the watch re-reads PutEvents' trackingId lookup before it
    publishes the snapshot, so PutEvents refuses a deleted tracker's events under the same rule.
 """

@@ -140,10 +140,19 @@ def delete(conn: sa.Connection, arn: str) -> None:
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))
 
 
-def count(conn: sa.Connection, kind: str, statuses: Iterable[str]) -> int:
-    """How many resources of a kind are in one of these statuses (quotas on work in progress)."""
-    return int(conn.execute(sa.select(sa.func.count()).select_from(resources).where(
-        resources.c.kind == kind, resources.c.status.in_(list(statuses)))).scalar() or 0)
+def count(conn: sa.Connection, kind: str, statuses: Iterable[str], region: str | None = None) -> int:
+    """How many resources of a kind are in one of these statuses (quotas on work in progress), in `region`
+    when given (Personalize's quotas are per region)."""
+    query = sa.select(sa.func.count()).select_from(resources).where(
+        resources.c.kind == kind, resources.c.status.in_(list(statuses)))
+    if region is not None:
+        query = query.where(_in_region(region))
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _in_region(region: str) -> Any:
+    """Resources whose ARN names `region` (arn:<partition>:personalize:<region>:...)."""
+    return resources.c.arn.like(f"arn:%:personalize:{_like_literal(region)}:%", escape="\\")
 
 
 def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_arn: str | None = None,
@@ -193,7 +202,7 @@ def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results:
     order = resources.c.seq.desc() if newest_first else resources.c.seq
     query = sa.select(resources).where(resources.c.kind == kind).order_by(order).limit(limit + 1)
     if region is not None:
-        query = query.where(resources.c.arn.like(f"arn:%:personalize:{_like_literal(region)}:%", escape="\\"))
+        query = query.where(_in_region(region))
     if dataset_group_arn is not None:
         query = query.where(resources.c.dataset_group_arn == dataset_group_arn)
     if parent_arn is not None:

@@ -146,3 +146,22 @@ def test_resources_with_nothing_to_build_are_active_when_created(personalize, ev
     solution = personalize.create_solution(name=unique("sol"), datasetGroupArn=group,
                                            recipeArn="arn:aws:personalize:::recipe/aws-popularity-count")
     assert personalize.describe_solution(solutionArn=solution["solutionArn"])["solution"]["status"] == "ACTIVE"
+
+
+def test_event_trackers_of_another_region_take_no_events(server: LocalServer, personalize, events, europe) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    group = personalize.create_dataset_group(name=unique("trk"))["datasetGroupArn"]
+    schema = personalize.create_schema(name=unique("int"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+    personalize.create_dataset(name=unique("int"), schemaArn=schema, datasetGroupArn=group, datasetType="Interactions")
+    tracker = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=group)
+    wait_status(lambda: personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]), "eventTracker")
+    event = {"eventType": "click", "itemId": "i1", "sentAt": 1_700_000_000}
+    events.put_events(trackingId=tracker["trackingId"], userId="u1", sessionId="s1", eventList=[event])
+    european = boto3.client("personalize-events", endpoint_url=server.url, region_name="eu-west-1",
+                            aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
+    code, message = error(lambda: european.put_events(trackingId=tracker["trackingId"], userId="u1",
+                                                      sessionId="s1", eventList=[event]))
+    assert code == "InvalidInputException" and tracker["trackingId"] in message
+    assert europe.list_event_trackers()["eventTrackers"] == [] or all(
+        t["eventTrackerArn"].split(":")[3] == "eu-west-1" for t in europe.list_event_trackers()["eventTrackers"])
