@@ -44,6 +44,7 @@ class Recorder:
 
     answers: list[Answer] = field(default_factory=list)
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: dict[str, str | None] = field(default_factory=dict)  # Create* -> the error of a repeat
 
     def attach(self, client: Any) -> Any:
         def hook(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
@@ -54,7 +55,16 @@ class Recorder:
 
     def call(self, client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
         self.requests.setdefault(operation, kwargs)
-        return getattr(client, xform_name(operation))(**kwargs)  # type: ignore[no-any-return]
+        method = getattr(client, xform_name(operation))
+        answer: dict[str, Any] = method(**kwargs)
+        if operation.startswith("Create") and operation not in self.duplicates and (
+                "name" in kwargs or "jobName" in kwargs):
+            try:  # the same create again, while the first exists: its name is taken
+                method(**kwargs)
+                self.duplicates[operation] = None
+            except ClientError as exc:
+                self.duplicates[operation] = exc.response["Error"]["Code"]
+        return answer
 
 
 def upload(moto_s3: str, bucket: str, paths: dict[str, Path]) -> dict[str, str]:
@@ -69,8 +79,10 @@ def upload(moto_s3: str, bucket: str, paths: dict[str, Path]) -> dict[str, str]:
     return out
 
 
-def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3: str, bucket: str) -> None:
-    """Call every implemented operation at least once with a valid request (data from S3, as on AWS)."""
+def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3: str,
+         bucket: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Call every implemented operation at least once with a valid request (data from S3, as on AWS); return
+    the deletes that must be refused as in use afterwards: label -> (operation, request)."""
     p, rt, ev = clients["personalize"], clients["personalize-runtime"], clients["personalize-events"]
     call = recorder.call
     paths = upload(moto_s3, bucket, write_dataset(import_root / unique("conformance"), users=80, items=60,
@@ -199,6 +211,8 @@ def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3
     call(p, "DeleteDataset", datasetArn=throwaway)
     wait_gone(lambda: p.describe_dataset(datasetArn=throwaway), p)
     call(p, "DeleteDatasetGroup", datasetGroupArn=empty)
+    return {"a dataset group with datasets": ("DeleteDatasetGroup", {"datasetGroupArn": group}),
+            "a schema used by a dataset": ("DeleteSchema", {"schemaArn": schemas["Interactions"]})}
 
 
 def _tolerate(call: Callable[[], Any]) -> None:

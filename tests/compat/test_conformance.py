@@ -1,7 +1,8 @@
 """Conformance with botocore's service models, generated from them: every implemented operation's answers to
 valid calls are checked field by field against its output shape, and invalid inputs derived from its input
 shape (values past max lengths and ranges, outside enums, malformed and unknown ARNs, bad tokens) must be
-refused with an error the operation models. The per-operation result is recorded in docs/api-conformance.json
+refused with an error the operation models; a repeated create must be ResourceAlreadyExistsException and a
+delete of a resource in use ResourceInUseException. The per-operation result is recorded in docs/api-conformance.json
 (run with TASTEMAKER_RECORD_CONFORMANCE=1 to rewrite it), from which `tastemaker coverage` reports the
 wire-exact count in docs/api-coverage.md; this test fails when the record is out of date."""
 
@@ -79,7 +80,7 @@ def _generic(problem: str) -> str:
 def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: str) -> dict[str, dict[str, Any]]:
     recorder = Recorder()
     clients = {s: recorder.attach(server.client(s)) for s in SERVICES}
-    walk(clients, import_root, recorder, moto_s3, bucket)
+    in_use = walk(clients, import_root, recorder, moto_s3, bucket)
     results: dict[str, dict[str, Any]] = {}
     for name in sorted(implemented()):
         results[name] = {"valid_calls": 0, "invalid_calls": 0, "problems": set()}
@@ -112,6 +113,14 @@ def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: st
                     entry["problems"].add(f"{label}: {problem}")
                 continue
             entry["problems"].add(f"{label}: accepted")
+    for operation, code in recorder.duplicates.items():  # the same create twice: the name is taken
+        results[operation]["invalid_calls"] += 1
+        if code != "ResourceAlreadyExistsException":
+            results[operation]["problems"].add(f"duplicate name: answered {code or 'success'}, "
+                                               "not ResourceAlreadyExistsException")
+    for label, (operation, request) in in_use.items():
+        _expect(loose["personalize"], operation, request, "ResourceInUseException", f"delete of {label}",
+                results[operation])
     out = {}
     for name, entry in results.items():
         problems = sorted(entry["problems"])
@@ -120,6 +129,19 @@ def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: st
         out[name] = {"exact": not problems, "valid_calls": entry["valid_calls"] > 0,
                      "invalid_inputs_checked": entry["invalid_calls"], "problems": problems}
     return out
+
+
+def _expect(client: Any, operation: str, request: dict[str, Any], code: str, label: str,
+            entry: dict[str, Any]) -> None:
+    """One generated refusal: the call must fail with exactly `code`."""
+    entry["invalid_calls"] += 1
+    try:
+        getattr(client, xform_name(operation))(**request)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != code:
+            entry["problems"].add(f"{label}: answered {exc.response['Error']['Code']}, not {code}")
+        return
+    entry["problems"].add(f"{label}: accepted, not {code}")
 
 
 def test_every_implemented_operation_against_its_model(server: LocalServer, import_root: Path, moto_s3: str,
