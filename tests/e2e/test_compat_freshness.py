@@ -91,3 +91,33 @@ def test_deleted_filters_trackers_and_campaigns_stop_at_once_on_every_worker(set
     assert outcomes(plain) == ["ok"] * CALLS
     personalize.delete_campaign(campaignArn=campaign)
     assert "ok" not in outcomes(plain)
+
+
+def test_stop_and_start_recommender_agree_on_every_worker(setup: dict[str, Any]) -> None:
+    personalize, runtime = setup["personalize"], setup["runtime"]
+    server: LocalServer = setup["server"]
+    paths = write_dataset(server.import_roots[0] / unique("vod"), event_types=("Click", "Watch"))
+    group = personalize.create_dataset_group(name=unique("vod"), domain="VIDEO_ON_DEMAND")["datasetGroupArn"]
+    schema = personalize.create_schema(name=unique("vod"), schema=json.dumps(INTERACTIONS_SCHEMA),
+                                       domain="VIDEO_ON_DEMAND")["schemaArn"]
+    dataset = personalize.create_dataset(name=unique("vod"), schemaArn=schema, datasetGroupArn=group,
+                                         datasetType="Interactions")["datasetArn"]
+    job = personalize.create_dataset_import_job(
+        jobName=unique("imp"), datasetArn=dataset, dataSource={"dataLocation": str(paths["interactions"])},
+        roleArn="arn:aws:iam::000000000000:role/P")["datasetImportJobArn"]
+    wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+    arn = personalize.create_recommender(name=unique("popular"), datasetGroupArn=group,
+                                         recipeArn=RECIPE + "aws-vod-most-popular")["recommenderArn"]
+    created = wait_status(lambda: personalize.describe_recommender(recommenderArn=arn), "recommender", timeout=300)
+    assert created["status"] == "ACTIVE", created.get("failureReason")
+    serve = lambda: runtime.get_recommendations(recommenderArn=arn, userId="u1")
+    assert outcomes(serve) == ["ok"] * CALLS
+    personalize.stop_recommender(recommenderArn=arn)
+    assert "ok" not in outcomes(serve)
+    assert wait_status(lambda: personalize.describe_recommender(recommenderArn=arn), "recommender")[
+        "status"] == "INACTIVE"
+    assert "ok" not in outcomes(serve)
+    personalize.start_recommender(recommenderArn=arn)
+    assert wait_status(lambda: personalize.describe_recommender(recommenderArn=arn), "recommender",
+                       timeout=300)["status"] == "ACTIVE"
+    assert outcomes(serve) == ["ok"] * CALLS
