@@ -61,6 +61,20 @@ class RequestEntityTooLargeException(TastemakerError):
     status = 413
 
 
+class UnknownOperationException(TastemakerError):
+    """A request that names no operation of the three models (bad X-Amz-Target, unrouted path or method)."""
+
+    code = "UnknownOperationException"
+    status = 400
+
+
+class SerializationException(TastemakerError):
+    """A request body that is not the JSON document the protocol requires."""
+
+    code = "SerializationException"
+    status = 400
+
+
 class NotImplementedOperation(TastemakerError):
     """An operation of the service model that Tastemaker has not built yet."""
 

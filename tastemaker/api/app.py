@@ -11,6 +11,7 @@ grows past the limit of the operation it names (tastemaker.api.limits).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -21,26 +22,35 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from tastemaker.api import service_models
+from tastemaker.api import request_id, service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
 from tastemaker.api.limits import body_limit, body_limits, too_large
 from tastemaker.api.operations import implemented, inline_operations
-from tastemaker.api.sigv4 import HeaderLists
+from tastemaker.api.sigv4 import HeaderLists, check_service
 from tastemaker.api.validation import precompile_all, validate_input
+from tastemaker.control.common import check_request_regions
 from tastemaker.control.context import RequestContext
 from tastemaker.errors import (
     InternalFailure,
-    InvalidInputException,
     NotImplementedOperation,
     RequestEntityTooLargeException,
+    SerializationException,
     TastemakerError,
+    UnknownOperationException,
 )
 from tastemaker.services import Services
+from tastemaker.serving.deployments import FRESH_SECONDS
 from tastemaker.serving.inline import NotWarm, inline
 
 log = logging.getLogger("tastemaker.api")
 INLINE = inline_operations()
+# Control-plane calls that change what an existing campaign, recommender, filter or event tracker serves or
+# accepts: the answer waits until every serving process has seen the change (serving/deployments.py).
+SETTLE_OPERATIONS = frozenset({
+    "UpdateCampaign", "DeleteCampaign", "UpdateRecommender", "DeleteRecommender", "StartRecommender",
+    "StopRecommender", "DeleteFilter", "DeleteEventTracker",
+})
 JSON11 = "application/x-amz-json-1.1"
 JSON = "application/json"
 Scope = dict[str, Any]
@@ -51,7 +61,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Reply:
     """An HTTP answer: status, body and content type (plus the AWS error type header for errors)."""
 
-    __slots__ = ("body", "close", "error_type", "media_type", "status")
+    __slots__ = ("body", "close", "error_type", "media_type", "request_id", "status")
 
     def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None,
                  close: bool = False):
@@ -60,9 +70,12 @@ class Reply:
         self.media_type = media_type
         self.error_type = error_type
         self.close = close  # end the connection after the answer (a request body was left unread)
+        self.request_id: str | None = None  # x-amzn-RequestId (api/request_id.py), on every API answer
 
     async def send(self, send: Send) -> None:
         headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode())]
+        if self.request_id:
+            headers.append((request_id.HEADER, self.request_id.encode()))
         if self.error_type:
             headers.append((b"x-amzn-errortype", self.error_type.encode()))
         if self.close:
@@ -88,6 +101,10 @@ class Api:
         keys.attach(services.read_engine, services.settings)  # the database's scoped keys, kept fresh
         self.operations = implemented()
         self.max_skew = timedelta(seconds=services.settings.max_skew_seconds)
+        # Operations that may answer ResourceNotFoundException: an ARN of another region in their input is one
+        # (the others, List* with a parent filter, list the caller's region only and so answer an empty page).
+        self.region_checked = frozenset(info.name for info in service_models.all_operations()
+                                        if any(e.name == "ResourceNotFoundException" for e in info.model.error_shapes))
         precompile_all(info.model for info in service_models.all_operations())
         body_limits()
 
@@ -100,17 +117,24 @@ class Api:
         return service_models.operation_for_path(method, path)
 
     def find_operation(self, method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo:
+        """The operation, else UnknownOperationException as AWS answers: 400 for the json protocol (a bad or
+        missing X-Amz-Target on POST /), 404 for any other method or path no operation answers."""
         target = headers.first("x-amz-target")
         if target:
             info = service_models.operation_for_target(target)
-            if info is None:
-                raise InvalidInputException(f"Unknown operation in X-Amz-Target: {target}.")
+            if info is None or method.upper() != "POST":
+                raise UnknownOperationException(
+                    f"Unknown operation in X-Amz-Target: {target}. Control-plane calls are POST / with "
+                    "X-Amz-Target: AmazonPersonalize.<Operation>, e.g. AmazonPersonalize.ListDatasetGroups.")
             return info
         info = service_models.operation_for_path(method, path)
         if info is None:
-            raise InvalidInputException(
+            unknown = UnknownOperationException(
                 f"No Personalize operation answers {method} {path}: control-plane calls are "
                 "POST / with an X-Amz-Target header; runtime and events calls use their documented paths.")
+            if not (method.upper() == "POST" and path in ("", "/")):
+                unknown.status = 404
+            raise unknown
         return info
 
     async def handle(self, scope: Scope, body: bytes, headers: HeaderLists | None = None) -> Reply:
@@ -123,6 +147,7 @@ class Api:
             credential = self.keys.verify(method, raw_path.decode("latin-1"),
                                           scope["query_string"].decode("latin-1"), headers, body,
                                           max_skew=self.max_skew)
+            check_service(credential)
             info = self.find_operation(method, scope["path"], headers)
             protocol = info.protocol
             fn = self.operations.get(info.name)
@@ -132,11 +157,20 @@ class Api:
             try:
                 raw = orjson.loads(body) if body.strip() else {}
             except orjson.JSONDecodeError as exc:
-                raise InvalidInputException(f"The request body is not valid JSON: {exc}.") from exc
+                raise SerializationException(f"The request body is not valid JSON: {exc}.") from exc
+            if not isinstance(raw, dict):
+                raise SerializationException(
+                    f"The request body must be a JSON object, not {type(raw).__name__}: send {{...}}.")
             self.keys.authorize(credential, info, raw)  # the key's policy (AccessDeniedException)
             params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
+            if info.name in self.region_checked:
+                check_request_regions(ctx, params)
+            if info.service == "personalize-events" and not self.services.serving.deployments.changes.fresh():
+                await run_in_threadpool(self.services.serving.deployments.changes.current, self.services)
             result = await self.run(info.name, fn, ctx, params)
+            if info.name in SETTLE_OPERATIONS:
+                await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
             payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
             return Reply(orjson.dumps(payload), media_type=JSON11 if protocol == "json" else JSON)
         except TastemakerError as exc:
@@ -182,14 +216,17 @@ class Application:
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
                 return
             headers = HeaderLists.from_asgi(scope["headers"])
+            rid = request_id.new()
             try:
                 body = await _read_limited_body(scope, headers, receive)
             except RequestEntityTooLargeException as exc:
                 reply = error_reply(exc, "json" if headers.first("x-amz-target") else "rest-json")
                 reply.close = True
+                reply.request_id = rid
                 await reply.send(send)
                 return
             reply = await self.api.handle(scope, body, headers)
+            reply.request_id = rid
             await reply.send(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)

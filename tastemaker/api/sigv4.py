@@ -307,3 +307,15 @@ def verify_sigv4(
     if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "surrogateescape")):
         raise InvalidSignatureException(MISMATCH_MESSAGE)
     return Credential(auth.access_key_id, auth.region, auth.service, auth.date, moment)
+
+
+SIGNING_NAME = "personalize"  # the signing name of all three models (control plane, runtime, events)
+
+
+def check_service(credential: Credential, expected: str = SIGNING_NAME) -> None:
+    """Refuse a request signed for another service (e.g. `s3`), as AWS does, with its message."""
+    if credential.service != expected:
+        raise InvalidSignatureException(
+            f"Credential should be scoped to correct service: '{expected}'. The request was signed for "
+            f"'{credential.service}'; sign it with the service name '{expected}' (what boto3 does for all three "
+            "Personalize clients).")

@@ -127,6 +127,24 @@ def cmd_evaluation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_report(args: argparse.Namespace) -> int:
+    """Print what a dataset import job imported and the rows it skipped (count and first examples), as JSON."""
+    import json
+
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.store import resources
+
+    services = build_services(_settings(args), migrate=False)
+    with services.read_engine.connect() as conn:
+        job = resources.get(conn, args.arn, "dataset_import_job")
+    body = job.body
+    report = {"datasetImportJobArn": job.arn, "status": job.status, "importedRows": body.get("row_count"),
+              "skippedRows": body.get("skipped_rows", 0), "skippedExamples": body.get("skipped_examples", []),
+              "failureReason": body.get("failure_reason")}
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tastemaker import __version__
 
@@ -167,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", help="write to this file instead of stdout")
     _add_state_flags(ev)
     ev.set_defaults(fn=cmd_evaluation)
+
+    rep = sub.add_parser("import-report", help="what a dataset import job imported and skipped (JSON)")
+    rep.add_argument("arn", help="the dataset import job ARN")
+    _add_state_flags(rep)
+    rep.set_defaults(fn=cmd_import_report)
 
     cov = sub.add_parser("coverage", help="print the API coverage table (markdown)")
     cov.add_argument("--output", help="write to this file instead of stdout")

@@ -9,7 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.control.context import RequestContext
-from tastemaker.errors import InvalidInputException, ResourceInUseException, TooManyTagsException
+from tastemaker.errors import (
+    InvalidInputException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    TooManyTagsException,
+)
 from tastemaker.store import resources
 from tastemaker.store.status import Status
 
@@ -17,6 +22,7 @@ from tastemaker.store.status import Status
 ACTIVE = Status.ACTIVE
 
 MAX_TAG_KEYS = 50
+RESERVED_TAG_PREFIX = "aws:"  # keys (any case) users may not set or remove
 
 
 def name_key(ctx: RequestContext, name: str) -> str:
@@ -31,6 +37,11 @@ def storage_id() -> str:
 def check_tags(existing: int, tags: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
     tags = list(tags or [])
     keys = {t["tag_key"] for t in tags}
+    reserved = sorted(k for k in keys if k.lower().startswith(RESERVED_TAG_PREFIX))
+    if reserved:
+        raise InvalidInputException(
+            f"Tag keys starting with '{RESERVED_TAG_PREFIX}' are reserved for AWS use: {', '.join(reserved)}. "
+            "Use another prefix.")
     if len(keys) != len(tags):
         raise InvalidInputException("Duplicate tag keys in the request.")
     if existing + len(keys) > MAX_TAG_KEYS:
@@ -44,6 +55,14 @@ def create_with_tags(conn: sa.Connection, tags: Sequence[Mapping[str, str]] | No
     res = resources.insert(conn, **insert)
     resources.put_tags(conn, res.arn, checked)
     return res
+
+
+def activate_now(conn: sa.Connection, arn: str) -> None:
+    """A resource with nothing to build (dataset group, dataset, solution, event tracker, filter) becomes ACTIVE
+    in the transaction that creates it: CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE, so the first Describe
+    after the create already answers ACTIVE and "Run All" notebooks that use it at once do not race a job."""
+    resources.update(conn, arn, status=Status.CREATE_IN_PROGRESS)
+    resources.update(conn, arn, status=Status.ACTIVE)
 
 
 def require_status(res: resources.Resource, allowed: Iterable[str], action: str) -> None:
@@ -73,17 +92,56 @@ def listing(items: Iterable[resources.Resource], token: str | None, key: str) ->
     return {key: [r.body for r in items], "next_token": token}
 
 
+# List* operations whose model declares ResourceNotFoundException for an unknown parent (by the listed kind);
+# the others (ListDatasets, ListSolutions, ListFilters, ListEventTrackers, ListRecommenders,
+# ListDatasetImportJobs, ListCampaigns, ...) answer an empty page, as Personalize does.
+PARENT_MUST_EXIST = frozenset({"solution_version"})
+
+
 def list_page(ctx: RequestContext, kind: str, key: str, *, next_token: str | None, max_results: int | None,
               parent: tuple[str, str | None] | None = None, by_group: bool = False) -> dict[str, Any]:
-    """One List* page of `kind` under `key`; `parent` = (parent kind, ARN or None) must exist when given.
+    """One List* page of `kind` under `key`, of the caller's region only; `parent` = (parent kind, ARN or None).
 
-    Parents filter by dataset_group_arn when `by_group`, else by parent_arn. Reads never wait for writers.
+    Parents filter by dataset_group_arn when `by_group`, else by parent_arn. An unknown parent is a
+    ResourceNotFoundException only where the operation's model declares it (PARENT_MUST_EXIST), else an
+    empty page. Reads never wait for writers.
     """
     parent_kind, parent_arn = parent or (None, None)
     with ctx.read_engine.connect() as conn:
-        if parent_arn:
+        if parent_arn and kind in PARENT_MUST_EXIST:
+            check_region(ctx, parent_arn)
             resources.get(conn, parent_arn, parent_kind)
         items, token = resources.page(conn, kind=kind, next_token=next_token, max_results=max_results,
                                       dataset_group_arn=parent_arn if by_group else None,
-                                      parent_arn=None if by_group else parent_arn)
+                                      parent_arn=None if by_group else parent_arn, region=ctx.region)
     return listing(items, token, key)
+
+
+def arn_region(value: object) -> str | None:
+    """The region of a Personalize resource ARN (None for anything else, '' for global recipes)."""
+    if not isinstance(value, str) or not value.startswith("arn:"):
+        return None
+    parts = value.split(":", 4)
+    if len(parts) < 5 or parts[2] != "personalize":
+        return None
+    return parts[3]
+
+
+def check_region(ctx: RequestContext, *values: object) -> None:
+    """Resources belong to the region of their ARN: one of another region does not exist for this caller
+    (ResourceNotFoundException, as AWS answers). Global ARNs (recipes, algorithms) have no region."""
+    for value in values:
+        region = arn_region(value)
+        if region and region != ctx.region:
+            raise ResourceNotFoundException(
+                f"Could not find {value}: it belongs to region {region}, and this request was signed for region "
+                f"{ctx.region}. Configure the client with region_name='{region}' to reach it.")
+
+
+def check_request_regions(ctx: RequestContext, params: Mapping[str, Any]) -> None:
+    """check_region for every ARN an operation's input names (top-level members and lists of them)."""
+    for value in params.values():
+        if isinstance(value, str):
+            check_region(ctx, value)
+        elif isinstance(value, list):
+            check_region(ctx, *value)

@@ -6,6 +6,7 @@ from typing import Any
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
+    activate_now,
     create_with_tags,
     describe,
     list_page,
@@ -42,7 +43,7 @@ def create_dataset_group(ctx: RequestContext, *, name: str, role_arn: str | None
     with ctx.engine.begin() as conn:
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=arn)
-        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
+        activate_now(conn, arn)
     return {"dataset_group_arn": arn, "domain": domain}
 
 

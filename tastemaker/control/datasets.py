@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
+    activate_now,
     create_with_tags,
     describe,
     list_page,
@@ -55,7 +56,7 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
+        activate_now(conn, arn)
     return {"dataset_arn": arn}
 
 

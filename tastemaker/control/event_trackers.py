@@ -8,7 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, short_id
-from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
+from tastemaker.control.common import (
+    activate_now,
+    create_with_tags,
+    describe,
+    list_page,
+    name_key,
+    require_status,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
@@ -37,7 +44,7 @@ def create_event_tracker(ctx: RequestContext, *, name: str, dataset_group_arn: s
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
+        activate_now(conn, arn)
     return {"event_tracker_arn": arn, "tracking_id": tracking_id}
 
 

@@ -7,7 +7,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
+from tastemaker.control.common import (
+    activate_now,
+    create_with_tags,
+    describe,
+    list_page,
+    name_key,
+    require_status,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
@@ -33,8 +40,10 @@ def group_schemas(conn: sa.Connection, dataset_group_arn: str) -> dict[str, Any]
 
 def check_expression(conn: sa.Connection, dataset_group_arn: str, expression: str) -> Any:
     from tastemaker.filters import check_filter, parse_filter
+    from tastemaker.filters.parser import resolve_field_case
 
-    return check_filter(parse_filter(expression), group_schemas(conn, dataset_group_arn))
+    schemas = group_schemas(conn, dataset_group_arn)
+    return check_filter(resolve_field_case(parse_filter(expression), schemas), schemas)
 
 
 @operation("CreateFilter")
@@ -62,7 +71,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
+        activate_now(conn, arn)
     return {"filter_arn": arn}
 
 

@@ -36,7 +36,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
     with ctx.engine.begin() as conn:
         dataset = resources.get(conn, dataset_arn, "dataset", lock=True)
         require_status(dataset, (Status.ACTIVE,), "import into the dataset")
-        running = resources.count(conn, KIND, BUSY)
+        running = resources.count(conn, KIND, BUSY, region=ctx.region)
         if running >= MAX_RUNNING_IMPORTS:
             raise LimitExceededException(
                 f"More than {MAX_RUNNING_IMPORTS} resources with PENDING or IN_PROGRESS status.")

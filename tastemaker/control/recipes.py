@@ -44,4 +44,9 @@ def describe_algorithm(ctx: RequestContext, *, algorithm_arn: str) -> dict[str, 
 
 @operation("DescribeFeatureTransformation")
 def describe_feature_transformation(ctx: RequestContext, *, feature_transformation_arn: str) -> dict[str, Any]:
+    name = feature_transformation_arn.removeprefix(catalog.FEATURE_TRANSFORMATION_ARN_PREFIX)
+    if name == feature_transformation_arn or not name:  # v2 recipes have none: "" names no transformation
+        raise ResourceNotFoundException(
+            f"Feature transformation {feature_transformation_arn} does not exist; feature transformation ARNs "
+            f"look like {catalog.FEATURE_TRANSFORMATION_ARN_PREFIX}<name> (DescribeRecipe names a recipe's).")
     return {"feature_transformation": catalog.describe_feature_transformation(feature_transformation_arn)}

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, parse_arn, short_id
 from tastemaker.control.common import (
+    activate_now,
     create_with_tags,
     describe,
     list_page,
@@ -90,7 +91,7 @@ def create_solution(ctx: RequestContext, *, name: str, dataset_group_arn: str, r
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)
-        queue.enqueue(conn, queue.JobKind.ACTIVATE, arn)
+        activate_now(conn, arn)
     return {"solution_arn": arn}
 
 
@@ -193,7 +194,7 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
 def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str = "FULL", name: str | None = None,
                 tags: list[dict[str, str]] | None = None, training_type: str = "MANUAL") -> str:
     """Create a solution version row and its training job (also used by auto-training)."""
-    training = resources.count(conn, VERSION, BUSY)
+    training = resources.count(conn, VERSION, BUSY, region=parse_arn(solution.arn).region)
     if training >= MAX_TRAINING_VERSIONS:
         raise LimitExceededException(f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
     parsed = parse_arn(solution.arn)

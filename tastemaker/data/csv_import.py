@@ -3,6 +3,12 @@
 Line numbers in failure reasons are physical lines of the file (header = line 1). They stay exact with
 quoted values that span lines and with blank lines (which are skipped), because the error path re-reads
 the file with Python's csv module to map record numbers to lines.
+
+Rows Personalize skips instead of failing the import: in Items, Users and Actions data, a row with an empty
+cell in a non-nullable metadata field (e.g. 13 movies of MovieLens with no YEAR) is left out and the import
+goes on, as Personalize finishes such an import ACTIVE. The id field and every Interactions field stay strict.
+What was skipped (count and the first examples with their lines) comes back in ImportResult for the job's
+log and `tastemaker import-report`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import io
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +57,18 @@ class CsvImportError(Exception):
         self.reason = reason
 
 
+MAX_SKIP_EXAMPLES = 5
+# Dataset type -> its id field: the one field of an entity dataset whose empty cell still fails the import.
+ENTITY_ID_FIELDS = {"Items": "ITEM_ID", "Users": "USER_ID", "Actions": "ACTION_ID"}
+
+
 @dataclass
 class ImportResult:
-    rows: int
+    rows: int  # rows imported
     files: list[Path]
     bytes_read: int
+    skipped: int = 0  # rows left out (see the module docstring)
+    skipped_examples: list[str] = field(default_factory=list)  # the first few, with file, line and reason
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -200,20 +213,27 @@ def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     dictionary_columns = [f.name for f in schema.fields if f.categorical or f.name == "EVENT_TYPE"]
     writer = _PartWriter(out_dir, arrow_schema(schema), rows_per_file, dictionary_columns)
-    rows = bytes_read = 0
+    skippable = _skippable_fields(schema, dataset_type)
+    result = ImportResult(rows=0, files=[], bytes_read=0)
     try:
         for source in sources:
-            count, size = _import_source(source, schema, writer, max_errors)
-            rows += count
-            bytes_read += size
+            _import_source(source, schema, writer, max_errors, skippable, result)
     except BaseException:
         writer.abort()
         raise
-    files = writer.close()
-    if rows < min_rows:
+    result.files = writer.close()
+    if result.rows < min_rows:
         raise CsvImportError(
-            f"The import has {rows} records; a {dataset_type} import needs at least {min_rows}.")
-    return ImportResult(rows=rows, files=files, bytes_read=bytes_read)
+            f"The import has {result.rows} records; a {dataset_type} import needs at least {min_rows}.")
+    return result
+
+
+def _skippable_fields(schema: Schema, dataset_type: str) -> frozenset[str]:
+    """Non-nullable fields whose empty cell skips the row instead of failing the import."""
+    id_field = ENTITY_ID_FIELDS.get(dataset_type)
+    if id_field is None:
+        return frozenset()
+    return frozenset(f.name for f in schema.fields if not f.nullable and f.name != id_field)
 
 
 class _CountingStream(io.RawIOBase):
@@ -241,22 +261,25 @@ class _CountingStream(io.RawIOBase):
         super().close()
 
 
-def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int) -> tuple[int, int]:
+def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
+                   skippable: frozenset[str], result: ImportResult) -> None:
     try:
-        return _read_source(source, schema, writer, max_errors)
+        _read_source(source, schema, writer, max_errors, skippable, result)
     except OSError as exc:  # network or disk failures mid-stream, corrupt gzip data
         if source.compression:
             raise CsvImportError(f"Cannot read {source.name} as {source.compression} data: {exc}") from None
         raise DataLocationError(f"Cannot read {source.name}: {exc}") from None
 
 
-def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int) -> tuple[int, int]:
+def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
+                 skippable: frozenset[str], result: ImportResult) -> None:
     counting = _CountingStream(source.open())
     stream: pa.NativeFile = pa.PythonFile(counting, mode="r")
     if source.compression:
         stream = pa.CompressedInputStream(stream, source.compression)
     problems: list[tuple[int, str, str]] = []  # (record index in file, column, message)
-    rows = 0
+    skipped: list[tuple[int, str]] = []  # (record index in file, field) of the first skipped rows
+    rows = kept = 0
     try:
         try:
             reader = pcsv.open_csv(
@@ -284,15 +307,28 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
             except pa.ArrowInvalid as exc:
                 raise _parse_failure(source, exc) from None
             columns = []
+            skip: pa.Array | None = None  # rows of this batch left out (empty cell in a skippable field)
             for f in schema.fields:
                 if f.name not in present:
                     columns.append(pa.nulls(batch.num_rows, target.field(f.name).type))
                     continue
-                converted, found = convert_column(batch.column(present[f.name]), f, max_errors - len(problems))
+                cells = batch.column(present[f.name])
+                if f.name in skippable and cells.null_count:
+                    empty = pc.is_null(cells)
+                    for row in _first_true(pc.and_not(empty, skip) if skip is not None else empty,
+                                           MAX_SKIP_EXAMPLES - len(skipped)):
+                        skipped.append((rows + row, f.name))
+                    skip = empty if skip is None else pc.or_(skip, empty)
+                    f = replace(f, nullable=True)
+                converted, found = convert_column(cells, f, max_errors - len(problems))
                 problems.extend((rows + row, f.name, message) for row, message in found)
                 columns.append(converted)
             if not problems:
-                writer.write(pa.RecordBatch.from_arrays(columns, schema=target))
+                out = pa.RecordBatch.from_arrays(columns, schema=target)
+                if skip is not None:
+                    out = out.filter(pc.invert(skip))
+                writer.write(out)
+                kept += out.num_rows
             rows += batch.num_rows
     finally:
         stream.close()
@@ -304,7 +340,15 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
         if len(problems) >= max_errors:
             reasons.append(f"Import stopped after {max_errors} problems.")
         raise CsvImportError(" ".join(reasons))
-    return rows, counting.count
+    result.rows += kept
+    result.bytes_read += counting.count
+    result.skipped += rows - kept
+    if skipped and len(result.skipped_examples) < MAX_SKIP_EXAMPLES:
+        skipped.sort()
+        lines = _record_lines(source, [record for record, _ in skipped])
+        result.skipped_examples += [
+            f"{source.name} line {lines[record]}: empty value in {name}, which is not nullable; row skipped."
+            for record, name in skipped][:MAX_SKIP_EXAMPLES - len(result.skipped_examples)]
 
 
 def _check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[str, int]:
@@ -313,6 +357,13 @@ def _check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[
     if repeated:
         raise CsvImportError(f"Input CSV {source.name} repeats column(s) in its header: [{', '.join(repeated)}].")
     known = set(schema.field_names)
+    unnamed = [index + 1 for index, name in enumerate(header) if not name.strip()]
+    if unnamed:
+        where = ", ".join(str(i) for i in unnamed)
+        raise CsvImportError(
+            f"Input CSV {source.name} has a column with an empty name in its header (column {where}). "
+            "A CSV written by pandas' DataFrame.to_csv without index=False starts with such an unnamed index "
+            "column: write it with df.to_csv(path, index=False), or delete that column.")
     unknown = [name for name in header if name not in known]
     if unknown:
         by_upper = {n.strip().upper(): n for n in known}

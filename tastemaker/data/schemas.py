@@ -190,13 +190,18 @@ def _parse_field(raw: Any, index: int) -> SchemaField:
 def _parse_type(name: str, spec: Any) -> tuple[str, bool]:
     """Return (non-null type, nullable) for a field's Avro type, or raise."""
     if isinstance(spec, list):
+        # Valid Avro unions Personalize accepts: one branch (["string"], the type itself, as AWS's samples
+        # write) or null plus one type, in either order (nullable). Avro forbids repeating a type in a union.
         members = [_primitive_name(name, member) for member in spec]
         others = [m for m in members if m != "null"]
-        if len(spec) != 2 or members.count("null") != 1:
+        if len(set(members)) != len(members):
             raise InvalidInputException(
-                f"Field {name}: a union type must be exactly [\"null\", <type>] (either order); "
+                f"Field {name}: the union {json.dumps(spec)} repeats a type, which Avro does not allow.")
+        if len(others) != 1 or len(members) > 2:
+            raise InvalidInputException(
+                f"Field {name}: a union type must be [<type>] or [\"null\", <type>] (either order); "
                 f"got {json.dumps(spec)}.")
-        return others[0], True
+        return others[0], "null" in members
     primitive = _primitive_name(name, spec)
     if primitive == "null":
         raise InvalidInputException(

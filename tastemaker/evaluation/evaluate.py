@@ -5,6 +5,15 @@ recommendations are whatever the model returns for a GetRecommendations call wit
 same, so a recipe that recommends already-seen items pays for it (our collaborative engine learns from the
 data's repeat rate whether to rank seen items last). The leave-last-out protocol excludes history, as the
 published sequential-recommendation results do.
+
+PERSONALIZED_RANKING recipes are evaluated on what they rank: GetPersonalizedRanking orders a caller's
+inputList, never the whole catalogue. Each held-out query gets such a list -- its truth items plus items the
+user never touched, drawn at random (seeded) up to RANKING_LIST_SIZE items, shuffled -- the model ranks it
+from the query's input events, and the same metric definitions (NDCG, precision, MRR at 5/10/25; coverage of
+the catalogue by the ranked top 25) are computed on the ranked list. So a ranking recipe and a
+USER_PERSONALIZATION recipe trained on the same data report different metrics, each from its own model and
+its own task, and ranking metrics are not comparable with recommendation metrics (a list of 100 is easier
+to order than a catalogue is to search).
 """
 
 from __future__ import annotations
@@ -27,11 +36,15 @@ from tastemaker.recipes.base import Recipe, TrainedModel
 from tastemaker.recipes.training_data import TrainingData
 
 QUERY_BATCH = 256
+RANKING_LIST_SIZE = 100  # items per evaluated inputList (GetPersonalizedRanking takes up to 500)
 
 
 def recommend_for_split(model: TrainedModel, split: Split, known_users: bool, k: int = TOP_N,
-                        exclude_history: bool = False) -> np.ndarray:
-    """(Q, k) recommendations for each query of the split, in batches."""
+                        exclude_history: bool = False, seed: int = 0) -> np.ndarray:
+    """(Q, k) recommendations for each query of the split, in batches; for a PERSONALIZED_RANKING model, the
+    top k of its ranking of each query's evaluation list (ranking_lists), padded with -1."""
+    if model.recipe_type == "PERSONALIZED_RANKING":
+        return _rank_for_split(model, split, known_users, k, ranking_lists(split, model.n_items, seed))
     rows = []
     for start in range(0, len(split.inputs), QUERY_BATCH):
         inputs = split.inputs[start:start + QUERY_BATCH]
@@ -45,6 +58,43 @@ def recommend_for_split(model: TrainedModel, split: Split, known_users: bool, k:
             scores = model.score_users(users, inputs)
         rows.append(top_k(scores, k, inputs if exclude_history else None))
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=np.int64)
+
+
+def ranking_lists(split: Split, n_items: int, seed: int = 0, size: int = RANKING_LIST_SIZE) -> list[np.ndarray]:
+    """Per query, the inputList a ranking recipe is evaluated on: the truth items plus random items the user
+    has not interacted with (neither input nor truth), up to `size` items, in random order (seeded)."""
+    rng = np.random.default_rng(seed + 7919)
+    lists = []
+    for inputs, truth in zip(split.inputs, split.truths, strict=True):
+        truth = np.asarray(truth, dtype=np.int64)[:size]
+        seen = np.union1d(np.asarray(inputs, dtype=np.int64), truth)
+        need = min(size - len(truth), n_items - len(seen))
+        negatives = np.empty(0, dtype=np.int64)
+        for _ in range(16):  # rejection sampling: a handful of rounds even for users who saw most items
+            if len(negatives) >= need:
+                break
+            draw = rng.integers(0, n_items, size=2 * need + 16)
+            draw = draw[~np.isin(draw, seen) & ~np.isin(draw, negatives)]
+            _, first = np.unique(draw, return_index=True)
+            negatives = np.concatenate([negatives, draw[np.sort(first)]])
+        candidates = np.concatenate([truth, negatives[:max(need, 0)]])
+        lists.append(rng.permutation(candidates))
+    return lists
+
+
+def _rank_for_split(model: TrainedModel, split: Split, known_users: bool, k: int,
+                    lists: list[np.ndarray]) -> np.ndarray:
+    out = np.full((len(lists), k), -1, dtype=np.int64)
+    for start in range(0, len(split.inputs), QUERY_BATCH):
+        inputs = split.inputs[start:start + QUERY_BATCH]
+        users = (split.query_users[start:start + QUERY_BATCH] if known_users
+                 else np.full(len(inputs), -1, dtype=np.int64))
+        scores = model.score_users(users, inputs)
+        for row in range(len(inputs)):
+            candidates = lists[start + row]
+            ranked = candidates[np.argsort(-np.asarray(scores[row, candidates], dtype=np.float64), kind="stable")]
+            out[start + row, :min(k, len(ranked))] = ranked[:k]
+    return out
 
 
 def evaluate_solution(recipe: Recipe, data: TrainingData, params: dict[str, str], seed: int = 0,
@@ -67,16 +117,20 @@ def evaluate_solution(recipe: Recipe, data: TrainingData, params: dict[str, str]
         return metrics or {"hit": 0.0, "recall": 0.0}
     split = personalize_split(data, seed)
     model = fit(split.train, params, seed=seed)
-    recommended = recommend_for_split(model, split, known_users=False)
+    recommended = recommend_for_split(model, split, known_users=False, seed=seed)
     weights = split.truth_weights if data.has_event_weights else None
     if report is not None:
         ids = data.item_ids
+        protocol = "personalize: 10% of users held out; oldest 90% of their events in, newest 10% truth"
+        if recipe.recipe_type == "PERSONALIZED_RANKING":
+            protocol += (f"; ranking: each query ranks an inputList of its truth items plus random unseen items "
+                         f"({RANKING_LIST_SIZE} items in all); -1 pads lists shorter than 25")
         report.update({
-            "protocol": "personalize: 10% of users held out; oldest 90% of their events in, newest 10% truth",
+            "protocol": protocol,
             "catalogue_size": int(data.n_items), "seed": seed,
             "queries": [{"user_id": str(data.user_ids[user]), "input": ids[inputs].tolist(),
                          "truth": ids[truth].tolist(), "truth_weights": [float(w) for w in tw],
-                         "recommended": ids[rec].tolist()}
+                         "recommended": ids[rec[rec >= 0]].tolist()}
                         for user, inputs, truth, tw, rec in zip(split.query_users, split.inputs, split.truths,
                                                                 split.truth_weights, recommended, strict=True)],
         })

@@ -76,10 +76,10 @@ def hit_rate_at_k(recommended: np.ndarray, truths: Sequence[np.ndarray], k: int)
 
 
 def coverage(recommended: np.ndarray, catalogue_size: int) -> float:
-    """Unique items recommended across all queries / items in Interactions + Items."""
+    """Unique items recommended across all queries / items in Interactions + Items (-1 pads short lists)."""
     if catalogue_size == 0:
         return 0.0
-    return float(len(np.unique(recommended)) / catalogue_size)
+    return float(len(np.unique(recommended[recommended >= 0])) / catalogue_size)
 
 
 def personalize_metrics(recommended: np.ndarray, truths: Sequence[np.ndarray], catalogue_size: int,

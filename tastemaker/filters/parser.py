@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
+from tastemaker.data.schemas import Schema
 from tastemaker.errors import InvalidInputException
 from tastemaker.filters.ast import (
     DATASET_ALIASES,
@@ -26,11 +28,15 @@ from tastemaker.filters.ast import (
     Value,
 )
 
+# Interactions fields a filter may name even when the schema lacks them (PutEvents always sends EVENT_TYPE).
+_IMPLICIT_FIELDS = {"Interactions": ("EVENT_TYPE", "TIMESTAMP"), "Action_Interactions": ("EVENT_TYPE", "TIMESTAMP")}
+
 MAX_EXPRESSION_LENGTH = 2500
 MAX_NESTING = 32  # parenthesised condition groups; keeps recursion far from Python's limit
 
-# Keywords, targets, dataset names and CurrentItem/CurrentUser are matched in any letter case;
-# field names, parameter names and values are case-sensitive.
+# Keywords, targets, dataset names and CurrentItem/CurrentUser are matched in any letter case; so are field
+# names, resolved to the schema's spelling by `resolve_field_case` (Personalize accepts Interactions.event_type);
+# parameter names and values are case-sensitive.
 _TARGETS = {"itemid": Target.ITEM, "userid": Target.USER, "actionid": Target.ACTION}
 _SYMBOL_OPS = {"=": Op.EQ, "!=": Op.NE, "<": Op.LT, "<=": Op.LE, ">": Op.GT, ">=": Op.GE}
 _OPS_TEXT = "IN, NOT IN, =, !=, <, <=, > or >="
@@ -330,3 +336,35 @@ def parse_filter(expression: str) -> FilterExpression:
     if parser.tok.kind != "EOF":  # pragma: no cover - expression() already rejects trailing tokens
         raise parser.fail("| or end of expression")
     return tree
+
+
+def resolve_field_case(expr: FilterExpression, schemas: Mapping[str, Schema]) -> FilterExpression:
+    """`expr` with every field name spelt as its dataset's schema spells it, matched without regard to case
+    (`Interactions.event_type` -> `Interactions.EVENT_TYPE`), as Personalize matches them. `schemas` are keyed
+    by dataset type in any case; names with no match stay as written, for the checker to refuse."""
+    names: dict[str, dict[str, str]] = {}
+    for key, schema in schemas.items():
+        dataset = DATASET_ALIASES.get(key.lower())
+        if dataset is not None:
+            spelled = {name.lower(): name for name in _IMPLICIT_FIELDS.get(dataset, ())}
+            spelled.update({name.lower(): name for name in schema.field_names})
+            names[dataset] = spelled
+    owner = {"CurrentUser": "Users"}
+
+    def spell(dataset: str, field: str) -> str:
+        return names.get(owner.get(dataset, dataset), {}).get(field.lower(), field)
+
+    def condition(cond: Condition) -> Condition:
+        value = cond.value
+        if isinstance(value, CurrentItemRef):
+            value = CurrentItemRef(spell("Items", value.field))
+        return replace(cond, field=spell(cond.dataset, cond.field), value=value)
+
+    def node(n: CondNode) -> CondNode:
+        if isinstance(n, Condition):
+            return condition(n)
+        return type(n)(tuple(node(child) for child in n.children))
+
+    return FilterExpression(tuple(
+        replace(e, condition=node(e.condition), user_conditions=tuple(condition(c) for c in e.user_conditions))
+        for e in expr.expressions))

@@ -98,6 +98,9 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             raise JobFailed(exc.reason) from exc
         if result.rows == 0:
             raise JobFailed(f"No data rows found at {location}.")
+        if result.skipped:  # rows Personalize skips too (data/csv_import.py); `tastemaker import-report` shows them
+            log.warning("import %s skipped %d of %d rows, e.g. %s", job.resource_arn, result.skipped,
+                        result.rows + result.skipped, " | ".join(result.skipped_examples))
         uploaded = []
         for path in result.files:
             key = batch_prefix + f"{uuid.uuid4().hex[:8]}-{path.name}"
@@ -114,7 +117,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
                                                replace=mode == "FULL")
             resources.update(conn, job.resource_arn, status=Status.ACTIVE,
-                             changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3)})
+                             changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3),
+                                      "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples})
             resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
             queue.finish(conn, job)
     except BaseException:

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tastemaker.control.common import ACTIVE
+from tastemaker.control.common import ACTIVE, arn_region
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
@@ -67,6 +67,10 @@ class TargetCache:
             target = self.targets.get(key)
         return target
 
+    def reload(self, services: Services) -> None:
+        """Read the trackers now (serving's change watch calls it when an event tracker changed)."""
+        self._reload(services, 0.0, wait=True)
+
     def _reload(self, services: Services, max_age: float, *, wait: bool) -> None:
         if not self.lock.acquire(blocking=wait):
             return
@@ -116,8 +120,10 @@ def _add_action_target(conn: sa.Connection, out: dict[tuple[str, str], Target], 
     out[("actions", tracking_id)] = Target(dataset.arn, dataset.dataset_group_arn or "", mapper, problem)
 
 
-def _target(services: Services, kind: str, tracking_id: str) -> Target:
+def _target(services: Services, kind: str, tracking_id: str, region: str | None = None) -> Target:
     target = services.realtime.targets.get(services, kind, tracking_id)
+    if target is not None and region is not None and arn_region(target.dataset_group_arn) not in (None, region):
+        target = None  # a tracker of another region does not exist for this caller (regions are isolated)
     if target is None:
         what = "event tracker" if kind == "events" else "event tracker or Action_Interactions dataset"
         raise InvalidInputException(f"trackingId {tracking_id} does not belong to any {what}; use the trackingId "
@@ -139,7 +145,7 @@ def _insert_events(services: Services, rows: list[dict[str, Any]], want_inserted
 @operation("PutEvents")
 def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_list: list[dict[str, Any]],
                user_id: str | None = None) -> dict[str, Any]:
-    target = _target(ctx.services, "events", tracking_id)
+    target = _target(ctx.services, "events", tracking_id, ctx.region)
     assert target.mapper is not None
     received = time.time()
     rows = []
@@ -147,7 +153,7 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
         record = map_event(target.mapper, index, event, user_id)
         rows.append({
             "dataset_group_arn": target.partition, "event_id": event.get("event_id") or str(uuid.uuid4()),
-            "session_id": session_id, "user_id": user_id, "item_id": event.get("item_id"),
+            "session_id": session_id, "user_id": user_id, "item_id": record.get("ITEM_ID"),
             "event_type": event["event_type"], "event_value": record.get("EVENT_VALUE", event.get("event_value")),
             "sent_at": float(event["sent_at"]), "record": record, "received_at": received,
         })
@@ -170,7 +176,7 @@ def put_action_interactions(ctx: RequestContext, *, tracking_id: str,
                             action_interactions: list[dict[str, Any]]) -> dict[str, Any]:
     """Stored like events, partitioned by the Action_Interactions dataset ARN (so Interactions training never
     sees them); the Actions recipes read them from there."""
-    target = _target(ctx.services, "actions", tracking_id)
+    target = _target(ctx.services, "actions", tracking_id, ctx.region)
     assert target.mapper is not None
     received = time.time()
     rows = []

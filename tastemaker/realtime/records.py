@@ -50,9 +50,10 @@ def _loose(name: str) -> str:
 class RecordMapper:
     """Resolves properties keys to schema fields and converts values to the fields' Python types."""
 
-    def __init__(self, schema: Schema, reserved: Mapping[str, str]) -> None:
+    def __init__(self, schema: Schema, reserved: Mapping[str, str], *, member_wins: bool = False) -> None:
         self.schema = schema
         self.reserved = reserved  # schema field -> the request member that carries it
+        self.member_wins = member_wins  # properties may repeat a reserved field; the member wins (PutEvents)
         # Schemas keep field names distinct after dropping non-alphanumerics and case, so this is unambiguous.
         self.index = {_loose(f.name): f for f in schema.fields}
         self.by_name = {f.name: f for f in schema.fields}
@@ -91,7 +92,9 @@ class RecordMapper:
                 raise InvalidInputException(
                     f"{where}.properties: key '{key}' matches no field of the schema {self.schema.name}; "
                     f"allowed keys: {', '.join(allowed) or '(none: the schema has no metadata fields)'}.")
-            if f.name in self.reserved:
+            # PutEvents accepts a key for a field that a request member also carries (AWS's notebooks send
+            # '{"itemId": "123"}'), as Personalize does; map_event lets the request member win when both are set.
+            if f.name in self.reserved and not self.member_wins:
                 raise InvalidInputException(
                     f"{where}.properties: key '{key}' maps to {f.name}, which is set from the request member "
                     f"'{self.reserved[f.name]}', not from properties.")
@@ -173,7 +176,7 @@ def check_string(f: SchemaField, text: str, where: str) -> None:
 
 
 def event_mapper(schema: Schema) -> RecordMapper:
-    return RecordMapper(schema, EVENT_MEMBER_FIELDS)
+    return RecordMapper(schema, EVENT_MEMBER_FIELDS, member_wins=True)
 
 
 def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_id: str | None) -> dict[str, Any]:
@@ -181,6 +184,8 @@ def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_i
     where = f"eventList.{index + 1} (event {index + 1})"
     record = mapper.properties(where, event.get("properties"), FORBIDDEN_EVENT_KEYS)
     item_id = event.get("item_id")
+    if item_id is None:  # the request member wins; else the properties' itemId (how AWS's notebooks send it)
+        item_id = record.get("ITEM_ID")
     if item_id is None:
         f = mapper.by_name.get("ITEM_ID")
         if f is not None and not f.nullable:

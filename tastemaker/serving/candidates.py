@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tastemaker.errors import InvalidInputException
+from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
 from tastemaker.services import Services
 from tastemaker.serving.catalog import ServingCatalog
@@ -20,7 +20,8 @@ MASKS_PER_FILTER = 256  # item masks kept per filter and snapshot for filters th
 
 
 class FilterRows:
-    """filter ARN -> (group ARN, checked filter), refreshed in the background about once a second."""
+    """filter ARN -> (group ARN, checked filter), refreshed in the background about once a second and checked
+    against the change watch on every request, as deployments are (read-your-writes: serving.deployments)."""
 
     def __init__(self) -> None:
         from tastemaker.serving.snapshots import Refreshing
@@ -28,14 +29,24 @@ class FilterRows:
         self._rows = Refreshing(FILTER_TTL_SECONDS)
 
     def get(self, services: Services, filter_arn: str) -> tuple[str, Any]:
-        def load() -> tuple[str, Any]:
+        stamps = services.serving.deployments.changes.current(services)
+
+        def load() -> tuple[Any, str, Any]:
             from tastemaker.control.filters import load_active_filter
 
             with services.engine.connect() as conn:
                 row, checked = load_active_filter(conn, filter_arn)
-            return row.dataset_group_arn or "", checked
+            return (row.status, row.updated_at), row.dataset_group_arn or "", checked
 
-        return self._rows.get(filter_arn, load)  # type: ignore[no-any-return]
+        try:
+            stamp, group, checked = self._rows.get(filter_arn, load)
+        except TastemakerError:  # the error path (not ACTIVE, deleted, absent) is always read afresh
+            self._rows.forget(filter_arn)
+            stamp, group, checked = self._rows.get(filter_arn, load)
+        if stamp != stamps.get(filter_arn):
+            self._rows.forget(filter_arn)
+            stamp, group, checked = self._rows.get(filter_arn, load)
+        return group, checked
 
 
 @lru_cache(maxsize=4096)

@@ -1,18 +1,50 @@
-"""Resolve a campaign or recommender ARN to what serves it, re-reading the row at most once a second."""
+"""Resolve a campaign or recommender ARN to what serves it, agreeing with the control plane (read-your-writes).
+
+Serving keeps campaign, recommender, filter and event-tracker rows in memory (re-read in the background about
+once a second) so that no database read lands on GetRecommendations. Read-your-writes on top of that, across
+worker processes and replicas that share only the database:
+
+1. Each process runs one ChangeWatch thread that reads the change stamps -- (status, updatedAt) of every
+   campaign, recommender, filter and event tracker, one small indexed query -- every POLL_SECONDS, and
+   records when the poll *started* (`polled_at`). A snapshot started after a commit contains that commit.
+2. A request uses the snapshot only while it is younger than FRESH_SECONDS; past that (the thread stalled,
+   or the process was idle) it polls itself first. The check costs one clock read, and comparing a cached
+   view with the snapshot one dict lookup: nothing measurable on the hot path.
+3. A cached Deployment (and filter row) carries the stamp of the row it was built from; when it differs from
+   the snapshot's, or the row is not ACTIVE (the error path: pending, stopped, deleted, not found), it is
+   re-read from the database before answering.
+4. The control plane, after committing a change to an existing campaign, recommender, filter or event tracker
+   (Update*, Delete*, Start/StopRecommender; api/app.py SETTLE_OPERATIONS), waits FRESH_SECONDS before it
+   answers. Any request that starts after that answer sees a snapshot started after the commit (or polls),
+   so every worker of every replica agrees with the answer. Status changes made by jobs (CREATE PENDING ->
+   ACTIVE, START -> ACTIVE) need no wait: a view that is not ACTIVE is always re-read (3.), and a stop or
+   delete was already refused from its PENDING status on. A job's change to a campaign that stays ACTIVE
+   (the model switch of UpdateCampaign) reaches every process within about POLL_SECONDS of its commit.
+5. When an event tracker's stamp changes, the watch re-reads PutEvents' trackingId lookup before it
+   publishes the snapshot, so PutEvents refuses a deleted tracker's events under the same rule.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tastemaker.errors import ResourceNotFoundException
 from tastemaker.services import Services
+from tastemaker.serving.inline import slow_step
 from tastemaker.store import resources
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
-ROW_TTL_SECONDS = 1.0  # how stale a worker's view of a campaign may be (UpdateCampaign, Stop/StartRecommender)
+ROW_TTL_SECONDS = 1.0  # background re-read of a cached row (the change watch catches changes sooner)
+WATCHED_KINDS = ("campaign", "recommender", "filter", "event_tracker")
+POLL_SECONDS = 0.05  # how often each process reads the change stamps
+FRESH_SECONDS = 0.25  # a snapshot older than this is not trusted; the control plane waits this long
+Stamp = tuple[Any, ...]  # (status, updated_at) of a row; () when unknown
 
 
 @dataclass(frozen=True)
@@ -29,25 +61,94 @@ class Deployment:
     config: dict[str, Any] = field(default_factory=dict)  # campaign_config / recommender_config (snake_case)
     use_case: Any = None  # tastemaker.recipes.catalog.UseCase for recommenders
     version_arn: str | None = None
+    stamp: Stamp = ()  # the row's (status, updated_at) when this view was built
 
     @property
     def label(self) -> str:
         return "Campaign" if self.kind == "campaign" else "Recommender"
 
 
+class ChangeWatch:
+    """The latest change stamps of the watched kinds, polled by one background thread (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, Stamp] = {}
+        self.polled_at = float("-inf")  # time.monotonic() when the poll behind `stamps` started
+        self._poll_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._trackers: dict[str, Stamp] | None = None
+
+    def current(self, services: Services) -> dict[str, Stamp]:
+        """Stamps no older than FRESH_SECONDS (polling now, off the event loop, when they are older)."""
+        if time.monotonic() - self.polled_at < FRESH_SECONDS:
+            return self.stamps
+        self._start(services)
+        slow_step("change stamps")
+        self.poll(services)
+        return self.stamps
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.polled_at < FRESH_SECONDS
+
+    def poll(self, services: Services) -> None:
+        with self._poll_lock:
+            started = time.monotonic()
+            with services.engine.connect() as conn:
+                found = resources.versions(conn, WATCHED_KINDS)
+            trackers = {arn: stamp for arn, stamp in found.items() if ":event-tracker/" in arn}
+            if self._trackers is not None and trackers != self._trackers:
+                services.realtime.targets.reload(services)
+            self._trackers = trackers
+            self.stamps = found
+            self.polled_at = max(self.polled_at, started)
+
+    def _start(self, services: Services) -> None:
+        if self._thread is not None:
+            return
+        with self._poll_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, args=(services,), name="tastemaker-changes",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self, services: Services) -> None:
+        while True:
+            try:
+                self.poll(services)
+            except Exception:  # requests poll themselves while this fails (FRESH_SECONDS)
+                log.exception("reading change stamps failed")
+            time.sleep(POLL_SECONDS)
+
+
 class DeploymentCache:
-    """ARN -> Deployment (or the error reading it), refreshed in the background about once a second."""
+    """ARN -> Deployment (or the error reading it), checked against the change watch on every request."""
 
     def __init__(self) -> None:
         from tastemaker.serving.snapshots import Refreshing
 
         self._rows = Refreshing(ROW_TTL_SECONDS)
+        self.changes = ChangeWatch()
 
     def resolve(self, services: Services, arn: str, kind: str) -> Deployment:
-        value = self._rows.get(arn, lambda: _read(services, arn, kind))
+        stamps = self.changes.current(services)
+
+        def load() -> Deployment:
+            return _read(services, arn, kind)
+
+        try:
+            value = self._rows.get(arn, load)
+        except ResourceNotFoundException:
+            value = self._reread(arn, load)  # the error path: it may exist by now
+        else:
+            if value.status != Status.ACTIVE or value.stamp != stamps.get(arn):
+                value = self._reread(arn, load)
         if value.kind != kind:
             raise ResourceNotFoundException(f"Could not find {kind} {arn}.")
         return value
+
+    def _reread(self, arn: str, load: Any) -> Deployment:
+        self._rows.forget(arn)
+        return self._rows.get(arn, load)  # type: ignore[no-any-return]
 
     def forget(self, arn: str) -> None:
         self._rows.forget(arn)
@@ -61,6 +162,7 @@ def _read(services: Services, arn: str, kind: str) -> Deployment:
     with services.engine.connect() as conn:
         row = resources.get(conn, arn, kind)
         found = _campaign(services, conn, row) if kind == "campaign" else _recommender(row)
+    found = dataclasses.replace(found, stamp=(row.status, row.updated_at))
     _warm(services, found)
     return found
 

@@ -150,10 +150,19 @@ def delete(conn: sa.Connection, arn: str) -> None:
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))
 
 
-def count(conn: sa.Connection, kind: str, statuses: Iterable[str]) -> int:
-    """How many resources of a kind are in one of these statuses (quotas on work in progress)."""
-    return int(conn.execute(sa.select(sa.func.count()).select_from(resources).where(
-        resources.c.kind == kind, resources.c.status.in_(list(statuses)))).scalar() or 0)
+def count(conn: sa.Connection, kind: str, statuses: Iterable[str], region: str | None = None) -> int:
+    """How many resources of a kind are in one of these statuses (quotas on work in progress), in `region`
+    when given (Personalize's quotas are per region)."""
+    query = sa.select(sa.func.count()).select_from(resources).where(
+        resources.c.kind == kind, resources.c.status.in_(list(statuses)))
+    if region is not None:
+        query = query.where(_in_region(region))
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _in_region(region: str) -> Any:
+    """Resources whose ARN names `region` (arn:<partition>:personalize:<region>:...)."""
+    return resources.c.arn.like(f"arn:%:personalize:{_like_literal(region)}:%", escape="\\")
 
 
 def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_arn: str | None = None,
@@ -165,6 +174,14 @@ def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_ar
     if parent_arn is not None:
         query = query.where(resources.c.parent_arn == parent_arn)
     return [_row(r) for r in conn.execute(query)]
+
+
+def versions(conn: sa.Connection, kinds: Iterable[str]) -> dict[str, tuple[str | None, float]]:
+    """ARN -> (status, updated_at) of every resource of these kinds: the change stamps serving compares its
+    cached views with (tastemaker.serving.deployments)."""
+    rows = conn.execute(sa.select(resources.c.arn, resources.c.status, resources.c.updated_at)
+                        .where(resources.c.kind.in_(list(kinds))))
+    return {r.arn: (r.status, r.updated_at) for r in rows}
 
 
 def _encode_token(seq: int) -> str:
@@ -185,11 +202,17 @@ def _decode_token(token: str) -> int:
 
 def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results: int | None,
          dataset_group_arn: str | None = None, parent_arn: str | None = None,
-         newest_first: bool = False, where: Any = None) -> tuple[list[Resource], str | None]:
-    """One page of resources of a kind, in creation order, with an opaque next token."""
+         newest_first: bool = False, where: Any = None, region: str | None = None) -> tuple[list[Resource], str | None]:
+    """One page of resources of a kind, in creation order, with an opaque next token.
+
+    With `region`, only resources of that region: a resource belongs to the region of its ARN
+    (`arn:<partition>:personalize:<region>:...`), as in AWS.
+    """
     limit = max_results or 100
     order = resources.c.seq.desc() if newest_first else resources.c.seq
     query = sa.select(resources).where(resources.c.kind == kind).order_by(order).limit(limit + 1)
+    if region is not None:
+        query = query.where(_in_region(region))
     if dataset_group_arn is not None:
         query = query.where(resources.c.dataset_group_arn == dataset_group_arn)
     if parent_arn is not None:
@@ -202,6 +225,11 @@ def page(conn: sa.Connection, *, kind: str, next_token: str | None, max_results:
     full = [_row(r) for r in conn.execute(query)]
     token = _encode_token(full[limit - 1].seq) if len(full) > limit else None
     return full[:limit], token
+
+
+def _like_literal(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # --- tags -------------------------------------------------------------------------------------------------

@@ -57,7 +57,6 @@ def test_repeated_event_ids_are_ignored(services: Services) -> None:
     (event("i9", properties=json.dumps({"colour": "red"})), "eventList.2", "'colour'"),
     (event("i9", properties=json.dumps({"numberOfRatings": "many"})), "eventList.2", "NUMBER_OF_RATINGS"),
     (event("i9", properties=json.dumps({"userId": "x"})), "eventList.2", "'userId' is not allowed"),
-    (event("i9", properties=json.dumps({"itemId": "x"})), "eventList.2", "itemId"),
     ({"event_type": "click", "item_id": "i9"}, "eventList.2", "sentAt"),
     ({"event_type": "click", "sent_at": 1.0}, "eventList.2", "itemId"),
 ])
@@ -68,6 +67,15 @@ def test_a_bad_event_refuses_the_whole_batch(services: Services, bad: dict, wher
                    event_list=[event("i1"), bad, event("i3")])
     assert where in exc.value.message and what in exc.value.message, exc.value.message
     assert stored(services, g.arn) == []
+
+
+def test_the_item_may_come_in_properties_and_the_member_wins(services: Services) -> None:
+    """As AWS's notebooks send it (issue #14 item 1): the stored event carries the item either way."""
+    g = make_group(services)
+    put_events(g.ctx, tracking_id=g.tracking_id, session_id="s1", user_id="u1", event_list=[
+        {"event_type": "click", "sent_at": 1.0, "properties": json.dumps({"itemId": "from-properties"})},
+        event("member", properties=json.dumps({"itemId": "ignored"}))])
+    assert [r.item_id for r in stored(services, g.arn)] == ["from-properties", "member"]
 
 
 def test_unknown_tracking_id_and_group_without_interactions(services: Services) -> None:
@@ -159,7 +167,7 @@ def test_put_items_refusals(services: Services) -> None:
     with services.engine.begin() as conn:
         from tastemaker.store import resources
 
-        resources.update(conn, g.datasets["Items"], status="DELETE PENDING")
+        resources.update(conn, g.datasets["Items"], status="DELETE PENDING")  # datasets are ACTIVE once created
     with pytest.raises(ResourceInUseException):
         put_items(g.ctx, dataset_arn=g.datasets["Items"],
                   items=[{"item_id": "a", "properties": json.dumps({"creationTimestamp": 1})}])

@@ -44,7 +44,6 @@ def test_integer_values(value: object, expected: int) -> None:
     ({"device": "x" * 1001}, "limited to 1000"),
     ({"eventType": "buy"}, "'eventType' is not allowed"),
     ({"Timestamp": 5}, "'Timestamp' is not allowed"),
-    ({"eventValue": 5}, "set from the request member 'eventValue'"),
     ({"shoeSize": 5}, "matches no field"),
 ])
 def test_bad_properties_name_event_and_key(props: dict, fragment: str) -> None:
@@ -73,3 +72,13 @@ def test_entity_records_use_the_id_member() -> None:
         "ITEM_ID": "i9", "GENRES": "A|B", "PRICE": 2.5}
     with pytest.raises(InvalidInputException, match="items.1.properties: key 'itemId' maps to ITEM_ID"):
         map_entity(items, "items.1", "ITEM_ID", "i9", json.dumps({"itemId": "other"}))
+
+
+def test_event_properties_may_repeat_a_member_field_and_the_member_wins() -> None:
+    """AWS's notebooks send the item in properties ('{"itemId": "123"}'); Personalize accepts it (#14 item 1)."""
+    from_properties = map_event(mapper(), 0, {"event_type": "x", "sent_at": 1,
+                                              "properties": json.dumps({"itemId": "123", "eventValue": 5})}, "u")
+    assert from_properties["ITEM_ID"] == "123"
+    both = map_event(mapper(), 0, {"event_type": "x", "item_id": "i", "sent_at": 1, "event_value": 2.0,
+                                   "properties": json.dumps({"itemId": "123", "eventValue": 5})}, "u")
+    assert both["ITEM_ID"] == "i" and both["EVENT_VALUE"] == 2.0
