@@ -162,6 +162,11 @@ class KeyStore:
 
     # --- the request path ------------------------------------------------------------------------------------
 
+    def name_of(self, access_key_id: str) -> str | None:
+        """The key's name (the audit trail's user name), or None for a key this process does not accept."""
+        entry = self._entries.get(access_key_id)
+        return entry.name if entry is not None else None
+
     def secret_for(self, access_key_id: str) -> str | None:
         entry = self._entries.get(access_key_id)
         return entry.secret if entry is not None else None

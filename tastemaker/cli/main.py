@@ -15,7 +15,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=args.data_dir,
         db_url=args.db_url, blob_url=args.blob_url, import_roots=getattr(args, "import_root", None),
         account_id=getattr(args, "account_id", None), job_threads=getattr(args, "job_threads", None),
-        workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None))
+        workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None),
+        log_level=getattr(args, "log_level", None), log_format=getattr(args, "log_format", None),
+        metrics_port=getattr(args, "metrics_port", None))
+
+
+def _add_monitoring_flags(parser: argparse.ArgumentParser, *, metrics: bool) -> None:
+    from tastemaker.monitoring.logs import FORMATS, LEVELS
+
+    parser.add_argument("--log-level", choices=LEVELS, default=None,
+                        help="stderr log level (default info: one line per request and per job state change)")
+    parser.add_argument("--log-format", choices=FORMATS, default=None, help="text (default) or json lines")
+    if metrics:
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="also serve Prometheus /metrics unauthenticated on this loopback port")
 
 
 def _add_state_flags(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +51,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "processes", flush=True)
         try:
             uvicorn.run("tastemaker.cli.wiring:app_from_env", factory=True, workers=settings.workers,
-                        host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+                        host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
         finally:
             if runner is not None:
                 runner.stop()
         return 0
     app = build_server_app(settings)
     print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0
 
 
@@ -54,8 +67,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from tastemaker.cli.wiring import build_runner, build_services
+    from tastemaker.monitoring.logs import configure
 
     settings = _settings(args)
+    configure(settings.log_level, settings.log_format)
     services = build_services(settings, serves_requests=False)
     runner = build_runner(services, settings.job_threads or 1)
     runner.start()
@@ -124,13 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="API worker processes")
     serve.add_argument("--redis-url", default=None,
                        help="keep real-time state (recent events per user/session) in Redis, shared by replicas")
-    serve.add_argument("--log-level", default="warning")
+    _add_monitoring_flags(serve, metrics=True)
     serve.set_defaults(fn=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only (imports, training, batch jobs)")
     _add_state_flags(worker)
     worker.add_argument("--job-threads", type=int, default=None)
     worker.add_argument("--import-root", action="append", default=None)
+    _add_monitoring_flags(worker, metrics=False)
     worker.set_defaults(fn=cmd_worker)
 
     dbp = sub.add_parser("db", help="database maintenance")

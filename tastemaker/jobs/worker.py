@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.autotrain import run_due_trainings
+from tastemaker.monitoring.jobs import observe_job
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 from tastemaker.store.status import Status, allowed
@@ -137,6 +138,10 @@ class JobRunner:
             thread.start()
             self._pool.append(thread)
 
+    def alive(self) -> bool:
+        """Started and every thread still running (the readiness check)."""
+        return bool(self._pool) and all(thread.is_alive() for thread in self._pool)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         for thread in self._pool:
@@ -153,7 +158,7 @@ class JobRunner:
             if job is None:
                 self._stop.wait(poll)
                 continue
-            run_one(self.services, self.tasks, job)
+            observe_job(self.services, job, lambda job=job: run_one(self.services, self.tasks, job))  # type: ignore[misc]
 
     def _sweep(self) -> None:
         while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):
