@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_arguments(clean)
     clean.set_defaults(fn=cleanup.cmd_cleanup)
 
+    from tastemaker.cli import audit
+
+    aud = sub.add_parser("audit", help="read the audit trail of control-plane calls (filters, --json)")
+    audit.add_arguments(aud)
+    aud.set_defaults(fn=audit.cmd_audit)
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")

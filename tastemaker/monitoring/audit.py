@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -148,12 +147,14 @@ def record_call(services: Services, *, now: float, request_id: str, operation_na
 
 
 def _purge_if_due(services: Services, now: float) -> None:
-    if now - _last_purge[0] < _PURGE_EVERY or not _purge_lock.acquire(blocking=False):
+    """Delete what is past retention, at most once an hour (or a tenth of the retention period, if shorter)."""
+    retention = services.settings.audit_retention_days * 86400.0
+    if now - _last_purge[0] < min(_PURGE_EVERY, retention / 10) or not _purge_lock.acquire(blocking=False):
         return
     try:
         _last_purge[0] = now
         with services.engine.begin() as conn:
-            store.purge(conn, now - services.settings.audit_retention_days * 86400.0)
+            store.purge(conn, now - retention)
     finally:
         _purge_lock.release()
 
@@ -236,7 +237,3 @@ def lookup_events(ctx: RequestContext, lookup_attributes: list[dict[str, str]] |
     if token:
         out["next_token"] = token
     return out
-
-
-def now() -> float:
-    return time.time()

@@ -60,7 +60,8 @@ def purge(conn: sa.Connection, before: float) -> int:
 def page(conn: sa.Connection, *, start: float | None, end: float | None, before_seq: int | None, limit: int,
          event_id: str | None = None, event_name: str | None = None, read_only: bool | None = None,
          username: str | None = None, event_source: str | None = None, access_key_id: str | None = None,
-         resource_name: str | None = None, resource_type: str | None = None) -> list[AuditEvent]:
+         resource_name: str | None = None, resource_type: str | None = None,
+         failed: bool | None = None) -> list[AuditEvent]:
     """Up to `limit` records, newest first, that match every filter given (resource filters match any of a
     record's resources). `before_seq` continues a previous page."""
     c = audit_events.c
@@ -69,6 +70,8 @@ def page(conn: sa.Connection, *, start: float | None, end: float | None, before_
                           (c.username, username), (c.event_source, event_source), (c.access_key_id, access_key_id)):
         if value is not None:
             query = query.where(column == value)
+    if failed is not None:
+        query = query.where(c.error_code.is_not(None) if failed else c.error_code.is_(None))
     if start is not None:
         query = query.where(c.event_time >= start)
     if end is not None:
