@@ -25,11 +25,15 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("text", "json")
 
 
-def _stamp(now: float, cache: list[Any] = [0, ""]) -> str:  # noqa: B006 - the cache of the current second
-    second = int(now)
-    if cache[0] != second:
-        cache[0], cache[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{cache[1]}.{int((now - second) * 1000):03d}Z"
+_second = [-1, ""]  # the current second and its formatted prefix (strftime costs more than the rest)
+
+
+def _stamp(now: float) -> str:
+    ms = int(now * 1000)
+    second, fraction = divmod(ms, 1000)
+    if _second[0] != second:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_second[1]}{fraction:03d}Z"
 
 
 class LineFormatter(logging.Formatter):
