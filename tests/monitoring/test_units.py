@@ -90,3 +90,20 @@ def test_bad_log_settings_name_the_choices() -> None:
         logs.configure("loud")
     with pytest.raises(ValueError, match="text, json"):
         logs.configure("info", "xml")
+
+
+def test_the_grafana_dashboard_reads_metrics_the_server_exposes() -> None:
+    import re
+    from pathlib import Path
+
+    from tastemaker.monitoring.metrics import JOB_NAMES, OPERATION_NAMES
+
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/tastemaker-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\{", e)}
+    names = {n for group in (OPERATION_NAMES, JOB_NAMES) for v in group.values()
+             for n in (v.requests, v.client_errors, v.server_errors, v.latency) if n}
+    exposed = ({f"{n}_total" for n in names} | {f"{n}_bucket" for n in names} | {
+        "tastemaker_requests_total", "tastemaker_job_queue_depth", "tastemaker_dataset_rows",
+        "process_resident_memory_bytes", "process_cpu_seconds_total"})
+    assert used and used <= exposed, used - exposed
