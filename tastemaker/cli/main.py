@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_arguments(aud)
     aud.set_defaults(fn=audit.cmd_audit)
 
+    from tastemaker.cli import webhooks
+
+    hooks = sub.add_parser("webhooks", help="notify URLs, EventBridge or SNS of resource state changes")
+    webhooks.add_arguments(hooks)
+    hooks.set_defaults(fn=webhooks.cmd_webhooks)
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")

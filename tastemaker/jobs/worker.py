@@ -12,6 +12,7 @@ from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.autotrain import run_due_trainings
 from tastemaker.monitoring.jobs import observe_job
+from tastemaker.monitoring.webhooks import deliver_due
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 from tastemaker.store.status import Status, allowed
@@ -168,9 +169,9 @@ class JobRunner:
                 log.exception("orphan recovery failed")
 
     def _maintain(self) -> None:
-        """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow."""
+        """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow, webhook retries."""
         while not self._stop.wait(self.services.settings.maintenance_seconds):
-            for step in (run_due_trainings, reconcile_followers):
+            for step in (run_due_trainings, reconcile_followers, deliver_due):
                 try:
                     step(self.services)
                 except Exception:
