@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_arguments(aud)
     aud.set_defaults(fn=audit.cmd_audit)
 
+    from tastemaker.cli import ingest
+
+    ing = sub.add_parser("ingest", help="feed an event tracker from a Kinesis stream or a Redis Stream")
+    ingest.add_arguments(ing)
+    ing.set_defaults(fn=ingest.cmd_ingest)
+
     from tastemaker.cli import webhooks
 
     hooks = sub.add_parser("webhooks", help="notify URLs, EventBridge or SNS of resource state changes")

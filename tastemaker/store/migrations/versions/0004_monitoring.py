@@ -1,5 +1,5 @@
 """Monitoring: the audit trail (one row per control-plane call, allowed or refused, read by CloudTrail
-LookupEvents), webhooks and their durable outbox of notifications."""
+LookupEvents), webhooks and their durable outbox of notifications, stream-ingestion checkpoints."""
 
 from __future__ import annotations
 
@@ -49,9 +49,17 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.UniqueConstraint("event_id", "webhook_id", name="uq_outbox_event_webhook"),
     )
+    op.create_table(
+        "stream_checkpoints",
+        sa.Column("consumer", sa.String(256), primary_key=True),
+        sa.Column("shard", sa.String(256), primary_key=True),
+        sa.Column("position", sa.String(256), nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stream_checkpoints")
     op.drop_table("outbox")
     op.drop_table("webhooks")
     op.drop_table("audit_events")
