@@ -37,7 +37,7 @@ from tastemaker.errors import (
     RequestEntityTooLargeException,
     TastemakerError,
 )
-from tastemaker.monitoring.requests import HEALTH_PATHS, METRICS_PATH, Monitor
+from tastemaker.monitoring.requests import HEALTH_PATHS, METRICS_PATH, PROMETHEUS_CONTENT_TYPE, Monitor
 from tastemaker.services import Services
 from tastemaker.serving.inline import NotWarm, inline
 
@@ -247,7 +247,7 @@ class Application:
                                  headers, b"", max_skew=self.api.max_skew)
         except TastemakerError as exc:
             return error_reply(exc, "rest-json")
-        return Reply(await run_in_threadpool(monitor.exposition), media_type="text/plain; version=0.0.4")
+        return Reply(await run_in_threadpool(monitor.exposition), media_type=PROMETHEUS_CONTENT_TYPE)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

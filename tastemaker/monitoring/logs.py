@@ -55,6 +55,12 @@ class LineFormatter(logging.Formatter):
         return f"{_stamp(record.created)} {record.levelname} {record.name}: {message}{tail}"
 
 
+def _printable(value: str) -> str:
+    """A client-chosen value on one line: control characters escaped, so no one can forge a log line."""
+    return value if value.isprintable() and " " not in value else value.encode("unicode_escape").decode() \
+        .replace(" ", "\\x20")
+
+
 class RequestLog:
     """The one-line-per-request log (logger name `tastemaker.requests`), written straight to a file descriptor."""
 
@@ -76,7 +82,8 @@ class RequestLog:
                                  "latency_ms": round(latency_ms, 3), "error": error}) + b"\n"
         else:
             line = (f"{_stamp(now)} INFO tastemaker.requests: {operation} {status} {latency_ms:.2f}ms "
-                    f"request_id={request_id} arn={arn or '-'} access_key_id={access_key_id or '-'}"
+                    f"request_id={request_id} arn={_printable(arn) if arn else '-'} "
+                    f"access_key_id={_printable(access_key_id) if access_key_id else '-'}"
                     f"{' error=' + error if error else ''}\n").encode()
         try:
             os.write(self.fd, line)

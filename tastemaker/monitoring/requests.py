@@ -27,6 +27,7 @@ log = logging.getLogger("tastemaker.monitoring")
 CONTROL_PLANE = "personalize"
 HEALTH_PATHS = ("/health", "/ready")
 METRICS_PATH = "/metrics"
+PROMETHEUS_CONTENT_TYPE = prometheus.CONTENT_TYPE
 _metrics_server_started = threading.Lock()
 WIRE_DIMENSIONS = (("campaignArn", "campaign_arn"), ("recommenderArn", "recommender_arn"),
                    ("datasetArn", "dataset_arn"), ("trackingId", "tracking_id"))

@@ -107,3 +107,14 @@ def test_the_grafana_dashboard_reads_metrics_the_server_exposes() -> None:
         "tastemaker_requests_total", "tastemaker_job_queue_depth", "tastemaker_dataset_rows",
         "process_resident_memory_bytes", "process_cpu_seconds_total"})
     assert used and used <= exposed, used - exposed
+
+
+def test_client_chosen_values_cannot_forge_request_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    log = logs.RequestLog()
+    log.enabled, log.fd = True, fd
+    log.write(0.0, "rid", "GetRecommendations", "arn:x\n1970-01-01T00:00:00.000Z INFO forged", "AK\r", 404, 1.0)
+    os.close(fd)
+    (line,) = path.read_text().splitlines()
+    assert "arn=arn:x\\n1970" in line and "access_key_id=AK\\r" in line
