@@ -61,6 +61,10 @@ def _new_key() -> AccessKey:
     return AccessKey(akid, secret)
 
 
+# IAM action prefixes of the services beside Personalize's three (their read APIs for metrics and the audit trail).
+IAM_PREFIXES = {"cloudwatch": "cloudwatch", "cloudtrail": "cloudtrail"}
+
+
 class KeyStore:
     """The keys this process accepts. `created` tells whether this start generated the root key (print it once).
 
@@ -196,7 +200,7 @@ class KeyStore:
             raise UnrecognizedClientException(UNKNOWN_KEY_MESSAGE)
         if entry.policy is None:  # the root key
             return
-        action = "personalize:" + info.name
+        action = IAM_PREFIXES.get(info.service, "personalize") + ":" + info.name
         refusal = entry.policy.check(action, lambda: self._resources(info, params, credential.region))
         if refusal is None:
             return

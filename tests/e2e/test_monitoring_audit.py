@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -152,3 +153,34 @@ def test_old_records_are_deleted_after_the_retention_period(tmp_path: Path) -> N
         personalize.list_schemas()  # the first write of this process purges what is past retention
         names = {e["EventName"] for e in events_of(server)}
     assert "ListSchemas" in names and "ListRecipes" not in names
+
+
+def test_scoped_keys_need_cloudtrail_and_cloudwatch_actions(srv: LocalServer) -> None:
+    from tests.e2e.test_access_keys import create_key
+
+    personalize_only = create_key(srv.data_dir, unique("p"), {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "personalize:*", "Resource": "*"}]})
+    reader = create_key(srv.data_dir, unique("r"), {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["cloudtrail:LookupEvents", "cloudwatch:ListMetrics"], "Resource": "*"}]})
+
+    def client(service: str, key: tuple[str, str]) -> Any:
+        return boto3.client(service, endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=key[0],
+                            aws_secret_access_key=key[1])
+
+    def outcome(call: Any) -> str:
+        deadline = time.time() + 10
+        while True:  # a new key reaches the server within its refresh period
+            try:
+                call()
+                return "ok"
+            except ClientError as exc:
+                code = str(exc.response["Error"]["Code"])
+                if code not in ("UnrecognizedClientException", "InvalidClientTokenId") or time.time() > deadline:
+                    return code
+            time.sleep(0.2)
+
+    assert outcome(lambda: client("cloudtrail", personalize_only).lookup_events()) == "AccessDeniedException"
+    assert outcome(lambda: client("cloudwatch", personalize_only).list_metrics()) == "AccessDeniedException"
+    assert outcome(lambda: client("cloudtrail", reader).lookup_events()) == "ok"
+    assert outcome(lambda: client("cloudwatch", reader).list_metrics()) == "ok"
+    assert outcome(lambda: client("personalize", reader).list_schemas()) == "AccessDeniedException"
