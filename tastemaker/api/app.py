@@ -157,10 +157,10 @@ class Api:
             log.exception("unhandled error")
             error = InternalFailure(f"Internal error: {type(exc).__name__}. The server log has the details.")
             reply = error_reply(error, protocol)
-        await self._monitor(scope, headers, started, info, credential, raw, params, payload, reply.status, error)
+        await self.observe(scope, headers, started, info, credential, raw, params, payload, reply.status, error)
         return reply
 
-    async def _monitor(self, scope: Scope, headers: HeaderLists, started: float,
+    async def observe(self, scope: Scope, headers: HeaderLists, started: float,
                        info: service_models.OperationInfo | None, credential: Credential | None, raw: Any,
                        params: dict[str, Any] | None, payload: Any, status: int, error: TastemakerError | None,
                        ) -> None:
@@ -215,6 +215,7 @@ class Application:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            started = time.perf_counter()
             new_request_id()
             if scope["path"] == "/ping" and scope["method"] == "GET":
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
@@ -229,6 +230,7 @@ class Application:
                 reply = error_reply(exc, "json" if headers.first("x-amz-target") else "rest-json")
                 reply.close = True
                 await reply.send(send)
+                await self.api.observe(scope, headers, started, None, None, None, None, None, reply.status, exc)
                 return
             reply = await self.api.handle(scope, body, headers)
             await reply.send(send)

@@ -265,3 +265,14 @@ def test_cloudwatch_refuses_what_it_cannot_answer_with_cloudwatch_errors(mon: Lo
                                    StartTime=now - timedelta(minutes=5), EndTime=now)
     assert math.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert cloudwatch.list_metrics(Namespace="AWS/EC2")["Metrics"] == []
+
+
+def test_a_request_refused_for_its_size_is_logged_and_audited(mon: LocalServer) -> None:
+    with pytest.raises(ClientError) as refused:
+        mon.client("personalize").create_schema(name=unique("big"), schema="x" * 200_000)
+    rid = refused.value.response["ResponseMetadata"]["RequestId"]
+    (line,) = log_lines(mon, f"request_id={rid}")
+    assert "CreateSchema 413" in line and "RequestEntityTooLargeException" in line
+    events = mon.client("cloudtrail").lookup_events(LookupAttributes=[{"AttributeKey": "EventId",
+                                                                      "AttributeValue": rid}])["Events"]
+    assert json.loads(events[0]["CloudTrailEvent"])["errorCode"] == "RequestEntityTooLargeException"
