@@ -5,8 +5,8 @@ time, so a request pays for one series update and nothing here. Families keep Cl
 dimensions as labels: `GetRecommendations_total{CampaignArn=...}`, `GetRecommendations4xxErrors_total`,
 `GetRecommendationsLatency` (a histogram in ms), `PutEventsRequests_total{EventTrackerArn=...}`,
 `DatasetImportJobExecutionTime` (seconds) ..., plus every operation's `tastemaker_requests_total` and
-process health: the job queue's depth and each dataset's stored rows (read from the metadata store), and the
-process's CPU and memory (prometheus-client's process collector).
+process health: the job queue's depth, each dataset's stored rows and each deployment's model and index memory
+(read from the metadata store), and the process's CPU and memory (prometheus-client's process collector).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class SeriesCollector(Collector):
             with self.services.read_engine.connect() as conn:
                 depth = stats.queue_depth(conn)
                 rows = stats.dataset_rows(conn)
+                deployments = stats.deployment_bytes(conn)
         except Exception:
             log.warning("metrics: the metadata store did not answer", exc_info=True)
             return
@@ -84,6 +85,15 @@ class SeriesCollector(Collector):
         for arn, n in rows.items():
             size.add_metric([arn], n)
         yield size
+        model = GaugeMetricFamily("tastemaker_deployment_model_bytes", "model memory a deployment serves from",
+                                  labels=["arn", "kind"])
+        index = GaugeMetricFamily("tastemaker_deployment_index_bytes", "candidate index memory of a deployment",
+                                  labels=["arn", "kind"])
+        for arn, kind, model_bytes, index_bytes in deployments:
+            model.add_metric([arn, kind], model_bytes)
+            index.add_metric([arn, kind], index_bytes)
+        yield model
+        yield index
 
 
 def _buckets(series: Series) -> list[tuple[str, float]]:

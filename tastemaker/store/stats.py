@@ -1,9 +1,11 @@
-"""Figures the monitoring reads from the metadata store: the job queue's depth and each dataset's size."""
+"""Figures the monitoring reads from the metadata store: the job queue's depth, each dataset's size, and the
+memory each campaign and recommender serves from (recorded at deploy time)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tastemaker.store import resources
 from tastemaker.store.queue import QUEUED, RUNNING
 from tastemaker.store.tables import dataset_parts, jobs
 
@@ -27,3 +29,13 @@ def dataset_rows(conn: sa.Connection) -> dict[str, int]:
 def ping(conn: sa.Connection) -> None:
     """A round trip to the database (the readiness check)."""
     conn.execute(sa.text("SELECT 1")).scalar()
+
+
+def deployment_bytes(conn: sa.Connection) -> list[tuple[str, str, int, int]]:
+    """(ARN, kind, model bytes, index bytes) of every campaign and recommender that recorded serving stats."""
+    out = []
+    for found in resources.children(conn, kind=("campaign", "recommender")):
+        stats = found.body.get("serving_stats") or {}
+        if stats:
+            out.append((found.arn, found.kind, int(stats.get("model_bytes") or 0), int(stats.get("index_bytes") or 0)))
+    return out

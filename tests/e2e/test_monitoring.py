@@ -224,6 +224,7 @@ def test_metrics_endpoint_needs_a_signature_and_shows_cloudwatch_names(mon: Loca
     assert f'GetRecommendationsLatency_bucket{{CampaignArn="{campaign["arn"]}",le="+Inf"}}' in text
     assert f'DatasetImportJobRequests_total{{DatasetArn="{campaign["dataset"]}"}} 1.0' in text
     assert 'tastemaker_job_queue_depth{state="queued"}' in text
+    assert f'tastemaker_deployment_model_bytes{{arn="{campaign["arn"]}",kind="campaign"}}' in text
     assert 'tastemaker_requests_total{operation="CreateCampaign",status="2xx"} 1.0' in text
 
 

@@ -105,6 +105,7 @@ def test_the_grafana_dashboard_reads_metrics_the_server_exposes() -> None:
              for n in (v.requests, v.client_errors, v.server_errors, v.latency) if n}
     exposed = ({f"{n}_total" for n in names} | {f"{n}_bucket" for n in names} | {
         "tastemaker_requests_total", "tastemaker_job_queue_depth", "tastemaker_dataset_rows",
+        "tastemaker_deployment_model_bytes", "tastemaker_deployment_index_bytes",
         "process_resident_memory_bytes", "process_cpu_seconds_total"})
     assert used and used <= exposed, used - exposed
 
