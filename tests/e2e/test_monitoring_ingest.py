@@ -20,7 +20,7 @@ import pytest
 from tastemaker.cli.local_server import LocalServer
 from tastemaker.store import db
 from tastemaker.store import events as stored_events
-from tests.e2e.datagen import INTERACTIONS_SCHEMA
+from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
 from tests.e2e.util import wait_status
 
 
@@ -29,8 +29,8 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("ingest"))
+def srv(tmp_path_factory: pytest.TempPathFactory, import_root: Path) -> Iterator[LocalServer]:
+    server = LocalServer(tmp_path_factory.mktemp("ingest"), import_roots=[import_root])
     server.start()
     yield server
     server.stop()
@@ -152,3 +152,55 @@ def test_ingest_needs_a_redis_url_for_a_redis_stream(srv: LocalServer, tmp_path:
                            "--redis-stream", "k"], check=False, capture_output=True, text=True, timeout=60,
                           env={k: v for k, v in os.environ.items() if k != "TASTEMAKER_REDIS_URL"})
     assert done.returncode == 2 and "--redis-url" in done.stdout
+
+
+def test_events_from_kinesis_reach_a_users_recommendations(srv: LocalServer, moto_s3: str,  # Must show
+                                                           import_root: Path) -> None:
+    personalize, runtime = srv.client("personalize"), srv.client("personalize-runtime")
+    group = personalize.create_dataset_group(name=unique("rec"))["datasetGroupArn"]
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    schema = personalize.create_schema(name=unique("s"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
+    dataset = personalize.create_dataset(name=unique("d"), schemaArn=schema, datasetGroupArn=group,
+                                         datasetType="Interactions")["datasetArn"]
+    wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+    paths = write_dataset(import_root / unique("ingest"))
+    job = personalize.create_dataset_import_job(
+        jobName=unique("imp"), datasetArn=dataset, dataSource={"dataLocation": str(paths["interactions"])},
+        roleArn="arn:aws:iam::000000000000:role/P")["datasetImportJobArn"]
+    wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+    made = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=group)
+    wait_status(lambda: personalize.describe_event_tracker(eventTrackerArn=made["eventTrackerArn"]), "eventTracker")
+    solution = personalize.create_solution(name=unique("pop"), datasetGroupArn=group,
+                                           recipeArn="arn:aws:personalize:::recipe/aws-popularity-count")["solutionArn"]
+    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion",
+                timeout=300)
+    campaign = personalize.create_campaign(name=unique("c"), solutionVersionArn=version)["campaignArn"]
+    wait_status(lambda: personalize.describe_campaign(campaignArn=campaign), "campaign")
+    unclicked = personalize.create_filter(name=unique("f"), datasetGroupArn=group,
+                                          filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")')
+    wait_status(lambda: personalize.describe_filter(filterArn=unclicked["filterArn"]), "filter")
+    user = unique("reader")
+
+    def recommended() -> list[str]:
+        return [r["itemId"] for r in runtime.get_recommendations(
+            campaignArn=campaign, userId=user, numResults=10, filterArn=unclicked["filterArn"])["itemList"]]
+
+    clicked = recommended()[:3]
+    assert len(clicked) == 3
+    kinesis = boto3.client("kinesis", endpoint_url=moto_s3, region_name="us-east-1")
+    stream = unique("clicks")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.put_record(StreamName=stream, PartitionKey=user, Data=json.dumps({
+        "trackingId": made["trackingId"], "userId": user, "sessionId": unique("s"),
+        "eventList": [{"eventType": "click", "itemId": item, "sentAt": time.time()} for item in clicked]}).encode())
+    out, err = ingest(srv, "--kinesis-stream", stream, "--kinesis-endpoint-url", moto_s3, "--region", "us-east-1",
+                      "--until-idle", "1").communicate(timeout=120)
+    assert json.loads(out.strip().splitlines()[-1]) == {"stored": 1, "dead_lettered": 0}, err
+    deadline = time.time() + 10
+    shown = recommended()
+    while set(clicked) & set(shown) and time.time() < deadline:
+        time.sleep(0.2)
+        shown = recommended()
+    assert shown and not set(clicked) & set(shown), (clicked, shown)
