@@ -37,7 +37,13 @@ from tastemaker.errors import (
     RequestEntityTooLargeException,
     TastemakerError,
 )
-from tastemaker.monitoring.requests import HEALTH_PATHS, METRICS_PATH, PROMETHEUS_CONTENT_TYPE, Monitor
+from tastemaker.monitoring.requests import (
+    CONTROL_PLANE,
+    HEALTH_PATHS,
+    METRICS_PATH,
+    PROMETHEUS_CONTENT_TYPE,
+    Monitor,
+)
 from tastemaker.services import Services
 from tastemaker.serving.inline import NotWarm, inline
 
@@ -168,15 +174,16 @@ class Api:
         if info is None and error is not None:
             info = self.route(scope["method"], scope["path"], headers)
         key_id = credential.access_key_id if credential else _claimed_key(headers)
-        client = scope.get("client")
+        audited = info is None or info.service == CONTROL_PLANE  # who and from where: only the audit needs it
+        client = scope.get("client") if audited else None
         audit = self.monitor.answered(
             started=started, request_id=current.get(), operation=info.name if info else None,
             service=info.service if info else None, input_shape=info.input_shape if info else None,
-            access_key_id=key_id, username=self.keys.name_of(key_id) if key_id else None,
+            access_key_id=key_id, username=self.keys.name_of(key_id) if key_id and audited else None,
             region=credential.region if credential else self.services.settings.default_region, raw=raw,
             params=params, payload=payload, status=status, error_code=error.code if error else None,
             error_message=error.message if error else None, source_ip=client[0] if client else None,
-            user_agent=headers.first("user-agent"))
+            user_agent=headers.first("user-agent") if audited else None)
         if audit is not None:
             try:
                 await run_in_threadpool(audit)
