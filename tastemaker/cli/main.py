@@ -41,8 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tastemaker.cli.wiring import build_server_app
+    from tastemaker.monitoring.logs import configure
 
     settings = _settings(args)
+    configure(settings.log_level, settings.log_format)  # this process's logs (with --workers: the job runner's)
     if settings.workers > 1:
         from tastemaker.cli.wiring import prepare_workers
 
