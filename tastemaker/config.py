@@ -42,6 +42,12 @@ class Settings:
     # only to try schedules out).
     auto_training_first_seconds: float = 3600.0
     day_seconds: float = 86400.0
+    # Monitoring (tastemaker.monitoring): stderr logs, a Prometheus port on loopback, the audit trail's retention.
+    log_level: str = "info"
+    log_format: str = "text"  # text | json
+    metrics_port: int | None = None  # also /metrics on the API port, signed like any call
+    metrics_host: str = "127.0.0.1"
+    audit_retention_days: float = 90.0
 
     @property
     def resolved_db_url(self) -> str:
@@ -85,6 +91,11 @@ class Settings:
             auto_training_first_seconds=float(_env("TASTEMAKER_AUTO_TRAINING_FIRST_SECONDS", "3600") or 3600),
             day_seconds=float(_env("TASTEMAKER_DAY_SECONDS", "86400") or 86400),
             redis_url=_env("TASTEMAKER_REDIS_URL"),
+            log_level=(_env("TASTEMAKER_LOG_LEVEL", "info") or "info").lower(),
+            log_format=(_env("TASTEMAKER_LOG_FORMAT", "text") or "text").lower(),
+            metrics_port=int(_env("TASTEMAKER_METRICS_PORT", "0") or 0) or None,
+            metrics_host=_env("TASTEMAKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
+            audit_retention_days=float(_env("TASTEMAKER_AUDIT_RETENTION_DAYS", "90") or 90),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

@@ -22,12 +22,13 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from tastemaker.api import request_id, service_models
+from tastemaker.api import service_models
 from tastemaker.api.convert import to_python, to_wire
 from tastemaker.api.keys import KeyStore
 from tastemaker.api.limits import body_limit, body_limits, too_large
 from tastemaker.api.operations import implemented, inline_operations
-from tastemaker.api.sigv4 import HeaderLists, check_service
+from tastemaker.api.request_id import current, new_request_id
+from tastemaker.api.sigv4 import Credential, HeaderLists, check_service
 from tastemaker.api.validation import precompile_all, validate_input
 from tastemaker.control.common import check_request_regions
 from tastemaker.control.context import RequestContext
@@ -38,6 +39,13 @@ from tastemaker.errors import (
     SerializationException,
     TastemakerError,
     UnknownOperationException,
+)
+from tastemaker.monitoring.requests import (
+    CONTROL_PLANE,
+    HEALTH_PATHS,
+    METRICS_PATH,
+    PROMETHEUS_CONTENT_TYPE,
+    Monitor,
 )
 from tastemaker.services import Services
 from tastemaker.serving.deployments import FRESH_SECONDS
@@ -61,7 +69,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Reply:
     """An HTTP answer: status, body and content type (plus the AWS error type header for errors)."""
 
-    __slots__ = ("body", "close", "error_type", "media_type", "request_id", "status")
+    __slots__ = ("body", "close", "error_type", "media_type", "query_error", "status")
 
     def __init__(self, body: bytes, status: int = 200, media_type: str = JSON, error_type: str | None = None,
                  close: bool = False):
@@ -70,14 +78,15 @@ class Reply:
         self.media_type = media_type
         self.error_type = error_type
         self.close = close  # end the connection after the answer (a request body was left unread)
-        self.request_id: str | None = None  # x-amzn-RequestId (api/request_id.py), on every API answer
+        self.query_error: str | None = None
 
     async def send(self, send: Send) -> None:
-        headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode())]
-        if self.request_id:
-            headers.append((request_id.HEADER, self.request_id.encode()))
+        headers = [(b"content-type", self.media_type.encode()), (b"content-length", str(len(self.body)).encode()),
+                   (b"x-amzn-requestid", current.get().encode())]
         if self.error_type:
             headers.append((b"x-amzn-errortype", self.error_type.encode()))
+        if self.query_error:
+            headers.append((b"x-amzn-query-error", self.query_error.encode()))
         if self.close:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
@@ -89,7 +98,9 @@ def error_reply(exc: TastemakerError, protocol: str) -> Reply:
     status = exc.status
     if protocol == "json" and 400 < status < 500 and status not in (403, 413):
         status = 400  # the control-plane model has no status codes; AWS answers 400 (but 403/413 come from HTTP)
-    return Reply(body, status, JSON11 if protocol == "json" else JSON, exc.code)
+    reply = Reply(body, status, JSON11 if protocol == "json" else JSON, exc.code)
+    reply.query_error = getattr(exc, "query_error", None)  # CloudWatch's former query-protocol code
+    return reply
 
 
 class Api:
@@ -107,6 +118,7 @@ class Api:
                                         if any(e.name == "ResourceNotFoundException" for e in info.model.error_shapes))
         precompile_all(info.model for info in service_models.all_operations())
         body_limits()
+        self.monitor = Monitor(services)
 
     @staticmethod
     def route(method: str, path: str, headers: HeaderLists) -> service_models.OperationInfo | None:
@@ -138,9 +150,11 @@ class Api:
         return info
 
     async def handle(self, scope: Scope, body: bytes, headers: HeaderLists | None = None) -> Reply:
+        started = time.perf_counter()
         if headers is None:
             headers = HeaderLists.from_asgi(scope["headers"])
         protocol = "json" if headers.first("x-amz-target") else "rest-json"
+        info = credential = raw = params = payload = error = None
         try:
             method = scope["method"]
             raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -172,13 +186,40 @@ class Api:
             if info.name in SETTLE_OPERATIONS:
                 await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
             payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
-            return Reply(orjson.dumps(payload), media_type=JSON11 if protocol == "json" else JSON)
+            reply = Reply(orjson.dumps(payload), media_type=info.content_type)
         except TastemakerError as exc:
-            return error_reply(exc, protocol)
+            error = exc
+            reply = error_reply(exc, protocol)
         except Exception as exc:
             log.exception("unhandled error")
-            return error_reply(InternalFailure(f"Internal error: {type(exc).__name__}. The server log has "
-                                               "the details."), protocol)
+            error = InternalFailure(f"Internal error: {type(exc).__name__}. The server log has the details.")
+            reply = error_reply(error, protocol)
+        await self.observe(scope, headers, started, info, credential, raw, params, payload, reply.status, error)
+        return reply
+
+    async def observe(self, scope: Scope, headers: HeaderLists, started: float,
+                       info: service_models.OperationInfo | None, credential: Credential | None, raw: Any,
+                       params: dict[str, Any] | None, payload: Any, status: int, error: TastemakerError | None,
+                       ) -> None:
+        """The request's log line and metrics, and its audit record when it is a control-plane call."""
+        if info is None and error is not None:
+            info = self.route(scope["method"], scope["path"], headers)
+        key_id = credential.access_key_id if credential else _claimed_key(headers)
+        audited = info is None or info.service == CONTROL_PLANE  # who and from where: only the audit needs it
+        client = scope.get("client") if audited else None
+        audit = self.monitor.answered(
+            started=started, request_id=current.get(), operation=info.name if info else None,
+            service=info.service if info else None, input_shape=info.input_shape if info else None,
+            access_key_id=key_id, username=self.keys.name_of(key_id) if key_id and audited else None,
+            region=credential.region if credential else self.services.settings.default_region, raw=raw,
+            params=params, payload=payload, status=status, error_code=error.code if error else None,
+            error_message=error.message if error else None, source_ip=client[0] if client else None,
+            user_agent=headers.first("user-agent") if audited else None)
+        if audit is not None:
+            try:
+                await run_in_threadpool(audit)
+            except Exception:
+                log.exception("could not write the audit record of %s", current.get())
 
     async def run(self, name: str, fn: Callable[..., Any], ctx: RequestContext, params: dict[str, Any]) -> Any:
         """The operation inline on the event loop when it may and can (warm), else in the thread pool."""
@@ -212,24 +253,41 @@ class Application:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            started = time.perf_counter()
+            new_request_id()
             if scope["path"] == "/ping" and scope["method"] == "GET":
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
                 return
             headers = HeaderLists.from_asgi(scope["headers"])
-            rid = request_id.new()
+            if scope["method"] == "GET" and scope["path"] in (*HEALTH_PATHS, METRICS_PATH):
+                await (await self.plain(scope, headers)).send(send)
+                return
             try:
                 body = await _read_limited_body(scope, headers, receive)
             except RequestEntityTooLargeException as exc:
                 reply = error_reply(exc, "json" if headers.first("x-amz-target") else "rest-json")
                 reply.close = True
-                reply.request_id = rid
                 await reply.send(send)
+                await self.api.observe(scope, headers, started, None, None, None, None, None, reply.status, exc)
                 return
             reply = await self.api.handle(scope, body, headers)
-            reply.request_id = rid
             await reply.send(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def plain(self, scope: Scope, headers: HeaderLists) -> Reply:
+        """/health and /ready without credentials; /metrics signed with any accepted key (like a call)."""
+        monitor = self.api.monitor
+        if scope["path"] != METRICS_PATH:
+            status, body = await run_in_threadpool(monitor.health, scope["path"])
+            return Reply(body, status)
+        try:
+            raw_path = scope.get("raw_path") or scope["path"].encode()
+            self.api.keys.verify("GET", raw_path.decode("latin-1"), scope["query_string"].decode("latin-1"),
+                                 headers, b"", max_skew=self.api.max_skew)
+        except TastemakerError as exc:
+            return error_reply(exc, "rest-json")
+        return Reply(await run_in_threadpool(monitor.exposition), media_type=PROMETHEUS_CONTENT_TYPE)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -269,6 +327,16 @@ async def _read_limited_body(scope: Scope, headers: HeaderLists, receive: Receiv
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _claimed_key(headers: HeaderLists) -> str | None:
+    """The access key id a refused request's Authorization header names (never anything after it)."""
+    auth = headers.first("authorization") or ""
+    start = auth.find("Credential=")
+    if start < 0:
+        return None
+    key = auth[start + 11:].split("/", 1)[0].split(",", 1)[0].strip()
+    return key[:128] or None
 
 
 def build_app(services: Services, keys: KeyStore) -> Application:

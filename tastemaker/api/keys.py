@@ -61,6 +61,10 @@ def _new_key() -> AccessKey:
     return AccessKey(akid, secret)
 
 
+# IAM action prefixes of the services beside Personalize's three (their read APIs for metrics and the audit trail).
+IAM_PREFIXES = {"cloudwatch": "cloudwatch", "cloudtrail": "cloudtrail"}
+
+
 class KeyStore:
     """The keys this process accepts. `created` tells whether this start generated the root key (print it once).
 
@@ -162,6 +166,11 @@ class KeyStore:
 
     # --- the request path ------------------------------------------------------------------------------------
 
+    def name_of(self, access_key_id: str) -> str | None:
+        """The key's name (the audit trail's user name), or None for a key this process does not accept."""
+        entry = self._entries.get(access_key_id)
+        return entry.name if entry is not None else None
+
     def secret_for(self, access_key_id: str) -> str | None:
         entry = self._entries.get(access_key_id)
         return entry.secret if entry is not None else None
@@ -191,7 +200,7 @@ class KeyStore:
             raise UnrecognizedClientException(UNKNOWN_KEY_MESSAGE)
         if entry.policy is None:  # the root key
             return
-        action = "personalize:" + info.name
+        action = IAM_PREFIXES.get(info.service, "personalize") + ":" + info.name
         refusal = entry.policy.check(action, lambda: self._resources(info, params, credential.region))
         if refusal is None:
             return

@@ -20,6 +20,7 @@ from tastemaker.control import (  # noqa: F401 - imported for their @operation r
     tags,
 )
 from tastemaker.control.registry import INLINE_OPERATIONS, OPERATIONS
+from tastemaker.monitoring import audit, cloudwatch  # noqa: F401 - LookupEvents; ListMetrics, GetMetric*
 from tastemaker.realtime import events_api  # noqa: F401
 from tastemaker.serving import runtime  # noqa: F401
 

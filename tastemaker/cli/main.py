@@ -15,7 +15,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=args.data_dir,
         db_url=args.db_url, blob_url=args.blob_url, import_roots=getattr(args, "import_root", None),
         account_id=getattr(args, "account_id", None), job_threads=getattr(args, "job_threads", None),
-        workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None))
+        workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None),
+        log_level=getattr(args, "log_level", None), log_format=getattr(args, "log_format", None),
+        metrics_port=getattr(args, "metrics_port", None))
+
+
+def _add_monitoring_flags(parser: argparse.ArgumentParser, *, metrics: bool) -> None:
+    from tastemaker.monitoring.logs import FORMATS, LEVELS
+
+    parser.add_argument("--log-level", choices=LEVELS, default=None,
+                        help="stderr log level (default info: one line per request and per job state change)")
+    parser.add_argument("--log-format", choices=FORMATS, default=None, help="text (default) or json lines")
+    if metrics:
+        parser.add_argument("--metrics-port", type=int, default=None,
+                            help="also serve Prometheus /metrics unauthenticated on this loopback port")
 
 
 def _add_state_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tastemaker.cli.wiring import build_server_app
+    from tastemaker.monitoring.logs import configure
 
     settings = _settings(args)
     _require_free_port(settings.host, settings.port)
+    configure(settings.log_level, settings.log_format)  # this process's logs (with --workers: the job runner's)
     if settings.workers > 1:
         from tastemaker.cli.wiring import prepare_workers
 
@@ -39,14 +54,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "processes", flush=True)
         try:
             uvicorn.run("tastemaker.cli.wiring:app_from_env", factory=True, workers=settings.workers,
-                        host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+                        host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
         finally:
             if runner is not None:
                 runner.stop()
         return 0
     app = build_server_app(settings)
     print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0
 
 
@@ -72,8 +87,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from tastemaker.cli.wiring import build_runner, build_services
+    from tastemaker.monitoring.logs import configure
 
     settings = _settings(args)
+    configure(settings.log_level, settings.log_format)
     services = build_services(settings, serves_requests=False)
     runner = build_runner(services, settings.job_threads or 1)
     runner.start()
@@ -163,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="API worker processes")
     serve.add_argument("--redis-url", default=None,
                        help="keep real-time state (recent events per user/session) in Redis, shared by replicas")
-    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
-                       help="how much the server logs (default warning)")
+    _add_monitoring_flags(serve, metrics=True)
     serve.set_defaults(fn=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only (imports, training, batch jobs)")
@@ -172,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--job-threads", type=int, default=None, help="job threads in this process (default 2)")
     worker.add_argument("--import-root", action="append", default=None,
                         help="local directory that import jobs may read (repeatable)")
+    _add_monitoring_flags(worker, metrics=False)
     worker.set_defaults(fn=cmd_worker)
 
     dbp = sub.add_parser("db", help="database maintenance")
@@ -228,6 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_arguments(gcp)
     _add_state_flags(gcp)
     gcp.set_defaults(fn=lambda a: gc.cmd_gc(a, _settings(a)))
+
+    from tastemaker.cli import audit
+
+    aud = sub.add_parser("audit", help="read the audit trail of control-plane calls (filters, --json)")
+    audit.add_arguments(aud)
+    aud.set_defaults(fn=audit.cmd_audit)
+
+    from tastemaker.cli import ingest
+
+    ing = sub.add_parser("ingest", help="feed an event tracker from a Kinesis stream or a Redis Stream")
+    ingest.add_arguments(ing)
+    ing.set_defaults(fn=ingest.cmd_ingest)
+
+    from tastemaker.cli import webhooks
+
+    hooks = sub.add_parser("webhooks", help="notify URLs, EventBridge or SNS of resource state changes")
+    webhooks.add_arguments(hooks)
+    hooks.set_defaults(fn=webhooks.cmd_webhooks)
 
     from tastemaker.cli import keys
 

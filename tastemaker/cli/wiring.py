@@ -74,6 +74,7 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     runner = build_runner(services, settings.job_threads)
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)
+        app.api.monitor.runner_alive = runner.alive
     app.on_shutdown.append(runner.stop)
     return app
 

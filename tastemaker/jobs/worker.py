@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -20,6 +21,8 @@ from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.autotrain import run_due_trainings
 from tastemaker.jobs.lease import Lease, sweep_temp
+from tastemaker.monitoring.jobs import observe_job
+from tastemaker.monitoring.webhooks import deliver_due
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 from tastemaker.store.status import Status, allowed
@@ -181,6 +184,10 @@ class JobRunner:
             thread.start()
             self._pool.append(thread)
 
+    def alive(self) -> bool:
+        """Started and every thread still running (the readiness check)."""
+        return bool(self._pool) and all(thread.is_alive() for thread in self._pool)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming and hand every running job back: tasks are told to leave (subprocesses killed) and
         get `timeout` seconds to end; jobs still running then are requeued here (their late writes are fenced)."""
@@ -217,7 +224,7 @@ class JobRunner:
             if self._stop.is_set():  # stop() ran between the claim and the registration
                 lease.leaving.set()
             try:
-                run_one(self.services, self.tasks, job, lease)
+                observe_job(self.services, job, partial(run_one, self.services, self.tasks, job, lease))
             finally:
                 with self._lock:
                     self._running.pop(job.id, None)
@@ -230,9 +237,9 @@ class JobRunner:
                 log.exception("orphan recovery failed")
 
     def _maintain(self) -> None:
-        """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow."""
+        """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow, webhook retries."""
         while not self._stop.wait(self.services.settings.maintenance_seconds):
-            for step in (run_due_trainings, reconcile_followers):
+            for step in (run_due_trainings, reconcile_followers, deliver_due):
                 try:
                     step(self.services)
                 except Exception:

@@ -1,0 +1,123 @@
+"""Logs on stderr: one line per request, one per job state change, human-readable or JSON (`--log-format`).
+
+Every logger under `tastemaker` goes through one handler whose formatter writes either
+`2026-12-06T12:00:00.123Z INFO tastemaker.jobs: message key=value ...` or one JSON object per line, the
+record's structured fields (passed as `extra={"fields": {...}}`) included in both.
+
+The request line is the hot path's cost, so it bypasses `logging` (a LogRecord, a formatter and a handler lock
+cost ~10 us): `RequestLog.write` formats the line itself (the timestamp's second is cached) and hands it to
+stderr in one `os.write`, which never interleaves with another line. It is on when the level lets INFO through.
+Only what a request log needs is written: ids, the operation, the ARN, status and latency -- never headers,
+bodies or secrets (the access key *id* identifies the caller; its secret is never known here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import orjson
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+FORMATS = ("text", "json")
+
+
+_second = [-1, ""]  # the current second and its formatted prefix (strftime costs more than the rest)
+
+
+def _stamp(now: float) -> str:
+    ms = int(now * 1000)
+    second, fraction = divmod(ms, 1000)
+    if _second[0] != second:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_second[1]}{fraction:03d}Z"
+
+
+class LineFormatter(logging.Formatter):
+    """`time LEVEL logger: message key=value ...` (text) or a JSON object (json), with the record's fields."""
+
+    def __init__(self, fmt: str = "text") -> None:
+        super().__init__()
+        self.json = fmt == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", None) or {}
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        if self.json:
+            return orjson.dumps({"time": _stamp(record.created), "level": record.levelname, "logger": record.name,
+                                 "message": message, **fields}, default=str).decode()
+        tail = "".join(f" {k}={v}" for k, v in fields.items() if v is not None)
+        return f"{_stamp(record.created)} {record.levelname} {record.name}: {message}{tail}"
+
+
+def _printable(value: str) -> str:
+    """A client-chosen value on one line: control characters escaped, so no one can forge a log line."""
+    return value if value.isprintable() and " " not in value else value.encode("unicode_escape").decode() \
+        .replace(" ", "\\x20")
+
+
+class RequestLog:
+    """The one-line-per-request log (logger name `tastemaker.requests`), written straight to a file descriptor."""
+
+    __slots__ = ("enabled", "fd", "json")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.json = False
+        self.fd = 2
+
+    def write(self, now: float, request_id: str, operation: str, arn: str | None, access_key_id: str | None,
+              status: int, latency_ms: float, error: str | None = None) -> None:
+        if not self.enabled:
+            return
+        if self.json:
+            line = orjson.dumps({"time": _stamp(now), "level": "INFO", "logger": "tastemaker.requests",
+                                 "request_id": request_id, "operation": operation, "arn": arn,
+                                 "access_key_id": access_key_id, "status": status,
+                                 "latency_ms": round(latency_ms, 3), "error": error}) + b"\n"
+        else:
+            line = (f"{_stamp(now)} INFO tastemaker.requests: {operation} {status} {latency_ms:.2f}ms "
+                    f"request_id={request_id} arn={_printable(arn) if arn else '-'} "
+                    f"access_key_id={_printable(access_key_id) if access_key_id else '-'}"
+                    f"{' error=' + error if error else ''}\n").encode()
+        try:
+            os.write(self.fd, line)
+        except OSError:  # stderr closed or full: a request never fails because its log line could not be written
+            pass
+
+
+REQUESTS = RequestLog()
+
+
+def configure(level: str = "info", fmt: str = "text") -> None:
+    """Send every `tastemaker` logger to stderr at `level`, formatted as `fmt` (text or json)."""
+    if level.lower() not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}; got {level!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    numeric = getattr(logging, level.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter(fmt))
+    root = logging.getLogger("tastemaker")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    root.propagate = False
+    REQUESTS.enabled = numeric <= logging.INFO
+    REQUESTS.json = fmt == "json"
+    REQUESTS.fd = sys.stderr.fileno()
+
+
+def job_changed(job_id: int, kind: str, arn: str, old: str | None, new: str | None, seconds: float,
+                reason: str | None) -> None:
+    """The job state-change line: which job, which resource, old -> new status, how long, and why it failed."""
+    logging.getLogger("tastemaker.jobs").log(
+        logging.WARNING if reason else logging.INFO, "job %s %s: %s -> %s", job_id, kind, old, new,
+        extra={"fields": {"job_id": job_id, "job_kind": kind, "arn": arn, "old_status": old, "new_status": new,
+                          "duration_s": round(seconds, 3), "failure_reason": reason}})

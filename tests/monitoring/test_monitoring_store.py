@@ -1,0 +1,90 @@
+"""The monitoring tables (audit trail, webhook outbox, stream checkpoints) on SQLite and PostgreSQL (mandatory
+under CI=true): the migration creates what the queries use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tastemaker.store import audit, checkpoints, db, webhooks
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    url = f"sqlite:///{tmp_path / 'meta.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    eng = db.create_engine(url)
+    db.upgrade(eng)
+    with eng.begin() as conn:  # the PostgreSQL database is shared by the session's tests
+        for table in ("audit_events", "outbox", "webhooks", "stream_checkpoints"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    yield eng
+    eng.dispose()
+
+
+def test_audit_pages_newest_first_with_filters_and_purges(engine: sa.Engine) -> None:
+    arn = "arn:aws:personalize:us-east-1:000000000000:campaign/c"
+    with engine.begin() as conn:
+        for k in range(5):
+            audit.append(conn, event_id=f"id-{k}", event_time=100.0 + k, event_name="CreateCampaign" if k % 2 else
+                         "ListCampaigns", event_source="personalize.amazonaws.com", read_only=k % 2 == 0,
+                         access_key_id="AK", username="root", resources=[("AWS::Personalize::Campaign", arn)] if k % 2
+                         else [], error_code="ResourceNotFoundException" if k == 3 else None, record={"k": k})
+    with engine.connect() as conn:
+        assert [e.event_id for e in audit.page(conn, start=None, end=None, before_seq=None, limit=10)] == [
+            "id-4", "id-3", "id-2", "id-1", "id-0"]
+        first = audit.page(conn, start=101, end=103.5, before_seq=None, limit=2)
+        assert [e.event_id for e in first] == ["id-3", "id-2"]
+        rest = audit.page(conn, start=101, end=103.5, before_seq=first[-1].seq, limit=2)
+        assert [e.event_id for e in rest] == ["id-1"]
+        assert [e.event_id for e in audit.page(conn, start=None, end=None, before_seq=None, limit=10,
+                                               resource_name=arn)] == ["id-3", "id-1"]
+        assert [e.event_id for e in audit.page(conn, start=None, end=None, before_seq=None, limit=10,
+                                               read_only=True, failed=False)] == ["id-4", "id-2", "id-0"]
+        assert [e.record for e in audit.page(conn, start=None, end=None, before_seq=None, limit=10,
+                                             failed=True)] == [{"k": 3}]
+    with engine.begin() as conn:
+        assert audit.purge(conn, 102.0) == 2
+    with engine.connect() as conn:
+        assert len(audit.page(conn, start=None, end=None, before_seq=None, limit=10)) == 3
+
+
+def test_outbox_claims_with_a_lease_retries_and_gives_up(engine: sa.Engine) -> None:
+    group = "arn:aws:personalize:us-east-1:000000000000:dataset-group/g"
+    with engine.begin() as conn:
+        webhooks.add(conn, webhooks.Webhook("wh-all", "http://a", None, "s", 1.0))
+        webhooks.add(conn, webhooks.Webhook("wh-g", "http://g", group, "s", 2.0))
+        webhooks.add(conn, webhooks.Webhook("wh-other", "http://o", group + "2", "s", 3.0))
+        hooks = webhooks.subscribers(conn, group)
+        assert sorted(h.id for h in hooks) == ["wh-all", "wh-g"]
+        webhooks.enqueue(conn, "ev-1", [h.id for h in hooks], {"id": "ev-1"}, now=10.0)
+    with engine.begin() as conn:
+        claimed = webhooks.due(conn, now=10.0, lease_seconds=60)
+    assert sorted(d.webhook.id for d in claimed) == ["wh-all", "wh-g"] and claimed[0].event == {"id": "ev-1"}
+    with engine.begin() as conn:
+        assert webhooks.due(conn, now=20.0, lease_seconds=60) == []  # leased
+        webhooks.delivered(conn, claimed[0].seq, now=20.0)
+        webhooks.failed(conn, claimed[1].seq, "HTTP 500", next_attempt_at=30.0)
+    with engine.begin() as conn:
+        assert webhooks.due(conn, now=29.0, lease_seconds=60) == []
+        (again,) = webhooks.due(conn, now=30.0, lease_seconds=60)
+        assert again.attempts == 1
+        webhooks.failed(conn, again.seq, "HTTP 500", next_attempt_at=None)
+    with engine.begin() as conn:
+        assert webhooks.due(conn, now=1e9, lease_seconds=60) == []
+        (stuck,) = webhooks.pending(conn)
+        assert stuck["given_up"] and stuck["attempts"] == 2 and stuck["last_error"] == "HTTP 500"
+        assert webhooks.remove(conn, "wh-g") and webhooks.pending(conn) == []
+
+
+def test_checkpoints_are_saved_and_moved(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        checkpoints.save(conn, "kinesis:s", "shard-0", "10")
+        checkpoints.save(conn, "kinesis:s", "shard-1", "7")
+        checkpoints.save(conn, "kinesis:s", "shard-0", "12")
+        checkpoints.save(conn, "redis:k", "k", "1-0")
+    with engine.connect() as conn:
+        assert checkpoints.load(conn, "kinesis:s") == {"shard-0": "12", "shard-1": "7"}
+        assert checkpoints.load(conn, "redis:k") == {"k": "1-0"}
