@@ -40,6 +40,7 @@ SEED = 20261212
 CASES = {"kill9": 2, "sigstop": 1}  # per kind (import, train, deploy) and database
 LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4}  # seconds after the claim a fault may hit
 STALE = 3.0
+WAKE_SECONDS = 2 * STALE  # how long a woken stale owner is given to (try to) write
 IMPORT_ROWS = 600_000  # an import that lasts long enough to be hit
 RESULTS: list[tuple[str, str | None]] = []
 
@@ -124,8 +125,13 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         RESULTS.clear()
 
 
-def inject(cluster: Cluster, fault: str, arn: str, delay: float) -> str:
-    """Hit the job's owner `delay` s after its claim; returns what happened (for the case's name)."""
+def inject(cluster: Cluster, fault: str, arn: str, delay: float, outcome: Callable[[], Any]) -> str:
+    """Hit the job's owner `delay` s after its claim; returns what happened (for the case's name).
+
+    A frozen owner stays frozen until the other worker has ended the job; `outcome()` (what the job left: rows,
+    model files with their times, the campaign) is read then, and again after the woken owner had time to run
+    on (WAKE_SECONDS): it must not change, the stale owner may neither write nor finish.
+    """
     deadline = time.time() + 60
     while (row := cluster.row(arn)) is None or row.state == "queued":
         assert time.time() < deadline, f"the job of {arn} was never claimed"
@@ -145,9 +151,15 @@ def inject(cluster: Cluster, fault: str, arn: str, delay: float) -> str:
         while (now := cluster.row(arn)).state in ("queued", "running") or now.attempts == row.attempts:
             assert time.time() < deadline, f"nobody took over the job of {arn} from the frozen owner"
             time.sleep(0.1)
+        before = outcome()
     finally:
         os.kill(owner.pid, signal.SIGCONT)
-    return f"froze claim {row.attempts}"
+    time.sleep(WAKE_SECONDS)
+    after, ended = outcome(), cluster.row(arn)
+    what = f"froze claim {row.attempts}"
+    assert after == before, f"{what}: the woken stale owner changed the outcome: {before} -> {after}"
+    assert (ended.state, ended.attempts) == (now.state, now.attempts), f"{what}: the job changed after its end"
+    return what
 
 
 def settle(cluster: Cluster, arn: str) -> None:
@@ -168,7 +180,8 @@ def case_import(cluster: Cluster, fault: str, delay: float) -> str:
     job = cluster.client.create_dataset_import_job(
         jobName=unique("imp"), datasetArn=cluster.dataset, importMode="INCREMENTAL",
         dataSource={"dataLocation": str(cluster.data / "big.csv")})["datasetImportJobArn"]
-    what = inject(cluster, fault, job, delay)
+    what = inject(cluster, fault, job, delay, lambda: (cluster.rows_of(cluster.dataset),
+                                                        cluster.part_keys(cluster.dataset)))
     settle(cluster, job)
     final = cluster.client.describe_dataset_import_job(datasetImportJobArn=job)["datasetImportJob"]
     after = cluster.rows_of(cluster.dataset)
@@ -188,9 +201,16 @@ def case_import(cluster: Cluster, fault: str, delay: float) -> str:
     return what
 
 
+def model_files(cluster: Cluster, version: str) -> dict[str, int]:
+    """The version's model files with their modification times (ns)."""
+    folder = cluster.server.data_dir / "blobs" / "models" / cluster.resource(version)["storage_id"]
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} \
+        if folder.exists() else {}
+
+
 def case_train(cluster: Cluster, fault: str, delay: float) -> str:
     version = cluster.client.create_solution_version(solutionArn=cluster.solution)["solutionVersionArn"]
-    what = inject(cluster, fault, version, delay)
+    what = inject(cluster, fault, version, delay, lambda: model_files(cluster, version))
     settle(cluster, version)
     final = cluster.client.describe_solution_version(solutionVersionArn=version)["solutionVersion"]
     body = cluster.resource(version)
@@ -219,7 +239,8 @@ def case_deploy(cluster: Cluster, fault: str, delay: float) -> str:
     current = cluster.client.describe_campaign(campaignArn=cluster.campaign)["campaign"]["solutionVersionArn"]
     target = next((v for v in reversed(cluster.versions) if v != current), cluster.versions[0])
     cluster.client.update_campaign(campaignArn=cluster.campaign, solutionVersionArn=target)
-    what = inject(cluster, fault, cluster.campaign, delay)
+    what = inject(cluster, fault, cluster.campaign, delay,
+                  lambda: cluster.resource(cluster.campaign).get("latest_campaign_update"))
     settle(cluster, cluster.campaign)
     campaign = cluster.client.describe_campaign(campaignArn=cluster.campaign)["campaign"]
     update = campaign["latestCampaignUpdate"]
