@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tastemaker.data.schemas import Schema, SchemaField
-from tastemaker.recipes.training_data import TrainingConfig, TrainingData
 from tastemaker.recipes.action_data import ActionData
+from tastemaker.recipes.training_data import TrainingConfig, TrainingData
 from tests.recipes.synthetic import make_action_tables, make_tables
 
 ITEM_SCHEMA = Schema("items", (
