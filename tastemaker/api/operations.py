@@ -21,7 +21,7 @@ from tastemaker.control import (  # noqa: F401 - imported for their @operation r
 )
 from tastemaker.control.registry import INLINE_OPERATIONS, OPERATIONS
 from tastemaker.realtime import events_api  # noqa: F401
-from tastemaker.serving import runtime  # noqa: F401
+from tastemaker.serving import actions, runtime  # noqa: F401
 
 
 def implemented() -> dict[str, Callable[..., Any]]:

@@ -270,7 +270,7 @@ def popularity_of_actions(actions: ActionData) -> np.ndarray:
 def evaluate_actions(recipe: Recipe, data: TrainingData, params: dict[str, str], seed: int = 0,
                      report_to: dict[str, Any] | None = None) -> dict[str, float]:
     """Solution metrics for actions: train on the oldest 90% of action interactions (by time), then on the
-    newest 10%: `auc` of the predicted probabilities against TAKEN, and per-action `precision` (takers among
+    newest 10%: `auc` of the predicted probabilities against TAKEN (over actions that have scores), and per-action `precision` (takers among
     the users whose top-1 it was) and `recall` (of the takers, how many had it top-1), averaged over actions."""
     actions = data.actions
     if actions is None or actions.n_interactions < 20:
@@ -309,7 +309,8 @@ def evaluate_actions(recipe: Recipe, data: TrainingData, params: dict[str, str],
             per_action_precision.append(float(label[chosen].mean()))
         if (mine & label).any():
             per_action_recall.append(float((top1[mine & label] == action).mean()))
-    metrics = {"auc": _auc(predicted, label),
+    scored = np.asarray(model.arrays["scored"], bool)[test_actions]  # unscored actions all read 0.0
+    metrics = {"auc": _auc(predicted[scored], label[scored]),
                "precision": float(np.mean(per_action_precision)) if per_action_precision else 0.0,
                "recall": float(np.mean(per_action_recall)) if per_action_recall else 0.0}
     if report_to is not None:
