@@ -13,6 +13,7 @@ from tastemaker.control import (  # noqa: F401 - imported for their @operation r
     event_trackers,
     filters,
     import_jobs,
+    metric_attributions,
     recipes,
     recommenders,
     schemas,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.attribution import aggregate_all
 from tastemaker.jobs.autotrain import run_due_trainings
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
@@ -165,7 +166,7 @@ class JobRunner:
     def _maintain(self) -> None:
         """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow."""
         while not self._stop.wait(self.services.settings.maintenance_seconds):
-            for step in (run_due_trainings, reconcile_followers):
+            for step in (run_due_trainings, reconcile_followers, aggregate_all):
                 try:
                     step(self.services)
                 except Exception:

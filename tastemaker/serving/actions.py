@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from tastemaker.control.context import RequestContext
+from tastemaker.control.recommendation_ids import tag
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
 from tastemaker.filters.compiler import DEFAULT_ACTION_HISTORY_DEPTH
@@ -189,4 +190,4 @@ def get_action_recommendations(ctx: RequestContext, *, campaign_arn: str | None 
     order = candidates[np.lexsort((-values, -scores[candidates]))][:count]
     return {"action_list": [{"action_id": str(snapshot.catalog.action_ids[i]), "score": round(float(scores[i]), 7)}
                             for i in order],
-            "recommendation_id": rid()}
+            "recommendation_id": tag(rid(), campaign_arn)}

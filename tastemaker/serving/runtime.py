@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.control.context import RequestContext
+from tastemaker.control.recommendation_ids import tag_answer
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
 from tastemaker.serving.deployments import Deployment, deployment_cache
@@ -39,7 +40,7 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
                   promotions=list(promotions or []))
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
-    return recommend(ctx.services, dep, query)
+    return tag_answer(recommend(ctx.services, dep, query), dep.arn)
 
 
 @operation("GetPersonalizedRanking", inline=True)
@@ -50,4 +51,4 @@ def get_personalized_ranking(ctx: RequestContext, *, campaign_arn: str, input_li
     dep = _serving(ctx, campaign_arn, "campaign")
     query = Query(user_id=user_id, context=context, filter_arn=filter_arn, filter_values=filter_values,
                   metadata_columns=metadata_columns, input_list=list(input_list))
-    return rank(ctx.services, dep, query)
+    return tag_answer(rank(ctx.services, dep, query), dep.arn)
