@@ -41,3 +41,11 @@ def digest_of(recommendation_id: str | None) -> str | None:
         return None
     digits = recommendation_id[len(PREFIX):len(PREFIX) + DIGITS]
     return digits if len(digits) == DIGITS else None
+
+
+COMPARISON_SUFFIX = "#comparison"
+
+
+def comparison_label(campaign_arn: str) -> str:
+    """The attribution source of a campaign's traffic answered by its comparison arm (tastemaker.serving.arms)."""
+    return campaign_arn + COMPARISON_SUFFIX

@@ -24,7 +24,7 @@ from tastemaker.control.metric_attributions import (
     active_attributions,
     parse_expression,
 )
-from tastemaker.control.recommendation_ids import digest_of, source_digest
+from tastemaker.control.recommendation_ids import comparison_label, digest_of, source_digest
 from tastemaker.services import Services
 from tastemaker.store import attribution, resources
 from tastemaker.store.attribution import AttributableEvent, Window
@@ -42,10 +42,12 @@ def aggregate_all(services: Services) -> int:
 
 
 def _issuers(services: Services, group_arn: str) -> dict[str, str]:
-    """digest -> ARN of the group's campaigns and recommenders."""
+    """digest -> source: the ARN of each of the group's campaigns and recommenders, and each campaign's
+    comparison-arm label (its ARN + "#comparison")."""
     with services.engine.connect() as conn:
         found = resources.children(conn, kind=("campaign", "recommender"), dataset_group_arn=group_arn)
-    return {source_digest(r.arn): r.arn for r in found}
+    sources = [r.arn for r in found] + [comparison_label(r.arn) for r in found if r.kind == "campaign"]
+    return {source_digest(source): source for source in sources}
 
 
 def _item_column(services: Services, group_arn: str, column: str) -> dict[str, float]:

@@ -8,6 +8,7 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.recommendation_ids import tag_answer
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
+from tastemaker.serving.arms import route
 from tastemaker.serving.deployments import Deployment, deployment_cache
 from tastemaker.serving.engine import Query, rank, recommend
 from tastemaker.store.status import Status
@@ -40,7 +41,8 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
                   promotions=list(promotions or []))
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
-    return tag_answer(recommend(ctx.services, dep, query), dep.arn)
+    served, source = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
+    return tag_answer(recommend(ctx.services, served, query), source)
 
 
 @operation("GetPersonalizedRanking", inline=True)

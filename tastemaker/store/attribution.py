@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tastemaker.store.tables import attribution_cursors, attribution_windows, events
+from tastemaker.store.tables import arm_exposures, attribution_cursors, attribution_windows, events
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,19 @@ def latest_event_id(conn: sa.Connection, partition: str) -> int:
     """The newest events.id of a partition (0 when empty): where a new attribution starts reading."""
     found = conn.execute(sa.select(sa.func.max(events.c.id)).where(events.c.dataset_group_arn == partition)).scalar()
     return int(found or 0)
+
+
+def add_exposures(conn: sa.Connection, counts: dict[tuple[str, str, int], int]) -> None:
+    """Add served counts per (campaign, arm, window start)."""
+    t = arm_exposures
+    for (campaign, arm, window), served in counts.items():
+        key = (t.c.campaign_arn == campaign) & (t.c.arm == arm) & (t.c.window_start == window)
+        if conn.execute(t.update().where(key).values(served=t.c.served + served)).rowcount == 0:
+            conn.execute(t.insert().values(campaign_arn=campaign, arm=arm, window_start=window, served=served))
+
+
+def exposures(conn: sa.Connection, campaign_arn: str) -> dict[str, int]:
+    """Recommendations served per arm of a campaign, all windows together."""
+    t = arm_exposures.c
+    query = sa.select(t.arm, sa.func.sum(t.served)).where(t.campaign_arn == campaign_arn).group_by(t.arm)
+    return {str(arm): int(total or 0) for arm, total in conn.execute(query)}

@@ -123,3 +123,12 @@ attribution_cursors = sa.Table(
     sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
     sa.Column("last_event_id", sa.BigInteger, nullable=False),
 )
+# The comparison-arm extension: recommendations served per campaign, arm and 15-minute window.
+arm_exposures = sa.Table(
+    "arm_exposures",
+    metadata,
+    sa.Column("campaign_arn", sa.String(256), primary_key=True),
+    sa.Column("arm", sa.String(32), primary_key=True),  # "main" | "comparison"
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("served", sa.BigInteger, nullable=False),
+)

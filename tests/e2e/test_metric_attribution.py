@@ -4,6 +4,7 @@ that match an independent count of the events sent. Plus the control plane's lim
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -119,6 +120,46 @@ def test_events_are_attributed_to_the_campaign_that_recommended(personalize, run
     again = {(r["source"], r["metricName"]): (r["sum"], r["sampleCount"]) for r in attributed(server)
              if r["metricAttributionArn"] == arn}
     assert again == got  # reading twice counts nothing twice
+
+
+def test_a_comparison_arm_gets_its_share_and_its_own_conversions(personalize, runtime, events, server,
+                                                                 world) -> None:  # type: ignore[no-untyped-def]
+    """The opt-in extension: half of campaign B's traffic answered by campaign A, conversions per arm."""
+    main, arm = world["campaigns"][1], world["campaigns"][0]
+    personalize.tag_resource(resourceArn=main, tags=[{"tagKey": "tastemaker:comparison-arm", "tagValue": arm},
+                                                     {"tagKey": "tastemaker:comparison-share", "tagValue": "0.5"}])
+    time.sleep(1.5)  # the tags are re-read about once a second
+    before = sum(r["sampleCount"] for r in attributed(server) if r["source"] == main and r["metricName"] == "CLICKS")
+    arm_digest = hashlib.sha1(f"{main}#comparison".encode()).hexdigest()[:8]
+    served = {"main": 0, "comparison": 0}
+    clicks = {"main": 0, "comparison": 0}
+    for n in range(80):
+        answer = runtime.get_recommendations(campaignArn=main, userId=f"u{n % 50}", numResults=5)
+        which = "comparison" if answer["recommendationId"][4:12] == arm_digest else "main"
+        served[which] += 1
+        if n % 3 == 0:
+            clicks[which] += 1
+            events.put_events(trackingId=world["tracking_id"], userId=f"u{n % 50}", sessionId=f"arm{n}", eventList=[
+                {"eventType": "click", "itemId": answer["itemList"][0]["itemId"], "sentAt": time.time(),
+                 "recommendationId": answer["recommendationId"]}])
+    assert served["main"] > 10 and served["comparison"] > 10
+    deadline = time.time() + 15
+    rows: list[dict] = []
+    while time.time() < deadline:
+        out = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "attribution", "--arms", "--json",
+                              "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True)
+        rows = [r for r in json.loads(out.stdout) if r["campaign"] == main and r["metricName"] == "CLICKS"]
+        if rows and rows[0]["main"]["served"] + rows[0]["comparison"]["served"] == 80:
+            break
+        time.sleep(0.5)
+    [row] = rows
+    for arm_name in ("main", "comparison"):
+        assert row[arm_name]["served"] == served[arm_name]
+        earlier = before if arm_name == "main" else 0  # the campaign's clicks from the first test
+        assert row[arm_name]["events"] == clicks[arm_name] + earlier
+        low, high = row[arm_name]["rate95"]
+        assert low <= (clicks[arm_name] + earlier) / served[arm_name] <= high
+    assert "difference" in row
 
 
 def test_control_plane_limits_and_errors(personalize, world) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
-"""Metric attribution: attributed metrics per 15-minute window, and each attribution's read position."""
+"""Metric attribution: attributed metrics per 15-minute window, each attribution's read position, and the
+recommendations served per comparison arm."""
 
 from __future__ import annotations
 
@@ -27,8 +28,16 @@ def upgrade() -> None:
         sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
         sa.Column("last_event_id", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "arm_exposures",
+        sa.Column("campaign_arn", sa.String(256), primary_key=True),
+        sa.Column("arm", sa.String(32), primary_key=True),
+        sa.Column("window_start", sa.BigInteger, primary_key=True),
+        sa.Column("served", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("arm_exposures")
     op.drop_table("attribution_cursors")
     op.drop_table("attribution_windows")
