@@ -12,7 +12,8 @@ weight) interaction. Training rows see only the actions taken before them, exact
 PutActionInteractions change the action profile (and the repeat-frequency exclusions) at the next request.
 
 Scores are probabilities. As in Personalize, an action scores 0.0 until it has >= 50 TAKEN and >= 50
-NOT_TAKEN/VIEWED interactions (`min_labels`); among equal scores the higher VALUE ranks first. Expired actions
+NOT_TAKEN/VIEWED interactions within 6 weeks of the latest action interaction; among equal scores the higher
+VALUE ranks first. Expired actions
 and actions inside their REPEAT_FREQUENCY are removed by serving (tastemaker.serving.actions).
 """
 
@@ -39,6 +40,7 @@ from tastemaker.recipes.base import (
 from tastemaker.recipes.training_data import InsufficientDataError, TrainingData
 
 MIN_LABELS = 50  # Personalize: scores stay 0.0 until >= 50 TAKEN and >= 50 NOT_TAKEN/VIEWED
+LABEL_WINDOW_SECONDS = 6 * 7 * 86_400  # ... counted within 6 weeks of the latest action interaction
 MAX_ACTIONS = 1000  # Personalize considers at most 1000 actions
 TASTE_DIMENSIONS = 16
 STEPS = 300
@@ -152,8 +154,10 @@ class NextBestAction(Recipe):
         x, y, w, a = _training_rows(actions, taste, embed)
         n_actions = actions.catalog.n_actions
         shared, weights, bias = _fit_logistic(x, y, w, a, n_actions, progress, should_stop)
-        taken = np.bincount(a[y == 1], minlength=n_actions)
-        negatives = np.bincount(a[y == 0], minlength=n_actions)
+        labelled_times = actions.timestamps[np.isin(actions.codes, (TAKEN, NOT_TAKEN, VIEWED))]
+        recent = labelled_times >= labelled_times.max(initial=0) - LABEL_WINDOW_SECONDS
+        taken = np.bincount(a[recent & (y == 1)], minlength=n_actions)
+        negatives = np.bincount(a[recent & (y == 0)], minlength=n_actions)
         scored = (taken >= MIN_LABELS) & (negatives >= MIN_LABELS)
         users, offsets = np.unique(actions.user_ids, return_index=True)
         model = NextBestActionModel(

@@ -58,6 +58,23 @@ def test_actions_without_enough_labels_score_zero(training_data):
     assert (scores == 0).all()  # 40 users cannot give any action 50 TAKEN and 50 other labels
 
 
+def test_only_labels_of_the_last_six_weeks_make_an_action_scored(training_data):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    actions, interactions = make_action_tables()
+    old = pc.starts_with(interactions.column("ACTION_ID"), "a0_")
+    shifted = pc.if_else(old, pc.subtract(interactions.column("TIMESTAMP"), pa.scalar(60 * 86_400, pa.int64())),
+                         interactions.column("TIMESTAMP"))
+    interactions = interactions.set_column(3, "TIMESTAMP", shifted)
+    data = training_data.subset_events(np.ones(training_data.n_interactions, bool))
+    data.actions = ActionData.from_tables(actions, interactions)
+    model = get_recipe("aws-next-best-action").fit(data, {}, seed=0)
+    scores = model.score_actions(*_inputs(data, np.arange(8)))
+    assert (scores[:, model.action_index(["a0_0", "a0_1"])] == 0).all()
+    assert (scores[:, model.action_index(["a1_0", "a_pop"])] > 0).all()
+
+
 def test_taking_actions_moves_an_unknown_user_toward_their_kind(model, training_data):
     """No item history, only real-time TAKEN actions: the profile alone points to the right genre."""
     taken = model.action_index(["a3_0"])
