@@ -13,6 +13,7 @@ from tastemaker.control import (  # noqa: F401 - imported for their @operation r
     event_trackers,
     filters,
     import_jobs,
+    metric_attributions,
     recipes,
     recommenders,
     schemas,
@@ -22,7 +23,7 @@ from tastemaker.control import (  # noqa: F401 - imported for their @operation r
 from tastemaker.control.registry import INLINE_OPERATIONS, OPERATIONS
 from tastemaker.monitoring import audit, cloudwatch  # noqa: F401 - LookupEvents; ListMetrics, GetMetric*
 from tastemaker.realtime import events_api  # noqa: F401
-from tastemaker.serving import runtime  # noqa: F401
+from tastemaker.serving import actions, runtime  # noqa: F401
 
 
 def implemented() -> dict[str, Callable[..., Any]]:

@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks.add_arguments(hooks)
     hooks.set_defaults(fn=webhooks.cmd_webhooks)
 
+    from tastemaker.cli import attribution
+
+    attr = sub.add_parser("attribution", help="attributed metrics per campaign, recommender and source")
+    attribution.add_arguments(attr)
+    attr.set_defaults(fn=attribution.cmd_attribution)
+
     from tastemaker.cli import keys
 
     keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")

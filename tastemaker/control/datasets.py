@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,8 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
                 f"Dataset group {dataset_group_arn} already has a {dataset_type} dataset ({arn}).")
         body = {"name": name, "dataset_arn": arn, "dataset_group_arn": dataset_group_arn,
                 "dataset_type": dataset_type.upper(), "schema_arn": schema_arn, "storage_id": storage_id()}
+        if dataset_type == "Action_Interactions":  # its own trackingId for PutActionInteractions (Personalize)
+            body["tracking_id"] = str(uuid.uuid4())
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=dataset_group_arn,
                          parent_arn=dataset_group_arn)

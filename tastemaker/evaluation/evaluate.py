@@ -106,6 +106,10 @@ def evaluate_solution(recipe: Recipe, data: TrainingData, params: dict[str, str]
     top-25 recommended ids) so anyone can recompute the metrics independently.
     """
     fit = fit or recipe.fit
+    if recipe.recipe_type == "PERSONALIZED_ACTIONS":
+        from tastemaker.recipes.next_best_action import evaluate_actions
+
+        return evaluate_actions(recipe, data, params, seed, report)
     if recipe.recipe_type == "USER_SEGMENTATION":
         seg = segmentation_split(data, seed)
         model = fit(seg.train, params, seed=seed)

@@ -60,6 +60,10 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
                                     spec.config, item_schema=schemas.get("Items"),
                                     user_schema=schemas.get("Users"),
                                     check_minimum=getattr(recipe_for_data, "needs_interactions", True))
+    if tables.get("Actions") is not None:  # aws-next-best-action
+        from tastemaker.recipes.action_data import ActionData
+
+        data.actions = ActionData.from_tables(tables["Actions"], tables.get("Action_Interactions"))
     params: dict[str, str] = dict(spec.params)
     result: dict[str, Any] = {}
     recipe_name = spec.recipe

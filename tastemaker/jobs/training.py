@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from tastemaker.control.campaigns import follow_latest
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.actions import with_streamed_actions
 from tastemaker.jobs.lease import Lease, job_temp_dir
 from tastemaker.jobs.spec import DatasetInput, TrainingSpec
 from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
@@ -28,7 +29,7 @@ from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
-DATASET_TYPES = ("Interactions", "Items", "Users")
+DATASET_TYPES = ("Interactions", "Items", "Users", "Actions", "Action_Interactions")
 
 
 try:  # loaded in the parent: between fork and exec the child only makes one plain C call
@@ -89,6 +90,7 @@ def build_spec(services: Services, version: resources.Resource, out: Path, workd
     with services.read_engine.connect() as conn:
         datasets = dataset_inputs(services, conn, body["dataset_group_arn"])
         events_part = export_events(conn, body["dataset_group_arn"], workdir / "events.parquet")
+        datasets = with_streamed_actions(conn, body["dataset_group_arn"], datasets, workdir)
     recipe = (body.get("recipe_arn") or "").rsplit("/", 1)[-1] or None
     return TrainingSpec(
         recipe=recipe, out=out, params=params, datasets=datasets,

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from tastemaker.control.campaigns import reconcile_followers
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.attribution import aggregate_all
 from tastemaker.jobs.autotrain import run_due_trainings
 from tastemaker.jobs.lease import Lease, sweep_temp
 from tastemaker.monitoring.jobs import observe_job
@@ -239,7 +240,7 @@ class JobRunner:
     def _maintain(self) -> None:
         """Schedules: automatic trainings that are due, campaigns behind the $LATEST they follow, webhook retries."""
         while not self._stop.wait(self.services.settings.maintenance_seconds):
-            for step in (run_due_trainings, reconcile_followers, deliver_due):
+            for step in (run_due_trainings, reconcile_followers, deliver_due, aggregate_all):
                 try:
                     step(self.services)
                 except Exception:

@@ -28,6 +28,7 @@ _RECIPE_MODULES = (
     "tastemaker.recipes.semantic_similarity",
     "tastemaker.recipes.affinity",
     "tastemaker.recipes.legacy",
+    "tastemaker.recipes.next_best_action",
 )
 _OPTIONAL_MODULES = ("tastemaker.recipes.sasrec",)
 _loaded = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -11,6 +11,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from tastemaker.data.schemas import Schema
+
+if TYPE_CHECKING:
+    from tastemaker.recipes.action_data import ActionData
 
 MIN_INTERACTIONS = 1000
 MIN_USERS_WITH_TWO = 25
@@ -82,6 +85,7 @@ class TrainingData:
     user_metadata: Metadata | None = None
     config: TrainingConfig = field(default_factory=TrainingConfig)
     has_event_weights: bool = False
+    actions: ActionData | None = None  # Actions + Action_Interactions, for aws-next-best-action
 
     @property
     def n_users(self) -> int:
@@ -218,6 +222,7 @@ class TrainingData:
             user_metadata=self.user_metadata,
             config=self.config,
             has_event_weights=self.has_event_weights,
+            actions=self.actions,
         )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tastemaker.serving.approx import ScorerRegistry
+from tastemaker.serving.arms import ArmRouter
 from tastemaker.serving.batcher import BatcherRegistry
 from tastemaker.serving.candidates import FilterRows
 from tastemaker.serving.deployments import DeploymentCache
@@ -30,5 +31,6 @@ class ServingCaches:
     catalogs: VersionedCache = field(default_factory=VersionedCache)  # item catalogue rows per data version
     batchers: BatcherRegistry = field(default_factory=BatcherRegistry)  # per model: request batching
     filters: FilterRows = field(default_factory=FilterRows)  # filter ARN -> its parsed expression
+    arms: ArmRouter = field(default_factory=ArmRouter)  # campaign -> comparison arm, served counts
     # (model, interval boundary) -> trending scores refreshed from streamed events
     trending: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)

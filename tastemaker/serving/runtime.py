@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.control.context import RequestContext
+from tastemaker.control.recommendation_ids import tag_answer
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
+from tastemaker.serving.arms import route
 from tastemaker.serving.deployments import Deployment, deployment_cache
 from tastemaker.serving.engine import Query, rank, recommend
 from tastemaker.store.status import Status
@@ -39,7 +41,8 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
                   promotions=list(promotions or []))
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
-    return recommend(ctx.services, dep, query)
+    served, source = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
+    return tag_answer(recommend(ctx.services, served, query), source)
 
 
 @operation("GetPersonalizedRanking", inline=True)
@@ -50,4 +53,4 @@ def get_personalized_ranking(ctx: RequestContext, *, campaign_arn: str, input_li
     dep = _serving(ctx, campaign_arn, "campaign")
     query = Query(user_id=user_id, context=context, filter_arn=filter_arn, filter_values=filter_values,
                   metadata_columns=metadata_columns, input_list=list(input_list))
-    return rank(ctx.services, dep, query)
+    return tag_answer(rank(ctx.services, dep, query), dep.arn)

@@ -104,3 +104,32 @@ access_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Metric attribution: attributed SUM / SAMPLECOUNT per metric, source and 15-minute window (the aggregator in
+# tastemaker.jobs.attribution adds to them), and how far into `events` each attribution has read.
+attribution_windows = sa.Table(
+    "attribution_windows",
+    metadata,
+    sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
+    sa.Column("metric_name", sa.String(256), primary_key=True),
+    sa.Column("source", sa.String(256), primary_key=True),  # campaign / recommender ARN or eventAttributionSource
+    sa.Column("window_start", sa.BigInteger, primary_key=True),  # epoch seconds, a multiple of 900
+    sa.Column("event_type", sa.String(256), nullable=False),
+    sa.Column("value_sum", sa.Float, nullable=False),
+    sa.Column("sample_count", sa.BigInteger, nullable=False),
+)
+attribution_cursors = sa.Table(
+    "attribution_cursors",
+    metadata,
+    sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False),
+)
+# The comparison-arm extension: recommendations served per campaign, arm and 15-minute window.
+arm_exposures = sa.Table(
+    "arm_exposures",
+    metadata,
+    sa.Column("campaign_arn", sa.String(256), primary_key=True),
+    sa.Column("arm", sa.String(32), primary_key=True),  # "main" | "comparison"
+    sa.Column("window_start", sa.BigInteger, primary_key=True),
+    sa.Column("served", sa.BigInteger, nullable=False),
+)

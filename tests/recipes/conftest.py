@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tastemaker.data.schemas import Schema, SchemaField
+from tastemaker.recipes.action_data import ActionData
 from tastemaker.recipes.training_data import TrainingConfig, TrainingData
-from tests.recipes.synthetic import make_tables
+from tests.recipes.synthetic import make_action_tables, make_tables
 
 ITEM_SCHEMA = Schema("items", (
     SchemaField("ITEM_ID", "string"),
@@ -26,5 +27,7 @@ def tables():
 @pytest.fixture(scope="session")
 def training_data(tables) -> TrainingData:
     interactions, items, users = tables
-    return TrainingData.from_tables(interactions, items, users, TrainingConfig(),
+    data = TrainingData.from_tables(interactions, items, users, TrainingConfig(),
                                     item_schema=ITEM_SCHEMA, user_schema=USER_SCHEMA)
+    data.actions = ActionData.from_tables(*make_action_tables())  # only aws-next-best-action reads them
+    return data

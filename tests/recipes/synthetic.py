@@ -73,3 +73,55 @@ def genre_of_item_id(item_id: str) -> int | None:
     if index >= 1000:
         return (index - 1000) // 100
     return index // ITEMS_PER_GENRE
+
+
+# --- next best action: actions with known per-user preferences ----------------------------------------------
+ACTIONS_PER_GENRE = 2
+TAKE_IF_GENRE = 0.7  # P(TAKEN | shown) for an action of the user's genre
+TAKE_POPULAR = 0.35  # the "popular" action: everyone takes it sometimes
+TAKE_OTHER = 0.05  # any other action
+
+
+def action_genre(action_id: str) -> int | None:
+    """Genre of a generated action ("a<genre>_<k>"); None for the popular and the expired action."""
+    return int(action_id[1]) if action_id[1:2].isdigit() else None
+
+
+def make_action_tables(n_users: int = 400, shown_per_user: int = 12, seed: int = 11, expired_at: int | None = None
+                       ) -> tuple[pa.Table, pa.Table]:
+    """(Actions, Action_Interactions) for users u0..u{n-1} whose genre is n % 4 (as in make_tables).
+
+    The generator: each user is shown `shown_per_user` actions drawn uniformly; an action of the user's genre
+    is TAKEN with probability 0.7, the popular action `a_pop` with 0.35, any other with 0.05; otherwise the
+    event is NOT_TAKEN (or, one time in four, VIEWED). So every user's known best actions are their genre's
+    two actions, while popularity favours `a_pop` (taken by every kind of user). With `expired_at`, the action
+    `a_expired` (EXPIRATION_TIMESTAMP = expired_at) is taken by everyone with probability 0.9: the most popular
+    and best-scoring action, which serving must never return once expired.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [f"a{g}_{k}" for g in range(len(GENRES)) for k in range(ACTIONS_PER_GENRE)] + ["a_pop"]
+    values = [10] * (len(ids) - 1) + [5]
+    expirations: list[int | None] = [None] * len(ids)
+    if expired_at is not None:
+        ids.append("a_expired")
+        values.append(20)
+        expirations.append(expired_at)
+    actions = pa.table({"ACTION_ID": ids, "VALUE": pa.array(values, pa.int64()),
+                        "EXPIRATION_TIMESTAMP": pa.array(expirations, pa.int64()),
+                        "CATEGORY": ["genre" if action_genre(a) is not None else "general" for a in ids]})
+    users, shown, kinds, times = [], [], [], []
+    for user in range(n_users):
+        genre = user % len(GENRES)
+        t = START + 86_400 * 31 + int(rng.integers(0, 86_400 * 10))
+        for action in rng.choice(ids, size=shown_per_user):
+            action = str(action)
+            p = (TAKE_IF_GENRE if action_genre(action) == genre else TAKE_POPULAR if action == "a_pop"
+                 else 0.9 if action == "a_expired" else TAKE_OTHER)
+            t += int(rng.integers(600, 36_000))
+            users.append(f"u{user}")
+            shown.append(action)
+            kinds.append("TAKEN" if rng.random() < p else ("VIEWED" if rng.random() < 0.25 else "NOT_TAKEN"))
+            times.append(t)
+    interactions = pa.table({"USER_ID": users, "ACTION_ID": shown, "EVENT_TYPE": kinds,
+                             "TIMESTAMP": pa.array(times, pa.int64())})
+    return actions, interactions

@@ -52,6 +52,10 @@ def scores_for(model, data: TrainingData, queries: int = 8) -> np.ndarray:
         return model.score_users(users, histories)
     if model.recipe_type == "RELATED_ITEMS":
         return model.score_items(np.arange(queries, dtype=np.int64))
+    if model.recipe_type == "PERSONALIZED_ACTIONS":
+        offsets = data.user_offsets()
+        return model.score_actions([data.items[offsets[u]:offsets[u + 1]] for u in range(queries)],
+                                   [np.zeros(0, np.int64)] * queries)
     return model.score_users_for_items(np.arange(queries, dtype=np.int64))
 
 
@@ -59,7 +63,9 @@ def scores_for(model, data: TrainingData, queries: int = 8) -> np.ndarray:
 def test_scores_have_the_documented_shape_and_type(name, training_data):
     model = fitted(name, training_data)
     scores = scores_for(model, training_data)
-    width = training_data.n_users if model.recipe_type == "USER_SEGMENTATION" else training_data.n_items
+    width = {"USER_SEGMENTATION": training_data.n_users,
+             "PERSONALIZED_ACTIONS": training_data.actions.catalog.n_actions}.get(model.recipe_type,
+                                                                                   training_data.n_items)
     assert scores.shape == (8, width)
     assert scores.dtype == np.float32
     assert np.isfinite(scores).all()
