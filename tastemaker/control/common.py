@@ -9,7 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.control.context import RequestContext
-from tastemaker.errors import InvalidInputException, ResourceInUseException, TooManyTagsException
+from tastemaker.errors import (
+    InvalidInputException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+    TastemakerError,
+    TooManyTagsException,
+)
 from tastemaker.store import resources
 from tastemaker.store.status import Status
 
@@ -74,15 +80,24 @@ def listing(items: Iterable[resources.Resource], token: str | None, key: str) ->
 
 
 def list_page(ctx: RequestContext, kind: str, key: str, *, next_token: str | None, max_results: int | None,
-              parent: tuple[str, str | None] | None = None, by_group: bool = False) -> dict[str, Any]:
+              parent: tuple[str, str | None] | None = None, by_group: bool = False,
+              missing_parent: type[TastemakerError] = InvalidInputException) -> dict[str, Any]:
     """One List* page of `kind` under `key`; `parent` = (parent kind, ARN or None) must exist when given.
 
     Parents filter by dataset_group_arn when `by_group`, else by parent_arn. Reads never wait for writers.
+    A parent that does not exist is `missing_parent`: InvalidInputException, the one error the List* models
+    declare for it (only ListSolutionVersions declares ResourceNotFoundException).
     """
     parent_kind, parent_arn = parent or (None, None)
     with ctx.read_engine.connect() as conn:
         if parent_arn:
-            resources.get(conn, parent_arn, parent_kind)
+            try:
+                resources.get(conn, parent_arn, parent_kind)
+            except ResourceNotFoundException as exc:
+                if missing_parent is ResourceNotFoundException:
+                    raise
+                raise missing_parent(f"{exc.message} Pass the ARN of an existing one, or leave the filter out to "
+                                     "list them all.") from exc
         items, token = resources.page(conn, kind=kind, next_token=next_token, max_results=max_results,
                                       dataset_group_arn=parent_arn if by_group else None,
                                       parent_arn=None if by_group else parent_arn)

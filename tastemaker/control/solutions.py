@@ -18,7 +18,12 @@ from tastemaker.control.common import (
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
-from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
+from tastemaker.errors import (
+    InvalidInputException,
+    LimitExceededException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
 from tastemaker.store import queue, resources
 from tastemaker.store.status import BUSY, Status
 
@@ -216,7 +221,7 @@ def describe_solution_version(ctx: RequestContext, *, solution_version_arn: str)
 def list_solution_versions(ctx: RequestContext, *, solution_arn: str | None = None, next_token: str | None = None,
                            max_results: int | None = None) -> dict[str, Any]:
     return list_page(ctx, VERSION, "solution_versions", next_token=next_token, max_results=max_results,
-                     parent=(KIND, solution_arn))
+                     parent=(KIND, solution_arn), missing_parent=ResourceNotFoundException)
 
 
 @operation("StopSolutionVersionCreation")
