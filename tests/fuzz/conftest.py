@@ -60,3 +60,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     failed = STATS.failed_operations
     terminalreporter.write_line(f"{len(failed)} operations failed a property" + (f": {', '.join(failed)}"
                                                                                 if failed else ""))
+
+
+@pytest.fixture(scope="session")
+def personalize(fuzz_server: tuple[LocalServer, Path]):  # type: ignore[no-untyped-def]
+    return fuzz_server[0].client("personalize")

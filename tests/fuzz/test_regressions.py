@@ -1,0 +1,39 @@
+"""Defects the fuzzer found, each pinned through boto3 against the live fuzz server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+MISSING = "arn:aws:personalize:us-east-1:000000000000:{}/fuzz-missing"
+
+
+def error(call: Any, **params: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as exc:
+        call(**params)
+    return exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize(("operation", "member", "word"), [
+    ("list_datasets", "datasetGroupArn", "dataset-group"),
+    ("list_solutions", "datasetGroupArn", "dataset-group"),
+    ("list_event_trackers", "datasetGroupArn", "dataset-group"),
+    ("list_filters", "datasetGroupArn", "dataset-group"),
+    ("list_recommenders", "datasetGroupArn", "dataset-group"),
+    ("list_dataset_import_jobs", "datasetArn", "dataset"),
+    ("list_campaigns", "solutionArn", "solution"),
+])
+def test_a_list_filtered_by_a_missing_parent_is_invalid_input(personalize, operation: str, member: str,  # type: ignore[no-untyped-def]
+                                                                word: str) -> None:
+    """The List* models declare no ResourceNotFoundException: a parent that does not exist is bad input."""
+    arn = MISSING.format(word)
+    code, message = error(getattr(personalize, operation), **{member: arn})
+    assert code == "InvalidInputException"
+    assert arn in message and "leave the filter out" in message
+
+
+def test_list_solution_versions_keeps_its_declared_not_found(personalize) -> None:  # type: ignore[no-untyped-def]
+    code, message = error(personalize.list_solution_versions, solutionArn=MISSING.format("solution"))
+    assert code == "ResourceNotFoundException" and "fuzz-missing" in message
