@@ -7,9 +7,11 @@ then check that
 2. an error carries an AWS error code the operation's model declares, or a common one (`COMMON_CODES`: what
    any operation may answer, from tastemaker/errors.py and the spec), and, for the REST protocols, the HTTP
    status the model gives that error;
-3. a refused call (and any read: Describe/List/Get) changed nothing the background jobs do not explain;
-4. a success is a JSON object;
-5. the server is alive and answers GET /ping.
+3. a request that an independent judge (tests/fuzz/oracle.py: botocore's client-side validator, the model's
+   maximums and enums) finds invalid is refused;
+4. a refused call (and any read: Describe/List/Get) changed nothing the background jobs do not explain;
+5. a success is a JSON object;
+6. the server is alive and answers GET /ping.
 
 `STATS` counts cases, answers and failures for the terminal summary (conftest.py prints it).
 """
@@ -23,6 +25,7 @@ from typing import Any
 from tastemaker.api.operations import implemented
 from tastemaker.api.service_models import OperationInfo
 from tastemaker.cli.local_server import LocalServer
+from tests.fuzz.oracle import must_refuse
 from tests.fuzz.shapes import Case
 from tests.fuzz.wire import SignedWire
 from tests.fuzz.world import Snapshots, World, unexplained_changes
@@ -109,6 +112,9 @@ class Fuzzer:
             if info.protocol == "rest-json" and expected is not None:
                 assert answer.status == expected, f"{answer.code} should be HTTP {expected}: {what}"
         refused = answer.status >= 400
+        if case.raw is None and not refused:
+            reasons = must_refuse(info.input_shape, case.params)
+            assert not reasons, f"accepted a request it must refuse: {what}; why: {'; '.join(reasons[:5])}"
         if refused or info.name.startswith(READ_PREFIXES):
             changes = unexplained_changes(before, after)
             assert not changes, f"{what}\nyet the state changed:\n  " + "\n  ".join(changes[:10])

@@ -8,8 +8,9 @@ with a campaign) stay in the destructive pools: those calls are the interesting 
 
 `Snapshot` reads the server's metadata database read-only (through tastemaker.store, which owns the queries):
 every resource row, the tags of the ARNs a request names, and for the events API the event counts and dataset
-parts. `unexplained_changes` compares two snapshots, ignoring what background jobs change on their own:
-a row whose status (or whose latest*Update record's status) is not final, and its parent and children.
+parts. `unexplained_changes` compares two snapshots, ignoring what background jobs change on their own: rows
+whose status (or latest*Update record's status) is not final, their parents and children, and everything in
+their dataset group.
 """
 
 from __future__ import annotations
@@ -250,13 +251,17 @@ class Snapshots:
 def unexplained_changes(before: Snapshot, after: Snapshot) -> list[str]:
     """What changed between two snapshots that background work does not explain (empty: nothing changed)."""
     busy = before.busy | after.busy
-    related = set(busy)
+    # Background work touches more than the busy row: a finished training updates its solution and moves the
+    # campaigns that follow $LATEST, a finished import its dataset, a delete erases children and events. So
+    # everything in a dataset group with busy work, and the parents and children of busy rows, may change.
+    groups = {row[4] or arn for snap in (before, after) for arn, row in snap.rows.items() if arn in busy}
+    related = set(busy) | groups
     for snap in (before, after):
         for arn, row in snap.rows.items():
-            if arn in busy and row[5]:
-                related.add(row[5])  # a finishing job updates its parent (solution, dataset)
-            if row[5] in busy:
-                related.add(arn)  # deleting a resource deletes its children
+            if row[4] in groups or (arn in busy and row[5]) or row[5] in busy:
+                related.add(arn)
+                if row[5]:
+                    related.add(row[5])
     changes = []
     for arn in sorted(set(before.rows) | set(after.rows)):
         if arn in related:
