@@ -105,7 +105,7 @@ def describe_recipe(name: str) -> dict[str, Any]:
     if name in _USE_CASES_BY_NAME:
         use_case = _USE_CASES_BY_NAME[name]
         engine = get_recipe(use_case.engine_recipe)
-        recipe_type, description, algorithm = engine.recipe_type, use_case.description, engine.name
+        recipe_type, description, algorithm = engine.recipe_type, use_case.description, algorithm_name(engine.name)
         transformation = engine.feature_transformation
     else:
         recipe = _custom(name)

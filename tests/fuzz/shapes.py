@@ -58,6 +58,15 @@ PROPERTIES: dict[str, tuple[dict[str, st.SearchStrategy[Any]], dict[str, st.Sear
 # The dataset type a per-type events operation writes to (the suffix of the dataset ARN).
 DATASET_SUFFIX = {"PutItems": "/ITEMS", "PutUsers": "/USERS", "PutActions": "/ACTIONS"}
 
+# Strings that stand for numbers in the models (hyperparameters, exploration, HPO resources, thresholds):
+# valid-shaped, but a parser that trusts them fails.
+ODD_NUMBERS = ["nan", "NaN", "inf", "-inf", "Infinity", "-1", "0", "-0", "1e400", "1e-400", "1.5", "abc", "",
+               " 1", "0x10", "9" * 40, "1_000", "\u0663", "true", "[1]", "1,5"]
+GOOD_NUMBERS = ["0", "0.1", "0.3", "1", "10", "30", "64", "100"]
+ODD_PATHS = ["/etc/passwd", "/", "/dev/zero", "/proc/self/environ", "file:///etc/shadow", "s3://b/../../x",
+             "https://example.invalid/x.csv", "s3://fuzz-bucket", "/tmp/../etc/hosts", "file://relative/path"]
+ODD_FILTER_VALUES = ['"', '""', "1e400", '"a","b",', ",", "null", "[1]", '"x"' * 200, "\u0000", "$G", "'a'"]
+
 USER_IDS = [f"u{n}" for n in range(0, 60, 7)]
 ITEM_IDS = [f"i{n}" for n in range(0, 40, 3)]
 EVENT_TYPES = ["click", "watch"]
@@ -207,7 +216,10 @@ class Inputs:
             if member in simple:
                 return simple[member]
             if shape.name == "S3Location":
-                return st.sampled_from([*self.world.data_paths, "s3://fuzz-bucket/data.csv", "s3://fuzz-bucket/out/"])
+                return st.sampled_from([*self.world.data_paths, "s3://fuzz-bucket/data.csv", "s3://fuzz-bucket/out/",
+                                        *ODD_PATHS])
+            if member in ("eventValueThreshold", "maxNumberOfTrainingJobs", "maxParallelTrainingJobs"):
+                return st.sampled_from(GOOD_NUMBERS + ODD_NUMBERS)
             if (shape.metadata.get("jsonvalue") or member == "properties") and parent in PROPERTIES:
                 needed, optional = PROPERTIES[parent]
                 return st.fixed_dictionaries(needed, optional=optional).map(json.dumps)
@@ -217,15 +229,20 @@ class Inputs:
                 keys = st.sampled_from(["genres", "price", "age", "membership", "description", "numberOfRatings"])
                 return st.dictionaries(keys, values, min_size=1, max_size=3).map(json.dumps)
         if member == "filterValues":
-            return st.dictionaries(st.sampled_from(["GENRE", "G", "T"]),
-                                   st.sampled_from(['"Action"', '"Comedy","Drama"', "1700000000"]), max_size=2)
+            return st.dictionaries(st.sampled_from(["GENRE", "G", "T"]), st.sampled_from(
+                ['"Action"', '"Comedy","Drama"', "1700000000", *ODD_FILTER_VALUES]), max_size=2)
+        numbers = st.sampled_from(GOOD_NUMBERS + ODD_NUMBERS)
+        if member in ("algorithmHyperParameters", "featureTransformationParameters"):
+            names = st.sampled_from([*self.world.hyperparameters, "max_hist_length_percentile", "bogus"])
+            return st.dictionaries(names, numbers, max_size=4)
+        if member == "name" and shape.name == "ParameterName":
+            return st.sampled_from([*self.world.hyperparameters, "bogus"])
         if member == "metadataColumns":
             return st.dictionaries(st.just("ITEMS"), st.lists(st.sampled_from(["GENRES", "PRICE", "DESCRIPTION"]),
                                                               max_size=3, unique=True), max_size=1)
         if member == "itemExplorationConfig":
-            return st.fixed_dictionaries({}, optional={
-                "explorationWeight": st.sampled_from(["0", "0.3", "1"]),
-                "explorationItemAgeCutOff": st.sampled_from(["1", "30"])})
+            return st.fixed_dictionaries({}, optional={"explorationWeight": numbers,
+                                                       "explorationItemAgeCutOff": numbers})
         if member == "context":
             return st.dictionaries(st.sampled_from(["DEVICE", "LOCATION"]), _text(1, 10), max_size=2)
         if member == "inputList":

@@ -37,3 +37,13 @@ def test_a_list_filtered_by_a_missing_parent_is_invalid_input(personalize, opera
 def test_list_solution_versions_keeps_its_declared_not_found(personalize) -> None:  # type: ignore[no-untyped-def]
     code, message = error(personalize.list_solution_versions, solutionArn=MISSING.format("solution"))
     assert code == "ResourceNotFoundException" and "fuzz-missing" in message
+
+
+def test_every_recipes_algorithm_and_feature_transformation_can_be_described(personalize) -> None:  # type: ignore[no-untyped-def]
+    """DescribeRecipe of a use case trained by aws-trending-now named an algorithm DescribeAlgorithm did not know."""
+    for summary in personalize.list_recipes()["recipes"]:
+        recipe = personalize.describe_recipe(recipeArn=summary["recipeArn"])["recipe"]
+        algorithm = personalize.describe_algorithm(algorithmArn=recipe["algorithmArn"])["algorithm"]
+        assert algorithm["algorithmArn"] == recipe["algorithmArn"]
+        if recipe.get("featureTransformationArn"):
+            personalize.describe_feature_transformation(featureTransformationArn=recipe["featureTransformationArn"])

@@ -80,6 +80,7 @@ class World:
     data_paths: list[str] = field(default_factory=list)
     group_arn: str = ""
     ranking_campaign: str = ""
+    hyperparameters: list[str] = field(default_factory=list)  # every recipe's hyperparameter names
 
     def arns(self, kind: str, destructive: bool) -> list[str]:
         """Existing ARNs a valid value for `kind` may take (created ones included), decoys for destructive ops."""
@@ -186,6 +187,12 @@ def seed(personalize: Any, import_root: Path) -> World:
         for kind, key in (("algorithm", "algorithmArn"), ("feature_transformation", "featureTransformationArn")):
             if recipe.get(key) and recipe[key] not in core.get(kind, []):
                 core.setdefault(kind, []).append(recipe[key])
+    for arn in core.get("algorithm", []):
+        algorithm = personalize.describe_algorithm(algorithmArn=arn)["algorithm"]
+        names = set(algorithm.get("defaultHyperParameters", {}))
+        ranges = algorithm.get("defaultHyperParameterRanges", {})
+        names |= {r["name"] for kind in ranges.values() for r in kind}
+        world.hyperparameters = sorted(set(world.hyperparameters) | names)
     return world
 
 
