@@ -161,7 +161,7 @@ def describe_algorithm(algorithm_arn: str) -> dict[str, Any]:
 def describe_feature_transformation(arn: str) -> dict[str, Any]:
     """DescribeFeatureTransformation `featureTransformation` object."""
     name = arn[len(FEATURE_TRANSFORMATION_ARN_PREFIX):] if arn.startswith(FEATURE_TRANSFORMATION_ARN_PREFIX) else ""
-    users = [r for r in all_recipes().values() if r.feature_transformation == name]
+    users = [r for r in all_recipes().values() if name and r.feature_transformation == name]
     if not users:
         raise ResourceNotFoundException(f"Feature transformation {arn} does not exist.")
     defaults: dict[str, str] = {}

@@ -10,7 +10,7 @@ then check that
 3. a request that an independent judge (tests/fuzz/oracle.py: botocore's client-side validator, the model's
    maximums and enums) finds invalid is refused;
 4. a refused call (and any read: Describe/List/Get) changed nothing the background jobs do not explain;
-5. a success is a JSON object;
+5. a success is a JSON object that fits the output shape (the same judge);
 6. the server is alive and answers GET /ping.
 
 `STATS` counts cases, answers and failures for the terminal summary (conftest.py prints it).
@@ -120,6 +120,8 @@ class Fuzzer:
             assert not changes, f"{what}\nyet the state changed:\n  " + "\n  ".join(changes[:10])
         if not refused:
             assert isinstance(answer.body, dict), f"a success that is not a JSON object: {what}"
+            wrong = must_refuse(info.output_shape, answer.body) if info.output_shape is not None else []
+            assert not wrong, f"an answer that does not fit the output shape: {what}; {'; '.join(wrong[:5])}"
             if info.name.startswith("Create"):
                 self.world.note_created(answer.body)
 

@@ -47,3 +47,11 @@ def test_every_recipes_algorithm_and_feature_transformation_can_be_described(per
         assert algorithm["algorithmArn"] == recipe["algorithmArn"]
         if recipe.get("featureTransformationArn"):
             personalize.describe_feature_transformation(featureTransformationArn=recipe["featureTransformationArn"])
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:personalize:::feature-transformation/",
+                                 "arn:aws:personalize:us-east-1:000000000000:campaign/not-a-transformation"])
+def test_describe_feature_transformation_of_no_name_is_not_found(personalize, arn: str) -> None:  # type: ignore[no-untyped-def]
+    """Recipes without a feature transformation have an empty one; an ARN naming none matched them (200)."""
+    code, message = error(personalize.describe_feature_transformation, featureTransformationArn=arn)
+    assert code == "ResourceNotFoundException" and arn in message
