@@ -17,7 +17,7 @@ from tastemaker.cli.local_server import LocalServer
 from tests.fuzz.harness import STATS, Fuzzer
 from tests.fuzz.world import Snapshots, db_url, seed
 
-DEFAULT_EXAMPLES = 12
+DEFAULT_EXAMPLES = 20
 OPT_IN = os.environ.get("TASTEMAKER_FUZZ_EXAMPLES", "").strip()
 EXAMPLES = int(OPT_IN) if OPT_IN else DEFAULT_EXAMPLES
 
