@@ -44,7 +44,8 @@ PRACTICALLY_REQUIRED: dict[str, set[str]] = {
     "GetRecommendationsRequest": {"campaignArn", "userId"},
 }
 PRACTICALLY_ABSENT: dict[str, set[str]] = {
-    "GetRecommendationsRequest": {"recommenderArn"},  # exactly one of campaignArn / recommenderArn
+    # exactly one of campaignArn / recommenderArn; the seeded campaign recommends for users, not items
+    "GetRecommendationsRequest": {"recommenderArn", "itemId"},
     "Event": {"properties"},  # the seeded Interactions schema has no extra columns to fill
 }
 # Columns of the seeded Items / Users schemas, for PutItems / PutUsers properties.
@@ -170,6 +171,8 @@ class Inputs:
         if member == "resourceArn":
             return st.sampled_from([arn for arn in self.all_arns if ":::" not in arn])
         kind = ARN_KINDS.get(member)
+        if kind == "recipe" and self.info.name == "CreateSolution":
+            return st.sampled_from(self.world.custom_recipes)  # domain use cases belong to recommenders
         if kind in ("recipe", "algorithm", "feature_transformation"):
             return st.sampled_from(self.world.core.get(kind) or [f"arn:aws:personalize:::{kind}/none"])
         if kind is None:
@@ -198,7 +201,8 @@ class Inputs:
                 "roleArn": st.sampled_from(["arn:aws:iam::000000000000:role/PersonalizeRole",
                                             "arn:aws:iam::123456789012:role/service/x"]),
                 "kmsKeyArn": st.just("arn:aws:kms:us-east-1:000000000000:key/0f00"),
-                "trackingId": st.one_of(st.sampled_from(self.world.tracking_ids or ["x"]), st.uuids().map(str)),
+                "trackingId": st.one_of(st.sampled_from(self.world.tracking_ids[:1] * 3 + self.world.tracking_ids),
+                                        st.uuids().map(str)),
                 "userId": st.one_of(st.sampled_from(USER_IDS), _text(1, 20)),
                 "itemId": st.one_of(st.sampled_from(ITEM_IDS), _text(1, 20)),
                 "actionId": _text(1, 20),
@@ -245,6 +249,8 @@ class Inputs:
                                                        "explorationItemAgeCutOff": numbers})
         if member == "context":
             return st.dictionaries(st.sampled_from(["DEVICE", "LOCATION"]), _text(1, 10), max_size=2)
+        if member == "numResults":  # the documented maximums (100 to 500) are not in the model
+            return st.integers(0, 100)
         if member == "inputList":
             return st.lists(st.one_of(st.sampled_from(ITEM_IDS), _text(1, 10)), min_size=1, max_size=8)
         if shape.type_name == "timestamp":

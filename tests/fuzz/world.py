@@ -81,6 +81,7 @@ class World:
     group_arn: str = ""
     ranking_campaign: str = ""
     hyperparameters: list[str] = field(default_factory=list)  # every recipe's hyperparameter names
+    custom_recipes: list[str] = field(default_factory=list)  # recipes for CreateSolution (no domain use cases)
 
     def arns(self, kind: str, destructive: bool) -> list[str]:
         """Existing ARNs a valid value for `kind` may take (created ones included), decoys for destructive ops."""
@@ -181,7 +182,9 @@ def seed(personalize: Any, import_root: Path) -> World:
     world.ranking_campaign = ranking_campaign
     core["event_tracker"], decoys["event_tracker"] = [tracker["eventTrackerArn"]], [spare_tracker["eventTrackerArn"]]
     core["filter"], decoys["filter"] = filters, [spare_filter["filterArn"]]
-    core["recipe"] = [r["recipeArn"] for r in personalize.list_recipes()["recipes"]]
+    recipes = personalize.list_recipes()["recipes"]
+    core["recipe"] = [r["recipeArn"] for r in recipes]
+    world.custom_recipes = [r["recipeArn"] for r in recipes if not r.get("domain")]
     for arn in core["recipe"]:
         recipe = personalize.describe_recipe(recipeArn=arn)["recipe"]
         for kind, key in (("algorithm", "algorithmArn"), ("feature_transformation", "featureTransformationArn")):
