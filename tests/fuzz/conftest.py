@@ -52,7 +52,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     statuses = ", ".join(f"{status}: {n}" for status, n in sorted(STATS.by_status.items()))
     terminalreporter.section("fuzz")
     terminalreporter.write_line(f"{STATS.cases} cases over {len(STATS.operations)} operations ({modes}); "
-                                f"answers {statuses}")
+                                f"answers {statuses}; {STATS.closed_unanswered} oversized bodies got a closed "
+                                "connection before their 413 could be read")
     if os.environ.get("TASTEMAKER_FUZZ_OUTCOMES"):  # one line per (operation, mode, status, code)
         for (name, mode, status, code), count in sorted(STATS.outcomes.items()):
             message = STATS.messages.get((name, mode, status, code), "")

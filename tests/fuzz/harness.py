@@ -46,6 +46,7 @@ class Stats:
     outcomes: Counter[tuple[str, str, int, str]] = field(default_factory=Counter)  # (operation, mode, status, code)
     messages: dict[tuple[str, str, int, str], str] = field(default_factory=dict)  # the first message of each
     operations: set[str] = field(default_factory=set)
+    closed_unanswered: int = 0  # oversized bodies the server stopped reading and closed on before we saw a 413
     failed_operations: list[str] = field(default_factory=list)
 
 
@@ -91,6 +92,7 @@ class Fuzzer:
         answer = self.wire.send(info, case.body())
         after = self.snapshots.take(named, with_events=events)
         STATS.by_status[answer.status] += 1
+        STATS.closed_unanswered += int(answer.status == 413 and not answer.raw)
         outcome = (info.name, case.mode, answer.status, answer.code or "")
         STATS.outcomes[outcome] += 1
         if answer.code and outcome not in STATS.messages and isinstance(answer.body, dict):
