@@ -2,8 +2,8 @@
 
 Inputs come from botocore's models (tests/fuzz/shapes.py), go over the wire signed but unvalidated
 (tests/fuzz/wire.py) to a live server with a seeded world, and every answer is checked by
-tests/fuzz/harness.py: no 5xx, only declared or common error codes, refused calls change nothing, the server
-stays up.
+tests/fuzz/harness.py: no 5xx, only declared or common error codes, what an independent judge finds invalid
+is refused, successes fit the output shape, refused calls change nothing, the server stays up.
 """
 
 from __future__ import annotations
