@@ -105,7 +105,7 @@ def describe_recipe(name: str) -> dict[str, Any]:
     if name in _USE_CASES_BY_NAME:
         use_case = _USE_CASES_BY_NAME[name]
         engine = get_recipe(use_case.engine_recipe)
-        recipe_type, description, algorithm = engine.recipe_type, use_case.description, engine.name
+        recipe_type, description, algorithm = engine.recipe_type, use_case.description, algorithm_name(engine.name)
         transformation = engine.feature_transformation
     else:
         recipe = _custom(name)
@@ -161,7 +161,7 @@ def describe_algorithm(algorithm_arn: str) -> dict[str, Any]:
 def describe_feature_transformation(arn: str) -> dict[str, Any]:
     """DescribeFeatureTransformation `featureTransformation` object."""
     name = arn[len(FEATURE_TRANSFORMATION_ARN_PREFIX):] if arn.startswith(FEATURE_TRANSFORMATION_ARN_PREFIX) else ""
-    users = [r for r in all_recipes().values() if r.feature_transformation == name]
+    users = [r for r in all_recipes().values() if name and r.feature_transformation == name]
     if not users:
         raise ResourceNotFoundException(f"Feature transformation {arn} does not exist.")
     defaults: dict[str, str] = {}
