@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,11 @@ log = logging.getLogger("tastemaker.jobs")
 
 MAX_INPUT_BYTES = 100 * 1024 * 1024
 USER_DATASETS = ("INTERACTIONS", "USERS", "ACTION_INTERACTIONS")
-SWAP_TRIES = 3  # a concurrent import changed the parts: read them again
+SWAP_TRIES = 3
+# Serving re-reads a group's tracker and its datasets' data versions in the background about once a second,
+# and on the request path when its copy is 3 seconds old (tastemaker.serving.snapshots): after this long every
+# process has seen the change.
+SETTLE_SECONDS = 3.5  # a concurrent import changed the parts: read them again
 
 
 def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
@@ -65,9 +70,20 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
         if str(dataset.body.get("dataset_type", "")).upper() == "ACTION_INTERACTIONS":
             deleted += user_erasure.erase_users(services.engine, dataset.arn, users)
     rebuild_group(services, group)
+    _new_state_generation(services, group)
     log.info("%s: deleted %d records of %d users from %s", res.arn, deleted, len(users), group)
     with services.engine.begin() as conn:
         resources.update(conn, res.arn, status=Status.COMPLETED, changes={"num_deleted": deleted})
+
+
+def _new_state_generation(services: Services, group: str) -> None:
+    """Make every serving process drop its cached real-time state of the group (they watch the group's event
+    tracker, tastemaker.serving.history), then wait until they have looked (their refresh period)."""
+    with services.engine.begin() as conn:
+        trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group)
+        for tracker in trackers:
+            resources.update(conn, tracker.arn, changes={"state_generation": uuid.uuid4().hex[:12]})
+    time.sleep(SETTLE_SECONDS)
 
 
 def read_user_ids(sources: list[CsvSource]) -> set[str]:
