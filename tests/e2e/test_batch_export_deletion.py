@@ -224,15 +224,23 @@ def test_data_deletion_input_errors(personalize, group, s3, bucket) -> None:  # 
     assert exc.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_deletion_reaches_every_serving_process(tmp_path: Path) -> None:
-    """`serve --workers 2`: the job runs in the parent, each API process holds its own cached recent events;
-    from COMPLETED on no process answers with the deleted user's streamed history."""
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql+redis",
+                                                             marks=[pytest.mark.postgres, pytest.mark.redis])])
+def test_deletion_reaches_every_serving_process(tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
+    """`serve --workers 2`: the job runs in the parent, each API process holds its own cached recent events
+    (or reads Redis); from COMPLETED on no process answers with the deleted user's streamed history, and Redis
+    keeps the other users' state."""
     from tastemaker.cli.local_server import LocalServer
 
+    env: dict[str, str] = {}
+    redis_url = None
+    if backend != "sqlite":
+        env["TASTEMAKER_DB_URL"] = request.getfixturevalue("postgres_url")
+        redis_url = env["TASTEMAKER_REDIS_URL"] = request.getfixturevalue("redis_url")
     data = tmp_path / "data"
     paths = write_dataset(data, users=80, items=60, per_user=20)
     (data / "forget.csv").write_text("USER_ID\nlate-streamer\n")
-    with LocalServer(tmp_path / "server", import_roots=[data], extra_args=["--workers", "2"]) as server:
+    with LocalServer(tmp_path / "server", import_roots=[data], env=env, extra_args=["--workers", "2"]) as server:
         personalize, runtime = server.client("personalize"), server.client("personalize-runtime")
         made = make_group(personalize, {"Interactions": paths["interactions"]})
         tracker = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=made["arn"])
@@ -245,10 +253,11 @@ def test_deletion_reaches_every_serving_process(tmp_path: Path) -> None:
         assert wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
                            "solutionVersion", timeout=300)["status"] == "ACTIVE"
         campaign = deploy(personalize, version)
-        server.client("personalize-events").put_events(
-            trackingId=tracker["trackingId"], userId="late-streamer", sessionId="s-late",
-            eventList=[{"eventType": "click", "itemId": item, "sentAt": 1_700_600_000 + k}
-                       for k, item in enumerate(["i2", "i8", "i14"])])
+        for user in ("late-streamer", "keeper"):
+            server.client("personalize-events").put_events(
+                trackingId=tracker["trackingId"], userId=user, sessionId=f"s-{user}",
+                eventList=[{"eventType": "click", "itemId": item, "sentAt": 1_700_600_000 + k}
+                           for k, item in enumerate(["i2", "i8", "i14"])])
 
         def recs(user: str) -> list[str]:
             found = runtime.get_recommendations(campaignArn=campaign, userId=user, numResults=30)["itemList"]
@@ -263,3 +272,9 @@ def test_deletion_reaches_every_serving_process(tmp_path: Path) -> None:
                           "dataDeletionJob", until={"COMPLETED", "FAILED"})
         assert job["status"] == "COMPLETED" and job["numDeleted"] == 3, job
         assert all(recs("late-streamer") == cold for _ in range(12))
+        assert all(recs("keeper") != cold for _ in range(12))
+        if redis_url:
+            import redis
+
+            keys = {k.decode() for k in redis.Redis.from_url(redis_url).scan_iter(match=f"tm:rt:{made['arn']}:*")}
+            assert any(":u:keeper:" in k for k in keys) and not any("late-streamer" in k for k in keys)
