@@ -56,15 +56,27 @@ TOO_LONG = "\x00"  # stands for a line over MAX_LINE_BYTES (never valid JSON)
 
 
 def _split(stream: Any, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """Lines of a byte stream; a line longer than MAX_LINE_BYTES is dropped as it streams (never held whole)
+    and stands as one line of MAX_LINE_BYTES + 1 bytes, which read_lines answers with TOO_LONG."""
     pending = b""
+    skipping = False
     while True:
         data = stream.read(chunk)
         if not data:
             break
         pending += data
         *complete, pending = pending.split(b"\n")
-        yield from complete
-    if pending:
+        for line in complete:
+            if skipping:
+                skipping = False
+                yield b"x" * (MAX_LINE_BYTES + 1)
+            else:
+                yield line
+        if len(pending) > MAX_LINE_BYTES:
+            pending, skipping = b"", True
+    if skipping:
+        yield b"x" * (MAX_LINE_BYTES + 1)
+    elif pending:
         yield pending
 
 

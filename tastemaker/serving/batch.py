@@ -42,6 +42,7 @@ from tastemaker.serving.deployments import Deployment
 from tastemaker.serving.engine import Query, catalog_for, rank, recommend
 from tastemaker.serving.history import has_tracker, streamed_events
 from tastemaker.serving.models import LoadedModel, model_cache
+from tastemaker.serving.topk import top_k
 from tastemaker.store import resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
@@ -263,16 +264,12 @@ class LineAnswerer:
 
 
 def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the k best indices (ties: lower index first) and their softmax over the whole row, float64.
-    Row by row this is tastemaker.serving.topk.top_k and softmax_scores with no mask: the same float32
-    exponentials summed in float64. `scores` is overwritten."""
-    n = scores.shape[1]
-    k = min(k, n)
-    negated = np.negative(scores)
-    part = np.argpartition(negated, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), scores.shape)
-    part = np.ascontiguousarray(part)
-    order = np.lexsort((part, np.take_along_axis(negated, part, axis=1)), axis=-1)
-    picked = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    """Per row: the k best indices (ties: as tastemaker.serving.topk.top_k breaks them) and their softmax over
+    the whole row, float64: the same float32 exponentials summed in float64 as softmax_scores with no mask.
+    `scores` is overwritten."""
+    k = min(k, scores.shape[1])
+    picked = np.stack([_row_top(scores[r], k) for r in range(scores.shape[0])]) if scores.shape[0] else \
+        np.zeros((0, k), np.int64)
     chosen = np.take_along_axis(scores, picked, axis=1).astype(np.float64)
     top = scores.max(axis=1)
     np.subtract(scores, top[:, None], out=scores)
@@ -280,6 +277,36 @@ def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     totals = scores.sum(axis=1, dtype=np.float64)
     values = np.exp(chosen - top.astype(np.float64)[:, None]) / totals[:, None]
     return picked, values
+
+
+BLOCK = 128  # columns per block of the candidate search
+
+
+def _row_top(row: np.ndarray, k: int) -> np.ndarray:
+    """top_k(row, k) without a full-row selection when the answer is unambiguous.
+
+    The row's BLOCK-wide block maxima are ranked; every item of the top k lies in a block whose maximum is at
+    least the k-th largest block maximum (k items reach it), so only those blocks are searched. When the k-th
+    and (k+1)-th best candidates tie, which tied item top_k keeps depends on its full-row selection, so that
+    row is answered by top_k itself."""
+    n = row.shape[0]
+    if n <= 8 * BLOCK * k:
+        return top_k(row, k)
+    full = n // BLOCK * BLOCK
+    maxima = row[:full].reshape(-1, BLOCK).max(axis=1)
+    if full < n:
+        maxima = np.append(maxima, row[full:].max())
+    threshold = np.partition(maxima, maxima.size - k)[maxima.size - k]
+    blocks = np.flatnonzero(maxima >= threshold)
+    columns = (blocks[:, None] * BLOCK + np.arange(BLOCK)).ravel()
+    columns = columns[columns < n]
+    values = row[columns]
+    negated = -values
+    part = np.argpartition(negated, k)[:k + 1]
+    order = part[np.lexsort((columns[part], negated[part]))]
+    if values[order[k - 1]] == values[order[k]]:
+        return top_k(row, k)
+    return columns[order[:k]].astype(np.int64)
 
 
 def _parse(line: str) -> tuple[Any, str | None]:

@@ -238,3 +238,26 @@ def test_list_filters_by_version_and_pages(personalize, group) -> None:  # type:
     rest = personalize.list_batch_inference_jobs(solutionVersionArn=version, nextToken=first["nextToken"])
     seen = [j["batchInferenceJobArn"] for j in first["batchInferenceJobs"] + rest["batchInferenceJobs"]]
     assert seen == [j["batchInferenceJobArn"] for j in listed]
+
+
+def test_batch_top_k_matches_serving_top_k_on_large_rows() -> None:
+    """The batch path's block search must pick exactly what serving's top_k picks, ties included."""
+    import numpy as np
+
+    from tastemaker.serving.batch import top_with_softmax
+    from tastemaker.serving.topk import softmax_scores, top_k
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        rows = rng.standard_normal((3, int(rng.integers(30_000, 120_000)))).astype(np.float32)
+        if trial % 3 == 0:
+            rows = np.round(rows, 1)  # many ties at the boundary
+        if trial % 5 == 0:
+            rows[:] = 0
+            rows[:, rng.integers(0, rows.shape[1], 10)] = 1  # fewer distinct scores than k
+        expected = [top_k(row, 25) for row in rows]
+        expected_values = [softmax_scores(row, None, picked) for row, picked in zip(rows, expected, strict=True)]
+        picked, values = top_with_softmax(rows.copy(), 25)
+        for r in range(rows.shape[0]):
+            assert np.array_equal(picked[r], expected[r]), trial
+            assert np.allclose(values[r], expected_values[r], rtol=1e-12, atol=0), trial
