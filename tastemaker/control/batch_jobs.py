@@ -117,9 +117,7 @@ def create_batch_inference_job(ctx: RequestContext, *, job_name: str, solution_v
         require_status(version, (Status.ACTIVE,), "run a batch inference job on the solution version")
         recipe, recipe_type = version_recipe(version)
         _check_inference_recipe(recipe, recipe_type, mode, theme_generation_config)
-        if config.get("item_exploration_config") and recipe_type != "USER_PERSONALIZATION":
-            raise InvalidInputException("batchInferenceJobConfig.itemExplorationConfig only applies to "
-                                        f"USER_PERSONALIZATION recipes; {recipe} is {recipe_type}.")
+        _check_exploration(config.get("item_exploration_config"), recipe)
         _check_influence(config.get("ranking_influence"))
         _check_filter(conn, filter_arn, version.dataset_group_arn)
         _quota(conn, INFERENCE, "batch inference job")
@@ -138,6 +136,23 @@ def create_batch_inference_job(ctx: RequestContext, *, job_name: str, solution_v
                          parent_arn=solution_version_arn)
         queue.enqueue(conn, queue.JobKind.BATCH_INFERENCE, arn)
     return {"batch_inference_job_arn": arn}
+
+
+def _check_exploration(exploration: dict[str, str] | None, recipe: str) -> None:
+    """itemExplorationConfig as a campaign takes it (aws-user-personalization only); no default is filled in:
+    a batch job explores only when asked to."""
+    from tastemaker.control.campaigns import EXPLORATION_KEYS, check_number
+
+    if not exploration:
+        return
+    unknown = [k for k in exploration if k not in EXPLORATION_KEYS]
+    if unknown:
+        raise InvalidInputException(f"itemExplorationConfig accepts {' and '.join(EXPLORATION_KEYS)}; got {unknown[0]}.")
+    check_number(exploration, "explorationWeight", 0.0, 1.0, inclusive_low=True)
+    check_number(exploration, "explorationItemAgeCutOff", 0.0, None, inclusive_low=False)
+    if recipe != "aws-user-personalization":
+        raise InvalidInputException(f"batchInferenceJobConfig.itemExplorationConfig only applies to "
+                                    f"aws-user-personalization; this version was trained with {recipe}.")
 
 
 def _check_influence(influence: dict[str, Any] | None) -> None:

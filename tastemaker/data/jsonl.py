@@ -27,6 +27,7 @@ from tastemaker.data.sources import (
 )
 from tastemaker.errors import InvalidInputException
 
+MAX_FILES, MAX_INPUT_BYTES = 1000, 1 << 30  # Personalize's batch input limits
 MAX_LINE_BYTES = 1_000_000  # a longer line is answered with an error instead of being parsed
 
 
@@ -34,6 +35,17 @@ def input_files(location: str, *, import_roots: Sequence[Path],
                 s3_client_factory: Callable[[], Any]) -> list[CsvSource]:
     """The files of a batch input location, in name order (DataLocationError when there are none)."""
     return resolve_data_location(location, import_roots=import_roots, s3_client_factory=s3_client_factory)
+
+
+def check_input_limits(location: str, files: Sequence[CsvSource]) -> None:
+    """Personalize's limits on a batch job's input: at most MAX_FILES files and MAX_INPUT_BYTES in all
+    (DataLocationError naming the location otherwise)."""
+    if len(files) > MAX_FILES:
+        raise DataLocationError(f"{location} holds {len(files):,} files; a batch job reads at most {MAX_FILES:,}.")
+    total = sum(int(f.size or 0) for f in files)
+    if total > MAX_INPUT_BYTES:
+        raise DataLocationError(f"{location} holds {total:,} bytes; a batch job reads at most 1 GB "
+                                f"({MAX_INPUT_BYTES:,} bytes). Split it into several jobs.")
 
 
 def read_lines(source: CsvSource) -> Iterator[str]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tastemaker.data.jsonl import TOO_LONG, OutputFile, file_name, input_files, read_lines
+from tastemaker.data.jsonl import TOO_LONG, OutputFile, check_input_limits, file_name, input_files, read_lines
 from tastemaker.data.sources import CsvSource, DataLocationError
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.recipes import load_model
@@ -79,6 +79,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
     roots = services.settings.effective_import_roots
     try:
         files = input_files(source, import_roots=roots, s3_client_factory=services.s3_client)
+        check_input_limits(source, files)
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
     workdir = Path(tempfile.mkdtemp(prefix="tm-segment-", dir=_tmp_root(services)))

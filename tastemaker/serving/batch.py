@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tastemaker.data.jsonl import TOO_LONG, OutputFile, file_name, input_files, read_lines
+from tastemaker.data.jsonl import TOO_LONG, OutputFile, check_input_limits, file_name, input_files, read_lines
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import InvalidInputException, JobFailed, JobStopped, TastemakerError
 from tastemaker.services import Services
@@ -52,6 +52,7 @@ log = logging.getLogger("tastemaker.batch")
 CHUNK = 1024  # lines read, scored and written together
 SCORE_BYTES = 8 << 20  # the vectorised path scores this many bytes of scores at once (cache-sized blocks are fastest)
 PROGRESS_SECONDS = 5.0  # how often progress is written to the job's row and log
+MAX_RECORDS_PER_FILE, MAX_RECORDS_WITH_THEMES = 50_000_000, 100  # Personalize's limits per input file
 
 
 @dataclass
@@ -108,6 +109,7 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
     roots = services.settings.effective_import_roots
     try:
         files = input_files(source, import_roots=roots, s3_client_factory=services.s3_client)
+        check_input_limits(source, files)
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
     loaded = model_cache(services).get(services, dep.model_prefix)
@@ -115,6 +117,7 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
     progress = Progress(services, res.arn)
     workdir = Path(tempfile.mkdtemp(prefix="tm-batch-", dir=_tmp_root(services)))
     started = time.time()
+    record_limit = MAX_RECORDS_WITH_THEMES if answer.theme_column else MAX_RECORDS_PER_FILE
     try:
         for item in files:
             out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
@@ -123,6 +126,9 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
                 for chunk in _chunks(read_lines(item), CHUNK):
                     if should_stop():
                         raise JobStopped()
+                    if out.lines + len(chunk) > record_limit:
+                        raise JobFailed(f"Input file {item.name} has more than {record_limit:,} records, the "
+                                        "limit per file of a batch inference job; split it into several files.")
                     rows = answer.chunk(chunk)
                     errors = 0
                     for row in rows:

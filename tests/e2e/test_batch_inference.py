@@ -195,6 +195,11 @@ def test_theme_generation_names_each_item_set(personalize, group, s3, bucket) ->
         output = line["output"]
         assert output["theme"] and len(output["recommendedItems"]) == 5
         assert len(output["itemsThemeRelevanceScores"]) == 5
+    too_many = put_lines(s3, bucket, "themes/many.json", [{"itemId": f"i{k % 90}"} for k in range(101)])
+    job = run_job(personalize, group["versions"]["similar"], too_many, f"s3://{bucket}/themes-many/",
+                  batchInferenceJobMode="THEME_GENERATION",
+                  themeGenerationConfig={"fieldsForThemeGeneration": {"itemName": "DESCRIPTION"}})
+    assert job["status"] == "CREATE FAILED" and "many.json" in job["failureReason"] and "100" in job["failureReason"]
     with pytest.raises(ClientError) as exc:
         personalize.create_batch_inference_job(
             jobName=unique("bij"), solutionVersionArn=group["versions"]["up"], roleArn=ROLE,
@@ -219,6 +224,16 @@ def test_failures_and_refusals(personalize, group, s3, bucket) -> None:  # type:
     with pytest.raises(ClientError) as exc:
         personalize.create_batch_inference_job(solutionVersionArn=group["versions"]["up"], numResults=501, **base)
     assert code(exc) == "InvalidInputException"
+    with pytest.raises(ClientError) as exc:
+        personalize.create_batch_inference_job(
+            solutionVersionArn=group["versions"]["up"], **base,
+            batchInferenceJobConfig={"itemExplorationConfig": {"explorationWeight": "2"}})
+    assert code(exc) == "InvalidInputException" and "explorationWeight" in str(exc.value)
+    with pytest.raises(ClientError) as exc:
+        personalize.create_batch_inference_job(
+            solutionVersionArn=group["versions"]["sims"], **base,
+            batchInferenceJobConfig={"itemExplorationConfig": {"explorationWeight": "0.5"}})
+    assert code(exc) == "InvalidInputException" and "aws-user-personalization" in str(exc.value)
     with pytest.raises(ClientError) as exc:
         personalize.create_batch_inference_job(
             solutionVersionArn=group["versions"]["up"] + "0", **base)
