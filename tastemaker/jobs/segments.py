@@ -89,6 +89,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
         model = load_version_model(services, version.body["model_prefix"], workdir)
         by_attributes = model.recipe_name == "aws-item-attribute-affinity"
         keep = None if user_filter is None else user_filter(np.asarray(model.user_ids).astype(str))
+        item_index = None if by_attributes else _item_index(model)
         for item in files:
             queries = _read_queries(item, by_attributes)
             out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
@@ -98,7 +99,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                     if should_stop():
                         raise JobStopped()
                     for row in _answer(model, queries[start:start + QUERY_CHUNK], int(body["num_results"]),
-                                       keep, by_attributes):
+                                       keep, by_attributes, item_index):
                         out.write(row)
                     lines += min(QUERY_CHUNK, len(queries) - start)
                     log.info("%s: %d segments written", res.arn, lines)
@@ -151,7 +152,7 @@ def _query(line: str, by_attributes: bool) -> tuple[Any, Any, str | None]:
 
 
 def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num: int, keep: np.ndarray | None,
-            by_attributes: bool) -> list[bytes]:
+            by_attributes: bool, item_index: dict[str, int] | None = None) -> list[bytes]:
     """Output lines for a chunk of queries, in input order."""
     errors: list[str | None] = [q[2] for q in queries]
     runnable = [k for k, q in enumerate(queries) if q[2] is None]
@@ -164,7 +165,8 @@ def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num
                     errors[k] = f"No item of the training data matches {queries[k][0]['itemAttributes']}."
             scores = model.score_users_for_attributes([queries[k][1] for k in runnable])
         else:
-            positions = _item_positions(model, [queries[k][1] for k in runnable])
+            lookup = item_index if item_index is not None else _item_index(model)
+            positions = np.asarray([lookup.get(queries[k][1], -1) for k in runnable], dtype=np.int64)
             for k, pos in zip(runnable, positions.tolist(), strict=True):
                 if pos < 0:
                     errors[k] = f"Item {queries[k][1]} was not in the training data of this solution version."
@@ -185,14 +187,9 @@ def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num
     return out
 
 
-def _item_positions(model: TrainedModel, item_ids: list[str]) -> np.ndarray:
-    ids = np.asarray(model.item_ids).astype(str)
-    order = np.argsort(ids, kind="stable")
-    wanted = np.asarray(item_ids, dtype=str)
-    found = np.searchsorted(ids[order], wanted)
-    found = np.minimum(found, len(ids) - 1)
-    hit = ids[order][found] == wanted
-    return np.where(hit, order[found], -1).astype(np.int64)
+def _item_index(model: TrainedModel) -> dict[str, int]:
+    """Item id -> the model's item row."""
+    return {str(item): row for row, item in enumerate(np.asarray(model.item_ids).tolist())}
 
 
 def top_users(scores: np.ndarray, num: int, keep: np.ndarray | None) -> np.ndarray:
