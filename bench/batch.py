@@ -106,7 +106,7 @@ def model_dir(server_dir: Path, version: str) -> Path:
     return server_dir / "blobs" / body["model_prefix"]
 
 
-def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: int = 1024) -> tuple[float, str]:
+def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: int = 256) -> tuple[float, str]:
     """(users/s, what) of the floor: one matrix product and an argpartition top-k per chunk of users.
 
     ALS models: the users' folded-in vectors (computed untimed) times the item factors. Item-item (EASE)
@@ -131,13 +131,13 @@ def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: in
         left = history[:, active].tocsr()
         what = f"EASE, {len(active):,} active of {model.n_items:,} items"
     active = None if "item_factors" in model.arrays else np.asarray(model.arrays["ease_items"])
+    wide = np.zeros((chunk, model.n_items), np.float32)  # reused: inactive items stay 0
     started = time.perf_counter()
     for start in range(0, len(rows), chunk):
         scores = np.asarray(left[start:start + chunk] @ weights, dtype=np.float32)
         if active is not None:
-            wide = np.zeros((scores.shape[0], model.n_items), np.float32)
-            wide[:, active] = scores
-            scores = wide
+            wide[:scores.shape[0], active] = scores
+            scores = wide[:scores.shape[0]]
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
         np.take_along_axis(part, order, axis=1)

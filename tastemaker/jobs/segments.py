@@ -2,8 +2,8 @@
 
 Input lines are `{"itemId": "..."}` (aws-item-affinity, at most 500 per file) or `{"itemAttributes":
 "ITEMS.GENRES = \\"Comedy\\" AND ITEMS.PRICE = \\"5\\""}` (aws-item-attribute-affinity, `=` and `AND` only, at most
-10 per file). The affinity model scores every trained user for QUERY_CHUNK queries at once (a bounded
-(queries, users) block), and each segment is the `numResults` best users, best first (ties: lower model row
+10 per file). The affinity model scores every trained user for a block of queries at once (a bounded
+(queries, users) float32 block of about SCORE_BYTES; the model's per-call set-up is paid once per block), and each segment is the `numResults` best users, best first (ties: lower model row
 first). A job filter on users (`INCLUDE|EXCLUDE UserID WHERE Users.<FIELD> ...`) drops the users it excludes
 before ranking. Output lines are written and published like batch inference outputs (tastemaker.data.jsonl).
 """
@@ -35,7 +35,8 @@ from tastemaker.store.status import Status
 log = logging.getLogger("tastemaker.batch")
 
 MAX_ITEM_QUERIES, MAX_ATTRIBUTE_QUERIES = 500, 10  # per input file
-QUERY_CHUNK = 8  # queries scored together: a (QUERY_CHUNK, users) float32 block
+SCORE_BYTES = 256 << 20  # queries are scored together in (queries, users) float32 blocks of about this size
+MIN_QUERY_CHUNK = 8
 _CONDITION = re.compile(r'^\s*ITEMS\.([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 
 
@@ -94,14 +95,15 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
             queries = _read_queries(item, by_attributes)
             out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
                              s3_client_factory=services.s3_client)
+            step = max(MIN_QUERY_CHUNK, SCORE_BYTES // (4 * max(1, len(model.user_ids))))
             try:
-                for start in range(0, len(queries), QUERY_CHUNK):
+                for start in range(0, len(queries), step):
                     if should_stop():
                         raise JobStopped()
-                    for row in _answer(model, queries[start:start + QUERY_CHUNK], int(body["num_results"]),
+                    for row in _answer(model, queries[start:start + step], int(body["num_results"]),
                                        keep, by_attributes, item_index):
                         out.write(row)
-                    lines += min(QUERY_CHUNK, len(queries) - start)
+                    lines += min(step, len(queries) - start)
                     log.info("%s: %d segments written", res.arn, lines)
                 out.publish()
             except DataLocationError as exc:
