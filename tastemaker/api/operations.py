@@ -7,10 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from tastemaker.control import (  # noqa: F401 - imported for their @operation registrations
+    batch_jobs,
     campaigns,
+    data_deletion_jobs,
     dataset_groups,
     datasets,
     event_trackers,
+    export_jobs,
     filters,
     import_jobs,
     metric_attributions,

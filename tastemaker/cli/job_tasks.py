@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from tastemaker.jobs import recommender_tasks, tasks, training
+from tastemaker.jobs import data_deletion, export, recommender_tasks, segments, tasks, training
 from tastemaker.jobs.worker import Tasks, TaskSpec
-from tastemaker.serving import deploy
+from tastemaker.serving import batch, deploy
 from tastemaker.store.queue import JobKind
 from tastemaker.store.status import Status
 
@@ -28,5 +28,9 @@ TASKS: Tasks = {
     JobKind.RECOMMENDER_STOP: TaskSpec(recommender_tasks.stop_recommender, failed_status=Status.ACTIVE),
     JobKind.RECOMMENDER_START: TaskSpec(partial(recommender_tasks.start_recommender, prepare=deploy.preload_prefix),
                                   failed_status=Status.INACTIVE),
+    JobKind.BATCH_INFERENCE: TaskSpec(batch.run_batch_inference, stopped_status=Status.CREATE_FAILED),
+    JobKind.BATCH_SEGMENT: TaskSpec(segments.run_batch_segment, stopped_status=Status.CREATE_FAILED),
+    JobKind.DATASET_EXPORT: TaskSpec(export.export_dataset, stopped_status=Status.CREATE_FAILED),
+    JobKind.DATA_DELETION: TaskSpec(data_deletion.delete_users, failed_status=Status.FAILED),
     JobKind.RECOMMENDER_DELETE: TaskSpec(recommender_tasks.delete_recommender, failed_status=Status.DELETE_FAILED),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
 
 from tastemaker.errors import InvalidInputException
@@ -32,6 +33,7 @@ _RECIPE_MODULES = (
 )
 _OPTIONAL_MODULES = ("tastemaker.recipes.sasrec",)
 _loaded = False
+_loading = threading.RLock()  # an RLock: a recipe module may look up another recipe while imported
 
 
 def register_recipe(cls: type[Recipe]) -> type[Recipe]:
@@ -41,18 +43,23 @@ def register_recipe(cls: type[Recipe]) -> type[Recipe]:
 
 
 def _load_modules() -> None:
+    """Import every recipe module once; concurrent first callers wait until all are registered (a caller
+    must never see a half-filled registry: "Unknown recipe" for a recipe still being imported)."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for module in _RECIPE_MODULES:
-        importlib.import_module(module)
-    for module in _OPTIONAL_MODULES:
-        try:
+    with _loading:
+        if _loaded:
+            return
+        for module in _RECIPE_MODULES:
             importlib.import_module(module)
-        except ImportError as exc:  # module absent, or its optional dependency (torch) not installed
-            if exc.name not in (module, "torch"):
-                raise
+        for module in _OPTIONAL_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:  # module absent, or its optional dependency (torch) not installed
+                if exc.name not in (module, "torch"):
+                    raise
+        _loaded = True
 
 
 def all_recipes() -> dict[str, Recipe]:

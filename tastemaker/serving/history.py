@@ -169,7 +169,8 @@ class TrackerWatch:
         def load() -> str | None:
             with services.engine.connect() as conn:
                 trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn)
-            return ",".join(f"{t.arn}@{t.created_at}" for t in trackers) or None
+            # A data deletion job bumps `state_generation`: every process drops what it holds of the group.
+            return ",".join(f"{t.arn}@{t.created_at}/{t.body.get('state_generation', '')}" for t in trackers) or None
 
         return self._seen.get(group_arn, load)  # type: ignore[no-any-return]
 

@@ -47,6 +47,10 @@ class JobKind(StrEnum):
     RECOMMENDER_STOP = "recommender_stop"
     RECOMMENDER_START = "recommender_start"
     RECOMMENDER_DELETE = "recommender_delete"
+    BATCH_INFERENCE = "batch_inference"
+    BATCH_SEGMENT = "batch_segment"
+    DATASET_EXPORT = "dataset_export"
+    DATA_DELETION = "data_deletion"
 
 
 class LeaseLost(Exception):

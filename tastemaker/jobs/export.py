@@ -1,0 +1,98 @@
+"""Dataset export jobs: a dataset's data as CSV part files with a header, in Personalize's export layout.
+
+`ingestionMode` picks the data: BULK (what import jobs brought), PUT (what PutEvents / PutItems / PutUsers
+recorded: for Interactions the streamed events, stitched to their users as training sees them) or ALL.
+The rows are read with the dataset's own semantics (tastemaker.data.tables.read_dataset): exact duplicate
+interactions once, Items/Users only the newest record per id. The header is the schema's field names in
+schema order; values are written as an import reads them (empty for null, `|` between multiple values),
+so an export imports into a new dataset group unchanged. Files are
+`<path><jobName>/part-00000.csv`, ... , ROWS_PER_FILE rows each, each published whole
+(tastemaker.data.jsonl.publish_file).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from tastemaker.data.jsonl import publish_file
+from tastemaker.data.sources import DataLocationError
+from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.services import Services
+from tastemaker.store import part_origins, resources
+from tastemaker.store.queue import Job
+from tastemaker.store.status import Status
+
+ROWS_PER_FILE = 1_000_000
+ORIGINS = {"BULK": ("BULK",), "PUT": ("PUT",), "ALL": ("BULK", "PUT")}
+
+
+def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """The DATASET_EXPORT task: CREATE IN_PROGRESS, CSV parts published, then ACTIVE."""
+    from tastemaker.control.schemas import load_schema
+    from tastemaker.data.schemas import normalize_dataset_type
+    from tastemaker.data.tables import read_dataset
+    from tastemaker.jobs.training import export_events
+
+    started = time.time()
+    with services.engine.begin() as conn:
+        res = resources.get(conn, job.resource_arn, "dataset_export_job")
+        resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
+    body = res.body
+    mode = body.get("ingestion_mode") or "PUT"
+    folder = body["job_output"]["s3_data_destination"]["path"] + body["job_name"] + "/"
+    roots = services.settings.effective_import_roots
+    workdir = Path(tempfile.mkdtemp(prefix="tm-export-", dir=_tmp_root(services)))
+    try:
+        with services.read_engine.connect() as conn:
+            dataset = resources.get(conn, body["dataset_arn"], "dataset")
+            _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
+            dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
+            paths = [services.blobs.local_path(p.blob_key) for p in part_origins.parts(conn, dataset.arn,
+                                                                                      ORIGINS[mode])]
+            if dataset_type == "Interactions" and mode in ("PUT", "ALL") and dataset.dataset_group_arn:
+                streamed = export_events(conn, dataset.dataset_group_arn, workdir / "events.parquet")
+                if streamed is not None:
+                    paths.append(streamed)
+        table = read_dataset(paths, schema, dataset_type) if paths else None
+        if should_stop():
+            raise JobStopped()
+        rows = 0 if table is None else table.num_rows
+        files = write_csv_parts(table, [f.name for f in schema.fields], workdir)
+        for number, path in enumerate(files):
+            publish_file(path, folder, f"part-{number:05d}.csv", import_roots=roots,
+                         s3_client_factory=services.s3_client)
+    except DataLocationError as exc:
+        raise JobFailed(exc.reason) from exc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with services.engine.begin() as conn:
+        resources.update(conn, res.arn, status=Status.ACTIVE, changes={
+            "row_count": rows, "execution_seconds": round(time.time() - started, 3)})
+
+
+def write_csv_parts(table: pa.Table | None, columns: list[str], workdir: Path) -> list[Path]:
+    """The table as CSV files of at most ROWS_PER_FILE rows, each with the header (one header-only file when
+    there are no rows, so the export always shows its layout)."""
+    if table is None:
+        table = pa.table({name: pa.array([], pa.string()) for name in columns})
+    table = table.select(columns)
+    options = pcsv.WriteOptions(include_header=True, quoting_style="needed")
+    out: list[Path] = []
+    for start in range(0, max(table.num_rows, 1), ROWS_PER_FILE):
+        path = workdir / f"part-{len(out):05d}.csv"
+        pcsv.write_csv(table.slice(start, ROWS_PER_FILE), path, write_options=options)
+        out.append(path)
+    return out
+
+
+def _tmp_root(services: Services) -> str:
+    root = services.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)

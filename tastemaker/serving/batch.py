@@ -1,0 +1,374 @@
+"""Batch inference jobs: every JSON Lines input line answered with the serving layer's own pipeline.
+
+The task builds the serving view of the solution version (a `Deployment` with the job's exploration and
+rankingInfluence settings) and answers each line with `engine.recommend` / `engine.rank`, so a line equals
+GetRecommendations / GetPersonalizedRanking on a campaign of the same version (exploration off). Lines are
+read as a stream, CHUNK at a time, and written to a local temporary file that is published as
+`<input-file-name>.out` when the file is done (tastemaker.data.jsonl): memory is bounded by the chunk and
+the model, never by the input.
+
+Plain USER_PERSONALIZATION lines (no filter, no exploration, no rankingInfluence) take a vectorised path:
+a chunk's users are scored in one `score_users` call and ranked with the same top-k and softmax rules as
+`engine.recommend` (tastemaker.serving.topk), which is what makes a million-user job fast. Any other line
+goes through `engine.recommend` itself. Large ALS catalogues served through an approximate index answer
+GetRecommendations from candidates; the batch path always scores exactly.
+
+A bad line (not JSON, a missing userId / itemId / itemList, an unknown filter parameter) gets an `error`
+and `"output": null`; it never fails the job. A file that cannot be read fails the job with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from tastemaker.data.jsonl import TOO_LONG, OutputFile, check_input_limits, file_name, input_files, read_lines
+from tastemaker.data.sources import DataLocationError
+from tastemaker.errors import InvalidInputException, JobFailed, JobStopped, TastemakerError
+from tastemaker.services import Services
+from tastemaker.serving.catalog import ServingCatalog
+from tastemaker.serving.deployments import Deployment
+from tastemaker.serving.engine import Query, catalog_for, rank, recommend
+from tastemaker.serving.history import has_tracker, streamed_events
+from tastemaker.serving.models import LoadedModel, model_cache
+from tastemaker.serving.topk import top_k
+from tastemaker.store import resources
+from tastemaker.store.queue import Job
+from tastemaker.store.status import Status
+
+log = logging.getLogger("tastemaker.batch")
+
+CHUNK = 1024  # lines read, scored and written together
+SCORE_BYTES = 8 << 20  # the vectorised path scores this many bytes of scores at once (cache-sized blocks are fastest)
+PROGRESS_SECONDS = 5.0  # how often progress is written to the job's row and log
+MAX_RECORDS_PER_FILE, MAX_RECORDS_WITH_THEMES = 50_000_000, 100  # Personalize's limits per input file
+
+
+@dataclass
+class Progress:
+    """Lines done so far, recorded on the job (`progress` in its document) and in the worker's log."""
+
+    services: Services
+    arn: str
+    lines: int = 0
+    errors: int = 0
+    files: int = 0
+    last: float = 0.0
+
+    def add(self, lines: int, errors: int, *, force: bool = False) -> None:
+        self.lines += lines
+        self.errors += errors
+        now = time.monotonic()
+        if force or now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            log.info("%s: %d lines answered (%d with errors), %d files done", self.arn, self.lines, self.errors,
+                     self.files)
+            with self.services.engine.begin() as conn:
+                resources.update(conn, self.arn, changes={"progress": {
+                    "lines_processed": self.lines, "lines_failed": self.errors, "files_done": self.files}})
+
+
+def deployment_for(version: resources.Resource, config: dict[str, Any]) -> Deployment:
+    """The serving view of a solution version for a batch job (scores as a campaign gives them)."""
+    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    serving_config: dict[str, Any] = {}
+    if config.get("item_exploration_config"):
+        serving_config["item_exploration_config"] = dict(config["item_exploration_config"])
+    if config.get("ranking_influence"):
+        serving_config["ranking_influence"] = dict(config["ranking_influence"])
+    from tastemaker.recipes import get_recipe
+
+    return Deployment(version.arn, "campaign", Status.ACTIVE, version.dataset_group_arn or "",
+                      version.body.get("model_prefix"), recipe, get_recipe(recipe).recipe_type, serving_config,
+                      None, version.arn)
+
+
+def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
+    """The BATCH_INFERENCE task: CREATE IN_PROGRESS, one `.out` per input file, then ACTIVE."""
+    with services.engine.begin() as conn:
+        res = resources.get(conn, job.resource_arn, "batch_inference_job")
+        version = resources.get(conn, res.body["solution_version_arn"], "solution_version")
+        resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
+    body = res.body
+    dep = deployment_for(version, body.get("batch_inference_job_config") or {})
+    if not dep.model_prefix:
+        raise JobFailed(f"Solution version {version.arn} has no trained model.")
+    source = body["job_input"]["s3_data_source"]["path"]
+    folder = body["job_output"]["s3_data_destination"]["path"]
+    roots = services.settings.effective_import_roots
+    try:
+        files = input_files(source, import_roots=roots, s3_client_factory=services.s3_client)
+        check_input_limits(source, files)
+    except DataLocationError as exc:
+        raise JobFailed(exc.reason) from exc
+    loaded = model_cache(services).get(services, dep.model_prefix)
+    answer = LineAnswerer(services, dep, loaded, body)
+    progress = Progress(services, res.arn)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-batch-", dir=_tmp_root(services)))
+    started = time.time()
+    record_limit = MAX_RECORDS_WITH_THEMES if answer.theme_column else MAX_RECORDS_PER_FILE
+    try:
+        for item in files:
+            out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
+                             s3_client_factory=services.s3_client)
+            try:
+                for chunk in _chunks(read_lines(item), CHUNK):
+                    if should_stop():
+                        raise JobStopped()
+                    if out.lines + len(chunk) > record_limit:
+                        raise JobFailed(f"Input file {item.name} has more than {record_limit:,} records, the "
+                                        "limit per file of a batch inference job; split it into several files.")
+                    rows = answer.chunk(chunk)
+                    errors = 0
+                    for row in rows:
+                        out.write(row)
+                        errors += not row.endswith(b'"error":null}')
+                    progress.add(len(rows), errors)
+                out.publish()
+            except DataLocationError as exc:
+                out.discard()
+                raise JobFailed(exc.reason) from exc
+            except BaseException:
+                out.discard()
+                raise
+            progress.files += 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    progress.add(0, 0, force=True)
+    with services.engine.begin() as conn:
+        resources.update(conn, res.arn, status=Status.ACTIVE,
+                         changes={"execution_seconds": round(time.time() - started, 3)})
+
+
+def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _tmp_root(services: Services) -> str:
+    root = services.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+class LineAnswerer:
+    """Turns input lines into output lines for one job."""
+
+    def __init__(self, services: Services, dep: Deployment, loaded: LoadedModel, body: dict[str, Any]) -> None:
+        self.services = services
+        self.dep = dep
+        self.loaded = loaded
+        self.num = int(body.get("num_results") or 25)
+        self.filter_arn = body.get("filter_arn")
+        self.theme_column = (((body.get("theme_generation_config") or {}).get("fields_for_theme_generation")
+                              or {}).get("item_name")) if body.get("batch_inference_job_mode") == "THEME_GENERATION" \
+            else None
+        self.catalog: ServingCatalog = catalog_for(services, dep, loaded)
+        self.fast = (dep.recipe_type == "USER_PERSONALIZATION" and not self.filter_arn
+                     and not dep.config.get("item_exploration_config") and not dep.config.get("ranking_influence"))
+
+    def chunk(self, lines: list[str]) -> list[bytes]:
+        parsed: list[tuple[Any, str | None]] = [_parse(line) for line in lines]
+        out: list[bytes | None] = [None] * len(lines)
+        plain: list[int] = []
+        for k, (value, error) in enumerate(parsed):
+            if error is not None:
+                out[k] = _line(value, None, error)
+            elif self.fast and set(value) == {"userId"} and isinstance(value["userId"], str) and value["userId"]:
+                plain.append(k)
+            else:
+                out[k] = self.one(value)
+        if plain:
+            for k, result in zip(plain, self.users([parsed[k][0]["userId"] for k in plain]), strict=True):
+                out[k] = _line(parsed[k][0], result, None)
+        return [row for row in out if row is not None]
+
+    def one(self, value: dict[str, Any]) -> bytes:
+        """A line through engine.recommend / engine.rank (errors become the line's `error`)."""
+        try:
+            output = self._answer(value)
+        except (TastemakerError, ValueError, TypeError) as exc:
+            return _line(value, None, str(exc))
+        return _line(value, output, None)
+
+    def _answer(self, value: dict[str, Any]) -> dict[str, Any]:
+        values = value.get("filterValues")
+        if values is not None and (not isinstance(values, dict)
+                                   or not all(isinstance(v, str) for v in values.values())):
+            raise InvalidInputException("filterValues must be an object of strings.")
+        if values and not self.filter_arn:
+            raise InvalidInputException("filterValues were given but the job has no filterArn.")
+        user_id, item_id = value.get("userId"), value.get("itemId")
+        for name, given in (("userId", user_id), ("itemId", item_id)):
+            if given is not None and not isinstance(given, str):
+                raise InvalidInputException(f"{name} must be a string.")
+        if self.dep.recipe_type == "PERSONALIZED_RANKING":
+            items = value.get("itemList")
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise InvalidInputException("itemList (a list of item ids) is required for PERSONALIZED_RANKING.")
+            if not user_id:
+                raise InvalidInputException("userId is required for PERSONALIZED_RANKING recipes.")
+            ranked = rank(self.services, self.dep, Query(user_id=user_id, filter_arn=self.filter_arn,
+                                                          filter_values=values or None, input_list=items))
+            entries = ranked["personalized_ranking"]
+            return {"recommendedItems": [e["item_id"] for e in entries],
+                    "scores": [e.get("score") for e in entries]}
+        if self.dep.recipe_type == "POPULAR_ITEMS":
+            item_id = None  # Popularity-Count answers every line with the same list
+        found = recommend(self.services, self.dep, Query(user_id=user_id or None, item_id=item_id or None,
+                                                         num_results=self.num, filter_arn=self.filter_arn,
+                                                         filter_values=values or None))
+        entries = found["item_list"]
+        output: dict[str, Any] = {"recommendedItems": [e["item_id"] for e in entries]}
+        if entries and "score" in entries[0]:
+            output["scores"] = [e["score"] for e in entries]
+        if self.theme_column:
+            output.update(self._theme(item_id or "", output["recommendedItems"]))
+        return output
+
+    def users(self, user_ids: list[str]) -> Iterator[dict[str, Any]]:
+        """The vectorised USER_PERSONALIZATION path: same scores, top-k and softmax as engine.recommend."""
+        model, catalog = self.loaded.model, self.catalog
+        n_model = catalog.n_model
+        step = max(1, min(len(user_ids), SCORE_BYTES // max(1, 4 * n_model)))
+        streamed = has_tracker(self.services, self.dep.group_arn)
+        for start in range(0, len(user_ids), step):
+            ids = user_ids[start:start + step]
+            rows = np.asarray([self.loaded.user_position(u) for u in ids], dtype=np.int64)
+            histories = [self._history(u) if streamed else np.zeros(0, np.int32) for u in ids]
+            scores = np.asarray(model.score_users(rows, histories))
+            picked, values = top_with_softmax(scores, self.num)
+            names = catalog.item_ids[picked]
+            rounded = np.round(values, 7)
+            for r in range(len(ids)):
+                yield {"recommendedItems": names[r].tolist(), "scores": rounded[r].tolist()}
+
+    def _history(self, user_id: str) -> np.ndarray:
+        recent = streamed_events(self.services, self.dep.group_arn, user_id)
+        positions = [self.catalog.index_of(i) for i in reversed(recent.item_ids)]
+        return np.asarray([p for p in positions if 0 <= p < self.catalog.n_model], dtype=np.int32)
+
+    def _theme(self, item_id: str, recommended: list[str]) -> dict[str, Any]:
+        return theme_for(self.catalog, self.theme_column or "", item_id, recommended)
+
+
+def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the k best indices (ties: as tastemaker.serving.topk.top_k breaks them) and their softmax over
+    the whole row, float64: the same float32 exponentials summed in float64 as softmax_scores with no mask.
+    `scores` is overwritten."""
+    k = min(k, scores.shape[1])
+    picked = np.stack([_row_top(scores[r], k) for r in range(scores.shape[0])]) if scores.shape[0] else \
+        np.zeros((0, k), np.int64)
+    chosen = np.take_along_axis(scores, picked, axis=1).astype(np.float64)
+    top = scores.max(axis=1)
+    np.subtract(scores, top[:, None], out=scores)
+    np.exp(scores, out=scores)
+    totals = scores.sum(axis=1, dtype=np.float64)
+    values = np.exp(chosen - top.astype(np.float64)[:, None]) / totals[:, None]
+    return picked, values
+
+
+BLOCK = 128  # columns per block of the candidate search
+
+
+def _row_top(row: np.ndarray, k: int) -> np.ndarray:
+    """top_k(row, k) without a full-row selection when the answer is unambiguous.
+
+    The row's BLOCK-wide block maxima are ranked; every item of the top k lies in a block whose maximum is at
+    least the k-th largest block maximum (k items reach it), so only those blocks are searched. When the k-th
+    and (k+1)-th best candidates tie, which tied item top_k keeps depends on its full-row selection, so that
+    row is answered by top_k itself."""
+    n = row.shape[0]
+    if n <= 8 * BLOCK * k:
+        return top_k(row, k)
+    full = n // BLOCK * BLOCK
+    maxima = row[:full].reshape(-1, BLOCK).max(axis=1)
+    if full < n:
+        maxima = np.append(maxima, row[full:].max())
+    threshold = np.partition(maxima, maxima.size - k)[maxima.size - k]
+    blocks = np.flatnonzero(maxima >= threshold)
+    columns = (blocks[:, None] * BLOCK + np.arange(BLOCK)).ravel()
+    columns = columns[columns < n]
+    values = row[columns]
+    negated = -values
+    part = np.argpartition(negated, k)[:k + 1]
+    order = part[np.lexsort((columns[part], negated[part]))]
+    if values[order[k - 1]] == values[order[k]]:
+        return top_k(row, k)
+    return columns[order[:k]].astype(np.int64)
+
+
+def _parse(line: str) -> tuple[Any, str | None]:
+    if line == TOO_LONG:
+        return None, "The line is longer than 1,000,000 bytes."
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return line, f"The line is not valid JSON: {exc}."
+    if not isinstance(value, dict):
+        return value, "The line must be a JSON object such as {\"userId\": \"...\"}."
+    return value, None
+
+
+def _line(value: Any, output: dict[str, Any] | None, error: str | None) -> bytes:
+    return orjson.dumps({"input": value, "output": output, "error": error})
+
+
+# --- THEME_GENERATION -------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_STOP_WORDS = """a an and are as at be but by for from has have in into is it its of on or that the their this
+to was were will with without about after again all also any because been before being between both can could
+did does each few more most other our out over own same she should some such than them then there these they
+those through too under until very what when where which while who whom why you your"""
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+def theme_for(catalog: ServingCatalog, name_column: str, item_id: str, recommended: list[str]) -> dict[str, Any]:
+    """A theme for an item set made from the items' own text (no generative model): the three words that
+    most of the set's items share in their name and textual columns (stop words dropped), phrased as
+    "<Word>, <word> and <word>", with each item's relevance = the share of theme words its text holds."""
+    positions = [catalog.index_of(i) for i in [item_id, *recommended]]
+    texts = _item_texts(catalog, name_column, positions)
+    counts: Counter[str] = Counter()
+    for words in texts:
+        counts.update(words)
+    theme_words = [w for w, _ in counts.most_common(3)]
+    if not theme_words:
+        return {"theme": "", "itemsThemeRelevanceScores": [0.0] * len(recommended)}
+    phrase = theme_words[0].capitalize()
+    if len(theme_words) > 1:
+        phrase += (", " + ", ".join(theme_words[1:-1]) if len(theme_words) > 2 else "") + " and " + theme_words[-1]
+    scores = [round(len(words & set(theme_words)) / len(theme_words), 4) for words in texts[1:]]
+    return {"theme": phrase, "itemsThemeRelevanceScores": scores}
+
+
+def _item_texts(catalog: ServingCatalog, name_column: str, positions: list[int]) -> list[set[str]]:
+    if catalog.metadata is None:
+        return [set() for _ in positions]
+    columns = [name_column] + [c for c in catalog.metadata.column_names
+                               if c.upper() not in ("ITEM_ID", name_column.upper())
+                               and str(catalog.metadata.schema.field(c).type) == "string"]
+    rows = catalog.metadata_for([max(p, 0) for p in positions], columns)
+    out = []
+    for pos, row in zip(positions, rows, strict=True):
+        text = " ".join(row.values()) if pos >= 0 else ""
+        out.append({w.lower() for w in _WORD.findall(text)} - _STOP)
+    return out
