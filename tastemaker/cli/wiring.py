@@ -72,6 +72,9 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
               f"{settings.data_dir / 'credentials.json'}, mode 0600). Use it like this:\n")
         print(boto3_snippet(keys.root, endpoint, settings.default_region), flush=True)
     app = build_app(services, keys)
+    from tastemaker.console.app import PREFIX, build_console
+
+    app.mounts.append((PREFIX, build_console(app.api)))
     runner = build_runner(services, settings.job_threads)
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)

@@ -1,0 +1,79 @@
+"""Console sign-in over plain HTTP against a live server: cookies, CSRF, sign-out, read-only keys."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+
+from tastemaker.cli.local_server import LocalServer
+from tests.e2e.test_access_keys import create_key
+
+READ_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+    "personalize:List*", "personalize:Describe*", "personalize:Get*"]}]}
+
+
+def sign_in(srv: LocalServer, key: str, secret: str) -> httpx.Client:
+    """Sign in; a key made a moment ago is accepted once the server re-reads its keys (every second)."""
+    client = httpx.Client(base_url=srv.url, follow_redirects=False)
+    deadline = time.monotonic() + 30
+    while True:
+        reply = client.post("/console/signin", data={"access_key_id": key, "secret_access_key": secret})
+        if reply.status_code != 401 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert reply.status_code == 303, reply.text
+    return client
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def test_pages_need_a_session_and_a_wrong_secret_is_refused(console_server: LocalServer) -> None:
+    anonymous = httpx.get(console_server.url + "/console/groups", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].endswith("/console/signin")
+    refused = httpx.post(console_server.url + "/console/signin",
+                         data={"access_key_id": console_server.access_key, "secret_access_key": "wrong"})
+    assert refused.status_code == 401 and "do not match" in refused.text
+    assert "set-cookie" not in refused.headers
+
+
+def test_session_cookie_flags_csrf_and_sign_out(console_server: LocalServer) -> None:
+    client = sign_in(console_server, console_server.access_key, console_server.secret_key)
+    cookie = client.cookies.jar
+    header = next(iter(cookie))
+    assert header.name == "tastemaker_console" and header.path == "/console"
+    assert header.has_nonstandard_attr("HttpOnly") and header.get_nonstandard_attr("SameSite") == "strict"
+
+    page = client.get("/console/groups")
+    assert page.status_code == 200 and 'id="create-group"' in page.text
+    forged = client.post("/console/groups", data={"name": "forged-group"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    stale = client.post("/console/groups", data={"name": "forged-group", "csrf": "x" * 43})
+    assert stale.status_code == 403
+    listed = console_server.client("personalize").list_dataset_groups()["datasetGroups"]
+    assert "forged-group" not in [g["name"] for g in listed]
+
+    bad = client.post("/console/groups", data={"name": "bad name!", "csrf": csrf(page.text)})
+    assert bad.status_code == 400 and 'role="alert"' in bad.text and "name" in bad.text
+
+    token = client.cookies["tastemaker_console"]
+    out = client.post("/console/signout", data={"csrf": csrf(page.text)})
+    assert out.status_code == 303
+    reused = httpx.get(console_server.url + "/console/groups", cookies={"tastemaker_console": token},
+                       follow_redirects=False)
+    assert reused.status_code == 303 and reused.headers["location"].endswith("/console/signin")
+
+
+def test_a_read_only_key_sees_no_change_buttons_and_cannot_change(console_server: LocalServer) -> None:
+    key, secret = create_key(console_server.data_dir, "console-reader", READ_ONLY)
+    client = sign_in(console_server, key, secret)
+    page = client.get("/console/groups")
+    assert page.status_code == 200 and "read-only" in page.text
+    assert 'id="create-group"' not in page.text
+    denied = client.post("/console/groups", data={"name": "reader-group", "csrf": csrf(page.text)})
+    assert denied.status_code == 400 and "not authorized to perform: personalize:CreateDatasetGroup" in denied.text
