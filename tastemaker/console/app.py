@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -30,6 +32,7 @@ from tastemaker.api.app import Api
 from tastemaker.console.calls import BotoShaped, Caller
 from tastemaker.console.sessions import COOKIE, Session, Sessions, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
+from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
 
 log = logging.getLogger("tastemaker.console")
@@ -83,6 +86,7 @@ class Console:
         self.api = api
         self.sessions = Sessions(api.keys)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters["when"] = _when
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
@@ -95,16 +99,17 @@ class Console:
             "/group/delete": (self.delete_preview, self.delete_group),
             "/campaign": (self.campaign, self.test_campaign),
             "/tracker": (self.tracker, self.send_event),
+            "/filter/check": (self.group, self.check_filter),
         }
         for path, (get, post) in pages.items():
             routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
         self.app = Starlette(routes=routes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope = dict(scope)
-        scope["root_path"] = scope.get("root_path", "") + PREFIX
-        scope["path"] = scope["path"][len(PREFIX):] or "/"
-        await self.app(scope, receive, send)
+        if scope["path"] == PREFIX:  # "/console" itself: the home route
+            scope = {**scope, "path": PREFIX + "/", "raw_path": (PREFIX + "/").encode()}
+        # Starlette routes on the path below root_path (the path keeps its prefix, as ASGI servers send it).
+        await self.app({**scope, "root_path": scope.get("root_path", "") + PREFIX}, receive, send)
 
     # --- sign-in --------------------------------------------------------------------------------------------
 
@@ -269,6 +274,20 @@ class Console:
             return await self.group(request, ctx, errors={action: exc.message}, form=form)
         return _back("/group", arn=arn)
 
+    async def check_filter(self, request: Request, ctx: Ctx) -> Response:
+        """Live validation for the filter editor: CreateFilter's own check of the expression against the
+        group's schemas, run without creating anything; the error's position comes back for highlighting."""
+        arn = request.query_params.get("arn", "")
+        expression = request.state.form.get("filterExpression", "")
+        try:
+            await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn})  # the key may read it
+            await _to_thread(lambda: _check_expression(ctx.caller, arn, expression))
+        except TastemakerError as exc:
+            found = re.search(r"at position (\d+)", exc.message)
+            return JSONResponse({"ok": False, "message": exc.message,
+                                 "position": int(found.group(1)) if found else None})
+        return JSONResponse({"ok": True, "message": "The expression is valid for this dataset group."})
+
     async def delete_preview(self, request: Request, ctx: Ctx) -> Response:
         arn = request.query_params.get("arn", "")
         plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
@@ -385,6 +404,18 @@ class Console:
         return await self.tracker(request, ctx, form=form,
                                   sent=f"Sent a {form.get('eventType') or 'click'} event on item "
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
+
+
+def _check_expression(caller: Caller, group_arn: str, expression: str) -> None:
+    with caller.api.services.read_engine.connect() as conn:
+        check_expression(conn, group_arn, expression)
+
+
+def _when(value: Any) -> str:
+    """A wire timestamp (epoch seconds) as UTC date and time."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value or "")
 
 
 def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,6 +33,16 @@ def all_css(driver: Any, css: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, css))
 
 
+def go(driver: Any, target: Any) -> None:
+    """Click a link or submit button (a CSS selector or an element) and wait for the next page."""
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = by_css(driver, "html")
+    (by_css(driver, target) if isinstance(target, str) else target).click()
+    WebDriverWait(driver, 120).until(staleness_of(page))
+
+
 def fill(driver: Any, css: str, text: str) -> None:
     field = by_css(driver, css)
     driver.execute_script("arguments[0].value = arguments[1];", field, text)
@@ -40,8 +50,18 @@ def fill(driver: Any, css: str, text: str) -> None:
 
 def until(driver: Any, check: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
     """Reload the page until `check()` holds (the pages also refresh themselves while work is in progress)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def holds() -> bool:
+        try:
+            return check()
+        except (NoSuchElementException, StaleElementReferenceException):  # the page reloaded meanwhile
+            return False
+
     deadline = time.monotonic() + timeout
-    while not check():
+    while not holds():
+        if "FAILED" in body(driver):
+            raise AssertionError(f"{what}: something failed; page:\n{body(driver)[:3000]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: still not the case after {timeout:.0f}s; page:\n{body(driver)[:3000]}")
         time.sleep(1.0)
@@ -58,14 +78,15 @@ def shot(driver: Any, name: str, width: int = 1280) -> None:
     Path(SHOTS).mkdir(parents=True, exist_ok=True)
     driver.set_window_size(width, 800)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(int(height) + 20, 2400))
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+    driver.set_window_size(width, min(int(height) + 20, 1400))
     driver.save_screenshot(str(Path(SHOTS) / f"{name}.png"))
     driver.set_window_size(1280, 800)
 
 
 def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, console_import_root: Path) -> None:
     d, srv = browser, console_server
-    paths = write_dataset(console_import_root / "movies", users=60, items=40, per_user=15)
+    paths = write_dataset(console_import_root / "movies", users=80, items=40, per_user=15)
 
     # Sign in: a wrong secret is refused on the page, the right one opens the (empty) group list.
     d.get(srv.url + "/console")
@@ -73,12 +94,12 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     shot(d, "signin")
     by_css(d, "#access_key_id").send_keys(srv.access_key)
     by_css(d, "#secret_access_key").send_keys("not-the-secret")
-    by_css(d, "#signin").click()
+    go(d, "#signin")
     assert "do not match" in body(d)
     by_css(d, "#access_key_id").clear()
     by_css(d, "#access_key_id").send_keys(srv.access_key)
     by_css(d, "#secret_access_key").send_keys(srv.secret_key)
-    by_css(d, "#signin").click()
+    go(d, "#signin")
     assert d.current_url.endswith("/console/groups")
     assert "No dataset groups yet" in body(d)
     cookie = d.get_cookie("tastemaker_console")
@@ -87,13 +108,13 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
 
     # A dataset group, its Interactions dataset (schema edited in the page) and an import from a local path.
     by_css(d, "#group-name").send_keys("console-movies")
-    by_css(d, "#create-group-button").click()
+    go(d, "#create-group-button")
     assert "console-movies" in by_css(d, "h1").text
     by_css(d, "#dataset-name").send_keys("interactions")
     fill(d, "#dataset-schema", schema_json(INTERACTIONS_SCHEMA))
-    by_css(d, "#create-dataset-button").click()
+    go(d, "#create-dataset-button")
     by_css(d, "#import-location").send_keys(str(paths["interactions"]))
-    by_css(d, "#create-import-button").click()
+    go(d, "#create-import-button")
     until(d, lambda: "ACTIVE" in by_css(d, "#imports").text, "the import finishes")
 
     # Two solutions (a learned one and the popularity baseline), each trained once.
@@ -105,54 +126,60 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
         from selenium.webdriver.support.ui import Select
 
         Select(by_css(d, "#solution-recipe")).select_by_visible_text(recipe)
-        by_css(d, "#create-solution-button").click()
+        go(d, "#create-solution-button")
         until(d, lambda n=count: len(all_css(d, ".train-button")) >= n, f"solution {name} is created")
-        all_css(d, ".train-button")[-1].click()
+        go(d, all_css(d, ".train-button")[-1])
     until(d, lambda: len(all_css(d, ".deploy-button")) == 2, "both versions train", timeout=300)
     assert "aws-popularity-count" in by_css(d, "#metrics").text
     shot(d, "group")
 
     # Deploy the learned version and test it for a user.
     by_css(d, ".campaign-name").send_keys("personal-campaign")
-    all_css(d, ".deploy-button")[0].click()
+    go(d, all_css(d, ".deploy-button")[0])
     until(d, lambda: "ACTIVE" in " ".join(e.find_element("xpath", "..").text for e in all_css(d, ".campaign-link")),
           "the campaign deploys", timeout=300)
-    by_css(d, ".campaign-link").click()
+    go(d, ".campaign-link")
     by_css(d, "#test-user").send_keys("u1")
-    by_css(d, "#test-button").click()
+    go(d, "#test-button")
     items = [e.text for e in all_css(d, "#results td.item")]
     assert len(items) == 10 and all(i.startswith("i") for i in items)
     shot(d, "campaign")
     campaign_url = d.current_url
 
     # A filter with a typo shows the error at the form; the corrected one is created.
-    by_css(d, ".crumbs a:nth-of-type(2)").click()
+    go(d, ".crumbs a:nth-of-type(2)")
     group_url = d.current_url
     by_css(d, "#filter-name").send_keys("unwatched")
-    fill(d, "#filter-expression", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch"')
-    by_css(d, "#create-filter-button").click()
+    by_css(d, "#filter-expression").send_keys('EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch"')
+    deadline = time.monotonic() + 30  # live validation answers while typing, with the error's position marked
+    while "position" not in by_css(d, "#filter-live").text and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "position 57" in by_css(d, "#filter-live").text, by_css(d, "#filter-live").text
+    assert by_css(d, "#filter-where mark").is_displayed()
+    shot(d, "filter-live")
+    go(d, "#create-filter-button")
     error = by_css(d, "#error-filter").text
     assert error and "filter" in error.lower(), error
     assert by_css(d, "#filter-expression").get_attribute("value").startswith("EXCLUDE ItemID")
     shot(d, "filter-error")
     fill(d, "#filter-expression", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")')
-    by_css(d, "#create-filter-button").click()
+    go(d, "#create-filter-button")
     until(d, lambda: "unwatched" in by_css(d, "#filters table").text and "ACTIVE" in by_css(d, "#filters table").text,
           "the filter becomes active")
 
     # An event tracker, and a test event from the form.
     by_css(d, "#tracker-name").send_keys("site")
-    by_css(d, "#create-tracker-button").click()
+    go(d, "#create-tracker-button")
     until(d, lambda: "ACTIVE" in by_css(d, "#trackers").text, "the tracker becomes active")
-    by_css(d, ".tracker-link").click()
+    go(d, ".tracker-link")
     by_css(d, "#event-user").send_keys("u1")
     by_css(d, "#event-item").send_keys(items[0])
-    by_css(d, "#send-event").click()
+    go(d, "#send-event")
     assert "Sent a click event" in by_css(d, "#event-sent").text
     shot(d, "tracker")
     d.get(campaign_url)
     by_css(d, "#test-user").send_keys("u1")
-    by_css(d, "#test-button").click()
+    go(d, "#test-button")
     assert [e.text for e in all_css(d, "#results td.item")]
 
     # Phone width: the group page still reads as one column.
@@ -160,18 +187,18 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     shot(d, "group-phone", width=390)
 
     # Delete the group: the cleanup plan first, then the confirmation.
-    by_css(d, "#delete-group").click()
+    go(d, "#delete-group")
     plan = by_css(d, "#plan").text
     for kind in ("campaign", "filter", "event tracker", "solution", "dataset", "dataset group", "schema"):
         assert kind in plan, plan
     shot(d, "delete")
     by_css(d, "#confirm").send_keys("console-movies")
-    by_css(d, "#delete-button").click()
+    go(d, "#delete-button")
     assert d.current_url.endswith("/console/groups")
     until(d, lambda: "console-movies" not in body(d), "the group is deleted", timeout=300)
     assert srv.secret_key not in Path(srv.log_path).read_text(errors="replace")
 
     # Sign out ends the session.
-    by_css(d, "header button").click()
+    go(d, "header button")
     d.get(srv.url + "/console/groups")
     assert "/console/signin" in d.current_url

@@ -40,6 +40,8 @@ def test_pages_need_a_session_and_a_wrong_secret_is_refused(console_server: Loca
                          data={"access_key_id": console_server.access_key, "secret_access_key": "wrong"})
     assert refused.status_code == 401 and "do not match" in refused.text
     assert "set-cookie" not in refused.headers
+    style = httpx.get(console_server.url + "/console/static/console.css")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
 
 
 def test_session_cookie_flags_csrf_and_sign_out(console_server: LocalServer) -> None:
