@@ -34,11 +34,13 @@ from tastemaker.console.sessions import COOKIE, Session, Sessions, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
+from tastemaker.serving.history import user_history
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 PAGE = 20  # rows per list page
+HISTORY = 20  # the user's newest events shown beside their recommendations
 BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
     "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
@@ -87,6 +89,7 @@ class Console:
         self.sessions = Sessions(api.keys)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
+        self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
@@ -219,7 +222,8 @@ class Console:
                     "filter"].get("failureReason")
         trackers = (await call("ListEventTrackers", {"datasetGroupArn": arn, "maxResults": PAGE}))["eventTrackers"]
         recommenders = (await call("ListRecommenders", {"datasetGroupArn": arn, "maxResults": PAGE}))["recommenders"]
-        recipes = (await call("ListRecipes", {"maxResults": 100}))["recipes"]
+        recipes = [await self._recipe(ctx, r["recipeArn"])
+                   for r in (await call("ListRecipes", {"maxResults": 100}))["recipes"]] if ctx.can_write else []
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
         refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
@@ -230,6 +234,19 @@ class Console:
                           recommenders=recommenders, recipes=recipes, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
                           free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
+
+    async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
+        """A recipe with its description and its algorithm's default hyperparameters (fixed: read once)."""
+        known = self.recipes.get(arn)
+        if known is None:
+            recipe = (await ctx.caller.call("DescribeRecipe", {"recipeArn": arn}))["recipe"]
+            try:
+                algorithm = (await ctx.caller.call("DescribeAlgorithm", {
+                    "algorithmArn": recipe.get("algorithmArn", "")}))["algorithm"]
+            except TastemakerError:
+                algorithm = {}
+            known = self.recipes[arn] = {**recipe, "hyperParameters": algorithm.get("defaultHyperParameters", {})}
+        return known
 
     async def change_group(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
@@ -356,9 +373,17 @@ class Console:
             return ctx.render("error.html", status=404, error=exc.message)
         group = solution["datasetGroupArn"]
         filters = (await ctx.caller.call("ListFilters", {"datasetGroupArn": group, "maxResults": PAGE}))["Filters"]
+        history: list[tuple[str, str, str]] = []
+        user_id = (form or {}).get("userId", "").strip()
+        if result is not None and user_id:  # the key could get this user's recommendations: show what they saw
+            events = await _to_thread(lambda: user_history(self.api.services, group, user_id))
+            history = [(item, kind, _when(when)) for item, kind, when in
+                       zip(events.item_ids[:HISTORY], events.event_types[:HISTORY], events.timestamps[:HISTORY],
+                           strict=False)]
         return ctx.render("campaign.html", status=400 if error else 200, campaign=campaign, group=group,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
-                          form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")))
+                          form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
+                          history=history)
 
     async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form

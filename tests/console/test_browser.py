@@ -143,6 +143,7 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     go(d, "#test-button")
     items = [e.text for e in all_css(d, "#results td.item")]
     assert len(items) == 10 and all(i.startswith("i") for i in items)
+    assert len(all_css(d, "#history tbody tr")) == 15  # u1's imported events beside the recommendations
     shot(d, "campaign")
     campaign_url = d.current_url
 
@@ -181,6 +182,7 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     by_css(d, "#test-user").send_keys("u1")
     go(d, "#test-button")
     assert [e.text for e in all_css(d, "#results td.item")]
+    assert by_css(d, "#history td.item").text == items[0]  # the test event is the user's newest
 
     # Phone width: the group page still reads as one column.
     d.get(group_url)
