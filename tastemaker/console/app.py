@@ -54,6 +54,12 @@ DEFAULT_SCHEMAS = {
     "Users": {"type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
               "fields": [{"name": "USER_ID", "type": "string"}], "version": "1.0"},
 }
+TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons beside a resource
+    "delete-filter": ("DeleteFilter", "filterArn"), "delete-tracker": ("DeleteEventTracker", "eventTrackerArn"),
+    "delete-campaign": ("DeleteCampaign", "campaignArn"), "delete-recommender": ("DeleteRecommender", "recommenderArn"),
+    "stop-recommender": ("StopRecommender", "recommenderArn"), "start-recommender": ("StartRecommender", "recommenderArn"),
+    "stop-version": ("StopSolutionVersionCreation", "solutionVersionArn"),
+}
 Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
 
 
@@ -224,6 +230,9 @@ class Console:
         recommenders = (await call("ListRecommenders", {"datasetGroupArn": arn, "maxResults": PAGE}))["recommenders"]
         recipes = [await self._recipe(ctx, r["recipeArn"])
                    for r in (await call("ListRecipes", {"maxResults": 100}))["recipes"]] if ctx.can_write else []
+        domain_recipes = []
+        if group.get("domain") and ctx.can_write:
+            domain_recipes = (await call("ListRecipes", {"domain": group["domain"], "maxResults": 100}))["recipes"]
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
         refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
@@ -231,7 +240,7 @@ class Console:
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
         return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
                           imports=imports, solutions=solutions, filters=filters, trackers=trackers,
-                          recommenders=recommenders, recipes=recipes, refresh=refresh and not errors,
+                          recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
                           free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
 
@@ -280,10 +289,14 @@ class Console:
                                             "filterExpression": form.get("filterExpression", "")})
             elif action == "tracker":
                 await call("CreateEventTracker", {"name": form.get("name", "").strip(), "datasetGroupArn": arn})
-            elif action in ("delete-filter", "delete-tracker", "delete-campaign"):
-                name, key = {"delete-filter": ("DeleteFilter", "filterArn"),
-                             "delete-tracker": ("DeleteEventTracker", "eventTrackerArn"),
-                             "delete-campaign": ("DeleteCampaign", "campaignArn")}[action]
+            elif action == "recommender":
+                await call("CreateRecommender", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                                 "recipeArn": form.get("recipeArn")})
+            elif action == "update-campaign":
+                await call("UpdateCampaign", {"campaignArn": form.get("target"),
+                                              "solutionVersionArn": form.get("solutionVersionArn")})
+            elif action in TARGETED:
+                name, key = TARGETED[action]
                 await call(name, {key: form.get("target")})
             else:
                 return await self.group(request, ctx, errors={"page": f"Unknown action {action!r}."})
@@ -364,14 +377,17 @@ class Console:
                        error: str | None = None, form: dict[str, str] | None = None) -> Response:
         arn = request.query_params.get("arn", "")
         try:
-            campaign = (await ctx.caller.call("DescribeCampaign", {"campaignArn": arn}))["campaign"]
-            version = (await ctx.caller.call("DescribeSolutionVersion", {
-                "solutionVersionArn": campaign["solutionVersionArn"]}))["solutionVersion"]
-            solution = (await ctx.caller.call("DescribeSolution", {
-                "solutionArn": version["solutionArn"]}))["solution"]
+            if _is_recommender(arn):
+                campaign = (await ctx.caller.call("DescribeRecommender", {"recommenderArn": arn}))["recommender"]
+                group = campaign["datasetGroupArn"]
+            else:
+                campaign = (await ctx.caller.call("DescribeCampaign", {"campaignArn": arn}))["campaign"]
+                version = (await ctx.caller.call("DescribeSolutionVersion", {
+                    "solutionVersionArn": campaign["solutionVersionArn"]}))["solutionVersion"]
+                group = (await ctx.caller.call("DescribeSolution", {
+                    "solutionArn": version["solutionArn"]}))["solution"]["datasetGroupArn"]
         except TastemakerError as exc:
             return ctx.render("error.html", status=404, error=exc.message)
-        group = solution["datasetGroupArn"]
         filters = (await ctx.caller.call("ListFilters", {"datasetGroupArn": group, "maxResults": PAGE}))["Filters"]
         history: list[tuple[str, str, str]] = []
         user_id = (form or {}).get("userId", "").strip()
@@ -381,6 +397,7 @@ class Console:
                        zip(events.item_ids[:HISTORY], events.event_types[:HISTORY], events.timestamps[:HISTORY],
                            strict=False)]
         return ctx.render("campaign.html", status=400 if error else 200, campaign=campaign, group=group,
+                          kind="Recommender" if _is_recommender(arn) else "Campaign", arn=arn,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
                           form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
                           history=history)
@@ -395,7 +412,8 @@ class Console:
                                        form=form)
         try:
             result = await ctx.caller.call("GetRecommendations", {
-                "campaignArn": arn, "userId": form.get("userId"), "itemId": form.get("itemId"),
+                "recommenderArn" if _is_recommender(arn) else "campaignArn": arn,
+                "userId": form.get("userId"), "itemId": form.get("itemId"),
                 "numResults": int(form.get("numResults") or 10), "filterArn": form.get("filterArn"),
                 "filterValues": values})
         except (TastemakerError, ValueError) as exc:
@@ -429,6 +447,10 @@ class Console:
         return await self.tracker(request, ctx, form=form,
                                   sent=f"Sent a {form.get('eventType') or 'click'} event on item "
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
+
+
+def _is_recommender(arn: str) -> bool:
+    return ":recommender/" in arn
 
 
 def _check_expression(caller: Caller, group_arn: str, expression: str) -> None:

@@ -79,3 +79,30 @@ def test_a_read_only_key_sees_no_change_buttons_and_cannot_change(console_server
     assert 'id="create-group"' not in page.text
     denied = client.post("/console/groups", data={"name": "reader-group", "csrf": csrf(page.text)})
     assert denied.status_code == 400 and "not authorized to perform: personalize:CreateDatasetGroup" in denied.text
+
+
+def test_a_read_only_key_sees_a_group_without_any_form_that_changes_it(console_server: LocalServer) -> None:
+    personalize = console_server.client("personalize")
+    group = personalize.create_dataset_group(name="console-readable")["datasetGroupArn"]
+    key, secret = create_key(console_server.data_dir, "console-reader-2", READ_ONLY)
+    page = sign_in(console_server, key, secret).get("/console/group", params={"arn": group})
+    assert page.status_code == 200 and "console-readable" in page.text
+    posts = re.findall(r'<form method="post"[^>]*>', page.text)
+    assert posts == ['<form method="post" action="/console/signout" class="inline">'], posts
+    personalize.delete_dataset_group(datasetGroupArn=group)
+
+
+def test_a_domain_group_offers_its_use_cases_and_a_filter_is_checked_live(console_server: LocalServer) -> None:
+    client = sign_in(console_server, console_server.access_key, console_server.secret_key)
+    token = csrf(client.get("/console/groups").text)
+    made = client.post("/console/groups", data={"name": "console-vod", "domain": "VIDEO_ON_DEMAND", "csrf": token})
+    assert made.status_code == 303
+    page = client.get(made.headers["location"])
+    assert 'id="create-recommender"' in page.text and "aws-vod-top-picks" in page.text
+    arn = re.search(r"arn:aws:personalize:[^:]*:\d+:dataset-group/console-vod", page.text).group(0)  # type: ignore[union-attr]
+    checked = client.post("/console/filter/check", params={"arn": arn},
+                          data={"csrf": token, "filterExpression": "EXCLUDE ItemID WHERE Items.GENRES IN"}).json()
+    assert checked["ok"] is False and checked["position"] and "position" in checked["message"]
+    no_token = client.post("/console/filter/check", params={"arn": arn}, data={"filterExpression": "x"})
+    assert no_token.status_code == 403
+    console_server.client("personalize").delete_dataset_group(datasetGroupArn=arn)
