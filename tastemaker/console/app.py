@@ -217,8 +217,9 @@ class Console:
                 elif version.get("status", "").endswith("FAILED"):
                     version["failureReason"] = (await call("DescribeSolutionVersion", {
                         "solutionVersionArn": version["solutionVersionArn"]}))["solutionVersion"].get("failureReason")
-            campaigns = (await call("ListCampaigns", {"solutionArn": solution["solutionArn"],
-                                                      "maxResults": PAGE}))["campaigns"]
+            campaigns = [(await call("DescribeCampaign", {"campaignArn": c["campaignArn"]}))["campaign"]
+                         for c in (await call("ListCampaigns", {"solutionArn": solution["solutionArn"],
+                                                                "maxResults": PAGE}))["campaigns"]]
             solutions.append({**solution, "recipeArn": described.get("recipeArn"), "versions": versions,
                               "campaigns": campaigns})
         filters = (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]

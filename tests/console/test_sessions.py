@@ -9,6 +9,7 @@ import httpx
 
 from tastemaker.cli.local_server import LocalServer
 from tests.e2e.test_access_keys import create_key
+from tests.e2e.util import wait_status
 
 READ_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
     "personalize:List*", "personalize:Describe*", "personalize:Get*"]}]}
@@ -89,6 +90,7 @@ def test_a_read_only_key_sees_a_group_without_any_form_that_changes_it(console_s
     assert page.status_code == 200 and "console-readable" in page.text
     posts = re.findall(r'<form method="post"[^>]*>', page.text)
     assert posts == ['<form method="post" action="/console/signout" class="inline">'], posts
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
     personalize.delete_dataset_group(datasetGroupArn=group)
 
 
@@ -105,4 +107,6 @@ def test_a_domain_group_offers_its_use_cases_and_a_filter_is_checked_live(consol
     assert checked["ok"] is False and checked["position"] and "position" in checked["message"]
     no_token = client.post("/console/filter/check", params={"arn": arn}, data={"filterExpression": "x"})
     assert no_token.status_code == 403
-    console_server.client("personalize").delete_dataset_group(datasetGroupArn=arn)
+    personalize = console_server.client("personalize")
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+    personalize.delete_dataset_group(datasetGroupArn=arn)
