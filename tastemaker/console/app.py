@@ -40,6 +40,7 @@ log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 PAGE = 20  # rows per list page
+MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
 HISTORY = 20  # the user's newest events shown beside their recommendations
 BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
@@ -112,7 +113,7 @@ class Console:
         }
         for path, (get, post) in pages.items():
             routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
-        self.app = Starlette(routes=routes)
+        self.app = Starlette(routes=routes, exception_handlers={FormTooLarge: _too_large})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["path"] == PREFIX:  # "/console" itself: the home route
@@ -206,7 +207,11 @@ class Console:
                                        {"datasetImportJobArn": job["datasetImportJobArn"]})
                 imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"]})
         solutions = []
-        for solution in (await call("ListSolutions", {"datasetGroupArn": arn, "maxResults": PAGE}))["solutions"]:
+        query = request.query_params
+        pages: dict[str, str | None] = {}  # list -> the token of its next page (links keep the others' pages)
+        listed = await call("ListSolutions", {"datasetGroupArn": arn, "maxResults": PAGE, "nextToken": query.get("sn")})
+        pages["sn"] = listed.get("nextToken")
+        for solution in listed["solutions"]:
             described = (await call("DescribeSolution", {"solutionArn": solution["solutionArn"]}))["solution"]
             versions = (await call("ListSolutionVersions", {"solutionArn": solution["solutionArn"],
                                                            "maxResults": 5}))["solutionVersions"]
@@ -222,13 +227,17 @@ class Console:
                                                                 "maxResults": PAGE}))["campaigns"]]
             solutions.append({**solution, "recipeArn": described.get("recipeArn"), "versions": versions,
                               "campaigns": campaigns})
-        filters = (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]
+        listed = await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE, "nextToken": query.get("fn")})
+        filters, pages["fn"] = listed["Filters"], listed.get("nextToken")
         for item in filters:
             if item.get("status", "").endswith("FAILED"):
                 item["failureReason"] = (await call("DescribeFilter", {"filterArn": item["filterArn"]}))[
                     "filter"].get("failureReason")
         trackers = (await call("ListEventTrackers", {"datasetGroupArn": arn, "maxResults": PAGE}))["eventTrackers"]
-        recommenders = (await call("ListRecommenders", {"datasetGroupArn": arn, "maxResults": PAGE}))["recommenders"]
+        listed = await call("ListRecommenders", {"datasetGroupArn": arn, "maxResults": PAGE,
+                                                 "nextToken": query.get("rn")})
+        recommenders, pages["rn"] = listed["recommenders"], listed.get("nextToken")
+        next_links = {key: "?" + urlencode({**dict(query), key: token}) for key, token in pages.items() if token}
         recipes = [await self._recipe(ctx, r["recipeArn"])
                    for r in (await call("ListRecipes", {"maxResults": 100}))["recipes"]] if ctx.can_write else []
         domain_recipes = []
@@ -241,7 +250,8 @@ class Console:
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
         return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
                           imports=imports, solutions=solutions, filters=filters, trackers=trackers,
-                          recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes, refresh=refresh and not errors,
+                          recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
+                          next_links=next_links, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
                           free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
 
@@ -450,6 +460,10 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
+
+
 def _is_recommender(arn: str) -> bool:
     return ":recommender/" in arn
 
@@ -479,9 +493,20 @@ def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+class FormTooLarge(Exception):
+    pass
+
+
 async def _form(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body as a dict (the last value of a repeated field)."""
-    body = (await request.body()).decode("utf-8", "replace")
+    """An application/x-www-form-urlencoded body as a dict (the last value of a repeated field); a body past
+    MAX_FORM_BYTES is refused as it streams in (FormTooLarge), so a page cannot be made to buffer gigabytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise FormTooLarge()
+        chunks.append(chunk)
+    body = b"".join(chunks).decode("utf-8", "replace")
     return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
 
 

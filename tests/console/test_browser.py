@@ -35,12 +35,20 @@ def all_css(driver: Any, css: str) -> list[Any]:
 
 def go(driver: Any, target: Any) -> None:
     """Click a link or submit button (a CSS selector or an element) and wait for the next page."""
-    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = by_css(driver, "html")
     (by_css(driver, target) if isinstance(target, str) else target).click()
-    WebDriverWait(driver, 120).until(staleness_of(page))
+
+    def left(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:  # stale, or Chrome's "does not belong to the document": the page was left
+            return True
+        return False
+
+    WebDriverWait(driver, 120).until(left)
 
 
 def fill(driver: Any, css: str, text: str) -> None:

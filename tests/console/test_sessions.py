@@ -110,3 +110,26 @@ def test_a_domain_group_offers_its_use_cases_and_a_filter_is_checked_live(consol
     personalize = console_server.client("personalize")
     wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
     personalize.delete_dataset_group(datasetGroupArn=arn)
+
+
+def test_the_group_list_is_read_a_page_at_a_time(console_server: LocalServer) -> None:
+    personalize = console_server.client("personalize")
+    made = [personalize.create_dataset_group(name=f"console-page-{n:02d}")["datasetGroupArn"] for n in range(23)]
+    client = sign_in(console_server, console_server.access_key, console_server.secret_key)
+    first = client.get("/console/groups").text
+    shown = set(re.findall(r">(console-page-\d\d)</a>", first))
+    assert len(shown) <= 20
+    following = re.search(r'href="\?next=([^"]+)">Next page', first)
+    assert following, "a full page links to the next one"
+    second = client.get("/console/groups?next=" + following.group(1)).text
+    shown |= set(re.findall(r">(console-page-\d\d)</a>", second))
+    assert shown == {f"console-page-{n:02d}" for n in range(23)}
+    for arn in made:
+        wait_status(lambda arn=arn: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+        personalize.delete_dataset_group(datasetGroupArn=arn)
+
+
+def test_an_oversized_form_is_refused(console_server: LocalServer) -> None:
+    refused = httpx.post(console_server.url + "/console/signin",
+                         data={"access_key_id": "x" * (2 << 20), "secret_access_key": "y"})
+    assert refused.status_code == 413 and "larger than" in refused.text
