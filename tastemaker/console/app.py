@@ -30,7 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from tastemaker.api.app import Api
 from tastemaker.console.calls import BotoShaped, Caller
-from tastemaker.console.sessions import COOKIE, Session, Sessions, csrf_ok
+from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
@@ -151,7 +151,12 @@ class Console:
         if request.method == "POST":
             form = await _form(request)
             region = form.get("region") or region
-            token = self.sessions.sign_in(form.get("access_key_id", ""), form.get("secret_access_key", ""), region)
+            try:
+                token = self.sessions.sign_in(form.get("access_key_id", ""), form.get("secret_access_key", ""),
+                                              region)
+            except TooManyAttempts as exc:
+                return self.templates.TemplateResponse(request, "signin.html", {
+                    "error": str(exc), "region": region, "prefix": PREFIX, "session": None}, status_code=429)
             if token is not None:
                 response = _back("/groups")
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=PREFIX,

@@ -20,6 +20,12 @@ from tastemaker.api.keys import KeyStore
 
 COOKIE = "tastemaker_console"
 IDLE_SECONDS = 8 * 3600
+MAX_FAILURES = 10  # wrong secrets per key id ...
+FAILURE_WINDOW = 300  # ... within this many seconds lock the key id's sign-in until the window ends
+
+
+class TooManyAttempts(Exception):
+    pass
 
 
 def _digest(secret: str) -> bytes:
@@ -41,16 +47,31 @@ class Sessions:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
         self._sessions: dict[str, Session] = {}
+        self._failures: dict[str, tuple[int, float]] = {}  # key id -> (wrong secrets, since when)
         self._lock = threading.Lock()
 
     def sign_in(self, access_key_id: str, secret: str, region: str) -> str | None:
-        """A new session token when the key id and secret match a key the API accepts, else None."""
-        known = self.keys.secret_for(access_key_id.strip())
+        """A new session token when the key id and secret match a key the API accepts, else None.
+
+        Raises TooManyAttempts after MAX_FAILURES wrong secrets for one key id within FAILURE_WINDOW seconds
+        (the right secret too, until the window has passed): guessing a secret through the form is slow."""
+        akid = access_key_id.strip()
+        with self._lock:
+            count, since = self._failures.get(akid, (0, time.monotonic()))
+            if time.monotonic() - since > FAILURE_WINDOW:
+                count, since = 0, time.monotonic()
+            if count >= MAX_FAILURES:
+                raise TooManyAttempts(f"Too many wrong secrets for {akid}: try again in {FAILURE_WINDOW // 60} "
+                                      "minutes.")
+        known = self.keys.secret_for(akid)
         if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
+            with self._lock:
+                self._failures[akid] = (count + 1, since)
             return None
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[token] = Session(access_key_id.strip(), region, _digest(secret))
+            self._failures.pop(akid, None)
+            self._sessions[token] = Session(akid, region, _digest(secret))
         return token
 
     def get(self, token: str | None) -> Session | None:

@@ -133,3 +133,18 @@ def test_an_oversized_form_is_refused(console_server: LocalServer) -> None:
     refused = httpx.post(console_server.url + "/console/signin",
                          data={"access_key_id": "x" * (2 << 20), "secret_access_key": "y"})
     assert refused.status_code == 413 and "larger than" in refused.text
+
+
+def test_guessing_a_secret_locks_that_key_id_out_of_the_sign_in_form(console_server: LocalServer) -> None:
+    key, secret = create_key(console_server.data_dir, "console-guessed")
+    sign_in(console_server, key, secret)  # the key works (and the server has read it)
+    form = console_server.url + "/console/signin"
+    answers = [httpx.post(form, data={"access_key_id": key, "secret_access_key": f"guess-{n}"}).status_code
+               for n in range(10)]
+    assert answers == [401] * 10
+    locked = httpx.post(form, data={"access_key_id": key, "secret_access_key": secret})
+    assert locked.status_code == 429 and "Too many wrong secrets" in locked.text
+    assert "set-cookie" not in locked.headers
+    root = httpx.post(form, data={"access_key_id": console_server.access_key,
+                                  "secret_access_key": console_server.secret_key}, follow_redirects=False)
+    assert root.status_code == 303  # other keys are not affected
