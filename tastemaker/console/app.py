@@ -251,12 +251,13 @@ class Console:
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
         refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
+        schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
         used = {d["datasetType"] for d in datasets}
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
         return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
                           imports=imports, solutions=solutions, filters=filters, trackers=trackers,
                           recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
-                          next_links=next_links, refresh=refresh and not errors,
+                          next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
                           free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
 
@@ -467,6 +468,15 @@ class Console:
 
 async def _too_large(request: Request, exc: Exception) -> Response:
     return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
+
+
+def _mark(text: str, message: str) -> tuple[str, str, str] | None:
+    """The text split around the character a JSON error names ("... (char N)"): before, it, after."""
+    found = re.search(r"\(char (\d+)\)", message)
+    if not found or not text:
+        return None
+    at = min(int(found.group(1)), len(text) - 1)
+    return text[:at], text[at:at + 1] or " ", text[at + 1:]
 
 
 def _is_recommender(arn: str) -> bool:

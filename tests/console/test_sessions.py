@@ -148,3 +148,20 @@ def test_guessing_a_secret_locks_that_key_id_out_of_the_sign_in_form(console_ser
     root = httpx.post(form, data={"access_key_id": console_server.access_key,
                                   "secret_access_key": console_server.secret_key}, follow_redirects=False)
     assert root.status_code == 303  # other keys are not affected
+
+
+def test_a_schema_error_is_shown_at_its_position(console_server: LocalServer) -> None:
+    client = sign_in(console_server, console_server.access_key, console_server.secret_key)
+    token = csrf(client.get("/console/groups").text)
+    made = client.post("/console/groups", data={"name": "console-schema", "csrf": token})
+    broken = '{"type": "record", "name": "Interactions", "fields": [{"name": "USER_ID" "type": "string"}]}'
+    page = client.post(made.headers["location"], data={"csrf": token, "action": "dataset", "name": "events",
+                                                       "datasetType": "Interactions", "schema": broken})
+    assert page.status_code == 400 and "The schema is not valid JSON" in page.text
+    assert 'USER_ID&#34; <mark>&#34;</mark>type' in page.text  # the character the parser stopped at
+    assert "&#34;USER_ID&#34; &#34;type&#34;" in page.text  # what was typed is kept in the editor
+    personalize = console_server.client("personalize")
+    group = personalize.list_dataset_groups()["datasetGroups"]
+    arn = next(g["datasetGroupArn"] for g in group if g["name"] == "console-schema")
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+    personalize.delete_dataset_group(datasetGroupArn=arn)
