@@ -249,6 +249,7 @@ class Application:
         self.api = api
         self.on_startup: list[Callable[[], None]] = []
         self.on_shutdown: list[Callable[[], None]] = []
+        self.mounts: list[tuple[str, Callable[[Scope, Receive, Send], Awaitable[None]]]] = []  # e.g. /console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -258,6 +259,10 @@ class Application:
             if scope["path"] == "/ping" and scope["method"] == "GET":
                 await Reply(b"ok", media_type="text/plain; charset=utf-8").send(send)
                 return
+            for prefix, mounted in self.mounts:
+                if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
+                    await mounted(scope, receive, send)
+                    return
             headers = HeaderLists.from_asgi(scope["headers"])
             if scope["method"] == "GET" and scope["path"] in (*HEALTH_PATHS, METRICS_PATH):
                 await (await self.plain(scope, headers)).send(send)

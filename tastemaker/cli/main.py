@@ -60,7 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 runner.stop()
         return 0
     app = build_server_app(settings)
-    print(f"Tastemaker listening on http://{settings.host}:{settings.port}", flush=True)
+    print(f"Tastemaker listening on http://{settings.host}:{settings.port} (web console: "
+          f"http://{settings.host}:{settings.port}/console)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0
 

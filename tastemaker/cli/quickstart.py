@@ -345,6 +345,7 @@ def walk(clients: Clients, options: Options, import_dir: Path, out: TextIO, resu
         return
     w.say("  Everything above stays in place so you can explore it (boto3, the AWS CLI, `tastemaker deployments`). Remove it with:")
     w.say(f"    {command}")
+    w.say(f"  See it in the web console: {clients.endpoint}/console (sign in with the same access key).")
     w.say(f"  The staged CSV files stay in {paths['Interactions'].parent} (delete the folder when done).")
 
 

@@ -71,6 +71,9 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     if keys.created and announce:
         announce_key(keys, settings)
     app = build_app(services, keys)
+    from tastemaker.console.app import PREFIX, build_console
+
+    app.mounts.append((PREFIX, build_console(app.api)))
     runner = build_runner(services, settings.job_threads)
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,8 @@ def test_quickstart_command_then_cleanup_leaves_nothing(cli_server: LocalServer,
     assert "personalize.create_dataset_group(name='quickstart-" in out  # the calls are printed
     assert "runtime.get_recommendations(" in out and "events.put_events(" in out
     assert "import jobs [" in run.stderr and "training [" in run.stderr  # progress with elapsed time
+    assert f"web console: {cli_server.url}/console " in out  # the closing lines point to the console, which answers
+    assert "Sign in" in urllib.request.urlopen(f"{cli_server.url}/console/signin", timeout=10).read().decode()
     group = re.search(r" cleanup --dataset-group (\S+)", out).group(1)  # type: ignore[union-attr]
     prefix = group.rsplit("/", 1)[1]
     learned = re.search(r"normalized_discounted_cumulative_gain_at_10\s+([\d.]+)\s+([\d.]+)", out)

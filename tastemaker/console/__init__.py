@@ -1,0 +1,1 @@
+"""The web console at /console: server-rendered pages that act through the API's operations."""

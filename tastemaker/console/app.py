@@ -1,0 +1,535 @@
+"""The web console at /console: the admin manual's screens, server-rendered, acting only through the API's
+operations (tastemaker.console.calls) for the signed-in key (tastemaker.console.sessions).
+
+Pages are Jinja2 templates and plain HTML forms: a GET renders, a POST changes something (CSRF-checked) and
+redirects back, or re-renders the page with the error beside the form that caused it. Pages that show work
+in progress (imports, training, deploys, deletes) refresh themselves every few seconds while it lasts. Lists
+are read a page at a time (the operations' nextToken), never the whole catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from tastemaker.api.app import Api
+from tastemaker.console.calls import BotoShaped, Caller
+from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
+from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
+from tastemaker.control.filters import check_expression
+from tastemaker.errors import TastemakerError
+from tastemaker.serving.history import user_history
+
+log = logging.getLogger("tastemaker.console")
+HERE = Path(__file__).parent
+PREFIX = "/console"
+PAGE = 20  # rows per list page
+MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
+HISTORY = 20  # the user's newest events shown beside their recommendations
+BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
+DEFAULT_SCHEMAS = {
+    "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
+                     "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
+                                {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}],
+                     "version": "1.0"},
+    "Items": {"type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
+              "fields": [{"name": "ITEM_ID", "type": "string"},
+                         {"name": "GENRES", "type": ["null", "string"], "categorical": True}],
+              "version": "1.0"},
+    "Users": {"type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
+              "fields": [{"name": "USER_ID", "type": "string"}], "version": "1.0"},
+}
+TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons beside a resource
+    "delete-filter": ("DeleteFilter", "filterArn"), "delete-tracker": ("DeleteEventTracker", "eventTrackerArn"),
+    "delete-campaign": ("DeleteCampaign", "campaignArn"), "delete-recommender": ("DeleteRecommender", "recommenderArn"),
+    "stop-recommender": ("StopRecommender", "recommenderArn"), "start-recommender": ("StartRecommender", "recommenderArn"),
+    "stop-version": ("StopSolutionVersionCreation", "solutionVersionArn"),
+}
+Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
+
+
+class Ctx:
+    """One signed-in request: its session, the operations caller and what the templates need."""
+
+    def __init__(self, console: Console, request: Request, session: Session) -> None:
+        self.console = console
+        self.request = request
+        self.session = session
+        self.caller = Caller(console.api, session.access_key_id, session.region)
+        self.can_write = self.caller.allowed("CreateDatasetGroup", {"name": "console-probe"})
+
+    def render(self, template: str, status: int = 200, **values: Any) -> Response:
+        values.update(request=self.request, session=self.session, can_write=self.can_write, prefix=PREFIX,
+                      csrf=self.session.csrf, busy=_busy)
+        return self.console.templates.TemplateResponse(self.request, template, values, status_code=status)
+
+
+def _busy(status: str | None) -> bool:
+    return bool(status) and any(word in (status or "") for word in BUSY_WORDS)
+
+
+def _back(path: str, **query: str) -> RedirectResponse:
+    return RedirectResponse(PREFIX + path + ("?" + urlencode(query) if query else ""), status_code=303)
+
+
+class Console:
+    """The console's ASGI app, bound to the API it calls through."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.sessions = Sessions(api.keys)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters["when"] = _when
+        self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
+        self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
+        routes = [
+            Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
+            Route("/signout", self.signout, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        ]
+        pages: dict[str, tuple[Handler, Handler | None]] = {
+            "/groups": (self.groups, self.create_group),
+            "/group": (self.group, self.change_group),
+            "/group/delete": (self.delete_preview, self.delete_group),
+            "/campaign": (self.campaign, self.test_campaign),
+            "/tracker": (self.tracker, self.send_event),
+            "/filter/check": (self.group, self.check_filter),
+        }
+        for path, (get, post) in pages.items():
+            routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
+        self.app = Starlette(routes=routes, exception_handlers={FormTooLarge: _too_large})
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == PREFIX:  # "/console" itself: the home route
+            scope = {**scope, "path": PREFIX + "/", "raw_path": (PREFIX + "/").encode()}
+        # Starlette routes on the path below root_path (the path keeps its prefix, as ASGI servers send it).
+        await self.app({**scope, "root_path": scope.get("root_path", "") + PREFIX}, receive, send)
+
+    # --- sign-in --------------------------------------------------------------------------------------------
+
+    def _signed_in(self, get: Handler, post: Handler | None) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            session = self.sessions.get(request.cookies.get(COOKIE))
+            if session is None:
+                return _back("/signin")
+            ctx = Ctx(self, request, session)
+            if request.method == "POST":
+                form = await _form(request)
+                if not csrf_ok(session, form.get("csrf")):
+                    return Response("The form is stale (CSRF token mismatch): reload the page and try again.",
+                                    status_code=403, media_type="text/plain")
+                assert post is not None
+                request.state.form = form
+                return await post(request, ctx)
+            return await get(request, ctx)
+
+        return endpoint
+
+    async def home(self, request: Request) -> Response:
+        signed_in = self.sessions.get(request.cookies.get(COOKIE)) is not None
+        return _back("/groups" if signed_in else "/signin")
+
+    async def signin(self, request: Request) -> Response:
+        error = None
+        region = self.api.services.settings.default_region
+        if request.method == "POST":
+            form = await _form(request)
+            region = form.get("region") or region
+            try:
+                token = self.sessions.sign_in(form.get("access_key_id", ""), form.get("secret_access_key", ""),
+                                              region)
+            except TooManyAttempts as exc:
+                return self.templates.TemplateResponse(request, "signin.html", {
+                    "error": str(exc), "region": region, "prefix": PREFIX, "session": None}, status_code=429)
+            if token is not None:
+                response = _back("/groups")
+                response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=PREFIX,
+                                    secure=request.url.scheme == "https")
+                return response
+            error = "That access key id and secret do not match a key this server accepts."
+        return self.templates.TemplateResponse(request, "signin.html", {
+            "error": error, "region": region, "prefix": PREFIX, "session": None}, status_code=401 if error else 200)
+
+    async def signout(self, request: Request) -> Response:
+        token = request.cookies.get(COOKIE)
+        session = self.sessions.get(token)
+        form = await _form(request)
+        if session is not None and csrf_ok(session, form.get("csrf")):
+            self.sessions.sign_out(token)
+        response = _back("/signin")
+        response.delete_cookie(COOKIE, path=PREFIX)
+        return response
+
+    # --- dataset groups -------------------------------------------------------------------------------------
+
+    async def groups(self, request: Request, ctx: Ctx, error: str | None = None) -> Response:
+        page = await ctx.caller.call("ListDatasetGroups", {"maxResults": PAGE,
+                                                          "nextToken": request.query_params.get("next")})
+        groups = page.get("datasetGroups", [])
+        return ctx.render("groups.html", status=400 if error else 200, groups=groups, error=error,
+                          next=page.get("nextToken"), deleting=self.deleting,
+                          refresh=any(_busy(g.get("status")) for g in groups) or bool(self.deleting))
+
+    async def create_group(self, request: Request, ctx: Ctx) -> Response:
+        form = request.state.form
+        try:
+            made = await ctx.caller.call("CreateDatasetGroup", {"name": form.get("name", "").strip(),
+                                                                "domain": form.get("domain")})
+        except TastemakerError as exc:
+            return await self.groups(request, ctx, error=exc.message)
+        return _back("/group", arn=made["datasetGroupArn"])
+
+    async def group(self, request: Request, ctx: Ctx, errors: dict[str, str] | None = None,
+                    form: dict[str, str] | None = None) -> Response:
+        arn = request.query_params.get("arn", "")
+        try:
+            group = (await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        call = ctx.caller.call
+        datasets = (await call("ListDatasets", {"datasetGroupArn": arn, "maxResults": PAGE}))["datasets"]
+        imports = []
+        for dataset in datasets:
+            listed = await call("ListDatasetImportJobs", {"datasetArn": dataset["datasetArn"], "maxResults": 5})
+            for job in listed.get("datasetImportJobs", []):
+                described = await call("DescribeDatasetImportJob",
+                                       {"datasetImportJobArn": job["datasetImportJobArn"]})
+                imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"]})
+        solutions = []
+        query = request.query_params
+        pages: dict[str, str | None] = {}  # list -> the token of its next page (links keep the others' pages)
+        listed = await call("ListSolutions", {"datasetGroupArn": arn, "maxResults": PAGE, "nextToken": query.get("sn")})
+        pages["sn"] = listed.get("nextToken")
+        for solution in listed["solutions"]:
+            described = (await call("DescribeSolution", {"solutionArn": solution["solutionArn"]}))["solution"]
+            versions = (await call("ListSolutionVersions", {"solutionArn": solution["solutionArn"],
+                                                           "maxResults": 5}))["solutionVersions"]
+            for version in versions:
+                if version.get("status") == "ACTIVE":
+                    metrics = await call("GetSolutionMetrics", {"solutionVersionArn": version["solutionVersionArn"]})
+                    version["metrics"] = metrics.get("metrics", {})
+                elif version.get("status", "").endswith("FAILED"):
+                    version["failureReason"] = (await call("DescribeSolutionVersion", {
+                        "solutionVersionArn": version["solutionVersionArn"]}))["solutionVersion"].get("failureReason")
+            campaigns = [(await call("DescribeCampaign", {"campaignArn": c["campaignArn"]}))["campaign"]
+                         for c in (await call("ListCampaigns", {"solutionArn": solution["solutionArn"],
+                                                                "maxResults": PAGE}))["campaigns"]]
+            solutions.append({**solution, "recipeArn": described.get("recipeArn"), "versions": versions,
+                              "campaigns": campaigns})
+        listed = await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE, "nextToken": query.get("fn")})
+        filters, pages["fn"] = listed["Filters"], listed.get("nextToken")
+        for item in filters:
+            if item.get("status", "").endswith("FAILED"):
+                item["failureReason"] = (await call("DescribeFilter", {"filterArn": item["filterArn"]}))[
+                    "filter"].get("failureReason")
+        trackers = (await call("ListEventTrackers", {"datasetGroupArn": arn, "maxResults": PAGE}))["eventTrackers"]
+        listed = await call("ListRecommenders", {"datasetGroupArn": arn, "maxResults": PAGE,
+                                                 "nextToken": query.get("rn")})
+        recommenders, pages["rn"] = listed["recommenders"], listed.get("nextToken")
+        next_links = {key: "?" + urlencode({**dict(query), key: token}) for key, token in pages.items() if token}
+        recipes = [await self._recipe(ctx, r["recipeArn"])
+                   for r in (await call("ListRecipes", {"maxResults": 100}))["recipes"]] if ctx.can_write else []
+        domain_recipes = []
+        if group.get("domain") and ctx.can_write:
+            domain_recipes = (await call("ListRecipes", {"domain": group["domain"], "maxResults": 100}))["recipes"]
+        everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
+                      [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
+        refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
+        schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
+        used = {d["datasetType"] for d in datasets}
+        schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
+        return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
+                          imports=imports, solutions=solutions, filters=filters, trackers=trackers,
+                          recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
+                          next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
+                          errors=errors or {}, form=form or {}, schema_for=schema_for,
+                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
+
+    async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
+        """A recipe with its description and its algorithm's default hyperparameters (fixed: read once)."""
+        known = self.recipes.get(arn)
+        if known is None:
+            recipe = (await ctx.caller.call("DescribeRecipe", {"recipeArn": arn}))["recipe"]
+            try:
+                algorithm = (await ctx.caller.call("DescribeAlgorithm", {
+                    "algorithmArn": recipe.get("algorithmArn", "")}))["algorithm"]
+            except TastemakerError:
+                algorithm = {}
+            known = self.recipes[arn] = {**recipe, "hyperParameters": algorithm.get("defaultHyperParameters", {})}
+        return known
+
+    async def change_group(self, request: Request, ctx: Ctx) -> Response:
+        form: dict[str, str] = request.state.form
+        arn = request.query_params.get("arn", "")
+        action = form.get("action", "")
+        call = ctx.caller.call
+        try:
+            if action == "dataset":
+                kind = form.get("datasetType", "Interactions")
+                schema = await call("CreateSchema", {"name": f"{form.get('name', 'console')}-{secrets.token_hex(3)}",
+                                                     "schema": form.get("schema", ""),
+                                                     "domain": form.get("domain")})
+                await call("CreateDataset", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                             "datasetType": kind, "schemaArn": schema["schemaArn"]})
+            elif action == "import":
+                await call("CreateDatasetImportJob", {
+                    "jobName": form.get("jobName", "").strip() or f"console-import-{int(time.time())}",
+                    "datasetArn": form.get("datasetArn"),
+                    "dataSource": {"dataLocation": form.get("dataLocation", "").strip()},
+                    "roleArn": "arn:aws:iam::000000000000:role/tastemaker-console"})
+            elif action == "solution":
+                await call("CreateSolution", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                              "recipeArn": form.get("recipeArn")})
+            elif action == "version":
+                await call("CreateSolutionVersion", {"solutionArn": form.get("solutionArn")})
+            elif action == "campaign":
+                await call("CreateCampaign", {"name": form.get("name", "").strip(),
+                                              "solutionVersionArn": form.get("solutionVersionArn")})
+            elif action == "filter":
+                await call("CreateFilter", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                            "filterExpression": form.get("filterExpression", "")})
+            elif action == "tracker":
+                await call("CreateEventTracker", {"name": form.get("name", "").strip(), "datasetGroupArn": arn})
+            elif action == "recommender":
+                await call("CreateRecommender", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                                 "recipeArn": form.get("recipeArn")})
+            elif action == "update-campaign":
+                await call("UpdateCampaign", {"campaignArn": form.get("target"),
+                                              "solutionVersionArn": form.get("solutionVersionArn")})
+            elif action in TARGETED:
+                name, key = TARGETED[action]
+                await call(name, {key: form.get("target")})
+            else:
+                return await self.group(request, ctx, errors={"page": f"Unknown action {action!r}."})
+        except TastemakerError as exc:
+            return await self.group(request, ctx, errors={action: exc.message}, form=form)
+        return _back("/group", arn=arn)
+
+    async def check_filter(self, request: Request, ctx: Ctx) -> Response:
+        """Live validation for the filter editor: CreateFilter's own check of the expression against the
+        group's schemas, run without creating anything; the error's position comes back for highlighting."""
+        arn = request.query_params.get("arn", "")
+        expression = request.state.form.get("filterExpression", "")
+        try:
+            await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn})  # the key may read it
+            await _to_thread(lambda: _check_expression(ctx.caller, arn, expression))
+        except TastemakerError as exc:
+            found = re.search(r"at position (\d+)", exc.message)
+            return JSONResponse({"ok": False, "message": exc.message,
+                                 "position": int(found.group(1)) if found else None})
+        return JSONResponse({"ok": True, "message": "The expression is valid for this dataset group."})
+
+    async def delete_preview(self, request: Request, ctx: Ctx) -> Response:
+        arn = request.query_params.get("arn", "")
+        plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+        if plan is None:
+            return ctx.render("error.html", status=404, error=f"Dataset group {arn} does not exist.")
+        return ctx.render("delete.html", arn=arn, plan=plan, stages=STAGES)
+
+    async def delete_group(self, request: Request, ctx: Ctx) -> Response:
+        arn = request.query_params.get("arn", "")
+        if request.state.form.get("confirm") != arn.rsplit("/", 1)[-1]:
+            plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+            return ctx.render("delete.html", status=400, arn=arn, plan=plan, stages=STAGES,
+                              error="Type the dataset group's name to confirm the delete.")
+        plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+        if plan is not None and arn not in self.deleting:
+            self.deleting[arn] = "starting"
+            threading.Thread(target=self._delete_in_background, args=(ctx.caller, plan), daemon=True,
+                             name="console-delete").start()
+        return _back("/groups")
+
+    def _delete_in_background(self, caller: Caller, plan: Plan) -> None:
+        """Delete the plan stage by stage, each stage only when the one before is gone (as the server asks)."""
+        client = BotoShaped(caller)
+        try:
+            for stage in STAGES:
+                pending = [(kind, arn) for kind in stage for arn in plan.resources.get(kind.name, [])]
+                for kind, arn in pending:
+                    self.deleting[plan.group_arn] = f"deleting {kind.name} {arn.rsplit('/', 1)[-1]}"
+                    deadline = time.monotonic() + 600
+                    while True:
+                        try:
+                            getattr(client, kind.delete)(**kind.delete_params(arn))
+                            break
+                        except TastemakerError as exc:
+                            if error_code(exc) == "ResourceNotFoundException":
+                                break
+                            if error_code(exc) != "ResourceInUseException" or time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.5)  # still being created or updated
+                for kind, arn in pending:
+                    while True:
+                        try:
+                            getattr(client, kind.describe)(**{kind.arn_key: arn})
+                        except TastemakerError as exc:
+                            if error_code(exc) == "ResourceNotFoundException":
+                                break
+                            raise
+                        time.sleep(0.3)
+            self.deleting.pop(plan.group_arn, None)
+        except Exception as exc:  # noqa: BLE001 - shown on the groups page
+            log.warning("console delete of %s stopped: %s", plan.group_arn, exc)
+            self.deleting[plan.group_arn] = f"stopped: {getattr(exc, 'message', exc)}"
+
+    # --- campaigns: the test panel --------------------------------------------------------------------------
+
+    async def campaign(self, request: Request, ctx: Ctx, result: dict[str, Any] | None = None,
+                       error: str | None = None, form: dict[str, str] | None = None) -> Response:
+        arn = request.query_params.get("arn", "")
+        try:
+            if _is_recommender(arn):
+                campaign = (await ctx.caller.call("DescribeRecommender", {"recommenderArn": arn}))["recommender"]
+                group = campaign["datasetGroupArn"]
+            else:
+                campaign = (await ctx.caller.call("DescribeCampaign", {"campaignArn": arn}))["campaign"]
+                version = (await ctx.caller.call("DescribeSolutionVersion", {
+                    "solutionVersionArn": campaign["solutionVersionArn"]}))["solutionVersion"]
+                group = (await ctx.caller.call("DescribeSolution", {
+                    "solutionArn": version["solutionArn"]}))["solution"]["datasetGroupArn"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        filters = (await ctx.caller.call("ListFilters", {"datasetGroupArn": group, "maxResults": PAGE}))["Filters"]
+        history: list[tuple[str, str, str]] = []
+        user_id = (form or {}).get("userId", "").strip()
+        if result is not None and user_id:  # the key could get this user's recommendations: show what they saw
+            events = await _to_thread(lambda: user_history(self.api.services, group, user_id))
+            history = [(item, kind, _when(when)) for item, kind, when in
+                       zip(events.item_ids[:HISTORY], events.event_types[:HISTORY], events.timestamps[:HISTORY],
+                           strict=False)]
+        return ctx.render("campaign.html", status=400 if error else 200, campaign=campaign, group=group,
+                          kind="Recommender" if _is_recommender(arn) else "Campaign", arn=arn,
+                          filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
+                          form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
+                          history=history)
+
+    async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
+        form: dict[str, str] = request.state.form
+        arn = request.query_params.get("arn", "")
+        try:
+            values = json.loads(form["filterValues"]) if form.get("filterValues", "").strip() else None
+        except json.JSONDecodeError as exc:
+            return await self.campaign(request, ctx, error=f"Filter values must be a JSON object: {exc}.",
+                                       form=form)
+        try:
+            result = await ctx.caller.call("GetRecommendations", {
+                "recommenderArn" if _is_recommender(arn) else "campaignArn": arn,
+                "userId": form.get("userId"), "itemId": form.get("itemId"),
+                "numResults": int(form.get("numResults") or 10), "filterArn": form.get("filterArn"),
+                "filterValues": values})
+        except (TastemakerError, ValueError) as exc:
+            return await self.campaign(request, ctx, error=getattr(exc, "message", str(exc)), form=form)
+        return await self.campaign(request, ctx, result=result, form=form)
+
+    # --- event trackers -------------------------------------------------------------------------------------
+
+    async def tracker(self, request: Request, ctx: Ctx, sent: str | None = None, error: str | None = None,
+                      form: dict[str, str] | None = None) -> Response:
+        arn = request.query_params.get("arn", "")
+        try:
+            tracker = (await ctx.caller.call("DescribeEventTracker", {"eventTrackerArn": arn}))["eventTracker"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
+                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")))
+
+    async def send_event(self, request: Request, ctx: Ctx) -> Response:
+        form: dict[str, str] = request.state.form
+        arn = request.query_params.get("arn", "")
+        try:
+            tracker = (await ctx.caller.call("DescribeEventTracker", {"eventTrackerArn": arn}))["eventTracker"]
+            await ctx.caller.call("PutEvents", {
+                "trackingId": tracker["trackingId"], "userId": form.get("userId"),
+                "sessionId": form.get("sessionId") or f"console-{form.get('userId') or 'anonymous'}",
+                "eventList": [{"eventType": form.get("eventType") or "click", "itemId": form.get("itemId"),
+                               "sentAt": time.time()}]})
+        except TastemakerError as exc:
+            return await self.tracker(request, ctx, error=exc.message, form=form)
+        return await self.tracker(request, ctx, form=form,
+                                  sent=f"Sent a {form.get('eventType') or 'click'} event on item "
+                                       f"{form.get('itemId')} for user {form.get('userId')}.")
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
+
+
+def _mark(text: str, message: str) -> tuple[str, str, str] | None:
+    """The text split around the character a JSON error names ("... (char N)"): before, it, after."""
+    found = re.search(r"\(char (\d+)\)", message)
+    if not found or not text:
+        return None
+    at = min(int(found.group(1)), len(text) - 1)
+    return text[:at], text[at:at + 1] or " ", text[at + 1:]
+
+
+def _is_recommender(arn: str) -> bool:
+    return ":recommender/" in arn
+
+
+def _check_expression(caller: Caller, group_arn: str, expression: str) -> None:
+    with caller.api.services.read_engine.connect() as conn:
+        check_expression(conn, group_arn, expression)
+
+
+def _when(value: Any) -> str:
+    """A wire timestamp (epoch seconds) as UTC date and time."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value or "")
+
+
+def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per metric: each trained version's value and its share of the best (for the bar)."""
+    versions = [(s["name"], s.get("recipeArn", "").rsplit("/", 1)[-1], v) for s in solutions
+                for v in s["versions"] if v.get("metrics")]
+    names = sorted({m for _, _, v in versions for m in v["metrics"]})
+    rows = []
+    for metric in names:
+        values = [(f"{name} ({recipe})", float(v["metrics"].get(metric) or 0.0)) for name, recipe, v in versions]
+        best = max((value for _, value in values), default=0.0) or 1.0
+        rows.append({"metric": metric, "values": [(label, value, value / best) for label, value in values]})
+    return rows
+
+
+class FormTooLarge(Exception):
+    pass
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body as a dict (the last value of a repeated field); a body past
+    MAX_FORM_BYTES is refused as it streams in (FormTooLarge), so a page cannot be made to buffer gigabytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise FormTooLarge()
+        chunks.append(chunk)
+    body = b"".join(chunks).decode("utf-8", "replace")
+    return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+async def _to_thread(fn: Callable[[], Any]) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn)
+
+
+def build_console(api: Api) -> Console:
+    return Console(api)

@@ -1,0 +1,116 @@
+"""The console's only way to act: the API's registered operations, called for the signed-in key.
+
+`Caller.call("CreateDatasetGroup", {...})` runs exactly what a SigV4 request runs after its signature is
+checked: the key's policy (`KeyStore.authorize`), validation against botocore's input shape, camelCase to
+snake_case, the registered function with a RequestContext (inline or in the thread pool, `Api.run`), and the
+answer back in wire form. Errors are the same `TastemakerError`s the API would send as JSON.
+`BotoShaped` dresses a Caller as a boto3 client for code written against boto3 (the cleanup planner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore import xform_name
+
+from tastemaker.api import service_models
+from tastemaker.api.app import Api
+from tastemaker.api.convert import to_python, to_wire
+from tastemaker.api.service_models import OperationInfo
+from tastemaker.api.sigv4 import Credential
+from tastemaker.api.validation import validate_input
+from tastemaker.control.context import RequestContext
+from tastemaker.errors import NotImplementedOperation
+
+SERVICES = ("personalize", "personalize-runtime", "personalize-events")
+
+
+def _operation(name: str) -> OperationInfo:
+    for service in SERVICES:
+        info = service_models.operation_by_name(service, name)
+        if info is not None:
+            return info
+    raise KeyError(name)
+
+
+class Caller:
+    """Operations on behalf of one access key, in one region."""
+
+    def __init__(self, api: Api, access_key_id: str, region: str) -> None:
+        self.api = api
+        self.credential = Credential(access_key_id, region, "personalize",
+                                     datetime.now(UTC).strftime("%Y%m%d"), datetime.now(UTC))
+        self.region = region
+
+    def _prepare(self, name: str, raw: dict[str, Any] | None) -> tuple[OperationInfo, Callable[..., Any],
+                                                                        dict[str, Any]]:
+        info = _operation(name)
+        fn = self.api.operations.get(name)
+        if fn is None:
+            raise NotImplementedOperation(f"Tastemaker does not implement {name} yet.")
+        raw = {k: v for k, v in (raw or {}).items() if v not in (None, "", [], {})}
+        self.api.keys.authorize(self.credential, info, raw)
+        return info, fn, to_python(info.input_shape, validate_input(info.model, raw))
+
+    @staticmethod
+    def _answer(info: OperationInfo, result: Any) -> dict[str, Any]:
+        if info.output_shape is None:
+            return {}
+        wire: dict[str, Any] = to_wire(info.output_shape, result or {})
+        return wire
+
+    async def call(self, name: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+        info, fn, params = self._prepare(name, raw)
+        ctx = RequestContext(self.api.services, self.region)
+        return self._answer(info, await self.api.run(name, fn, ctx, params))
+
+    def call_sync(self, name: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The same call from a worker thread (no event loop): the operation runs in this thread."""
+        info, fn, params = self._prepare(name, raw)
+        return self._answer(info, fn(RequestContext(self.api.services, self.region), **params))
+
+    def allowed(self, name: str, raw: dict[str, Any]) -> bool:
+        """Whether the key's policy lets it call `name` with these parameters (nothing is run)."""
+        try:
+            self.api.keys.authorize(self.credential, _operation(name), raw)
+        except Exception:  # noqa: BLE001 - any refusal means "no"
+            return False
+        return True
+
+
+class _Paginator:
+    def __init__(self, caller: Caller, name: str) -> None:
+        self.caller, self.name = caller, name
+
+    def paginate(self, **params: Any) -> Iterator[dict[str, Any]]:
+        token = None
+        while True:
+            page = self.caller.call_sync(self.name, {**params, "nextToken": token})
+            yield page
+            token = page.get("nextToken")
+            if not token:
+                return
+
+
+class BotoShaped:
+    """A boto3-shaped `personalize` client over a Caller (snake_case methods, paginators)."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.personalize = self
+        self._names = {xform_name(info.name): info.name for info in service_models.all_operations()
+                       if info.service == "personalize"}
+
+    def can_paginate(self, method: str) -> bool:
+        return method.startswith("list_")
+
+    def get_paginator(self, method: str) -> _Paginator:
+        return _Paginator(self.caller, self._names[method])
+
+    def __getattr__(self, method: str) -> Callable[..., dict[str, Any]]:
+        name = self.__dict__.get("_names", {}).get(method)
+        if name is None:
+            raise AttributeError(method)
+        return lambda **params: self.caller.call_sync(name, params)
