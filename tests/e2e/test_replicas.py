@@ -115,7 +115,7 @@ def test_a_write_through_one_replica_is_read_through_the_other_at_once(cluster: 
     dataset = b.create_dataset(name=unique("d"), schemaArn=schema, datasetGroupArn=cluster.group,
                                datasetType="Interactions")["datasetArn"]
     wait_status(lambda: a.describe_dataset(datasetArn=dataset), "dataset")
-    bucket, prefix = cluster.env["TASTEMAKER_BLOB_URL"][5:].split("/", 1)
+    bucket = cluster.env["TASTEMAKER_BLOB_URL"][5:].split("/", 1)[0]
     job = a.create_dataset_import_job(jobName=unique("imp"), datasetArn=dataset, roleArn="arn:aws:iam::000000000000:role/P",
                                       dataSource={"dataLocation": f"s3://{bucket}/input/interactions.csv"})[
         "datasetImportJobArn"]
@@ -246,13 +246,13 @@ class Load:
             n += 1
             event_id = f"load-{index}-{n}-{uuid.uuid4().hex[:6]}"
             try:
-                self._call(index + n, lambda s: client(s, "personalize-events").put_events(
+                self._call(index + n, lambda s, n=n, event_id=event_id: client(s, "personalize-events").put_events(
                     trackingId=tracking_id, userId=f"u{n % 50}", sessionId=f"s{index}",
                     eventList=[{"eventId": event_id, "eventType": "click", "itemId": f"i{n % 40}",
                                 "sentAt": time.time()}]))
                 with self.lock:
                     self.acknowledged.append(event_id)
-                self._call(index + n + 1, lambda s: client(s, "personalize-runtime").get_recommendations(
+                self._call(index + n + 1, lambda s, n=n: client(s, "personalize-runtime").get_recommendations(
                     campaignArn=self.cluster.campaign, userId=f"u{n % 50}", numResults=5))
             except EndpointConnectionError:
                 pass  # a killed replica, without routing around it: the call was not acknowledged
@@ -289,6 +289,8 @@ def test_kill_9_of_a_replica_and_a_worker_under_load_loses_no_acknowledged_write
         time.sleep(2.0)
 
     load.run(during)
+    print(f"kill -9: {load.calls} client iterations, {len(load.acknowledged)} PutEvents acknowledged, "
+          f"{load.refused} refused by the killed replica")
     assert load.calls > 20 and not load.failures, load.failures[:5]
     with cluster.engine.connect() as conn:
         stored = {r[0] for r in conn.execute(sa.text("SELECT event_id FROM events WHERE event_id LIKE 'load-%'"))}
@@ -366,8 +368,28 @@ def test_rolling_restart_fails_no_request_behind_a_retrying_balancer(cluster: Cl
         time.sleep(1.0)
 
     load.run(during)
+    print(f"rolling restart: {load.calls} client iterations, {len(load.acknowledged)} PutEvents acknowledged, "
+          f"{load.refused} refused connections routed to the other replica, {len(load.failures)} failed")
     assert load.calls > 20
     assert not load.failures, load.failures[:5]
     with cluster.engine.connect() as conn:
         stored = {r[0] for r in conn.execute(sa.text("SELECT event_id FROM events WHERE event_id LIKE 'load-%'"))}
     assert not set(load.acknowledged) - stored
+
+
+def test_processes_starting_together_on_an_empty_database_all_migrate_it(postgres_url: str,
+                                                                          tmp_path: Path) -> None:
+    """Replicas brought up at once (a fresh install, every unit started together) each run the migrations on
+    start: they take turns (an advisory lock), so none of them fails on the tables another just created."""
+    db_url = fresh_database(postgres_url)
+    try:
+        procs = [subprocess.Popen([sys.executable, "-m", "tastemaker.cli.main", "db", "upgrade", "--db-url", db_url,
+                                   "--data-dir", str(tmp_path / f"p{i}")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT) for i in range(4)]
+        outcomes = [(proc.wait(120), proc.communicate()[0].decode(errors="replace")[-2000:]) for proc in procs]
+        assert all(code == 0 for code, _ in outcomes), [out for code, out in outcomes if code]
+    finally:
+        admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
