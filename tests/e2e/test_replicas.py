@@ -3,9 +3,11 @@
 The replicas are separate `tastemaker serve` processes with their own data directories and ports and no
 embedded job threads (as on separate hosts); two `tastemaker worker` processes run every job. The schema is
 migrated once with `tastemaker db upgrade` before any of them starts. The tests share one cluster (module
-fixture) and run in order: read-your-writes across replicas, events on one replica changing recommendations
-on the other, each job run once, kill -9 of a replica and of a worker under client load, a replica started
-later, and a rolling restart under a client that routes around a refused connection like a load balancer.
+fixture) and build on each other, in file order: read-your-writes across replicas, events on one replica
+changing recommendations on the other, each job run once, kill -9 of a replica and of a worker under client
+load, a scoped key made once working on both, a replica started later, and a rolling restart under a client
+that routes around a refused connection like a load balancer. The last test starts processes together on an
+empty database (the migrations take turns). Redis keys are namespaced by the test's own dataset group ARN.
 """
 
 from __future__ import annotations
@@ -95,7 +97,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_u
             found.workers.append(Worker(root / name, [], env).start())
         a = found.replicas[0].client("personalize")
         found.group = a.create_dataset_group(name=unique("g"))["datasetGroupArn"]
-        found.campaign, found.tracker = "", ""
         yield found
     finally:
         for proc in [*found.replicas, *found.extra, *found.workers]:
