@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x746D6D67  # PostgreSQL advisory lock key taken by upgrade() ("tmmg")
 READ_ONLY = "tastemaker_read_only"
 
 
@@ -64,9 +65,15 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to the newest Alembic revision.
+
+    Processes that start together (replicas, workers, `db upgrade`) take turns: on PostgreSQL the transaction
+    first takes a transaction-scoped advisory lock, so the next process waits, then finds the schema at head and
+    does nothing (SQLite's BEGIN IMMEDIATE serialises them already)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
