@@ -161,8 +161,8 @@ class Api:
             credential = self.keys.verify(method, raw_path.decode("latin-1"),
                                           scope["query_string"].decode("latin-1"), headers, body,
                                           max_skew=self.max_skew)
-            check_service(credential)
             info = self.find_operation(method, scope["path"], headers)
+            check_service(credential, info.model.service_model.signing_name)  # personalize, monitoring, cloudtrail
             protocol = info.protocol
             fn = self.operations.get(info.name)
             if fn is None:

@@ -317,5 +317,5 @@ def check_service(credential: Credential, expected: str = SIGNING_NAME) -> None:
     if credential.service != expected:
         raise InvalidSignatureException(
             f"Credential should be scoped to correct service: '{expected}'. The request was signed for "
-            f"'{credential.service}'; sign it with the service name '{expected}' (what boto3 does for all three "
-            "Personalize clients).")
+            f"'{credential.service}'; sign it with the service name '{expected}' (what boto3's client for this "
+            "API does).")
