@@ -234,7 +234,14 @@ def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3
     wait_status(lambda: p.describe_recommender(recommenderArn=recommender), "recommender", timeout=300)
 
     call(p, "DeleteRecommender", recommenderArn=recommender)
-    call(p, "DeleteMetricAttribution", metricAttributionArn=attribution)
+    # The group's attribution stays for the generated invalid calls (a bad nextToken must be the token's
+    # error, not the attribution's absence); the one deleted is the VOD group's.
+    assert attribution
+    gone = p.create_metric_attribution(name=unique("ma"), datasetGroupArn=vod, metricsOutputConfig={"roleArn": ROLE},
+                                       metrics=[{"eventType": "Watch", "metricName": "W", "expression": "SAMPLECOUNT()"}])
+    wait_status(lambda: p.describe_metric_attribution(metricAttributionArn=gone["metricAttributionArn"]),
+                "metricAttribution")
+    call(p, "DeleteMetricAttribution", metricAttributionArn=gone["metricAttributionArn"])
     forget = put_text(moto_s3, bucket, "forget/users.csv", "USER_ID\nu79\nnew-user\n")
     deletion = call(p, "CreateDataDeletionJob", jobName=unique("del"), datasetGroupArn=group, roleArn=ROLE,
                     dataSource={"dataLocation": forget})["dataDeletionJobArn"]
