@@ -47,6 +47,8 @@ class Recorder:
     answers: list[Answer] = field(default_factory=list)
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: dict[str, str | None] = field(default_factory=dict)  # Create* -> the error of a repeat
+    # (operation, label, the error expected, the error answered or None when accepted): the domain's refusals
+    refusals: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
     def attach(self, client: Any) -> Any:
         def hook(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
@@ -67,6 +69,17 @@ class Recorder:
             except ClientError as exc:
                 self.duplicates[operation] = exc.response["Error"]["Code"]
         return answer
+
+
+    def refuse(self, client: Any, operation: str, code: str, label: str, **kwargs: Any) -> None:
+        """An invalid call the model cannot generate (it breaks a rule of the service, not of the shape), made
+        while the world it needs exists; the answer is recorded against `code`."""
+        try:
+            getattr(client, xform_name(operation))(**kwargs)
+        except ClientError as exc:
+            self.refusals.append((operation, label, code, str(exc.response["Error"]["Code"])))
+            return
+        self.refusals.append((operation, label, code, None))
 
 
 def upload(moto_s3: str, bucket: str, paths: dict[str, Path]) -> dict[str, str]:
@@ -186,9 +199,20 @@ def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3
     call(p, "ListFilters", datasetGroupArn=group)
     call(rt, "GetRecommendations", campaignArn=campaigns["up"], userId="u1", numResults=5, filterArn=filter_arn)
     call(rt, "GetPersonalizedRanking", campaignArn=campaigns["pr"], userId="u1", inputList=["i1", "i2", "i3"])
-    call(rt, "GetActionRecommendations", campaignArn=campaigns["nba"], userId="u1", numResults=3)
+    assert call(rt, "GetActionRecommendations", campaignArn=campaigns["nba"], userId="u1", numResults=3)["actionList"]
+    recorder.refuse(rt, "GetActionRecommendations", "InvalidInputException", "action recommendations from an "
+                    "item campaign", campaignArn=campaigns["up"], userId="u1")
     _finish_jobs(p, call, jobs, versions, datasets["Interactions"])
+    _refuse_jobs(p, recorder, bucket, group, versions, datasets["Interactions"])
+    recorder.refuse(p, "CreateMetricAttribution", "InvalidInputException", "SUM of a non-numeric column",
+                    name=unique("ma"), datasetGroupArn=group, metricsOutputConfig={"roleArn": ROLE},
+                    metrics=[{"eventType": "click", "metricName": "C", "expression": "SUM(Interactions.ITEM_ID)"}])
     attribution = _metric_attribution(p, call, group)
+    recorder.refuse(p, "CreateMetricAttribution", "LimitExceededException", "a second attribution in a group",
+                    name=unique("ma"), datasetGroupArn=group, metricsOutputConfig={"roleArn": ROLE},
+                    metrics=[{"eventType": "click", "metricName": "C", "expression": "SAMPLECOUNT()"}])
+    recorder.refuse(p, "UpdateMetricAttribution", "InvalidInputException", "removing a metric it does not have",
+                    metricAttributionArn=attribution, removeMetrics=["NOT_A_METRIC"])
     call(p, "UpdateCampaign", campaignArn=campaigns["up"], minProvisionedTPS=2)
     wait_status(lambda: p.describe_campaign(campaignArn=campaigns["up"]), "campaign")
 
@@ -298,6 +322,23 @@ def _finish_jobs(p: Any, call: Callable[..., dict[str, Any]], jobs: dict[str, st
     call(p, "ListBatchInferenceJobs", solutionVersionArn=versions["up"])
     call(p, "ListBatchSegmentJobs", solutionVersionArn=versions["seg"])
     call(p, "ListDatasetExportJobs", datasetArn=interactions)
+
+
+def _refuse_jobs(p: Any, recorder: Recorder, bucket: str, group: str, versions: dict[str, str],
+                 interactions: str) -> None:
+    """Jobs the service must refuse at the call: the wrong kind of model, locations that are not S3."""
+    io = {"jobInput": {"s3DataSource": {"path": f"s3://{bucket}/batch/users.json"}},
+          "jobOutput": {"s3DataDestination": {"path": f"s3://{bucket}/refused/"}}}
+    recorder.refuse(p, "CreateBatchSegmentJob", "InvalidInputException", "segments from a recipe without them",
+                    jobName=unique("bsj"), roleArn=ROLE, solutionVersionArn=versions["up"], **io)
+    recorder.refuse(p, "CreateBatchInferenceJob", "InvalidInputException", "recommendations from a segment "
+                    "recipe", jobName=unique("bij"), roleArn=ROLE, solutionVersionArn=versions["seg"], **io)
+    recorder.refuse(p, "CreateDatasetExportJob", "InvalidInputException", "an export to a non-S3 location",
+                    jobName=unique("exp"), roleArn=ROLE, datasetArn=interactions,
+                    jobOutput={"s3DataDestination": {"path": "http://example.com/export/"}})
+    recorder.refuse(p, "CreateDataDeletionJob", "InvalidInputException", "a deletion list at a non-S3 location",
+                    jobName=unique("del"), roleArn=ROLE, datasetGroupArn=group,
+                    dataSource={"dataLocation": "http://example.com/users.csv"})
 
 
 def _metric_attribution(p: Any, call: Callable[..., dict[str, Any]], group: str) -> str:

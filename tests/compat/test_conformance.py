@@ -118,6 +118,10 @@ def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: st
         if code != "ResourceAlreadyExistsException":
             results[operation]["problems"].add(f"duplicate name: answered {code or 'success'}, "
                                                "not ResourceAlreadyExistsException")
+    for operation, label, code, answered in recorder.refusals:  # the service's own rules, made in the walk
+        results[operation]["invalid_calls"] += 1
+        if answered != code:
+            results[operation]["problems"].add(f"{label}: answered {answered or 'success'}, not {code}")
     for label, (operation, request) in in_use.items():
         _expect(loose["personalize"], operation, request, "ResourceInUseException", f"delete of {label}",
                 results[operation])
