@@ -284,6 +284,7 @@ def walk(clients: dict[str, Any], import_root: Path, recorder: Recorder, moto_s3
     call(p, "DeleteDataset", datasetArn=throwaway)
     wait_gone(lambda: p.describe_dataset(datasetArn=throwaway), p)
     call(p, "DeleteDatasetGroup", datasetGroupArn=empty)
+    _monitoring(clients, recorder, campaigns["up"], group)
     return {"a dataset group with datasets": ("DeleteDatasetGroup", {"datasetGroupArn": group}),
             "a schema used by a dataset": ("DeleteSchema", {"schemaArn": schemas["Interactions"]})}
 
@@ -358,6 +359,23 @@ def _metric_attribution(p: Any, call: Callable[..., dict[str, Any]], group: str)
         {"eventType": "watch", "metricName": "WATCHES", "expression": "SAMPLECOUNT()"}])
     wait_status(describe, "metricAttribution")
     return arn
+
+
+def _monitoring(clients: dict[str, Any], recorder: Recorder, campaign: str, group: str) -> None:
+    """The CloudWatch metrics of the walk's own traffic and its CloudTrail audit trail, read back."""
+    cw, trail = clients["cloudwatch"], clients["cloudtrail"]
+    dims = [{"Name": "CampaignArn", "Value": campaign}]
+    now = time.time()
+    window = {"StartTime": now - 3600, "EndTime": now + 60}
+    assert recorder.call(cw, "ListMetrics", Namespace="AWS/Personalize", Dimensions=dims)["Metrics"]
+    recorder.call(cw, "GetMetricStatistics", Namespace="AWS/Personalize", MetricName="GetRecommendations",
+                  Dimensions=dims, Statistics=["Sum", "SampleCount"], Period=60, **window)
+    metric = {"Namespace": "AWS/Personalize", "MetricName": "GetRecommendationsLatency", "Dimensions": dims}
+    recorder.call(cw, "GetMetricData", MetricDataQueries=[
+        {"Id": "lat", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Maximum"}}], MaxDatapoints=100,
+        **window)
+    recorder.call(trail, "LookupEvents", MaxResults=5, LookupAttributes=[
+        {"AttributeKey": "ResourceName", "AttributeValue": group}])
 
 
 def _tolerate(call: Callable[[], Any]) -> None:

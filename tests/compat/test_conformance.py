@@ -28,7 +28,8 @@ from tastemaker.cli.local_server import LocalServer
 from tests.compat.scenario import Recorder, walk
 
 pytestmark = pytest.mark.slow
-SERVICES = ("personalize", "personalize-runtime", "personalize-events")
+SERVICES = ("personalize", "personalize-runtime", "personalize-events", "cloudwatch", "cloudtrail")  # the last two:
+# the CloudWatch and CloudTrail read operations of tastemaker.monitoring, on the same port
 ABSENT_ARN = "arn:aws:personalize:us-east-1:000000000000:dataset-group/conformance-absent"
 
 

@@ -75,3 +75,41 @@ def test_list_metric_attribution_metrics_of_an_unknown_attribution_is_an_empty_p
     answer = personalize.list_metric_attribution_metrics(
         metricAttributionArn="arn:aws:personalize:us-east-1:000000000000:metric-attribution/absent")
     assert answer["metrics"] == []
+
+
+def test_cloudwatch_and_cloudtrail_clients_are_answered_on_the_same_port(server) -> None:  # type: ignore[no-untyped-def]
+    # boto3 signs CloudWatch calls for 'monitoring' and CloudTrail calls for 'cloudtrail': each operation is
+    # checked against its own model's signing name, not Personalize's.
+    assert "Metrics" in server.client("cloudwatch").list_metrics(Namespace="AWS/Personalize")
+    assert "Events" in server.client("cloudtrail").lookup_events(MaxResults=1)
+
+
+def _signed_for(server, service: str, target: str) -> tuple[int, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """POST / with X-Amz-Target `target`, signed (SigV4) for `service`; (status, decoded body)."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"}
+    request = AWSRequest(method="POST", url=server.url + "/", data=b"{}", headers=headers)
+    SigV4Auth(Credentials(server.access_key, server.secret_key), service, server.region).add_auth(request)
+    prepared = urllib.request.Request(server.url + "/", data=b"{}", method="POST",
+                                      headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_call_signed_for_another_service_is_refused(server) -> None:  # type: ignore[no-untyped-def]
+    status, body = _signed_for(server, "monitoring", "AmazonPersonalize.ListDatasetGroups")
+    assert status == 403 and body["__type"].endswith("InvalidSignatureException")
+    assert "'personalize'" in body["message"]
+    status, body = _signed_for(server, "s3", "AmazonPersonalize.ListDatasetGroups")
+    assert status == 403 and "'personalize'" in body["message"]
+    status, body = _signed_for(server, "personalize", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents")
+    assert status == 403 and "'cloudtrail'" in body["message"]
