@@ -168,9 +168,10 @@ def _metrics_offset(token: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith(TOKEN_PREFIX):
+        offset = int(text.removeprefix(TOKEN_PREFIX)) if text.startswith(TOKEN_PREFIX) else -1
+        if offset < 0:
             raise ValueError(text)
-        return int(text.removeprefix(TOKEN_PREFIX))
+        return offset
     except ValueError as exc:
         raise InvalidNextTokenException(
             "The nextToken is not valid; pass the nextToken of the previous ListMetricAttributionMetrics page.") from exc
