@@ -113,3 +113,10 @@ def test_a_call_signed_for_another_service_is_refused(server) -> None:  # type: 
     assert status == 403 and "'personalize'" in body["message"]
     status, body = _signed_for(server, "personalize", "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents")
     assert status == 403 and "'cloudtrail'" in body["message"]
+
+
+def test_list_data_deletion_jobs_of_an_unknown_group_is_an_empty_page(personalize) -> None:  # type: ignore[no-untyped-def]
+    # ListDataDeletionJobs declares no ResourceNotFoundException: an unknown group has no jobs.
+    answer = personalize.list_data_deletion_jobs(
+        datasetGroupArn="arn:aws:personalize:us-east-1:000000000000:dataset-group/absent")
+    assert answer["dataDeletionJobs"] == []
