@@ -59,6 +59,10 @@ SETTLE_OPERATIONS = frozenset({
     "UpdateCampaign", "DeleteCampaign", "UpdateRecommender", "DeleteRecommender", "StartRecommender",
     "StopRecommender", "DeleteFilter", "DeleteEventTracker",
 })
+# The SigV4 signing names of the models answered here (personalize; monitoring and cloudtrail for the
+# CloudWatch and CloudTrail read operations): each request must be signed for its own operation's model.
+SIGNING_NAMES = frozenset(service_models.service_model(s).signing_name
+                          for s in (*service_models.SERVICE_NAMES, *service_models.EXTRA_OPERATIONS))
 JSON11 = "application/x-amz-json-1.1"
 JSON = "application/json"
 Scope = dict[str, Any]
@@ -161,8 +165,10 @@ class Api:
             credential = self.keys.verify(method, raw_path.decode("latin-1"),
                                           scope["query_string"].decode("latin-1"), headers, body,
                                           max_skew=self.max_skew)
+            if credential.service not in SIGNING_NAMES:  # signed for a service not spoken here (e.g. s3)
+                check_service(credential)
             info = self.find_operation(method, scope["path"], headers)
-            check_service(credential, info.model.service_model.signing_name)  # personalize, monitoring, cloudtrail
+            check_service(credential, info.model.service_model.signing_name)  # monitoring, cloudtrail, personalize
             protocol = info.protocol
             fn = self.operations.get(info.name)
             if fn is None:

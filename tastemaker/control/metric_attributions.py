@@ -11,6 +11,7 @@ the RECOMMENDATION_ID / EVENT_ATTRIBUTION_SOURCE fields for events to carry them
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import (
     InvalidInputException,
+    InvalidNextTokenException,
     LimitExceededException,
     ResourceAlreadyExistsException,
 )
@@ -34,6 +36,7 @@ KIND = "metric_attribution"
 MAX_METRICS = 10
 MAX_SOURCES = 100  # distinct eventAttributionSource values per attribution (Personalize)
 WINDOW_SECONDS = 900
+TOKEN_PREFIX = "metrics:"
 SUMMARY_KEYS = ("name", "metric_attribution_arn", "status", "creation_date_time", "last_updated_date_time",
                 "failure_reason")
 _SUM = re.compile(r"^\s*SUM\s*\(\s*(Interactions|Items)\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$", re.IGNORECASE)
@@ -96,13 +99,13 @@ def create_metric_attribution(ctx: RequestContext, *, name: str, dataset_group_a
     arn = build_arn(KIND, ctx.region, ctx.account, name)
     with ctx.engine.begin() as conn:
         get_active_group(conn, dataset_group_arn, "create a metric attribution")
+        if resources.find(conn, arn, KIND):  # the name first: a retried create is told its ARN is taken
+            raise ResourceAlreadyExistsException(f"The metric attribution {arn} already exists.")
         existing = resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn)
         if existing:
             raise LimitExceededException(
                 f"Dataset group {dataset_group_arn} already has a metric attribution ({existing[0].arn}); a dataset "
                 "group can have only one. Add metrics to it with UpdateMetricAttribution.")
-        if resources.find(conn, arn, KIND):
-            raise ResourceAlreadyExistsException(f"The metric attribution {arn} already exists.")
         if _schema_fields(conn, dataset_group_arn, "Interactions") is None:
             raise InvalidInputException(f"Dataset group {dataset_group_arn} has no Interactions dataset; create it "
                                         "before the metric attribution.")
@@ -146,14 +149,32 @@ def list_metric_attribution_metrics(ctx: RequestContext, *, metric_attribution_a
                                     next_token: str | None = None, max_results: int | None = None) -> dict[str, Any]:
     if not metric_attribution_arn:
         raise InvalidInputException("metricAttributionArn is required: the metric attribution whose metrics to list.")
+    start, size = _metrics_offset(next_token), max_results or 100
     with ctx.read_engine.connect() as conn:
-        found = resources.get(conn, metric_attribution_arn, KIND)
-    metrics = [{k: m[k] for k in ("event_type", "metric_name", "expression")} for m in found.body["metrics"]]
-    start = int(next_token) if next_token and next_token.isdigit() else 0
-    size = max_results or 100
+        found = resources.find(conn, metric_attribution_arn, KIND)
+    # The model declares no ResourceNotFoundException here: an unknown attribution has no metrics (an empty
+    # page, as the other List* calls answer for an unknown parent).
+    metrics = [{k: m[k] for k in ("event_type", "metric_name", "expression")}
+               for m in (found.body["metrics"] if found else [])]
     page = metrics[start:start + size]
-    token = str(start + size) if start + size < len(metrics) else None
+    token = base64.urlsafe_b64encode(f"{TOKEN_PREFIX}{start + size}".encode()).decode() \
+        if start + size < len(metrics) else None
     return {"metrics": page, "next_token": token}
+
+
+def _metrics_offset(token: str | None) -> int:
+    """The position a ListMetricAttributionMetrics nextToken (opaque base64 of "metrics:<offset>") stands for."""
+    if not token:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        offset = int(text.removeprefix(TOKEN_PREFIX)) if text.startswith(TOKEN_PREFIX) else -1
+        if offset < 0:
+            raise ValueError(text)
+        return offset
+    except ValueError as exc:
+        raise InvalidNextTokenException(
+            "The nextToken is not valid; pass the nextToken of the previous ListMetricAttributionMetrics page.") from exc
 
 
 @operation("UpdateMetricAttribution")

@@ -28,7 +28,8 @@ from tastemaker.cli.local_server import LocalServer
 from tests.compat.scenario import Recorder, walk
 
 pytestmark = pytest.mark.slow
-SERVICES = ("personalize", "personalize-runtime", "personalize-events")
+SERVICES = ("personalize", "personalize-runtime", "personalize-events", "cloudwatch", "cloudtrail")  # the last two:
+# the CloudWatch and CloudTrail read operations of tastemaker.monitoring, on the same port
 ABSENT_ARN = "arn:aws:personalize:us-east-1:000000000000:dataset-group/conformance-absent"
 
 
@@ -39,11 +40,13 @@ def _service_of(operation: str) -> str:
     raise KeyError(operation)
 
 
-def mutations(shape: Shape | None, base: dict[str, Any], declares_not_found: bool) -> list[tuple[str, dict[str, Any]]]:
-    """(label, request) pairs: `base` with one top-level member made invalid by the model's own rules (an
-    unknown but well-formed ARN only where the operation declares ResourceNotFoundException: List* filters
-    answer an empty page for it)."""
-    out: list[tuple[str, dict[str, Any]]] = []
+def mutations(shape: Shape | None, base: dict[str, Any],
+              declares_not_found: bool) -> list[tuple[str, dict[str, Any], bool]]:
+    """(label, request, must be refused) triples: `base` with one top-level member made invalid by the model's
+    own rules. An unknown but well-formed ARN must be refused only where the operation declares
+    ResourceNotFoundException; elsewhere (List* filters) an empty page is right, but an error must still be
+    one the operation declares."""
+    out: list[tuple[str, dict[str, Any], bool]] = []
     if shape is None:
         return out
     for name, member in shape.members.items():  # type: ignore[attr-defined]
@@ -58,8 +61,7 @@ def mutations(shape: Shape | None, base: dict[str, Any], declares_not_found: boo
                 bad.append(("shorter than min", ""))
             if name.lower().endswith("arn"):
                 bad.append(("not an ARN", "not-an-arn"))
-                if declares_not_found:
-                    bad.append(("unknown ARN", ABSENT_ARN))
+                bad.append(("unknown ARN", ABSENT_ARN))
             if name == "nextToken":
                 bad.append(("bad token", "bm90LWEtdG9rZW4="))
         elif member.type_name in ("integer", "long"):
@@ -68,7 +70,7 @@ def mutations(shape: Shape | None, base: dict[str, Any], declares_not_found: boo
             if "max" in meta:
                 bad.append(("above max", int(meta["max"]) + 1))
         for label, value in bad:
-            out.append((f"{name}: {label}", {**base, name: value}))
+            out.append((f"{name}: {label}", {**base, name: value}, declares_not_found or label != "unknown ARN"))
     return out
 
 
@@ -103,7 +105,7 @@ def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: st
         assert info is not None
         entry = results[operation]
         declares = any(e.name == "ResourceNotFoundException" for e in info.model.error_shapes)
-        for label, request in mutations(info.input_shape, base, declares):
+        for label, request, must_refuse in mutations(info.input_shape, base, declares):
             entry["invalid_calls"] += 1
             try:
                 getattr(loose[info.service], xform_name(operation))(**request)
@@ -112,12 +114,17 @@ def conformance(server: LocalServer, import_root: Path, moto_s3: str, bucket: st
                 if (problem := error_problem(info.model, code)) is not None:
                     entry["problems"].add(f"{label}: {problem}")
                 continue
-            entry["problems"].add(f"{label}: accepted")
+            if must_refuse:
+                entry["problems"].add(f"{label}: accepted")
     for operation, code in recorder.duplicates.items():  # the same create twice: the name is taken
         results[operation]["invalid_calls"] += 1
         if code != "ResourceAlreadyExistsException":
             results[operation]["problems"].add(f"duplicate name: answered {code or 'success'}, "
                                                "not ResourceAlreadyExistsException")
+    for operation, label, code, answered in recorder.refusals:  # the service's own rules, made in the walk
+        results[operation]["invalid_calls"] += 1
+        if answered != code:
+            results[operation]["problems"].add(f"{label}: answered {answered or 'success'}, not {code}")
     for label, (operation, request) in in_use.items():
         _expect(loose["personalize"], operation, request, "ResourceInUseException", f"delete of {label}",
                 results[operation])
