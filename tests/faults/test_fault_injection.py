@@ -46,8 +46,8 @@ SEED = 20261212
 CASES = {"kill9": 1, "sigstop": 1}  # per kind and database (six kinds: the suite's time is bounded)
 CASES_OF: dict[str, dict[str, int]] = {}  # a kind that runs more (or fewer) cases than CASES
 LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4,  # seconds after the claim a fault may hit
-                "batch": 1.5, "export": 1.0, "delete": 4.0}
-BATCH_LINES = 10_000  # lines of the batch inference input: a job that lasts long enough to be hit
+                "batch": 1.0, "export": 1.0, "delete": 4.0}
+BATCH_LINES = 25_000  # lines of the batch inference input: a job that lasts long enough to be hit
 STALE = 3.0
 WAKE_SECONDS = 2 * STALE  # how long a woken stale owner is given to (try to) write
 IMPORT_ROWS = 600_000  # an import that lasts long enough to be hit
