@@ -7,15 +7,21 @@ local temporary file while the job runs, then `publish` uploads it under a tempo
 (`<name>.tmp-<random>`) and moves it to `<name>` (S3: copy then delete the temporary key; local: an atomic
 rename), so a reader listing the folder never sees a half-written `<name>`. A second run (a retried job)
 overwrites the same names.
+
+The move to `<name>` runs inside `guard()` when one is given: a job passes a context that holds its lease
+(a fenced transaction, see docs/architecture.md), so an owner that lost the job never replaces an output; its
+temporary copy is removed and the guard's error raised.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -126,12 +132,12 @@ class OutputFile:
         self._fh.write(b"\n")
         self.lines += 1
 
-    def publish(self) -> str:
-        """Move the finished file into place; returns its final location."""
+    def publish(self, guard: Guard | None = None) -> str:
+        """Move the finished file into place (the move under `guard`); returns its final location."""
         self._fh.close()
         try:
             return publish_file(self.local, self.folder, self.name, import_roots=self.import_roots,
-                                s3_client_factory=self.s3_client_factory)
+                                s3_client_factory=self.s3_client_factory, guard=guard)
         finally:
             self.local.unlink(missing_ok=True)
 
@@ -140,28 +146,72 @@ class OutputFile:
         self.local.unlink(missing_ok=True)
 
 
+Guard = Callable[[], AbstractContextManager[Any]]
+
+
 def publish_file(local: Path, folder: str, name: str, *, import_roots: Sequence[Path],
-                 s3_client_factory: Callable[[], Any]) -> str:
-    """Put `local` at `folder` + `name` through a temporary name; DataLocationError when it cannot be written."""
+                 s3_client_factory: Callable[[], Any], guard: Guard | None = None) -> str:
+    """Put `local` at `folder` + `name` through a temporary name, the final move inside `guard()`;
+    DataLocationError when it cannot be written (the guard's own error when it refuses)."""
     target = folder + name
     temporary = f"{name}.tmp-{uuid.uuid4().hex[:12]}"
     path = check_data_location(folder, import_roots)
+    guard = guard or nullcontext
     if path is None:
         bucket, _, prefix = folder[len("s3://"):].partition("/")
         client = s3_client_factory()
         try:
             client.upload_file(str(local), bucket, prefix + temporary)
-            client.copy_object(Bucket=bucket, Key=prefix + name,
-                               CopySource={"Bucket": bucket, "Key": prefix + temporary})
-            client.delete_object(Bucket=bucket, Key=prefix + temporary)
         except Exception as exc:  # noqa: BLE001 - botocore errors of every kind end the job with a reason
             raise DataLocationError(f"Cannot write the output {target}: {exc}") from None
+        try:
+            with guard():
+                try:
+                    client.copy_object(Bucket=bucket, Key=prefix + name,
+                                       CopySource={"Bucket": bucket, "Key": prefix + temporary})
+                except Exception as exc:  # noqa: BLE001 - as above
+                    raise DataLocationError(f"Cannot write the output {target}: {exc}") from None
+        finally:
+            try:
+                client.delete_object(Bucket=bucket, Key=prefix + temporary)
+            except Exception:  # noqa: BLE001,S110 - a leftover temporary key is named .tmp-, never an output
+                pass
         return target
     try:
         path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local, path / temporary)
-        os.replace(path / temporary, path / name)
+        with guard():
+            os.replace(path / temporary, path / name)
     except OSError as exc:
-        (path / temporary).unlink(missing_ok=True)
         raise DataLocationError(f"Cannot write the output {target}: {exc.strerror or exc}") from None
+    finally:
+        (path / temporary).unlink(missing_ok=True)
     return str(path / name)
+
+
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{12}$")
+
+
+def remove_temporaries(folder: str, *, import_roots: Sequence[Path], s3_client_factory: Callable[[], Any]) -> int:
+    """Remove the temporary copies (`<name>.tmp-<random>`) an earlier run of the job left in its output folder
+    when it died between upload and move; returns how many. Called by the job's owner before it publishes."""
+    path = check_data_location(folder, import_roots)
+    removed = 0
+    if path is None:
+        bucket, _, prefix = folder[len("s3://"):].partition("/")
+        client = s3_client_factory()
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for entry in page.get("Contents", []):
+                    if _TEMPORARY.search(entry["Key"]) and "/" not in entry["Key"][len(prefix):]:
+                        client.delete_object(Bucket=bucket, Key=entry["Key"])
+                        removed += 1
+        except Exception:  # noqa: BLE001 - a leftover temporary costs space, never correctness
+            return removed
+        return removed
+    if path.is_dir():
+        for entry in path.iterdir():
+            if _TEMPORARY.search(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed

@@ -11,6 +11,11 @@ The job reads a CSV with one USER_ID column (a file or folder, at most MAX_INPUT
 From COMPLETED on, no history, filter, export or training reads them; a model trained before keeps what it
 learned until the next training, and a returning user id is a new user. `numDeleted` counts the records
 removed (dataset rows and streamed events).
+
+Every write is fenced by the job's lease (docs/architecture.md): each dataset's swap commits only while this
+claim holds the job, together with the count it removed (`deleted_so_far` on the job), so a claim that
+follows a killed one adds what that one removed and numDeleted stays exact; an owner that lost the job swaps
+nothing and removes the parts it wrote. COMPLETED is written with the job's end.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -26,12 +32,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from tastemaker.data.sources import CsvSource, DataLocationError, resolve_data_location
 from tastemaker.errors import JobFailed
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.realtime.rebuild import rebuild_group
 from tastemaker.services import Services
-from tastemaker.store import dataset_parts, keys, part_origins, resources, user_erasure
+from tastemaker.store import dataset_parts, keys, part_origins, queue, resources, user_erasure
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -48,9 +56,10 @@ SETTLE_SECONDS = 3.5  # a concurrent import changed the parts: read them again
 
 def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """The DATA_DELETION task: PENDING -> IN_PROGRESS -> COMPLETED with numDeleted."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "data_deletion_job")
         resources.update(conn, res.arn, status=Status.IN_PROGRESS)
+    done: dict[str, int] = dict(res.body.get("deleted_so_far") or {})  # what earlier claims committed
     group = res.body["dataset_group_arn"]
     location = res.body["data_source"]["data_location"]
     try:
@@ -59,21 +68,38 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
         users = read_user_ids(sources)
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
-    deleted = 0
     with services.read_engine.connect() as conn:
         datasets = [d for d in resources.children(conn, kind="dataset", dataset_group_arn=group)
                     if str(d.body.get("dataset_type", "")).upper() in USER_DATASETS]
-    for dataset in datasets:
-        deleted += _rewrite_dataset(services, dataset, users, res.arn)
-    deleted += user_erasure.erase_users(services.engine, group, users)
-    for dataset in datasets:
-        if str(dataset.body.get("dataset_type", "")).upper() == "ACTION_INTERACTIONS":
-            deleted += user_erasure.erase_users(services.engine, dataset.arn, users)
+    workdir = job_temp_dir(services, "delete", job)
+    try:
+        for dataset in datasets:
+            _rewrite_dataset(services, job, dataset, users, done, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for partition in [group] + [d.arn for d in datasets
+                                if str(d.body.get("dataset_type", "")).upper() == "ACTION_INTERACTIONS"]:
+        erased = user_erasure.erase_users(services.engine, partition, users)
+        _record(services, job, done, f"events:{partition}", erased)
     rebuild_group(services, group)
     _new_state_generation(services, group)
+    deleted = sum(done.values())
     log.info("%s: deleted %d records of %d users from %s", res.arn, deleted, len(users), group)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, res.arn, status=Status.COMPLETED, changes={"num_deleted": deleted})
+        queue.finish(conn, job)
+
+
+def _record(services: Services, job: Job, done: dict[str, int], step: str, count: int,
+            conn: sa.Connection | None = None) -> None:
+    """Add `count` records removed by `step` to the job's `deleted_so_far` (in `conn`'s transaction when given,
+    else in a fenced one of its own), so a claim that follows a killed one counts what the killed one removed."""
+    done[step] = done.get(step, 0) + count
+    if conn is not None:
+        resources.update(conn, job.resource_arn, changes={"deleted_so_far": dict(done)})
+        return
+    with queue.fenced(services.engine, job) as own:
+        resources.update(own, job.resource_arn, changes={"deleted_so_far": dict(done)})
 
 
 def _new_state_generation(services: Services, group: str) -> None:
@@ -122,8 +148,10 @@ def read_user_ids(sources: list[CsvSource]) -> set[str]:
     return users
 
 
-def _rewrite_dataset(services: Services, dataset: resources.Resource, users: set[str], job_arn: str) -> int:
-    """Drop the users' rows from the dataset's parts and swap the parts in; rows removed."""
+def _rewrite_dataset(services: Services, job: Job, dataset: resources.Resource, users: set[str],
+                     done: dict[str, int], workdir: Path) -> int:
+    """Drop the users' rows from the dataset's parts and swap the parts in (recording the count in `done` in
+    the same fenced transaction); rows removed."""
     wanted = pa.array(sorted(users), pa.string())
     for _attempt in range(SWAP_TRIES):
         with services.read_engine.connect() as conn:
@@ -146,8 +174,7 @@ def _rewrite_dataset(services: Services, dataset: resources.Resource, users: set
                 removed += count
                 rest = table.filter(pc.invert(doomed))
                 key = batch + f"{len(written):05d}.parquet"
-                local = services.settings.data_dir / "tmp" / f"{uuid.uuid4().hex}.parquet"
-                local.parent.mkdir(parents=True, exist_ok=True)
+                local = workdir / f"{uuid.uuid4().hex}.parquet"
                 try:
                     pq.write_table(rest, local)
                     services.blobs.put_file(key, local)
@@ -161,7 +188,12 @@ def _rewrite_dataset(services: Services, dataset: resources.Resource, users: set
             raise
         if removed == 0:
             return 0
-        dropped = _swap(services, dataset.arn, before, kept, job_arn)
+        try:
+            dropped = _swap(services, job, dataset.arn, before, kept, done, removed)
+        except BaseException:  # fenced out (another owner has the job) or a failed commit: the new parts are unused
+            for key in written:
+                services.blobs.delete(key)
+            raise
         if dropped is None:  # the parts changed meanwhile (an import finished): start over
             for key in written:
                 services.blobs.delete(key)
@@ -176,10 +208,12 @@ def _rewrite_dataset(services: Services, dataset: resources.Resource, users: set
                     "start the data deletion job again when they are done.")
 
 
-def _swap(services: Services, dataset_arn: str, before: list[part_origins.Part], kept: list[tuple[str, str, int]],
-          job_arn: str) -> list[str] | None:
-    """Replace the dataset's parts by `kept` if they are still `before`; the blob keys no longer used."""
-    with services.engine.begin() as conn:
+def _swap(services: Services, job: Job, dataset_arn: str, before: list[part_origins.Part],
+          kept: list[tuple[str, str, int]], done: dict[str, int], removed: int) -> list[str] | None:
+    """Replace the dataset's parts by `kept` if they are still `before`, recording `removed` in the job's
+    `deleted_so_far` in the same transaction, fenced by the job's lease; the blob keys no longer used."""
+    job_arn = job.resource_arn
+    with queue.fenced(services.engine, job) as conn:
         resources.get(conn, dataset_arn, "dataset", lock=True)
         if part_origins.parts(conn, dataset_arn) != before:
             return None
@@ -189,5 +223,6 @@ def _swap(services: Services, dataset_arn: str, before: list[part_origins.Part],
         for origin, key, rows in kept:
             dataset_parts.add_parts(conn, dataset_arn, origin, [(key, rows)], job_arn)
         resources.update(conn, dataset_arn, changes={"data_version": uuid.uuid4().hex[:12]})
+        _record(services, job, done, f"rows:{dataset_arn}", removed, conn)
     still = {key for _o, key, _r in kept}
     return [key for key in dropped if key not in still]

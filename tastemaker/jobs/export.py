@@ -7,13 +7,13 @@ interactions once, Items/Users only the newest record per id. The header is the 
 schema order; values are written as an import reads them (empty for null, `|` between multiple values),
 so an export imports into a new dataset group unchanged. Files are
 `<path><jobName>/part-00000.csv`, ... , ROWS_PER_FILE rows each, each published whole
-(tastemaker.data.jsonl.publish_file).
+(tastemaker.data.jsonl.publish_file), its move to the final name inside a transaction fenced by the job's lease:
+an owner that lost the job publishes nothing. A retried job writes the same parts again.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +21,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from tastemaker.data.jsonl import publish_file
+from tastemaker.data.jsonl import publish_file, remove_temporaries
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.services import Services
-from tastemaker.store import part_origins, resources
+from tastemaker.store import part_origins, queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -41,15 +42,16 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     from tastemaker.jobs.training import export_events
 
     started = time.time()
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "dataset_export_job")
         resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
     body = res.body
     mode = body.get("ingestion_mode") or "PUT"
     folder = body["job_output"]["s3_data_destination"]["path"] + body["job_name"] + "/"
     roots = services.settings.effective_import_roots
-    workdir = Path(tempfile.mkdtemp(prefix="tm-export-", dir=_tmp_root(services)))
+    workdir = job_temp_dir(services, "export", job)
     try:
+        remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
         with services.read_engine.connect() as conn:
             dataset = resources.get(conn, body["dataset_arn"], "dataset")
             _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
@@ -66,15 +68,18 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         rows = 0 if table is None else table.num_rows
         files = write_csv_parts(table, [f.name for f in schema.fields], workdir)
         for number, path in enumerate(files):
+            if should_stop():
+                raise JobStopped()
             publish_file(path, folder, f"part-{number:05d}.csv", import_roots=roots,
-                         s3_client_factory=services.s3_client)
+                         s3_client_factory=services.s3_client, guard=lambda: queue.fenced(services.engine, job))
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, res.arn, status=Status.ACTIVE, changes={
             "row_count": rows, "execution_seconds": round(time.time() - started, 3)})
+        queue.finish(conn, job)
 
 
 def write_csv_parts(table: pa.Table | None, columns: list[str], workdir: Path) -> list[Path]:
@@ -90,9 +95,3 @@ def write_csv_parts(table: pa.Table | None, columns: list[str], workdir: Path) -
         pcsv.write_csv(table.slice(start, ROWS_PER_FILE), path, write_options=options)
         out.append(path)
     return out
-
-
-def _tmp_root(services: Services) -> str:
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root)

@@ -25,7 +25,7 @@ from tastemaker.store import queue
 
 log = logging.getLogger("tastemaker.jobs")
 
-TEMP_KINDS = ("import", "train", "rec", "put")
+TEMP_KINDS = ("import", "train", "rec", "put", "batch", "segment", "export", "delete")
 UNOWNED_TEMP_SECONDS = 900.0
 _TEMP = re.compile(rf"^tm-(?:{'|'.join(TEMP_KINDS)})-(?:j(\d+)\.(\d+)-)?")
 

@@ -5,7 +5,8 @@ Input lines are `{"itemId": "..."}` (aws-item-affinity, at most 500 per file) or
 10 per file). The affinity model scores every trained user for a block of queries at once (a bounded
 (queries, users) float32 block of about SCORE_BYTES; the model's per-call set-up is paid once per block), and each segment is the `numResults` best users, best first (ties: lower model row
 first). A job filter on users (`INCLUDE|EXCLUDE UserID WHERE Users.<FIELD> ...`) drops the users it excludes
-before ranking. Output lines are written and published like batch inference outputs (tastemaker.data.jsonl).
+before ranking. Output lines are written and published like batch inference outputs (tastemaker.data.jsonl),
+with the same lease fencing (tastemaker.serving.batch): an owner that lost the job publishes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +22,22 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tastemaker.data.jsonl import TOO_LONG, OutputFile, check_input_limits, file_name, input_files, read_lines
+from tastemaker.data.jsonl import (
+    TOO_LONG,
+    OutputFile,
+    check_input_limits,
+    file_name,
+    input_files,
+    read_lines,
+    remove_temporaries,
+)
 from tastemaker.data.sources import CsvSource, DataLocationError
 from tastemaker.errors import JobFailed, JobStopped
+from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
 from tastemaker.services import Services
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -68,7 +77,7 @@ def load_version_model(services: Services, prefix: str, workdir: Path) -> Traine
 
 def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """The BATCH_SEGMENT task: CREATE IN_PROGRESS, one `.out` per input file, then ACTIVE."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "batch_segment_job")
         version = resources.get(conn, res.body["solution_version_arn"], "solution_version")
         resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
@@ -83,7 +92,8 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
         check_input_limits(source, files)
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
-    workdir = Path(tempfile.mkdtemp(prefix="tm-segment-", dir=_tmp_root(services)))
+    workdir = job_temp_dir(services, "segment", job)
+    remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
     lines = 0
     try:
@@ -105,7 +115,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                         out.write(row)
                     lines += min(step, len(queries) - start)
                     log.info("%s: %d segments written", res.arn, lines)
-                out.publish()
+                out.publish(guard=lambda: queue.fenced(services.engine, job))
             except DataLocationError as exc:
                 out.discard()
                 raise JobFailed(exc.reason) from exc
@@ -114,9 +124,10 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                 raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, res.arn, status=Status.ACTIVE, changes={
             "execution_seconds": round(time.time() - started, 3), "progress": {"lines_processed": lines}})
+        queue.finish(conn, job)
 
 
 def _read_queries(item: CsvSource, by_attributes: bool) -> list[tuple[Any, Any, str | None]]:
@@ -248,9 +259,3 @@ def _filter_users(services: Services, conn: Any,
         return np.where(known, allowed, outsiders_pass)
 
     return keep
-
-
-def _tmp_root(services: Services) -> str:
-    root = services.settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root)

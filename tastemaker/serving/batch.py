@@ -5,7 +5,10 @@ rankingInfluence settings) and answers each line with `engine.recommend` / `engi
 GetRecommendations / GetPersonalizedRanking on a campaign of the same version (exploration off). Lines are
 read as a stream, CHUNK at a time, and written to a local temporary file that is published as
 `<input-file-name>.out` when the file is done (tastemaker.data.jsonl): memory is bounded by the chunk and
-the model, never by the input.
+the model, never by the input. Every write of the job is fenced by its lease (docs/architecture.md): the
+status and progress writes are `queue.fenced` transactions, the move of each `.out` to its name runs inside
+one, and ACTIVE is written with the job's end; an owner that lost the job (frozen, then woken) publishes
+nothing and its temporary copy is removed. A retried job overwrites the same names.
 
 Plain USER_PERSONALIZATION lines (no filter, no exploration, no rankingInfluence) take a vectorised path:
 a chunk's users are scored in one `score_users` call and ranked with the same top-k and softmax rules as
@@ -33,7 +36,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tastemaker.data.jsonl import TOO_LONG, OutputFile, check_input_limits, file_name, input_files, read_lines
+from tastemaker.data.jsonl import (
+    TOO_LONG,
+    OutputFile,
+    check_input_limits,
+    file_name,
+    input_files,
+    read_lines,
+    remove_temporaries,
+)
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import InvalidInputException, JobFailed, JobStopped, TastemakerError
 from tastemaker.services import Services
@@ -43,7 +54,7 @@ from tastemaker.serving.engine import Query, catalog_for, rank, recommend
 from tastemaker.serving.history import has_tracker, streamed_events
 from tastemaker.serving.models import LoadedModel, model_cache
 from tastemaker.serving.topk import top_k
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.status import Status
 
@@ -61,6 +72,7 @@ class Progress:
 
     services: Services
     arn: str
+    job: Job
     lines: int = 0
     errors: int = 0
     files: int = 0
@@ -74,7 +86,7 @@ class Progress:
             self.last = now
             log.info("%s: %d lines answered (%d with errors), %d files done", self.arn, self.lines, self.errors,
                      self.files)
-            with self.services.engine.begin() as conn:
+            with queue.fenced(self.services.engine, self.job) as conn:
                 resources.update(conn, self.arn, changes={"progress": {
                     "lines_processed": self.lines, "lines_failed": self.errors, "files_done": self.files}})
 
@@ -96,7 +108,7 @@ def deployment_for(version: resources.Resource, config: dict[str, Any]) -> Deplo
 
 def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """The BATCH_INFERENCE task: CREATE IN_PROGRESS, one `.out` per input file, then ACTIVE."""
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "batch_inference_job")
         version = resources.get(conn, res.body["solution_version_arn"], "solution_version")
         resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
@@ -114,8 +126,9 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
         raise JobFailed(exc.reason) from exc
     loaded = model_cache(services).get(services, dep.model_prefix)
     answer = LineAnswerer(services, dep, loaded, body)
-    progress = Progress(services, res.arn)
-    workdir = Path(tempfile.mkdtemp(prefix="tm-batch-", dir=_tmp_root(services)))
+    progress = Progress(services, res.arn, job)
+    workdir = job_workdir(services, "batch", job)
+    remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
     record_limit = MAX_RECORDS_WITH_THEMES if answer.theme_column else MAX_RECORDS_PER_FILE
     try:
@@ -135,7 +148,7 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
                         out.write(row)
                         errors += not row.endswith(b'"error":null}')
                     progress.add(len(rows), errors)
-                out.publish()
+                out.publish(guard=lambda: queue.fenced(services.engine, job))
             except DataLocationError as exc:
                 out.discard()
                 raise JobFailed(exc.reason) from exc
@@ -146,9 +159,10 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     progress.add(0, 0, force=True)
-    with services.engine.begin() as conn:
+    with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, res.arn, status=Status.ACTIVE,
                          changes={"execution_seconds": round(time.time() - started, 3)})
+        queue.finish(conn, job)
 
 
 def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -162,10 +176,12 @@ def _chunks(lines: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _tmp_root(services: Services) -> str:
+def job_workdir(services: Services, what: str, job: Job) -> Path:
+    """A temp folder of this claim of the job, named as tastemaker.jobs.lease names them (`tm-<what>-j<id>.<lease>-`)
+    so the job runner sweeps it once the claim is over (its owner was killed)."""
     root = services.settings.data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
-    return str(root)
+    return Path(tempfile.mkdtemp(prefix=f"tm-{what}-j{job.id}.{job.lease}-", dir=root))
 
 
 class LineAnswerer:

@@ -1,4 +1,5 @@
-"""Fault injection: kill -9 and SIGSTOP of the job's owner at random points of import, training and deploy.
+"""Fault injection: kill -9 and SIGSTOP of the job's owner at random points of import, training, deploy and the
+batch jobs (batch inference, dataset export, data deletion).
 
 An API server (no job threads) and two `tastemaker worker` processes share one database (SQLite, or
 PostgreSQL under the postgres mark) and one data directory, with a short lease (3 s). For each case a job is
@@ -9,6 +10,11 @@ then SIGCONT, so the stale owner wakes up and tries to go on). Every case must e
 - exactly-once completion or a clear failure: an import adds its rows once (INCREMENTAL imports would show a
   double commit) or none; a training's model folder is the winner's alone; a campaign update is ACTIVE or
   CREATE FAILED with a reason while the campaign stays ACTIVE and serves;
+- batch inference and export: exactly one complete set of outputs under their final names (every `.out` has a
+  line per input line, the export's parts hold the job's rowCount rows), no `<name>.tmp-` copy left, the job
+  ACTIVE or CREATE FAILED with a reason; a woken stale owner replaces no output (names, sizes, times unchanged);
+- data deletion: COMPLETED with numDeleted exactly the users' records (counted before the job), the users gone
+  from every part, or FAILED with a reason;
 - no stuck job (nothing queued or running once the resource has settled), no orphan temp folder;
 - old data intact: the rows, models and campaign that existed before still work.
 
@@ -37,8 +43,11 @@ from tests.e2e.util import wait_status
 from tests.faults.harness import Worker, group_with_interactions, trained_version, unique
 
 SEED = 20261212
-CASES = {"kill9": 2, "sigstop": 1}  # per kind (import, train, deploy) and database
-LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4}  # seconds after the claim a fault may hit
+CASES = {"kill9": 1, "sigstop": 1}  # per kind and database (six kinds: the suite's time is bounded)
+CASES_OF: dict[str, dict[str, int]] = {}  # a kind that runs more (or fewer) cases than CASES
+LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4,  # seconds after the claim a fault may hit
+                "batch": 1.0, "export": 1.0, "delete": 4.0}
+BATCH_LINES = 25_000  # lines of the batch inference input: a job that lasts long enough to be hit
 STALE = 3.0
 WAKE_SECONDS = 2 * STALE  # how long a woken stale owner is given to (try to) write
 IMPORT_ROWS = 600_000  # an import that lasts long enough to be hit
@@ -90,6 +99,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     data = tmp_path_factory.mktemp("fault-data")
     write_dataset(data, users=200, items=120, per_user=20)
     write_big_csv(data / "big.csv", IMPORT_ROWS)
+    (data / "batch-in").mkdir()
+    (data / "batch-in" / "users.jsonl").write_text("".join(f'{{"userId": "u{k % 200}"}}\n'
+                                                           for k in range(BATCH_LINES)))
     state = tmp_path_factory.mktemp("fault-server")
     env = {"TASTEMAKER_JOB_STALE_SECONDS": str(STALE)}
     if request.param == "postgresql":
@@ -255,8 +267,126 @@ def case_deploy(cluster: Cluster, fault: str, delay: float) -> str:
     return what
 
 
+def folder_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """The files of an output folder with their sizes and modification times (ns)."""
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()} \
+        if folder.is_dir() else {}
+
+
+def no_temporaries(folder: Path, what: str) -> dict[str, tuple[int, int]]:
+    """The folder's files once no `<name>.tmp-` copy is left (a woken stale owner removes its copy)."""
+    deadline = time.time() + 30
+    while True:
+        files = folder_files(folder)
+        if not any(".tmp-" in name for name in files):
+            return files
+        assert time.time() < deadline, f"{what}: temporary copies left in {folder}: {sorted(files)}"
+        time.sleep(0.2)
+
+
+def case_batch(cluster: Cluster, fault: str, delay: float) -> str:
+    folder = cluster.data / unique("batch-out")
+    job = cluster.client.create_batch_inference_job(
+        jobName=unique("bij"), solutionVersionArn=cluster.versions[0], roleArn="arn:aws:iam::000000000000:role/x",
+        jobInput={"s3DataSource": {"path": str(cluster.data / "batch-in") + "/"}},
+        jobOutput={"s3DataDestination": {"path": str(folder) + "/"}})["batchInferenceJobArn"]
+    what = inject(cluster, fault, job, delay, lambda: folder_files(folder))
+    settle(cluster, job)
+    final = cluster.client.describe_batch_inference_job(batchInferenceJobArn=job)["batchInferenceJob"]
+    what += f", job took {cluster.resource(job).get('execution_seconds')}s"
+    files = no_temporaries(folder, what)
+    for name in files:  # whatever is visible under a final name is whole
+        lines = (folder / name).read_bytes().splitlines()
+        assert len(lines) == BATCH_LINES, f"{what}: {name} has {len(lines)} lines, expected {BATCH_LINES}"
+    if final["status"] == "ACTIVE":
+        assert sorted(files) == ["users.jsonl.out"], f"{what}: outputs {sorted(files)}"
+    else:
+        assert final["status"] == "CREATE FAILED" and final.get("failureReason"), final
+    return what
+
+
+def case_export(cluster: Cluster, fault: str, delay: float) -> str:
+    path = cluster.data / unique("export")
+    name = unique("exp")
+    job = cluster.client.create_dataset_export_job(
+        jobName=name, datasetArn=cluster.dataset, roleArn="arn:aws:iam::000000000000:role/x", ingestionMode="BULK",
+        jobOutput={"s3DataDestination": {"path": str(path) + "/"}})["datasetExportJobArn"]
+    folder = path / name
+    what = inject(cluster, fault, job, delay, lambda: folder_files(folder))
+    settle(cluster, job)
+    final = cluster.client.describe_dataset_export_job(datasetExportJobArn=job)["datasetExportJob"]
+    what += f", job took {cluster.resource(job).get('execution_seconds')}s"
+    files = no_temporaries(folder, what)
+    if final["status"] == "ACTIVE":
+        names = sorted(files)
+        assert names == [f"part-{n:05d}.csv" for n in range(len(names))] and names, f"{what}: parts {names}"
+        rows = sum(len((folder / n).read_bytes().splitlines()) - 1 for n in names)
+        assert rows == cluster.resource(job)["row_count"] == cluster.rows_of(cluster.dataset) - duplicates(cluster), \
+            f"{what}: {rows} rows exported, the job says {cluster.resource(job)['row_count']}"
+    else:
+        assert final["status"] == "CREATE FAILED" and final.get("failureReason"), final
+    return what
+
+
+def duplicates(cluster: Cluster) -> int:
+    """Rows of the dataset an export leaves out (exact duplicate interactions count once)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    blobs = cluster.server.data_dir / "blobs"
+    table = pa.concat_tables([pq.read_table(blobs / key) for key in sorted(cluster.part_keys(cluster.dataset))])
+    return table.num_rows - table.group_by(table.column_names).aggregate([]).num_rows
+
+
+def user_rows(cluster: Cluster, users: set[str]) -> int:
+    """The dataset's rows of these users (every part)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    blobs = cluster.server.data_dir / "blobs"
+    wanted = pa.array(sorted(users))
+    return sum(int(pc.sum(pc.is_in(pq.read_table(blobs / key, columns=["USER_ID"]).column("USER_ID").cast(pa.string()),
+                                   value_set=wanted)).as_py() or 0) for key in cluster.part_keys(cluster.dataset))
+
+
+DELETED: list[int] = []  # users already deleted by earlier cases (each case forgets new ones)
+
+
+def case_delete(cluster: Cluster, fault: str, delay: float) -> str:
+    start = 100 + 3 * len(DELETED)
+    users = {f"u{k}" for k in range(start, start + 3)}
+    DELETED.append(start)
+    source = cluster.data / f"{unique('forget')}.csv"
+    source.write_text("USER_ID\n" + "".join(f"{u}\n" for u in sorted(users)))
+    expected = user_rows(cluster, users)
+    assert expected > 0
+    group = cluster.client.describe_dataset(datasetArn=cluster.dataset)["dataset"]["datasetGroupArn"]
+    job = cluster.client.create_data_deletion_job(
+        jobName=unique("del"), datasetGroupArn=group, roleArn="arn:aws:iam::000000000000:role/x",
+        dataSource={"dataLocation": str(source)})["dataDeletionJobArn"]
+    what = inject(cluster, fault, job, delay, lambda: (cluster.part_keys(cluster.dataset),
+                                                       cluster.resource(job).get("num_deleted")))
+    settle(cluster, job)
+    final = cluster.client.describe_data_deletion_job(dataDeletionJobArn=job)["dataDeletionJob"]
+    if final["status"] == "COMPLETED":
+        assert final["numDeleted"] == expected, f"{what}: numDeleted {final['numDeleted']}, expected {expected}"
+        assert user_rows(cluster, users) == 0, f"{what}: the deleted users still have rows"
+    else:
+        assert final["status"] == "FAILED" and final.get("failureReason"), final
+    blobs = cluster.server.data_dir / "blobs"
+    folder = blobs / "datasets" / cluster.resource(cluster.dataset)["storage_id"]
+    deadline = time.time() + 30  # a stale owner fenced out removes the parts it wrote
+    while (extra := {str(p.relative_to(blobs)) for p in folder.rglob("*") if p.is_file()}
+           - cluster.part_keys(cluster.dataset)):
+        assert time.time() < deadline, f"{what}: files no dataset part names: {sorted(extra)[:3]}"
+        time.sleep(0.2)
+    return what
+
+
 KINDS: dict[str, Callable[[Cluster, str, float], str]] = {"import": case_import, "train": case_train,
-                                                          "deploy": case_deploy}
+                                                          "deploy": case_deploy, "batch": case_batch,
+                                                          "export": case_export, "delete": case_delete}
 
 
 @pytest.mark.slow
@@ -265,7 +395,7 @@ KINDS: dict[str, Callable[[Cluster, str, float], str]] = {"import": case_import,
 def test_fault_injection(cluster: Cluster, kind: str, fault: str) -> None:
     rng = random.Random(f"{SEED}-{kind}-{fault}")
     problems = []
-    for index in range(CASES[fault]):
+    for index in range(CASES_OF.get(kind, CASES)[fault]):
         delay = round(rng.uniform(0.0, LATEST_POINT[kind]), 3)
         name = f"{kind}/{fault}#{index} at +{delay}s"
         try:
