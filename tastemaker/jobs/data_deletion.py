@@ -33,6 +33,7 @@ from tastemaker.realtime.rebuild import rebuild_group
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, part_origins, resources, user_erasure
 from tastemaker.store.queue import Job
+from tastemaker.store.records import DataDeletionJob, Dataset
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
@@ -51,8 +52,9 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
     with services.engine.begin() as conn:
         res = resources.get(conn, job.resource_arn, "data_deletion_job")
         resources.update(conn, res.arn, status=Status.IN_PROGRESS)
-    group = res.body["dataset_group_arn"]
-    location = res.body["data_source"]["data_location"]
+    deletion = DataDeletionJob.of(res)
+    group = deletion.dataset_group_arn
+    location = deletion.data_source["data_location"]
     try:
         sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
                                         s3_client_factory=services.s3_client)
@@ -62,12 +64,12 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
     deleted = 0
     with services.read_engine.connect() as conn:
         datasets = [d for d in resources.children(conn, kind="dataset", dataset_group_arn=group)
-                    if str(d.body.get("dataset_type", "")).upper() in USER_DATASETS]
+                    if Dataset.of(d).dataset_type.upper() in USER_DATASETS]
     for dataset in datasets:
         deleted += _rewrite_dataset(services, dataset, users, res.arn)
     deleted += user_erasure.erase_users(services.engine, group, users)
     for dataset in datasets:
-        if str(dataset.body.get("dataset_type", "")).upper() == "ACTION_INTERACTIONS":
+        if Dataset.of(dataset).dataset_type.upper() == "ACTION_INTERACTIONS":
             deleted += user_erasure.erase_users(services.engine, dataset.arn, users)
     rebuild_group(services, group)
     _new_state_generation(services, group)
@@ -131,7 +133,7 @@ def _rewrite_dataset(services: Services, dataset: resources.Resource, users: set
         removed = 0
         kept: list[tuple[str, str, int]] = []  # (origin, key, rows) in the old order
         written: list[str] = []
-        batch = keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk", f"deletion-{uuid.uuid4().hex[:8]}")
+        batch = keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "bulk", f"deletion-{uuid.uuid4().hex[:8]}")
         try:
             for part in before:
                 table = pq.read_table(services.blobs.local_path(part.blob_key))

@@ -27,6 +27,7 @@ from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.services import Services
 from tastemaker.store import part_origins, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Dataset
 from tastemaker.store.status import Status
 
 ROWS_PER_FILE = 1_000_000
@@ -52,8 +53,8 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     try:
         with services.read_engine.connect() as conn:
             dataset = resources.get(conn, body["dataset_arn"], "dataset")
-            _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
-            dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
+            _schema_res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
+            dataset_type = normalize_dataset_type(Dataset.of(dataset).dataset_type)
             paths = [services.blobs.local_path(p.blob_key) for p in part_origins.parts(conn, dataset.arn,
                                                                                       ORIGINS[mode])]
             if dataset_type == "Interactions" and mode in ("PUT", "ALL") and dataset.dataset_group_arn:

@@ -37,6 +37,7 @@ from tastemaker.errors import ResourceNotFoundException
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 from tastemaker.store import resources
+from tastemaker.store.records import SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
@@ -193,9 +194,10 @@ def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deploym
     config = dict(body.get("campaign_config") or {})
     if version is None:
         return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "", config)
-    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    trained = SolutionVersion.of(version)
+    recipe = trained.recipe_name
     return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "",
-                      version.body.get("model_prefix"), recipe, _recipe_type(recipe), config, None, version_arn)
+                      trained.model_prefix, recipe, _recipe_type(recipe), config, None, version_arn)
 
 
 def _recommender(row: resources.Resource) -> Deployment:
