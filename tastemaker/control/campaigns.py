@@ -146,22 +146,22 @@ def update_campaign(ctx: RequestContext, *, campaign_arn: str, solution_version_
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is already being updated; wait until "
                                          "latestCampaignUpdate is ACTIVE.")
-        body = campaign.body
-        follows = body.get("follows_solution_arn")
+        current = Campaign.of(campaign)
+        follows = current.follows_solution_arn
         if solution_version_arn:
             version, follows = resolve_version(conn, solution_version_arn)
         else:
-            version = resources.get(conn, body["solution_version_arn"], VERSION)
+            version = resources.get(conn, current.solution_version_arn, VERSION)
         if version.dataset_group_arn != campaign.dataset_group_arn:
             raise InvalidInputException(f"Solution version {version.arn} belongs to another dataset group than "
                                         f"campaign {campaign_arn}.")
-        config = dict(body.get("campaign_config") or {})
+        config = dict(current.campaign_config)
         if campaign_config is not None:
             config.update(campaign_config)
             if "item_exploration_config" not in campaign_config:
                 config.pop("item_exploration_config", None)
         config = check_config(config, version, follows)
-        start_update(conn, campaign, version.arn, follows, min_provisioned_tps or body.get("min_provisioned_tps", 1),
+        start_update(conn, campaign, version.arn, follows, min_provisioned_tps or current.min_provisioned_tps,
                      config)
     return {"campaign_arn": campaign_arn}
 

@@ -149,6 +149,7 @@ class Campaign(Record):
     solution_version_arn: str
     campaign_config: dict[str, Any] = field(default_factory=dict)
     follows_solution_arn: str | None = None  # set when the campaign was given a "$LATEST"-style solution ARN
+    serving_version_arn: str | None = None  # the version serving while an update loads another
     min_provisioned_tps: int = 1
     latest_campaign_update: dict[str, Any] = field(default_factory=dict)
 
@@ -175,13 +176,6 @@ class EventTracker(Record):
     KIND: ClassVar[str] = "event_tracker"
     tracking_id: str
     state_generation: str = ""  # bumped by a data deletion job
-
-
-@dataclass(frozen=True)
-class BatchSegmentJob(Record):
-    KIND: ClassVar[str] = "batch_segment_job"
-    solution_version_arn: str
-    filter_arn: str | None = None
 
 
 @dataclass(frozen=True)
