@@ -110,6 +110,15 @@ class DatasetImportJob(Record):
 
 
 @dataclass(frozen=True)
+class DatasetExportJob(Record):
+    KIND: ClassVar[str] = "dataset_export_job"
+    job_name: str
+    dataset_arn: str
+    job_output: dict[str, Any]
+    ingestion_mode: str = "PUT"
+
+
+@dataclass(frozen=True)
 class DataDeletionJob(Record):
     KIND: ClassVar[str] = "data_deletion_job"
     dataset_group_arn: str
