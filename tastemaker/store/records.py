@@ -161,6 +161,7 @@ class Campaign(Record):
     serving_version_arn: str | None = None  # the version serving while an update loads another
     min_provisioned_tps: int = 1
     latest_campaign_update: dict[str, Any] = field(default_factory=dict)
+    serving_stats: dict[str, Any] = field(default_factory=dict)  # recorded when its model was loaded
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Recommender(Record):
     model_prefix: str  # the model generation it serves, under its storage_id
     recommender_config: dict[str, Any] = field(default_factory=dict)
     latest_recommender_update: dict[str, Any] = field(default_factory=dict)
+    serving_stats: dict[str, Any] = field(default_factory=dict)  # recorded when its model was loaded
 
 
 @dataclass(frozen=True)
