@@ -14,14 +14,15 @@ def _kib(value: Any) -> str:
 def rows(services: Any) -> list[dict[str, Any]]:
     """One entry per campaign and recommender with its serving statistics recorded at deploy time."""
     from tastemaker.store import resources
+    from tastemaker.store.records import Campaign, Recommender
 
     out = []
     with services.read_engine.connect() as conn:
         for kind in ("campaign", "recommender"):
             for found in resources.children(conn, kind=kind):
-                body = found.body
-                stats = body.get("serving_stats") or {}
-                served = body.get("solution_version_arn") if kind == "campaign" else body.get("recipe_arn")
+                view = Campaign.of(found) if kind == "campaign" else Recommender.of(found)
+                stats = view.serving_stats
+                served = view.solution_version_arn if isinstance(view, Campaign) else view.recipe_arn
                 out.append({"arn": found.arn, "kind": kind, "status": found.status, "serves": served or "",
                             "items": stats.get("model_items"), "model_bytes": stats.get("model_bytes"),
                             "index_bytes": stats.get("index_bytes")})

@@ -127,12 +127,12 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def cmd_evaluation(args: argparse.Namespace) -> int:
     """Print a solution version's evaluation evidence (per held-out query: input, truth, recommended)."""
     from tastemaker.cli.wiring import build_services
-    from tastemaker.store import resources
+    from tastemaker.store.records import SolutionVersion, load
 
     services = build_services(_settings(args), migrate=False)
     with services.read_engine.connect() as conn:
-        version = resources.get(conn, args.solution_version, "solution_version")
-    prefix = version.body.get("model_prefix")
+        version = load(conn, args.solution_version, SolutionVersion)
+    prefix = version.model_prefix
     if not prefix or not services.blobs.exists(prefix + "evaluation.json"):
         print(f"{args.solution_version} has no evaluation report (it is not ACTIVE, or was trained without one).",
               file=sys.stderr)

@@ -14,6 +14,7 @@ from tastemaker.control.solutions import solution_of_latest
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
+from tastemaker.store.records import Campaign, SolutionVersion
 from tastemaker.store.status import BUSY, Status
 
 KIND, VERSION = "campaign", "solution_version"
@@ -44,7 +45,7 @@ def resolve_version(conn: sa.Connection, arn: str) -> tuple[resources.Resource, 
 def check_config(config: dict[str, Any] | None, version: resources.Resource, follows: str | None) -> dict[str, Any]:
     """Validate campaignConfig and fill Personalize's defaults (exploration for aws-user-personalization)."""
     config = dict(config or {})
-    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    recipe = SolutionVersion.of(version).recipe_name
     exploration = config.get("item_exploration_config")
     if exploration:
         unknown = [k for k in exploration if k not in EXPLORATION_KEYS]
@@ -114,7 +115,7 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
                 "follows_solution_arn": follows, "dataset_group_arn": version.dataset_group_arn}
         create_with_tags(conn, tags, arn=arn, kind=KIND, body=body, status=Status.CREATE_PENDING,
                          name_key=name_key(ctx, name), dataset_group_arn=version.dataset_group_arn,
-                         parent_arn=version.body.get("solution_arn"))
+                         parent_arn=SolutionVersion.of(version).solution_arn)
         queue.enqueue(conn, queue.JobKind.CAMPAIGN_DEPLOY, arn)
     return {"campaign_arn": arn}
 
@@ -132,7 +133,7 @@ def list_campaigns(ctx: RequestContext, *, solution_arn: str | None = None, next
 
 
 def _update_busy(campaign: resources.Resource) -> bool:
-    return (campaign.body.get("latest_campaign_update") or {}).get("status") in BUSY
+    return Campaign.of(campaign).latest_campaign_update.get("status") in BUSY
 
 
 @operation("UpdateCampaign")
@@ -145,22 +146,22 @@ def update_campaign(ctx: RequestContext, *, campaign_arn: str, solution_version_
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is already being updated; wait until "
                                          "latestCampaignUpdate is ACTIVE.")
-        body = campaign.body
-        follows = body.get("follows_solution_arn")
+        current = Campaign.of(campaign)
+        follows = current.follows_solution_arn
         if solution_version_arn:
             version, follows = resolve_version(conn, solution_version_arn)
         else:
-            version = resources.get(conn, body["solution_version_arn"], VERSION)
+            version = resources.get(conn, current.solution_version_arn, VERSION)
         if version.dataset_group_arn != campaign.dataset_group_arn:
             raise InvalidInputException(f"Solution version {version.arn} belongs to another dataset group than "
                                         f"campaign {campaign_arn}.")
-        config = dict(body.get("campaign_config") or {})
+        config = dict(current.campaign_config)
         if campaign_config is not None:
             config.update(campaign_config)
             if "item_exploration_config" not in campaign_config:
                 config.pop("item_exploration_config", None)
         config = check_config(config, version, follows)
-        start_update(conn, campaign, version.arn, follows, min_provisioned_tps or body.get("min_provisioned_tps", 1),
+        start_update(conn, campaign, version.arn, follows, min_provisioned_tps or current.min_provisioned_tps,
                      config)
     return {"campaign_arn": campaign_arn}
 
@@ -198,7 +199,7 @@ def reconcile_followers(services: Services) -> int:
     started = 0
     with services.read_engine.connect() as conn:
         followers = [c for c in resources.children(conn, kind=KIND) if c.status == Status.ACTIVE
-                     and (c.body.get("campaign_config") or {}).get("sync_with_latest_solution_version")]
+                     and Campaign.of(c).campaign_config.get("sync_with_latest_solution_version")]
         for campaign in followers:
             started += reconcile_latest(services, conn, campaign)
     return started
@@ -206,13 +207,13 @@ def reconcile_followers(services: Services) -> int:
 
 def reconcile_latest(services: Services, conn: sa.Connection, campaign: resources.Resource) -> bool:
     """If a syncing campaign is behind its solution's newest ACTIVE version, start the update; True if started."""
-    follows = campaign.body.get("follows_solution_arn")
+    follows = Campaign.of(campaign).follows_solution_arn
     if not follows or _update_busy(campaign):
         return False
     latest = _latest_active_version(conn, follows)
-    if latest is None or latest.arn == campaign.body.get("solution_version_arn"):
+    if latest is None or latest.arn == Campaign.of(campaign).solution_version_arn:
         return False
-    last = campaign.body.get("latest_campaign_update") or {}
+    last = Campaign.of(campaign).latest_campaign_update
     if last.get("solution_version_arn") == latest.arn and last.get("status") == Status.CREATE_FAILED:
         return False  # that version failed to deploy once; do not retry it forever
     follow_latest(services, latest.arn)
@@ -225,14 +226,14 @@ def follow_latest(services: Services, version_arn: str) -> None:
         version = resources.find(conn, version_arn, VERSION)
         if version is None or version.status != Status.ACTIVE:
             return
-        solution_arn = version.body.get("solution_arn")
+        solution_arn = SolutionVersion.of(version).solution_arn
         for campaign in resources.children(conn, kind=KIND, parent_arn=solution_arn):
-            config = campaign.body.get("campaign_config") or {}
+            config = Campaign.of(campaign).campaign_config
             if (campaign.status != Status.ACTIVE or not config.get("sync_with_latest_solution_version")
-                    or campaign.body.get("follows_solution_arn") != solution_arn):
+                    or Campaign.of(campaign).follows_solution_arn != solution_arn):
                 continue
             current = resources.get(conn, campaign.arn, KIND, lock=True)
-            if _update_busy(current) or current.body.get("solution_version_arn") == version_arn:
+            if _update_busy(current) or Campaign.of(current).solution_version_arn == version_arn:
                 continue
             start_update(conn, current, version_arn, solution_arn,
-                         current.body.get("min_provisioned_tps", 1), config)
+                         Campaign.of(current).min_provisioned_tps, config)

@@ -24,13 +24,14 @@ from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import check_schema_for_dataset, normalize_dataset_type
 from tastemaker.errors import InvalidInputException, ResourceAlreadyExistsException, ResourceInUseException
 from tastemaker.store import queue, resources
+from tastemaker.store.records import Dataset, DatasetGroup, Schema
 from tastemaker.store.status import BUSY, Status
 
 KIND = "dataset"
 
 
 def _check_domain(group: resources.Resource, schema_res: resources.Resource) -> None:
-    group_domain, schema_domain = group.body.get("domain"), schema_res.body.get("domain")
+    group_domain, schema_domain = DatasetGroup.of(group).domain, Schema.of(schema_res).domain
     if group_domain != schema_domain:
         raise InvalidInputException(
             f"Schema {schema_res.arn} has domain {schema_domain or 'none (custom)'} but dataset group "
@@ -45,10 +46,10 @@ def create_dataset(ctx: RequestContext, *, name: str, schema_arn: str, dataset_g
         group = get_active_group(conn, dataset_group_arn, "create a dataset")
         schema_res, schema = load_schema(conn, schema_arn)
         _check_domain(group, schema_res)
-        if group.body.get("domain") and dataset_type in ("Actions", "Action_Interactions"):
+        if DatasetGroup.of(group).domain and dataset_type in ("Actions", "Action_Interactions"):
             raise InvalidInputException(f"{dataset_type} datasets cannot be created in a domain dataset group.")
-        check_schema_for_dataset(schema, dataset_type, group.body.get("domain"))
-        arn = build_arn(KIND, ctx.region, ctx.account, group.body["name"], dataset_type.upper())
+        check_schema_for_dataset(schema, dataset_type, DatasetGroup.of(group).domain)
+        arn = build_arn(KIND, ctx.region, ctx.account, DatasetGroup.of(group).name, dataset_type.upper())
         if resources.find(conn, arn, KIND):
             raise ResourceAlreadyExistsException(
                 f"Dataset group {dataset_group_arn} already has a {dataset_type} dataset ({arn}).")
@@ -83,8 +84,8 @@ def update_dataset(ctx: RequestContext, *, dataset_arn: str, schema_arn: str) ->
         group = resources.get(conn, dataset.dataset_group_arn or "", "dataset_group")
         schema_res, schema = load_schema(conn, schema_arn)
         _check_domain(group, schema_res)
-        dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
-        check_schema_for_dataset(schema, dataset_type, group.body.get("domain"))
+        dataset_type = normalize_dataset_type(Dataset.of(dataset).dataset_type)
+        check_schema_for_dataset(schema, dataset_type, DatasetGroup.of(group).domain)
         ts = resources.now()
         update = {"schema_arn": schema_arn, "status": Status.ACTIVE, "creation_date_time": ts, "last_updated_date_time": ts}
         resources.update(conn, dataset_arn, changes={"schema_arn": schema_arn, "latest_dataset_update": update})
@@ -114,7 +115,7 @@ def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
 
 def dataset_of_type(conn: sa.Connection, dataset_group_arn: str, dataset_type: str) -> resources.Resource | None:
     for ds in resources.children(conn, kind=KIND, dataset_group_arn=dataset_group_arn):
-        if ds.body["dataset_type"] == dataset_type.upper():
+        if Dataset.of(ds).dataset_type == dataset_type.upper():
             return ds
     return None
 

@@ -21,6 +21,7 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import ResourceAlreadyExistsException
 from tastemaker.store import queue, resources
+from tastemaker.store.records import EventTracker
 from tastemaker.store.status import Status
 
 KIND = "event_tracker"
@@ -75,4 +76,4 @@ def delete_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict
 
 def trackers_by_tracking_id(conn: sa.Connection) -> dict[str, resources.Resource]:
     """Every event tracker keyed by its trackingId (PutEvents resolves its key through this)."""
-    return {t.body["tracking_id"]: t for t in resources.children(conn, kind=KIND)}
+    return {EventTracker.of(t).tracking_id: t for t in resources.children(conn, kind=KIND)}

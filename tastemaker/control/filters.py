@@ -22,6 +22,7 @@ from tastemaker.control.schemas import load_schema
 from tastemaker.data.schemas import normalize_dataset_type
 from tastemaker.errors import LimitExceededException
 from tastemaker.store import queue, resources
+from tastemaker.store.records import Dataset, Filter
 from tastemaker.store.status import Status
 
 KIND = "filter"
@@ -33,8 +34,8 @@ def group_schemas(conn: sa.Connection, dataset_group_arn: str) -> dict[str, Any]
     """Parsed schemas of the group's datasets, keyed by dataset type ("Items", "Interactions", ...)."""
     out = {}
     for dataset in resources.children(conn, kind="dataset", dataset_group_arn=dataset_group_arn):
-        _res, schema = load_schema(conn, dataset.body["schema_arn"])
-        out[normalize_dataset_type(dataset.body["dataset_type"])] = schema
+        _res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
+        out[normalize_dataset_type(Dataset.of(dataset).dataset_type)] = schema
     return out
 
 
@@ -61,7 +62,7 @@ def create_filter(ctx: RequestContext, *, name: str, dataset_group_arn: str, fil
                 f"{MAX_FILTERS_PER_GROUP}). Delete one first.")
         fields = set(checked.fields)
         for other in existing:
-            fields.update(other.body.get("fields", []))
+            fields.update(Filter.of(other).fields)
         if len(fields) > MAX_FIELDS_PER_GROUP:
             raise LimitExceededException(
                 f"The filters of dataset group {dataset_group_arn} would use {len(fields)} distinct dataset fields "
@@ -104,4 +105,4 @@ def load_active_filter(conn: sa.Connection, filter_arn: str) -> tuple[resources.
     found = resources.get(conn, filter_arn, KIND)
     if found.status != Status.ACTIVE:
         raise InvalidInputException(f"Filter {filter_arn} is {found.status}; it must be ACTIVE to be used.")
-    return found, check_expression(conn, found.dataset_group_arn or "", found.body["filter_expression"])
+    return found, check_expression(conn, found.dataset_group_arn or "", Filter.of(found).filter_expression)

@@ -11,6 +11,7 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.store import keys, queue, resources
+from tastemaker.store.records import DatasetGroup, Recommender
 from tastemaker.store.status import BUSY, Status
 
 KIND = "recommender"
@@ -49,7 +50,7 @@ def create_recommender(ctx: RequestContext, *, name: str, dataset_group_arn: str
     arn = build_arn(KIND, ctx.region, ctx.account, name)
     with ctx.engine.begin() as conn:
         group = get_active_group(conn, dataset_group_arn, "create a recommender")
-        domain = group.body.get("domain")
+        domain = DatasetGroup.of(group).domain
         if domain != use_case.domain:
             raise InvalidInputException(f"Use case {use_case.name} belongs to the {use_case.domain} domain; dataset "
                                         f"group {dataset_group_arn} is {domain or 'a custom group'}.")
@@ -103,11 +104,11 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
         require_status(found, (Status.ACTIVE,), "update the recommender")
-        if (found.body.get("latest_recommender_update") or {}).get("status") in BUSY:
+        if Recommender.of(found).latest_recommender_update.get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is already being updated.")
-        merged = dict(found.body.get("recommender_config") or {})
+        merged = dict(Recommender.of(found).recommender_config)
         merged.update(recommender_config)
-        config = check_recommender_config(domain_use_case(found.body["recipe_arn"]), merged)
+        config = check_recommender_config(domain_use_case(Recommender.of(found).recipe_arn), merged)
         ts = resources.now()
         update = {"recommender_config": config, "status": Status.CREATE_PENDING, "creation_date_time": ts,
                   "last_updated_date_time": ts}
@@ -141,7 +142,7 @@ def delete_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str
     with ctx.engine.begin() as conn:
         found = resources.get(conn, recommender_arn, KIND, lock=True)
         require_status(found, (Status.ACTIVE, Status.CREATE_FAILED, Status.INACTIVE), "delete the recommender")
-        if (found.body.get("latest_recommender_update") or {}).get("status") in BUSY:
+        if Recommender.of(found).latest_recommender_update.get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is being updated; delete it afterwards.")
         resources.update(conn, recommender_arn, status=Status.DELETE_PENDING)
         queue.enqueue(conn, queue.JobKind.RECOMMENDER_DELETE, recommender_arn)

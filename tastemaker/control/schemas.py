@@ -11,6 +11,7 @@ from tastemaker.control.registry import operation
 from tastemaker.data.schemas import parse_schema
 from tastemaker.errors import ResourceInUseException
 from tastemaker.store import resources
+from tastemaker.store.records import Dataset, Schema
 
 KIND = "schema"
 
@@ -40,7 +41,7 @@ def list_schemas(ctx: RequestContext, *, next_token: str | None = None,
 def delete_schema(ctx: RequestContext, *, schema_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
         resources.get(conn, schema_arn, KIND, lock=True)
-        users = [d for d in resources.children(conn, kind="dataset") if d.body.get("schema_arn") == schema_arn]
+        users = [d for d in resources.children(conn, kind="dataset") if Dataset.of(d).schema_arn == schema_arn]
         if users:
             raise ResourceInUseException(
                 f"Cannot delete schema {schema_arn}: it is used by {len(users)} dataset(s) "
@@ -52,4 +53,4 @@ def delete_schema(ctx: RequestContext, *, schema_arn: str) -> dict[str, Any]:
 def load_schema(conn: Any, schema_arn: str) -> tuple[resources.Resource, Any]:
     """The schema resource and its parsed form."""
     res = resources.get(conn, schema_arn, KIND)
-    return res, parse_schema(res.body["schema"], res.body.get("domain"))
+    return res, parse_schema(Schema.of(res).schema, Schema.of(res).domain)

@@ -21,6 +21,7 @@ from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, LimitExceededException, ResourceInUseException
 from tastemaker.store import queue, resources
+from tastemaker.store.records import Campaign, Solution, SolutionVersion
 from tastemaker.store.status import BUSY, Status
 
 KIND, VERSION = "solution", "solution_version"
@@ -127,16 +128,16 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
             changes["perform_auto_training"] = perform_auto_training
         if perform_incremental_update is not None:
             changes["perform_incremental_update"] = perform_incremental_update
-        config = dict(solution.body.get("solution_config") or {})
+        config = dict(Solution.of(solution).solution_config)
         for key, value in (solution_update_config or {}).items():
             config[key] = value
         changes["solution_config"] = config
         ts = resources.now()
         changes["latest_solution_update"] = {
             "solution_update_config": solution_update_config or {}, "status": Status.ACTIVE,
-            "perform_auto_training": changes.get("perform_auto_training", solution.body.get("perform_auto_training")),
+            "perform_auto_training": changes.get("perform_auto_training", Solution.of(solution).perform_auto_training),
             "perform_incremental_update": changes.get("perform_incremental_update",
-                                                      solution.body.get("perform_incremental_update")),
+                                                      Solution.of(solution).perform_incremental_update),
             "creation_date_time": ts, "last_updated_date_time": ts,
         }
         resources.update(conn, solution_arn, changes=changes)
@@ -157,8 +158,8 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
                                          f"{busy[0].status}. Stop it or wait for it to finish.")
         version_arns = {v.arn for v in versions}
         campaigns = [c for c in resources.children(conn, kind="campaign", dataset_group_arn=solution.dataset_group_arn)
-                     if c.body.get("solution_version_arn") in version_arns
-                     or c.body.get("solution_version_arn", "").startswith(solution_arn + "/$LATEST")]
+                     if Campaign.of(c).solution_version_arn in version_arns
+                     or Campaign.of(c).solution_version_arn.startswith(solution_arn + "/$LATEST")]
         if campaigns:
             raise ResourceInUseException(f"Cannot delete solution {solution_arn}: campaign {campaigns[0].arn} "
                                          "deploys one of its versions. Delete the campaign first.")
@@ -180,10 +181,10 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
         if mode == "UPDATE":
             from tastemaker.recipes import get_recipe
 
-            if not get_recipe((solution.body.get("recipe_arn") or "").rsplit("/", 1)[-1]).incremental_updates:
+            if not get_recipe((Solution.of(solution).recipe_arn or "").rsplit("/", 1)[-1]).incremental_updates:
                 raise InvalidInputException("trainingMode UPDATE is only supported for aws-user-personalization.")
             full = [v for v in resources.children(conn, kind=VERSION, parent_arn=solution_arn)
-                    if v.status == Status.ACTIVE and v.body.get("training_mode") == "FULL"]
+                    if v.status == Status.ACTIVE and SolutionVersion.of(v).training_mode == "FULL"]
             if not full:
                 raise InvalidInputException("trainingMode UPDATE needs an ACTIVE solution version trained with "
                                             "trainingMode FULL.")
@@ -198,7 +199,7 @@ def new_version(conn: sa.Connection, solution: resources.Resource, *, mode: str 
     if training >= MAX_TRAINING_VERSIONS:
         raise LimitExceededException(f"More than {MAX_TRAINING_VERSIONS} resources with PENDING or IN_PROGRESS status.")
     parsed = parse_arn(solution.arn)
-    arn = build_arn(VERSION, parsed.region, parsed.account, solution.body["name"], short_id())
+    arn = build_arn(VERSION, parsed.region, parsed.account, Solution.of(solution).name, short_id())
     body = {key: solution.body.get(key) for key in (
         "solution_arn", "perform_hpo", "perform_auto_ml", "perform_incremental_update", "recipe_arn",
         "event_type", "dataset_group_arn", "solution_config")}
@@ -240,7 +241,7 @@ def get_solution_metrics(ctx: RequestContext, *, solution_version_arn: str) -> d
     with ctx.read_engine.connect() as conn:
         version = resources.get(conn, solution_version_arn, VERSION)
     require_status(version, (Status.ACTIVE,), "get metrics")
-    return {"solution_version_arn": solution_version_arn, "metrics": version.body.get("metrics", {})}
+    return {"solution_version_arn": solution_version_arn, "metrics": SolutionVersion.of(version).metrics}
 
 
 def solution_of_latest(arn: str) -> str | None:

@@ -28,6 +28,7 @@ from tastemaker.control.recommendation_ids import comparison_label, digest_of, s
 from tastemaker.services import Services
 from tastemaker.store import attribution, resources
 from tastemaker.store.attribution import AttributableEvent, Window
+from tastemaker.store.records import Dataset, MetricAttribution
 
 log = logging.getLogger("tastemaker.jobs")
 MAX_AGE_SECONDS = 14 * 86_400
@@ -62,7 +63,7 @@ def _item_column(services: Services, group_arn: str, column: str) -> dict[str, f
         if dataset is None:
             return {}
         keys = part_keys(conn, dataset.arn)
-        _res, schema = load_schema(conn, dataset.body["schema_arn"])
+        _res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
     if not keys:
         return {}
     table = read_dataset([services.blobs.local_path(k) for k in keys], schema, "Items")
@@ -94,7 +95,7 @@ def _source(event: AttributableEvent, issuers: dict[str, str]) -> str | None:
 
 def aggregate(services: Services, found: resources.Resource) -> int:
     arn, group = found.arn, found.dataset_group_arn or ""
-    metrics: list[dict[str, Any]] = list(found.body.get("metrics") or [])
+    metrics: list[dict[str, Any]] = list(MetricAttribution.of(found).metrics)
     parsed = [(m, *parse_expression(m["expression"])) for m in metrics]
     issuers = _issuers(services, group)
     items = {column: _item_column(services, group, column)

@@ -16,6 +16,7 @@ from tastemaker.control.solutions import new_version
 from tastemaker.errors import TastemakerError
 from tastemaker.services import Services
 from tastemaker.store import resources
+from tastemaker.store.records import Solution
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
@@ -24,13 +25,13 @@ _RATE = re.compile(r"^rate\((\d+) days?\)$")
 
 
 def schedule_days(solution: resources.Resource) -> int:
-    config = (solution.body.get("solution_config") or {}).get("auto_training_config") or {}
+    config = Solution.of(solution).solution_config.get("auto_training_config") or {}
     match = _RATE.match((config.get("scheduling_expression") or "").strip())
     return int(match.group(1)) if match else DEFAULT_DAYS
 
 
 def due(settings: Settings, solution: resources.Resource, versions: list[resources.Resource], now: float) -> bool:
-    if solution.status != Status.ACTIVE or not solution.body.get("perform_auto_training", True):
+    if solution.status != Status.ACTIVE or not Solution.of(solution).perform_auto_training:
         return False
     if not versions:
         return now - solution.updated_at >= settings.auto_training_first_seconds
@@ -44,7 +45,7 @@ def run_due_trainings(services: Services) -> list[str]:
     with services.read_engine.connect() as conn:
         solutions = resources.children(conn, kind="solution")
     for solution in solutions:
-        if solution.status != Status.ACTIVE or not solution.body.get("perform_auto_training", True):
+        if solution.status != Status.ACTIVE or not Solution.of(solution).perform_auto_training:
             continue
         with services.engine.begin() as conn:
             current = resources.find(conn, solution.arn, "solution")

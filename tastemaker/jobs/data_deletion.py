@@ -41,6 +41,7 @@ from tastemaker.realtime.rebuild import rebuild_group
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, part_origins, queue, resources, user_erasure
 from tastemaker.store.queue import Job
+from tastemaker.store.records import DataDeletionJob, Dataset
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
@@ -60,8 +61,9 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
         res = resources.get(conn, job.resource_arn, "data_deletion_job")
         resources.update(conn, res.arn, status=Status.IN_PROGRESS)
     done: dict[str, int] = dict(res.body.get("deleted_so_far") or {})  # what earlier claims committed
-    group = res.body["dataset_group_arn"]
-    location = res.body["data_source"]["data_location"]
+    deletion = DataDeletionJob.of(res)
+    group = deletion.dataset_group_arn
+    location = deletion.data_source["data_location"]
     try:
         sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
                                         s3_client_factory=services.s3_client)
@@ -70,7 +72,7 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
         raise JobFailed(exc.reason) from exc
     with services.read_engine.connect() as conn:
         datasets = [d for d in resources.children(conn, kind="dataset", dataset_group_arn=group)
-                    if str(d.body.get("dataset_type", "")).upper() in USER_DATASETS]
+                    if Dataset.of(d).dataset_type.upper() in USER_DATASETS]
     workdir = job_temp_dir(services, "delete", job)
     try:
         for dataset in datasets:
@@ -78,7 +80,7 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for partition in [group] + [d.arn for d in datasets
-                                if str(d.body.get("dataset_type", "")).upper() == "ACTION_INTERACTIONS"]:
+                                if Dataset.of(d).dataset_type.upper() == "ACTION_INTERACTIONS"]:
         erased = user_erasure.erase_users(services.engine, partition, users)
         _record(services, job, done, f"events:{partition}", erased)
     rebuild_group(services, group)
@@ -159,7 +161,7 @@ def _rewrite_dataset(services: Services, job: Job, dataset: resources.Resource, 
         removed = 0
         kept: list[tuple[str, str, int]] = []  # (origin, key, rows) in the old order
         written: list[str] = []
-        batch = keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk", f"deletion-{uuid.uuid4().hex[:8]}")
+        batch = keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "bulk", f"deletion-{uuid.uuid4().hex[:8]}")
         try:
             for part in before:
                 table = pq.read_table(services.blobs.local_path(part.blob_key))

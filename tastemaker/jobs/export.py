@@ -28,6 +28,7 @@ from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.services import Services
 from tastemaker.store import part_origins, queue, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Dataset, DatasetExportJob
 from tastemaker.store.status import Status
 
 ROWS_PER_FILE = 1_000_000
@@ -45,17 +46,17 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
     with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "dataset_export_job")
         resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
-    body = res.body
-    mode = body.get("ingestion_mode") or "PUT"
-    folder = body["job_output"]["s3_data_destination"]["path"] + body["job_name"] + "/"
+    spec = DatasetExportJob.of(res)
+    mode = spec.ingestion_mode
+    folder = spec.job_output["s3_data_destination"]["path"] + spec.job_name + "/"
     roots = services.settings.effective_import_roots
     workdir = job_temp_dir(services, "export", job)
     try:
         remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
         with services.read_engine.connect() as conn:
-            dataset = resources.get(conn, body["dataset_arn"], "dataset")
-            _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
-            dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
+            dataset = resources.get(conn, spec.dataset_arn, "dataset")
+            _schema_res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
+            dataset_type = normalize_dataset_type(Dataset.of(dataset).dataset_type)
             paths = [services.blobs.local_path(p.blob_key) for p in part_origins.parts(conn, dataset.arn,
                                                                                       ORIGINS[mode])]
             if dataset_type == "Interactions" and mode in ("PUT", "ALL") and dataset.dataset_group_arn:

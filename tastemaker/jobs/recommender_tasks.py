@@ -19,6 +19,7 @@ from tastemaker.jobs.training import build_spec, run_trainer
 from tastemaker.services import Services
 from tastemaker.store import keys, queue, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Recommender
 from tastemaker.store.status import Status
 
 KIND = "recommender"
@@ -30,7 +31,7 @@ def training_version(recommender: resources.Resource, config: dict[str, Any]) ->
     """The recommender seen as a solution version of its use case's engine recipe (what build_spec reads)."""
     from tastemaker.recipes.catalog import RECIPE_ARN_PREFIX, domain_use_case
 
-    use_case = domain_use_case(recommender.body["recipe_arn"])
+    use_case = domain_use_case(Recommender.of(recommender).recipe_arn)
     event_type = use_case.required_event_type or (use_case.event_types[0] if len(use_case.event_types) == 1
                                                   else None)
     solution_config: dict[str, Any] = {}
@@ -56,7 +57,7 @@ def train(services: Services, job: Job, recommender: resources.Resource, config:
         # Each training gets its own prefix: serving processes cache a model (and its user lookup) by prefix,
         # so overwriting one in place would keep the old model in memory. Older generations go after the
         # commit (_commit), so a writer that lost its lease never removes the generation that won.
-        prefix = f"{keys.model_prefix(recommender.body['storage_id'])}t-{uuid.uuid4().hex[:12]}/"
+        prefix = f"{keys.model_prefix(Recommender.of(recommender).storage_id)}t-{uuid.uuid4().hex[:12]}/"
         services.blobs.put_dir(prefix, out / "model")
         return {"model_metrics": result.get("metrics", {}), "model_prefix": prefix,
                 "training_hours": round((time.time() - started) / 3600, 6)}
@@ -77,7 +78,7 @@ def _commit(services: Services, job: Job, status: str | None = None, **changes: 
     try:
         with queue.fenced(services.engine, job) as conn:
             current = resources.get(conn, job.resource_arn, KIND)
-            replaced = current.body.get("model_prefix")
+            replaced = Recommender.of(current).model_prefix
             resources.update(conn, job.resource_arn, status=status, changes=changes)
             queue.finish(conn, job)  # with the outcome: a crash after this commit never reruns the job
     except BaseException:
@@ -85,7 +86,7 @@ def _commit(services: Services, job: Job, status: str | None = None, **changes: 
             services.blobs.delete_prefix(new)
         raise
     if new:
-        root = keys.model_prefix(current.body["storage_id"])
+        root = keys.model_prefix(Recommender.of(current).storage_id)
         generations = {key[: key.index("/", len(root)) + 1] for key in services.blobs.list(root)
                        if "/" in key[len(root):]}
         for stale in generations - {new, replaced}:
@@ -95,7 +96,7 @@ def _commit(services: Services, job: Job, status: str | None = None, **changes: 
 def train_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE with modelMetrics (CREATE FAILED names the data at fault)."""
     recommender = _set(services, job, Status.CREATE_IN_PROGRESS)
-    outcome = train(services, job, recommender, recommender.body.get("recommender_config") or {}, should_stop)
+    outcome = train(services, job, recommender, Recommender.of(recommender).recommender_config, should_stop)
     outcome["serving_stats"] = prepare(services, outcome["model_prefix"], job.resource_arn)
     _commit(services, job, Status.ACTIVE, **outcome)
 
@@ -104,12 +105,12 @@ def update_recommender(services: Services, job: Job, should_stop: Callable[[], b
     """Apply latestRecommenderUpdate; a new trainingDataConfig retrains. Failures stay on the update."""
     with services.engine.connect() as conn:
         recommender = resources.get(conn, job.resource_arn, KIND)
-    update = dict(recommender.body.get("latest_recommender_update") or {})
+    update = dict(Recommender.of(recommender).latest_recommender_update)
     new_config = update.get("recommender_config") or {}
     update.update(status=Status.CREATE_IN_PROGRESS, last_updated_date_time=resources.now())
     _set(services, job, latest_recommender_update=update)
     changes: dict[str, Any] = {"recommender_config": new_config}
-    old_data = (recommender.body.get("recommender_config") or {}).get("training_data_config")
+    old_data = Recommender.of(recommender).recommender_config.get("training_data_config")
     if new_config.get("training_data_config") != old_data:
         try:
             changes.update(train(services, job, recommender, new_config, should_stop))
@@ -131,7 +132,7 @@ def stop_recommender(services: Services, job: Job, should_stop: Callable[[], boo
 def start_recommender(services: Services, job: Job, should_stop: Callable[[], bool], *, prepare: PrepareModel) -> None:
     """START PENDING -> START IN_PROGRESS -> ACTIVE once the model loads again."""
     recommender = _set(services, job, Status.START_IN_PROGRESS)
-    stats = prepare(services, recommender.body["model_prefix"], job.resource_arn)
+    stats = prepare(services, Recommender.of(recommender).model_prefix, job.resource_arn)
     _set(services, job, Status.ACTIVE, serving_stats=stats)
 
 
@@ -144,5 +145,5 @@ def delete_recommender(services: Services, job: Job, should_stop: Callable[[], b
         resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
     with queue.fenced(services.engine, job) as conn:
         resources.delete(conn, job.resource_arn)
-    if found.body.get("storage_id"):
-        services.blobs.delete_prefix(keys.model_prefix(found.body["storage_id"]))  # every generation
+    if Recommender.of(found).storage_id:
+        services.blobs.delete_prefix(keys.model_prefix(Recommender.of(found).storage_id))  # every generation

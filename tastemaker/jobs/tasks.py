@@ -15,6 +15,7 @@ from tastemaker.realtime.erase import erase_for_resource
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, queue, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Dataset, DatasetImportJob
 from tastemaker.store.status import Status, allowed
 
 log = logging.getLogger("tastemaker.jobs")
@@ -73,16 +74,17 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         if import_job.status == Status.ACTIVE:  # an earlier claim committed it; nothing is left to do
             queue.finish(conn, job)
             return
-        dataset = resources.get(conn, import_job.body["dataset_arn"], "dataset")
-        _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
+        spec = DatasetImportJob.of(import_job)
+        dataset = resources.get(conn, spec.dataset_arn, "dataset")
+        _schema_res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
-    dataset_type = normalize_dataset_type(dataset.body["dataset_type"])
-    location = import_job.body["data_source"]["data_location"]
-    mode = import_job.body.get("import_mode", "FULL")
+    dataset_type = normalize_dataset_type(Dataset.of(dataset).dataset_type)
+    location = spec.data_source["data_location"]
+    mode = spec.import_mode
     # This claim's own blob folder: a retry after a crash, or a writer that lost its lease, never touches the
     # parts of another claim; only the claim that commits adds its parts to the dataset.
     def claim_prefix(lease: int) -> str:
-        return keys.dataset_batch_prefix(dataset.body["storage_id"], "bulk",
+        return keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "bulk",
                                          f"{job.resource_arn.rsplit('/', 1)[-1]}-j{job.id}.{lease}")
 
     batch_prefix = claim_prefix(job.lease)

@@ -26,6 +26,7 @@ from tastemaker.recipes.training_data import TrainingConfig
 from tastemaker.services import Services
 from tastemaker.store import keys, queue, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Dataset, Schema, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
@@ -54,9 +55,9 @@ def dataset_inputs(services: Services, conn: sa.Connection, group_arn: str) -> d
         dataset = dataset_of_type(conn, group_arn, dataset_type)
         if dataset is None or dataset.status != Status.ACTIVE:
             continue
-        schema = resources.get(conn, dataset.body["schema_arn"], "schema")
+        schema = resources.get(conn, Dataset.of(dataset).schema_arn, "schema")
         paths = [str(services.blobs.local_path(key)) for key in part_keys(conn, dataset.arn)]
-        out[dataset_type] = DatasetInput(schema.body["schema"], schema.body.get("domain"), tuple(paths))
+        out[dataset_type] = DatasetInput(Schema.of(schema).schema, Schema.of(schema).domain, tuple(paths))
     return out
 
 
@@ -171,7 +172,7 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
         spec = build_spec(services, version, out, workdir)
         started = time.time()
         result = run_trainer(spec, workdir, should_stop)
-        storage_id = version.body["storage_id"]
+        storage_id = SolutionVersion.of(version).storage_id
         prefix = keys.model_attempt_prefix(storage_id, job.id, job.lease)
         changes: dict[str, Any] = {
             "metrics": result.get("metrics", {}), "training_hours": round((time.time() - started) / 3600, 6),
@@ -190,7 +191,7 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
                     raise JobStopped()
                 resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes=changes)
                 if result.get("auto_ml_result"):
-                    resources.update(conn, version.body["solution_arn"],
+                    resources.update(conn, SolutionVersion.of(version).solution_arn,
                                      changes={"auto_ml_result": result["auto_ml_result"]})
                 queue.finish(conn, job)
         except BaseException:

@@ -31,6 +31,7 @@ from tastemaker.realtime.records import (
 from tastemaker.realtime.state import EmbeddedState, RecentEvent, get_state
 from tastemaker.services import Services
 from tastemaker.store import dataset_parts, keys, resources
+from tastemaker.store.records import Dataset
 
 log = logging.getLogger("tastemaker.realtime")
 TARGET_TTL_SECONDS = 2.0  # how long a process trusts its trackingId -> dataset lookup
@@ -99,14 +100,15 @@ def _load_targets(services: Services) -> dict[tuple[str, str], Target]:
                 problem = problem or (f"Dataset group {group} has no Interactions dataset; create one before "
                                       "sending events.")
             else:
-                mapper = event_mapper(load_schema(conn, dataset.body["schema_arn"])[1])
+                mapper = event_mapper(load_schema(conn, Dataset.of(dataset).schema_arn)[1])
             out[("events", tracking_id)] = Target(group, group, mapper, problem)
             actions = dataset_of_type(conn, group, "Action_Interactions")
             if actions is not None:
                 _add_action_target(conn, out, actions, tracking_id, problem)
         for dataset in resources.children(conn, kind="dataset"):
-            if dataset.body.get("dataset_type") == "ACTION_INTERACTIONS" and dataset.body.get("tracking_id"):
-                _add_action_target(conn, out, dataset, dataset.body["tracking_id"], None)
+            view = Dataset.of(dataset)
+            if view.dataset_type == "ACTION_INTERACTIONS" and view.tracking_id:
+                _add_action_target(conn, out, dataset, view.tracking_id, None)
     return out
 
 
@@ -116,7 +118,7 @@ def _add_action_target(conn: sa.Connection, out: dict[tuple[str, str], Target], 
 
     if problem is None and dataset.status != ACTIVE:
         problem = f"The Action_Interactions dataset {dataset.arn} is {dataset.status}, not ACTIVE."
-    mapper = RecordMapper(load_schema(conn, dataset.body["schema_arn"])[1], ACTION_INTERACTION_MEMBER_FIELDS)
+    mapper = RecordMapper(load_schema(conn, Dataset.of(dataset).schema_arn)[1], ACTION_INTERACTION_MEMBER_FIELDS)
     out[("actions", tracking_id)] = Target(dataset.arn, dataset.dataset_group_arn or "", mapper, problem)
 
 
@@ -206,7 +208,7 @@ def _put_entities(ctx: RequestContext, dataset_arn: str, dataset_type: str, memb
     services = ctx.services
     with ctx.engine.connect() as conn:
         dataset = _active_dataset(conn, dataset_arn, dataset_type)
-        _schema_res, schema = load_schema(conn, dataset.body["schema_arn"])
+        _schema_res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
     key_field = id_field(dataset_type) or ""
     mapper = RecordMapper(schema, {key_field: id_member})
     label = member[:-1]
@@ -222,7 +224,7 @@ def _put_entities(ctx: RequestContext, dataset_arn: str, dataset_type: str, memb
             message = _RECORD_REF.sub(lambda m: f"{member}.{int(m.group(1)) + 1} ({label} {int(m.group(1)) + 1})",
                                       exc.message)
             raise InvalidInputException(message) from None
-        key = keys.dataset_batch_prefix(dataset.body["storage_id"], "put", batch_id) + path.name
+        key = keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "put", batch_id) + path.name
         services.blobs.put_file(key, path)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -241,8 +243,8 @@ def _active_dataset(conn: sa.Connection, dataset_arn: str, dataset_type: str, lo
     dataset = resources.find(conn, dataset_arn, "dataset")
     if dataset is None:
         raise ResourceNotFoundException(f"Could not find dataset {dataset_arn}.")
-    if dataset.body.get("dataset_type") != dataset_type.upper():
-        raise InvalidInputException(f"{dataset_arn} is a {dataset.body.get('dataset_type')} dataset; this operation "
+    if Dataset.of(dataset).dataset_type != dataset_type.upper():
+        raise InvalidInputException(f"{dataset_arn} is a {Dataset.of(dataset).dataset_type} dataset; this operation "
                                     f"writes to a {dataset_type} dataset.")
     if dataset.status != ACTIVE:
         raise ResourceInUseException(f"Dataset {dataset_arn} is {dataset.status}; records can be added only "

@@ -10,6 +10,7 @@ from tastemaker.errors import JobFailed
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import Campaign, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
@@ -22,7 +23,7 @@ def preload(services: Services, version_arn: str) -> dict[str, Any]:
         version = resources.find(conn, version_arn, "solution_version")
     if version is None or version.status != Status.ACTIVE:
         raise JobFailed(f"Solution version {version_arn} is not ACTIVE any more.")
-    prefix = version.body.get("model_prefix")
+    prefix = SolutionVersion.of(version).model_prefix
     if not prefix:
         raise JobFailed(f"Solution version {version_arn} has no model artifacts.")
     return preload_prefix(services, prefix, version_arn)
@@ -56,7 +57,7 @@ def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool
             queue.finish(conn, job)
             return
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
-    stats = preload(services, campaign.body["solution_version_arn"])
+    stats = preload(services, Campaign.of(campaign).solution_version_arn)
     with queue.fenced(services.engine, job) as conn:
         resources.update(conn, job.resource_arn, status=Status.ACTIVE, changes={"serving_stats": stats})
         queue.finish(conn, job)
@@ -71,7 +72,7 @@ def update_campaign(services: Services, job: Job, should_stop: Callable[[], bool
     """
     with queue.fenced(services.engine, job) as conn:
         campaign = resources.get(conn, job.resource_arn, "campaign", lock=True)
-        update = dict(campaign.body.get("latest_campaign_update") or {})
+        update = dict(Campaign.of(campaign).latest_campaign_update)
         if update.get("status") in (Status.ACTIVE, Status.CREATE_FAILED):  # an earlier claim committed it
             queue.finish(conn, job)
             return

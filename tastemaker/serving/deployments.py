@@ -37,6 +37,7 @@ from tastemaker.errors import ResourceNotFoundException
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
 from tastemaker.store import resources
+from tastemaker.store.records import Campaign, Recommender, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
@@ -187,25 +188,26 @@ def _warm(services: Services, dep: Deployment) -> None:
 
 
 def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deployment:
-    body = row.body
-    version_arn = body.get("serving_version_arn") or body.get("solution_version_arn")
+    campaign = Campaign.of(row)
+    version_arn = campaign.serving_version_arn or campaign.solution_version_arn
     version = resources.find(conn, version_arn, "solution_version") if version_arn else None
-    config = dict(body.get("campaign_config") or {})
+    config = dict(campaign.campaign_config)
     if version is None:
         return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "", config)
-    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    trained = SolutionVersion.of(version)
+    recipe = trained.recipe_name
     return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "",
-                      version.body.get("model_prefix"), recipe, _recipe_type(recipe), config, None, version_arn)
+                      trained.model_prefix, recipe, _recipe_type(recipe), config, None, version_arn)
 
 
 def _recommender(row: resources.Resource) -> Deployment:
     from tastemaker.recipes.catalog import domain_use_case
 
-    body = row.body
-    use_case = domain_use_case(body["recipe_arn"])
-    config = dict(body.get("recommender_config") or {})
+    recommender = Recommender.of(row)
+    use_case = domain_use_case(recommender.recipe_arn)
+    config = dict(recommender.recommender_config)
     return Deployment(row.arn, "recommender", row.status or "", row.dataset_group_arn or "",
-                      body.get("model_prefix"), use_case.engine_recipe, _recipe_type(use_case.engine_recipe),
+                      recommender.model_prefix, use_case.engine_recipe, _recipe_type(use_case.engine_recipe),
                       config, use_case)
 
 

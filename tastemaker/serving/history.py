@@ -165,12 +165,13 @@ class TrackerWatch:
     def generation(self, services: Services, group_arn: str) -> str | None:
         """The group's tracker as "arn@created", or None when it has none."""
         from tastemaker.store import resources
+        from tastemaker.store.records import EventTracker
 
         def load() -> str | None:
             with services.engine.connect() as conn:
                 trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn)
             # A data deletion job bumps `state_generation`: every process drops what it holds of the group.
-            return ",".join(f"{t.arn}@{t.created_at}/{t.body.get('state_generation', '')}" for t in trackers) or None
+            return ",".join(f"{t.arn}@{t.created_at}/{EventTracker.of(t).state_generation}" for t in trackers) or None
 
         return self._seen.get(group_arn, load)  # type: ignore[no-any-return]
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from tastemaker.services import Services
 from tastemaker.serving.inline import slow_step
+from tastemaker.store.records import Dataset
 from tastemaker.store.status import Status
 
 VERSION_CHECK_SECONDS = 1.0  # a dataset's data_version is looked up at most this often per process
@@ -95,8 +96,8 @@ def _read_info(services: Services, group_arn: str, dataset_type: str) -> Dataset
         if dataset is None or dataset.status != Status.ACTIVE:
             return None
         keys = tuple(part_keys(conn, dataset.arn))
-        _res, schema = load_schema(conn, dataset.body["schema_arn"])
-    version = f"{dataset.body.get('data_version', '')}:{len(keys)}:{keys[-1] if keys else ''}"
+        _res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
+    version = f"{Dataset.of(dataset).data_version}:{len(keys)}:{keys[-1] if keys else ''}"
     return DatasetInfo(dataset.arn, version, schema, keys)
 
 
