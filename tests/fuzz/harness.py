@@ -31,10 +31,11 @@ from tests.fuzz.wire import SignedWire
 from tests.fuzz.world import Snapshots, World, unexplained_changes
 
 # Codes any operation may answer besides the ones its model declares: request validation against the model
-# (InvalidInputException, the Personalize name for it, and the generic ValidationException), a body too large
-# to read (413), and throttling. Authentication errors are not here: the fuzzer signs every request correctly.
-COMMON_CODES = frozenset({"InvalidInputException", "ValidationException", "RequestEntityTooLargeException",
-                          "ThrottlingException"})
+# (InvalidInputException, the Personalize name for it, and the generic ValidationException), a body that is not
+# a JSON object (SerializationException, as AWS answers it), a body too large to read (413), and throttling.
+# Authentication errors are not here: the fuzzer signs every request correctly.
+COMMON_CODES = frozenset({"InvalidInputException", "ValidationException", "SerializationException",
+                          "RequestEntityTooLargeException", "ThrottlingException"})
 READ_PREFIXES = ("Describe", "List", "Get")
 
 
