@@ -57,7 +57,7 @@ INLINE = inline_operations()
 # accepts: the answer waits until every serving process has seen the change (serving/deployments.py).
 SETTLE_OPERATIONS = frozenset({
     "UpdateCampaign", "DeleteCampaign", "UpdateRecommender", "DeleteRecommender", "StartRecommender",
-    "StopRecommender", "DeleteFilter", "DeleteEventTracker",
+    "StopRecommender", "DeleteFilter", "CreateEventTracker", "DeleteEventTracker",
 })
 # The SigV4 signing names of the models answered here (personalize; monitoring and cloudtrail for the
 # CloudWatch and CloudTrail read operations): each request must be signed for its own operation's model.

@@ -99,6 +99,7 @@ class ChangeWatch:
             trackers = {arn: stamp for arn, stamp in found.items() if ":event-tracker/" in arn}
             if self._trackers is not None and trackers != self._trackers:
                 services.realtime.targets.reload(services)
+                services.serving.trackers.forget_all()  # a new or changed tracker is seen by the next request
             self._trackers = trackers
             self.stamps = found
             self.polled_at = max(self.polled_at, started)

@@ -175,6 +175,12 @@ class TrackerWatch:
 
         return self._seen.get(group_arn, load)  # type: ignore[no-any-return]
 
+    def forget_all(self) -> None:
+        """Read every group's tracker again on its next request (the change watch saw a tracker change)."""
+        from tastemaker.serving.snapshots import Refreshing
+
+        self._seen = Refreshing(1.0)
+
     def has_tracker(self, services: Services, group_arn: str) -> bool:
         return self.generation(services, group_arn) is not None
 
