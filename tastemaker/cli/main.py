@@ -247,35 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state_flags(gcp)
     gcp.set_defaults(fn=lambda a: gc.cmd_gc(a, _settings(a)))
 
-    from tastemaker.cli import audit
+    import importlib
 
-    aud = sub.add_parser("audit", help="read the audit trail of control-plane calls (filters, --json)")
-    audit.add_arguments(aud)
-    aud.set_defaults(fn=audit.cmd_audit)
-
-    from tastemaker.cli import ingest
-
-    ing = sub.add_parser("ingest", help="feed an event tracker from a Kinesis stream or a Redis Stream")
-    ingest.add_arguments(ing)
-    ing.set_defaults(fn=ingest.cmd_ingest)
-
-    from tastemaker.cli import webhooks
-
-    hooks = sub.add_parser("webhooks", help="notify URLs, EventBridge or SNS of resource state changes")
-    webhooks.add_arguments(hooks)
-    hooks.set_defaults(fn=webhooks.cmd_webhooks)
-
-    from tastemaker.cli import attribution
-
-    attr = sub.add_parser("attribution", help="attributed metrics per campaign, recommender and source")
-    attribution.add_arguments(attr)
-    attr.set_defaults(fn=attribution.cmd_attribution)
-
-    from tastemaker.cli import keys
-
-    keyp = sub.add_parser("keys", help="manage scoped access keys (create, list, rotate, disable, enable, delete)")
-    keys.add_arguments(keyp)
-    keyp.set_defaults(fn=keys.cmd_keys)
+    # Commands whose module brings its own arguments (`add_arguments`) and entry point (`cmd_<name>`).
+    for name, help_text in (
+        ("audit", "read the audit trail of control-plane calls (filters, --json)"),
+        ("ingest", "feed an event tracker from a Kinesis stream or a Redis Stream"),
+        ("webhooks", "notify URLs, EventBridge or SNS of resource state changes"),
+        ("attribution", "attributed metrics per campaign, recommender and source"),
+        ("keys", "manage scoped access keys (create, list, rotate, disable, enable, delete)"),
+    ):
+        module = importlib.import_module(f"tastemaker.cli.{name}")
+        command = sub.add_parser(name, help=help_text)
+        module.add_arguments(command)
+        command.set_defaults(fn=getattr(module, f"cmd_{name}"))
     return parser
 
 
