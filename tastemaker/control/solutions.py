@@ -164,9 +164,7 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
             raise ResourceInUseException(f"Cannot delete solution {solution_arn}: campaign {campaigns[0].arn} "
                                          "deploys one of its versions. Delete the campaign first.")
         resources.update(conn, solution_arn, status=Status.DELETE_PENDING)
-        for version in versions:
-            queue.enqueue(conn, queue.JobKind.DELETE, version.arn)
-        queue.enqueue(conn, queue.JobKind.DELETE, solution_arn)
+        queue.enqueue(conn, queue.JobKind.DELETE, solution_arn)  # the job removes the versions with the solution
     return {}
 
 

@@ -34,20 +34,28 @@ def activate(services: Services, job: Job, should_stop: Callable[[], bool]) -> N
 
 
 def delete(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
-    """DELETE PENDING -> DELETE IN_PROGRESS -> gone, removing the resource's blobs."""
+    """DELETE PENDING -> DELETE IN_PROGRESS -> gone, removing the resource's blobs.
+
+    A solution takes its versions with it: their rows go in the same transaction as the solution's, so no
+    reader ever sees a version whose solution is gone.
+    """
     with queue.fenced(services.engine, job) as conn:
         res = resources.find(conn, job.resource_arn)
         if res is None:
             return
         if allowed(res.kind, res.status, Status.DELETE_IN_PROGRESS):  # dataset groups, versions: straight to gone
             resources.update(conn, job.resource_arn, status=Status.DELETE_IN_PROGRESS)
-    prefix = blob_prefix_of(res)
-    erase_for_resource(services, res)  # streamed events and real-time state it owned
+        doomed = [*(resources.children(conn, kind="solution_version", parent_arn=res.arn)
+                    if res.kind == "solution" else []), res]
+    for each in doomed:
+        erase_for_resource(services, each)  # streamed events and real-time state it owned
     with queue.fenced(services.engine, job) as conn:
-        resources.delete(conn, job.resource_arn)
+        for each in doomed:
+            resources.delete(conn, each.arn)
         queue.finish(conn, job)
-    if prefix:
-        services.blobs.delete_prefix(prefix)
+    for each in doomed:
+        if prefix := blob_prefix_of(each):
+            services.blobs.delete_prefix(prefix)
 
 
 def blob_prefix_of(res: resources.Resource) -> str | None:

@@ -178,19 +178,30 @@ class LocalBlobStore(_DirectoryHelpers):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def _walk(self, folder: Path) -> Iterator[str]:
+    def _walk(self, folder: Path, *, temps: bool = False) -> Iterator[str]:
+        """Keys under `folder`; with `temps`, the in-flight temp files there instead."""
         for dirpath, _dirs, files in os.walk(folder):
             base = Path(dirpath).relative_to(self.root).as_posix()
             for name in files:
-                if name.startswith(".") and _TEMP_MARK in name:
-                    continue
-                yield name if base == "." else f"{base}/{name}"
+                if (name.startswith(".") and _TEMP_MARK in name) == temps:
+                    yield name if base == "." else f"{base}/{name}"
 
     def list(self, prefix: str = "") -> Keys:
         check_prefix(prefix)
         # Walk only the deepest folder the prefix is certainly inside, then filter by the string prefix.
         folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
         return sorted(key for key in self._walk(folder) if key.startswith(prefix))
+
+    def _temps(self, prefix: str) -> Paths:
+        """Temp files of writes under `prefix` that never finished (a writer killed mid-write leaves one)."""
+        folder = self.root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else self.root
+        found = []
+        for temp in self._walk(folder, temps=True):
+            head, _, name = temp.rpartition("/")
+            target = name[1:name.index(_TEMP_MARK)]  # ".<name>.tmp-<hex>" is a write of <name>
+            if (f"{head}/{target}" if head else target).startswith(prefix):
+                found.append(self.root / temp)
+        return found
 
     def _prune_empty_parents(self, path: Path) -> None:
         parent = path.parent
@@ -207,9 +218,13 @@ class LocalBlobStore(_DirectoryHelpers):
         self._prune_empty_parents(path)
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix`, and the temp files of writes there that a killed writer left."""
         keys = self.list(prefix)
         for key in keys:
             self.delete(key)
+        for temp in self._temps(prefix):
+            temp.unlink(missing_ok=True)
+            self._prune_empty_parents(temp)
         return len(keys)
 
 

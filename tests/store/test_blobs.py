@@ -171,6 +171,18 @@ def test_local_writes_are_atomic_and_leave_no_temp_files(tmp_path: Path) -> None
     assert store.local_path("d/f") == tmp_path / "b" / "d" / "f"
 
 
+def test_local_delete_prefix_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    store.put_bytes("imports/claim-1/a.parquet", b"1")
+    # A writer killed mid-upload leaves a temp file that list() hides; deleting its folder removes it too.
+    (tmp_path / "b" / "imports" / "claim-1" / ".b.parquet.tmp-deadbeef").write_bytes(b"partial")
+    (tmp_path / "b" / "imports" / "claim-2").mkdir()
+    (tmp_path / "b" / "imports" / "claim-2" / ".c.parquet.tmp-deadbeef").write_bytes(b"another claim's")
+    assert store.delete_prefix("imports/claim-1/") == 1
+    assert not (tmp_path / "b" / "imports" / "claim-1").exists()
+    assert (tmp_path / "b" / "imports" / "claim-2" / ".c.parquet.tmp-deadbeef").exists()
+
+
 def test_local_delete_prunes_empty_folders(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "b")
     store.put_bytes("models/sv1/a/b.npy", b"1")
