@@ -175,7 +175,7 @@ def _rewrite_dataset(services: Services, job: Job, dataset: resources.Resource, 
                     continue
                 removed += count
                 rest = table.filter(pc.invert(doomed))
-                key = batch + f"{len(written):05d}.parquet"
+                key = keys.dataset_part_key(batch, len(written))
                 local = workdir / f"{uuid.uuid4().hex}.parquet"
                 try:
                     pq.write_table(rest, local)

@@ -37,8 +37,9 @@ from tastemaker.jobs.lease import job_temp_dir
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
 from tastemaker.services import Services
-from tastemaker.store import queue, resources
+from tastemaker.store import queue, records, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import BatchSegmentJob, Dataset, Filter, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.batch")
@@ -78,14 +79,12 @@ def load_version_model(services: Services, prefix: str, workdir: Path) -> Traine
 def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """The BATCH_SEGMENT task: CREATE IN_PROGRESS, one `.out` per input file, then ACTIVE."""
     with queue.fenced(services.engine, job) as conn:
-        res = resources.get(conn, job.resource_arn, "batch_segment_job")
-        version = resources.get(conn, res.body["solution_version_arn"], "solution_version")
-        resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
+        spec = records.load(conn, job.resource_arn, BatchSegmentJob)
+        version = records.load(conn, spec.solution_version_arn, SolutionVersion)
+        resources.update(conn, spec.arn, status=Status.CREATE_IN_PROGRESS)
     with services.read_engine.connect() as conn:
-        user_filter = _filter_users(services, conn, res.body.get("filter_arn"))
-    body = res.body
-    source = body["job_input"]["s3_data_source"]["path"]
-    folder = body["job_output"]["s3_data_destination"]["path"]
+        user_filter = _filter_users(services, conn, spec.filter_arn)
+    source, folder = spec.input_path, spec.output_path
     roots = services.settings.effective_import_roots
     try:
         files = input_files(source, import_roots=roots, s3_client_factory=services.s3_client)
@@ -97,7 +96,9 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
     started = time.time()
     lines = 0
     try:
-        model = load_version_model(services, version.body["model_prefix"], workdir)
+        if not version.model_prefix:
+            raise JobFailed(f"Solution version {version.arn} has no trained model.")
+        model = load_version_model(services, version.model_prefix, workdir)
         by_attributes = model.recipe_name == "aws-item-attribute-affinity"
         keep = None if user_filter is None else user_filter(np.asarray(model.user_ids).astype(str))
         item_index = None if by_attributes else _item_index(model)
@@ -110,11 +111,11 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                 for start in range(0, len(queries), step):
                     if should_stop():
                         raise JobStopped()
-                    for row in _answer(model, queries[start:start + step], int(body["num_results"]),
+                    for row in _answer(model, queries[start:start + step], int(spec.num_results),
                                        keep, by_attributes, item_index):
                         out.write(row)
                     lines += min(step, len(queries) - start)
-                    log.info("%s: %d segments written", res.arn, lines)
+                    log.info("%s: %d segments written", spec.arn, lines)
                 out.publish(guard=lambda: queue.fenced(services.engine, job))
             except DataLocationError as exc:
                 out.discard()
@@ -125,7 +126,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
-        resources.update(conn, res.arn, status=Status.ACTIVE, changes={
+        resources.update(conn, spec.arn, status=Status.ACTIVE, changes={
             "execution_seconds": round(time.time() - started, 3), "progress": {"lines_processed": lines}})
         queue.finish(conn, job)
 
@@ -233,13 +234,13 @@ def _filter_users(services: Services, conn: Any,
     from tastemaker.filters import FilterCatalog, FilterRequest, compile_filter
     from tastemaker.store.dataset_parts import part_keys
 
-    found = resources.get(conn, filter_arn, "filter")
-    group = found.dataset_group_arn or ""
-    expression = str(found.body["filter_expression"])
+    found = records.load(conn, filter_arn, Filter)
+    group = found.resource.dataset_group_arn or ""
+    expression = found.filter_expression
     users_ds = dataset_of_type(conn, group, "Users")
     if users_ds is None:
         raise JobFailed(f"Filter {filter_arn} needs the dataset group's Users dataset, which does not exist.")
-    _res, schema = load_schema(conn, users_ds.body["schema_arn"])
+    _res, schema = load_schema(conn, Dataset.of(users_ds).schema_arn)
     parts = [services.blobs.local_path(key) for key in part_keys(conn, users_ds.arn)]
     table = read_dataset(parts, schema, "Users")
     ids = np.asarray(table.column("USER_ID").to_pylist(), dtype=str)

@@ -54,8 +54,9 @@ from tastemaker.serving.engine import Query, catalog_for, rank, recommend
 from tastemaker.serving.history import has_tracker, streamed_events
 from tastemaker.serving.models import LoadedModel, model_cache
 from tastemaker.serving.topk import top_k
-from tastemaker.store import queue, resources
+from tastemaker.store import queue, records, resources
 from tastemaker.store.queue import Job
+from tastemaker.store.records import BatchInferenceJob, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.batch")
@@ -91,9 +92,9 @@ class Progress:
                     "lines_processed": self.lines, "lines_failed": self.errors, "files_done": self.files}})
 
 
-def deployment_for(version: resources.Resource, config: dict[str, Any]) -> Deployment:
+def deployment_for(version: SolutionVersion, config: dict[str, Any]) -> Deployment:
     """The serving view of a solution version for a batch job (scores as a campaign gives them)."""
-    recipe = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    recipe = version.recipe_name
     serving_config: dict[str, Any] = {}
     if config.get("item_exploration_config"):
         serving_config["item_exploration_config"] = dict(config["item_exploration_config"])
@@ -101,23 +102,21 @@ def deployment_for(version: resources.Resource, config: dict[str, Any]) -> Deplo
         serving_config["ranking_influence"] = dict(config["ranking_influence"])
     from tastemaker.recipes import get_recipe
 
-    return Deployment(version.arn, "campaign", Status.ACTIVE, version.dataset_group_arn or "",
-                      version.body.get("model_prefix"), recipe, get_recipe(recipe).recipe_type, serving_config,
+    return Deployment(version.arn, "campaign", Status.ACTIVE, version.resource.dataset_group_arn or "",
+                      version.model_prefix, recipe, get_recipe(recipe).recipe_type, serving_config,
                       None, version.arn)
 
 
 def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:
     """The BATCH_INFERENCE task: CREATE IN_PROGRESS, one `.out` per input file, then ACTIVE."""
     with queue.fenced(services.engine, job) as conn:
-        res = resources.get(conn, job.resource_arn, "batch_inference_job")
-        version = resources.get(conn, res.body["solution_version_arn"], "solution_version")
-        resources.update(conn, res.arn, status=Status.CREATE_IN_PROGRESS)
-    body = res.body
-    dep = deployment_for(version, body.get("batch_inference_job_config") or {})
+        spec = records.load(conn, job.resource_arn, BatchInferenceJob)
+        version = records.load(conn, spec.solution_version_arn, SolutionVersion)
+        resources.update(conn, spec.arn, status=Status.CREATE_IN_PROGRESS)
+    dep = deployment_for(version, spec.batch_inference_job_config)
     if not dep.model_prefix:
         raise JobFailed(f"Solution version {version.arn} has no trained model.")
-    source = body["job_input"]["s3_data_source"]["path"]
-    folder = body["job_output"]["s3_data_destination"]["path"]
+    source, folder = spec.input_path, spec.output_path
     roots = services.settings.effective_import_roots
     try:
         files = input_files(source, import_roots=roots, s3_client_factory=services.s3_client)
@@ -125,8 +124,8 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
     loaded = model_cache(services).get(services, dep.model_prefix)
-    answer = LineAnswerer(services, dep, loaded, body)
-    progress = Progress(services, res.arn, job)
+    answer = LineAnswerer(services, dep, loaded, spec)
+    progress = Progress(services, spec.arn, job)
     workdir = job_workdir(services, "batch", job)
     remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
@@ -160,7 +159,7 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
         shutil.rmtree(workdir, ignore_errors=True)
     progress.add(0, 0, force=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
-        resources.update(conn, res.arn, status=Status.ACTIVE,
+        resources.update(conn, spec.arn, status=Status.ACTIVE,
                          changes={"execution_seconds": round(time.time() - started, 3)})
         queue.finish(conn, job)
 
@@ -187,15 +186,14 @@ def job_workdir(services: Services, what: str, job: Job) -> Path:
 class LineAnswerer:
     """Turns input lines into output lines for one job."""
 
-    def __init__(self, services: Services, dep: Deployment, loaded: LoadedModel, body: dict[str, Any]) -> None:
+    def __init__(self, services: Services, dep: Deployment, loaded: LoadedModel, spec: BatchInferenceJob) -> None:
         self.services = services
         self.dep = dep
         self.loaded = loaded
-        self.num = int(body.get("num_results") or 25)
-        self.filter_arn = body.get("filter_arn")
-        self.theme_column = (((body.get("theme_generation_config") or {}).get("fields_for_theme_generation")
-                              or {}).get("item_name")) if body.get("batch_inference_job_mode") == "THEME_GENERATION" \
-            else None
+        self.num = int(spec.num_results)
+        self.filter_arn = spec.filter_arn
+        self.theme_column = ((spec.theme_generation_config.get("fields_for_theme_generation") or {})
+                             .get("item_name")) if spec.batch_inference_job_mode == "THEME_GENERATION" else None
         self.catalog: ServingCatalog = catalog_for(services, dep, loaded)
         self.fast = (dep.recipe_type == "USER_PERSONALIZATION" and not self.filter_arn
                      and not dep.config.get("item_exploration_config") and not dep.config.get("ranking_influence"))

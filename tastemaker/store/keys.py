@@ -8,6 +8,11 @@ def dataset_batch_prefix(storage_id: str, origin: str, batch_id: str) -> str:
     return f"datasets/{storage_id}/{origin.lower()}/{batch_id}/"
 
 
+def dataset_part_key(batch_prefix: str, number: int) -> str:
+    """The `number`-th Parquet part of a batch written by a job itself (a data deletion job's rewritten parts)."""
+    return f"{batch_prefix}{number:05d}.parquet"
+
+
 def dataset_prefix(storage_id: str) -> str:
     return f"datasets/{storage_id}/"
 
