@@ -131,6 +131,7 @@ def disable(engine: sa.Engine, settings: Settings, args: argparse.Namespace) -> 
     from tastemaker.store import access_keys
 
     with engine.begin() as conn:
+        access_keys.lock_changes(conn)  # the keep-an-admin check reads committed state only
         row = access_keys.root(conn) if args.key == access_keys.ROOT_ID else access_keys.get(conn, args.key)
         if row.is_root and not _admins(conn, besides=None):
             raise ResourceInUseException(
@@ -145,6 +146,7 @@ def enable(engine: sa.Engine, settings: Settings, args: argparse.Namespace) -> N
     from tastemaker.store import access_keys
 
     with engine.begin() as conn:
+        access_keys.lock_changes(conn)
         row = access_keys.root(conn) if args.key == access_keys.ROOT_ID else access_keys.get(conn, args.key)
         access_keys.update(conn, row.access_key_id, enabled=True)
     print(f"Enabled access key {row.name!r}.")
@@ -154,6 +156,7 @@ def delete(engine: sa.Engine, settings: Settings, args: argparse.Namespace) -> N
     from tastemaker.store import access_keys
 
     with engine.begin() as conn:
+        access_keys.lock_changes(conn)  # the keep-an-admin check reads committed state only
         row = access_keys.root(conn) if args.key == access_keys.ROOT_ID else access_keys.get(conn, args.key)
         if row.is_root:
             raise InvalidInputException("The root key cannot be deleted; `tastemaker keys disable root` refuses it.")

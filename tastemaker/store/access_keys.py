@@ -13,6 +13,7 @@ from tastemaker.errors import ResourceAlreadyExistsException, ResourceNotFoundEx
 from tastemaker.store.tables import access_keys
 
 ROOT_ID = "root"  # the row that records the state of the root key (its secret lives outside the database)
+CHANGE_LOCK = 0x746D6B79  # PostgreSQL advisory lock key taken by lock_changes() ("tmky")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ def _row(row: Any) -> AccessKeyRow:
     return AccessKeyRow(row.access_key_id, row.name, bool(row.is_root), bool(row.enabled), policy,
                         row.secret_ciphertext, row.previous_secret_ciphertext, row.previous_expires_at,
                         int(row.version), row.created_at, row.updated_at)
+
+
+def lock_changes(conn: sa.Connection) -> None:
+    """Serialise the transactions that enable, disable or delete keys, so a check such as "another enabled admin
+    key remains" reads what every earlier change committed. PostgreSQL: a transaction-scoped advisory lock (the
+    next changer waits at this call; under READ COMMITTED its later reads then see the first one's commit).
+    SQLite: every write transaction already begins with BEGIN IMMEDIATE (tastemaker.store.db), one at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOCK})
 
 
 def list_all(conn: sa.Connection) -> list[AccessKeyRow]:
