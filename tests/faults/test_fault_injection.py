@@ -1,5 +1,5 @@
 """Fault injection: kill -9 and SIGSTOP of the job's owner at random points of import, training, deploy and the
-batch jobs (batch inference, dataset export, data deletion).
+batch jobs (batch inference, batch segments, dataset export, data deletion).
 
 An API server (no job threads) and two `tastemaker worker` processes share one database (SQLite, or
 PostgreSQL under the postgres mark) and one data directory, with a short lease (3 s). For each case a job is
@@ -10,7 +10,7 @@ then SIGCONT, so the stale owner wakes up and tries to go on). Every case must e
 - exactly-once completion or a clear failure: an import adds its rows once (INCREMENTAL imports would show a
   double commit) or none; a training's model folder is the winner's alone; a campaign update is ACTIVE or
   CREATE FAILED with a reason while the campaign stays ACTIVE and serves;
-- batch inference and export: exactly one complete set of outputs under their final names (every `.out` has a
+- batch inference, batch segments and export: exactly one complete set of outputs under their final names (every `.out` has a
   line per input line, the export's parts hold the job's rowCount rows), no `<name>.tmp-` copy left, the job
   ACTIVE or CREATE FAILED with a reason; a woken stale owner replaces no output (names, sizes, times unchanged);
 - data deletion: COMPLETED with numDeleted exactly the users' records (counted before the job), the users gone
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -46,8 +47,9 @@ SEED = 20261212
 CASES = {"kill9": 1, "sigstop": 1}  # per kind and database (six kinds: the suite's time is bounded)
 CASES_OF: dict[str, dict[str, int]] = {}  # a kind that runs more (or fewer) cases than CASES
 LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4,  # seconds after the claim a fault may hit
-                "batch": 1.0, "export": 1.0, "delete": 4.0}
+                "batch": 1.0, "segment": 1.5, "export": 1.0, "delete": 4.0}
 BATCH_LINES = 25_000  # lines of the batch inference input: a job that lasts long enough to be hit
+SEGMENT_FILES, SEGMENT_QUERIES = 60, 500  # input files of the batch segment job, item queries per file (the limit)
 STALE = 3.0
 WAKE_SECONDS = 2 * STALE  # how long a woken stale owner is given to (try to) write
 IMPORT_ROWS = 600_000  # an import that lasts long enough to be hit
@@ -66,6 +68,7 @@ class Cluster:
     solution: str = ""
     versions: list[str] = field(default_factory=list)
     campaign: str = ""
+    affinity: str = ""  # an aws-item-affinity version, trained by the first segment case
 
     def row(self, arn: str) -> Any:
         with self.engine.connect() as conn:
@@ -102,6 +105,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     (data / "batch-in").mkdir()
     (data / "batch-in" / "users.jsonl").write_text("".join(f'{{"userId": "u{k % 200}"}}\n'
                                                            for k in range(BATCH_LINES)))
+    (data / "segment-in").mkdir()
+    for number in range(SEGMENT_FILES):
+        (data / "segment-in" / f"items-{number:03d}.jsonl").write_text("".join(
+            f'{{"itemId": "i{(number + k) % 120}"}}\n' for k in range(SEGMENT_QUERIES)))
     state = tmp_path_factory.mktemp("fault-server")
     env = {"TASTEMAKER_JOB_STALE_SECONDS": str(STALE)}
     if request.param == "postgresql":
@@ -305,6 +312,33 @@ def case_batch(cluster: Cluster, fault: str, delay: float) -> str:
     return what
 
 
+def case_segment(cluster: Cluster, fault: str, delay: float) -> str:
+    if not cluster.affinity:
+        group = cluster.client.describe_dataset(datasetArn=cluster.dataset)["dataset"]["datasetGroupArn"]
+        cluster.affinity = trained_version(cluster.client, group, "aws-item-affinity")
+    folder = cluster.data / unique("segment-out")
+    job = cluster.client.create_batch_segment_job(
+        jobName=unique("bsj"), solutionVersionArn=cluster.affinity, roleArn="arn:aws:iam::000000000000:role/x",
+        numResults=50, jobInput={"s3DataSource": {"path": str(cluster.data / "segment-in") + "/"}},
+        jobOutput={"s3DataDestination": {"path": str(folder) + "/"}})["batchSegmentJobArn"]
+    what = inject(cluster, fault, job, delay, lambda: folder_files(folder))
+    settle(cluster, job)
+    final = cluster.client.describe_batch_segment_job(batchSegmentJobArn=job)["batchSegmentJob"]
+    what += f", job took {cluster.resource(job).get('execution_seconds')}s"
+    files = no_temporaries(folder, what)
+    for name in files:  # whatever is visible under a final name is whole: a segment of 50 users per query
+        lines = [orjson.loads(line) for line in (folder / name).read_bytes().splitlines()]
+        assert len(lines) == SEGMENT_QUERIES, f"{what}: {name} has {len(lines)} lines, expected {SEGMENT_QUERIES}"
+        assert all(line["error"] is None and len(line["output"]["recommendedUsers"]) == 50 for line in lines), \
+            f"{what}: {name} holds a line without its segment"
+    if final["status"] == "ACTIVE":
+        assert sorted(files) == [f"items-{n:03d}.jsonl.out" for n in range(SEGMENT_FILES)], \
+            f"{what}: outputs {sorted(files)}"
+    else:
+        assert final["status"] == "CREATE FAILED" and final.get("failureReason"), final
+    return what
+
+
 def case_export(cluster: Cluster, fault: str, delay: float) -> str:
     path = cluster.data / unique("export")
     name = unique("exp")
@@ -386,7 +420,7 @@ def case_delete(cluster: Cluster, fault: str, delay: float) -> str:
 
 KINDS: dict[str, Callable[[Cluster, str, float], str]] = {"import": case_import, "train": case_train,
                                                           "deploy": case_deploy, "batch": case_batch,
-                                                          "export": case_export, "delete": case_delete}
+                                                          "segment": case_segment, "export": case_export, "delete": case_delete}
 
 
 @pytest.mark.slow
