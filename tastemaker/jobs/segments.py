@@ -11,7 +11,6 @@ with the same lease fencing (tastemaker.serving.batch): an owner that lost the j
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import time
@@ -34,6 +33,7 @@ from tastemaker.data.jsonl import (
 from tastemaker.data.sources import CsvSource, DataLocationError
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.lease import job_temp_dir
+from tastemaker.monitoring.progress import JobProgress
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
 from tastemaker.services import Services
@@ -41,8 +41,6 @@ from tastemaker.store import queue, records, resources
 from tastemaker.store.queue import Job
 from tastemaker.store.records import BatchSegmentJob, Dataset, Filter, SolutionVersion
 from tastemaker.store.status import Status
-
-log = logging.getLogger("tastemaker.batch")
 
 MAX_ITEM_QUERIES, MAX_ATTRIBUTE_QUERIES = 500, 10  # per input file
 SCORE_BYTES = 256 << 20  # queries are scored together in (queries, users) float32 blocks of about this size
@@ -94,7 +92,8 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
     workdir = job_temp_dir(services, "segment", job)
     remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
-    lines = 0
+    progress = JobProgress(services, job, files_total=len(files))
+    progress.record()
     try:
         if not version.model_prefix:
             raise JobFailed(f"Solution version {version.arn} has no trained model.")
@@ -111,12 +110,13 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                 for start in range(0, len(queries), step):
                     if should_stop():
                         raise JobStopped()
-                    for row in _answer(model, queries[start:start + step], int(spec.num_results),
-                                       keep, by_attributes, item_index):
+                    rows = _answer(model, queries[start:start + step], int(spec.num_results), keep, by_attributes,
+                                   item_index)
+                    for row in rows:
                         out.write(row)
-                    lines += min(step, len(queries) - start)
-                    log.info("%s: %d segments written", spec.arn, lines)
+                    progress.add(len(rows), sum(not row.endswith(b'"error":null}') for row in rows))
                 out.publish(guard=lambda: queue.fenced(services.engine, job))
+                progress.file_done()
             except DataLocationError as exc:
                 out.discard()
                 raise JobFailed(exc.reason) from exc
@@ -127,7 +127,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
         shutil.rmtree(workdir, ignore_errors=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, spec.arn, status=Status.ACTIVE, changes={
-            "execution_seconds": round(time.time() - started, 3), "progress": {"lines_processed": lines}})
+            "execution_seconds": round(time.time() - started, 3), "progress": progress.document()})
         queue.finish(conn, job)
 
 

@@ -5,14 +5,15 @@ time, so a request pays for one series update and nothing here. Families keep Cl
 dimensions as labels: `GetRecommendations_total{CampaignArn=...}`, `GetRecommendations4xxErrors_total`,
 `GetRecommendationsLatency` (a histogram in ms), `PutEventsRequests_total{EventTrackerArn=...}`,
 `DatasetImportJobExecutionTime` (seconds) ..., plus every operation's `tastemaker_requests_total` and
-process health: the job queue's depth, each dataset's stored rows and each deployment's model and index memory
-(read from the metadata store), and the process's CPU and memory (prometheus-client's process collector).
+process health: the job queue's depth, each running batch job's progress (`tastemaker_batch_job_*`), each
+dataset's stored rows and each deployment's model and index memory (read from the metadata store), and the process's CPU and memory (prometheus-client's process collector).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -74,6 +75,7 @@ class SeriesCollector(Collector):
                 depth = stats.queue_depth(conn)
                 rows = stats.dataset_rows(conn)
                 deployments = stats.deployment_bytes(conn)
+                batches = stats.batch_progress(conn)
         except Exception:
             log.warning("metrics: the metadata store did not answer", exc_info=True)
             return
@@ -94,6 +96,20 @@ class SeriesCollector(Collector):
             index.add_metric([arn, kind], index_bytes)
         yield model
         yield index
+        yield from _batch_families(batches)
+
+
+def _batch_families(batches: list[tuple[str, str, str, dict[str, Any]]]) -> Iterator[Metric]:
+    """The progress of each batch job pending or running, as its worker last recorded it (every few seconds)."""
+    families = {key: GaugeMetricFamily(f"tastemaker_batch_job_{key}", doc, labels=["arn", "kind", "status"])
+                for key, doc in (("lines_processed", "input lines answered so far by a running batch job"),
+                                 ("lines_failed", "input lines answered with an error so far"),
+                                 ("files_done", "input files whose output is published"),
+                                 ("files_total", "input files of the job"))}
+    for arn, kind, status, progress in batches:
+        for key, family in families.items():
+            family.add_metric([arn, kind, status], float(progress.get(key) or 0))
+    yield from families.values()
 
 
 def _buckets(series: Series) -> list[tuple[str, float]]:

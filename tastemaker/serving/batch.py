@@ -6,8 +6,8 @@ GetRecommendations / GetPersonalizedRanking on a campaign of the same version (e
 read as a stream, CHUNK at a time, and written to a local temporary file that is published as
 `<input-file-name>.out` when the file is done (tastemaker.data.jsonl): memory is bounded by the chunk and
 the model, never by the input. Every write of the job is fenced by its lease (docs/architecture.md): the
-status and progress writes are `queue.fenced` transactions, the move of each `.out` to its name runs inside
-one, and ACTIVE is written with the job's end; an owner that lost the job (frozen, then woken) publishes
+status and progress writes (tastemaker.monitoring.progress) are `queue.fenced` transactions, the move of each
+`.out` to its name runs inside one, and ACTIVE is written with the job's end; an owner that lost the job (frozen, then woken) publishes
 nothing and its temporary copy is removed. A retried job overwrites the same names.
 
 Plain USER_PERSONALIZATION lines (no filter, no exploration, no rankingInfluence) take a vectorised path:
@@ -29,7 +29,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from tastemaker.data.jsonl import (
 )
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import InvalidInputException, JobFailed, JobStopped, TastemakerError
+from tastemaker.monitoring.progress import JobProgress
 from tastemaker.services import Services
 from tastemaker.serving.catalog import ServingCatalog
 from tastemaker.serving.deployments import Deployment
@@ -63,33 +63,7 @@ log = logging.getLogger("tastemaker.batch")
 
 CHUNK = 1024  # lines read, scored and written together
 SCORE_BYTES = 8 << 20  # the vectorised path scores this many bytes of scores at once (cache-sized blocks are fastest)
-PROGRESS_SECONDS = 5.0  # how often progress is written to the job's row and log
 MAX_RECORDS_PER_FILE, MAX_RECORDS_WITH_THEMES = 50_000_000, 100  # Personalize's limits per input file
-
-
-@dataclass
-class Progress:
-    """Lines done so far, recorded on the job (`progress` in its document) and in the worker's log."""
-
-    services: Services
-    arn: str
-    job: Job
-    lines: int = 0
-    errors: int = 0
-    files: int = 0
-    last: float = 0.0
-
-    def add(self, lines: int, errors: int, *, force: bool = False) -> None:
-        self.lines += lines
-        self.errors += errors
-        now = time.monotonic()
-        if force or now - self.last >= PROGRESS_SECONDS:
-            self.last = now
-            log.info("%s: %d lines answered (%d with errors), %d files done", self.arn, self.lines, self.errors,
-                     self.files)
-            with queue.fenced(self.services.engine, self.job) as conn:
-                resources.update(conn, self.arn, changes={"progress": {
-                    "lines_processed": self.lines, "lines_failed": self.errors, "files_done": self.files}})
 
 
 def deployment_for(version: SolutionVersion, config: dict[str, Any]) -> Deployment:
@@ -125,7 +99,8 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
         raise JobFailed(exc.reason) from exc
     loaded = model_cache(services).get(services, dep.model_prefix)
     answer = LineAnswerer(services, dep, loaded, spec)
-    progress = Progress(services, spec.arn, job)
+    progress = JobProgress(services, job, files_total=len(files))
+    progress.record()
     workdir = job_workdir(services, "batch", job)
     remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
@@ -148,19 +123,18 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
                         errors += not row.endswith(b'"error":null}')
                     progress.add(len(rows), errors)
                 out.publish(guard=lambda: queue.fenced(services.engine, job))
+                progress.file_done()
             except DataLocationError as exc:
                 out.discard()
                 raise JobFailed(exc.reason) from exc
             except BaseException:
                 out.discard()
                 raise
-            progress.files += 1
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    progress.add(0, 0, force=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
-        resources.update(conn, spec.arn, status=Status.ACTIVE,
-                         changes={"execution_seconds": round(time.time() - started, 3)})
+        resources.update(conn, spec.arn, status=Status.ACTIVE, changes={
+            "execution_seconds": round(time.time() - started, 3), "progress": progress.document()})
         queue.finish(conn, job)
 
 

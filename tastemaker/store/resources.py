@@ -166,9 +166,11 @@ def _in_region(region: str) -> Any:
 
 
 def children(conn: sa.Connection, *, kind: str | Iterable[str], dataset_group_arn: str | None = None,
-             parent_arn: str | None = None) -> list[Resource]:
+             parent_arn: str | None = None, statuses: Iterable[str] | None = None) -> list[Resource]:
     kinds = [kind] if isinstance(kind, str) else list(kind)
     query = sa.select(resources).where(resources.c.kind.in_(kinds)).order_by(resources.c.seq)
+    if statuses is not None:
+        query = query.where(resources.c.status.in_([str(s) for s in statuses]))
     if dataset_group_arn is not None:
         query = query.where(resources.c.dataset_group_arn == dataset_group_arn)
     if parent_arn is not None:

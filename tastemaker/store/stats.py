@@ -1,13 +1,19 @@
-"""Figures the monitoring reads from the metadata store: the job queue's depth, each dataset's size, and the
-memory each campaign and recommender serves from (recorded at deploy time)."""
+"""Figures the monitoring reads from the metadata store: the job queue's depth, each dataset's size, the
+memory each campaign and recommender serves from (recorded at deploy time), and the progress that running batch
+jobs record (tastemaker.monitoring.progress)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
 from tastemaker.store import resources
 from tastemaker.store.queue import QUEUED, RUNNING
+from tastemaker.store.status import BUSY
 from tastemaker.store.tables import dataset_parts, jobs
+
+BATCH_KINDS = ("batch_inference_job", "batch_segment_job")  # the jobs that record progress
 
 
 def queue_depth(conn: sa.Connection) -> dict[str, int]:
@@ -39,3 +45,18 @@ def deployment_bytes(conn: sa.Connection) -> list[tuple[str, str, int, int]]:
         if stats:
             out.append((found.arn, found.kind, int(stats.get("model_bytes") or 0), int(stats.get("index_bytes") or 0)))
     return out
+
+
+def batch_progress(conn: sa.Connection) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(ARN, kind, status, recorded progress) of every batch inference and segment job pending or in progress."""
+    return [(found.arn, found.kind, str(found.status), dict(found.body.get("progress") or {}))
+            for found in resources.children(conn, kind=BATCH_KINDS, statuses=BUSY)]
+
+
+def active_jobs(conn: sa.Connection) -> list[dict[str, Any]]:
+    """The queue's jobs that are queued or running, oldest first: id, kind, resource ARN, state, attempts,
+    owner (host:pid:instance of the claim) and the last heartbeat."""
+    rows = conn.execute(sa.select(jobs.c.id, jobs.c.kind, jobs.c.resource_arn, jobs.c.state, jobs.c.attempts,
+                                  jobs.c.claimed_by, jobs.c.heartbeat_at)
+                        .where(jobs.c.state.in_([QUEUED, RUNNING])).order_by(jobs.c.id)).all()
+    return [{str(key): value for key, value in row._asdict().items()} for row in rows]
