@@ -1,17 +1,28 @@
-"""Batch benchmark: a batch inference job and a batch segment job through the API, beside the raw floor.
+"""Batch benchmark: a batch inference job through the API beside its floor, measured in the same run.
 
 Generates the serving benchmark's catalogue (bench/serving.py: users in genres, power-law popularity),
 imports it and trains aws-user-personalization and aws-item-affinity through a `tastemaker serve` server,
-restarts the server (so its peak RSS counts only what the batch jobs add to serving), then runs:
+restarts the server (so its peak RSS counts only what the batch jobs add to serving), then measures:
 
-* a batch inference job (JSON Lines of every user, numResults 25) through CreateBatchInferenceJob, timed from
-  the call to ACTIVE; beside it, in this process, the floor for the same work on this machine: the same
-  item factors and the users' folded-in vectors (computed untimed), scored and ranked in chunks with one BLAS
-  matrix product and an argpartition per chunk, nothing else;
-* a batch segment job of --segment-queries item queries over all users (numResults 25).
+* **the job**: a batch inference job over a JSON Lines file of every user (numResults 25), from the
+  CreateBatchInferenceJob call to ACTIVE with the output written; its wall seconds and the server process's
+  CPU seconds (utime + stime of /proc/PID/stat, every thread) over the same span;
+* **the floor**: the job's own scoring loop, in this process, without the job machinery: the same solution
+  version loaded by serving's model cache, and `LineAnswerer.users` (score_users over the same chunks of
+  1,024 users, the same top-k and softmax, the same item names and rounded scores) over the same users; no
+  JSON parsing or writing, no file, no queue, no HTTP. Wall seconds and CPU seconds of this process;
+* rounds: floor, job, floor, job, ... (`--rounds`, default 3), so each job is measured next to a floor of the
+  same moment; the ratio printed is median job users/s over median floor users/s, by wall time and by CPU time
+  (the CPU ratio holds when other work shares the machine; the wall ratio does not);
+* memory: the server's RSS sampled every 0.1 s during each job, split into anonymous memory (what the job
+  allocates; flat in the number of lines if nothing is held) and file-backed pages (the memory-mapped model
+  artifacts the job touches, bounded by the model's size and reclaimable by the kernel), after a 1,000-line
+  job and after each full job; the peak VmHWM too (target <= 2 GiB);
+* a batch segment job of --segment-queries item queries over all users: seconds and peak RSS;
+* for reference, the issue's first floor: a raw chunked BLAS product + argpartition top-k of the same model
+  (no softmax, no names; `raw_floor`).
 
-Prints users/s of both, their ratio (target >= 50% of the floor), the job's wall seconds, and the server's
-peak RSS (VmHWM of the process that runs the jobs; target <= 2 GiB), and the segment job's seconds.
+The load average at the start and end is printed: on a shared machine, read the CPU ratio.
 
     .venv/bin/python bench/batch.py                                  # 1,000,000 users x 100,000 items
     .venv/bin/python bench/batch.py --users 100000 --items 100000    # what a small machine manages
@@ -22,14 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -45,12 +58,45 @@ ROLE = "arn:aws:iam::000000000000:role/BenchRole"
 RECIPE = "arn:aws:personalize:::recipe/"
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM: the process's peak resident set since it started."""
+def proc_status(pid: int) -> dict[str, float]:
+    """VmHWM, VmRSS, RssAnon, RssFile of a process, in MiB."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler:
+    """Peak RssAnon / RssFile / VmRSS of a process, sampled every `interval` s on a thread while in the `with`."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak: dict[str, float] = {"RssAnon": 0.0, "RssFile": 0.0, "VmRSS": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = proc_status(self.pid)
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], now[key])
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def train(p: Any, group: str, recipe: str, factors: int, tag: str) -> str:
@@ -93,11 +139,51 @@ def write_inputs(folder: Path, users: int, segment_queries: int, items: int) -> 
     return user_file, item_file
 
 
-def run_job(p: Any, create: Any, describe: Any, key: str) -> float:
-    started = time.time()
-    arn = create()
-    serving_bench.wait(lambda: describe(arn), key, timeout=24 * 3600)
-    return time.time() - started
+def run_job(create: Any, describe: Any, key: str, pid: int) -> tuple[float, float, dict[str, float]]:
+    """(wall s, server CPU s, peak memory) of one job, from the create call to its terminal status."""
+    with RssSampler(pid) as sampler:
+        cpu, started = cpu_seconds(pid), time.perf_counter()
+        arn = create()
+        while (final := describe(arn)[key])["status"] not in ("ACTIVE", "CREATE FAILED"):
+            time.sleep(0.1)
+        wall, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+    assert final.get("status") == "ACTIVE", final
+    return wall, cpu, dict(sampler.peak)
+
+
+def in_process_floor(server_dir: Path, data: Path, version: str, users: int) -> Any:
+    """A function measuring the floor once: (wall s, CPU s) of the job's scoring loop over `users` users."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.serving.batch import CHUNK, LineAnswerer, deployment_for
+    from tastemaker.serving.models import model_cache
+    from tastemaker.store import records
+    from tastemaker.store.records import BatchInferenceJob, SolutionVersion
+    from tastemaker.store.resources import Resource
+
+    services = build_services(Settings.from_env(data_dir=str(server_dir), import_roots=[str(data)]), migrate=False)
+    with services.read_engine.connect() as conn:
+        solution_version = records.load(conn, version, SolutionVersion)
+    dep = deployment_for(solution_version, {})
+    assert dep.model_prefix
+    loaded = model_cache(services).get(services, dep.model_prefix)
+    spec = BatchInferenceJob.of(Resource("bench", "batch_inference_job", "ACTIVE", {
+        "solution_version_arn": version, "job_input": {}, "job_output": {}, "num_results": 25},
+        None, None, 0.0, 0.0, 0))
+    answer = LineAnswerer(services, dep, loaded, spec)
+    ids = [f"u{u}" for u in range(users)]
+
+    def measure(count: int | None = None) -> tuple[float, float]:
+        chosen = ids[:count]
+        cpu, started = time.process_time(), time.perf_counter()
+        answered = 0
+        for start in range(0, len(chosen), CHUNK):
+            for _result in answer.users(chosen[start:start + CHUNK]):
+                answered += 1
+        assert answered == len(chosen)
+        return time.perf_counter() - started, time.process_time() - cpu
+
+    return measure
 
 
 def model_dir(server_dir: Path, version: str) -> Path:
@@ -144,6 +230,10 @@ def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: in
     return len(rows) / (time.perf_counter() - started), what
 
 
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -151,6 +241,7 @@ def main() -> int:
     parser.add_argument("--per-user", type=float, default=8.0, help="mean interactions per user")
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--segment-queries", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3, help="floor + job rounds (medians are reported)")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
     root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-batch-bench-"))
@@ -167,42 +258,69 @@ def main() -> int:
     small_file.parent.mkdir(exist_ok=True)
     small_file.write_text("".join(f'{{"userId": "u{u}"}}\n' for u in range(min(1000, args.users))))
     out = data / f"batch-out-{uuid.uuid4().hex[:6]}"
+    load_start = os.getloadavg()
+    floor = in_process_floor(server_dir, data, versions["up"], args.users)
+    floor(10_000)  # warm: the model's first pages and the catalogue, as the job's first chunks would
+    rounds: list[dict[str, Any]] = []
     with LocalServer(server_dir, import_roots=[data]) as server:  # fresh process: VmHWM counts the jobs only
         assert server.process is not None
+        pid = server.process.pid
         p = server.client("personalize")
-        idle_rss = peak_rss_mib(server.process.pid)
-        small_seconds = run_job(p, lambda: p.create_batch_inference_job(  # the same job over 1,000 lines first
-            jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["up"], roleArn=ROLE, numResults=25,
-            jobInput={"s3DataSource": {"path": str(small_file)}},
-            jobOutput={"s3DataDestination": {"path": str(out / "small")}})["batchInferenceJobArn"],
-            lambda arn: p.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob")
-        small_rss = peak_rss_mib(server.process.pid)
-        seconds = run_job(p, lambda: p.create_batch_inference_job(
-            jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["up"], roleArn=ROLE, numResults=25,
-            jobInput={"s3DataSource": {"path": str(user_file)}},
-            jobOutput={"s3DataDestination": {"path": str(out / "inference")}})["batchInferenceJobArn"],
-            lambda arn: p.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob")
-        inference_rss = peak_rss_mib(server.process.pid)
-        lines = sum(1 for _ in (out / "inference" / "users.jsonl.out").open())
-        assert lines == args.users, lines
-        segment_seconds = run_job(p, lambda: p.create_batch_segment_job(
+
+        def inference(path: Path, folder: str) -> tuple[float, float, dict[str, float]]:
+            return run_job(lambda: p.create_batch_inference_job(
+                jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["up"], roleArn=ROLE,
+                numResults=25, jobInput={"s3DataSource": {"path": str(path)}},
+                jobOutput={"s3DataDestination": {"path": str(out / folder)}})["batchInferenceJobArn"],
+                lambda arn: p.describe_batch_inference_job(batchInferenceJobArn=arn), "batchInferenceJob", pid)
+
+        idle = proc_status(pid)
+        small_wall, _small_cpu, small_peak = inference(small_file, "small")
+        print(f"  1,000-line job: {small_wall:.1f} s, peak anon {small_peak['RssAnon']:,.0f} MiB, "
+              f"file-backed {small_peak['RssFile']:,.0f} MiB", flush=True)
+        for number in range(args.rounds):
+            floor_wall, floor_cpu = floor()
+            wall, cpu, peak = inference(user_file, f"inference-{number}")
+            lines = sum(1 for _ in (out / f"inference-{number}" / "users.jsonl.out").open())
+            assert lines == args.users, lines
+            shutil.rmtree(out / f"inference-{number}", ignore_errors=True)
+            rounds.append({"floor_wall": floor_wall, "floor_cpu": floor_cpu, "wall": wall, "cpu": cpu, **peak})
+            print(f"  round {number + 1}: floor {args.users / floor_wall:,.0f} users/s wall "
+                  f"({args.users / floor_cpu:,.0f} per CPU s); job {args.users / wall:,.0f} users/s wall "
+                  f"({args.users / cpu:,.0f} per CPU s); peak anon {peak['RssAnon']:,.0f} MiB, "
+                  f"file-backed {peak['RssFile']:,.0f} MiB", flush=True)
+        inference_hwm = proc_status(pid)["VmHWM"]
+        segment_wall, _segment_cpu, segment_peak = run_job(lambda: p.create_batch_segment_job(
             jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["affinity"], roleArn=ROLE,
             numResults=25, jobInput={"s3DataSource": {"path": str(item_file)}},
             jobOutput={"s3DataDestination": {"path": str(out / "segments")}})["batchSegmentJobArn"],
-            lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob")
-        segment_rss = peak_rss_mib(server.process.pid)
-    floor, floor_model = raw_floor(server_dir, versions["up"], args.users)
-    ours = args.users / seconds
-    print(f"\nbatch inference, {args.users:,} users, numResults 25 (API call to ACTIVE, output written):")
-    print(f"  tastemaker job:   {ours:,.0f} users/s ({seconds:.1f} s)")
-    print(f"  raw numpy floor:  {floor:,.0f} users/s (BLAS scores + argpartition top-k; {floor_model})")
-    share = ours / floor
-    print(f"  ratio:            {share:.0%} of the floor (target >= {TARGET_SHARE:.0%})"
-          f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
-    print(f"  server peak RSS:  {inference_rss:,.0f} MiB (idle after start {idle_rss:,.0f} MiB; after a 1,000-line "
-          f"job {small_rss:,.0f} MiB, {small_seconds:.1f} s; target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
-    print(f"batch segment job, {args.segment_queries} item queries over {args.users:,} users: "
-          f"{segment_seconds:.1f} s, server peak RSS {segment_rss:,.0f} MiB")
+            lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob", pid)
+        segment_hwm = proc_status(pid)["VmHWM"]
+    raw, raw_model = raw_floor(server_dir, versions["up"], args.users)
+    load_end = os.getloadavg()
+    n = args.users
+    job_wall, job_cpu = median([n / r["wall"] for r in rounds]), median([n / r["cpu"] for r in rounds])
+    floor_wall_rate = median([n / r["floor_wall"] for r in rounds])
+    floor_cpu_rate = median([n / r["floor_cpu"] for r in rounds])
+    print(f"\nbatch inference, {n:,} users, numResults 25, medians of {len(rounds)} rounds "
+          f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end on {os.cpu_count()} CPUs):")
+    print(f"  tastemaker job (API call to ACTIVE, output written): {job_wall:,.0f} users/s wall, "
+          f"{job_cpu:,.0f} users per server CPU second")
+    print(f"  floor (the job's scoring loop in-process):           {floor_wall_rate:,.0f} users/s wall, "
+          f"{floor_cpu_rate:,.0f} users per CPU second")
+    for what, share in (("wall", job_wall / floor_wall_rate), ("CPU", job_cpu / floor_cpu_rate)):
+        print(f"  ratio by {what:4}: {share:.0%} of the floor (target >= {TARGET_SHARE:.0%})"
+              f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
+    print(f"  reference, raw BLAS + argpartition of the same model (the issue's first floor, measured after the "
+          f"rounds): {raw:,.0f} users/s wall ({raw_model})")
+    anon = [r["RssAnon"] for r in rounds]
+    print(f"  server memory: idle {idle['VmRSS']:,.0f} MiB (anon {idle['RssAnon']:,.0f}); peak anon during the "
+          f"1,000-line job {small_peak['RssAnon']:,.0f} MiB, during the {n:,}-line jobs "
+          f"{', '.join(f'{a:,.0f}' for a in anon)} MiB; peak file-backed (mapped model) "
+          f"{max(r['RssFile'] for r in rounds):,.0f} MiB; VmHWM {inference_hwm:,.0f} MiB "
+          f"(target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
+    print(f"batch segment job, {args.segment_queries} item queries over {n:,} users: {segment_wall:.1f} s, "
+          f"peak anon {segment_peak['RssAnon']:,.0f} MiB, VmHWM {segment_hwm:,.0f} MiB")
     shutil.rmtree(out, ignore_errors=True)
     return 0
 

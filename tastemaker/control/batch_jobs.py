@@ -20,6 +20,7 @@ from tastemaker.data.jsonl import check_output_location
 from tastemaker.data.sources import check_data_location
 from tastemaker.errors import InvalidInputException, LimitExceededException
 from tastemaker.store import queue, resources
+from tastemaker.store.records import Filter, SolutionVersion
 from tastemaker.store.status import BUSY, Status
 
 INFERENCE, SEGMENT = "batch_inference_job", "batch_segment_job"
@@ -36,7 +37,7 @@ def version_recipe(version: resources.Resource) -> tuple[str, str]:
     """(recipe name, recipe type) that trained a solution version."""
     from tastemaker.recipes import get_recipe
 
-    name = version.body.get("trained_recipe") or (version.body.get("recipe_arn") or "").rsplit("/", 1)[-1]
+    name = SolutionVersion.of(version).recipe_name
     try:
         return name, get_recipe(name).recipe_type
     except Exception:  # noqa: BLE001 - a recipe this build does not know cannot run in batch
@@ -212,7 +213,7 @@ def create_batch_segment_job(ctx: RequestContext, *, job_name: str, solution_ver
 def _check_segment_filter(found: resources.Resource, recipe: str) -> None:
     """Segments are filtered by users: an `INCLUDE|EXCLUDE UserID WHERE Users.<FIELD> ...` expression;
     interaction filters are refused for item-attribute affinity (as Personalize does)."""
-    expression = str(found.body.get("filter_expression") or "")
+    expression = Filter.of(found).filter_expression
     targets = {part.split()[1].lower() for part in expression.split("|") if len(part.split()) > 1}
     if targets != {"userid"}:
         raise InvalidInputException(f"Filter {found.arn} selects items; a batch segment job needs a filter on "

@@ -60,8 +60,8 @@ def delete_users(services: Services, job: Job, should_stop: Callable[[], bool]) 
     with queue.fenced(services.engine, job) as conn:
         res = resources.get(conn, job.resource_arn, "data_deletion_job")
         resources.update(conn, res.arn, status=Status.IN_PROGRESS)
-    done: dict[str, int] = dict(res.body.get("deleted_so_far") or {})  # what earlier claims committed
     deletion = DataDeletionJob.of(res)
+    done: dict[str, int] = dict(deletion.deleted_so_far)  # what earlier claims committed
     group = deletion.dataset_group_arn
     location = deletion.data_source["data_location"]
     try:

@@ -123,6 +123,7 @@ class DataDeletionJob(Record):
     KIND: ClassVar[str] = "data_deletion_job"
     dataset_group_arn: str
     data_source: dict[str, Any]
+    deleted_so_far: dict[str, int] = field(default_factory=dict)  # what earlier claims committed, per step
 
 
 @dataclass(frozen=True)
