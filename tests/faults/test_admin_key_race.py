@@ -1,10 +1,11 @@
-"""Two admins disabling each other's keys at the same moment on PostgreSQL: one wins, the other is refused, and an
+"""Two admins disabling each other's keys at the same moment (PostgreSQL, and SQLite): one wins, the other is refused, and an
 enabled admin key always remains while the root key is disabled (tastemaker.store.access_keys.lock_changes).
 
 The race is forced, not hoped for: each `tastemaker keys disable` waits, right after its keep-an-admin check has
 read the keys, until the other has read them too (a barrier with a timeout). Without the lock both checks read
 "the other admin key is enabled" and both disable; with it the second waits at the lock, the first's barrier
-times out, it commits, and the second reads the first's change and refuses.
+times out, it commits, and the second reads the first's change and refuses. On SQLite the second waits at its
+BEGIN IMMEDIATE instead.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from tastemaker.errors import ResourceInUseException
 from tastemaker.store import access_keys, db
 from tests.e2e.test_access_keys import keys_cli
 
-pytestmark = pytest.mark.postgres
 
-
-@pytest.fixture()
-def own_database(postgres_url: str) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own: the test disables the root key, which other tests on the shared one rely on."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'keys.db'}"
+        return
+    postgres_url = request.getfixturevalue("postgres_url")
     name = f"tm_keys_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
