@@ -124,8 +124,7 @@ def setup(server: LocalServer, paths: dict[str, Path], factors: int) -> dict[str
         job = p.create_dataset_import_job(jobName=f"batch-{kind.lower()}-{tag}", datasetArn=ds, roleArn=ROLE,
                                           dataSource={"dataLocation": str(paths[kind.lower()])})["datasetImportJobArn"]
         serving_bench.wait(lambda job=job: p.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
-    return {"up": train(p, group, "aws-user-personalization", factors, tag),
-            "affinity": train(p, group, "aws-item-affinity", factors, tag)}
+    return {"group": group, "tag": tag, "up": train(p, group, "aws-user-personalization", factors, tag)}
 
 
 def write_inputs(folder: Path, users: int, segment_queries: int, items: int) -> tuple[Path, Path]:
@@ -240,7 +239,8 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--per-user", type=float, default=8.0, help="mean interactions per user")
     parser.add_argument("--factors", type=int, default=64)
-    parser.add_argument("--segment-queries", type=int, default=500)
+    parser.add_argument("--segment-queries", type=int, default=500,
+                        help="item queries of the segment job (0: no segment job, no aws-item-affinity training)")
     parser.add_argument("--rounds", type=int, default=3, help="floor + job rounds (medians are reported)")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
@@ -253,6 +253,11 @@ def main() -> int:
         with LocalServer(server_dir, import_roots=[data]) as server:
             state_file.write_text(json.dumps(setup(server, paths, args.factors)))
     versions = json.loads(state_file.read_text())
+    if args.segment_queries and "affinity" not in versions:  # trained apart: a failure keeps the rest of the state
+        with LocalServer(server_dir, import_roots=[data]) as server:
+            versions["affinity"] = train(server.client("personalize"), versions["group"], "aws-item-affinity",
+                                         args.factors, versions["tag"])
+        state_file.write_text(json.dumps(versions))
     user_file, item_file = write_inputs(data / "batch-in", args.users, args.segment_queries, args.items)
     small_file = data / "batch-in" / "small" / "users.jsonl"
     small_file.parent.mkdir(exist_ok=True)
@@ -290,12 +295,14 @@ def main() -> int:
                   f"({args.users / cpu:,.0f} per CPU s); peak anon {peak['RssAnon']:,.0f} MiB, "
                   f"file-backed {peak['RssFile']:,.0f} MiB", flush=True)
         inference_hwm = proc_status(pid)["VmHWM"]
-        segment_wall, _segment_cpu, segment_peak = run_job(lambda: p.create_batch_segment_job(
-            jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["affinity"], roleArn=ROLE,
-            numResults=25, jobInput={"s3DataSource": {"path": str(item_file)}},
-            jobOutput={"s3DataDestination": {"path": str(out / "segments")}})["batchSegmentJobArn"],
-            lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob", pid)
-        segment_hwm = proc_status(pid)["VmHWM"]
+        segment = None
+        if args.segment_queries:
+            segment_wall, _segment_cpu, segment_peak = run_job(lambda: p.create_batch_segment_job(
+                jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["affinity"], roleArn=ROLE,
+                numResults=25, jobInput={"s3DataSource": {"path": str(item_file)}},
+                jobOutput={"s3DataDestination": {"path": str(out / "segments")}})["batchSegmentJobArn"],
+                lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob", pid)
+            segment = (segment_wall, segment_peak["RssAnon"], proc_status(pid)["VmHWM"])
     raw, raw_model = raw_floor(server_dir, versions["up"], args.users)
     load_end = os.getloadavg()
     n = args.users
@@ -319,8 +326,11 @@ def main() -> int:
           f"{', '.join(f'{a:,.0f}' for a in anon)} MiB; peak file-backed (mapped model) "
           f"{max(r['RssFile'] for r in rounds):,.0f} MiB; VmHWM {inference_hwm:,.0f} MiB "
           f"(target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
-    print(f"batch segment job, {args.segment_queries} item queries over {n:,} users: {segment_wall:.1f} s, "
-          f"peak anon {segment_peak['RssAnon']:,.0f} MiB, VmHWM {segment_hwm:,.0f} MiB")
+    if segment is not None:
+        print(f"batch segment job, {args.segment_queries} item queries over {n:,} users: {segment[0]:.1f} s, "
+              f"peak anon {segment[1]:,.0f} MiB, VmHWM {segment[2]:,.0f} MiB")
+    else:
+        print("batch segment job: not run (--segment-queries 0)")
     shutil.rmtree(out, ignore_errors=True)
     return 0
 
