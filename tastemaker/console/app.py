@@ -93,7 +93,7 @@ class Console:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.sessions = Sessions(api.keys)
+        self.sessions = Sessions(api.keys, api.services.settings.data_dir)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
         self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
@@ -171,7 +171,7 @@ class Console:
         session = self.sessions.get(token)
         form = await _form(request)
         if session is not None and csrf_ok(session, form.get("csrf")):
-            self.sessions.sign_out(token)
+            self.sessions.sign_out(session)
         response = _back("/signin")
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
