@@ -30,6 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from tastemaker.api.app import Api
 from tastemaker.console.calls import BotoShaped, Caller
+from tastemaker.console.charts import bar_chart
 from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
@@ -61,6 +62,13 @@ TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons b
     "stop-recommender": ("StopRecommender", "recommenderArn"), "start-recommender": ("StartRecommender", "recommenderArn"),
     "stop-version": ("StopSolutionVersionCreation", "solutionVersionArn"),
 }
+WINDOW_SECONDS = 3600  # the monitoring charts' window (a datapoint per minute)
+# (metric name with * for the operation, statistic, unit) per chart; spec 9.2's names.
+RUNTIME_METRICS = (("*", "Sum", "calls"), ("*4xxErrors", "Sum", "calls"), ("*5xxErrors", "Sum", "calls"),
+                   ("*Latency", "Average", "ms"))
+EVENT_METRICS = (("PutEventsRequests", "Sum", "calls"), ("PutEvents4xxErrors", "Sum", "calls"),
+                 ("PutEvents5xxErrors", "Sum", "calls"), ("PutEventLatency", "Average", "ms"))
+AUDIT_KEYS = ("EventName", "Username", "AccessKeyId", "ResourceName", "ResourceType", "ReadOnly", "EventId")
 Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
 
 
@@ -71,7 +79,8 @@ class Ctx:
         self.console = console
         self.request = request
         self.session = session
-        self.caller = Caller(console.api, session.access_key_id, session.region)
+        self.caller = Caller(console.api, session.access_key_id, session.region,
+                             source_ip=request.client.host if request.client else None)
         self.can_write = self.caller.allowed("CreateDatasetGroup", {"name": "console-probe"})
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
@@ -110,6 +119,8 @@ class Console:
             "/campaign": (self.campaign, self.test_campaign),
             "/tracker": (self.tracker, self.send_event),
             "/filter/check": (self.group, self.check_filter),
+            "/monitoring": (self.monitoring, None),
+            "/audit": (self.audit, None),
         }
         for path, (get, post) in pages.items():
             routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
@@ -466,6 +477,74 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
+    # --- monitoring and the audit trail ---------------------------------------------------------------------
+
+    async def monitoring(self, request: Request, ctx: Ctx) -> Response:
+        """The last hour's request, error, latency and event charts of a group's campaigns, recommenders and
+        event trackers: CloudWatch's GetMetricData (namespace AWS/Personalize), one datapoint per minute."""
+        arn = request.query_params.get("arn", "")
+        call = ctx.caller.call
+        try:
+            group = (await call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        targets: list[tuple[str, str, str, tuple[tuple[str, str, str], ...]]] = []  # kind, name, arn, metrics
+        for solution in await _all(call, "ListSolutions", "solutions", {"datasetGroupArn": arn}):
+            for campaign in await _all(call, "ListCampaigns", "campaigns", {"solutionArn": solution["solutionArn"]}):
+                targets.append(("Campaign", campaign["name"], campaign["campaignArn"], RUNTIME_METRICS))
+        for recommender in await _all(call, "ListRecommenders", "recommenders", {"datasetGroupArn": arn}):
+            targets.append(("Recommender", recommender["name"], recommender["recommenderArn"], RUNTIME_METRICS))
+        for tracker in await _all(call, "ListEventTrackers", "eventTrackers", {"datasetGroupArn": arn}):
+            targets.append(("Event tracker", tracker["name"], tracker["eventTrackerArn"], EVENT_METRICS))
+        end = float(int(time.time()) // 60 * 60 + 60)
+        start = end - WINDOW_SECONDS
+        panels, error = [], None
+        for kind, name, target, metrics in targets:
+            dimension = {"Campaign": "CampaignArn", "Recommender": "RecommenderArn"}.get(kind, "EventTrackerArn")
+            queries = [{"Id": f"m{n}", "MetricStat": {"Metric": {
+                "Namespace": "AWS/Personalize", "MetricName": metric.replace("*", _op(kind)),
+                "Dimensions": [{"Name": dimension, "Value": target}]}, "Period": 60, "Stat": stat}}
+                for n, (metric, stat, _) in enumerate(metrics)]
+            try:
+                data = await call("GetMetricData", {"MetricDataQueries": queries, "StartTime": start,
+                                                    "EndTime": end})
+            except TastemakerError as exc:  # e.g. a key without cloudwatch:GetMetricData
+                error = exc.message
+                break
+            by_id = {r["Id"]: r for r in data.get("MetricDataResults", [])}
+            charts = [bar_chart(metric.replace("*", _op(kind)), by_id.get(f"m{n}", {}).get("Timestamps", []),
+                                by_id.get(f"m{n}", {}).get("Values", []), start=start, end=end, period=60,
+                                unit=unit) for n, (metric, _, unit) in enumerate(metrics)]
+            panels.append({"kind": kind, "name": name, "arn": target, "charts": charts})
+        return ctx.render("monitoring.html", status=403 if error else 200, group=group, panels=panels,
+                          error=error)
+
+    async def audit(self, request: Request, ctx: Ctx) -> Response:
+        """The audit trail, newest first, searchable by one CloudTrail lookup attribute (LookupEvents)."""
+        query = request.query_params
+        key, value = query.get("key", "EventName"), query.get("value", "").strip()
+        params: dict[str, Any] = {"MaxResults": PAGE, "NextToken": query.get("next")}
+        if value:
+            params["LookupAttributes"] = [{"AttributeKey": key, "AttributeValue": value}]
+        rows, error, following = [], None, None
+        try:
+            page = await ctx.caller.call("LookupEvents", params)
+        except TastemakerError as exc:
+            error = exc.message
+        else:
+            following = page.get("NextToken")
+            for event in page.get("Events", []):
+                record = json.loads(event.get("CloudTrailEvent") or "{}")
+                rows.append({"time": _when(event.get("EventTime")), "name": event.get("EventName"),
+                             "user": event.get("Username") or "-", "key": record.get("userIdentity", {}).get(
+                                 "accessKeyId") or "-", "outcome": record.get("errorCode") or "ok",
+                             "message": record.get("errorMessage") or "", "ip": record.get("sourceIPAddress") or "-",
+                             "agent": record.get("userAgent") or "-",
+                             "resources": [r.get("ResourceName") for r in event.get("Resources", [])]})
+        next_link = "?" + urlencode({"key": key, "value": value, "next": following}) if following else None
+        return ctx.render("audit.html", status=400 if error else 200, rows=rows, error=error, key=key,
+                          value=value, keys=AUDIT_KEYS, next_link=next_link)
+
 async def _too_large(request: Request, exc: Exception) -> Response:
     return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
 
@@ -477,6 +556,24 @@ def _mark(text: str, message: str) -> tuple[str, str, str] | None:
         return None
     at = min(int(found.group(1)), len(text) - 1)
     return text[:at], text[at:at + 1] or " ", text[at + 1:]
+
+
+def _op(kind: str) -> str:
+    return "GetRecommendations" if kind in ("Campaign", "Recommender") else "PutEvents"
+
+
+async def _all(call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]], name: str, field: str,
+               params: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
+    """Up to `limit` rows of a list operation, page by page."""
+    rows: list[dict[str, Any]] = []
+    token = None
+    while len(rows) < limit:
+        page = await call(name, {**params, "maxResults": min(100, limit - len(rows)), "nextToken": token})
+        rows.extend(page.get(field, []))
+        token = page.get("nextToken")
+        if not token:
+            break
+    return rows
 
 
 def _is_recommender(arn: str) -> bool:

@@ -1,0 +1,71 @@
+"""The console's monitoring, audit, upload, filter preview, batch and evaluation screens over plain HTTP
+against a live server (the browser test walks the key flows)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from tastemaker.cli.local_server import LocalServer
+from tests.console.test_sessions import READ_ONLY, csrf, sign_in
+from tests.e2e.test_access_keys import create_key
+from tests.e2e.util import wait_status
+
+
+def _group(srv: LocalServer, name: str) -> str:
+    personalize = srv.client("personalize")
+    arn: str = personalize.create_dataset_group(name=name)["datasetGroupArn"]
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
+    return arn
+
+
+def test_monitoring_charts_a_trackers_events_per_minute(console_server: LocalServer, trained: dict[str, Any]) -> None:
+    srv, group = console_server, trained["group"]
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    empty = client.get("/console/monitoring", params={"arn": _group(srv, "console-unmonitored")})
+    assert empty.status_code == 200 and 'id="no-panels"' in empty.text
+    personalize = srv.client("personalize")
+    tracker = personalize.create_event_tracker(name="monitored-site", datasetGroupArn=group)
+    wait_status(lambda: personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]),
+                "eventTracker")
+    events = srv.client("personalize-events")
+    for n in range(7):
+        events.put_events(trackingId=tracker["trackingId"], userId="u1", sessionId="s1",
+                          eventList=[{"eventType": "click", "itemId": f"i{n}", "sentAt": time.time()}])
+    runtime = srv.client("personalize-runtime")
+    for _ in range(3):
+        runtime.get_recommendations(campaignArn=trained["campaign"], userId="u2")
+    page = client.get("/console/monitoring", params={"arn": group}).text
+    tracker_panel = page[page.index("Event tracker monitored-site"):]
+    campaign_panel = page[page.index("Campaign console-trained"):page.index("Event tracker monitored-site")]
+    assert tracker_panel.count('<svg class="chart"') == 4 and campaign_panel.count('<svg class="chart"') == 4
+    bars = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", tracker_panel)
+    assert sum(int(b) for b in bars) == 7, bars  # the seven PutEvents, in the requests chart
+    assert "PutEventLatency" in tracker_panel and "no data yet" in tracker_panel  # no errors: empty charts
+    served = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", campaign_panel)
+    assert sum(int(b) for b in served) >= 3, served  # the three GetRecommendations (and any others)
+
+
+def test_the_audit_trail_shows_console_changes_and_refusals_and_is_searchable(console_server: LocalServer) -> None:
+    srv = console_server
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    token = csrf(client.get("/console/groups").text)
+    assert client.post("/console/groups", data={"name": "console-audited", "csrf": token}).status_code == 303
+    key, secret = create_key(srv.data_dir, "console-audit-reader", READ_ONLY)
+    reader = sign_in(srv, key, secret)
+    refused = reader.post("/console/groups", data={"name": "not-allowed", "csrf": csrf(reader.get(
+        "/console/groups").text)})
+    assert refused.status_code == 400
+
+    page = client.get("/console/audit", params={"key": "EventName", "value": "CreateDatasetGroup"}).text
+    rows = re.findall(r"<tr><td>[^<]*</td><td class=\"event\">.*?</tr>", page, re.DOTALL)
+    made = [r for r in rows if "console-audited" in r]
+    assert made and "tastemaker-console" in made[0] and ">ok<" in made[0] and srv.access_key in made[0]
+    denied = [r for r in rows if "console-audit-reader" in r]
+    assert denied and "AccessDenied" in denied[0]
+    assert all("CreateDatasetGroup" in r for r in rows)
+    other = client.get("/console/audit", params={"key": "EventName", "value": "NoSuchCall"}).text
+    assert 'id="audit-empty"' in other
+    # The read-only key may not read the trail (its policy allows personalize reads only): said on the page.
+    assert "cloudtrail:LookupEvents" in reader.get("/console/audit").text
