@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("webhooks", "notify URLs, EventBridge or SNS of resource state changes"),
         ("attribution", "attributed metrics per campaign, recommender and source"),
         ("keys", "manage scoped access keys (create, list, rotate, disable, enable, delete)"),
+        ("explain", "why a campaign or recommender recommends each item (events, neighbours, slot, filter)"),
     ):
         module = importlib.import_module(f"tastemaker.cli.{name}")
         command = sub.add_parser(name, help=help_text)

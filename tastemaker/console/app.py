@@ -35,6 +35,7 @@ from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttemp
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
+from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.history import user_history
 
 log = logging.getLogger("tastemaker.console")
@@ -402,7 +403,8 @@ class Console:
     # --- campaigns: the test panel --------------------------------------------------------------------------
 
     async def campaign(self, request: Request, ctx: Ctx, result: dict[str, Any] | None = None,
-                       error: str | None = None, form: dict[str, str] | None = None) -> Response:
+                       error: str | None = None, form: dict[str, str] | None = None,
+                       reasons: list[Reason] | None = None) -> Response:
         arn = request.query_params.get("arn", "")
         try:
             if _is_recommender(arn):
@@ -428,7 +430,7 @@ class Console:
                           kind="Recommender" if _is_recommender(arn) else "Campaign", arn=arn,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
                           form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
-                          history=history)
+                          history=history, reasons=reasons or [])
 
     async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
@@ -446,7 +448,14 @@ class Console:
                 "filterValues": values})
         except (TastemakerError, ValueError) as exc:
             return await self.campaign(request, ctx, error=getattr(exc, "message", str(exc)), form=form)
-        return await self.campaign(request, ctx, result=result, form=form)
+        user_id, item_id = form.get("userId", "").strip() or None, form.get("itemId", "").strip() or None
+        try:  # why each item is there: asked of the model the key just got recommendations from
+            reasons = await _to_thread(lambda: explain(self.api.services, arn, result.get("itemList", []),
+                                                       user_id=user_id, item_id=item_id))
+        except TastemakerError as exc:
+            log.info("no explanation for %s: %s", arn, exc.message)
+            reasons = []
+        return await self.campaign(request, ctx, result=result, form=form, reasons=reasons)
 
     # --- event trackers -------------------------------------------------------------------------------------
 

@@ -3,8 +3,13 @@ against a live server (the browser test walks the key flows)."""
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tastemaker.cli.local_server import LocalServer
@@ -69,3 +74,45 @@ def test_the_audit_trail_shows_console_changes_and_refusals_and_is_searchable(co
     assert 'id="audit-empty"' in other
     # The read-only key may not read the trail (its policy allows personalize reads only): said on the page.
     assert "cloudtrail:LookupEvents" in reader.get("/console/audit").text
+
+
+def _history_of(path: Path, user: str) -> set[str]:
+    with path.open() as fh:
+        return {row["ITEM_ID"] for row in csv.DictReader(fh) if row["USER_ID"] == user}
+
+
+def test_why_this_item_beside_each_recommendation(console_server: LocalServer, trained: dict[str, Any]) -> None:
+    srv = console_server
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    url = "/console/campaign?arn=" + trained["campaign"]
+    page = client.post(url, data={"csrf": csrf(client.get(url).text), "userId": "u1", "numResults": "5"}).text
+    assert "Why this item" in page
+    cells = re.findall(r'<td class="why">(.*?)</td>', page, re.DOTALL)
+    assert len(cells) == 5 and all('<span class="slot">model</span>' in c for c in cells)
+    carriers = re.findall(r'<b class="because">([^<]+)</b>', page)
+    assert carriers and set(carriers) <= _history_of(trained["paths"]["interactions"], "u1")
+    assert "shares GENRES" in page  # the items data: a recommended item shares its genre with what carried it
+
+
+def test_tastemaker_explain_prints_the_same_evidence(console_server: LocalServer, trained: dict[str, Any]) -> None:
+    done = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"], "--user-id",
+                           "u1", "--num-results", "5", "--json", "--data-dir", str(console_server.data_dir)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["items"]) == 5 and report["userId"] == "u1"
+    history = _history_of(trained["paths"]["interactions"], "u1")
+    for item in report["items"]:
+        assert item["slot"] == "model" and item["itemId"].startswith("i")
+        lifts = [e["contribution"] for e in item["events"]]
+        assert lifts == sorted(lifts, reverse=True) and all(v > 0 for v in lifts)
+        assert {e["itemId"] for e in item["events"]} <= history
+    assert any(item["events"] for item in report["items"])
+    text = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"], "--user-id",
+                           "u1", "--num-results", "3", "--data-dir", str(console_server.data_dir)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert text.returncode == 0 and "carried by your event on i" in text.stdout, text.stdout + text.stderr
+    missing = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"],
+                              "--data-dir", str(console_server.data_dir)], capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert missing.returncode == 2 and "--user-id" in missing.stderr
