@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -37,12 +38,14 @@ from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
 from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.history import user_history
+from tastemaker.store import resources
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 PAGE = 20  # rows per list page
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
+MAX_UPLOAD_BYTES = 1 << 30  # a CSV uploaded from the browser (larger files: import from s3:// or a root)
 HISTORY = 20  # the user's newest events shown beside their recommendations
 BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
@@ -111,6 +114,7 @@ class Console:
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
             Route("/signout", self.signout, methods=["POST"]),
+            Route("/upload", self.upload, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
         pages: dict[str, tuple[Handler, Handler | None]] = {
@@ -222,7 +226,10 @@ class Console:
             for job in listed.get("datasetImportJobs", []):
                 described = await call("DescribeDatasetImportJob",
                                        {"datasetImportJobArn": job["datasetImportJobArn"]})
-                imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"]})
+                job_arn: str = job["datasetImportJobArn"]
+                counts = await run_in_threadpool(_import_counts, self.api, job_arn)
+                imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"],
+                                "counts": counts})
         solutions = []
         query = request.query_params
         pages: dict[str, str | None] = {}  # list -> the token of its next page (links keep the others' pages)
@@ -486,6 +493,59 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
+    # --- CSV upload -----------------------------------------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        """A CSV file sent by the page's upload form as the raw request body (no multipart: the browser
+        streams the file), written to DATA_DIR/imports/console/ (an import root) as it arrives, then imported
+        by CreateDatasetImportJob like any other local file. The key must be allowed to create the import
+        before a byte is stored; the CSRF token travels in the X-CSRF-Token header."""
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            return JSONResponse({"message": "Sign in again: the session has ended."}, status_code=401)
+        if not csrf_ok(session, request.headers.get("x-csrf-token")):
+            return JSONResponse({"message": "The page is stale (CSRF token mismatch): reload it and try again."},
+                                status_code=403)
+        ctx = Ctx(self, request, session)
+        dataset = request.query_params.get("arn", "")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", request.query_params.get("name", "upload.csv"))[-80:] or "upload.csv"
+        if not ctx.caller.allowed("CreateDatasetImportJob", {"datasetArn": dataset}):
+            return JSONResponse({"message": "This key may not create import jobs for " + dataset + "."},
+                                status_code=403)
+        try:
+            await ctx.caller.call("DescribeDataset", {"datasetArn": dataset})
+        except TastemakerError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        folder = self.api.services.settings.imports_dir / "console"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}-{name}"
+        size = 0
+        try:
+            with target.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_BYTES:
+                        raise FormTooLarge()
+                    out.write(chunk)  # a chunk of at most 64 kB: no thread hop
+        except (FormTooLarge, OSError) as exc:
+            target.unlink(missing_ok=True)
+            reason = (f"The file is larger than {MAX_UPLOAD_BYTES >> 20} MiB: import it from s3:// or an import "
+                      "root instead." if isinstance(exc, FormTooLarge) else f"Could not store the upload: {exc}.")
+            return JSONResponse({"message": reason}, status_code=413 if isinstance(exc, FormTooLarge) else 500)
+        if size == 0:
+            target.unlink(missing_ok=True)
+            return JSONResponse({"message": "The file is empty: choose a CSV file with a header row."},
+                                status_code=400)
+        try:
+            made = await ctx.caller.call("CreateDatasetImportJob", {
+                "jobName": f"console-upload-{int(time.time())}-{secrets.token_hex(2)}", "datasetArn": dataset,
+                "dataSource": {"dataLocation": str(target)},
+                "roleArn": "arn:aws:iam::000000000000:role/tastemaker-console"})
+        except TastemakerError as exc:
+            target.unlink(missing_ok=True)
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return JSONResponse({"datasetImportJobArn": made["datasetImportJobArn"], "bytes": size})
+
     # --- monitoring and the audit trail ---------------------------------------------------------------------
 
     async def monitoring(self, request: Request, ctx: Ctx) -> Response:
@@ -567,6 +627,16 @@ def _mark(text: str, message: str) -> tuple[str, str, str] | None:
     return text[:at], text[at:at + 1] or " ", text[at + 1:]
 
 
+def _import_counts(api: Api, arn: str) -> dict[str, Any]:
+    """What an import job has counted: rows imported and skipped, and rows/s over its execution time (the
+    job records them when it finishes; `tastemaker import-report` prints the same)."""
+    with api.services.read_engine.connect() as conn:
+        body = resources.get(conn, arn, "dataset_import_job").body
+    rows, seconds = body.get("row_count"), body.get("execution_seconds")
+    return {"rows": rows, "skipped": body.get("skipped_rows") or 0, "seconds": seconds,
+            "rate": rows / seconds if rows and seconds else None}
+
+
 def _op(kind: str) -> str:
     return "GetRecommendations" if kind in ("Campaign", "Recommender") else "PutEvents"
 
@@ -632,8 +702,6 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(fn)
 
 

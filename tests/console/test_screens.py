@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from tastemaker.cli.local_server import LocalServer
 from tests.console.test_sessions import READ_ONLY, csrf, sign_in
+from tests.e2e.datagen import INTERACTIONS_SCHEMA, schema_json, write_dataset
 from tests.e2e.test_access_keys import create_key
 from tests.e2e.util import wait_status
 
@@ -116,3 +118,40 @@ def test_tastemaker_explain_prints_the_same_evidence(console_server: LocalServer
                               "--data-dir", str(console_server.data_dir)], capture_output=True, text=True,
                              timeout=120, check=False)
     assert missing.returncode == 2 and "--user-id" in missing.stderr
+
+
+def test_a_csv_uploaded_from_the_browser_is_imported_with_its_counts(console_server: LocalServer,
+                                                                     tmp_path: Path) -> None:
+    srv = console_server
+    personalize = srv.client("personalize")
+    group = _group(srv, "console-upload")
+    schema = personalize.create_schema(name="console-upload-schema", schema=schema_json(INTERACTIONS_SCHEMA))
+    dataset = personalize.create_dataset(name="uploaded", datasetGroupArn=group, datasetType="Interactions",
+                                         schemaArn=schema["schemaArn"])["datasetArn"]
+    wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
+    paths = write_dataset(tmp_path, users=10, items=8, per_user=5)
+    body = paths["interactions"].read_bytes()
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    page = client.get("/console/group", params={"arn": group}).text
+    assert 'id="upload-form"' in page
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    url = "/console/upload?" + urlencode({"arn": dataset, "name": "my movies.csv"})
+
+    assert client.post(url, content=body).status_code == 403  # no CSRF header
+    assert client.post(url, content=b"", headers={"X-CSRF-Token": token}).status_code == 400
+    key, secret = create_key(srv.data_dir, "console-upload-reader", READ_ONLY)
+    reader = sign_in(srv, key, secret)
+    reader_token = csrf(reader.get("/console/groups").text)
+    denied = reader.post(url, content=body, headers={"X-CSRF-Token": reader_token})
+    assert denied.status_code == 403 and "may not create import jobs" in denied.json()["message"]
+    uploads = srv.data_dir / "imports" / "console"
+    assert not uploads.exists() or not list(uploads.iterdir())  # nothing was stored for a refused upload
+
+    made = client.post(url, content=body, headers={"X-CSRF-Token": token})
+    assert made.status_code == 200, made.text
+    assert made.json()["bytes"] == len(body)
+    job = made.json()["datasetImportJobArn"]
+    done = wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob")
+    assert done["status"] == "ACTIVE" and done["dataSource"]["dataLocation"].endswith("my_movies.csv")
+    page = client.get("/console/group", params={"arn": group}).text
+    assert "50 imported" in page and "rows/s" in page  # 10 users x 5 events
