@@ -37,6 +37,7 @@ from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
 from tastemaker.errors import TastemakerError
 from tastemaker.serving.explain import Reason, explain
+from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
 from tastemaker.store import resources
 
@@ -47,6 +48,7 @@ PAGE = 20  # rows per list page
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
 MAX_UPLOAD_BYTES = 1 << 30  # a CSV uploaded from the browser (larger files: import from s3:// or a root)
 HISTORY = 20  # the user's newest events shown beside their recommendations
+PREVIEW_RESULTS = 25  # recommendations a filter preview checks
 BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
     "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
@@ -124,6 +126,7 @@ class Console:
             "/campaign": (self.campaign, self.test_campaign),
             "/tracker": (self.tracker, self.send_event),
             "/filter/check": (self.group, self.check_filter),
+            "/filter/preview": (self.group, self.preview_filter),
             "/monitoring": (self.monitoring, None),
             "/audit": (self.audit, None),
         }
@@ -270,6 +273,10 @@ class Console:
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
         refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
+        deployments = [(f"campaign {c['name']}", c["campaignArn"]) for s in solutions for c in s["campaigns"]
+                       if c.get("status") == "ACTIVE"]
+        deployments += [(f"recommender {r['name']}", r["recommenderArn"]) for r in recommenders
+                        if r.get("status") == "ACTIVE"]
         schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
         used = {d["datasetType"] for d in datasets}
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
@@ -278,7 +285,8 @@ class Console:
                           recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
                           next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
-                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
+                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions),
+                          deployments=deployments)
 
     async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
         """A recipe with its description and its algorithm's default hyperparameters (fixed: read once)."""
@@ -353,6 +361,35 @@ class Console:
             return JSONResponse({"ok": False, "message": exc.message,
                                  "position": int(found.group(1)) if found else None})
         return JSONResponse({"ok": True, "message": "The expression is valid for this dataset group."})
+
+    async def preview_filter(self, request: Request, ctx: Ctx) -> Response:
+        """What the expression in the filter editor would remove from a user's recommendations: the key's own
+        GetRecommendations (unfiltered), each item then checked against the expression (serving.filter_preview)."""
+        group = request.query_params.get("arn", "")
+        form: dict[str, str] = request.state.form
+        expression, user = form.get("filterExpression", ""), form.get("previewUser", "").strip()
+        target = form.get("previewTarget", "")
+        values: dict[str, Any] = {"group": group, "expression": expression, "user": user, "target": target,
+                                  "rows": [], "removed": 0, "error": None}
+        try:
+            if not user:
+                raise ValueError("Give a user id to preview the filter for.")
+            filter_values = json.loads(form["filterValues"]) if form.get("filterValues", "").strip() else None
+            if filter_values is not None and not isinstance(filter_values, dict):
+                raise ValueError("Filter values must be a JSON object, e.g. {\"GENRE\": \"\\\"Drama\\\"\"}.")
+            answer = await ctx.caller.call("GetRecommendations", {
+                "recommenderArn" if _is_recommender(target) else "campaignArn": target, "userId": user,
+                "numResults": PREVIEW_RESULTS})
+            items = [i["itemId"] for i in answer.get("itemList", [])]
+            rows = await _to_thread(lambda: preview(self.api.services, target, expression, items, user_id=user,
+                                                    values=filter_values))
+        except json.JSONDecodeError as exc:
+            values["error"] = f"Filter values must be a JSON object: {exc}."
+        except (TastemakerError, ValueError) as exc:
+            values["error"] = getattr(exc, "message", str(exc))
+        else:
+            values.update(rows=rows, removed=sum(1 for _, kept in rows if not kept))
+        return ctx.render("filter_preview.html", status=400 if values["error"] else 200, **values)
 
     async def delete_preview(self, request: Request, ctx: Ctx) -> Response:
         arn = request.query_params.get("arn", "")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from tastemaker.cli.local_server import LocalServer
 from tests.console.test_sessions import READ_ONLY, csrf, sign_in
-from tests.e2e.datagen import INTERACTIONS_SCHEMA, schema_json, write_dataset
+from tests.e2e.datagen import GENRES, INTERACTIONS_SCHEMA, schema_json, write_dataset
 from tests.e2e.test_access_keys import create_key
 from tests.e2e.util import wait_status
 
@@ -155,3 +155,28 @@ def test_a_csv_uploaded_from_the_browser_is_imported_with_its_counts(console_ser
     assert done["status"] == "ACTIVE" and done["dataSource"]["dataLocation"].endswith("my_movies.csv")
     page = client.get("/console/group", params={"arn": group}).text
     assert "50 imported" in page and "rows/s" in page  # 10 users x 5 events
+
+
+def test_a_filter_is_previewed_for_a_user_before_it_is_created(console_server: LocalServer,
+                                                               trained: dict[str, Any]) -> None:
+    srv, group = console_server, trained["group"]
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    page = client.get("/console/group", params={"arn": group}).text
+    assert 'id="preview-button"' in page and trained["campaign"] in page
+    form = {"csrf": csrf(page), "action": "filter", "name": "", "previewUser": "u1",
+            "previewTarget": trained["campaign"]}
+    genre = GENRES[1]
+    shown = client.post("/console/filter/preview", params={"arn": group}, data={
+        **form, "filterExpression": f'EXCLUDE ItemID WHERE Items.GENRES IN ("{genre}")'})
+    assert shown.status_code == 200, shown.text
+    rows = re.findall(r'<tr class="(kept|removed)"><td>\d+</td><td class="item">i(\d+)</td>', shown.text)
+    assert len(rows) == 25  # the user's unfiltered recommendations, each marked
+    for verdict, item in rows:  # items i<n> have genre GENRES[n % 6] (tests/e2e/datagen.py)
+        assert (verdict == "removed") == (GENRES[int(item) % len(GENRES)] == genre), (verdict, item)
+    removed = sum(1 for verdict, _ in rows if verdict == "removed")
+    assert removed and f"{removed} of 25 recommendations" in shown.text
+
+    typo = client.post("/console/filter/preview", params={"arn": group}, data={
+        **form, "filterExpression": 'EXCLUDE ItemID WHERE Items.GENRES IN ("Drama"'})
+    assert typo.status_code == 400 and "position" in typo.text and 'id="preview-error"' in typo.text
+    assert srv.client("personalize").list_filters(datasetGroupArn=group)["Filters"] == []  # nothing created
