@@ -180,3 +180,45 @@ def test_a_filter_is_previewed_for_a_user_before_it_is_created(console_server: L
         **form, "filterExpression": 'EXCLUDE ItemID WHERE Items.GENRES IN ("Drama"'})
     assert typo.status_code == 400 and "position" in typo.text and 'id="preview-error"' in typo.text
     assert srv.client("personalize").list_filters(datasetGroupArn=group)["Filters"] == []  # nothing created
+
+
+def test_batch_jobs_and_metric_attribution_from_the_console(console_server: LocalServer, console_import_root: Path,
+                                                            trained: dict[str, Any]) -> None:
+    srv, group = console_server, trained["group"]
+    folder = console_import_root / "batch"
+    folder.mkdir(exist_ok=True)
+    (folder / "users.json").write_text("".join(json.dumps({"userId": f"u{n}"}) + "\n" for n in range(4)))
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    page = client.get("/console/jobs", params={"arn": group})
+    assert page.status_code == 200 and 'id="no-batch"' in page.text and 'id="no-attribution"' in page.text
+    form = {"csrf": csrf(page.text), "action": "inference", "jobName": "console-batch",
+            "solutionVersionArn": trained["version"], "inputPath": str(folder / "users.json"),
+            "outputPath": "/nowhere/allowed/", "numResults": "3"}
+    refused = client.post("/console/jobs", params={"arn": group}, data=form)
+    assert refused.status_code == 400 and 'id="error-inference"' in refused.text
+    assert 'value="/nowhere/allowed/"' in refused.text  # what was typed stays in the form
+    made = client.post("/console/jobs", params={"arn": group}, data={**form, "outputPath": str(folder / "out")})
+    assert made.status_code == 303, made.text
+    personalize = srv.client("personalize")
+    job = personalize.list_batch_inference_jobs(solutionVersionArn=trained["version"])["batchInferenceJobs"][0]
+    done = wait_status(lambda: personalize.describe_batch_inference_job(
+        batchInferenceJobArn=job["batchInferenceJobArn"]), "batchInferenceJob", timeout=180)
+    assert done["status"] == "ACTIVE", done.get("failureReason")
+    shown = client.get("/console/jobs", params={"arn": group}).text
+    assert "console-batch" in shown and "4 lines answered" in shown and "users.json.out" in shown
+    assert "&#34;userId&#34;: &#34;u0&#34;" in shown or "&#34;u0&#34;" in shown  # the first results
+
+    created = client.post("/console/jobs", params={"arn": group}, data={
+        "csrf": form["csrf"], "action": "attribution", "name": "console-clicks", "eventType": "click",
+        "metricName": "CLICKS", "expression": "SUM(Items.NOPE)"})
+    assert created.status_code == 400 and 'id="error-attribution"' in created.text and "NOPE" in created.text
+    created = client.post("/console/jobs", params={"arn": group}, data={
+        "csrf": form["csrf"], "action": "attribution", "name": "console-clicks", "eventType": "click",
+        "metricName": "CLICKS", "expression": "SAMPLECOUNT()"})
+    assert created.status_code == 303, created.text
+    shown = client.get("/console/jobs", params={"arn": group}).text
+    assert "console-clicks" in shown and "CLICKS" in shown and "SAMPLECOUNT()" in shown
+    attribution = personalize.list_metric_attributions(datasetGroupArn=group)["metricAttributions"][0]
+    wait_status(lambda: personalize.describe_metric_attribution(
+        metricAttributionArn=attribution["metricAttributionArn"]), "metricAttribution")
+    personalize.delete_metric_attribution(metricAttributionArn=attribution["metricAttributionArn"])
