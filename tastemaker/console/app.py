@@ -40,6 +40,7 @@ from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
 from tastemaker.store import resources
+from tastemaker.store.records import SolutionVersion, load
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
@@ -77,6 +78,7 @@ EVENT_METRICS = (("PutEventsRequests", "Sum", "calls"), ("PutEvents4xxErrors", "
 # (operation suffix, list field, ARN key, describe field) of the batch job kinds
 BATCH_KINDS = (("BatchInferenceJob", "batchInferenceJobs", "batchInferenceJobArn", "batchInferenceJob"),
                ("BatchSegmentJob", "batchSegmentJobs", "batchSegmentJobArn", "batchSegmentJob"))
+EVALUATIONS_KEPT = 4  # parsed evaluation reports kept per process
 RESULT_LINES = 5  # first lines of a finished batch job's local output shown
 AUDIT_KEYS = ("EventName", "Username", "AccessKeyId", "ResourceName", "ResourceType", "ReadOnly", "EventId")
 Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
@@ -116,6 +118,7 @@ class Console:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
         self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
+        self.evaluations: dict[str, dict[str, Any]] = {}  # solution version ARN -> its evaluation report
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
@@ -133,6 +136,7 @@ class Console:
             "/filter/preview": (self.group, self.preview_filter),
             "/monitoring": (self.monitoring, None),
             "/jobs": (self.jobs, self.change_jobs),
+            "/evaluation": (self.evaluation, None),
             "/audit": (self.audit, None),
         }
         for path, (get, post) in pages.items():
@@ -670,6 +674,57 @@ class Console:
         except TastemakerError as exc:
             return await self.jobs(request, ctx, error=(action, exc.message), form=form)
         return _back("/jobs", arn=arn)
+
+    # --- evaluation evidence --------------------------------------------------------------------------------
+
+    async def evaluation(self, request: Request, ctx: Ctx) -> Response:
+        """The evidence behind a version's metrics, per held-out user (`tastemaker evaluation`): the events the
+        model was given, the held-out truth, and the top 25 it recommended, hits marked; a page of users at a
+        time, or one user by id."""
+        arn = request.query_params.get("arn", "")
+        wanted = request.query_params.get("user", "").strip()
+        try:
+            start = max(0, int(request.query_params.get("start", "0")))
+        except ValueError:
+            start = 0
+        try:
+            version = (await ctx.caller.call("DescribeSolutionVersion", {"solutionVersionArn": arn}))[
+                "solutionVersion"]
+            solution = (await ctx.caller.call("DescribeSolution", {"solutionArn": version["solutionArn"]}))[
+                "solution"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        group = solution.get("datasetGroupArn") or ""
+        report = await run_in_threadpool(self._evaluation_report, arn)
+        if report is None:
+            return ctx.render("evaluation.html", version=version, report=None, rows=[], wanted=wanted, start=0,
+                              total=0, group=group, page=PAGE)
+        queries = report.get("queries", [])
+        chosen = [q for q in queries if q["user_id"] == wanted] if wanted else queries[start:start + PAGE]
+        rows = []
+        for query in chosen:
+            truth = set(query.get("truth", []))
+            recommended = query.get("recommended", [])
+            rows.append({**query, "hits": [(item, item in truth) for item in recommended],
+                         "hits10": sum(1 for item in recommended[:10] if item in truth)})
+        return ctx.render("evaluation.html", status=404 if wanted and not rows else 200, version=version,
+                          report=report, rows=rows, wanted=wanted, start=start, total=len(queries), group=group,
+                          page=PAGE)
+
+    def _evaluation_report(self, arn: str) -> dict[str, Any] | None:
+        """The version's evaluation.json (parsed once per version: a few MB at most; the newest few kept)."""
+        cached = self.evaluations.get(arn)
+        if cached is None:
+            services = self.api.services
+            with services.read_engine.connect() as conn:
+                prefix = load(conn, arn, SolutionVersion).model_prefix
+            if not prefix or not services.blobs.exists(prefix + "evaluation.json"):
+                return None
+            cached = json.loads(services.blobs.get_bytes(prefix + "evaluation.json"))
+            while len(self.evaluations) >= EVALUATIONS_KEPT:
+                self.evaluations.pop(next(iter(self.evaluations)))
+            self.evaluations[arn] = cached
+        return cached
 
     # --- monitoring and the audit trail ---------------------------------------------------------------------
 

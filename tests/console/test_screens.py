@@ -222,3 +222,24 @@ def test_batch_jobs_and_metric_attribution_from_the_console(console_server: Loca
     wait_status(lambda: personalize.describe_metric_attribution(
         metricAttributionArn=attribution["metricAttributionArn"]), "metricAttribution")
     personalize.delete_metric_attribution(metricAttributionArn=attribution["metricAttributionArn"])
+
+
+def test_evaluation_evidence_per_held_out_user(console_server: LocalServer, trained: dict[str, Any]) -> None:
+    srv = console_server
+    report = json.loads(subprocess.run(
+        [sys.executable, "-m", "tastemaker.cli.main", "evaluation", "--solution-version", trained["version"],
+         "--data-dir", str(srv.data_dir)], capture_output=True, text=True, timeout=120, check=True).stdout)
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    group_page = client.get("/console/group", params={"arn": trained["group"]}).text
+    assert 'class="evidence-link"' in group_page
+    page = client.get("/console/evaluation", params={"arn": trained["version"]}).text
+    shown = re.findall(r"<h2>User (\S+) ", page)
+    assert shown == [q["user_id"] for q in report["queries"][:20]]
+    query = report["queries"][0]
+    one = client.get("/console/evaluation", params={"arn": trained["version"], "user": query["user_id"]}).text
+    assert re.findall(r"<h2>User (\S+) ", one) == [query["user_id"]]
+    marked = re.findall(r"<mark>([^<]+)</mark>", one.split("<b>Recommended</b>")[1])
+    assert marked == [item for item in query["recommended"] if item in set(query["truth"])]
+    assert f"{sum(1 for i in query['recommended'][:10] if i in set(query['truth']))} of {len(query['truth'])}" in one
+    missing = client.get("/console/evaluation", params={"arn": trained["version"], "user": "nobody"})
+    assert missing.status_code == 404 and "was not among the held-out users" in missing.text
