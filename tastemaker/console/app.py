@@ -519,8 +519,15 @@ class Console:
             tracker = (await ctx.caller.call("DescribeEventTracker", {"eventTrackerArn": arn}))["eventTracker"]
         except TastemakerError as exc:
             return ctx.render("error.html", status=404, error=exc.message)
+        charts: list[Any] = []
+        chart_error: str | None = None
+        try:
+            charts = await _charts(ctx.caller, "Event tracker", arn, EVENT_METRICS[:2])
+        except TastemakerError as exc:  # a key without cloudwatch:GetMetricData still sends test events
+            chart_error = exc.message
         return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
-                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")))
+                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")),
+                          charts=charts, chart_error=chart_error)
 
     async def send_event(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
@@ -745,25 +752,13 @@ class Console:
             targets.append(("Recommender", recommender["name"], recommender["recommenderArn"], RUNTIME_METRICS))
         for tracker in await _all(call, "ListEventTrackers", "eventTrackers", {"datasetGroupArn": arn}):
             targets.append(("Event tracker", tracker["name"], tracker["eventTrackerArn"], EVENT_METRICS))
-        end = float(int(time.time()) // 60 * 60 + 60)
-        start = end - WINDOW_SECONDS
         panels, error = [], None
         for kind, name, target, metrics in targets:
-            dimension = {"Campaign": "CampaignArn", "Recommender": "RecommenderArn"}.get(kind, "EventTrackerArn")
-            queries = [{"Id": f"m{n}", "MetricStat": {"Metric": {
-                "Namespace": "AWS/Personalize", "MetricName": metric.replace("*", _op(kind)),
-                "Dimensions": [{"Name": dimension, "Value": target}]}, "Period": 60, "Stat": stat}}
-                for n, (metric, stat, _) in enumerate(metrics)]
             try:
-                data = await call("GetMetricData", {"MetricDataQueries": queries, "StartTime": start,
-                                                    "EndTime": end})
+                charts = await _charts(ctx.caller, kind, target, metrics)
             except TastemakerError as exc:  # e.g. a key without cloudwatch:GetMetricData
                 error = exc.message
                 break
-            by_id = {r["Id"]: r for r in data.get("MetricDataResults", [])}
-            charts = [bar_chart(metric.replace("*", _op(kind)), by_id.get(f"m{n}", {}).get("Timestamps", []),
-                                by_id.get(f"m{n}", {}).get("Values", []), start=start, end=end, period=60,
-                                unit=unit) for n, (metric, _, unit) in enumerate(metrics)]
             panels.append({"kind": kind, "name": name, "arn": target, "charts": charts})
         return ctx.render("monitoring.html", status=403 if error else 200, group=group, panels=panels,
                           error=error)
@@ -835,6 +830,24 @@ def _job_extra(api: Api, arn: str) -> dict[str, Any]:
                     out["results"] = [line.rstrip("\n")[:400] for _, line in zip(range(RESULT_LINES), fh, strict=False)]
                 out["resultFile"] = str(result)
     return out
+
+
+async def _charts(caller: Caller, kind: str, target: str,
+                  metrics: tuple[tuple[str, str, str], ...]) -> list[Any]:
+    """The last hour of a campaign's, recommender's or event tracker's metrics as bar charts (GetMetricData
+    for the key, one datapoint per minute)."""
+    end = float(int(time.time()) // 60 * 60 + 60)
+    start = end - WINDOW_SECONDS
+    dimension = {"Campaign": "CampaignArn", "Recommender": "RecommenderArn"}.get(kind, "EventTrackerArn")
+    queries = [{"Id": f"m{n}", "MetricStat": {"Metric": {
+        "Namespace": "AWS/Personalize", "MetricName": metric.replace("*", _op(kind)),
+        "Dimensions": [{"Name": dimension, "Value": target}]}, "Period": 60, "Stat": stat}}
+        for n, (metric, stat, _) in enumerate(metrics)]
+    data = await caller.call("GetMetricData", {"MetricDataQueries": queries, "StartTime": start, "EndTime": end})
+    by_id = {r["Id"]: r for r in data.get("MetricDataResults", [])}
+    return [bar_chart(metric.replace("*", _op(kind)), by_id.get(f"m{n}", {}).get("Timestamps", []),
+                      by_id.get(f"m{n}", {}).get("Values", []), start=start, end=end, period=60, unit=unit)
+            for n, (metric, _, unit) in enumerate(metrics)]
 
 
 def _op(kind: str) -> str:

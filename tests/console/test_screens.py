@@ -52,6 +52,10 @@ def test_monitoring_charts_a_trackers_events_per_minute(console_server: LocalSer
     assert "PutEventLatency" in tracker_panel and "no data yet" in tracker_panel  # no errors: empty charts
     served = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", campaign_panel)
     assert sum(int(b) for b in served) >= 3, served  # the three GetRecommendations (and any others)
+    tracker_page = client.get("/console/tracker", params={"arn": tracker["eventTrackerArn"]}).text
+    charts = tracker_page[tracker_page.index('id="tracker-charts"'):]
+    assert charts.count('<svg class="chart"') == 2 and "PutEventsRequests" in charts
+    assert sum(int(b) for b in re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", charts)) == 7
 
 
 def test_the_audit_trail_shows_console_changes_and_refusals_and_is_searchable(console_server: LocalServer) -> None:
