@@ -91,23 +91,23 @@ def test_why_this_item_beside_each_recommendation(console_server: LocalServer, t
     srv = console_server
     client = sign_in(srv, srv.access_key, srv.secret_key)
     url = "/console/campaign?arn=" + trained["campaign"]
-    page = client.post(url, data={"csrf": csrf(client.get(url).text), "userId": "u1", "numResults": "5"}).text
+    page = client.post(url, data={"csrf": csrf(client.get(url).text), "userId": "u7", "numResults": "5"}).text
     assert "Why this item" in page
     cells = re.findall(r'<td class="why">(.*?)</td>', page, re.DOTALL)
     assert len(cells) == 5 and all('<span class="slot">model</span>' in c for c in cells)
     carriers = re.findall(r'<b class="because">([^<]+)</b>', page)
-    assert carriers and set(carriers) <= _history_of(trained["paths"]["interactions"], "u1")
+    assert carriers and set(carriers) <= _history_of(trained["paths"]["interactions"], "u7")
     assert "shares GENRES" in page  # the items data: a recommended item shares its genre with what carried it
 
 
 def test_tastemaker_explain_prints_the_same_evidence(console_server: LocalServer, trained: dict[str, Any]) -> None:
     done = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"], "--user-id",
-                           "u1", "--num-results", "5", "--json", "--data-dir", str(console_server.data_dir)],
+                           "u7", "--num-results", "5", "--json", "--data-dir", str(console_server.data_dir)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert len(report["items"]) == 5 and report["userId"] == "u1"
-    history = _history_of(trained["paths"]["interactions"], "u1")
+    assert len(report["items"]) == 5 and report["userId"] == "u7"
+    history = _history_of(trained["paths"]["interactions"], "u7")
     for item in report["items"]:
         assert item["slot"] == "model" and item["itemId"].startswith("i")
         lifts = [e["contribution"] for e in item["events"]]
@@ -115,7 +115,7 @@ def test_tastemaker_explain_prints_the_same_evidence(console_server: LocalServer
         assert {e["itemId"] for e in item["events"]} <= history
     assert any(item["events"] for item in report["items"])
     text = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"], "--user-id",
-                           "u1", "--num-results", "3", "--data-dir", str(console_server.data_dir)],
+                           "u7", "--num-results", "3", "--data-dir", str(console_server.data_dir)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert text.returncode == 0 and "carried by your event on i" in text.stdout, text.stdout + text.stderr
     missing = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"],
