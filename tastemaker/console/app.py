@@ -35,7 +35,7 @@ from tastemaker.console.charts import bar_chart
 from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
-from tastemaker.errors import TastemakerError
+from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
@@ -489,16 +489,21 @@ class Console:
         form: dict[str, str] = request.state.form
         arn = request.query_params.get("arn", "")
         try:
-            values = json.loads(form["filterValues"]) if form.get("filterValues", "").strip() else None
-        except json.JSONDecodeError as exc:
-            return await self.campaign(request, ctx, error=f"Filter values must be a JSON object: {exc}.",
-                                       form=form)
+            values = _json_object(form, "filterValues", "Filter values")
+            context = _json_object(form, "context", "Context")
+        except TastemakerError as exc:
+            return await self.campaign(request, ctx, error=exc.message, form=form)
+        promotions = None
+        if form.get("promotionFilterArn"):  # one promotion: a share of the slots for a filter's items
+            promotions = [{"name": form.get("promotionName", "").strip() or "console-promotion",
+                           "filterArn": form["promotionFilterArn"],
+                           "percentPromotedItems": int(form.get("promotionPercent") or 0)}]
         try:
             result = await ctx.caller.call("GetRecommendations", {
                 "recommenderArn" if _is_recommender(arn) else "campaignArn": arn,
                 "userId": form.get("userId"), "itemId": form.get("itemId"),
                 "numResults": int(form.get("numResults") or 10), "filterArn": form.get("filterArn"),
-                "filterValues": values})
+                "filterValues": values, "context": context, "promotions": promotions})
         except (TastemakerError, ValueError) as exc:
             return await self.campaign(request, ctx, error=getattr(exc, "message", str(exc)), form=form)
         user_id, item_id = form.get("userId", "").strip() or None, form.get("itemId", "").strip() or None
@@ -866,6 +871,20 @@ async def _all(call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]],
         if not token:
             break
     return rows
+
+
+def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any] | None:
+    """A form field holding a JSON object of strings (filter values, context), or None when empty."""
+    text = form.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputException(f"{label} must be a JSON object: {exc}.") from None
+    if not isinstance(value, dict):
+        raise InvalidInputException(f'{label} must be a JSON object of strings, e.g. {{"DEVICE": "phone"}}.')
+    return value
 
 
 def _is_recommender(arn: str) -> bool:

@@ -247,3 +247,25 @@ def test_evaluation_evidence_per_held_out_user(console_server: LocalServer, trai
     assert f"{sum(1 for i in query['recommended'][:10] if i in set(query['truth']))} of {len(query['truth'])}" in one
     missing = client.get("/console/evaluation", params={"arn": trained["version"], "user": "nobody"})
     assert missing.status_code == 404 and "was not among the held-out users" in missing.text
+
+
+def test_the_test_panel_promotes_a_filters_items_and_says_which_slot(console_server: LocalServer,
+                                                                     trained: dict[str, Any]) -> None:
+    srv = console_server
+    personalize = srv.client("personalize")
+    horror = personalize.create_filter(name="console-horror", datasetGroupArn=trained["group"],
+                                       filterExpression='INCLUDE ItemID WHERE Items.GENRES IN ("Horror")')["filterArn"]
+    wait_status(lambda: personalize.describe_filter(filterArn=horror), "filter")
+    client = sign_in(srv, srv.access_key, srv.secret_key)
+    url = "/console/campaign?arn=" + trained["campaign"]
+    token = csrf(client.get(url).text)
+    bad = client.post(url, data={"csrf": token, "userId": "u2", "context": "[1, 2]"})
+    assert bad.status_code == 400 and "Context must be a JSON object" in bad.text
+    page = client.post(url, data={"csrf": token, "userId": "u2", "numResults": "5", "promotionFilterArn": horror,
+                                  "promotionPercent": "40", "promotionName": "spooky"})
+    assert page.status_code == 200, page.text
+    rows = re.findall(r'<td class="item">(i\d+)</td>.*?<span class="slot">([^<]+)</span>', page.text, re.DOTALL)
+    promoted = [item for item, slot in rows if slot == "promotion spooky"]
+    assert len(rows) == 5 and len(promoted) == 2, rows
+    assert all(GENRES[int(item[1:]) % len(GENRES)] == "Horror" for item in promoted)
+    personalize.delete_filter(filterArn=horror)
