@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("attribution", "attributed metrics per campaign, recommender and source"),
         ("keys", "manage scoped access keys (create, list, rotate, disable, enable, delete)"),
         ("jobs", "list queued and running jobs, with the progress of batch jobs"),
+        ("explain", "why a campaign or recommender recommends each item (events, neighbours, slot, filter)"),
     ):
         module = importlib.import_module(f"tastemaker.cli.{name}")
         command = sub.add_parser(name, help=help_text)

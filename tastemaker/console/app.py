@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -30,18 +31,25 @@ from starlette.templating import Jinja2Templates
 
 from tastemaker.api.app import Api
 from tastemaker.console.calls import BotoShaped, Caller
+from tastemaker.console.charts import bar_chart
 from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
-from tastemaker.errors import TastemakerError
+from tastemaker.errors import InvalidInputException, TastemakerError
+from tastemaker.serving.explain import Reason, explain
+from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
+from tastemaker.store import resources
+from tastemaker.store.records import SolutionVersion, load
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 PREFIX = "/console"
 PAGE = 20  # rows per list page
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
+MAX_UPLOAD_BYTES = 1 << 30  # a CSV uploaded from the browser (larger files: import from s3:// or a root)
 HISTORY = 20  # the user's newest events shown beside their recommendations
+PREVIEW_RESULTS = 25  # recommendations a filter preview checks
 BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
     "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
@@ -61,6 +69,18 @@ TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons b
     "stop-recommender": ("StopRecommender", "recommenderArn"), "start-recommender": ("StartRecommender", "recommenderArn"),
     "stop-version": ("StopSolutionVersionCreation", "solutionVersionArn"),
 }
+WINDOW_SECONDS = 3600  # the monitoring charts' window (a datapoint per minute)
+# (metric name with * for the operation, statistic, unit) per chart; spec 9.2's names.
+RUNTIME_METRICS = (("*", "Sum", "calls"), ("*4xxErrors", "Sum", "calls"), ("*5xxErrors", "Sum", "calls"),
+                   ("*Latency", "Average", "ms"))
+EVENT_METRICS = (("PutEventsRequests", "Sum", "calls"), ("PutEvents4xxErrors", "Sum", "calls"),
+                 ("PutEvents5xxErrors", "Sum", "calls"), ("PutEventLatency", "Average", "ms"))
+# (operation suffix, list field, ARN key, describe field) of the batch job kinds
+BATCH_KINDS = (("BatchInferenceJob", "batchInferenceJobs", "batchInferenceJobArn", "batchInferenceJob"),
+               ("BatchSegmentJob", "batchSegmentJobs", "batchSegmentJobArn", "batchSegmentJob"))
+EVALUATIONS_KEPT = 4  # parsed evaluation reports kept per process
+RESULT_LINES = 5  # first lines of a finished batch job's local output shown
+AUDIT_KEYS = ("EventName", "Username", "AccessKeyId", "ResourceName", "ResourceType", "ReadOnly", "EventId")
 Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
 
 
@@ -71,7 +91,8 @@ class Ctx:
         self.console = console
         self.request = request
         self.session = session
-        self.caller = Caller(console.api, session.access_key_id, session.region)
+        self.caller = Caller(console.api, session.access_key_id, session.region,
+                             source_ip=request.client.host if request.client else None)
         self.can_write = self.caller.allowed("CreateDatasetGroup", {"name": "console-probe"})
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
@@ -93,14 +114,16 @@ class Console:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.sessions = Sessions(api.keys)
+        self.sessions = Sessions(api.keys, api.services.settings.data_dir)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
         self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
+        self.evaluations: dict[str, dict[str, Any]] = {}  # solution version ARN -> its evaluation report
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
             Route("/signout", self.signout, methods=["POST"]),
+            Route("/upload", self.upload, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
         pages: dict[str, tuple[Handler, Handler | None]] = {
@@ -110,6 +133,11 @@ class Console:
             "/campaign": (self.campaign, self.test_campaign),
             "/tracker": (self.tracker, self.send_event),
             "/filter/check": (self.group, self.check_filter),
+            "/filter/preview": (self.group, self.preview_filter),
+            "/monitoring": (self.monitoring, None),
+            "/jobs": (self.jobs, self.change_jobs),
+            "/evaluation": (self.evaluation, None),
+            "/audit": (self.audit, None),
         }
         for path, (get, post) in pages.items():
             routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
@@ -171,7 +199,7 @@ class Console:
         session = self.sessions.get(token)
         form = await _form(request)
         if session is not None and csrf_ok(session, form.get("csrf")):
-            self.sessions.sign_out(token)
+            self.sessions.sign_out(session)
         response = _back("/signin")
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
@@ -210,7 +238,10 @@ class Console:
             for job in listed.get("datasetImportJobs", []):
                 described = await call("DescribeDatasetImportJob",
                                        {"datasetImportJobArn": job["datasetImportJobArn"]})
-                imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"]})
+                job_arn: str = job["datasetImportJobArn"]
+                counts = await run_in_threadpool(_import_counts, self.api, job_arn)
+                imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"],
+                                "counts": counts})
         solutions = []
         query = request.query_params
         pages: dict[str, str | None] = {}  # list -> the token of its next page (links keep the others' pages)
@@ -251,6 +282,10 @@ class Console:
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
         refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
+        deployments = [(f"campaign {c['name']}", c["campaignArn"]) for s in solutions for c in s["campaigns"]
+                       if c.get("status") == "ACTIVE"]
+        deployments += [(f"recommender {r['name']}", r["recommenderArn"]) for r in recommenders
+                        if r.get("status") == "ACTIVE"]
         schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
         used = {d["datasetType"] for d in datasets}
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
@@ -259,7 +294,8 @@ class Console:
                           recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
                           next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
-                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions))
+                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions),
+                          deployments=deployments)
 
     async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
         """A recipe with its description and its algorithm's default hyperparameters (fixed: read once)."""
@@ -335,6 +371,35 @@ class Console:
                                  "position": int(found.group(1)) if found else None})
         return JSONResponse({"ok": True, "message": "The expression is valid for this dataset group."})
 
+    async def preview_filter(self, request: Request, ctx: Ctx) -> Response:
+        """What the expression in the filter editor would remove from a user's recommendations: the key's own
+        GetRecommendations (unfiltered), each item then checked against the expression (serving.filter_preview)."""
+        group = request.query_params.get("arn", "")
+        form: dict[str, str] = request.state.form
+        expression, user = form.get("filterExpression", ""), form.get("previewUser", "").strip()
+        target = form.get("previewTarget", "")
+        values: dict[str, Any] = {"group": group, "expression": expression, "user": user, "target": target,
+                                  "rows": [], "removed": 0, "error": None}
+        try:
+            if not user:
+                raise ValueError("Give a user id to preview the filter for.")
+            filter_values = json.loads(form["filterValues"]) if form.get("filterValues", "").strip() else None
+            if filter_values is not None and not isinstance(filter_values, dict):
+                raise ValueError("Filter values must be a JSON object, e.g. {\"GENRE\": \"\\\"Drama\\\"\"}.")
+            answer = await ctx.caller.call("GetRecommendations", {
+                "recommenderArn" if _is_recommender(target) else "campaignArn": target, "userId": user,
+                "numResults": PREVIEW_RESULTS})
+            items = [i["itemId"] for i in answer.get("itemList", [])]
+            rows = await _to_thread(lambda: preview(self.api.services, target, expression, items, user_id=user,
+                                                    values=filter_values))
+        except json.JSONDecodeError as exc:
+            values["error"] = f"Filter values must be a JSON object: {exc}."
+        except (TastemakerError, ValueError) as exc:
+            values["error"] = getattr(exc, "message", str(exc))
+        else:
+            values.update(rows=rows, removed=sum(1 for _, kept in rows if not kept))
+        return ctx.render("filter_preview.html", status=400 if values["error"] else 200, **values)
+
     async def delete_preview(self, request: Request, ctx: Ctx) -> Response:
         arn = request.query_params.get("arn", "")
         plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
@@ -391,7 +456,8 @@ class Console:
     # --- campaigns: the test panel --------------------------------------------------------------------------
 
     async def campaign(self, request: Request, ctx: Ctx, result: dict[str, Any] | None = None,
-                       error: str | None = None, form: dict[str, str] | None = None) -> Response:
+                       error: str | None = None, form: dict[str, str] | None = None,
+                       reasons: list[Reason] | None = None) -> Response:
         arn = request.query_params.get("arn", "")
         try:
             if _is_recommender(arn):
@@ -417,25 +483,37 @@ class Console:
                           kind="Recommender" if _is_recommender(arn) else "Campaign", arn=arn,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
                           form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
-                          history=history)
+                          history=history, reasons=reasons or [])
 
     async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
         arn = request.query_params.get("arn", "")
         try:
-            values = json.loads(form["filterValues"]) if form.get("filterValues", "").strip() else None
-        except json.JSONDecodeError as exc:
-            return await self.campaign(request, ctx, error=f"Filter values must be a JSON object: {exc}.",
-                                       form=form)
+            values = _json_object(form, "filterValues", "Filter values")
+            context = _json_object(form, "context", "Context")
+        except TastemakerError as exc:
+            return await self.campaign(request, ctx, error=exc.message, form=form)
+        promotions = None
+        if form.get("promotionFilterArn"):  # one promotion: a share of the slots for a filter's items
+            promotions = [{"name": form.get("promotionName", "").strip() or "console-promotion",
+                           "filterArn": form["promotionFilterArn"],
+                           "percentPromotedItems": int(form.get("promotionPercent") or 0)}]
         try:
             result = await ctx.caller.call("GetRecommendations", {
                 "recommenderArn" if _is_recommender(arn) else "campaignArn": arn,
                 "userId": form.get("userId"), "itemId": form.get("itemId"),
                 "numResults": int(form.get("numResults") or 10), "filterArn": form.get("filterArn"),
-                "filterValues": values})
+                "filterValues": values, "context": context, "promotions": promotions})
         except (TastemakerError, ValueError) as exc:
             return await self.campaign(request, ctx, error=getattr(exc, "message", str(exc)), form=form)
-        return await self.campaign(request, ctx, result=result, form=form)
+        user_id, item_id = form.get("userId", "").strip() or None, form.get("itemId", "").strip() or None
+        try:  # why each item is there: asked of the model the key just got recommendations from
+            reasons = await _to_thread(lambda: explain(self.api.services, arn, result.get("itemList", []),
+                                                       user_id=user_id, item_id=item_id))
+        except TastemakerError as exc:
+            log.info("no explanation for %s: %s", arn, exc.message)
+            reasons = []
+        return await self.campaign(request, ctx, result=result, form=form, reasons=reasons)
 
     # --- event trackers -------------------------------------------------------------------------------------
 
@@ -446,8 +524,15 @@ class Console:
             tracker = (await ctx.caller.call("DescribeEventTracker", {"eventTrackerArn": arn}))["eventTracker"]
         except TastemakerError as exc:
             return ctx.render("error.html", status=404, error=exc.message)
+        charts: list[Any] = []
+        chart_error: str | None = None
+        try:
+            charts = await _charts(ctx.caller, "Event tracker", arn, EVENT_METRICS[:2])
+        except TastemakerError as exc:  # a key without cloudwatch:GetMetricData still sends test events
+            chart_error = exc.message
         return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
-                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")))
+                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")),
+                          charts=charts, chart_error=chart_error)
 
     async def send_event(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
@@ -466,6 +551,249 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
+    # --- CSV upload -----------------------------------------------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        """A CSV file sent by the page's upload form as the raw request body (no multipart: the browser
+        streams the file), written to DATA_DIR/imports/console/ (an import root) as it arrives, then imported
+        by CreateDatasetImportJob like any other local file. The key must be allowed to create the import
+        before a byte is stored; the CSRF token travels in the X-CSRF-Token header."""
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            return JSONResponse({"message": "Sign in again: the session has ended."}, status_code=401)
+        if not csrf_ok(session, request.headers.get("x-csrf-token")):
+            return JSONResponse({"message": "The page is stale (CSRF token mismatch): reload it and try again."},
+                                status_code=403)
+        ctx = Ctx(self, request, session)
+        dataset = request.query_params.get("arn", "")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", request.query_params.get("name", "upload.csv"))[-80:] or "upload.csv"
+        if not ctx.caller.allowed("CreateDatasetImportJob", {"datasetArn": dataset}):
+            return JSONResponse({"message": "This key may not create import jobs for " + dataset + "."},
+                                status_code=403)
+        try:
+            await ctx.caller.call("DescribeDataset", {"datasetArn": dataset})
+        except TastemakerError as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        folder = self.api.services.settings.imports_dir / "console"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}-{name}"
+        size = 0
+        try:
+            with target.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_BYTES:
+                        raise FormTooLarge()
+                    out.write(chunk)  # a chunk of at most 64 kB: no thread hop
+        except (FormTooLarge, OSError) as exc:
+            target.unlink(missing_ok=True)
+            reason = (f"The file is larger than {MAX_UPLOAD_BYTES >> 20} MiB: import it from s3:// or an import "
+                      "root instead." if isinstance(exc, FormTooLarge) else f"Could not store the upload: {exc}.")
+            return JSONResponse({"message": reason}, status_code=413 if isinstance(exc, FormTooLarge) else 500)
+        if size == 0:
+            target.unlink(missing_ok=True)
+            return JSONResponse({"message": "The file is empty: choose a CSV file with a header row."},
+                                status_code=400)
+        try:
+            made = await ctx.caller.call("CreateDatasetImportJob", {
+                "jobName": f"console-upload-{int(time.time())}-{secrets.token_hex(2)}", "datasetArn": dataset,
+                "dataSource": {"dataLocation": str(target)},
+                "roleArn": "arn:aws:iam::000000000000:role/tastemaker-console"})
+        except TastemakerError as exc:
+            target.unlink(missing_ok=True)
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return JSONResponse({"datasetImportJobArn": made["datasetImportJobArn"], "bytes": size})
+
+    # --- batch jobs and metric attributions -------------------------------------------------------------------
+
+    async def jobs(self, request: Request, ctx: Ctx, error: tuple[str, str] | None = None,
+                   form: dict[str, str] | None = None) -> Response:
+        """A group's batch inference and segment jobs (per trained version), dataset exports, data deletions
+        and its metric attribution: status, progress (lines answered, recorded by the job), failure reason and,
+        for finished batch jobs whose output is a local folder, the first lines of the results."""
+        arn = request.query_params.get("arn", "")
+        call = ctx.caller.call
+        try:
+            group = (await call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        versions: list[dict[str, Any]] = []
+        for solution in await _all(call, "ListSolutions", "solutions", {"datasetGroupArn": arn}):
+            for version in await _all(call, "ListSolutionVersions", "solutionVersions",
+                                      {"solutionArn": solution["solutionArn"]}, limit=20):
+                if version.get("status") == "ACTIVE":
+                    versions.append({**version, "solutionName": solution["name"]})
+        batch: list[dict[str, Any]] = []
+        for version in versions:
+            for op, field, key, kind in BATCH_KINDS:
+                for job in await _all(call, f"List{op}s", field, {"solutionVersionArn": version["solutionVersionArn"]},
+                                      limit=PAGE):
+                    job_arn: str = job[key]
+                    described = (await call(f"Describe{op}", {key: job_arn}))[kind]
+                    extra = await run_in_threadpool(_job_extra, self.api, job_arn)
+                    batch.append({**described, "arn": job_arn, "kind": op, "solutionName": version["solutionName"],
+                                  **extra})
+        datasets = (await call("ListDatasets", {"datasetGroupArn": arn, "maxResults": PAGE}))["datasets"]
+        exports = [job for d in datasets for job in await _all(
+            call, "ListDatasetExportJobs", "datasetExportJobs", {"datasetArn": d["datasetArn"]}, limit=PAGE)]
+        deletions = await _all(call, "ListDataDeletionJobs", "dataDeletionJobs", {"datasetGroupArn": arn}, limit=PAGE)
+        attributions = []
+        for found in await _all(call, "ListMetricAttributions", "metricAttributions", {"datasetGroupArn": arn}):
+            described = (await call("DescribeMetricAttribution", {
+                "metricAttributionArn": found["metricAttributionArn"]}))["metricAttribution"]
+            metrics = (await call("ListMetricAttributionMetrics", {
+                "metricAttributionArn": found["metricAttributionArn"]})).get("metrics", [])
+            attributions.append({**described, "metrics": metrics})
+        filters = [f for f in (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]
+                   if f.get("status") == "ACTIVE"]
+        everything = [*batch, *exports, *deletions, *attributions]
+        return ctx.render("jobs.html", status=400 if error else 200, group=group, versions=versions, batch=batch,
+                          exports=exports, deletions=deletions, attributions=attributions, filters=filters,
+                          error=error, form=form or {}, refresh=not error and any(
+                              _busy(j.get("status")) for j in everything))
+
+    async def change_jobs(self, request: Request, ctx: Ctx) -> Response:
+        form: dict[str, str] = request.state.form
+        arn = request.query_params.get("arn", "")
+        action = form.get("action", "")
+        role = "arn:aws:iam::000000000000:role/tastemaker-console"
+        try:
+            if action in ("inference", "segment"):
+                params: dict[str, Any] = {
+                    "jobName": form.get("jobName", "").strip(), "solutionVersionArn": form.get("solutionVersionArn"),
+                    "jobInput": {"s3DataSource": {"path": form.get("inputPath", "").strip()}},
+                    "jobOutput": {"s3DataDestination": {"path": form.get("outputPath", "").strip()}},
+                    "roleArn": role, "filterArn": form.get("filterArn") or None}
+                if form.get("numResults", "").strip():
+                    params["numResults"] = int(form["numResults"])
+                await ctx.caller.call("CreateBatchInferenceJob" if action == "inference" else "CreateBatchSegmentJob",
+                                      params)
+            elif action == "attribution":
+                await ctx.caller.call("CreateMetricAttribution", {
+                    "name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                    "metrics": [{"eventType": form.get("eventType", "").strip(),
+                                 "metricName": form.get("metricName", "").strip(),
+                                 "expression": form.get("expression", "").strip()}],
+                    "metricsOutputConfig": {"roleArn": role, **({"s3DataDestination": {
+                        "path": form["outputPath"].strip()}} if form.get("outputPath", "").strip() else {})}})
+            elif action == "delete-attribution":
+                await ctx.caller.call("DeleteMetricAttribution", {"metricAttributionArn": form.get("target")})
+            else:
+                return await self.jobs(request, ctx, error=("page", f"Unknown action {action!r}."))
+        except ValueError:
+            return await self.jobs(request, ctx, error=(action, "Number of results must be a whole number."),
+                                   form=form)
+        except TastemakerError as exc:
+            return await self.jobs(request, ctx, error=(action, exc.message), form=form)
+        return _back("/jobs", arn=arn)
+
+    # --- evaluation evidence --------------------------------------------------------------------------------
+
+    async def evaluation(self, request: Request, ctx: Ctx) -> Response:
+        """The evidence behind a version's metrics, per held-out user (`tastemaker evaluation`): the events the
+        model was given, the held-out truth, and the top 25 it recommended, hits marked; a page of users at a
+        time, or one user by id."""
+        arn = request.query_params.get("arn", "")
+        wanted = request.query_params.get("user", "").strip()
+        try:
+            start = max(0, int(request.query_params.get("start", "0")))
+        except ValueError:
+            start = 0
+        try:
+            version = (await ctx.caller.call("DescribeSolutionVersion", {"solutionVersionArn": arn}))[
+                "solutionVersion"]
+            solution = (await ctx.caller.call("DescribeSolution", {"solutionArn": version["solutionArn"]}))[
+                "solution"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        group = solution.get("datasetGroupArn") or ""
+        report = await run_in_threadpool(self._evaluation_report, arn)
+        if report is None:
+            return ctx.render("evaluation.html", version=version, report=None, rows=[], wanted=wanted, start=0,
+                              total=0, group=group, page=PAGE)
+        queries = report.get("queries", [])
+        chosen = [q for q in queries if q["user_id"] == wanted] if wanted else queries[start:start + PAGE]
+        rows = []
+        for query in chosen:
+            truth = set(query.get("truth", []))
+            recommended = query.get("recommended", [])
+            rows.append({**query, "hits": [(item, item in truth) for item in recommended],
+                         "hits10": sum(1 for item in recommended[:10] if item in truth)})
+        return ctx.render("evaluation.html", status=404 if wanted and not rows else 200, version=version,
+                          report=report, rows=rows, wanted=wanted, start=start, total=len(queries), group=group,
+                          page=PAGE)
+
+    def _evaluation_report(self, arn: str) -> dict[str, Any] | None:
+        """The version's evaluation.json (parsed once per version: a few MB at most; the newest few kept)."""
+        cached = self.evaluations.get(arn)
+        if cached is None:
+            services = self.api.services
+            with services.read_engine.connect() as conn:
+                prefix = load(conn, arn, SolutionVersion).model_prefix
+            if not prefix or not services.blobs.exists(prefix + "evaluation.json"):
+                return None
+            cached = json.loads(services.blobs.get_bytes(prefix + "evaluation.json"))
+            while len(self.evaluations) >= EVALUATIONS_KEPT:
+                self.evaluations.pop(next(iter(self.evaluations)))
+            self.evaluations[arn] = cached
+        return cached
+
+    # --- monitoring and the audit trail ---------------------------------------------------------------------
+
+    async def monitoring(self, request: Request, ctx: Ctx) -> Response:
+        """The last hour's request, error, latency and event charts of a group's campaigns, recommenders and
+        event trackers: CloudWatch's GetMetricData (namespace AWS/Personalize), one datapoint per minute."""
+        arn = request.query_params.get("arn", "")
+        call = ctx.caller.call
+        try:
+            group = (await call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
+        except TastemakerError as exc:
+            return ctx.render("error.html", status=404, error=exc.message)
+        targets: list[tuple[str, str, str, tuple[tuple[str, str, str], ...]]] = []  # kind, name, arn, metrics
+        for solution in await _all(call, "ListSolutions", "solutions", {"datasetGroupArn": arn}):
+            for campaign in await _all(call, "ListCampaigns", "campaigns", {"solutionArn": solution["solutionArn"]}):
+                targets.append(("Campaign", campaign["name"], campaign["campaignArn"], RUNTIME_METRICS))
+        for recommender in await _all(call, "ListRecommenders", "recommenders", {"datasetGroupArn": arn}):
+            targets.append(("Recommender", recommender["name"], recommender["recommenderArn"], RUNTIME_METRICS))
+        for tracker in await _all(call, "ListEventTrackers", "eventTrackers", {"datasetGroupArn": arn}):
+            targets.append(("Event tracker", tracker["name"], tracker["eventTrackerArn"], EVENT_METRICS))
+        panels, error = [], None
+        for kind, name, target, metrics in targets:
+            try:
+                charts = await _charts(ctx.caller, kind, target, metrics)
+            except TastemakerError as exc:  # e.g. a key without cloudwatch:GetMetricData
+                error = exc.message
+                break
+            panels.append({"kind": kind, "name": name, "arn": target, "charts": charts})
+        return ctx.render("monitoring.html", status=403 if error else 200, group=group, panels=panels,
+                          error=error)
+
+    async def audit(self, request: Request, ctx: Ctx) -> Response:
+        """The audit trail, newest first, searchable by one CloudTrail lookup attribute (LookupEvents)."""
+        query = request.query_params
+        key, value = query.get("key", "EventName"), query.get("value", "").strip()
+        params: dict[str, Any] = {"MaxResults": PAGE, "NextToken": query.get("next")}
+        if value:
+            params["LookupAttributes"] = [{"AttributeKey": key, "AttributeValue": value}]
+        rows, error, following = [], None, None
+        try:
+            page = await ctx.caller.call("LookupEvents", params)
+        except TastemakerError as exc:
+            error = exc.message
+        else:
+            following = page.get("NextToken")
+            for event in page.get("Events", []):
+                record = json.loads(event.get("CloudTrailEvent") or "{}")
+                rows.append({"time": _when(event.get("EventTime")), "name": event.get("EventName"),
+                             "user": event.get("Username") or "-", "key": record.get("userIdentity", {}).get(
+                                 "accessKeyId") or "-", "outcome": record.get("errorCode") or "ok",
+                             "message": record.get("errorMessage") or "", "ip": record.get("sourceIPAddress") or "-",
+                             "agent": record.get("userAgent") or "-",
+                             "resources": [r.get("ResourceName") for r in event.get("Resources", [])]})
+        next_link = "?" + urlencode({"key": key, "value": value, "next": following}) if following else None
+        return ctx.render("audit.html", status=400 if error else 200, rows=rows, error=error, key=key,
+                          value=value, keys=AUDIT_KEYS, next_link=next_link)
+
 async def _too_large(request: Request, exc: Exception) -> Response:
     return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
 
@@ -477,6 +805,86 @@ def _mark(text: str, message: str) -> tuple[str, str, str] | None:
         return None
     at = min(int(found.group(1)), len(text) - 1)
     return text[:at], text[at:at + 1] or " ", text[at + 1:]
+
+
+def _import_counts(api: Api, arn: str) -> dict[str, Any]:
+    """What an import job has counted: rows imported and skipped, and rows/s over its execution time (the
+    job records them when it finishes; `tastemaker import-report` prints the same)."""
+    with api.services.read_engine.connect() as conn:
+        body = resources.get(conn, arn, "dataset_import_job").body
+    rows, seconds = body.get("row_count"), body.get("execution_seconds")
+    return {"rows": rows, "skipped": body.get("skipped_rows") or 0, "seconds": seconds,
+            "rate": rows / seconds if rows and seconds else None}
+
+
+def _job_extra(api: Api, arn: str) -> dict[str, Any]:
+    """A batch job's recorded progress, and the first lines of its results when they are a local folder inside
+    the import roots (what the job was allowed to write)."""
+    with api.services.read_engine.connect() as conn:
+        body = resources.get(conn, arn).body
+    progress = body.get("progress") or {}
+    out: dict[str, Any] = {"linesProcessed": progress.get("lines_processed"),
+                           "linesFailed": progress.get("lines_failed"), "results": []}
+    folder = ((body.get("job_output") or {}).get("s3_data_destination") or {}).get("path") or ""
+    if folder and not folder.startswith("s3://"):
+        roots = [root.resolve() for root in api.services.settings.effective_import_roots]
+        path = Path(folder).resolve()
+        if path.is_dir() and any(path.is_relative_to(root) for root in roots):
+            for result in sorted(path.glob("*.out"))[:1]:
+                with result.open(errors="replace") as fh:
+                    out["results"] = [line.rstrip("\n")[:400] for _, line in zip(range(RESULT_LINES), fh, strict=False)]
+                out["resultFile"] = str(result)
+    return out
+
+
+async def _charts(caller: Caller, kind: str, target: str,
+                  metrics: tuple[tuple[str, str, str], ...]) -> list[Any]:
+    """The last hour of a campaign's, recommender's or event tracker's metrics as bar charts (GetMetricData
+    for the key, one datapoint per minute)."""
+    end = float(int(time.time()) // 60 * 60 + 60)
+    start = end - WINDOW_SECONDS
+    dimension = {"Campaign": "CampaignArn", "Recommender": "RecommenderArn"}.get(kind, "EventTrackerArn")
+    queries = [{"Id": f"m{n}", "MetricStat": {"Metric": {
+        "Namespace": "AWS/Personalize", "MetricName": metric.replace("*", _op(kind)),
+        "Dimensions": [{"Name": dimension, "Value": target}]}, "Period": 60, "Stat": stat}}
+        for n, (metric, stat, _) in enumerate(metrics)]
+    data = await caller.call("GetMetricData", {"MetricDataQueries": queries, "StartTime": start, "EndTime": end})
+    by_id = {r["Id"]: r for r in data.get("MetricDataResults", [])}
+    return [bar_chart(metric.replace("*", _op(kind)), by_id.get(f"m{n}", {}).get("Timestamps", []),
+                      by_id.get(f"m{n}", {}).get("Values", []), start=start, end=end, period=60, unit=unit)
+            for n, (metric, _, unit) in enumerate(metrics)]
+
+
+def _op(kind: str) -> str:
+    return "GetRecommendations" if kind in ("Campaign", "Recommender") else "PutEvents"
+
+
+async def _all(call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]], name: str, field: str,
+               params: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
+    """Up to `limit` rows of a list operation, page by page."""
+    rows: list[dict[str, Any]] = []
+    token = None
+    while len(rows) < limit:
+        page = await call(name, {**params, "maxResults": min(100, limit - len(rows)), "nextToken": token})
+        rows.extend(page.get(field, []))
+        token = page.get("nextToken")
+        if not token:
+            break
+    return rows
+
+
+def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any] | None:
+    """A form field holding a JSON object of strings (filter values, context), or None when empty."""
+    text = form.get(field, "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputException(f"{label} must be a JSON object: {exc}.") from None
+    if not isinstance(value, dict):
+        raise InvalidInputException(f'{label} must be a JSON object of strings, e.g. {{"DEVICE": "phone"}}.')
+    return value
 
 
 def _is_recommender(arn: str) -> bool:
@@ -526,8 +934,6 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(fn)
 
 

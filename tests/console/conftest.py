@@ -60,3 +60,28 @@ def browser() -> Iterator[Any]:
     driver.implicitly_wait(0)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="session")
+def trained(console_server: LocalServer, console_import_root: Path) -> dict[str, Any]:
+    """A group with imported MovieLens-shaped interactions (and items), a trained user-personalization version
+    deployed as a campaign: what the explain, preview, batch and evaluation screens read."""
+    from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, schema_json, write_dataset
+    from tests.e2e.util import train_and_deploy, wait_status
+
+    paths = write_dataset(console_import_root / "trained", users=80, items=40, per_user=15)
+    personalize = console_server.client("personalize")
+    group = personalize.create_dataset_group(name="console-trained")["datasetGroupArn"]
+    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    datasets = {}
+    for kind, schema in (("Interactions", INTERACTIONS_SCHEMA), ("Items", ITEMS_SCHEMA)):
+        schema_arn = personalize.create_schema(name=f"console-trained-{kind}", schema=schema_json(schema))["schemaArn"]
+        datasets[kind] = personalize.create_dataset(name=f"trained-{kind}", datasetGroupArn=group, datasetType=kind,
+                                                    schemaArn=schema_arn)["datasetArn"]
+        job = personalize.create_dataset_import_job(
+            jobName=f"trained-{kind}", datasetArn=datasets[kind], roleArn="arn:aws:iam::000000000000:role/x",
+            dataSource={"dataLocation": str(paths[kind.lower()])})["datasetImportJobArn"]
+        wait_status(lambda job=job: personalize.describe_dataset_import_job(datasetImportJobArn=job),
+                    "datasetImportJob")
+    version, campaign = train_and_deploy(personalize, group, "aws-user-personalization", "console-trained")
+    return {"group": group, "datasets": datasets, "version": version, "campaign": campaign, "paths": paths}

@@ -121,9 +121,11 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     by_css(d, "#dataset-name").send_keys("interactions")
     fill(d, "#dataset-schema", schema_json(INTERACTIONS_SCHEMA))
     go(d, "#create-dataset-button")
-    by_css(d, "#import-location").send_keys(str(paths["interactions"]))
-    go(d, "#create-import-button")
+    # The CSV is uploaded from the browser (the file input, streamed by the page), which starts the import.
+    by_css(d, "#upload-file").send_keys(str(paths["interactions"]))
+    go(d, "#upload-button")
     until(d, lambda: "ACTIVE" in by_css(d, "#imports").text, "the import finishes")
+    assert "1,200 imported" in by_css(d, "#imports").text and "rows/s" in by_css(d, "#imports").text
 
     # Two solutions (a learned one and the popularity baseline), each trained once.
     for count, (name, recipe) in enumerate((("personal", "aws-user-personalization"),
@@ -152,6 +154,10 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     items = [e.text for e in all_css(d, "#results td.item")]
     assert len(items) == 10 and all(i.startswith("i") for i in items)
     assert len(all_css(d, "#history tbody tr")) == 15  # u1's imported events beside the recommendations
+    why = [e.text for e in all_css(d, "#results td.why")]
+    assert len(why) == 10 and any("your event on" in w for w in why), why  # why this item, from the model
+    history = {e.text for e in all_css(d, "#history td.item")}
+    assert {e.text for e in all_css(d, "#results b.because")} <= history
     shot(d, "campaign")
     campaign_url = d.current_url
 
@@ -172,6 +178,13 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     assert by_css(d, "#filter-expression").get_attribute("value").startswith("EXCLUDE ItemID")
     shot(d, "filter-error")
     fill(d, "#filter-expression", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")')
+    by_css(d, "#preview-user").send_keys("u1")  # what would the corrected expression remove for u1?
+    go(d, "#preview-button")
+    assert len(all_css(d, "#preview tbody tr")) == 25 and "would be removed" in body(d)
+    shot(d, "filter-preview")
+    d.get(group_url)  # the preview created nothing: the editor is still empty and open
+    by_css(d, "#filter-name").send_keys("unwatched")
+    fill(d, "#filter-expression", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")')
     go(d, "#create-filter-button")
     until(d, lambda: "unwatched" in by_css(d, "#filters table").text and "ACTIVE" in by_css(d, "#filters table").text,
           "the filter becomes active")
@@ -191,6 +204,26 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     go(d, "#test-button")
     assert [e.text for e in all_css(d, "#results td.item")]
     assert by_css(d, "#history td.item").text == items[0]  # the test event is the user's newest
+
+    # Monitoring: the campaign's and the tracker's charts (drawn by the server as SVG).
+    d.get(group_url)
+    go(d, "#monitoring-link")
+    assert len(all_css(d, "svg.chart")) == 8 and "Campaign personal-campaign" in body(d)
+    shot(d, "monitoring")
+
+    # The evaluation evidence of the learned version, per held-out user.
+    d.get(group_url)
+    go(d, all_css(d, ".evidence-link")[0])
+    assert all_css(d, "article.evidence") and "Held out" in body(d)
+    shot(d, "evaluation")
+
+    # The audit trail: the console's own calls, searchable.
+    go(d, "#audit-link")
+    Select(by_css(d, "#audit-key")).select_by_visible_text("EventName")
+    by_css(d, "#audit-value").send_keys("CreateCampaign")
+    go(d, "#audit-button")
+    assert "personal-campaign" in by_css(d, "#audit").text and "tastemaker-console" in by_css(d, "#audit").text
+    shot(d, "audit")
 
     # Phone width: the group page still reads as one column.
     d.get(group_url)

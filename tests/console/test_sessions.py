@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import httpx
 
 from tastemaker.cli.local_server import LocalServer
+from tastemaker.console.sessions import Sessions
 from tests.e2e.test_access_keys import create_key
 from tests.e2e.util import wait_status
 
@@ -165,3 +167,44 @@ def test_a_schema_error_is_shown_at_its_position(console_server: LocalServer) ->
     arn = next(g["datasetGroupArn"] for g in group if g["name"] == "console-schema")
     wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
     personalize.delete_dataset_group(datasetGroupArn=arn)
+
+
+def test_a_session_is_accepted_by_every_worker_and_sign_out_ends_it_in_all(tmp_path: Path) -> None:
+    """`serve --workers 2`: requests of one session land on either process; each accepts it, and a sign-out
+    handled by one is refused by both."""
+    with LocalServer(tmp_path / "server", extra_args=["--workers", "2"]) as srv:
+        client = sign_in(srv, srv.access_key, srv.secret_key)
+        pages = [client.get("/console/groups") for _ in range(30)]
+        assert [p.status_code for p in pages] == [200] * 30
+        assert len({csrf(p.text) for p in pages}) == 1  # one session, whichever process answered
+        token = client.cookies["tastemaker_console"]
+        assert client.post("/console/signout", data={"csrf": csrf(pages[0].text)}).status_code == 303
+        after = [httpx.get(srv.url + "/console/groups", cookies={"tastemaker_console": token},
+                           follow_redirects=False).status_code for _ in range(30)]
+        assert after == [303] * 30
+
+
+class _Keys:
+    def __init__(self) -> None:
+        self.secrets = {"AKIDEXAMPLE": "the-secret"}
+
+    def secret_for(self, key: str) -> str | None:
+        return self.secrets.get(key)
+
+
+def test_sessions_are_shared_through_the_data_dir_and_end_with_the_key(tmp_path: Path) -> None:
+    keys = _Keys()
+    one, two = Sessions(keys, tmp_path), Sessions(keys, tmp_path)  # type: ignore[arg-type]  # two processes
+    token = one.sign_in("AKIDEXAMPLE", "the-secret", "us-east-1")
+    assert token is not None and "the-secret" not in token
+    seen = two.get(token)
+    assert seen is not None and seen.access_key_id == "AKIDEXAMPLE" and seen.csrf == one.get(token).csrf  # type: ignore[union-attr]
+    assert two.get(token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None  # a forged signature
+    assert Sessions(keys, tmp_path / "elsewhere").get(token) is None  # another data dir's key  # type: ignore[arg-type]
+    keys.secrets["AKIDEXAMPLE"] = "rotated"
+    assert two.get(token) is None
+    keys.secrets["AKIDEXAMPLE"] = "the-secret"
+    assert two.get(token) is not None
+    one.sign_out(seen)
+    assert two.get(token) is None and one.get(token) is None
+    assert oct((tmp_path / "console" / "session-key").stat().st_mode & 0o777) == "0o600"
