@@ -1,6 +1,7 @@
 """The CloudWatch read API for namespace AWS/Personalize: ListMetrics, GetMetricStatistics, GetMetricData.
 
-The figures are this process's series (tastemaker.monitoring.metrics), one statistic set per minute: a
+The figures are the series of every process of the data directory (tastemaker.monitoring.shared: the API
+workers and the processes that run jobs), one statistic set per minute: a
 metric's datapoint for a period sums the minutes inside it. Count metrics (`GetRecommendations`,
 `...4xxErrors`, `DatasetImportJobRequests`, ...) are published as 1 per call, so Sum and SampleCount are the
 number of calls; latency and execution-time metrics carry Minimum/Maximum/Average/Sum/SampleCount of the
@@ -19,7 +20,8 @@ import orjson
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import TastemakerError
-from tastemaker.monitoring.metrics import METRICS, Series
+from tastemaker.monitoring import shared
+from tastemaker.monitoring.metrics import Series
 
 NAMESPACE = "AWS/Personalize"
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
@@ -81,11 +83,14 @@ class Metric:
 
 def metrics() -> Iterator[Metric]:
     """Every metric this process has figures for."""
-    for series in METRICS.all_series():
+    for series in shared.all_series():
+        dims = ((series.dimension, series.value),) if series.dimension and series.value else ()
+        if series.kind == "size":
+            yield Metric(series.name, dims, "Bytes", series, "latency")
+            continue
         names = series.names()
         if names is None:
             continue
-        dims = ((series.dimension, series.value),) if series.dimension and series.value else ()
         yield Metric(names.requests, dims, "Count", series, "requests")
         yield Metric(names.client_errors, dims, "Count", series, "client")
         if names.server_errors:
