@@ -77,7 +77,7 @@ class Series:
                  "name", "requests", "server_errors", "value")
 
     def __init__(self, kind: str, name: str, dimension: str | None, value: str | None, buckets: int) -> None:
-        self.kind = kind  # "request", "job" or "size"
+        self.kind = kind  # "request", "job", "size" (or "attribution", built by the CloudWatch reader)
         self.name = name  # the operation, or the job kind
         self.dimension = dimension
         self.value = value

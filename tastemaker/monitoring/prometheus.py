@@ -5,8 +5,9 @@ A custom collector turns the process's series (tastemaker.monitoring.metrics) in
 time, so a request pays for one series update and nothing here. Families keep CloudWatch's names and
 dimensions as labels: `GetRecommendations_total{CampaignArn=...}`, `GetRecommendations4xxErrors_total`,
 `GetRecommendationsLatency` (a histogram in ms), `PutEventsRequests_total{EventTrackerArn=...}`,
-`DatasetImportJobExecutionTime` (seconds), `DatasetSize` (bytes per import) ..., plus every operation's `tastemaker_requests_total` and
-process health: the job queue's depth, each dataset's stored rows and each deployment's model and index memory
+`DatasetImportJobExecutionTime` (seconds), `DatasetSize` (bytes per import) ..., plus every operation's
+`tastemaker_requests_total`, metric attribution's totals (`tastemaker_attributed_value_total`,
+`tastemaker_attributed_events_total`) and process health: the job queue's depth, each dataset's stored rows and each deployment's model and index memory
 (read from the metadata store), and the process's CPU and memory (prometheus-client's process collector).
 """
 
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 from tastemaker.monitoring import shared
 from tastemaker.monitoring.metrics import BUCKETS_MS, DATASET_SIZE, JOB_BUCKETS_S, SIZE_BUCKETS, Series
 from tastemaker.services import Services
-from tastemaker.store import stats
+from tastemaker.store import attribution, stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("tastemaker.monitoring")
@@ -80,6 +81,7 @@ class SeriesCollector(Collector):
                 depth = stats.queue_depth(conn)
                 rows = stats.dataset_rows(conn)
                 deployments = stats.deployment_bytes(conn)
+                attributed = attribution.totals(conn)
         except Exception:
             log.warning("metrics: the metadata store did not answer", exc_info=True)
             return
@@ -100,6 +102,16 @@ class SeriesCollector(Collector):
             index.add_metric([arn, kind], index_bytes)
         yield model
         yield index
+        labels = ["metric_attribution_arn", "metric", "event_type", "source"]
+        value = CounterMetricFamily("tastemaker_attributed_value", "metric attribution: the SUM (or SAMPLECOUNT) "
+                                    "attributed to each source, all windows", labels=labels)
+        events = CounterMetricFamily("tastemaker_attributed_events", "metric attribution: events attributed to "
+                                     "each source", labels=labels)
+        for arn, metric, event_type, source, total, count in attributed:
+            value.add_metric([arn, metric, event_type, source], total)
+            events.add_metric([arn, metric, event_type, source], count)
+        yield value
+        yield events
 
 
 def _buckets(series: Series) -> list[tuple[str, float]]:

@@ -1,5 +1,5 @@
-"""The state-change outbox (every resource status change, written with the change), and room for encrypted
-webhook secrets."""
+"""The state-change outbox (every resource status change, written with the change), room for encrypted
+webhook secrets, and the bulk imports each metric attribution has counted."""
 
 from __future__ import annotations
 
@@ -27,9 +27,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("webhooks") as batch:
         batch.alter_column("secret", type_=sa.String(512), existing_type=sa.String(128), existing_nullable=True)
+    op.create_table(
+        "attribution_imports",
+        sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
+        sa.Column("import_job_arn", sa.String(256), primary_key=True),
+        sa.Column("rows", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("attribution_imports")
     with op.batch_alter_table("webhooks") as batch:
         batch.alter_column("secret", type_=sa.String(128), existing_type=sa.String(512), existing_nullable=True)
     op.drop_table("state_changes")
