@@ -42,6 +42,7 @@ class Monitor:
         logs.configure(settings.log_level, settings.log_format)
         self.registry = prometheus.registry(services)
         self.runner_alive = runner_alive
+        self.count_requests = settings.request_metrics
         self._trackers: dict[str, str] = {}
         self._trackers_read_at = 0.0
         shared.share(settings)
@@ -66,7 +67,8 @@ class Monitor:
         if params is not None and "tracking_id" in params:
             arn = self._tracker_arn(params["tracking_id"])
             dimension = ("EventTrackerArn", arn) if arn else None
-        METRICS.request(now, name, params, status, latency, dimension)
+        if self.count_requests:
+            METRICS.request(now, name, params, status, latency, dimension)
         if logs.REQUESTS.enabled:
             arn = (_arn_of(params) or _arn_of(payload)) if dimension is None else dimension[1]
             logs.REQUESTS.write(now, request_id, name, arn, access_key_id, status, latency, error_code)
