@@ -107,7 +107,7 @@ class Sharing:
 
     def flush(self) -> None:
         series = self.recorder.all_series()
-        if series:
+        if series and self.folder.is_dir():  # a data directory removed under a process (tests) is left alone
             _write(self.path, {"pid": self.pid, "series": [s.to_dict() for s in series]})
 
     def sweep(self) -> None:
