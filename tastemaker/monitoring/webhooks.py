@@ -6,14 +6,15 @@ that makes it (tastemaker.store.state_changes). The job runner's maintenance loo
 EventBridge's shape (`detail-type` "Solution Version State Change", `detail` with the ARN, previous and new
 status, failure reason, a solution version's metrics, a changed latest*Update record), written to the outbox
 once per webhook that wants it (the dataset group's and the global ones), and delivers it there, off the
-request and job threads; a failed attempt is retried after 1, 2, 4 ... seconds (at most 5 minutes apart) for `MAX_ATTEMPTS` attempts, so
-a receiver that is down for a while misses nothing. Rows are claimed with a lease (store.webhooks.due), so a
+request and job threads; a failed attempt is retried after 1, 2, 4 ... seconds (at most 5 minutes apart) for
+`MAX_ATTEMPTS` attempts, so a receiver that is down for a while misses nothing. Rows are claimed with a lease (store.webhooks.due), so a
 delivering process that dies leaves them to the next one: delivery is at least once, and receivers de-duplicate
 by the event `id` (also in the `X-Tastemaker-Event-Id` header).
 
 A URL gets a JSON POST signed like `X-Tastemaker-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`
-with the webhook's secret, which is stored encrypted (tastemaker.store.secret_box) and never logged. An EventBridge bus ARN gets PutEvents (Source `tastemaker.personalize`), an SNS topic
-ARN gets Publish; both through boto3, whose endpoint the standard AWS_ENDPOINT_URL_* variables can redirect.
+with the webhook's secret, which is stored encrypted (tastemaker.store.secret_box) and never logged. An
+EventBridge bus ARN gets PutEvents (Source `tastemaker.personalize`), an SNS topic ARN gets Publish; both
+through boto3, whose endpoint the standard AWS_ENDPOINT_URL_* variables can redirect.
 """
 
 from __future__ import annotations
