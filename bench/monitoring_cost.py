@@ -1,15 +1,24 @@
 """The hot path's monitoring cost: what one GetRecommendations request pays for its request id, its metrics
-and its log line (issue 17: "a few microseconds"), measured in-process with timeit.
+and its log line (issue 17: "a few microseconds"), measured in-process with timeit, and with `--serving` the
+same comparison end to end: bench/serving's GetRecommendations load against two servers on the same data, one
+with request logging and metrics on (the defaults) and one with both off (`--log-level warning`,
+TASTEMAKER_REQUEST_METRICS=off), in interleaved rounds of the same run.
 
     .venv/bin/python bench/monitoring_cost.py
+    .venv/bin/python bench/monitoring_cost.py --serving --users 20000 --items 5000 --seconds 6 --repeat 3
 
-Prints microseconds per call for: the request id; `Monitor.answered` with request logging off (metrics only)
-and on (metrics + one text or JSON line written to /dev/null); the Prometheus exposition of 1,000 series.
+In-process it prints microseconds per call for: the request id; `Monitor.answered` with request logging off
+(metrics only) and on (metrics + one text or JSON line written to /dev/null); the Prometheus exposition of
+1,000 series. With --serving it prints per round and as medians: throughput and the servers' CPU time per
+answered request (all their processes, from /proc), and the on/off ratios; CPU per request is the figure
+that holds on a shared machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -17,6 +26,7 @@ import timeit
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tastemaker.api.request_id import new_request_id
 from tastemaker.cli.wiring import build_services
@@ -30,7 +40,7 @@ def per_call_us(fn, number: int = 200_000) -> float:  # type: ignore[no-untyped-
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
-def main() -> None:
+def in_process() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(Settings(data_dir=Path(tmp), log_level="warning"))
         monitor = Monitor(services)
@@ -57,5 +67,72 @@ def main() -> None:
         print(f"Prometheus exposition, 1000 series {per_call_us(monitor.exposition, number=20) / 1000:6.2f} ms")
 
 
+def serving(args: argparse.Namespace) -> None:
+    import serving as bench  # bench/serving.py: data, set-up and load generation
+
+    from tastemaker.cli.local_server import LocalServer
+
+    root = Path(tempfile.mkdtemp(prefix="tm-monitoring-cost-"))
+    data = root / "data"
+    paths = bench.generate(data, args.users, args.items, args.per_user)
+    state_dir = root / "server"
+    common = ["--workers", str(args.workers)]
+    with LocalServer(state_dir, import_roots=[data], env={"TASTEMAKER_JOB_THREADS": "1"}) as trainer:
+        state = bench.setup(trainer, paths, args.factors)
+    # Both measured servers run no jobs (no maintenance loop), so they differ in the monitoring only.
+    on = LocalServer(state_dir, extra_args=common, env={"TASTEMAKER_JOB_THREADS": "0"})
+    off = LocalServer(state_dir, extra_args=[*common, "--log-level", "warning"],
+                      env={"TASTEMAKER_JOB_THREADS": "0", "TASTEMAKER_REQUEST_METRICS": "off"})
+    try:
+        on.start(timeout=120)
+        off.start(timeout=120)
+        workdir = Path(tempfile.mkdtemp(prefix="tm-load-"))
+        servers = {"on": on, "off": off}
+        for server in servers.values():  # warm every worker (model, catalogue) before measuring
+            requests = bench.signed_requests(server, state["campaign"], args.users, 2000, None)
+            bench.load(server, requests, 3, args.connections, workdir)
+        runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+        for number in range(args.repeat):
+            order = ("on", "off") if number % 2 == 0 else ("off", "on")  # neither always runs first
+            for name in order:
+                requests = bench.signed_requests(servers[name], state["campaign"], args.users, 2000, None)
+                result = bench.load(servers[name], requests, args.seconds, args.connections, workdir)
+                runs[name].append(result)
+                print(f"round {number + 1} {name:3}: {result['rps']:7.0f} req/s, server CPU "
+                      f"{result['cpu_ms']:.3f} ms per request, non-2xx {int(result['non_2xx'])}", flush=True)
+    finally:
+        for server in (off, on):
+            if server.process is not None:
+                server.stop()
+    rps = {name: statistics.median(r["rps"] for r in found) for name, found in runs.items()}
+    cpu = {name: statistics.median(r["cpu_ms"] for r in found) for name, found in runs.items()}
+    print(f"\n{args.users:,} users x {args.items:,} items, --workers {args.workers}, {args.connections} connections, "
+          f"{args.seconds:.0f} s per run, medians of {args.repeat} interleaved rounds; load average at the end "
+          f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for name in ("on", "off"):
+        print(f"logging + metrics {name:3}: {rps[name]:7.0f} req/s, {cpu[name]:.3f} ms server CPU per request")
+    print(f"ratio on/off: throughput {rps['on'] / rps['off']:.3f}, server CPU per request "
+          f"{cpu['on'] / cpu['off']:.3f} (target: within 5%)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serving", action="store_true", help="compare two servers under load (else in-process)")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--per-user", type=float, default=6.0)
+    parser.add_argument("--factors", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--repeat", type=int, default=4, help="interleaved rounds (medians)")
+    args = parser.parse_args()
+    if args.serving:
+        serving(args)
+    else:
+        in_process()
+
+
 if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     main()

@@ -48,6 +48,10 @@ class Settings:
     metrics_port: int | None = None  # also /metrics on the API port, signed like any call
     metrics_host: str = "127.0.0.1"
     audit_retention_days: float = 90.0
+    request_metrics: bool = True  # per-request metrics (off: no request series; jobs and the rest still count)
+    # Metric attribution: also PutMetricData each attributed window to this CloudWatch namespace (boto3; its
+    # endpoint from AWS_ENDPOINT_URL_CLOUDWATCH); None publishes nowhere but /metrics and the read API.
+    attribution_cloudwatch_namespace: str | None = None
 
     @property
     def resolved_db_url(self) -> str:
@@ -96,6 +100,8 @@ class Settings:
             metrics_port=int(_env("TASTEMAKER_METRICS_PORT", "0") or 0) or None,
             metrics_host=_env("TASTEMAKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
             audit_retention_days=float(_env("TASTEMAKER_AUDIT_RETENTION_DAYS", "90") or 90),
+            attribution_cloudwatch_namespace=_env("TASTEMAKER_ATTRIBUTION_CLOUDWATCH_NAMESPACE"),
+            request_metrics=(_env("TASTEMAKER_REQUEST_METRICS", "on") or "on").lower() not in ("off", "0", "false"),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

@@ -11,9 +11,7 @@ cached per-action decision. After a rotation the previous secret is accepted unt
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import secrets
 import string
 import threading
@@ -21,13 +19,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tastemaker.api.policy import Policy, ResourcePlan, request_resources, resource_plan
 from tastemaker.api.service_models import OperationInfo
@@ -40,12 +36,12 @@ from tastemaker.errors import (
     InvalidSignatureException,
     UnrecognizedClientException,
 )
+from tastemaker.store.secret_box import SecretBox
+from tastemaker.store.secret_box import write_private as _write_private
 
 log = logging.getLogger("tastemaker.api.keys")
 KEY_FILE = "credentials.json"
-KEK_FILE = "access-keys.kek"
 REFRESH_SECONDS = 1.0
-_CIPHER_VERSION = "v1:"
 
 
 @dataclass(frozen=True)
@@ -239,59 +235,6 @@ class _Entry:
     previous_expires_at: float | None = None
     policy: Policy | None = None
     version: int = 0
-
-
-class SecretBox:
-    """AES-GCM encryption of key secrets under the key-encryption key, bound to the access key id."""
-
-    def __init__(self, kek: bytes) -> None:
-        self._aead = AESGCM(kek)
-
-    @classmethod
-    def open(cls, settings: Settings, *, create: bool) -> SecretBox | None:
-        """The box for TASTEMAKER_KEY_ENCRYPTION_KEY or DATA_DIR/access-keys.kek (written, mode 0600, when
-        `create` and missing); None when neither exists."""
-        text = settings.key_encryption_key
-        path = settings.data_dir / KEK_FILE
-        if not text and path.exists():
-            text = path.read_text().strip()
-        if not text:
-            if not create:
-                return None
-            text = base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()
-            _write_private(path, text.encode() + b"\n")
-        try:
-            kek = base64.urlsafe_b64decode(text.encode())
-        except ValueError:
-            kek = b""
-        if len(kek) != 32:
-            raise InvalidInputException(
-                "The key-encryption key must be 32 random bytes in URL-safe base64, e.g. from python -c \"import "
-                "base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\".")
-        return cls(kek)
-
-    def encrypt(self, secret: str, access_key_id: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, secret.encode(), access_key_id.encode())
-        return _CIPHER_VERSION + base64.urlsafe_b64encode(nonce + sealed).decode()
-
-    def decrypt(self, ciphertext: str, access_key_id: str) -> str:
-        if not ciphertext.startswith(_CIPHER_VERSION):
-            raise ValueError("unknown ciphertext format")
-        raw = base64.urlsafe_b64decode(ciphertext[len(_CIPHER_VERSION):].encode())
-        return self._aead.decrypt(raw[:12], raw[12:], access_key_id.encode()).decode()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Create the file with mode 0600 from the start (never world-readable, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def boto3_snippet(key: AccessKey, endpoint: str, region: str) -> str:

@@ -71,7 +71,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                  "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": services.settings.default_region,
                  "resources": [], "detail": {"webhookId": found.id}}
         try:
-            webhooks.send(found, event)
+            webhooks.send(services.settings, found, event)
         except Exception as exc:  # noqa: BLE001 - reported to the operator
             print(f"{found.id}: delivery failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1

@@ -14,8 +14,11 @@ before `tastemaker attribution` prints.
 
 from __future__ import annotations
 
+import csv
 import logging
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from tastemaker.control.metric_attributions import (
@@ -25,14 +28,19 @@ from tastemaker.control.metric_attributions import (
     parse_expression,
 )
 from tastemaker.control.recommendation_ids import comparison_label, digest_of, source_digest
+from tastemaker.data.jsonl import publish_file
+from tastemaker.data.sources import DataLocationError
 from tastemaker.services import Services
 from tastemaker.store import attribution, resources
 from tastemaker.store.attribution import AttributableEvent, Window
-from tastemaker.store.records import Dataset, MetricAttribution
+from tastemaker.store.records import Dataset, DatasetImportJob, MetricAttribution
+from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
 MAX_AGE_SECONDS = 14 * 86_400
 BATCH = 5000
+UNDEFINED_SOURCE = "SOURCE_NAME_UNDEFINED"  # the reports' label for events with no source (Personalize)
+REPORT_COLUMNS = ("METRIC_NAME", "EVENT_TYPE", "VALUE", "MATH_FUNCTION", "EVENT_ATTRIBUTION_SOURCE", "TIMESTAMP")
 
 
 def aggregate_all(services: Services) -> int:
@@ -93,6 +101,44 @@ def _source(event: AttributableEvent, issuers: dict[str, str]) -> str | None:
     return issuers.get(digest) if digest is not None else None
 
 
+Sums = dict[tuple[str, str, int, str], list[float]]
+
+
+def _attribute(arn: str, batch: list[AttributableEvent], parsed: list[tuple[dict[str, Any], str, str | None,
+               str | None]], issuers: dict[str, str], items: dict[str, dict[str, float]], known_sources: set[str],
+               *, max_age: float | None = MAX_AGE_SECONDS, undefined: str | None = None) -> Sums:
+    """(metric, source, window start, event type) -> [value sum, sample count] of the events that count.
+
+    Events with no source are skipped, or counted under `undefined` when given (the S3 reports' label)."""
+    sums: Sums = defaultdict(lambda: [0.0, 0])
+    for event in batch:
+        if max_age is not None and event.received_at - event.sent_at > max_age:
+            continue
+        source = _source(event, issuers) or undefined
+        if source is None:
+            continue
+        if source not in known_sources and len(known_sources) >= MAX_SOURCES:
+            log.warning("metric attribution %s already has %d sources; %s is not counted", arn, MAX_SOURCES, source)
+            continue
+        for metric, _function, dataset, column in parsed:
+            if metric["event_type"] != event.event_type or event.received_at < metric.get("added_at", 0):
+                continue
+            value = _value(event, dataset, column, items)
+            if value is None:
+                continue
+            known_sources.add(source)
+            window = int(event.sent_at // WINDOW_SECONDS) * WINDOW_SECONDS
+            cell = sums[(metric["metric_name"], source, window, metric["event_type"])]
+            cell[0] += value
+            cell[1] += 1
+    return sums
+
+
+def _windows(sums: Sums) -> list[Window]:
+    return [Window(name, source, window, event_type, float(s), int(n))
+            for (name, source, window, event_type), (s, n) in sums.items()]
+
+
 def aggregate(services: Services, found: resources.Resource) -> int:
     arn, group = found.arn, found.dataset_group_arn or ""
     metrics: list[dict[str, Any]] = list(MetricAttribution.of(found).metrics)
@@ -106,31 +152,104 @@ def aggregate(services: Services, found: resources.Resource) -> int:
             position = attribution.cursor(conn, arn)
             batch = attribution.events_after(conn, group, position, BATCH)
             if not batch:
-                return total
+                break
             known_sources = {w.source for w in attribution.windows(conn, arn)}
-            sums: dict[tuple[str, str, int, str], list[float]] = defaultdict(lambda: [0.0, 0])
-            for event in batch:
-                if event.received_at - event.sent_at > MAX_AGE_SECONDS:
-                    continue
-                source = _source(event, issuers)
-                if source is None:
-                    continue
-                if source not in known_sources and len(known_sources) >= MAX_SOURCES:
-                    log.warning("metric attribution %s already has %d sources; %s is not counted", arn,
-                                MAX_SOURCES, source)
-                    continue
-                for metric, _function, dataset, column in parsed:
-                    if metric["event_type"] != event.event_type or event.received_at < metric.get("added_at", 0):
-                        continue
-                    value = _value(event, dataset, column, items)
-                    if value is None:
-                        continue
-                    known_sources.add(source)
-                    window = int(event.sent_at // WINDOW_SECONDS) * WINDOW_SECONDS
-                    cell = sums[(metric["metric_name"], source, window, metric["event_type"])]
-                    cell[0] += value
-                    cell[1] += 1
-            if attribution.advance(conn, arn, position, batch[-1].id, [
-                    Window(name, source, window, event_type, float(s), int(n))
-                    for (name, source, window, event_type), (s, n) in sums.items()]):
-                total += len(batch)  # else another aggregator counted this batch first: read on from its position
+            windows = _windows(_attribute(arn, batch, parsed, issuers, items, known_sources))
+            moved = attribution.advance(conn, arn, position, batch[-1].id, windows)
+        if moved:  # else another aggregator counted this batch first: read on from its position
+            total += len(batch)
+            publish(services, group, arn, windows)
+    return total + count_imports(services, found, parsed, issuers, items)
+
+
+def count_imports(services: Services, found: resources.Resource, parsed: list[tuple[dict[str, Any], str, str | None,
+                  str | None]], issuers: dict[str, str], items: dict[str, dict[str, float]]) -> int:
+    """Count the group's Interactions bulk imports that finished after the attribution was created, each once:
+    INCREMENTAL ones into the windows (as PutEvents data), and, when the import asked for it
+    (publishAttributionMetricsToS3) and the attribution has an s3DataDestination, every row of any import into
+    a report file there. Returns the rows read."""
+    from tastemaker.control.datasets import dataset_of_type
+
+    arn, group = found.arn, found.dataset_group_arn or ""
+    with services.engine.connect() as conn:
+        dataset = dataset_of_type(conn, group, "Interactions")
+        if dataset is None:
+            return 0
+        done = attribution.counted_imports(conn, arn)
+        jobs = [j for j in resources.children(conn, kind="dataset_import_job", dataset_group_arn=group)
+                if j.status == Status.ACTIVE and j.arn not in done and j.updated_at >= found.created_at
+                and DatasetImportJob.of(j).dataset_arn == dataset.arn]
+        keys = {j.arn: attribution.import_part_keys(conn, j.arn) for j in jobs}
+    rows = 0
+    for job in sorted(jobs, key=lambda j: j.updated_at):
+        batch = _import_events(services, keys[job.arn], job.updated_at)
+        incremental = DatasetImportJob.of(job).import_mode == "INCREMENTAL"
+        with services.engine.connect() as conn:
+            known_sources = {w.source for w in attribution.windows(conn, arn)}
+        windows = _windows(_attribute(arn, batch, parsed, issuers, items, known_sources)) if incremental else []
+        destination = MetricAttribution.of(found).metrics_output_config.get("s3_data_destination") or {}
+        if job.body.get("publish_attribution_metrics_to_s3") and destination.get("path"):
+            report = _attribute(arn, batch, parsed, issuers, items, set(), max_age=None,
+                                undefined=UNDEFINED_SOURCE)
+            write_report(services, destination["path"], DatasetImportJob.of(job).import_mode, job.updated_at,
+                         parsed, report)
+        with services.engine.begin() as conn:
+            counted = attribution.count_import(conn, arn, job.arn, len(batch), windows)
+        if counted:
+            rows += len(batch)
+            publish(services, group, arn, windows)
+    return rows
+
+
+def _import_events(services: Services, keys: list[str], imported_at: float) -> list[AttributableEvent]:
+    """One import's rows as events recorded when the import finished."""
+    import pyarrow.parquet as pq
+
+    out: list[AttributableEvent] = []
+    for key in keys:
+        for row in pq.read_table(services.blobs.local_path(key)).to_pylist():
+            record = {str(k).upper(): v for k, v in row.items()}
+            out.append(AttributableEvent(0, str(record.get("EVENT_TYPE") or ""),
+                                         None if record.get("ITEM_ID") is None else str(record["ITEM_ID"]),
+                                         float(record.get("TIMESTAMP") or 0), imported_at, record))
+    return out
+
+
+def write_report(services: Services, path: str, import_mode: str, imported_at: float,
+                 parsed: list[tuple[dict[str, Any], str, str | None, str | None]], sums: Sums) -> str:
+    """Write `AggregatedAttributionMetrics-<import mode>-<unix time>.csv` (Personalize's columns) under `path`."""
+    functions = {m["metric_name"]: function.lower() for m, function, _d, _c in parsed}
+    folder = path if path.endswith("/") else path + "/"
+    name = f"AggregatedAttributionMetrics-{import_mode}-{int(imported_at)}.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / name
+        with local.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(REPORT_COLUMNS)
+            for (metric, source, window, event_type), (value, _n) in sorted(sums.items()):
+                writer.writerow([metric, event_type, float(value), functions.get(metric, "sum"), source, window])
+        try:
+            return publish_file(local, folder, name, import_roots=services.settings.effective_import_roots,
+                                s3_client_factory=services.s3_client)
+        except DataLocationError as exc:
+            log.warning("metric attribution report: %s", exc.reason)
+            return ""
+
+
+def publish(services: Services, group: str, arn: str, windows: list[Window]) -> None:
+    """PutMetricData of newly attributed values (one datum per window and source: what it added) to the
+    configured CloudWatch namespace; nothing when none is configured. A failure is logged, not retried."""
+    namespace = services.settings.attribution_cloudwatch_namespace
+    if not namespace or not windows:
+        return
+    import boto3
+
+    data = [{"MetricName": w.metric_name, "Timestamp": float(w.window_start), "Value": w.value_sum,
+             "Unit": "None", "Dimensions": [{"Name": "EventAttributionSource", "Value": w.source[:1024]},
+                                            {"Name": "DatasetGroupArn", "Value": group}]} for w in windows]
+    try:
+        client = boto3.client("cloudwatch", region_name=arn.split(":")[3] or services.settings.default_region)
+        for start in range(0, len(data), 1000):
+            client.put_metric_data(Namespace=namespace, MetricData=data[start:start + 1000])
+    except Exception:
+        log.warning("metric attribution %s: PutMetricData to %s failed", arn, namespace, exc_info=True)

@@ -127,7 +127,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             replaced = dataset_parts.add_parts(conn, dataset.arn, "BULK", uploaded, job.resource_arn,
                                                replace=mode == "FULL")
             resources.update(conn, job.resource_arn, status=Status.ACTIVE,
-                             changes={"row_count": result.rows, "execution_seconds": round(time.time() - started, 3),
+                             changes={"row_count": result.rows, "data_size_bytes": result.bytes_read,
+                                      "execution_seconds": round(time.time() - started, 3),
                                       "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples})
             resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
             queue.finish(conn, job)

@@ -1,15 +1,19 @@
 """The CloudWatch read API for namespace AWS/Personalize: ListMetrics, GetMetricStatistics, GetMetricData.
 
-The figures are this process's series (tastemaker.monitoring.metrics), one statistic set per minute: a
+The figures are the series of every process of the data directory (tastemaker.monitoring.shared: the API
+workers and the processes that run jobs), one statistic set per minute: a
 metric's datapoint for a period sums the minutes inside it. Count metrics (`GetRecommendations`,
 `...4xxErrors`, `DatasetImportJobRequests`, ...) are published as 1 per call, so Sum and SampleCount are the
 number of calls; latency and execution-time metrics carry Minimum/Maximum/Average/Sum/SampleCount of the
 successful calls. A period is a multiple of 60 seconds; datapoints start at multiples of the period.
+Metric attribution's metrics (tastemaker.jobs.attribution) are read from the metadata store: one datapoint per
+15-minute window, source and metric, kept 14 days.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +23,14 @@ import orjson
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import TastemakerError
-from tastemaker.monitoring.metrics import METRICS, Series
+from tastemaker.monitoring import shared
+from tastemaker.monitoring.metrics import Series
+from tastemaker.store import attribution
 
 NAMESPACE = "AWS/Personalize"
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 PAGE = 500
+ATTRIBUTION_DAYS = 14
 
 
 class InvalidParameterValueException(TastemakerError):
@@ -79,13 +86,39 @@ class Metric:
         return out
 
 
-def metrics() -> Iterator[Metric]:
-    """Every metric this process has figures for."""
-    for series in METRICS.all_series():
+def attributed(ctx: RequestContext) -> Iterator[Metric]:
+    """Metric attribution's metrics: one datapoint per 15-minute window and source, its value the window's SUM
+    (or SAMPLECOUNT), named as the attribution names them, with dimensions EventAttributionSource and
+    MetricAttributionArn."""
+    since = time.time() - ATTRIBUTION_DAYS * 86_400
+    with ctx.read_engine.connect() as conn:
+        found = attribution.windows_since(conn, since)
+    by_metric: dict[tuple[str, str, str], Series] = {}
+    for arn, window in found:
+        key = (arn, window.metric_name, window.source)
+        series = by_metric.get(key)
+        if series is None:
+            series = by_metric[key] = Series("attribution", window.metric_name, "EventAttributionSource",
+                                             window.source, 0)
+        v = window.value_sum
+        series.minutes[window.window_start] = [1, 0, 0, 1, v, v, v]
+    for (arn, name, source), series in by_metric.items():
+        yield Metric(name, (("EventAttributionSource", source), ("MetricAttributionArn", arn)), "None", series,
+                     "latency")
+
+
+def metrics(ctx: RequestContext | None = None) -> Iterator[Metric]:
+    """Every metric there are figures for (attributed ones too when a request context is given)."""
+    if ctx is not None:
+        yield from attributed(ctx)
+    for series in shared.all_series():
+        dims = ((series.dimension, series.value),) if series.dimension and series.value else ()
+        if series.kind == "size":
+            yield Metric(series.name, dims, "Bytes", series, "latency")
+            continue
         names = series.names()
         if names is None:
             continue
-        dims = ((series.dimension, series.value),) if series.dimension and series.value else ()
         yield Metric(names.requests, dims, "Count", series, "requests")
         yield Metric(names.client_errors, dims, "Count", series, "client")
         if names.server_errors:
@@ -97,11 +130,11 @@ def _dims(raw: list[dict[str, Any]] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((d["name"], d.get("value", "")) for d in raw or []))
 
 
-def _find(namespace: str, name: str, dimensions: list[dict[str, Any]] | None) -> Metric | None:
+def _find(ctx: RequestContext, namespace: str, name: str, dimensions: list[dict[str, Any]] | None) -> Metric | None:
     if namespace != NAMESPACE:
         return None
     wanted = _dims(dimensions)
-    for metric in metrics():
+    for metric in metrics(ctx):
         if metric.name == name and tuple(sorted(metric.dimensions)) == wanted:
             return metric
     return None
@@ -131,7 +164,7 @@ def list_metrics(ctx: RequestContext, namespace: str | None = None, metric_name:
                  recently_active: str | None = None, **_: Any) -> dict[str, Any]:
     found: list[dict[str, Any]] = []
     if namespace in (None, NAMESPACE):
-        for metric in metrics():
+        for metric in metrics(ctx):
             if metric_name is not None and metric.name != metric_name:
                 continue
             have = dict(metric.dimensions)
@@ -164,7 +197,7 @@ def get_metric_statistics(ctx: RequestContext, namespace: str, metric_name: str,
         raise InvalidParameterCombinationException("Either Statistics or ExtendedStatistics must be given.")
     _range(start_time, end_time)
     period = _period(period)
-    metric = _find(namespace, metric_name, dimensions)
+    metric = _find(ctx, namespace, metric_name, dimensions)
     datapoints: list[dict[str, Any]] = []
     if metric is not None and unit in (None, metric.unit):
         for ts, point in sorted(metric.datapoints(start_time, end_time, period).items()):
@@ -200,7 +233,7 @@ def get_metric_data(ctx: RequestContext, metric_data_queries: list[dict[str, Any
                 f"Query {query['id']}: statistic {stat!r} is not kept; use one of {', '.join(STATISTICS)}.")
         period = _period(stat_query.get("period"))
         spec = stat_query["metric"]
-        metric = _find(spec.get("namespace", ""), spec.get("metric_name", ""), spec.get("dimensions"))
+        metric = _find(ctx, spec.get("namespace", ""), spec.get("metric_name", ""), spec.get("dimensions"))
         points: list[tuple[int, float]] = []
         if metric is not None and stat_query.get("unit") in (None, metric.unit):
             points = [(ts, _stat(p, stat)) for ts, p in metric.datapoints(start_time, end_time, period).items()]

@@ -2,8 +2,9 @@
 
 `observe_job` reads the resource's status before the job runs and after it ends (the job runner's own
 bookkeeping has then committed), and reports old -> new status, the duration and, for a failure, the
-resource's failureReason; `DatasetImportJob*` and `SolutionTrainingJob*` count it per dataset and solution;
-webhooks that want it get the state change (tastemaker.monitoring.webhooks).
+resource's failureReason; `DatasetImportJob*` and `SolutionTrainingJob*` count it per dataset and solution,
+and a successful import adds the bytes it read to `DatasetSize`.
+(Webhooks learn of state changes from the store's state-change outbox, tastemaker.monitoring.webhooks.)
 An observation that fails is logged and never disturbs the job.
 """
 
@@ -13,9 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from tastemaker.monitoring import logs
+from tastemaker.monitoring import logs, shared
 from tastemaker.monitoring.metrics import METRICS
-from tastemaker.monitoring.webhooks import notify_job
 from tastemaker.services import Services
 from tastemaker.store import queue, resources
 
@@ -49,6 +49,9 @@ def observe_job(services: Services, job: queue.Job, run: Callable[[], None]) -> 
             known = after or before
             parent = known.parent_arn if known is not None else None
             METRICS.job(time.time(), job.kind, parent, failed, seconds)
-            notify_job(services, job, before, after)
+            size = after.body.get("data_size_bytes") if after is not None and new == "ACTIVE" else None
+            if job.kind == "import" and parent and isinstance(size, int):
+                METRICS.dataset_size(time.time(), parent, size)
+            shared.share(services.settings)  # readable by the API processes
         except Exception:  # observing must never break the job runner
             log.warning("could not record job %s's outcome", job.id, exc_info=True)

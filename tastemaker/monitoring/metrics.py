@@ -9,7 +9,8 @@ update theirs under a lock from worker threads. Readers copy what they read.
 The names follow spec section 9.2: `GetRecommendations` (a count, Sum only), `GetRecommendations4xxErrors`,
 `...5xxErrors`, `GetRecommendationsLatency` (ms, successful calls only) per CampaignArn or RecommenderArn;
 `PutEventsRequests` ... `PutEventLatency` per EventTrackerArn; `PutItems*`/`PutUsers*` per DatasetArn;
-`DatasetImportJob{Requests,Error,ExecutionTime}` per DatasetArn and `SolutionTrainingJob*` per SolutionArn.
+`DatasetImportJob{Requests,Error,ExecutionTime}` and `DatasetSize` (the bytes each successful import read,
+a "size" series whose latency columns hold bytes) per DatasetArn, and `SolutionTrainingJob*` per SolutionArn.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ MAX_SERIES = 5000  # request series (operation x dimension value); past it, new 
 # Latency histogram bounds in ms (Prometheus buckets; CloudWatch keeps min/max/sum/count per minute).
 BUCKETS_MS: tuple[float, ...] = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 JOB_BUCKETS_S: tuple[float, ...] = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+SIZE_BUCKETS: tuple[float, ...] = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11)
+DATASET_SIZE = "DatasetSize"  # bytes read by each finished import, per DatasetArn (a "size" series)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Series:
                  "name", "requests", "server_errors", "value")
 
     def __init__(self, kind: str, name: str, dimension: str | None, value: str | None, buckets: int) -> None:
-        self.kind = kind  # "request" or "job"
+        self.kind = kind  # "request", "job", "size" (or "attribution", built by the CloudWatch reader)
         self.name = name  # the operation, or the job kind
         self.dimension = dimension
         self.value = value
@@ -113,6 +116,43 @@ class Series:
     def snapshot(self) -> dict[int, list[float]]:
         return dict(list(self.minutes.items()))
 
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.kind, self.name, self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "dimension": self.dimension, "value": self.value,
+                "requests": self.requests, "client_errors": self.client_errors,
+                "server_errors": self.server_errors, "latency_count": self.latency_count,
+                "latency_sum": self.latency_sum, "buckets": list(self.buckets),
+                "minutes": [[minute, *w] for minute, w in self.snapshot().items()]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Series:
+        series = cls(d["kind"], d["name"], d["dimension"], d["value"], len(d["buckets"]) - 1)
+        series.merge_dict(d)
+        return series
+
+    def merge_dict(self, d: dict[str, Any], since: float = 0.0) -> None:
+        """Add another process's figures for the same series (minutes before `since` are dropped)."""
+        self.requests += d["requests"]
+        self.client_errors += d["client_errors"]
+        self.server_errors += d["server_errors"]
+        self.latency_count += d["latency_count"]
+        self.latency_sum += d["latency_sum"]
+        self.buckets = [a + b for a, b in zip(self.buckets, d["buckets"], strict=True)]
+        for minute, *other in d["minutes"]:
+            if minute < since:
+                continue
+            mine = self.minutes.get(minute)
+            if mine is None:
+                self.minutes[minute] = list(other)
+                continue
+            if other[3]:  # the other has latency figures: combine the minimum and maximum
+                mine[5] = min(mine[5], other[5]) if mine[3] else other[5]
+                mine[6] = max(mine[6], other[6]) if mine[3] else other[6]
+            for i in range(5):
+                mine[i] += other[i]
+
 
 class Recorder:
     """Every series of this process (the API's requests and the embedded job runner's jobs)."""
@@ -120,6 +160,7 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str | None], Series] = {}
         self.jobs: dict[tuple[str, str | None], Series] = {}
+        self.sizes: dict[tuple[str, str | None], Series] = {}
         self._lock = threading.Lock()
 
     def request(self, now: float, operation: str, params: dict[str, Any] | None, status: int,
@@ -151,8 +192,17 @@ class Recorder:
                 series = self.jobs[key] = Series("job", kind, dimension, key[1], len(JOB_BUCKETS_S))
             series.add(now, 400 if failed else 200, seconds, JOB_BUCKETS_S)
 
+    def dataset_size(self, now: float, dataset_arn: str, size_bytes: int) -> None:
+        """Count the bytes one successful import read into a dataset."""
+        key = (DATASET_SIZE, dataset_arn)
+        with self._lock:
+            series = self.sizes.get(key)
+            if series is None:
+                series = self.sizes[key] = Series("size", DATASET_SIZE, "DatasetArn", dataset_arn, len(SIZE_BUCKETS))
+            series.add(now, 200, float(size_bytes), SIZE_BUCKETS)
+
     def all_series(self) -> list[Series]:
-        return list(self.requests.values()) + list(self.jobs.values())
+        return list(self.requests.values()) + list(self.jobs.values()) + list(self.sizes.values())
 
 
 METRICS = Recorder()  # the process's one recorder (API requests and the jobs it runs)

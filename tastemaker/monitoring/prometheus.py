@@ -1,12 +1,15 @@
-"""The Prometheus exposition (`/metrics`, or `--metrics-port` on loopback) of the same series CloudWatch reads.
+"""The Prometheus exposition (`/metrics`, or `--metrics-port` on loopback) of the same series CloudWatch reads,
+summed over every process of the data directory (tastemaker.monitoring.shared).
 
 A custom collector turns the process's series (tastemaker.monitoring.metrics) into metric families at scrape
 time, so a request pays for one series update and nothing here. Families keep CloudWatch's names and
 dimensions as labels: `GetRecommendations_total{CampaignArn=...}`, `GetRecommendations4xxErrors_total`,
 `GetRecommendationsLatency` (a histogram in ms), `PutEventsRequests_total{EventTrackerArn=...}`,
-`DatasetImportJobExecutionTime` (seconds) ..., plus every operation's `tastemaker_requests_total` and
-process health: the job queue's depth, each running batch job's progress (`tastemaker_batch_job_*`), each
-dataset's stored rows and each deployment's model and index memory (read from the metadata store), and the process's CPU and memory (prometheus-client's process collector).
+`DatasetImportJobExecutionTime` (seconds), `DatasetSize` (bytes per import) ..., plus every operation's
+`tastemaker_requests_total`, metric attribution's totals (`tastemaker_attributed_value_total`,
+`tastemaker_attributed_events_total`) and process health: the job queue's depth, each running batch job's progress
+(`tastemaker_batch_job_*`), each dataset's stored rows and each deployment's model and index memory (read from the
+metadata store), and the process's CPU and memory (prometheus-client's process collector).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tastemaker.monitoring.metrics import BUCKETS_MS, JOB_BUCKETS_S, METRICS, Series
+from tastemaker.monitoring import shared
+from tastemaker.monitoring.metrics import BUCKETS_MS, DATASET_SIZE, JOB_BUCKETS_S, SIZE_BUCKETS, Series
 from tastemaker.services import Services
-from tastemaker.store import stats
+from tastemaker.store import attribution, stats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("tastemaker.monitoring")
@@ -38,7 +42,10 @@ class SeriesCollector(Collector):
                                        labels=["operation", "status"])
         # One family per CloudWatch name; its labels are every dimension its series carry ("" where absent).
         grouped: dict[str, list[Series]] = {}
-        for series in METRICS.all_series():
+        size = HistogramMetricFamily(DATASET_SIZE, "bytes read by each successful import", labels=["DatasetArn"])
+        for series in shared.all_series():
+            if series.kind == "size":
+                size.add_metric([series.value or ""], _buckets(series), series.latency_sum)
             if series.kind == "request":
                 for status, n in (("2xx", series.requests - series.client_errors - series.server_errors),
                                   ("4xx", series.client_errors), ("5xx", series.server_errors)):
@@ -47,6 +54,7 @@ class SeriesCollector(Collector):
             if series.names() is not None:
                 grouped.setdefault(series.name + "/" + series.kind, []).append(series)
         yield requests
+        yield size
         for members in grouped.values():
             names = members[0].names()
             assert names is not None
@@ -76,6 +84,7 @@ class SeriesCollector(Collector):
                 rows = stats.dataset_rows(conn)
                 deployments = stats.deployment_bytes(conn)
                 batches = stats.batch_progress(conn)
+                attributed = attribution.totals(conn)
         except Exception:
             log.warning("metrics: the metadata store did not answer", exc_info=True)
             return
@@ -96,6 +105,16 @@ class SeriesCollector(Collector):
             index.add_metric([arn, kind], index_bytes)
         yield model
         yield index
+        labels = ["metric_attribution_arn", "metric", "event_type", "source"]
+        value = CounterMetricFamily("tastemaker_attributed_value", "metric attribution: the SUM (or SAMPLECOUNT) "
+                                    "attributed to each source, all windows", labels=labels)
+        events = CounterMetricFamily("tastemaker_attributed_events", "metric attribution: events attributed to "
+                                     "each source", labels=labels)
+        for arn, metric, event_type, source, total, count in attributed:
+            value.add_metric([arn, metric, event_type, source], total)
+            events.add_metric([arn, metric, event_type, source], count)
+        yield value
+        yield events
         yield from _batch_families(batches)
 
 
@@ -113,7 +132,7 @@ def _batch_families(batches: list[tuple[str, str, str, dict[str, Any]]]) -> Iter
 
 
 def _buckets(series: Series) -> list[tuple[str, float]]:
-    bounds = BUCKETS_MS if series.kind == "request" else JOB_BUCKETS_S
+    bounds = {"request": BUCKETS_MS, "job": JOB_BUCKETS_S, "size": SIZE_BUCKETS}[series.kind]
     out: list[tuple[str, float]] = []
     running = 0
     for bound, n in zip((*bounds, float("inf")), series.buckets, strict=True):

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.model import Shape
 
 from tastemaker.control.event_trackers import trackers_by_tracking_id
-from tastemaker.monitoring import audit, health, logs, prometheus
+from tastemaker.monitoring import audit, health, logs, prometheus, shared
 from tastemaker.monitoring.metrics import METRICS
 from tastemaker.services import Services
 
@@ -42,13 +42,15 @@ class Monitor:
         logs.configure(settings.log_level, settings.log_format)
         self.registry = prometheus.registry(services)
         self.runner_alive = runner_alive
+        self.count_requests = settings.request_metrics
         self._trackers: dict[str, str] = {}
         self._trackers_read_at = 0.0
-        if settings.metrics_port and settings.workers > 1:
-            log.warning("--metrics-port serves one process's figures: with --workers %d, scrape each worker's "
-                        "signed /metrics on the API port instead", settings.workers)
-        elif settings.metrics_port and _metrics_server_started.acquire(blocking=False):
-            prometheus.serve(self.registry, settings.metrics_port, settings.metrics_host)
+        shared.share(settings)
+        if settings.metrics_port and _metrics_server_started.acquire(blocking=False):
+            try:
+                prometheus.serve(self.registry, settings.metrics_port, settings.metrics_host)
+            except OSError:  # with --workers N the first worker binds it; each shows every worker's figures
+                log.debug("another worker serves --metrics-port %d", settings.metrics_port)
 
     def answered(self, *, started: float, request_id: str, operation: str | None, service: str | None,
                  input_shape: Shape | None, access_key_id: str | None, username: str | None, region: str,
@@ -65,7 +67,8 @@ class Monitor:
         if params is not None and "tracking_id" in params:
             arn = self._tracker_arn(params["tracking_id"])
             dimension = ("EventTrackerArn", arn) if arn else None
-        METRICS.request(now, name, params, status, latency, dimension)
+        if self.count_requests:
+            METRICS.request(now, name, params, status, latency, dimension)
         if logs.REQUESTS.enabled:
             arn = (_arn_of(params) or _arn_of(payload)) if dimension is None else dimension[1]
             logs.REQUESTS.write(now, request_id, name, arn, access_key_id, status, latency, error_code)

@@ -1,18 +1,20 @@
 """Notifications of resource state changes: signed webhooks, an EventBridge bus or an SNS topic, from a durable
 outbox with retries.
 
-When a job ends (tastemaker.monitoring.jobs), the resource's state change becomes one event in EventBridge's
-shape (`detail-type` "Solution Version State Change", `detail` with the ARN, previous and new status, failure
-reason, and a solution version's metrics), written to the outbox once per webhook that wants it (the dataset
-group's and the global ones). Delivery is tried at once and then by the job runner's maintenance loop:
-a failed attempt is retried after 1, 2, 4 ... seconds (at most 5 minutes apart) for `MAX_ATTEMPTS` attempts, so
-a receiver that is down for a while misses nothing. Rows are claimed with a lease (store.webhooks.due), so a
+Every status change of a resource (made by a call or by a job) is recorded by the store in the transaction
+that makes it (tastemaker.store.state_changes). The job runner's maintenance loop turns each into one event in
+EventBridge's shape (`detail-type` "Solution Version State Change", `detail` with the ARN, previous and new
+status, failure reason, a solution version's metrics, a changed latest*Update record), written to the outbox
+once per webhook that wants it (the dataset group's and the global ones), and delivers it there, off the
+request and job threads; a failed attempt is retried after 1, 2, 4 ... seconds (at most 5 minutes apart) for
+`MAX_ATTEMPTS` attempts, so a receiver that is down for a while misses nothing. Rows are claimed with a lease (store.webhooks.due), so a
 delivering process that dies leaves them to the next one: delivery is at least once, and receivers de-duplicate
 by the event `id` (also in the `X-Tastemaker-Event-Id` header).
 
 A URL gets a JSON POST signed like `X-Tastemaker-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body>`
-with the webhook's secret. An EventBridge bus ARN gets PutEvents (Source `tastemaker.personalize`), an SNS topic
-ARN gets Publish; both through boto3, whose endpoint the standard AWS_ENDPOINT_URL_* variables can redirect.
+with the webhook's secret, which is stored encrypted (tastemaker.store.secret_box) and never logged. An
+EventBridge bus ARN gets PutEvents (Source `tastemaker.personalize`), an SNS topic ARN gets Publish; both
+through boto3, whose endpoint the standard AWS_ENDPOINT_URL_* variables can redirect.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from tastemaker.config import Settings
 from tastemaker.errors import InvalidInputException
 from tastemaker.services import Services
-from tastemaker.store import queue, resources
+from tastemaker.store import resources, state_changes
 from tastemaker.store import webhooks as store
+from tastemaker.store.secret_box import CIPHER_VERSION, SecretBox
 
 log = logging.getLogger("tastemaker.webhooks")
 SOURCE = "tastemaker.personalize"
@@ -70,61 +75,75 @@ def add(services: Services, target: str, dataset_group_arn: str | None = None,
     if kind == "url" and not secret:
         secret = secrets.token_hex(32)
     hook = store.Webhook(f"wh-{uuid.uuid4().hex[:12]}", target, dataset_group_arn, secret, time.time())
+    sealed = replace(hook, secret=_box(services.settings).encrypt(secret, hook.id)) if secret else hook
     with services.engine.begin() as conn:
-        store.add(conn, hook)
+        store.add(conn, sealed)
     return hook
+
+
+def _box(settings: Settings) -> SecretBox:
+    box = SecretBox.open(settings, create=True)
+    assert box is not None  # create=True makes one
+    return box
+
+
+def unseal(settings: Settings, hook: store.Webhook) -> str:
+    """A webhook's HMAC secret in the clear (it is stored encrypted, bound to the webhook id)."""
+    if not hook.secret:
+        return ""
+    if not hook.secret.startswith(CIPHER_VERSION):  # written before secrets were encrypted: sealed on next pass
+        return hook.secret
+    try:
+        return _box(settings).decrypt(hook.secret, hook.id)
+    except Exception as exc:
+        raise RuntimeError(
+            f"the secret of webhook {hook.id} does not open with this process's key-encryption key: give every "
+            "process the same TASTEMAKER_KEY_ENCRYPTION_KEY (or DATA_DIR/access-keys.kek)") from exc
+
+
+def seal_plain_secrets(services: Services) -> int:
+    """Encrypt the secrets of webhooks registered before secrets were encrypted; returns how many."""
+    with services.engine.begin() as conn:
+        plain = [h for h in store.all_hooks(conn) if h.secret and not h.secret.startswith(CIPHER_VERSION)]
+        for hook in plain:
+            store.set_secret(conn, hook.id, _box(services.settings).encrypt(hook.secret or "", hook.id))
+    return len(plain)
 
 
 def _label(kind: str) -> str:
     return " ".join(word.capitalize() for word in kind.split("_"))
 
 
-def state_change(services: Services, job: queue.Job, before: resources.Resource | None,
-                 after: resources.Resource | None) -> dict[str, Any] | None:
-    """The event for a job's state change, or None when nothing changed that a subscriber would see."""
-    resource = after or before
-    if resource is None:
-        return None
-    old = before.status if before else None
-    new = after.status if after else "DELETED"
-    detail: dict[str, Any] = {"resourceArn": resource.arn, "resourceType": resource.kind, "previousStatus": old,
-                              "status": new, "datasetGroupArn": resource.dataset_group_arn, "jobKind": job.kind}
-    updates = {k: v for k, v in (after.body.items() if after else ()) if k.startswith("latest_")
-               and k.endswith("_update") and isinstance(v, dict)}
-    if old == new and not updates:
-        return None
-    if after is not None and new and new.endswith("FAILED"):
-        detail["failureReason"] = after.body.get("failure_reason")
-    if after is not None and resource.kind == "solution_version" and new == "ACTIVE":
-        detail["metrics"] = after.body.get("metrics", {})
-    for key, record in updates.items():
-        detail[_camel(key)] = {"status": record.get("status"), "failureReason": record.get("failure_reason")}
-    region = resource.arn.split(":")[3] if resource.arn.count(":") >= 5 else services.settings.default_region
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": f"{_label(resource.kind)} State Change",
+def event_of(services: Services, change: state_changes.StateChange) -> dict[str, Any]:
+    """A recorded state change in EventBridge's shape."""
+    detail: dict[str, Any] = {"resourceArn": change.arn, "resourceType": change.kind,
+                              "previousStatus": change.previous_status, "status": change.status,
+                              "datasetGroupArn": change.dataset_group_arn, **change.detail}
+    region = change.arn.split(":")[3] if change.arn.count(":") >= 5 else services.settings.default_region
+    return {"version": "0", "id": change.event_id, "detail-type": f"{_label(change.kind)} State Change",
             "source": SOURCE, "account": services.settings.account_id,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-            "resources": [resource.arn], "detail": detail}
+            "time": datetime.fromtimestamp(change.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": region, "resources": [change.arn], "detail": detail}
 
 
-def _camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+def fan_out(services: Services) -> int:
+    """Move recorded state changes into the outbox, one row per subscriber; returns how many changes moved.
 
-
-def publish(services: Services, event: dict[str, Any], dataset_group_arn: str | None) -> int:
-    """Write the event to the outbox for each subscriber; returns how many."""
-    with services.engine.begin() as conn:
-        hooks = store.subscribers(conn, dataset_group_arn)
-        store.enqueue(conn, event["id"], [h.id for h in hooks], event, time.time())
-    return len(hooks)
-
-
-def notify_job(services: Services, job: queue.Job, before: resources.Resource | None,
-               after: resources.Resource | None) -> None:
-    """A finished job's state change to its subscribers, delivered at once where they answer."""
-    event = state_change(services, job, before, after)
-    if event is not None and publish(services, event, event["detail"]["datasetGroupArn"]):
-        deliver_due(services)
+    Taking the changes and writing their outbox rows is one transaction: a process that dies in between
+    leaves the changes for the next pass, and two processes never fan out the same change.
+    """
+    moved = 0
+    while True:
+        with services.engine.begin() as conn:
+            changes = state_changes.take(conn)
+            now = time.time()
+            for change in changes:
+                hooks = store.subscribers(conn, change.dataset_group_arn)
+                if hooks:
+                    store.enqueue(conn, change.event_id, [h.id for h in hooks], event_of(services, change), now)
+        moved += len(changes)
+        if not changes:
+            return moved
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -132,15 +151,16 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def send(hook: store.Webhook, event: dict[str, Any]) -> None:
+def send(settings: Settings, hook: store.Webhook, event: dict[str, Any]) -> None:
     """One delivery attempt; raises on any failure (a non-2xx answer included)."""
     kind = target_kind(hook.target)
     body = orjson.dumps(event)
     if kind == "url":
+        secret = unseal(settings, hook)
         stamp = int(time.time())
         request = urllib.request.Request(hook.target, data=body, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "Tastemaker-Webhooks/1",
-            "X-Tastemaker-Event-Id": event["id"], "X-Tastemaker-Signature": signature(hook.secret or "", stamp, body)})
+            "X-Tastemaker-Event-Id": event["id"], "X-Tastemaker-Signature": signature(secret, stamp, body)})
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             if not 200 <= response.status < 300:
                 raise RuntimeError(f"HTTP {response.status}")
@@ -165,7 +185,12 @@ def backoff(attempts: int) -> float:
 
 
 def deliver_due(services: Services) -> int:
-    """Deliver what is due in the outbox; returns how many were delivered."""
+    """Fan recorded state changes out to the outbox, then deliver what is due; returns how many were delivered.
+
+    The job runner's maintenance loop calls this: no delivery runs on a job's or a request's thread.
+    """
+    seal_plain_secrets(services)
+    fan_out(services)
     done = 0
     while True:
         with services.engine.begin() as conn:
@@ -174,7 +199,7 @@ def deliver_due(services: Services) -> int:
             return done
         for item in batch:
             try:
-                send(item.webhook, item.event)
+                send(services.settings, item.webhook, item.event)
             except Exception as exc:  # noqa: BLE001 - any failure is retried
                 attempts = item.attempts + 1
                 error = f"{type(exc).__name__}: {exc}"

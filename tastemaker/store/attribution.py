@@ -1,4 +1,5 @@
-"""Metric attribution storage: the events an attribution has not read yet, its windows, its read position."""
+"""Metric attribution storage: the events an attribution has not read yet, its windows, its read position, the
+bulk imports it has counted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tastemaker.store.tables import arm_exposures, attribution_cursors, attribution_windows, events
+from tastemaker.store.tables import (
+    arm_exposures,
+    attribution_cursors,
+    attribution_windows,
+    dataset_parts,
+    events,
+    metadata,
+)
+
+# The bulk imports an attribution has counted (each exactly once: the row and its windows commit together).
+attribution_imports = sa.Table(
+    "attribution_imports",
+    metadata,
+    sa.Column("metric_attribution_arn", sa.String(256), primary_key=True),
+    sa.Column("import_job_arn", sa.String(256), primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
 
 
 @dataclass(frozen=True)
@@ -57,13 +74,41 @@ def advance(conn: sa.Connection, arn: str, read_from: int, last_event_id: int, w
     """Move the read position from `read_from` to `last_event_id` and add `windows`, in the caller's
     transaction. False (nothing written) when another aggregator moved it first: a compare-and-set on the
     position, so no event is ever counted twice on any database."""
-    t = attribution_windows
     c = attribution_cursors.c
     moved = conn.execute(attribution_cursors.update()
                          .where(c.metric_attribution_arn == arn, c.last_event_id == read_from)
                          .values(last_event_id=last_event_id))
     if moved.rowcount != 1:
         return False
+    _add(conn, arn, windows)
+    return True
+
+
+def counted_imports(conn: sa.Connection, arn: str) -> set[str]:
+    t = attribution_imports.c
+    return {str(r[0]) for r in conn.execute(sa.select(t.import_job_arn).where(t.metric_attribution_arn == arn))}
+
+
+def count_import(conn: sa.Connection, arn: str, import_job_arn: str, rows: int, windows: Iterable[Window]) -> bool:
+    """Mark a bulk import counted and add its windows, in the caller's transaction; False (nothing written)
+    when it was counted already."""
+    if import_job_arn in counted_imports(conn, arn):
+        return False
+    conn.execute(attribution_imports.insert().values(metric_attribution_arn=arn, import_job_arn=import_job_arn,
+                                                     rows=rows))
+    _add(conn, arn, windows)
+    return True
+
+
+def import_part_keys(conn: sa.Connection, import_job_arn: str) -> list[str]:
+    """Blob keys of the Parquet parts one import job added."""
+    query = (sa.select(dataset_parts.c.blob_key).where(dataset_parts.c.job_arn == import_job_arn)
+             .order_by(dataset_parts.c.id))
+    return [str(r[0]) for r in conn.execute(query)]
+
+
+def _add(conn: sa.Connection, arn: str, windows: Iterable[Window]) -> None:
+    t = attribution_windows
     for w in windows:
         key = ((t.c.metric_attribution_arn == arn) & (t.c.metric_name == w.metric_name) & (t.c.source == w.source)
                & (t.c.window_start == w.window_start))
@@ -73,7 +118,6 @@ def advance(conn: sa.Connection, arn: str, read_from: int, last_event_id: int, w
             conn.execute(t.insert().values(metric_attribution_arn=arn, metric_name=w.metric_name, source=w.source,
                                            window_start=w.window_start, event_type=w.event_type,
                                            value_sum=w.value_sum, sample_count=w.sample_count))
-    return True
 
 
 def windows(conn: sa.Connection, arn: str) -> list[Window]:
@@ -89,6 +133,7 @@ def forget(conn: sa.Connection, arn: str, metric_names: Iterable[str] | None = N
     t = attribution_windows.c
     if metric_names is None:
         conn.execute(attribution_windows.delete().where(t.metric_attribution_arn == arn))
+        conn.execute(attribution_imports.delete().where(attribution_imports.c.metric_attribution_arn == arn))
         conn.execute(attribution_cursors.delete().where(attribution_cursors.c.metric_attribution_arn == arn))
         return
     conn.execute(attribution_windows.delete().where(t.metric_attribution_arn == arn,
@@ -115,3 +160,22 @@ def exposures(conn: sa.Connection, campaign_arn: str) -> dict[str, int]:
     t = arm_exposures.c
     query = sa.select(t.arm, sa.func.sum(t.served)).where(t.campaign_arn == campaign_arn).group_by(t.arm)
     return {str(arm): int(total or 0) for arm, total in conn.execute(query)}
+
+
+def windows_since(conn: sa.Connection, since: float) -> list[tuple[str, Window]]:
+    """(attribution ARN, window) of every attribution's windows that start at or after `since`."""
+    t = attribution_windows.c
+    query = (sa.select(t.metric_attribution_arn, t.metric_name, t.source, t.window_start, t.event_type, t.value_sum,
+                       t.sample_count).where(t.window_start >= since)
+             .order_by(t.metric_attribution_arn, t.metric_name, t.source, t.window_start))
+    return [(r.metric_attribution_arn, Window(r.metric_name, r.source, int(r.window_start), r.event_type,
+                                              float(r.value_sum), int(r.sample_count))) for r in conn.execute(query)]
+
+
+def totals(conn: sa.Connection) -> list[tuple[str, str, str, str, float, int]]:
+    """(attribution ARN, metric, event type, source, value sum, sample count) over all windows."""
+    t = attribution_windows.c
+    query = (sa.select(t.metric_attribution_arn, t.metric_name, t.event_type, t.source, sa.func.sum(t.value_sum),
+                       sa.func.sum(t.sample_count))
+             .group_by(t.metric_attribution_arn, t.metric_name, t.event_type, t.source))
+    return [(str(a), str(m), str(e), str(s), float(v or 0), int(n or 0)) for a, m, e, s, v, n in conn.execute(query)]

@@ -235,3 +235,4 @@ class EventTracker(Record):
 class MetricAttribution(Record):
     KIND: ClassVar[str] = "metric_attribution"
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    metrics_output_config: dict[str, Any] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from tastemaker.store import state_changes
 from tastemaker.store.status import UPDATE_RECORDS, check, check_update
 from tastemaker.store.tables import dataset_parts, resources, tags
 
@@ -85,7 +86,37 @@ def insert(conn: sa.Connection, *, arn: str, kind: str, body: dict[str, Any], st
         if not _unique_violation(exc):
             raise
         raise ResourceAlreadyExistsException(f"The {KIND_LABELS.get(kind, kind)} {arn} already exists.") from None
+    if status is not None:
+        state_changes.record(conn, arn=arn, kind=kind, dataset_group_arn=dataset_group_arn, previous_status=None,
+                             status=status, detail=_detail(kind, status, body))
     return Resource(arn, kind, status, body, dataset_group_arn, parent_arn, ts, ts)
+
+
+def _detail(kind: str, status: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a state-change event carries beside the statuses: why it failed, a new version's metrics."""
+    detail: dict[str, Any] = {}
+    if status.endswith("FAILED") and body.get("failure_reason"):
+        detail["failureReason"] = body["failure_reason"]
+    if kind == "solution_version" and status == "ACTIVE":
+        detail["metrics"] = body.get("metrics", {})
+    return detail
+
+
+def _record_changes(conn: sa.Connection, before: Resource, status: str | None, body: Mapping[str, Any]) -> None:
+    """Write the state changes of one update (its status, and each latest*Update record whose status moved)."""
+    new = status if status is not None else before.status
+    detail: dict[str, Any] = {}
+    for key in UPDATE_RECORDS:
+        record, old = body.get(key), before.body.get(key)
+        if isinstance(record, dict) and (not isinstance(old, dict) or old.get("status") != record.get("status")):
+            head, *rest = key.split("_")
+            detail[head + "".join(part.capitalize() for part in rest)] = {
+                "status": record.get("status"), "failureReason": record.get("failure_reason")}
+    if new is None or (new == before.status and not detail):
+        return
+    detail.update(_detail(before.kind, new, body))
+    state_changes.record(conn, arn=before.arn, kind=before.kind, dataset_group_arn=before.dataset_group_arn,
+                         previous_status=before.status, status=new, detail=detail)
 
 
 def _unique_violation(exc: sa.exc.IntegrityError) -> bool:
@@ -138,6 +169,8 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
         body["status"] = status
         values["status"] = status
     conn.execute(resources.update().where(resources.c.arn == arn).values(**values))
+    if status is not None or changes:
+        _record_changes(conn, current, status, body)
     current.body, current.updated_at = body, ts
     if status is not None:
         current.status = status
@@ -145,6 +178,10 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
 
 
 def delete(conn: sa.Connection, arn: str) -> None:
+    gone = find(conn, arn)
+    if gone is not None and gone.status is not None:
+        state_changes.record(conn, arn=arn, kind=gone.kind, dataset_group_arn=gone.dataset_group_arn,
+                             previous_status=gone.status, status="DELETED")
     conn.execute(resources.delete().where(resources.c.arn == arn))
     conn.execute(tags.delete().where(tags.c.arn == arn))
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))

@@ -21,7 +21,7 @@ webhooks = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("target", sa.String(2048), nullable=False),  # https?:// URL, arn:aws:events:..., arn:aws:sns:...
     sa.Column("dataset_group_arn", sa.String(256), nullable=True, index=True),  # None: every group
-    sa.Column("secret", sa.String(128), nullable=True),  # HMAC key of URL deliveries
+    sa.Column("secret", sa.String(512), nullable=True),  # HMAC key of URL deliveries, encrypted (store.secret_box)
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -134,3 +134,7 @@ def pending(conn: sa.Connection, hook_id: str | None = None) -> list[dict[str, A
     if hook_id is not None:
         query = query.where(outbox.c.webhook_id == hook_id)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def set_secret(conn: sa.Connection, hook_id: str, secret: str) -> None:
+    conn.execute(webhooks.update().where(webhooks.c.id == hook_id).values(secret=secret))

@@ -252,6 +252,15 @@ def test_log_level_warning_drops_request_lines(tmp_path: Path) -> None:
         assert not log_lines(srv, rid, timeout=0.5)
 
 
+def test_request_metrics_off_counts_no_requests(tmp_path: Path) -> None:
+    srv = LocalServer(tmp_path / "srv", env={"TASTEMAKER_REQUEST_METRICS": "off"})
+    with srv:
+        srv.client("personalize").list_recipes()
+        status, body = signed_get(srv, "/metrics", srv.secret_key)
+    assert status == 200 and "tastemaker_job_queue_depth" in body.decode()  # the rest still answers
+    assert 'operation="ListRecipes"' not in body.decode()
+
+
 def test_cloudwatch_refuses_what_it_cannot_answer_with_cloudwatch_errors(mon: LocalServer) -> None:
     cloudwatch = mon.client("cloudwatch")
     now = datetime.now(UTC)

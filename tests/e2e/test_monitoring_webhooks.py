@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -124,11 +125,15 @@ def test_a_receiver_down_during_training_gets_the_solution_version_active_delive
 
         (event,) = wait_for(active)
         assert event["detail-type"] == "Solution Version State Change" and event["source"] == "tastemaker.personalize"
-        assert event["detail"]["previousStatus"] == "CREATE PENDING"
+        assert event["detail"]["previousStatus"] == "CREATE IN_PROGRESS"
         assert event["detail"]["datasetGroupArn"] == group and "metrics" in event["detail"]
-        # the earlier import waited longer (more failed attempts, a longer backoff) and arrives too
-        imports = wait_for(lambda: [e for e in receiver.events() if e["detail"]["resourceArn"] == job])
-        assert [e["detail"]["status"] for e in imports] == ["ACTIVE"]
+        # the earlier import waited longer (more failed attempts, a longer backoff) and arrives too, every step
+        def steps() -> list[tuple[str, str]]:
+            return sorted((e["detail"]["previousStatus"] or "", e["detail"]["status"]) for e in receiver.events()
+                          if e["detail"]["resourceArn"] == job)
+
+        wait_for(lambda: steps() == [("", "CREATE PENDING"), ("CREATE IN_PROGRESS", "ACTIVE"),
+                                     ("CREATE PENDING", "CREATE IN_PROGRESS")])
         headers, body = next((h, b) for h, b in receiver.received if json.loads(b)["id"] == event["id"])
         assert headers["x-tastemaker-event-id"] == event["id"]
         stamp, mac = (part.split("=", 1)[1] for part in headers["x-tastemaker-signature"].split(","))
@@ -164,8 +169,7 @@ def test_sns_and_eventbridge_targets_receive_state_changes(srv: LocalServer, mot
         wait_status(lambda arn=arn: personalize.describe_dataset_group(datasetGroupArn=arn), "datasetGroup")
     hooks = [cli(srv, "add", target, "--dataset-group", group).stdout.split()[0] for target in (topic, bus)]
     try:
-        # Import jobs: their state changes are made by the job runner, which notifies (a dataset itself becomes
-        # ACTIVE inside its create call and sends no event, see docs/monitoring.md).
+        # Import jobs: their state changes are made by the job runner.
         schema = personalize.create_schema(name=unique("s"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
         data = write_dataset(import_root / unique("sns"))["interactions"]
         jobs = []
@@ -185,9 +189,12 @@ def test_sns_and_eventbridge_targets_receive_state_changes(srv: LocalServer, mot
                 seen[name].append(json.loads(body["Message"]) if name == "from-sns" else body)
             return [e for e in seen[name] if e["detail"]["resourceArn"] == dataset]
 
-        (event,) = wait_for(lambda: arrived("from-sns"))
-        assert event["detail"]["status"] == "ACTIVE" and event["detail-type"] == "Dataset Import Job State Change"
-        (from_bus,) = wait_for(lambda: arrived("from-eventbridge"))
+        def active(name: str) -> list[dict[str, Any]]:
+            return [e for e in arrived(name) if e["detail"]["status"] == "ACTIVE"]
+
+        (event,) = wait_for(lambda: active("from-sns"))
+        assert event["detail-type"] == "Dataset Import Job State Change"
+        (from_bus,) = wait_for(lambda: active("from-eventbridge"))
         assert from_bus["source"] == "tastemaker.personalize"
         assert from_bus["detail-type"] == "Dataset Import Job State Change"
         assert from_bus["detail"]["status"] == "ACTIVE" and from_bus["resources"] == [dataset]
@@ -219,3 +226,35 @@ def test_webhooks_cli_tests_a_target_and_refuses_bad_ones(srv: LocalServer) -> N
     failed = cli(srv, "test", down, check=False)
     assert failed.returncode == 1 and "delivery failed" in failed.stderr
     cli(srv, "remove", down)
+
+
+def test_changes_made_inside_create_calls_are_delivered_and_secrets_are_sealed(srv: LocalServer) -> None:
+    """A dataset group is ACTIVE when CreateDatasetGroup answers; its creation and deletion still reach the
+    webhook (the store records every state change with the change). The secret is not stored in the clear."""
+    receiver = Receiver(free_port())
+    receiver.start()
+    try:
+        added = cli(srv, "add", f"http://127.0.0.1:{receiver.port}/hook").stdout.splitlines()
+        hook_id, secret = added[0], added[1].split()[1]
+        personalize = srv.client("personalize")
+        group = personalize.create_dataset_group(name=unique("made"))["datasetGroupArn"]
+        (created,) = wait_for(lambda: [e for e in receiver.events() if e["detail"]["resourceArn"] == group
+                                       and e["detail"]["status"] == "ACTIVE"])
+        assert created["detail-type"] == "Dataset Group State Change"
+        steps = [(e["detail"]["previousStatus"], e["detail"]["status"]) for e in receiver.events()
+                 if e["detail"]["resourceArn"] == group]
+        assert steps[0] == (None, "CREATE PENDING")  # every step, all made inside CreateDatasetGroup
+        personalize.delete_dataset_group(datasetGroupArn=group)
+        wait_for(lambda: any(e["detail"]["resourceArn"] == group and e["detail"]["status"] == "DELETED"
+                             for e in receiver.events()))
+        headers, body = next((h, b) for h, b in receiver.received if json.loads(b)["id"] == created["id"])
+        stamp, mac = (part.split("=", 1)[1] for part in headers["x-tastemaker-signature"].split(","))
+        assert hmac.compare_digest(mac, hmac.new(secret.encode(), f"{stamp}.".encode() + body,
+                                                 hashlib.sha256).hexdigest())
+        stored = sqlite3.connect(srv.data_dir / "tastemaker.db").execute(
+            "SELECT secret FROM webhooks WHERE id = ?", (hook_id,)).fetchone()[0]
+        assert secret not in stored and stored.startswith("v1:")
+        assert secret not in srv.log_path.read_text(errors="replace")
+    finally:
+        receiver.stop()
+        cli(srv, "remove", hook_id)

@@ -1,4 +1,4 @@
-"""The monitoring tables (audit trail, webhook outbox, stream checkpoints) on SQLite and PostgreSQL (mandatory
+"""The monitoring tables (audit trail, webhook outbox, state-change outbox, stream checkpoints) on SQLite and PostgreSQL (mandatory
 under CI=true): the migration creates what the queries use."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tastemaker.store import audit, checkpoints, db, webhooks
+from tastemaker.store import audit, checkpoints, db, resources, state_changes, webhooks
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -18,7 +18,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
     eng = db.create_engine(url)
     db.upgrade(eng)
     with eng.begin() as conn:  # the PostgreSQL database is shared by the session's tests
-        for table in ("audit_events", "outbox", "webhooks", "stream_checkpoints"):
+        for table in ("audit_events", "outbox", "webhooks", "stream_checkpoints", "state_changes"):
             conn.execute(sa.text(f"DELETE FROM {table}"))
     yield eng
     eng.dispose()
@@ -88,3 +88,38 @@ def test_checkpoints_are_saved_and_moved(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         assert checkpoints.load(conn, "kinesis:s") == {"shard-0": "12", "shard-1": "7"}
         assert checkpoints.load(conn, "redis:k") == {"k": "1-0"}
+
+
+def test_every_status_change_is_recorded_with_the_change_and_taken_once(engine: sa.Engine) -> None:
+    group = "arn:aws:personalize:us-east-1:000000000000:dataset-group/sc-g"
+    version = "arn:aws:personalize:us-east-1:000000000000:solution/sc-s/1"
+    campaign = "arn:aws:personalize:us-east-1:000000000000:campaign/sc-c"
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM resources WHERE arn IN (:a, :b, :c)"), {"a": group, "b": version,
+                                                                                   "c": campaign})
+        resources.insert(conn, arn=group, kind="dataset_group", body={}, status="ACTIVE")  # ACTIVE inside create
+        resources.insert(conn, arn=version, kind="solution_version", body={}, status="CREATE PENDING",
+                         dataset_group_arn=group)
+        resources.update(conn, version, status="CREATE IN_PROGRESS")
+        resources.update(conn, version, changes={"training_progress": 0.5})  # no status change: no record
+        resources.update(conn, version, status="ACTIVE", changes={"metrics": {"precision_at_25": 0.25}})
+        resources.insert(conn, arn=campaign, kind="campaign", body={}, status="ACTIVE", dataset_group_arn=group)
+        resources.update(conn, campaign, changes={"latest_campaign_update": {"status": "CREATE PENDING"}})
+    with engine.begin() as conn:  # a rolled-back change records nothing
+        resources.delete(conn, campaign)
+        conn.rollback()
+    with engine.begin() as conn:
+        resources.delete(conn, group)
+    with engine.begin() as conn:
+        changes = state_changes.take(conn)
+        assert state_changes.take(conn) == []  # taken once
+    seen = [(c.arn, c.previous_status, c.status) for c in changes]
+    assert seen == [(group, None, "ACTIVE"), (version, None, "CREATE PENDING"),
+                    (version, "CREATE PENDING", "CREATE IN_PROGRESS"), (version, "CREATE IN_PROGRESS", "ACTIVE"),
+                    (campaign, None, "ACTIVE"), (campaign, "ACTIVE", "ACTIVE"), (group, "ACTIVE", "DELETED")]
+    assert changes[3].detail == {"metrics": {"precision_at_25": 0.25}} and changes[3].dataset_group_arn == group
+    assert changes[5].detail == {"latestCampaignUpdate": {"status": "CREATE PENDING", "failureReason": None}}
+    assert len({c.event_id for c in changes}) == len(changes)
+    with engine.begin() as conn:
+        assert state_changes.waiting(conn) == 0
+        conn.execute(sa.text("DELETE FROM resources WHERE arn IN (:b, :c)"), {"b": version, "c": campaign})
