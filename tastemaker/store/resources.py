@@ -16,6 +16,7 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+from tastemaker.store import changes as change_counter
 from tastemaker.store.status import UPDATE_RECORDS, check, check_update
 from tastemaker.store.tables import dataset_parts, resources, tags
 
@@ -85,6 +86,8 @@ def insert(conn: sa.Connection, *, arn: str, kind: str, body: dict[str, Any], st
         if not _unique_violation(exc):
             raise
         raise ResourceAlreadyExistsException(f"The {KIND_LABELS.get(kind, kind)} {arn} already exists.") from None
+    if kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     return Resource(arn, kind, status, body, dataset_group_arn, parent_arn, ts, ts)
 
 
@@ -138,6 +141,8 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
         body["status"] = status
         values["status"] = status
     conn.execute(resources.update().where(resources.c.arn == arn).values(**values))
+    if current.kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     current.body, current.updated_at = body, ts
     if status is not None:
         current.status = status
@@ -145,7 +150,9 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
 
 
 def delete(conn: sa.Connection, arn: str) -> None:
-    conn.execute(resources.delete().where(resources.c.arn == arn))
+    kind = conn.execute(resources.delete().where(resources.c.arn == arn).returning(resources.c.kind)).scalar()
+    if kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     conn.execute(tags.delete().where(tags.c.arn == arn))
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))
 
