@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tastemaker.errors import ResourceNotFoundException
+from tastemaker.realtime.inline import slow_step
 from tastemaker.services import Services
-from tastemaker.serving.inline import slow_step
 from tastemaker.store import changes, resources
 from tastemaker.store.records import Campaign, Recommender, SolutionVersion
 from tastemaker.store.status import Status
