@@ -3,8 +3,9 @@
 A plain ASGI application (no per-request framework objects: on the runtime path the framework's request and
 response objects cost as much as the rest of the API layer). Each request is SigV4-verified, routed by
 X-Amz-Target or method + path, validated against the botocore input shape and converted to snake_case.
-Operations run in the thread pool, except the runtime reads (GetRecommendations, GetPersonalizedRanking),
-which run on the event loop while what they need is in memory (tastemaker.serving.inline).
+Operations run in the thread pool, except the runtime reads (GetRecommendations, GetPersonalizedRanking) and
+PutEvents, which run on the event loop while what they need is in memory (tastemaker.realtime.inline); PutEvents
+then awaits its group commit (tastemaker.realtime.writer) without holding a thread.
 A request body is refused (413) before it is read, from its Content-Length, or as soon as a streamed body
 grows past the limit of the operation it names (tastemaker.api.limits).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -47,9 +49,9 @@ from tastemaker.monitoring.requests import (
     PROMETHEUS_CONTENT_TYPE,
     Monitor,
 )
+from tastemaker.realtime.inline import NotWarm, inline
 from tastemaker.services import Services
 from tastemaker.serving.deployments import FRESH_SECONDS
-from tastemaker.serving.inline import NotWarm, inline
 
 log = logging.getLogger("tastemaker.api")
 INLINE = inline_operations()
@@ -233,9 +235,11 @@ class Api:
         if name in INLINE:
             try:
                 with inline():
-                    return fn(ctx, **params)
+                    answer = fn(ctx, **params)
             except NotWarm as cold:
                 log.debug("%s needs the thread pool (%s)", name, cold)
+            else:  # an inline operation may end in an awaitable: waiting without a thread (PutEvents' commit)
+                return await answer if inspect.isawaitable(answer) else answer
             result = await run_in_threadpool(fn, ctx, **params)
             # What the cold request loaded (model, catalogue, indexes: millions of objects) lives as long as
             # the deployment: keep it out of the cyclic collector, whose full passes over it were the worst

@@ -35,5 +35,5 @@ def implemented() -> dict[str, Callable[..., Any]]:
 
 
 def inline_operations() -> set[str]:
-    """Operations that may run on the event loop (see tastemaker.serving.inline)."""
+    """Operations that may run on the event loop (see tastemaker.realtime.inline)."""
     return INLINE_OPERATIONS

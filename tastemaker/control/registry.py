@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 OPERATIONS: dict[str, Callable[..., Any]] = {}
-# Operations the API may run on the event loop: read-only, and every step that could block calls
-# tastemaker.serving.inline.slow_step() first (the request then moves to the thread pool).
+# Operations the API may run on the event loop: every step that could block calls
+# tastemaker.realtime.inline.slow_step() first, before any write (the request then starts over in the thread pool).
 INLINE_OPERATIONS: set[str] = set()
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from tastemaker.realtime.events_api import TargetCache
+from tastemaker.realtime.inline import slow_step
 from tastemaker.realtime.state import EmbeddedState, RealtimeState
 from tastemaker.realtime.writer import GroupCommitWriter
 
@@ -26,6 +27,7 @@ class RealtimeCaches:
     def state(self) -> RealtimeState:
         """Recent events per user and session: Redis when a Redis URL is set, else the embedded state."""
         if self._state is None:
+            slow_step("real-time state set-up")
             with self._lock:
                 if self._state is None:
                     self._state = self._make_state()

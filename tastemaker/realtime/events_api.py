@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import shutil
@@ -9,7 +10,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tastemaker.control.common import ACTIVE, arn_region
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException, ResourceInUseException, ResourceNotFoundException
+from tastemaker.realtime.inline import is_inline, slow_step
 from tastemaker.realtime.records import (
     ACTION_INTERACTION_MEMBER_FIELDS,
     RecordMapper,
@@ -59,6 +62,9 @@ class TargetCache:
 
     def get(self, services: Services, kind: str, tracking_id: str) -> Target | None:
         key = (kind, tracking_id)
+        target = self.targets.get(key)
+        if target is None or target.problem or time.monotonic() - self.loaded_at > TARGET_TTL_SECONDS:
+            slow_step("event tracker lookup")  # a database read: not on the event loop
         if time.monotonic() - self.loaded_at > TARGET_TTL_SECONDS:
             # the periodic refresh: one thread reloads, the others keep using the current lookup meanwhile
             self._reload(services, TARGET_TTL_SECONDS, wait=False)
@@ -144,9 +150,16 @@ def _insert_events(services: Services, rows: list[dict[str, Any]], want_inserted
     return services.realtime.writer().write(rows, want_inserted)
 
 
-@operation("PutEvents")
+@operation("PutEvents", inline=True)
 def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_list: list[dict[str, Any]],
-               user_id: str | None = None) -> dict[str, Any]:
+               user_id: str | None = None) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """Validate and map the events, then store them through the group-commit writer. On the event loop (a warm
+    trackingId and the embedded real-time state) it returns an awaitable that answers once the rows are
+    committed, holding no thread meanwhile; in a thread it returns after the commit."""
+    state = get_state(ctx.services)
+    feed = not isinstance(state, EmbeddedState)
+    if feed:
+        slow_step("real-time state feed")  # a network write after the commit: in the thread pool
     target = _target(ctx.services, "events", tracking_id, ctx.region)
     assert target.mapper is not None
     received = time.time()
@@ -159,9 +172,10 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
             "event_type": event["event_type"], "event_value": record.get("EVENT_VALUE", event.get("event_value")),
             "sent_at": float(event["sent_at"]), "record": record, "received_at": received,
         })
-    state = get_state(ctx.services)
-    feed = not isinstance(state, EmbeddedState)
-    inserted = _insert_events(ctx.services, rows, want_inserted=feed)
+    committed = ctx.services.realtime.writer().submit(rows, want_inserted=feed)
+    if is_inline():
+        return _answer_when_committed(committed)
+    inserted = committed.result()
     if feed and inserted:
         fresh = [RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"],
                              event_id=r["event_id"], received_at=received)
@@ -170,6 +184,11 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
             state.record_events(target.dataset_group_arn, user_id, session_id, fresh)
         except Exception as exc:  # noqa: BLE001 - the events are stored; the shared cache only lags
             log.warning("could not record %d events in the real-time state: %s", len(fresh), exc)
+    return {}
+
+
+async def _answer_when_committed(committed: Future[set[str] | None]) -> dict[str, Any]:
+    await asyncio.wrap_future(committed)
     return {}
 
 

@@ -1,10 +1,19 @@
-"""Group commit for streamed events: concurrent requests share one transaction; each returns after it commits."""
+"""Group commit for streamed events: concurrent requests share one transaction; each is answered after it commits.
+
+Requests hand their rows to one committer thread per process and get a Future back. The thread takes every
+waiting request (up to MAX_ROWS_PER_COMMIT rows), writes them in ONE transaction, commits, and only then
+resolves their futures; while it commits, the next requests gather, so under load each commit carries many
+requests (the busier the server, the bigger the groups) and an idle server commits a lone request at once.
+A request on the event loop (PutEvents runs inline, tastemaker.realtime.inline) awaits its future without
+holding a thread; a caller in a thread waits on it (`write`).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,88 +25,96 @@ MAX_ROWS_PER_COMMIT = 2000
 
 
 class _Request:
-    __slots__ = ("done", "error", "params", "result", "rows", "want_inserted")
+    __slots__ = ("future", "params", "rows", "want_inserted")
 
     def __init__(self, params: Any, rows: int, want_inserted: bool) -> None:
         self.params = params  # SQLite: one tuple per row; PostgreSQL: the rows as JSON objects, without brackets
         self.rows = rows
         self.want_inserted = want_inserted
-        self.done = threading.Event()
-        self.result: set[str] | None = None
-        self.error: BaseException | None = None
+        self.future: Future[set[str] | None] = Future()
 
 
 class GroupCommitWriter:
-    """Leader/follower group commit on a raw DBAPI connection (SQLAlchemy's per-row overhead is most of the cost
-    of a 10-row insert).
+    """One committer thread on a raw DBAPI connection (SQLAlchemy's per-row overhead is most of the cost of a
+    10-row insert).
 
-    The first caller that finds no commit in progress becomes the leader: it takes every waiting request, writes
-    them in ONE transaction, commits, wakes their callers, and repeats while more are waiting. A request's rows
-    are never split across transactions (a batch is all in or all out), and a caller returns only after the
-    transaction holding its rows has committed. If a shared transaction fails, its requests are retried one
-    transaction each, so one bad request cannot fail its neighbours (and a connection the server dropped is
-    replaced first). A repeated (group, eventId) is skipped (ON CONFLICT DO NOTHING on SQLite and PostgreSQL).
+    A request's rows are never split across transactions (a batch is all in or all out), and its future is
+    resolved only after the transaction holding its rows has committed. If a shared transaction fails, its
+    requests are retried one transaction each, so one bad request cannot fail its neighbours (and a connection
+    the server dropped is replaced first). A repeated (group, eventId) is skipped (ON CONFLICT DO NOTHING on
+    SQLite and PostgreSQL).
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
         self.pending: list[_Request] = []
-        self.leading = False
-        # One connection, used only by the current leader (leadership is exclusive), kept across commits: no
-        # pool checkout and pre-ping round trip per group. On PostgreSQL it runs in autocommit, so a group of
-        # plain requests is ONE statement = one round trip and one durable commit.
+        self.committing = False
+        self.thread: threading.Thread | None = None
+        # One connection, used only by the committer thread, kept across commits: no pool checkout and pre-ping
+        # round trip per group. On PostgreSQL it runs in autocommit, so a group of plain requests is ONE
+        # statement = one round trip and one durable commit.
         self.conn: Any = None
         sa.event.listen(engine, "engine_disposed", self._on_dispose)
 
     def _on_dispose(self, engine: sa.Engine) -> None:
         """engine.dispose() closes pooled connections, not checked-out ones: close the writer's own too."""
         with self.lock:
-            if not self.leading:
+            if not self.committing:
                 self._drop_connection()
 
-    def write(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> set[str] | None:
+    def submit(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> Future[set[str] | None]:
+        """Queue one request's rows; the future resolves (the eventIds inserted when asked, else None) once they
+        are committed, or fails with the error that kept them out."""
         params = events.postgres_params(rows) if self.postgres else [events.sqlite_params(r) for r in rows]
         request = _Request(params, len(rows), want_inserted)
         with self.lock:
             self.pending.append(request)
-            lead = not self.leading
-            if lead:
-                self.leading = True
-        if lead:
-            self._lead()
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        return request.result
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="tastemaker-events-writer", daemon=True)
+                self.thread.start()
+            elif not self.committing:
+                self.wake.notify()
+        return request.future
 
-    def _lead(self) -> None:
+    def write(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> set[str] | None:
+        """submit() and wait for the commit (for callers in a thread)."""
+        return self.submit(rows, want_inserted).result()
+
+    def _run(self) -> None:
         while True:
             with self.lock:
+                while not self.pending:
+                    self.committing = False
+                    self.wake.wait()
+                self.committing = True
                 batch, count = [], 0
                 while self.pending and count < MAX_ROWS_PER_COMMIT:
                     request = self.pending.pop(0)
                     batch.append(request)
                     count += request.rows
-                if not batch:
-                    self.leading = False
-                    return
             self._commit_all(batch)
 
     def _commit_all(self, batch: list[_Request]) -> None:
+        results: dict[int, Any] = {}
         try:
-            self._commit(batch)
+            results.update(enumerate(self._commit(batch)))
         except Exception:  # noqa: BLE001 - isolate the failing request below
             if len(batch) > 1:
                 log.warning("shared events transaction failed; retrying its %d requests one by one", len(batch))
-            for request in batch:
+            for index, request in enumerate(batch):
                 try:
-                    self._commit([request])
+                    results[index] = self._commit([request])[0]
                 except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
-                    request.error = exc
-        for request in batch:
-            request.done.set()
+                    results[index] = exc
+        for index, request in enumerate(batch):
+            outcome = results[index]
+            if isinstance(outcome, BaseException):
+                request.future.set_exception(outcome)
+            else:
+                request.future.set_result(outcome)
 
     def _connection(self) -> Any:
         if self.conn is None:
@@ -112,7 +129,8 @@ class GroupCommitWriter:
             except Exception as exc:  # noqa: BLE001 - already broken
                 log.debug("closing a broken events connection: %s", exc)
 
-    def _commit(self, batch: list[_Request]) -> None:
+    def _commit(self, batch: list[_Request]) -> list[set[str] | None]:
+        """Commit the batch in one transaction; per request, its inserted eventIds (None unless asked)."""
         raw = self._connection()
         returning = [request for request in batch if request.want_inserted]
         plain = [request.params for request in batch if not request.want_inserted]
@@ -122,5 +140,5 @@ class GroupCommitWriter:
             if not events.usable(raw, self.postgres):
                 self._drop_connection()  # a new one next time
             raise
-        for request, inserted in zip(returning, results, strict=True):
-            request.result = inserted
+        inserted = dict(zip(map(id, returning), results, strict=True))
+        return [inserted.get(id(request)) for request in batch]

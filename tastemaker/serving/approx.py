@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes import kernels
 from tastemaker.serving import compiled
 from tastemaker.serving.ann import ann_available
-from tastemaker.serving.inline import slow_step
 
 log = logging.getLogger(__name__)
 

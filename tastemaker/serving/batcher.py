@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tastemaker.serving.inline import is_inline
+from tastemaker.realtime.inline import is_inline
 
 MAX_BATCH = 64  # measured sweet spot for catalogue-wide scoring is 16-64 rows
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes.base import TrainedModel
-from tastemaker.serving.inline import slow_step
 
 ITEM_ID = "ITEM_ID"
 CREATION_TIMESTAMP = "CREATION_TIMESTAMP"

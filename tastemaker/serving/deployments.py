@@ -4,9 +4,11 @@ Serving keeps campaign, recommender, filter and event-tracker rows in memory (re
 once a second) so that no database read lands on GetRecommendations. Read-your-writes on top of that, across
 worker processes and replicas that share only the database:
 
-1. Each process runs one ChangeWatch thread that reads the change stamps -- (status, updatedAt) of every
-   campaign, recommender, filter and event tracker, one small indexed query -- every POLL_SECONDS, and
-   records when the poll *started* (`polled_at`). A snapshot started after a commit contains that commit.
+1. Each process runs one ChangeWatch thread that, every POLL_SECONDS, reads the store's change counter (one
+   primary-key read, bumped in the same transaction as every change to a campaign, recommender, filter or
+   event tracker: store/changes.py) and, only when it moved, the change stamps -- (status, updatedAt) of
+   each of those rows. It records when the poll *started* (`polled_at`): a snapshot started after a commit
+   contains that commit. An idle deployment's poll costs one small query, whatever the number of resources.
 2. A request uses the snapshot only while it is younger than FRESH_SECONDS; past that (the thread stalled,
    or the process was idle) it polls itself first. The check costs one clock read, and comparing a cached
    view with the snapshot one dict lookup: nothing measurable on the hot path.
@@ -34,16 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tastemaker.errors import ResourceNotFoundException
+from tastemaker.realtime.inline import slow_step
 from tastemaker.services import Services
-from tastemaker.serving.inline import slow_step
-from tastemaker.store import resources
+from tastemaker.store import changes, resources
 from tastemaker.store.records import Campaign, Recommender, SolutionVersion
 from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.serving")
 ROW_TTL_SECONDS = 1.0  # background re-read of a cached row (the change watch catches changes sooner)
-WATCHED_KINDS = ("campaign", "recommender", "filter", "event_tracker")
-POLL_SECONDS = 0.05  # how often each process reads the change stamps
+POLL_SECONDS = 0.05  # how often each process reads the change counter
 FRESH_SECONDS = 0.25  # a snapshot older than this is not trusted; the control plane waits this long
 Stamp = tuple[Any, ...]  # (status, updated_at) of a row; () when unknown
 
@@ -78,6 +79,7 @@ class ChangeWatch:
         self._poll_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._trackers: dict[str, Stamp] | None = None
+        self._counter: int | None = None  # the change counter the stamps were read after
 
     def current(self, services: Services) -> dict[str, Stamp]:
         """Stamps no older than FRESH_SECONDS (polling now, off the event loop, when they are older)."""
@@ -95,13 +97,18 @@ class ChangeWatch:
         with self._poll_lock:
             started = time.monotonic()
             with services.engine.connect() as conn:
-                found = resources.versions(conn, WATCHED_KINDS)
+                counter = changes.read(conn)  # before the stamps: a change committed in between is re-read later
+                if counter == self._counter:
+                    self.polled_at = max(self.polled_at, started)
+                    return
+                found = resources.versions(conn, changes.WATCHED_KINDS)
             trackers = {arn: stamp for arn, stamp in found.items() if ":event-tracker/" in arn}
             if self._trackers is not None and trackers != self._trackers:
                 services.realtime.targets.reload(services)
                 services.serving.trackers.forget_all()  # a new or changed tracker is seen by the next request
             self._trackers = trackers
             self.stamps = found
+            self._counter = counter
             self.polled_at = max(self.polled_at, started)
 
     def _start(self, services: Services) -> None:

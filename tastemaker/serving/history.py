@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tastemaker.filters.compiler import DEFAULT_HISTORY_DEPTH
+from tastemaker.realtime.inline import slow_step
 from tastemaker.services import Services
-from tastemaker.serving.inline import slow_step
 
 ARRAYS = ("users", "indptr", "items", "types", "times", "item_vocab", "type_vocab")
 MAX_PER_TYPE = 300  # newest events kept per user and event type (filters and exclusions consider 100 by default)

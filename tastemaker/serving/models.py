@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
 from tastemaker.services import Services
 from tastemaker.serving import compiled
-from tastemaker.serving.inline import slow_step
 
 MAX_MODELS = 32  # loaded models kept per process (least recently used are dropped; files stay mmapped by others)
 

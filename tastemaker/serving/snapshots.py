@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from tastemaker.realtime.inline import slow_step
 from tastemaker.services import Services
-from tastemaker.serving.inline import slow_step
 from tastemaker.store.records import Dataset
 from tastemaker.store.status import Status
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
+from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes.base import RefreshesTrend, TrainedModel
 from tastemaker.services import Services
-from tastemaker.serving.inline import slow_step
 from tastemaker.store import events
 
 

@@ -17,6 +17,7 @@ from tastemaker.errors import (
     ResourceNotFoundException,
 )
 from tastemaker.store import state_changes
+from tastemaker.store import changes as change_counter
 from tastemaker.store.status import UPDATE_RECORDS, check, check_update
 from tastemaker.store.tables import dataset_parts, resources, tags
 
@@ -89,6 +90,8 @@ def insert(conn: sa.Connection, *, arn: str, kind: str, body: dict[str, Any], st
     if status is not None:
         state_changes.record(conn, arn=arn, kind=kind, dataset_group_arn=dataset_group_arn, previous_status=None,
                              status=status, detail=_detail(kind, status, body))
+    if kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     return Resource(arn, kind, status, body, dataset_group_arn, parent_arn, ts, ts)
 
 
@@ -171,6 +174,8 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
     conn.execute(resources.update().where(resources.c.arn == arn).values(**values))
     if status is not None or changes:
         _record_changes(conn, current, status, body)
+    if current.kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     current.body, current.updated_at = body, ts
     if status is not None:
         current.status = status
@@ -183,6 +188,8 @@ def delete(conn: sa.Connection, arn: str) -> None:
         state_changes.record(conn, arn=arn, kind=gone.kind, dataset_group_arn=gone.dataset_group_arn,
                              previous_status=gone.status, status="DELETED")
     conn.execute(resources.delete().where(resources.c.arn == arn))
+    if gone is not None and gone.kind in change_counter.WATCHED_KINDS:
+        change_counter.bump(conn)
     conn.execute(tags.delete().where(tags.c.arn == arn))
     conn.execute(dataset_parts.delete().where(dataset_parts.c.dataset_arn == arn))
 

@@ -133,3 +133,11 @@ arm_exposures = sa.Table(
     sa.Column("window_start", sa.BigInteger, primary_key=True),
     sa.Column("served", sa.BigInteger, nullable=False),
 )
+# One row (id 1): a number bumped in the same transaction as every insert, update or delete of a resource that
+# serving keeps in memory (store/changes.py), so a serving process checks for changes with one primary-key read.
+change_counter = sa.Table(
+    "change_counter",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)

@@ -9,7 +9,7 @@ import pytest
 
 from tastemaker.api.app import Api
 from tastemaker.api.operations import implemented, inline_operations
-from tastemaker.serving.inline import NotWarm, inline, is_inline, slow_step
+from tastemaker.realtime.inline import NotWarm, inline, is_inline, slow_step
 
 
 class Cache:

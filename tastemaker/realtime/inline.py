@@ -1,11 +1,13 @@
-"""Serving on the event loop: a request runs inline only while everything it needs is already in memory.
+"""Requests on the event loop: a request runs inline only while everything it needs is already in memory.
 
-The API layer runs warm runtime requests directly on the event loop (no thread-pool hop, no GIL hand-offs
+The API layer runs warm runtime requests and PutEvents directly on the event loop (no thread-pool hop, no GIL hand-offs
 between request threads: most of the latency under load). Anything that would block the loop (a database
 read on a cache miss, loading a model, building a catalogue, index or compiled filter) calls `slow_step()`
 first; inside `inline()` that raises NotWarm before any work is done, and the API layer reruns the whole
 request in the thread pool, where the slow step runs as usual and warms the caches for the next request.
-Runtime requests are read-only, so starting over is safe.
+Runtime requests are read-only, and PutEvents takes its slow steps before it writes, so starting over is safe;
+PutEvents then awaits its group commit (an awaitable answer) instead of blocking the loop. This module sits in
+the real-time layer, the lowest one that uses it, so that serving and the events API share it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,24 @@
+"""The change counter: one row bumped with every change to a resource that serving keeps in memory."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007_perf_change_counter"
+down_revision = "0006_metric_attribution"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "change_counter",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    op.bulk_insert(table, [{"id": 1, "value": 0}])
+
+
+def downgrade() -> None:
+    op.drop_table("change_counter")
