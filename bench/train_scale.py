@@ -110,10 +110,10 @@ class Phases:
 
 
 def run_version(part: Path, work: Path, factors: int) -> dict[str, Any]:
-    import tastemaker.evaluation as evaluation
-    import tastemaker.evaluation.evaluate as evaluate
-    import tastemaker.jobs.train_process as train_process
     import tastemaker.recipes.user_personalization as up
+    from tastemaker import evaluation
+    from tastemaker.evaluation import evaluate
+    from tastemaker.jobs import train_process
     from tastemaker.jobs.spec import DatasetInput, TrainingSpec
     from tastemaker.recipes.training_data import TrainingData
     from tastemaker.store.blobs import LocalBlobStore
@@ -130,7 +130,7 @@ def run_version(part: Path, work: Path, factors: int) -> dict[str, Any]:
     phases.wrap(up, "fit_transitions", "transitions")
     phases.wrap(up, "stored_histories", "histories")
     phases.wrap(up, "cold_start_scores", "cold start")
-    import tastemaker.recipes.base as base
+    from tastemaker.recipes import base
 
     phases.wrap(base.TrainedModel, "save", "save")
     spec = TrainingSpec(recipe="aws-user-personalization", out=work / "out",

@@ -48,6 +48,10 @@ class Settings:
     metrics_port: int | None = None  # also /metrics on the API port, signed like any call
     metrics_host: str = "127.0.0.1"
     audit_retention_days: float = 90.0
+    # Spark backend (tastemaker.spark): the master URL, and the fewest plain lines in one block of a batch
+    # inference file that go to Spark (smaller blocks score faster in-process than a Spark job starts).
+    spark_master: str | None = None
+    spark_min_lines: int = 100_000
 
     @property
     def resolved_db_url(self) -> str:
@@ -96,6 +100,8 @@ class Settings:
             metrics_port=int(_env("TASTEMAKER_METRICS_PORT", "0") or 0) or None,
             metrics_host=_env("TASTEMAKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
             audit_retention_days=float(_env("TASTEMAKER_AUDIT_RETENTION_DAYS", "90") or 90),
+            spark_master=_env("TASTEMAKER_SPARK_MASTER"),
+            spark_min_lines=int(_env("TASTEMAKER_SPARK_MIN_LINES", "100000") or 100_000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:
