@@ -52,6 +52,10 @@ class Settings:
     # Metric attribution: also PutMetricData each attributed window to this CloudWatch namespace (boto3; its
     # endpoint from AWS_ENDPOINT_URL_CLOUDWATCH); None publishes nowhere but /metrics and the read API.
     attribution_cloudwatch_namespace: str | None = None
+    # Spark backend (tastemaker.spark): the master URL, and the fewest plain lines in one block of a batch
+    # inference file that go to Spark (smaller blocks score faster in-process than a Spark job starts).
+    spark_master: str | None = None
+    spark_min_lines: int = 100_000
 
     @property
     def resolved_db_url(self) -> str:
@@ -102,6 +106,8 @@ class Settings:
             audit_retention_days=float(_env("TASTEMAKER_AUDIT_RETENTION_DAYS", "90") or 90),
             attribution_cloudwatch_namespace=_env("TASTEMAKER_ATTRIBUTION_CLOUDWATCH_NAMESPACE"),
             request_metrics=(_env("TASTEMAKER_REQUEST_METRICS", "on") or "on").lower() not in ("off", "0", "false"),
+            spark_master=_env("TASTEMAKER_SPARK_MASTER"),
+            spark_min_lines=int(_env("TASTEMAKER_SPARK_MIN_LINES", "100000") or 100_000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

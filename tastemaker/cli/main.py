@@ -17,7 +17,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         account_id=getattr(args, "account_id", None), job_threads=getattr(args, "job_threads", None),
         workers=getattr(args, "workers", None), redis_url=getattr(args, "redis_url", None),
         log_level=getattr(args, "log_level", None), log_format=getattr(args, "log_format", None),
-        metrics_port=getattr(args, "metrics_port", None))
+        metrics_port=getattr(args, "metrics_port", None), spark_master=getattr(args, "spark_master", None))
 
 
 def _add_monitoring_flags(parser: argparse.ArgumentParser, *, metrics: bool) -> None:
@@ -29,6 +29,12 @@ def _add_monitoring_flags(parser: argparse.ArgumentParser, *, metrics: bool) -> 
     if metrics:
         parser.add_argument("--metrics-port", type=int, default=None,
                             help="also serve Prometheus /metrics unauthenticated on this loopback port")
+
+
+def _add_spark_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spark-master", default=None,
+                        help="score large batch inference jobs on this Spark master, e.g. local[4] or "
+                             "spark://host:7077 (needs the extra tastemaker[spark]; default TASTEMAKER_SPARK_MASTER)")
 
 
 def _add_state_flags(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None, help="API worker processes")
     serve.add_argument("--redis-url", default=None,
                        help="keep real-time state (recent events per user/session) in Redis, shared by replicas")
+    _add_spark_flag(serve)
     _add_monitoring_flags(serve, metrics=True)
     serve.set_defaults(fn=cmd_serve)
 
@@ -189,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--job-threads", type=int, default=None, help="job threads in this process (default 2)")
     worker.add_argument("--import-root", action="append", default=None,
                         help="local directory that import jobs may read (repeatable)")
+    _add_spark_flag(worker)
     _add_monitoring_flags(worker, metrics=False)
     worker.set_defaults(fn=cmd_worker)
 

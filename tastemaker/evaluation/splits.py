@@ -11,6 +11,13 @@ from tastemaker.recipes.training_data import TrainingData
 
 HELD_OUT_USER_FRACTION = 0.1
 TRUTH_FRACTION = 0.1
+# Held-out users scored by the offline evaluation. Each query ranks the whole catalogue, so scoring every
+# held-out user costs users x items and outgrows training (linear in interactions) as a shop grows: at 1M
+# users x 100k items it took longer than the fit itself. A seeded sample of this many of them gives the
+# metrics to about +-0.002 (the standard error of a mean of per-query values in [0, 1] over 10,000 queries is
+# at most 0.005, and 0.001-0.002 for NDCG at the values seen). The users held out of training stay the full
+# 10%, so the model evaluated is the same.
+MAX_EVALUATION_QUERIES = 10_000
 SEGMENT_TEST_FRACTION = 0.2
 
 
@@ -45,8 +52,9 @@ def _stable_user_order(data: TrainingData, seed: int) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
-def personalize_split(data: TrainingData, seed: int = 0) -> Split:
-    """10% of users held out; each held-out user's oldest 90% events are input, the newest 10% (>= 1) truth."""
+def personalize_split(data: TrainingData, seed: int = 0, max_queries: int = MAX_EVALUATION_QUERIES) -> Split:
+    """10% of users held out of training; each held-out user's oldest 90% events are input, the newest 10%
+    (>= 1) truth. At most `max_queries` of them (the first in the seeded user order) become queries."""
     offsets = data.user_offsets()
     counts = np.diff(offsets)
     eligible = _stable_user_order(data, seed)
@@ -55,8 +63,9 @@ def personalize_split(data: TrainingData, seed: int = 0) -> Split:
     held = np.sort(eligible[:n_held])
     held_mask = np.zeros(data.n_users, dtype=bool)
     held_mask[held] = True
+    queried = np.sort(eligible[:min(n_held, max_queries)])
     inputs, truths, weights = [], [], []
-    for user in held.tolist():
+    for user in queried.tolist():
         start, end = int(offsets[user]), int(offsets[user + 1])
         n_truth = max(1, int(TRUTH_FRACTION * (end - start)))
         cut = end - n_truth
@@ -64,7 +73,7 @@ def personalize_split(data: TrainingData, seed: int = 0) -> Split:
         truth_items, truth_w = _unique_max(data.items[cut:end], data.weights[cut:end])
         truths.append(truth_items)
         weights.append(truth_w)
-    return Split(data.subset_users(~held_mask), held.astype(np.int64), inputs, truths, weights)
+    return Split(data.subset_users(~held_mask), queried.astype(np.int64), inputs, truths, weights)
 
 
 def leave_last_out_split(data: TrainingData, min_events: int = 3) -> Split:

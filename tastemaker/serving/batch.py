@@ -16,6 +16,12 @@ a chunk's users are scored in one `score_users` call and ranked with the same to
 goes through `engine.recommend` itself. Large ALS catalogues served through an approximate index answer
 GetRecommendations from candidates; the batch path always scores exactly.
 
+With a Spark master configured (tastemaker.spark), files are read SPARK_CHUNK lines at a time and a chunk
+with at least `spark_min_lines` plain lines has them scored on Spark (tastemaker.spark.batch: the model
+broadcast, users in partitions, the same score_users and top-k there); every other line, the reading and the
+writing stay here, so the `.out` files are the same either way. A Spark failure fails the job with Spark's
+own error as its reason.
+
 A bad line (not JSON, a missing userId / itemId / itemList, an unknown filter parameter) gets an `error`
 and `"output": null`; it never fails the job. A file that cannot be read fails the job with a reason.
 """
@@ -62,6 +68,7 @@ from tastemaker.store.status import Status
 log = logging.getLogger("tastemaker.batch")
 
 CHUNK = 1024  # lines read, scored and written together
+SPARK_CHUNK = 200_000  # the same with a Spark master: one Spark job per chunk amortises its start
 SCORE_BYTES = 8 << 20  # the vectorised path scores this many bytes of scores at once (cache-sized blocks are fastest)
 MAX_RECORDS_PER_FILE, MAX_RECORDS_WITH_THEMES = 50_000_000, 100  # Personalize's limits per input file
 
@@ -105,12 +112,13 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
     remove_temporaries(folder, import_roots=roots, s3_client_factory=services.s3_client)
     started = time.time()
     record_limit = MAX_RECORDS_WITH_THEMES if answer.theme_column else MAX_RECORDS_PER_FILE
+    chunk_size = SPARK_CHUNK if services.settings.spark_master and answer.fast else CHUNK
     try:
         for item in files:
             out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
                              s3_client_factory=services.s3_client)
             try:
-                for chunk in _chunks(read_lines(item), CHUNK):
+                for chunk in _chunks(read_lines(item), chunk_size):
                     if should_stop():
                         raise JobStopped()
                     if out.lines + len(chunk) > record_limit:
@@ -131,6 +139,7 @@ def run_batch_inference(services: Services, job: Job, should_stop: Callable[[], 
                 out.discard()
                 raise
     finally:
+        answer.close()
         shutil.rmtree(workdir, ignore_errors=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, spec.arn, status=Status.ACTIVE, changes={
@@ -171,6 +180,12 @@ class LineAnswerer:
         self.catalog: ServingCatalog = catalog_for(services, dep, loaded)
         self.fast = (dep.recipe_type == "USER_PERSONALIZATION" and not self.filter_arn
                      and not dep.config.get("item_exploration_config") and not dep.config.get("ranking_influence"))
+        self.spark: Any = None  # a tastemaker.spark.batch.SparkScorer once a chunk goes to Spark
+
+    def close(self) -> None:
+        if self.spark is not None:
+            self.spark.close()
+            self.spark = None
 
     def chunk(self, lines: list[str]) -> list[bytes]:
         parsed: list[tuple[Any, str | None]] = [_parse(line) for line in lines]
@@ -237,6 +252,14 @@ class LineAnswerer:
         n_model = catalog.n_model
         step = max(1, min(len(user_ids), SCORE_BYTES // max(1, 4 * n_model)))
         streamed = has_tracker(self.services, self.dep.group_arn)
+        settings = self.services.settings
+        if settings.spark_master and len(user_ids) >= settings.spark_min_lines:
+            queries = [(self.loaded.user_position(u), self._history(u) if streamed else np.zeros(0, np.int32))
+                       for u in user_ids]
+            for picked, values in self._score_on_spark(step, queries):
+                yield {"recommendedItems": catalog.item_ids[picked].tolist(), "scores": np.round(values, 7).tolist()}
+            log.info("%d lines scored on Spark (%s)", len(user_ids), settings.spark_master)
+            return
         for start in range(0, len(user_ids), step):
             ids = user_ids[start:start + step]
             rows = np.asarray([self.loaded.user_position(u) for u in ids], dtype=np.int64)
@@ -247,6 +270,20 @@ class LineAnswerer:
             rounded = np.round(values, 7)
             for r in range(len(ids)):
                 yield {"recommendedItems": names[r].tolist(), "scores": rounded[r].tolist()}
+
+    def _score_on_spark(self, step: int, queries: list[tuple[int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        from tastemaker.spark.batch import SparkScorer
+        from tastemaker.spark.session import SparkUnavailable, failure_reason, spark_session
+
+        try:
+            if self.spark is None:
+                session = spark_session(str(self.services.settings.spark_master))
+                self.spark = SparkScorer(session, self.loaded.directory, self.num, top_with_softmax, step)
+            return self.spark.score(queries)  # type: ignore[no-any-return]
+        except SparkUnavailable as exc:
+            raise JobFailed(str(exc)) from exc
+        except Exception as exc:  # py4j and Spark errors share no base class
+            raise JobFailed(f"Spark failed while scoring the batch: {failure_reason(exc)}") from exc
 
     def _history(self, user_id: str) -> np.ndarray:
         recent = streamed_events(self.services, self.dep.group_arn, user_id)

@@ -59,3 +59,15 @@ def test_segmentation_split_tests_the_newest_fifth_of_each_user():
     assert split.train.n_interactions == 80
     assert sorted(d.item_ids[split.test_items].tolist()) == ["item-8", "item-9"]
     assert all(len(users) == 10 for users in split.test_users)
+
+
+def test_queries_are_capped_but_every_held_out_user_stays_out_of_training():
+    d = data(n_users=400)
+    full = personalize_split(d, seed=2)
+    capped = personalize_split(d, seed=2, max_queries=15)
+    assert len(full.query_users) == 40 and len(capped.query_users) == 15
+    # The capped queries are held-out users, and the model trains on the same 90% of users either way.
+    assert set(capped.query_users.tolist()) < set(full.query_users.tolist())
+    assert capped.train.n_interactions == full.train.n_interactions == 360 * 20
+    assert not np.isin(full.query_users, capped.train.users).any()
+    assert personalize_split(d, seed=2, max_queries=15).query_users.tolist() == capped.query_users.tolist()

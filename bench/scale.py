@@ -1,0 +1,140 @@
+"""Scale-out: training cost per interaction, and batch inference in-process beside Spark, in one run.
+
+    .venv/bin/python bench/scale.py [--users 200000 --items 20000 --interactions 2000000]
+                                    [--score-users 200000] [--spark-master local[2]]
+
+1. Training rate: aws-user-personalization (hidden_dimension --factors) fitted on the generated data
+   (bench/train_scale.py's generator: power-law users, Zipf-like items) and on half of it, so the printed
+   CPU seconds per million interactions show whether the fit grows with the work. The saved model's size
+   per user and per item is printed (what a serving process maps).
+2. Batch inference: --score-users users answered the way a batch inference job answers plain
+   `{"userId": ...}` lines (score_users, then the job's top-k with softmax, 25 results), once in this
+   process (tastemaker.serving.batch's block scoring) and once on Spark (tastemaker.spark.batch.SparkScorer
+   on --spark-master); the two outputs are compared (they must be identical) and users/s printed side by
+   side. Spark's time includes broadcasting the model, not starting the session (printed apart).
+
+Replica and worker scaling of the HTTP paths is measured by bench/serving.py (--workers) and bench/events.py
+(--replicas); docs/scaling.md puts the figures together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+NUM_RESULTS = 25
+
+
+def training_data(users, items, times, n_items: int):
+    import numpy as np
+    import pyarrow as pa
+
+    from tastemaker.recipes.training_data import TrainingConfig, TrainingData
+
+    table = pa.table({
+        "USER_ID": pa.DictionaryArray.from_arrays(pa.array(users), pa.array(
+            [f"user-{u}" for u in range(int(users.max()) + 1)])).cast(pa.string()),
+        "ITEM_ID": pa.DictionaryArray.from_arrays(pa.array(items), pa.array(
+            [f"item-{i}" for i in range(n_items)])).cast(pa.string()),
+        "TIMESTAMP": pa.array(np.asarray(times)),
+    })
+    return TrainingData.from_tables(table, None, None, TrainingConfig())
+
+
+def fit(data, factors: int):
+    from tastemaker.recipes import get_recipe
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    model = get_recipe("aws-user-personalization").fit(data, {"hidden_dimension": str(factors)}, seed=0)
+    return model, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def score_in_process(model, rows, step: int):
+    import numpy as np
+
+    from tastemaker.serving.batch import top_with_softmax
+
+    out = []
+    empty = np.zeros(0, np.int32)
+    for start in range(0, len(rows), step):
+        block = rows[start:start + step]
+        picked, values = top_with_softmax(np.asarray(model.score_users(block, [empty] * len(block))), NUM_RESULTS)
+        out.extend(zip(picked, values, strict=True))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--interactions", type=int, default=2_000_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--score-users", type=int, default=200_000)
+    parser.add_argument("--spark-master", default="local[2]")
+    args = parser.parse_args()
+    import numpy as np
+    from train_scale import generate
+
+    from tastemaker.serving.batch import SCORE_BYTES, top_with_softmax
+
+    users, items, times = generate(args.users, args.items, args.interactions)
+    print(f"{len(users):,} interactions, {len(np.unique(users)):,} users, {args.items:,} items, "
+          f"{args.factors} factors; OPENBLAS_NUM_THREADS=1, implicit's own threads", flush=True)
+
+    half = len(users) // 2  # the first half of the users (users are generated in order)
+    _, cpu_half, wall_half = fit(training_data(users[:half], items[:half], times[:half], args.items), args.factors)
+    data = training_data(users, items, times, args.items)
+    model, cpu_full, wall_full = fit(data, args.factors)
+    print("\n1. training (aws-user-personalization fit: ALS, transitions, histories; no evaluation)")
+    print(f"   {half:>12,} interactions: cpu {cpu_half:7.1f} s  wall {wall_half:7.1f} s  "
+          f"= {cpu_half / half * 1e6:6.1f} cpu s per 1M interactions")
+    print(f"   {len(users):>12,} interactions: cpu {cpu_full:7.1f} s  wall {wall_full:7.1f} s  "
+          f"= {cpu_full / len(users) * 1e6:6.1f} cpu s per 1M interactions (x{cpu_full / cpu_half:.2f} for x2 work)")
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder))
+        size = sum(p.stat().st_size for p in Path(folder).iterdir())
+        print(f"   saved model {size / 2**20:.0f} MiB, engine {model.settings['engine']}: "
+              f"{size / data.n_users:.0f} B per user, items included")
+
+        rows = np.arange(min(args.score_users, data.n_users), dtype=np.int64)
+        step = max(1, SCORE_BYTES // (4 * data.n_items))
+        cpu, wall = time.process_time(), time.perf_counter()
+        local = score_in_process(model, rows, step)
+        local_wall, local_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        from tastemaker.spark.batch import SparkScorer
+        from tastemaker.spark.session import spark_session
+
+        wall = time.perf_counter()
+        session = spark_session(args.spark_master)
+        start_wall = time.perf_counter() - wall
+        empty = np.zeros(0, np.int32)
+        wall = time.perf_counter()
+        scorer = SparkScorer(session, Path(folder), NUM_RESULTS, top_with_softmax, step)
+        spark = scorer.score([(int(r), empty) for r in rows])
+        spark_wall = time.perf_counter() - wall
+        scorer.close()
+    same = all(np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7))
+               for a, b in zip(local, spark, strict=True))
+    print(f"\n2. batch inference of {len(rows):,} users, top {NUM_RESULTS} of {data.n_items:,} items")
+    print(f"   in-process        : wall {local_wall:7.1f} s  cpu {local_cpu:7.1f} s  "
+          f"{len(rows) / local_wall:9,.0f} users/s  ({len(rows) / local_cpu:,.0f} users per cpu s)")
+    print(f"   Spark {args.spark_master:<11} : wall {spark_wall:7.1f} s  "
+          f"{len(rows) / spark_wall:9,.0f} users/s  (x{local_wall / spark_wall:.2f} of in-process; "
+          f"session start {start_wall:.0f} s, not counted)")
+    print(f"   outputs identical: {same}")
+    print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
+          f"(Spark's JVM and Python workers are separate processes)")
+
+
+if __name__ == "__main__":
+    main()
