@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from tastemaker.evaluation.metrics import ndcg_at_k, top_k
+from tastemaker.evaluation.splits import personalize_split
 from tastemaker.recipes import register_recipe
 from tastemaker.recipes.base import (
     HyperParameter,
@@ -23,6 +25,9 @@ from tastemaker.recipes.training_data import TrainingData
 
 NEIGHBOURS = 100  # similar items kept per item
 POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours in popularity order
+# max_item_interaction_count_percentile values tried on a validation split when the solution does not set it
+ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
+MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose, keep the default
 
 
 def csr_arrays(prefix: str, mat: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -126,11 +131,42 @@ SIMS_HYPERPARAMETERS = (
     HyperParameter("min_user_history_length_percentile", "continuous", "0.005", 0.0, 1.0),
     HyperParameter("max_user_history_length_percentile", "continuous", "0.995", 0.0, 1.0),
     HyperParameter("min_item_interaction_count_percentile", "continuous", "0.01", 0.0, 1.0),
-    # Personalize's default is 0.9; with the cap as a weight (trim_items) 0.99 measured within 3% of the best on
-    # every shared dataset and 0.9 up to 14% below it (docs/recipes.md, bench/defaults.py).
+    # Personalize's default is 0.9. Unless the solution sets it, choose_item_cap picks it per dataset: MovieLens
+    # wants 0.99 (0.9 is 5-14% worse), Amazon beauty (85 items, one in a third of the events) 0.9-0.95 (0.99 is
+    # 26% worse); docs/recipes.md, bench/defaults.py.
     HyperParameter("max_item_interaction_count_percentile", "continuous", "0.99", 0.0, 1.0,
-                   description="Items with more interactions than this percentile weigh as if they had that many."),
+                   description="Items with more interactions than this percentile weigh as if they had that many "
+                               "(unset: chosen from 0.9, 0.95, 0.99 on a validation split)."),
 )
+
+
+def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> float:
+    """The ITEM_CAP_CANDIDATES value whose similarities best predict held-out users' next items: NDCG@10 on
+    Personalize's split of the training data, each held-out user queried with their newest input item (as
+    GetSolutionMetrics scores related items). Co-occurrence is counted once; only the weights differ."""
+    split = personalize_split(data, seed=seed + 1)
+    queries = np.array([h[-1] if len(h) else -1 for h in split.inputs], dtype=np.int64)
+    asked = queries >= 0
+    if int(asked.sum()) < MIN_VALIDATION_QUERIES:
+        return float(typed["max_item_interaction_count_percentile"])
+    train = trim_users_by_history_percentiles(split.train, float(typed["min_user_history_length_percentile"]),
+                                              float(typed["max_user_history_length_percentile"]))
+    low = float(typed["min_item_interaction_count_percentile"])
+    trimmed, _ = trim_items(train, low, 1.0)
+    co, counts = cooccurrence(trimmed)
+    truths = [t for t, a in zip(split.truths, asked, strict=True) if a]
+    scored = []
+    for cap in ITEM_CAP_CANDIDATES:
+        weights = trim_items(train, low, cap)[1]
+        sim = similarity_from_cooccurrence(co, counts, float(typed["popularity_discount_factor"]),
+                                           float(typed["min_cointeraction_count"]), item_weights=weights)
+        model = ItemSimilarityModel(
+            recipe_name="aws-sims", recipe_type="RELATED_ITEMS", item_ids=train.item_ids, user_ids=train.user_ids,
+            item_popularity=train.unique_user_counts(), item_first_seen=train.item_first_seen(),
+            arrays=csr_arrays("sim", sim),
+        )
+        scored.append((ndcg_at_k(top_k(model.score_items(queries[asked]), 10), truths, 10), cap))
+    return max(scored, key=lambda pair: (pair[0], pair[1]))[1]  # ties: the larger cap (weighs less down)
 
 
 def fit_item_similarity(data: TrainingData, typed: dict[str, Any]) -> sp.csr_matrix:
@@ -156,6 +192,9 @@ class Sims(Recipe):
             progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
+        if "max_item_interaction_count_percentile" not in params:
+            typed["max_item_interaction_count_percentile"] = choose_item_cap(data, typed, seed)
+            report(progress, should_stop, 0.5)
         sim = fit_item_similarity(data, typed)
         report(progress, should_stop, 0.9)
         model = ItemSimilarityModel(

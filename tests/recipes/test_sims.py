@@ -59,3 +59,22 @@ def test_the_percentile_cap_weighs_down_very_popular_neighbours():
     rank = {name: int(np.argsort(-m.score_items(query)[0]).tolist().index(p1)) for name, m in
             (("uncapped", uncapped), ("capped", capped))}
     assert rank["capped"] > rank["uncapped"]
+
+
+def test_an_unset_item_cap_is_chosen_on_a_validation_split_and_a_set_one_is_kept(training_data):
+    from tastemaker.recipes.sims import ITEM_CAP_CANDIDATES
+
+    sims = get_recipe("aws-sims")
+    chosen = sims.fit(training_data, {})
+    cap = chosen.params["max_item_interaction_count_percentile"]
+    assert cap in ITEM_CAP_CANDIDATES
+    explicit = sims.fit(training_data, {"max_item_interaction_count_percentile": str(cap)})
+    np.testing.assert_array_equal(chosen.arrays["sim_data"], explicit.arrays["sim_data"])
+    kept = sims.fit(training_data, {"max_item_interaction_count_percentile": "0.7"})
+    assert kept.params["max_item_interaction_count_percentile"] == 0.7
+
+
+def test_too_few_validation_users_keep_the_default_cap():
+    data = popular_item_data()  # 400 users: 40 held out, enough to choose
+    few = data.subset_users(np.arange(data.n_users) < 150)  # 15 held-out queries: too few
+    assert get_recipe("aws-sims").fit(few, {}).params["max_item_interaction_count_percentile"] == 0.99
