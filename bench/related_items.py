@@ -9,7 +9,8 @@ their history) are the truth. Each model's related items for the query item, wit
 user's history removed (as a filter would), are scored by NDCG@10 and HR@10, over all queries and over the
 "cold" queries whose item had fewer than COLD_EVENTS training events (where metadata and text matter).
 Models: aws-sims (defaults, and Personalize's 0.9 item-count cap), aws-similar-items, aws-semantic-similarity
-(TF-IDF + LSA, and TF-IDF alone), item-kNN (implicit's cosine, K=100, not tuned) and popularity.
+(latent share chosen per catalogue, and pinned at 0.5, 0.25 and 0 = TF-IDF alone), item-kNN (implicit's cosine,
+K=100, not tuned) and popularity.
 """
 
 from __future__ import annotations
@@ -60,12 +61,17 @@ def time_split(data: TrainingData) -> tuple[TrainingData, np.ndarray, list[np.nd
 
 
 def recipe_scorer(name: str, params: dict[str, str], latent_share: float | None = None):
+    """Fit `name`; `latent_share` pins semantic similarity's latent share instead of letting it choose."""
     def fit(train: TrainingData):
         from tastemaker.recipes import get_recipe, semantic_similarity
 
+        chosen_from = semantic_similarity.LATENT_SHARE_CANDIDATES
         if latent_share is not None:
-            semantic_similarity.LATENT_SHARE = latent_share
-        model = get_recipe(name).fit(train, params, seed=0)
+            semantic_similarity.LATENT_SHARE_CANDIDATES = (latent_share,)
+        try:
+            model = get_recipe(name).fit(train, params, seed=0)
+        finally:
+            semantic_similarity.LATENT_SHARE_CANDIDATES = chosen_from
         return model.score_items
     return fit
 
@@ -94,6 +100,7 @@ MODELS = {
     "aws-sims (max_item_interaction_count_percentile=0.9)": recipe_scorer(
         "aws-sims", {"max_item_interaction_count_percentile": "0.9"}),
     "aws-similar-items": recipe_scorer("aws-similar-items", {}),
+    "aws-semantic-similarity (latent share chosen)": recipe_scorer("aws-semantic-similarity", {}),
     "aws-semantic-similarity (TF-IDF + LSA 0.5)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.5),
     "aws-semantic-similarity (TF-IDF + LSA 0.25)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.25),
     "aws-semantic-similarity (TF-IDF only)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.0),

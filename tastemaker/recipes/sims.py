@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +28,7 @@ NEIGHBOURS = 100  # similar items kept per item
 POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours in popularity order
 # max_item_interaction_count_percentile values tried on a validation split when the solution does not set it
 ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
-MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose, keep the default
+MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose by, keep the default
 
 
 def csr_arrays(prefix: str, mat: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -140,21 +141,42 @@ SIMS_HYPERPARAMETERS = (
 )
 
 
-def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> float:
-    """The ITEM_CAP_CANDIDATES value whose similarities best predict held-out users' next items: NDCG@10 on
-    Personalize's split of the training data, each held-out user queried with their newest input item (as
-    GetSolutionMetrics scores related items). Co-occurrence is counted once; only the weights differ."""
+@dataclass
+class RelatedValidation:
+    """Held-out users of Personalize's split of the training data, each queried with their newest input item
+    (as GetSolutionMetrics scores related items), and the items they took next."""
+
+    train: TrainingData
+    queries: np.ndarray
+    truths: list[np.ndarray]
+
+    def ndcg(self, model: TrainedModel) -> float:
+        return ndcg_at_k(top_k(model.score_items(self.queries), 10), self.truths, 10)
+
+
+def related_validation(data: TrainingData, seed: int) -> RelatedValidation | None:
+    """The validation queries of `data`, or None when there are too few to choose anything by."""
+    if data.n_interactions == 0:
+        return None
     split = personalize_split(data, seed=seed + 1)
     queries = np.array([h[-1] if len(h) else -1 for h in split.inputs], dtype=np.int64)
     asked = queries >= 0
     if int(asked.sum()) < MIN_VALIDATION_QUERIES:
+        return None
+    return RelatedValidation(split.train, queries[asked], [t for t, a in zip(split.truths, asked, strict=True) if a])
+
+
+def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> float:
+    """The ITEM_CAP_CANDIDATES value whose similarities best predict held-out users' next items (NDCG@10 on
+    related_validation). Co-occurrence is counted once; only the weights differ."""
+    validation = related_validation(data, seed)
+    if validation is None:
         return float(typed["max_item_interaction_count_percentile"])
-    train = trim_users_by_history_percentiles(split.train, float(typed["min_user_history_length_percentile"]),
+    train = trim_users_by_history_percentiles(validation.train, float(typed["min_user_history_length_percentile"]),
                                               float(typed["max_user_history_length_percentile"]))
     low = float(typed["min_item_interaction_count_percentile"])
     trimmed, _ = trim_items(train, low, 1.0)
     co, counts = cooccurrence(trimmed)
-    truths = [t for t, a in zip(split.truths, asked, strict=True) if a]
     scored = []
     for cap in ITEM_CAP_CANDIDATES:
         weights = trim_items(train, low, cap)[1]
@@ -165,7 +187,7 @@ def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> flo
             item_popularity=train.unique_user_counts(), item_first_seen=train.item_first_seen(),
             arrays=csr_arrays("sim", sim),
         )
-        scored.append((ndcg_at_k(top_k(model.score_items(queries[asked]), 10), truths, 10), cap))
+        scored.append((validation.ndcg(model), cap))
     return max(scored, key=lambda pair: (pair[0], pair[1]))[1]  # ties: the larger cap (weighs less down)
 
 
