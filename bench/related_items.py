@@ -8,9 +8,8 @@ is the query item, and the first 10 distinct items they interacted with after it
 their history) are the truth. Each model's related items for the query item, with the
 user's history removed (as a filter would), are scored by NDCG@10 and HR@10, over all queries and over the
 "cold" queries whose item had fewer than COLD_EVENTS training events (where metadata and text matter).
-Models: aws-sims (defaults, and Personalize's 0.9 item-count cap), aws-similar-items, aws-semantic-similarity
-(latent share chosen per catalogue, and pinned at 0.5, 0.25 and 0 = TF-IDF alone), item-kNN (implicit's cosine,
-K=100, not tuned) and popularity.
+Models: aws-sims (defaults, and Personalize's 0.9 item-count cap), aws-similar-items, aws-semantic-similarity,
+item-kNN (implicit's cosine, K=100, not tuned) and popularity.
 """
 
 from __future__ import annotations
@@ -60,19 +59,11 @@ def time_split(data: TrainingData) -> tuple[TrainingData, np.ndarray, list[np.nd
     return data.subset_events(~held_out), np.array(queries, dtype=np.int64), histories, truths
 
 
-def recipe_scorer(name: str, params: dict[str, str], latent_share: float | None = None):
-    """Fit `name`; `latent_share` pins semantic similarity's latent share instead of letting it choose."""
+def recipe_scorer(name: str, params: dict[str, str]):
     def fit(train: TrainingData):
-        from tastemaker.recipes import get_recipe, semantic_similarity
+        from tastemaker.recipes import get_recipe
 
-        chosen_from = semantic_similarity.LATENT_SHARE_CANDIDATES
-        if latent_share is not None:
-            semantic_similarity.LATENT_SHARE_CANDIDATES = (latent_share,)
-        try:
-            model = get_recipe(name).fit(train, params, seed=0)
-        finally:
-            semantic_similarity.LATENT_SHARE_CANDIDATES = chosen_from
-        return model.score_items
+        return get_recipe(name).fit(train, params, seed=0).score_items
     return fit
 
 
@@ -100,10 +91,7 @@ MODELS = {
     "aws-sims (max_item_interaction_count_percentile=0.9)": recipe_scorer(
         "aws-sims", {"max_item_interaction_count_percentile": "0.9"}),
     "aws-similar-items": recipe_scorer("aws-similar-items", {}),
-    "aws-semantic-similarity (latent share chosen)": recipe_scorer("aws-semantic-similarity", {}),
-    "aws-semantic-similarity (TF-IDF + LSA 0.5)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.5),
-    "aws-semantic-similarity (TF-IDF + LSA 0.25)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.25),
-    "aws-semantic-similarity (TF-IDF only)": recipe_scorer("aws-semantic-similarity", {}, latent_share=0.0),
+    "aws-semantic-similarity": recipe_scorer("aws-semantic-similarity", {}),
     "baseline item-kNN (cosine, K=100)": item_knn,
     "baseline popularity": popularity,
 }

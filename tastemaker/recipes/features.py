@@ -1,4 +1,4 @@
-"""Item content features: TF-IDF (+ latent semantic analysis) over text and one-hot categorical values."""
+"""Item content features: TF-IDF over text and one-hot categorical values, as L2-normalised sparse rows."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from tastemaker.recipes.training_data import Metadata
 
 MIN_TOKEN_LENGTH = 2
 MAX_DOCUMENT_FREQUENCY = 0.5  # words in more than half of the items say nothing about similarity
-LSA_DIMENSIONS = 64  # latent dimensions of the truncated SVD
 
 
-def term_counts(texts: np.ndarray, max_df: float = MAX_DOCUMENT_FREQUENCY) -> sp.csr_matrix:
-    """(n_docs, n_terms) raw term counts (lower-cased word tokens of 2+ characters, terms in at most `max_df`
-    of the documents); vectorised with pyarrow."""
+def tfidf(texts: np.ndarray, max_df: float = MAX_DOCUMENT_FREQUENCY) -> sp.csr_matrix:
+    """(n_docs, n_terms) L2-normalised TF-IDF (sublinear tf, smoothed idf); vectorised with pyarrow."""
     n_docs = len(texts)
     if n_docs == 0:
         return sp.csr_matrix((0, 0), dtype=np.float32)
@@ -38,32 +36,10 @@ def term_counts(texts: np.ndarray, max_df: float = MAX_DOCUMENT_FREQUENCY) -> sp
     useful = (document_frequency > 0) & (document_frequency <= max(1, max_df * n_docs))
     if n_docs < 4:  # too few documents for a frequency cut-off
         useful = document_frequency > 0
-    return counts[:, np.nonzero(useful)[0]].tocsr()
-
-
-def tfidf(texts: np.ndarray, max_df: float = MAX_DOCUMENT_FREQUENCY) -> sp.csr_matrix:
-    """(n_docs, n_terms) L2-normalised TF-IDF (sublinear tf, smoothed idf)."""
-    counts = term_counts(texts, max_df)
-    n_docs = counts.shape[0]
-    document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-    idf = np.log((1.0 + n_docs) / (1.0 + document_frequency)) + 1.0
+    counts = counts[:, np.nonzero(useful)[0]].tocsr()
+    idf = np.log((1.0 + n_docs) / (1.0 + document_frequency[useful])) + 1.0
     counts.data = (1.0 + np.log(counts.data)).astype(np.float32)
     return l2_normalise((counts @ sp.diags(idf.astype(np.float32))).tocsr())
-
-
-def latent_semantics(weights: sp.csr_matrix, dimensions: int = LSA_DIMENSIONS) -> np.ndarray:
-    """(n_docs, d) L2-normalised latent semantic analysis of a term-weight matrix: its truncated SVD, so
-    documents that share no word but whose words occur in the same other documents come out close."""
-    rank = min(dimensions, min(weights.shape) - 1)
-    out = np.zeros((weights.shape[0], max(rank, 0)), np.float32)
-    if rank < 2 or weights.nnz == 0:
-        return out
-    from scipy.sparse.linalg import svds
-
-    u, sigma, _ = svds(weights.astype(np.float64), k=rank, random_state=0)
-    embedded = (u * sigma).astype(np.float32)
-    norms = np.linalg.norm(embedded, axis=1, keepdims=True)
-    return np.divide(embedded, norms, out=out, where=norms > 0)
 
 
 def l2_normalise(mat: sp.csr_matrix) -> sp.csr_matrix:
