@@ -1,7 +1,14 @@
-"""Hyperparameter optimisation (performHPO) and recipe selection (performAutoML) with Optuna's TPE sampler."""
+"""Hyperparameter optimisation (performHPO) and recipe selection (performAutoML) with Optuna's TPE sampler.
+
+Resuming: given a `Checkpoints` store, every finished trial (its parameters, metrics or failure) is saved as
+one JSON blob per recipe after it ends. A restarted job loads that blob, replays the trials into the Optuna
+study (so the sampler conditions on them as if it had run them) and runs only the remaining trials. The blob
+carries a key of the search (recipe, ranges, fixed parameters, objective, seed); a different search ignores it.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -12,7 +19,7 @@ from tastemaker.errors import InvalidInputException
 from tastemaker.evaluation.evaluate import recommend_for_split
 from tastemaker.evaluation.metrics import personalize_metrics
 from tastemaker.evaluation.splits import Split, personalize_split
-from tastemaker.recipes.base import HyperParameter, Recipe, TrainedModel, TrainingStopped
+from tastemaker.recipes.base import Checkpoints, HyperParameter, Recipe, TrainedModel, TrainingStopped
 from tastemaker.recipes.training_data import TrainingData
 
 DEFAULT_OBJECTIVE = "normalized_discounted_cumulative_gain_at_25"
@@ -233,10 +240,12 @@ def tune(
     split: Split | None = None,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> HpoResult:
     """Search the recipe's hyperparameters with seeded TPE, maximising `objective_metric` on a validation
     split carved from `data`'s users. `fixed_params` (the solution's algorithmHyperParameters) hold the
-    hyperparameters that are not searched; searched names override them."""
+    hyperparameters that are not searched; searched names override them. With `checkpoints`, finished
+    trials are saved as they end and a rerun of the same search resumes after them."""
     _check_objective(objective_metric)
     _check_budget(max_trials, max_parallel)
     dims = search_space(recipe, ranges)
@@ -249,7 +258,8 @@ def tune(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    trials: list[Trial] = []
+    key = _search_key(recipe, dims, fixed, objective_metric, seed)
+    trials = _restore_trials(study, dims, checkpoints, _checkpoint_name(recipe), key, max_trials)
     lock = threading.Lock()
 
     def objective(trial: optuna.Trial) -> float:
@@ -268,13 +278,16 @@ def tune(
             record.error = str(exc) or type(exc).__name__
         with lock:
             trials.append(record)
+            if checkpoints is not None:
+                checkpoints.save(_checkpoint_name(recipe), _encode_trials(key, trials))
             if progress is not None:
                 progress(len(trials) / max_trials)
         if record.value is None:
             raise optuna.TrialPruned(record.error)
         return record.value
 
-    study.optimize(objective, n_trials=max_trials, n_jobs=max_parallel, catch=())
+    if len(trials) < max_trials:
+        study.optimize(objective, n_trials=max_trials - len(trials), n_jobs=max_parallel, catch=())
     trials.sort(key=lambda t: t.number)
     finished = [t for t in trials if t.value is not None]
     if not finished:
@@ -284,6 +297,69 @@ def tune(
     best_params = {hp.name: hp.default for hp in recipe.hyperparameters}
     best_params.update(best.params)
     return HpoResult(best_params, float(best.value or 0.0), objective_metric, trials)
+
+
+def _checkpoint_name(recipe: Recipe) -> str:
+    return f"hpo-trials-{recipe.name}.json"
+
+
+def _search_key(recipe: Recipe, dims: list[Dimension], fixed: dict[str, str], objective_metric: str,
+                seed: int) -> str:
+    """What makes two searches the same one (so a saved trial of one is a trial of the other)."""
+    return json.dumps({"recipe": recipe.name, "dims": [[d.name, d.kind, d.low, d.high, list(d.values)] for d in dims],
+                       "fixed": fixed, "objective": objective_metric, "seed": seed}, sort_keys=True)
+
+
+def _encode_trials(key: str, trials: list[Trial]) -> bytes:
+    return json.dumps({"key": key, "trials": [
+        {"number": t.number, "params": t.params, "value": t.value, "metrics": t.metrics, "error": t.error}
+        for t in sorted(trials, key=lambda t: t.number)
+    ]}).encode()
+
+
+def _restore_trials(study: Any, dims: list[Dimension], checkpoints: Checkpoints | None, name: str,
+                    key: str, limit: int) -> list[Trial]:
+    """The finished trials a previous run of this search saved, replayed into `study` in their order."""
+    saved = checkpoints.load(name) if checkpoints is not None else None
+    if not saved:
+        return []
+    try:
+        state = json.loads(saved)
+        entries = state["trials"] if state.get("key") == key else []
+        restored = [Trial(int(e["number"]), {str(k): str(v) for k, v in e["params"].items()},
+                          None if e["value"] is None else float(e["value"]),
+                          {str(k): float(v) for k, v in e["metrics"].items()}, str(e["error"]))
+                    for e in entries[:limit]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []  # an unreadable checkpoint is no checkpoint: the search starts over
+    import optuna
+
+    distributions = {d.name: _distribution(d) for d in dims}
+    for position, trial in enumerate(restored):
+        trial.number = position  # optuna numbers trials in the order they are added
+        params = {d.name: _typed(d, trial.params[d.name]) for d in dims}
+        finished = trial.value is not None
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, value=trial.value if finished else None,
+            state=optuna.trial.TrialState.COMPLETE if finished else optuna.trial.TrialState.PRUNED,
+        ))
+    return restored
+
+
+def _distribution(dim: Dimension) -> Any:
+    import optuna
+
+    if dim.kind == "categorical":
+        return optuna.distributions.CategoricalDistribution(list(dim.values))
+    if dim.kind == "integer":
+        return optuna.distributions.IntDistribution(int(dim.low), int(dim.high), log=dim.log_scale)
+    return optuna.distributions.FloatDistribution(dim.low, dim.high, log=dim.log_scale)
+
+
+def _typed(dim: Dimension, value: str) -> str | int | float:
+    if dim.kind == "categorical":
+        return value
+    return int(value) if dim.kind == "integer" else float(value)
 
 
 def _suggest(trial: Any, dim: Dimension) -> str:
@@ -304,6 +380,7 @@ def auto_ml(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> AutoMLResult:
     """performAutoML: tune every USER_PERSONALIZATION recipe in `recipes` on one shared validation split and
     return the recipe (and its hyperparameters) with the best objective value."""
@@ -326,7 +403,7 @@ def auto_ml(
             results[recipe.name] = tune(
                 recipe, data, max_trials=max_trials_per_recipe, max_parallel=max_parallel,
                 objective_metric=objective_metric, seed=seed, split=split, progress=recipe_progress,
-                should_stop=should_stop,
+                should_stop=should_stop, checkpoints=checkpoints,
             )
         else:  # nothing to tune: one training with the defaults
             model = recipe.fit(split.train, {}, seed=seed, should_stop=should_stop)

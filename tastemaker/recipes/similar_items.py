@@ -78,7 +78,7 @@ class SimilarItems(Recipe):
             progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
-        sim = fit_item_similarity(data, SIMS_DEFAULTS, seed)
+        sim = fit_item_similarity(data, SIMS_DEFAULTS)
         sim = keep_top_per_row(sim, int(typed["item_id_hidden_dim"]))
         report(progress, should_stop, 0.6)
         features = content_features(data.item_metadata, data.n_items)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from tastemaker.evaluation.metrics import ndcg_at_k, top_k
+from tastemaker.evaluation.splits import personalize_split
 from tastemaker.recipes import register_recipe
 from tastemaker.recipes.base import (
     HyperParameter,
@@ -23,6 +26,9 @@ from tastemaker.recipes.training_data import TrainingData
 
 NEIGHBOURS = 100  # similar items kept per item
 POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours in popularity order
+# max_item_interaction_count_percentile values tried on a validation split when the solution does not set it
+ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
+MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose by, keep the default
 
 
 def csr_arrays(prefix: str, mat: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -37,21 +43,24 @@ def csr_from_arrays(arrays: dict[str, np.ndarray], prefix: str, shape: tuple[int
     )
 
 
-def trim_items(data: TrainingData, low: float, high: float, seed: int) -> TrainingData:
-    """Drop items below the `low` percentile of interaction counts; cap items above the `high` percentile
-    at that many (randomly kept) events, so a few hugely popular items do not dominate co-occurrence."""
+def trim_items(data: TrainingData, low: float, high: float) -> tuple[TrainingData, np.ndarray]:
+    """(events of items at or above the `low` percentile of interaction counts, per-item weights).
+
+    Items above the `high` percentile count as if they had only that many events: each of their events
+    weighs cap / count. That is the expected value of keeping `cap` of their events at random, without the
+    noise: an item's co-occurrence row keeps every user's evidence (a popular query item's neighbours are
+    estimated from all its users) while the item weighs no more than a capped one as someone's neighbour."""
     counts = np.bincount(data.items, minlength=data.n_items)
+    weights = np.ones(data.n_items, np.float32)
     active = counts[counts > 0]
     if active.size == 0:
-        return data
+        return data, weights
     lo = np.quantile(active, low) if low > 0 else 0
-    hi = max(np.quantile(active, high), 1) if high < 1 else np.inf
+    if high < 1:
+        cap = max(float(np.quantile(active, high)), 1.0)
+        weights = np.minimum(1.0, cap / np.maximum(counts, 1)).astype(np.float32)
     keep = counts[data.items] >= lo
-    if np.isfinite(hi):
-        rank = np.random.default_rng(seed).random(data.n_interactions)
-        capped = counts[data.items] > hi
-        keep &= ~capped | (rank < hi / np.maximum(counts[data.items], 1))
-    return data.subset_events(keep) if keep.sum() >= 0.2 * data.n_interactions else data
+    return (data.subset_events(keep) if keep.sum() >= 0.2 * data.n_interactions else data), weights
 
 
 def cooccurrence(data: TrainingData, recent: int = MAX_STORED_HISTORY) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -68,11 +77,16 @@ def cooccurrence(data: TrainingData, recent: int = MAX_STORED_HISTORY) -> tuple[
 
 
 def similarity_from_cooccurrence(co: sp.csr_matrix, counts: np.ndarray, discount: float, min_count: float,
-                                 neighbours: int = NEIGHBOURS) -> sp.csr_matrix:
-    """sim(i, j) = co(i, j) / (n_i * n_j) ** discount, for pairs seen together >= min_count times."""
+                                 neighbours: int = NEIGHBOURS, item_weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """sim(i, j) = w_i w_j co(i, j) / (w_i n_i * w_j n_j) ** discount, for pairs seen together >= min_count
+    times (w: trim_items' weights, 1 when not given)."""
     co = co.tocoo()
     keep = co.data >= max(min_count, 1)
     rows, cols, values = co.row[keep], co.col[keep], co.data[keep]
+    if item_weights is not None:
+        weights = np.asarray(item_weights, np.float32)
+        values = values * weights[rows] * weights[cols]
+        counts = counts * weights
     denominator = np.power(np.maximum(counts[rows] * counts[cols], 1.0), discount)
     sim = sp.csr_matrix((values / denominator, (rows, cols)), shape=co.shape)
     return keep_top_per_row(sim, neighbours)
@@ -118,19 +132,74 @@ SIMS_HYPERPARAMETERS = (
     HyperParameter("min_user_history_length_percentile", "continuous", "0.005", 0.0, 1.0),
     HyperParameter("max_user_history_length_percentile", "continuous", "0.995", 0.0, 1.0),
     HyperParameter("min_item_interaction_count_percentile", "continuous", "0.01", 0.0, 1.0),
-    HyperParameter("max_item_interaction_count_percentile", "continuous", "0.9", 0.0, 1.0),
+    # Personalize's default is 0.9. Unless the solution sets it, choose_item_cap picks it per dataset: MovieLens
+    # wants 0.99 (0.9 is 5-14% worse), Amazon beauty (85 items, one in a third of the events) 0.9-0.95 (0.99 is
+    # 26% worse); docs/recipes.md, bench/defaults.py.
+    HyperParameter("max_item_interaction_count_percentile", "continuous", "0.99", 0.0, 1.0,
+                   description="Items with more interactions than this percentile weigh as if they had that many "
+                               "(unset: chosen from 0.9, 0.95, 0.99 on a validation split)."),
 )
 
 
-def fit_item_similarity(data: TrainingData, typed: dict[str, Any], seed: int) -> sp.csr_matrix:
+@dataclass
+class RelatedValidation:
+    """Held-out users of Personalize's split of the training data, each queried with their newest input item
+    (as GetSolutionMetrics scores related items), and the items they took next."""
+
+    train: TrainingData
+    queries: np.ndarray
+    truths: list[np.ndarray]
+
+    def ndcg(self, model: TrainedModel) -> float:
+        return ndcg_at_k(top_k(model.score_items(self.queries), 10), self.truths, 10)
+
+
+def related_validation(data: TrainingData, seed: int) -> RelatedValidation | None:
+    """The validation queries of `data`, or None when there are too few to choose anything by."""
+    if data.n_interactions == 0:
+        return None
+    split = personalize_split(data, seed=seed + 1)
+    queries = np.array([h[-1] if len(h) else -1 for h in split.inputs], dtype=np.int64)
+    asked = queries >= 0
+    if int(asked.sum()) < MIN_VALIDATION_QUERIES:
+        return None
+    return RelatedValidation(split.train, queries[asked], [t for t, a in zip(split.truths, asked, strict=True) if a])
+
+
+def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> float:
+    """The ITEM_CAP_CANDIDATES value whose similarities best predict held-out users' next items (NDCG@10 on
+    related_validation). Co-occurrence is counted once; only the weights differ."""
+    validation = related_validation(data, seed)
+    if validation is None:
+        return float(typed["max_item_interaction_count_percentile"])
+    train = trim_users_by_history_percentiles(validation.train, float(typed["min_user_history_length_percentile"]),
+                                              float(typed["max_user_history_length_percentile"]))
+    low = float(typed["min_item_interaction_count_percentile"])
+    trimmed, _ = trim_items(train, low, 1.0)
+    co, counts = cooccurrence(trimmed)
+    scored = []
+    for cap in ITEM_CAP_CANDIDATES:
+        weights = trim_items(train, low, cap)[1]
+        sim = similarity_from_cooccurrence(co, counts, float(typed["popularity_discount_factor"]),
+                                           float(typed["min_cointeraction_count"]), item_weights=weights)
+        model = ItemSimilarityModel(
+            recipe_name="aws-sims", recipe_type="RELATED_ITEMS", item_ids=train.item_ids, user_ids=train.user_ids,
+            item_popularity=train.unique_user_counts(), item_first_seen=train.item_first_seen(),
+            arrays=csr_arrays("sim", sim),
+        )
+        scored.append((validation.ndcg(model), cap))
+    return max(scored, key=lambda pair: (pair[0], pair[1]))[1]  # ties: the larger cap (weighs less down)
+
+
+def fit_item_similarity(data: TrainingData, typed: dict[str, Any]) -> sp.csr_matrix:
     trimmed = trim_users_by_history_percentiles(
         data, float(typed["min_user_history_length_percentile"]), float(typed["max_user_history_length_percentile"])
     )
-    trimmed = trim_items(trimmed, float(typed["min_item_interaction_count_percentile"]),
-                         float(typed["max_item_interaction_count_percentile"]), seed)
+    trimmed, weights = trim_items(trimmed, float(typed["min_item_interaction_count_percentile"]),
+                                  float(typed["max_item_interaction_count_percentile"]))
     co, counts = cooccurrence(trimmed)
     return similarity_from_cooccurrence(co, counts, float(typed["popularity_discount_factor"]),
-                                        float(typed["min_cointeraction_count"]))
+                                        float(typed["min_cointeraction_count"]), item_weights=weights)
 
 
 @register_recipe
@@ -145,7 +214,10 @@ class Sims(Recipe):
             progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
-        sim = fit_item_similarity(data, typed, seed)
+        if "max_item_interaction_count_percentile" not in params:
+            typed["max_item_interaction_count_percentile"] = choose_item_cap(data, typed, seed)
+            report(progress, should_stop, 0.5)
+        sim = fit_item_similarity(data, typed)
         report(progress, should_stop, 0.9)
         model = ItemSimilarityModel(
             recipe_name=self.name, recipe_type=self.recipe_type, item_ids=data.item_ids, user_ids=data.user_ids,

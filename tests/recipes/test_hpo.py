@@ -170,3 +170,61 @@ def test_auto_ml_only_considers_user_personalization_recipes(data):
 def test_snake_case_ranges_from_the_api_layer_are_accepted():
     snake = {"integer_hyper_parameter_ranges": [{"name": "smoothing", "min_value": 2, "max_value": 5}]}
     assert [(d.name, d.low, d.high) for d in search_space(MixRecipe(), snake)] == [("smoothing", 2.0, 5.0)]
+
+
+class MemoryCheckpoints:
+    """The Checkpoints protocol over a dict (what the blob-backed store does, without a store)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def load(self, name: str) -> bytes | None:
+        return self.blobs.get(name)
+
+    def save(self, name: str, data: bytes) -> None:
+        self.blobs[name] = bytes(data)
+
+
+class CountingMix(MixRecipe):
+    name = "test-hpo-counting"
+    fitted: ClassVar[list[dict[str, str]]] = []
+
+    def fit(self, data, params, *, seed=0, progress=None, should_stop=None) -> TrainedModel:
+        CountingMix.fitted.append(dict(params))
+        return super().fit(data, params, seed=seed, progress=progress, should_stop=should_stop)
+
+
+def test_a_restarted_search_resumes_its_finished_trials_instead_of_rerunning_them(data):
+    from tastemaker.recipes.base import TrainingStopped
+
+    store = MemoryCheckpoints()
+    CountingMix.fitted.clear()
+    with pytest.raises(TrainingStopped):  # the worker stops as the fourth trial starts
+        tune(CountingMix(), data, max_trials=6, seed=2, checkpoints=store,
+             should_stop=lambda: len(CountingMix.fitted) >= 3)
+    assert len(CountingMix.fitted) == 3 and store.blobs
+    first_run = [dict(p) for p in CountingMix.fitted]
+
+    CountingMix.fitted.clear()
+    resumed = tune(CountingMix(), data, max_trials=6, seed=2, checkpoints=store)
+    assert len(CountingMix.fitted) == 3  # only the three trials that had not finished
+    assert [t.params for t in resumed.trials[:3]] == first_run
+    assert len(resumed.trials) == 6 and all(t.value is not None for t in resumed.trials)
+    assert [t.number for t in resumed.trials] == list(range(6))
+    assert resumed.best_value == max(t.value for t in resumed.trials)
+
+    CountingMix.fitted.clear()  # everything finished: a second restart trains nothing
+    again = tune(CountingMix(), data, max_trials=6, seed=2, checkpoints=store)
+    assert CountingMix.fitted == [] and again.best_params == resumed.best_params
+
+
+def test_a_checkpoint_of_another_search_is_not_reused(data):
+    store = MemoryCheckpoints()
+    tune(CountingMix(), data, max_trials=2, seed=2, checkpoints=store)
+    CountingMix.fitted.clear()
+    tune(CountingMix(), data, max_trials=2, seed=2, checkpoints=store, fixed_params={"fixed_flag": "false"})
+    assert len(CountingMix.fitted) == 2
+    store.blobs = {name: b"not json" for name in store.blobs}
+    CountingMix.fitted.clear()
+    tune(CountingMix(), data, max_trials=2, seed=2, checkpoints=store)
+    assert len(CountingMix.fitted) == 2
