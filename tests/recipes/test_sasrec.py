@@ -16,7 +16,8 @@ from tastemaker.recipes.sasrec import (
     torch_available,
     torch_missing_message,
 )
-from tastemaker.recipes.sasrec_net import NetConfig, encode_histories, torch_forward_last, train_network
+from tastemaker.recipes.sasrec_net import NetConfig, encode_histories, torch_forward_last
+from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingConfig, TrainingData
 
 pytestmark = pytest.mark.skipif(not torch_available(), reason="PyTorch is not installed (pip install 'tastemaker[torch]')")
@@ -115,7 +116,7 @@ def test_numpy_inference_matches_the_torch_network():
     cfg = NetConfig(hidden_dimension=16, num_blocks=2, num_heads=2, max_sequence_length=8, epochs=1, batch_size=4)
     rng = np.random.default_rng(0)
     sequences = [rng.integers(0, 12, size=int(n)).astype(np.int32) for n in rng.integers(2, 15, size=10)]
-    weights = train_network(sequences, 12, cfg, seed=1)
+    weights = train_network(sequences, 12, cfg, seed=1).weights
     histories = [s[:-1] for s in sequences]  # various lengths, some longer than max_sequence_length
     np.testing.assert_allclose(encode_histories(weights, cfg, histories), torch_forward_last(weights, cfg, histories),
                                rtol=1e-4, atol=1e-4)
