@@ -9,6 +9,7 @@ the recipes' epoch checkpoints are kept there, so a run started again after a cr
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -145,17 +146,28 @@ def _evaluate(recipe: Any, data: Any, params: dict[str, str], seed: int, should_
     """GetSolutionMetrics and their evidence; taken from the checkpoint of an earlier run when there is one."""
     from tastemaker.evaluation import evaluate_solution
 
+    digest = _inputs_digest(data, params, seed)
     saved = checkpoints.load("evaluation.json") if checkpoints else None
-    if saved is not None:
-        done = json.loads(saved)
+    if saved is not None and (done := json.loads(saved)).get("inputs") == digest:
         return done["metrics"], done["evaluation"]
     evaluation: dict[str, Any] = {}
     fit = functools.partial(recipe.fit, should_stop=should_stop,
                             checkpoints=checkpoints.scoped("evaluation.") if checkpoints else None)
     metrics = evaluate_solution(recipe, data, params, seed=seed, report=evaluation, fit=fit)
     if checkpoints is not None:
-        checkpoints.save("evaluation.json", json.dumps({"metrics": metrics, "evaluation": evaluation}).encode())
+        checkpoints.save("evaluation.json", json.dumps({"inputs": digest, "metrics": metrics,
+                                                        "evaluation": evaluation}).encode())
     return metrics, evaluation
+
+
+def _inputs_digest(data: Any, params: dict[str, str], seed: int) -> str:
+    """What the evaluation depends on: events streamed in since an earlier run make its metrics stale."""
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps([sorted(params.items()), seed, data.n_items]).encode())
+    for array in (data.users, data.items, data.timestamps, data.weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def main(argv: list[str]) -> int:
