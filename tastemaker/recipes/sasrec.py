@@ -55,6 +55,9 @@ RECENCY_FLOOR = 0.2
 # negative_samples 0 (the default): full softmax while an epoch scores at most FULL_SOFTMAX_LOGITS
 # (training events x catalogue items; about a minute of 2 CPU cores), else AUTO_NEGATIVES logQ-corrected negatives.
 FULL_SOFTMAX_LOGITS = 500_000_000
+# An unset batch_size gives an epoch at least this many optimiser steps (16 - 128 windows a step): at equal CPU
+# time, 4 epochs of 32-window steps reached 2.2x the validation NDCG@10 of 128-window steps on ML-1M users.
+MIN_STEPS_PER_EPOCH = 128
 AUTO_NEGATIVES = 1024
 
 SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
@@ -104,8 +107,8 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
     ),
     HyperParameter(
         "batch_size", "integer", "128", min=8, max=1024, tunable=False,
-        description="Training windows per optimiser step. When not set: 128, or fewer for small data so that an "
-                    "epoch has at least 32 steps (never below 16).",
+        description="Training windows per optimiser step. When not set: 128, or fewer so that an epoch has at "
+                    "least 128 steps (never below 16).",
     ),
     HyperParameter(
         "negative_samples", "integer", "0", min=0, max=65536, tunable=False,
@@ -136,7 +139,7 @@ def net_config(typed: dict[str, Any], explicit: set[str], sequences: list[np.nda
     batch = typed["batch_size"]
     if "batch_size" not in explicit:
         windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
-        batch = int(min(128, max(16, windows // 32)))
+        batch = int(min(128, max(16, windows // MIN_STEPS_PER_EPOCH)))
     negatives = typed["negative_samples"] or (0 if lengths.sum() * n_items <= FULL_SOFTMAX_LOGITS else AUTO_NEGATIVES)
     return NetConfig(
         hidden_dimension=typed["hidden_dimension"],
