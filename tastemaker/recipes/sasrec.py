@@ -55,7 +55,7 @@ RECENCY_FLOOR = 0.2
 # negative_samples 0 (the default): full softmax while an epoch scores at most FULL_SOFTMAX_LOGITS
 # (training events x catalogue items; about a minute of 2 CPU cores), else AUTO_NEGATIVES logQ-corrected negatives.
 FULL_SOFTMAX_LOGITS = 500_000_000
-# An unset batch_size gives an epoch at least this many optimiser steps (16 - 128 windows a step): at equal CPU
+# batch_size 0 (the default) gives an epoch at least this many optimiser steps (16 - 128 windows a step): at equal CPU
 # time, 4 epochs of 32-window steps reached 2.2x the validation NDCG@10 of 128-window steps on ML-1M users.
 MIN_STEPS_PER_EPOCH = 128
 AUTO_NEGATIVES = 1024
@@ -78,9 +78,9 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="Attention heads per block; must divide hidden_dimension.",
     ),
     HyperParameter(
-        "max_sequence_length", "integer", "200", min=10, max=512, tunable=False,
-        description="How many of a user's most recent interactions the model reads. When not set: the 80th "
-                    "percentile of the users' history lengths, rounded up to a multiple of 10, between 20 and 200.",
+        "max_sequence_length", "integer", "0", min=0, max=512, tunable=False,
+        description="How many of a user's most recent interactions the model reads. 0: the 80th percentile of the "
+                    "users' history lengths, rounded up to a multiple of 10, between 20 and 200.",
     ),
     HyperParameter(
         "training_epochs", "integer", "200", min=1, max=500, tunable=True,
@@ -106,9 +106,9 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
                     "(learns what the user wants soon, not only next).",
     ),
     HyperParameter(
-        "batch_size", "integer", "128", min=8, max=1024, tunable=False,
-        description="Training windows per optimiser step. When not set: 128, or fewer so that an epoch has at "
-                    "least 128 steps (never below 16).",
+        "batch_size", "integer", "0", min=0, max=1024, tunable=False,
+        description="Training windows per optimiser step. 0: 128, or fewer so that an epoch has at least 128 "
+                    "steps (never below 16).",
     ),
     HyperParameter(
         "negative_samples", "integer", "0", min=0, max=65536, tunable=False,
@@ -125,8 +125,8 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
 )
 
 
-def net_config(typed: dict[str, Any], explicit: set[str], sequences: list[np.ndarray], n_items: int) -> NetConfig:
-    """NetConfig from typed hyperparameters; the ones the user did not set (`explicit`) adapt to the data."""
+def net_config(typed: dict[str, Any], sequences: list[np.ndarray], n_items: int) -> NetConfig:
+    """NetConfig from typed hyperparameters; sequence length, batch and negatives left at 0 adapt to the data."""
     if typed["hidden_dimension"] % typed["num_heads"]:
         raise InvalidInputException(
             f"Hyperparameter hidden_dimension ({typed['hidden_dimension']}) must be a multiple of "
@@ -134,10 +134,10 @@ def net_config(typed: dict[str, Any], explicit: set[str], sequences: list[np.nda
         )
     lengths = np.array([len(s) for s in sequences] or [0])
     max_len = typed["max_sequence_length"]
-    if "max_sequence_length" not in explicit:
+    if not max_len:
         max_len = int(min(200, max(20, math.ceil(float(np.percentile(lengths, 80)) / 10) * 10)))
     batch = typed["batch_size"]
-    if "batch_size" not in explicit:
+    if not batch:
         windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
         batch = int(min(128, max(16, windows // MIN_STEPS_PER_EPOCH)))
     negatives = typed["negative_samples"] or (0 if lengths.sum() * n_items <= FULL_SOFTMAX_LOGITS else AUTO_NEGATIVES)
@@ -222,7 +222,7 @@ class _SasRecRecipe(Recipe):
         offsets = data.user_offsets()
         sequences = [data.items[offsets[u]:offsets[u + 1]] for u in range(data.n_users)]
         weights = [event_weights[offsets[u]:offsets[u + 1]] for u in range(data.n_users)]
-        cfg = net_config(typed, set(params), sequences, data.n_items)
+        cfg = net_config(typed, sequences, data.n_items)
         features = item_feature_matrix(data) if typed["use_item_metadata"] else None
         trained = train_network(
             sequences, data.n_items, cfg, weights=weights, item_features=features, seed=seed, progress=progress,

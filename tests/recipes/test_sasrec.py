@@ -267,16 +267,16 @@ def test_validation_holds_out_only_each_chosen_users_newest_training_event():
     assert carve_validation(sequences[:5], None, np.random.default_rng(0)) is None  # too few users: no early stopping
 
 
-def test_unset_sequence_length_and_batch_adapt_to_the_data():
+def test_default_sequence_length_and_batch_adapt_to_the_data():
     from tastemaker.recipes.sasrec import net_config
 
     typed = UserPersonalizationV2().validate_hyperparameters({})
     short = [np.arange(6)] * 900
     long = [np.arange(400)] * 3000
-    small, large = net_config(typed, set(), short, 100), net_config(typed, set(), long, 5000)
+    small, large = net_config(typed, short, 100), net_config(typed, long, 5000)
     assert (small.max_sequence_length, small.batch_size) == (20, 16)
     assert (large.max_sequence_length, large.batch_size) == (200, 46)  # 6,000 windows: 128+ steps an epoch
-    assert net_config(typed, {"max_sequence_length"}, short, 100).max_sequence_length == 200  # set: kept
+    assert net_config({**typed, "max_sequence_length": 200}, short, 100).max_sequence_length == 200  # set: kept
     assert small.negative_samples == 0  # full softmax where an epoch is cheap
     assert large.negative_samples == 1024  # 1.2M events x 5,000 items: logQ-corrected sampled softmax
 
