@@ -11,6 +11,7 @@ Each model trains in a forked child so that its peak memory (max RSS) is its own
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import os
 import resource
@@ -20,21 +21,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _acc_data import load_dataset
 
 from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, top_k
 from tastemaker.evaluation.splits import Split, leave_last_out_split
-from tastemaker.recipes.training_data import TrainingConfig, TrainingData
+from tastemaker.recipes.training_data import TrainingData
 
 DEFAULT_DATA = Path("/work/shared/data/movielens-1m-partial/personalize")
 BATCH = 256
 
 
 def load(directory: Path) -> TrainingData:
-    table = pacsv.read_csv(directory / "interactions.csv.gz")
-    return TrainingData.from_tables(table, None, None, TrainingConfig())
+    """Interactions plus items.csv / users.csv when present (item metadata feeds v2's item features)."""
+    return load_dataset(directory)
 
 
 def evaluate(score: Callable[[np.ndarray, list[np.ndarray]], np.ndarray], split: Split) -> dict[str, float]:
@@ -54,7 +57,8 @@ def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, float]:
     started, cpu_started = time.perf_counter(), time.process_time()
 
     def progress(fraction: float) -> None:
-        print(f"  v2 training {fraction:.0%} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        print(f"  v2 training {fraction:.0%} after {time.perf_counter() - started:.0f} s "
+              f"({time.process_time() - cpu_started:.0f} s CPU)", file=sys.stderr, flush=True)
 
     model = UserPersonalizationV2().fit(split.train, params, progress=progress)
     train_s, train_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
@@ -62,7 +66,9 @@ def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, float]:
     metrics = evaluate(model.score_users, split)
     per_user_ms = (time.perf_counter() - started) / len(split.query_users) * 1e3
     return {**metrics, "train_s": train_s, "train_cpu_s": round(train_cpu_s, 1),
-            "score_ms_per_user": round(per_user_ms, 2)}
+            "score_ms_per_user": round(per_user_ms, 2), **model.settings["training"],
+            "max_len": model.settings["net"]["max_sequence_length"], "batch": model.settings["net"]["batch_size"],
+            "negatives": model.settings["net"]["negative_samples"]}
 
 
 def run_ease(split: Split, lambdas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3000.0)) -> dict[str, float]:
@@ -130,6 +136,7 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+    logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
     params = dict(p.split("=", 1) for p in args.param)
     data = load(args.data)
     split = leave_last_out_split(data)

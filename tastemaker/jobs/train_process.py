@@ -2,12 +2,17 @@
 
 Run as `python -m tastemaker.jobs.train_process SPEC.json`. It writes OUT/result.json and OUT/model/.
 Exit codes: 0 trained, 3 the data or configuration was refused (reason in result.json), 4 stopped.
+When OUT/checkpoints/ exists (the parent mirrors it to and from the blob store), the evaluation's metrics and
+the recipes' epoch checkpoints are kept there, so a run started again after a crash resumes from them.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -19,6 +24,34 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit and torch bring t
 from tastemaker.jobs.spec import TrainingSpec  # after the thread setting: it loads numpy
 
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
+CHECKPOINT_FOLDER = "checkpoints"
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class FolderCheckpoints:
+    """Checkpoints (tastemaker.recipes.base) as files of one folder, each written to a temp file and renamed, so
+    a reader (the parent's upload) never sees half a file. `prefix` keeps the fits of one run apart."""
+
+    def __init__(self, folder: Path, prefix: str = "") -> None:
+        self.folder, self.prefix = folder, prefix
+
+    def scoped(self, prefix: str) -> FolderCheckpoints:
+        return FolderCheckpoints(self.folder, self.prefix + prefix)
+
+    def _path(self, name: str) -> Path:
+        if not _CHECKPOINT_NAME.fullmatch(self.prefix + name):
+            raise ValueError(f"checkpoint name {self.prefix + name!r} must be letters, digits, '.', '_' or '-'")
+        return self.folder / (self.prefix + name)
+
+    def load(self, name: str) -> bytes | None:
+        path = self._path(name)
+        return path.read_bytes() if path.exists() else None
+
+    def save(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        temp = self.folder / f".{path.name}.tmp"
+        temp.write_bytes(data)
+        os.replace(temp, path)
 
 
 def load_tables(spec: TrainingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,7 +77,6 @@ def load_tables(spec: TrainingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
-    from tastemaker.evaluation import evaluate_solution
     from tastemaker.recipes import get_recipe
     from tastemaker.recipes.training_data import TrainingData
 
@@ -90,10 +122,14 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": tuned.best_params}
     if should_stop():
         raise StopIteration
+    folder = spec.out / CHECKPOINT_FOLDER
+    checkpoints = FolderCheckpoints(folder) if folder.is_dir() else None
     evaluation: dict[str, Any] = {}
-    metrics = (evaluate_solution(recipe, data, params, seed=spec.seed, report=evaluation)
-               if spec.evaluate else {})
-    model = recipe.fit(data, params, seed=spec.seed, should_stop=should_stop)
+    metrics: dict[str, Any] = {}
+    if spec.evaluate:
+        metrics, evaluation = _evaluate(recipe, data, params, spec.seed, should_stop, checkpoints)
+    model = recipe.fit(data, params, seed=spec.seed, should_stop=should_stop,
+                       checkpoints=checkpoints.scoped("model.") if checkpoints else None)
     model.save(spec.out / "model")
     if evaluation:
         evaluation["metrics"] = metrics
@@ -103,6 +139,35 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
                    "n_interactions": int(data.n_interactions), "n_users": int(data.n_users),
                    "n_items": int(data.n_items)})
     return result
+
+
+def _evaluate(recipe: Any, data: Any, params: dict[str, str], seed: int, should_stop: Any,
+              checkpoints: FolderCheckpoints | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GetSolutionMetrics and their evidence; taken from the checkpoint of an earlier run when there is one."""
+    from tastemaker.evaluation import evaluate_solution
+
+    digest = _inputs_digest(data, params, seed)
+    saved = checkpoints.load("evaluation.json") if checkpoints else None
+    if saved is not None and (done := json.loads(saved)).get("inputs") == digest:
+        return done["metrics"], done["evaluation"]
+    evaluation: dict[str, Any] = {}
+    fit = functools.partial(recipe.fit, should_stop=should_stop,
+                            checkpoints=checkpoints.scoped("evaluation.") if checkpoints else None)
+    metrics = evaluate_solution(recipe, data, params, seed=seed, report=evaluation, fit=fit)
+    if checkpoints is not None:
+        checkpoints.save("evaluation.json", json.dumps({"inputs": digest, "metrics": metrics,
+                                                        "evaluation": evaluation}).encode())
+    return metrics, evaluation
+
+
+def _inputs_digest(data: Any, params: dict[str, str], seed: int) -> str:
+    """What the evaluation depends on: events streamed in since an earlier run make its metrics stale."""
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps([sorted(params.items()), seed, data.n_items]).encode())
+    for array in (data.users, data.items, data.timestamps, data.weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def main(argv: list[str]) -> int:

@@ -21,10 +21,11 @@ from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.actions import with_streamed_actions
 from tastemaker.jobs.lease import Lease, job_temp_dir
 from tastemaker.jobs.spec import DatasetInput, TrainingSpec
-from tastemaker.jobs.train_process import EXIT_REFUSED, EXIT_STOPPED
+from tastemaker.jobs.train_process import CHECKPOINT_FOLDER, EXIT_REFUSED, EXIT_STOPPED
 from tastemaker.recipes.training_data import TrainingConfig
 from tastemaker.services import Services
 from tastemaker.store import keys, queue, resources
+from tastemaker.store.blobs import BlobStore
 from tastemaker.store.queue import Job
 from tastemaker.store.records import Dataset, Schema, SolutionVersion
 from tastemaker.store.status import Status
@@ -111,11 +112,51 @@ def build_spec(services: Services, version: resources.Resource, out: Path, workd
     )
 
 
-def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable[[], bool]) -> dict[str, Any]:
+class CheckpointMirror:
+    """Keeps the trainer's local checkpoint folder and the version's checkpoint prefix in the blob store alike:
+    download() before the trainer starts (what an earlier claim saved), upload() of each file the trainer
+    replaced since the last call (polled while it runs), remove() once the version has finished."""
+
+    def __init__(self, blobs: BlobStore, prefix: str, folder: Path) -> None:
+        self.blobs, self.prefix, self.folder = blobs, prefix, folder
+        self._sent: dict[str, tuple[int, int]] = {}
+
+    def download(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for key in self.blobs.list(self.prefix):
+            path = self.blobs.get_file(key, self.folder / key[len(self.prefix):])
+            self._sent[path.name] = _stamp(path)
+
+    def upload(self) -> None:
+        for path in sorted(self.folder.iterdir()):
+            if path.name.startswith("."):  # a file the trainer is still writing
+                continue
+            try:
+                stamp = _stamp(path)
+                if self._sent.get(path.name) != stamp:
+                    self.blobs.put_file(self.prefix + path.name, path)
+                    self._sent[path.name] = stamp
+            except FileNotFoundError:  # replaced between listing and reading: the next poll sends it
+                continue
+            except Exception:  # a checkpoint not stored costs only progress on a resume
+                log.warning("could not store training checkpoint %s", self.prefix + path.name, exc_info=True)
+
+    def remove(self) -> None:
+        self.blobs.delete_prefix(self.prefix)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable[[], bool],
+                checkpoints: CheckpointMirror | None = None) -> dict[str, Any]:
     """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped.
 
     The subprocess runs in its own session, so a Ctrl-C of the server's terminal reaches only the server (which
     hands the job back); a stop request asks it to stop (STOP file), a lost or handed-back lease kills it.
+    With `checkpoints`, the trainer's checkpoint files are uploaded as they appear.
     """
     spec_path = workdir / "spec.json"
     spec_path.write_text(spec.to_json())
@@ -129,6 +170,8 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable
         stop_sent_at: float | None = None
         while proc.poll() is None:
             time.sleep(0.25)
+            if checkpoints is not None and not (isinstance(should_stop, Lease) and should_stop.abandoned):
+                checkpoints.upload()
             if isinstance(should_stop, Lease) and should_stop.abandoned:
                 proc.kill()
                 proc.wait()
@@ -166,13 +209,23 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
             return
         resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
     workdir = job_temp_dir(services, "train", job)
+    storage_id = SolutionVersion.of(version).storage_id
     try:
         out = workdir / "out"
         out.mkdir()
         spec = build_spec(services, version, out, workdir)
+        mirror = CheckpointMirror(services.blobs, keys.training_checkpoint_prefix(storage_id), out / CHECKPOINT_FOLDER)
+        mirror.download()
         started = time.time()
-        result = run_trainer(spec, workdir, should_stop)
-        storage_id = SolutionVersion.of(version).storage_id
+        try:
+            result = run_trainer(spec, workdir, should_stop, mirror)
+        except JobFailed:
+            mirror.remove()  # the version fails: nothing will resume
+            raise
+        except JobStopped:
+            if not should_stop.abandoned:  # a stop request ends the version; a lost lease leaves it to the next claim
+                mirror.remove()
+            raise
         prefix = keys.model_attempt_prefix(storage_id, job.id, job.lease)
         changes: dict[str, Any] = {
             "metrics": result.get("metrics", {}), "training_hours": round((time.time() - started) / 3600, 6),
@@ -197,7 +250,7 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
         except BaseException:
             services.blobs.delete_prefix(prefix)  # ours only: the winner's folder is another
             raise
-        _drop_other_attempts(services, storage_id, prefix)
+        _drop_other_attempts(services, storage_id, prefix)  # the checkpoints too: the version has finished
         follow_latest(services, job.resource_arn)  # campaigns that follow $LATEST move to the new version
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -67,7 +67,8 @@ class ItemAffinity(Recipe):
     supports_hpo = False
 
     def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         model = fit_collaborative(self, data, typed, seed=seed, progress=progress, should_stop=should_stop,
                                   model_class=AffinityModel, keep_user_factors=True)

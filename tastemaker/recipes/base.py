@@ -32,6 +32,14 @@ Progress = Callable[[float], None]
 ShouldStop = Callable[[], bool]
 
 
+class Checkpoints(Protocol):
+    """Where a long fit keeps named snapshots of its progress, so that a restarted fit resumes from the last one."""
+
+    def load(self, name: str) -> bytes | None: ...
+
+    def save(self, name: str, data: bytes) -> None: ...
+
+
 class TrainingStopped(Exception):
     """Raised by Recipe.fit when should_stop() turned true between iterations (StopSolutionVersionCreation)."""
 
@@ -173,8 +181,10 @@ class Recipe(ABC):
         seed: int = 0,
         progress: Progress | None = None,
         should_stop: ShouldStop | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> TrainedModel:
-        """Learn from `data` with string `params`; raise TrainingStopped if should_stop() turns true."""
+        """Learn from `data` with string `params`; raise TrainingStopped if should_stop() turns true. Recipes
+        with long loops save their state to `checkpoints` and resume from it; others ignore it."""
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ class NetConfig:
     negative_samples: int = 2048
     future_target_rate: float = 0.0
     future_window: int = 10
+    patience: int = 0  # early stopping: epochs without a better validation NDCG@10 before stopping (0: never)
 
     def weight_names(self) -> list[str]:
         names = ["item_embedding", "position_embedding"]
@@ -67,8 +68,12 @@ def build_windows(
     return tokens, targets, loss_w
 
 
-def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untyped-def]
-    """The torch module, built inside a function so that importing this file never needs torch."""
+def make_module(torch, n_items: int, cfg: NetConfig, item_features=None):  # type: ignore[no-untyped-def]
+    """The torch module, built inside a function so that importing this file never needs torch.
+
+    `item_features` (a torch sparse (n_items, F) matrix, rows normalised) adds a learned embedding per
+    metadata value to each item's id embedding; the sum is the item's input and output vector.
+    """
     nn = torch.nn
     functional = torch.nn.functional
     d, heads = cfg.hidden_dimension, cfg.num_heads
@@ -105,14 +110,26 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
             self.drop = nn.Dropout(cfg.dropout)
             nn.init.normal_(self.item_embedding.weight, std=d**-0.5)
             nn.init.normal_(self.position_embedding.weight, std=d**-0.5)
+            self.features = item_features
+            if item_features is not None:
+                self.feature_embedding = nn.Parameter(torch.randn(item_features.shape[1], d) * d**-0.5)
             with torch.no_grad():
                 self.item_embedding.weight[0].zero_()
 
-        def forward(self, tokens):  # type: ignore[no-untyped-def]
+        def item_table(self):  # type: ignore[no-untyped-def]
+            """(n_items + 1, d): row 0 is padding, row i + 1 is item i (id embedding + metadata embedding)."""
+            table = self.item_embedding.weight
+            if self.features is None:
+                return table
+            extra = torch.sparse.mm(self.features, self.feature_embedding)
+            return table + torch.cat([extra.new_zeros(1, d), extra])
+
+        def forward(self, tokens, table=None):  # type: ignore[no-untyped-def]
             length = tokens.shape[1]
             real = tokens > 0
+            table = self.item_table() if table is None else table
             positions = torch.arange(cfg.max_sequence_length - length, cfg.max_sequence_length)
-            x = self.item_embedding(tokens) * math.sqrt(d) + self.position_embedding(positions)
+            x = table[tokens] * math.sqrt(d) + self.position_embedding(positions)
             x = self.drop(x) * real.unsqueeze(-1)
             causal = torch.ones(length, length, dtype=torch.bool).tril()
             # Queries see earlier real items and themselves (so padded rows never see an empty set).
@@ -125,10 +142,13 @@ def _make_module(torch, n_items: int, cfg: NetConfig):  # type: ignore[no-untype
     return SasRec()
 
 
-def _state_to_numpy(model, cfg: NetConfig) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def state_to_numpy(model, cfg: NetConfig) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The inference weights as float32 arrays; `item_embedding` is the full item table (metadata included)."""
     state = model.state_dict()
-    return {name: state[_torch_key(name)].detach().numpy().astype(np.float32, copy=True)
-            for name in cfg.weight_names()}
+    out = {name: state[_torch_key(name)].detach().numpy().astype(np.float32, copy=True)
+           for name in cfg.weight_names()}
+    out["item_embedding"] = model.item_table().detach().numpy().astype(np.float32, copy=True)
+    return out
 
 
 def _torch_key(name: str) -> str:
@@ -150,87 +170,6 @@ def default_threads(cfg: NetConfig) -> int:
     """2 threads for real models; 1 for tiny ones, where thread hand-offs cost more than the work (on a
     2-vCPU machine a 2-thread step of a tiny model measured up to 20x slower than a 1-thread one)."""
     return 2 if cfg.batch_size * cfg.max_sequence_length * cfg.hidden_dimension >= 2**20 else 1
-
-
-def train_network(
-    sequences: Sequence[np.ndarray],
-    n_items: int,
-    cfg: NetConfig,
-    *,
-    weights: Sequence[np.ndarray] | None = None,
-    seed: int = 0,
-    threads: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    on_stop: Callable[[], Exception] | None = None,
-    on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Train SASRec on per-user item sequences; returns the weights as float32 numpy arrays.
-
-    The loss is softmax cross-entropy over the whole catalogue, or over cfg.negative_samples shared
-    uniform negatives when the catalogue is larger than that (sampled softmax).
-    """
-    import torch
-
-    torch.set_num_threads(threads or default_threads(cfg))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = _make_module(torch, n_items, cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.98))
-    tokens, targets, loss_w = build_windows(sequences, weights, cfg.max_sequence_length)
-    if len(tokens) == 0:
-        raise ValueError("no user has at least two interactions, so there is nothing to learn from")
-    lengths = (tokens > 0).sum(axis=1)
-    sampled = 0 < cfg.negative_samples < n_items
-    for epoch in range(cfg.epochs):
-        if should_stop is not None and should_stop():
-            raise on_stop() if on_stop is not None else RuntimeError("training stopped")
-        model.train()
-        for rows in bucketed_batches(lengths, cfg.batch_size, rng):
-            width = int(lengths[rows].max())  # windows are left-padded: keep the last `width` columns
-            tok = torch.from_numpy(tokens[rows, -width:])
-            batch_targets, w = targets[rows, -width:], torch.from_numpy(loss_w[rows, -width:])
-            tgt = torch.from_numpy(_with_future_targets(batch_targets, cfg, rng))
-            hidden = model(tok)
-            valid = tgt >= 0
-            h, y, wv = hidden[valid], tgt[valid], w[valid]
-            items = model.item_embedding.weight[1:]
-            if sampled:
-                loss = _sampled_softmax_loss(torch, h, y, items, cfg.negative_samples, rng)
-            else:
-                loss = torch.nn.functional.cross_entropy(h @ items.T, y, reduction="none")
-            loss = (loss * wv).sum() / wv.sum().clamp_min(1e-6)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if progress is not None:
-            progress((epoch + 1) / cfg.epochs)
-        if on_epoch is not None:
-            model.eval()
-            on_epoch(epoch + 1, _state_to_numpy(model, cfg))
-    return _state_to_numpy(model, cfg)
-
-
-def _with_future_targets(targets: np.ndarray, cfg: NetConfig, rng: np.random.Generator) -> np.ndarray:
-    """Replace a share of next-item targets by an item a few steps further ahead in the same window, so the
-    model learns what the user will want soon, not only the very next item."""
-    if cfg.future_target_rate <= 0:
-        return targets
-    rows, width = targets.shape
-    ahead = np.arange(width)[None, :] + rng.integers(1, cfg.future_window, size=(rows, width))
-    future = np.take_along_axis(targets, np.minimum(ahead, width - 1), axis=1)
-    use = (rng.random((rows, width)) < cfg.future_target_rate) & (ahead < width) & (targets >= 0)
-    return np.where(use, future, targets)
-
-
-def _sampled_softmax_loss(torch, h, y, items, n_neg: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """Cross-entropy over the true item plus shared uniform negatives (accidental hits masked out)."""
-    negatives = torch.from_numpy(rng.integers(0, items.shape[0], size=n_neg))
-    pos_logit = (h * items[y]).sum(-1, keepdim=True)
-    neg_logits = h @ items[negatives].T
-    neg_logits = neg_logits.masked_fill(negatives[None, :] == y[:, None], float("-inf"))
-    logits = torch.cat([pos_logit, neg_logits], dim=1)
-    return torch.nn.functional.cross_entropy(logits, torch.zeros_like(y), reduction="none")
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -297,7 +236,7 @@ def torch_forward_last(weights: dict[str, np.ndarray], cfg: NetConfig, histories
     import torch
 
     n_items = weights["item_embedding"].shape[0] - 1
-    model = _make_module(torch, n_items, cfg)
+    model = make_module(torch, n_items, cfg)
     model.load_state_dict({_torch_key(name): torch.from_numpy(arr) for name, arr in weights.items()})
     model.eval()
     trimmed = [np.asarray(h, dtype=np.int64)[-cfg.max_sequence_length:] for h in histories]

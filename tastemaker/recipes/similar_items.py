@@ -75,7 +75,8 @@ class SimilarItems(Recipe):
     )
 
     def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
         sim = fit_item_similarity(data, SIMS_DEFAULTS)

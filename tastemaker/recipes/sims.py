@@ -211,7 +211,8 @@ class Sims(Recipe):
     hyperparameters = SIMS_HYPERPARAMETERS
 
     def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
         if "max_item_interaction_count_percentile" not in params:

@@ -82,7 +82,8 @@ class TrendingNow(Recipe):
     supports_hpo = False
 
     def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
         interval = TREND_DISCOVERY_FREQUENCIES[str(typed["trend_discovery_frequency"])]

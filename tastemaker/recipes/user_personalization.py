@@ -280,7 +280,8 @@ class UserPersonalization(Recipe):
     hyperparameters = (HIDDEN_DIMENSION, BPTT, RECENCY_MASK, MIN_HISTORY_PCT, MAX_HISTORY_PCT)
 
     def fit(self, data: TrainingData, params: dict[str, str], *, seed: int = 0,
-            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> TrainedModel:
+            progress: Progress | None = None, should_stop: ShouldStop | None = None,
+            checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         return fit_collaborative(self, data, typed, seed=seed, progress=progress, should_stop=should_stop)
 

@@ -28,5 +28,11 @@ def model_attempt_prefix(storage_id: str, job_id: int, lease: int) -> str:
     return f"{model_prefix(storage_id)}j{job_id}.{lease}/"
 
 
+def training_checkpoint_prefix(storage_id: str) -> str:
+    """A solution version's training checkpoints, inside its folder (so deleting the version removes them):
+    written while it trains, read by a later claim to resume, removed when the version finishes."""
+    return f"{model_prefix(storage_id)}checkpoints/"
+
+
 def job_output_prefix(storage_id: str) -> str:
     return f"jobs/{storage_id}/"

@@ -216,3 +216,24 @@ def test_held_out_queries_exercise_fold_in(training_data):
     assert not np.isin(split.query_users, split.train.users).any()
     recommended = recommend_for_split(model, split, known_users=False)
     assert ndcg_at_k(recommended, split.truths, 10) > 0.2
+
+
+class _MemoryCheckpoints:
+    def __init__(self) -> None:
+        self.saved: dict[str, bytes] = {}
+
+    def load(self, name: str) -> bytes | None:
+        return self.saved.get(name)
+
+    def save(self, name: str, data: bytes) -> None:
+        self.saved[name] = data
+
+
+@pytest.mark.parametrize("name", cases(RECIPES))
+def test_fit_accepts_checkpoints_and_learns_the_same_model(name, training_data):
+    store = _MemoryCheckpoints()
+    model = get_recipe(name).fit(training_data, fast_params(name), seed=0, checkpoints=store)
+    np.testing.assert_allclose(scores_for(model, training_data), scores_for(fitted(name, training_data),
+                                                                            training_data), rtol=1e-5, atol=1e-6)
+    if name in NEURAL:  # the epoch loop keeps its state there
+        assert store.saved

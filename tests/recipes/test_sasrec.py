@@ -16,7 +16,8 @@ from tastemaker.recipes.sasrec import (
     torch_available,
     torch_missing_message,
 )
-from tastemaker.recipes.sasrec_net import NetConfig, encode_histories, torch_forward_last, train_network
+from tastemaker.recipes.sasrec_net import NetConfig, encode_histories, torch_forward_last
+from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingConfig, TrainingData
 
 pytestmark = pytest.mark.skipif(not torch_available(), reason="PyTorch is not installed (pip install 'tastemaker[torch]')")
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.skipif(not torch_available(), reason="PyTorch is not in
 N_ITEMS = 60
 # A tiny network and few epochs: enough to learn a chain over 60 items in a few seconds.
 FAST = {"hidden_dimension": "32", "num_blocks": "1", "max_sequence_length": "20", "training_epochs": "15",
-        "learning_rate": "0.005", "dropout": "0.1", "batch_size": "32", "negative_samples": "0"}
+        "learning_rate": "0.005", "dropout": "0.1", "batch_size": "32", "negative_samples": "0",
+        "early_stopping_patience": "0"}
 
 
 def successor(item: int) -> int:
@@ -115,7 +117,7 @@ def test_numpy_inference_matches_the_torch_network():
     cfg = NetConfig(hidden_dimension=16, num_blocks=2, num_heads=2, max_sequence_length=8, epochs=1, batch_size=4)
     rng = np.random.default_rng(0)
     sequences = [rng.integers(0, 12, size=int(n)).astype(np.int32) for n in rng.integers(2, 15, size=10)]
-    weights = train_network(sequences, 12, cfg, seed=1)
+    weights = train_network(sequences, 12, cfg, seed=1).weights
     histories = [s[:-1] for s in sequences]  # various lengths, some longer than max_sequence_length
     np.testing.assert_allclose(encode_histories(weights, cfg, histories), torch_forward_last(weights, cfg, histories),
                                rtol=1e-4, atol=1e-4)
@@ -193,3 +195,105 @@ def test_hpo_refuses_to_tune_apply_recency_bias():
     default_space = {d.name for d in search_space(UserPersonalizationV2(), None)}
     assert default_space == {"hidden_dimension", "num_blocks", "training_epochs", "learning_rate", "dropout",
                              "future_target_rate"}
+
+
+class MemoryCheckpoints:
+    """Checkpoints in a dict (the jobs side keeps them in the blob store)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, bytes] = {}
+        self.saves = 0
+
+    def load(self, name: str) -> bytes | None:
+        return self.saved.get(name)
+
+    def save(self, name: str, data: bytes) -> None:
+        self.saved[name] = data
+        self.saves += 1
+
+
+def test_a_fit_stopped_midway_resumes_from_its_checkpoint_bit_for_bit(data):
+    params = {**FAST, "training_epochs": "6", "early_stopping_patience": "4"}
+    straight = UserPersonalizationV2().fit(data, params, seed=5)
+    store, checks = MemoryCheckpoints(), []
+
+    def crash_after_three_epochs() -> bool:
+        checks.append(1)
+        return len(checks) > 3
+
+    with pytest.raises(TrainingStopped):
+        UserPersonalizationV2().fit(data, params, seed=5, should_stop=crash_after_three_epochs, checkpoints=store)
+    assert store.saves == 3
+    resumed = UserPersonalizationV2().fit(data, params, seed=5, checkpoints=store)
+    assert resumed.settings["training"]["resumed_from_epoch"] == 3
+    assert straight.settings["training"]["resumed_from_epoch"] == 0
+    assert resumed.settings["training"]["epochs_run"] == straight.settings["training"]["epochs_run"] == 6
+    histories = [np.array([item_index(data, s), item_index(data, successor(s))]) for s in range(20)]
+    users = np.full(20, -1)
+    assert np.array_equal(straight.score_users(users, histories), resumed.score_users(users, histories))
+
+
+def test_a_checkpoint_of_other_inputs_is_not_resumed(data):
+    store = MemoryCheckpoints()
+    UserPersonalizationV2().fit(data, {**FAST, "training_epochs": "2"}, seed=1, checkpoints=store)
+    other = UserPersonalizationV2().fit(data, {**FAST, "training_epochs": "3"}, seed=1, checkpoints=store)
+    assert other.settings["training"]["resumed_from_epoch"] == 0
+
+
+def test_same_seed_same_model(data):
+    params = {**FAST, "training_epochs": "3"}
+    first, second = (UserPersonalizationV2().fit(data, params, seed=2) for _ in range(2))
+    assert all(np.array_equal(first.arrays[k], second.arrays[k]) for k in first.arrays)
+
+
+def test_early_stopping_ends_training_and_keeps_the_best_epoch(data):
+    model = UserPersonalizationV2().fit(data, {**FAST, "training_epochs": "60", "early_stopping_patience": "2"})
+    run = model.settings["training"]
+    assert run["epochs_run"] < 60
+    assert run["epochs_run"] == run["best_epoch"] + 2
+    assert run["validation_ndcg_at_10"] > 0.5  # the chain is learnable: the kept epoch ranks held-out steps high
+
+
+def test_validation_holds_out_only_each_chosen_users_newest_training_event():
+    from tastemaker.recipes.sasrec_train import carve_validation
+
+    sequences = [np.arange(k, k + 5) for k in range(30)] + [np.array([1, 2])]
+    held = carve_validation(sequences, None, np.random.default_rng(0))
+    assert held is not None
+    assert len(held.targets) == 30  # the 2-event user keeps both events
+    for seq, kept in zip(sequences[:30], held.sequences[:30], strict=True):
+        assert np.array_equal(kept, seq[:-1])
+    assert sorted(held.targets.tolist()) == [s[-1] for s in sequences[:30]]
+    assert carve_validation(sequences[:5], None, np.random.default_rng(0)) is None  # too few users: no early stopping
+
+
+def test_default_sequence_length_and_batch_adapt_to_the_data():
+    from tastemaker.recipes.sasrec import net_config
+
+    typed = UserPersonalizationV2().validate_hyperparameters({})
+    short = [np.arange(6)] * 900
+    long = [np.arange(400)] * 3000
+    small, large = net_config(typed, short, 100), net_config(typed, long, 5000)
+    assert (small.max_sequence_length, small.batch_size) == (20, 16)
+    assert (large.max_sequence_length, large.batch_size) == (200, 46)  # 6,000 windows: 128+ steps an epoch
+    assert net_config({**typed, "max_sequence_length": 200}, short, 100).max_sequence_length == 200  # set: kept
+    assert small.negative_samples == 0  # full softmax where an epoch is cheap
+    assert large.negative_samples == 1024  # 1.2M events x 5,000 items: logQ-corrected sampled softmax
+
+
+def test_item_metadata_becomes_part_of_the_item_vectors():
+    table = chain_data().item_ids
+    genres = ["red" if int(i[1:]) % 2 else "blue" for i in table]
+    items = pa.table({"ITEM_ID": list(table), "GENRE": genres, "YEAR": pa.array(range(len(table)), pa.int64())})
+    interactions = pa.table({"USER_ID": ["u1"] * 3 + ["u2"] * 3, "ITEM_ID": ["i1", "i2", "i3", "i2", "i3", "i4"],
+                             "TIMESTAMP": pa.array([1, 2, 3, 4, 5, 6], pa.int64())})
+    data = TrainingData.from_tables(interactions, items, None, TrainingConfig(), check_minimum=False)
+    small = {**FAST, "training_epochs": "1"}
+    with_meta = UserPersonalizationV2().fit(data, small)
+    assert with_meta.settings["training"]["item_metadata_features"] == 2 + 10  # 2 genres, 10 year deciles
+    without = UserPersonalizationV2().fit(data, {**small, "use_item_metadata": "false"})
+    assert without.settings["training"]["item_metadata_features"] == 0
+    # Items never interacted with still differ by their metadata.
+    table_rows = with_meta.arrays["net.item_embedding"]
+    red, blue = [item_index(data, 7), item_index(data, 9)], [item_index(data, 8), item_index(data, 10)]
+    assert not np.allclose(table_rows[red[0] + 1], table_rows[blue[0] + 1])
