@@ -20,7 +20,7 @@ class InvalidInputException(TastemakerError):
 
 
 class ValidationException(InvalidInputException):
-    """A request that breaks its model's constraints, for an operation whose model declares no
+    """A request that breaks its model's constraints, for a Personalize operation whose model declares no
     InvalidInputException (ListDatasetGroups, ListSchemas): AWS's request validation answers these with the
     common ValidationException and the same "N validation error(s) detected: ..." message."""
 

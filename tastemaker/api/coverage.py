@@ -41,7 +41,7 @@ def render_markdown() -> str:
         "shape field by field (members, required members, JSON types, enums, lengths, ranges, patterns), and every",
         "generated invalid input (values past the model's limits, outside its enums, malformed ARNs, unknown",
         "resources, bad tokens) was refused with an error the operation's model declares (or AWS's common",
-        "ValidationException, which its request validation answers where the model declares no",
+        "ValidationException, which its request validation answers where a Personalize model declares no",
         "InvalidInputException), a repeated create with ResourceAlreadyExistsException and a delete of a resource",
         "in use with ResourceInUseException.",
         "",

@@ -426,6 +426,13 @@ def _compiled(operation_model: OperationModel) -> _StructureNode | None:
     return node
 
 
+def _refusal(operation_model: OperationModel) -> type[InvalidInputException]:
+    """ValidationException for a Personalize operation whose model declares no InvalidInputException."""
+    personalize = operation_model.service_model.service_name.startswith("personalize")
+    declared = any(e.name == "InvalidInputException" for e in operation_model.error_shapes)
+    return ValidationException if personalize and not declared else InvalidInputException
+
+
 def validate_input(operation_model: OperationModel, params: Any) -> dict[str, Any]:
     """Check request params against the operation's input shape; return them cleaned.
 
@@ -445,9 +452,7 @@ def validate_input(operation_model: OperationModel, params: Any) -> dict[str, An
         shown = "; ".join(errors[:_SHOWN_ERRORS])
         if count > _SHOWN_ERRORS:
             shown += f"; and {count - _SHOWN_ERRORS} more"
-        declared = any(e.name == "InvalidInputException" for e in operation_model.error_shapes)
-        refusal = InvalidInputException if declared else ValidationException
-        raise refusal(f"{count} validation {noun} detected: {shown}")
+        raise _refusal(operation_model)(f"{count} validation {noun} detected: {shown}")
     return cleaned
 
 
