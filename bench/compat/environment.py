@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[2]  # the checkout whose server is tested
 SAGEMAKER_METADATA = "/opt/ml/metadata/resource-metadata.json"
 REGION = "us-east-1"
 # The getting-started notebook reads these two parameters, which its CloudFormation template creates.
@@ -156,7 +157,9 @@ def services(env: Environment, endpoint: str | None = None) -> Iterator[dict[str
 
             server = LocalServer(env.work / "server", import_roots=[env.work],
                                  env={"TASTEMAKER_S3_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "moto",
-                                      "AWS_SECRET_ACCESS_KEY": "moto"})
+                                      "AWS_SECRET_ACCESS_KEY": "moto",
+                                      "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                                  os.environ.get("PYTHONPATH")]))})
             server.start()
             endpoint = server.url
             os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = server.access_key, server.secret_key

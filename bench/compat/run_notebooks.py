@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[2])]  # this checkout
 from environment import Environment, services
 
 # The notebooks of issue #14, in the order a user runs them; a name may stand for a series run in one session.
@@ -200,6 +200,7 @@ def run_series(name: str, paths: list[str], snapshot: Path, env: Environment, cl
             first = next((line for line in source.splitlines() if line.strip()), "")[:70]
             started = time.perf_counter()
             clock.started = time.monotonic()
+            time.sleep = clock.sleep  # type: ignore[assignment]
             try:
                 if quiet:
                     with contextlib.redirect_stdout(io.StringIO()):
@@ -210,6 +211,8 @@ def run_series(name: str, paths: list[str], snapshot: Path, env: Environment, cl
             except Exception as exc:  # noqa: BLE001 - any failure of a cell is reported, and the next cell runs
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 result = CellResult(Path(path).name, index, False, time.perf_counter() - started, detail[:600], first)
+            finally:
+                time.sleep = clock.real_sleep  # type: ignore[assignment]
             results.append(result)
             mark = "PASS" if result.ok else "FAIL"
             print(f"{mark} {result.notebook} cell {index:2d} {result.seconds:6.1f}s  {first}"
@@ -235,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
 
     env = Environment(args.data, args.work.resolve(), args.max_users)
     clock = Clock(args.sleep, args.cell_timeout)
-    time.sleep = clock.sleep  # type: ignore[assignment]
     if args.pandas1:
         import pandas as pd
 
@@ -246,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.notebooks.split(","):
             paths = NOTEBOOKS.get(name, [name])
             results += run_series(Path(name).stem, paths, args.snapshot, env, clock, args.quiet)
-    time.sleep = clock.real_sleep  # type: ignore[assignment]
     summary: dict[str, list[int]] = {}
     for r in results:
         summary.setdefault(r.notebook, [0, 0])[0 if r.ok else 1] += 1
