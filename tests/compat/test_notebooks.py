@@ -1,10 +1,11 @@
 """AWS's sample notebooks, their boto3 calls as written, run unchanged against a live server with a moto S3
-server: getting started (tests/compat/getting_started.py), the VIDEO_ON_DEMAND recommender and the ECOMMERCE
-promotions notebooks (tests/compat/domain_notebooks.py). bench/compat/run_notebooks.py runs the notebooks
-themselves."""
+server: getting started (tests/compat/getting_started.py), the POC-in-a-box workshop (tests/compat/poc_in_a_box.py),
+the VIDEO_ON_DEMAND recommender and the ECOMMERCE promotions notebooks (tests/compat/domain_notebooks.py).
+bench/compat/run_notebooks.py runs the notebooks themselves."""
 
 from __future__ import annotations
 
+import csv
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import boto3
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
-from tests.compat import domain_notebooks, getting_started
+from tests.compat import domain_notebooks, getting_started, poc_in_a_box
 
 pytestmark = pytest.mark.slow
 
@@ -69,3 +70,30 @@ def test_promotions_notebook_runs_unchanged(server: LocalServer, moto_s3: str, t
     assert len(promoted) == 4 and {category[r["itemId"]] for r in promoted} == {"halloween"}
     assert {category[r["itemId"]] for r in both if r not in promoted} == {"decorative"}
     assert len({r["itemId"] for r in both}) == len(both)
+
+
+def test_poc_in_a_box_workshop_runs_unchanged(server: LocalServer, moto_s3: str, tmp_path: Path) -> None:
+    clients = _clients(server, moto_s3)
+    clients["personalize-events"] = server.client("personalize-events")
+    seen = poc_in_a_box.run(clients, tmp_path, f"poc-{uuid.uuid4().hex[:8]}")
+    with seen["items_file"].open() as fh:
+        meta = {row["ITEM_ID"]: row for row in csv.DictReader(fh)}
+    assert [job["status"] for job in seen["imports"]] == ["ACTIVE", "ACTIVE"]
+    assert {key: v["status"] for key, v in seen["versions"].items()} == dict.fromkeys(
+        ("userpersonalization", "sims", "rerank"), "ACTIVE")
+    assert all("normalized_discounted_cumulative_gain_at_10" in m for m in seen["metrics"].values())
+    assert {c["status"] for c in seen["campaigns"].values()} == {"ACTIVE"}
+    similar = [r["itemId"] for r in seen["sims"]]
+    assert len(similar) == 25 and "5" not in similar
+    assert len(seen["user"]) == 25
+    for genre, listed in seen["by_genre"].items():
+        assert listed and all(genre in meta[r["itemId"]]["GENRE"].split("|") for r in listed)
+    assert seen["decade"] and all(1970 <= int(meta[r["itemId"]]["YEAR"]) < 1980 for r in seen["decade"])
+    watched = {r["itemId"] for r in seen["watched"]}
+    unwatched = {r["itemId"] for r in seen["unwatched"]}
+    assert len(seen["sent_watch"]) == 4 and set(seen["sent_watch"]) <= watched
+    assert not set(seen["sent_watch"]) & unwatched and not watched & unwatched
+    assert sorted(r["itemId"] for r in seen["reranked"]) == sorted(seen["rerank_input"])
+    assert seen["batch"]["status"] == "ACTIVE"
+    assert sorted(line["input"]["userId"] for line in seen["batch_lines"]) == ["3", "42", "99"]
+    assert all(len(line["output"]["recommendedItems"]) == 25 for line in seen["batch_lines"])
