@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -172,7 +173,9 @@ class Kernel:
     def run(self, source: str) -> None:
         code = self.translate(source)
         tree = ast.parse(code)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        if last is not None:
+            tree.body.pop()
         cwd = os.getcwd()
         os.chdir(self.folder)
         try:
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = Environment(args.data, args.work.resolve(), args.max_users)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server it started, as on Ctrl-C
     clock = Clock(args.sleep, args.cell_timeout)
     if args.pandas1:
         import pandas as pd
