@@ -19,6 +19,14 @@ class InvalidInputException(TastemakerError):
     status = 400
 
 
+class ValidationException(InvalidInputException):
+    """A request that breaks its model's constraints, for a Personalize operation whose model declares no
+    InvalidInputException (ListDatasetGroups, ListSchemas): AWS's request validation answers these with the
+    common ValidationException and the same "N validation error(s) detected: ..." message."""
+
+    code = "ValidationException"
+
+
 class ResourceNotFoundException(TastemakerError):
     code = "ResourceNotFoundException"
     status = 404

@@ -3,7 +3,9 @@
 Conventions (chosen to match what AWS services report, documented here once):
 
 * Every violation found is reported, in one InvalidInputException whose message reads
-  `N validation error(s) detected: Value '<v>' at '<path>' failed to satisfy constraint: <rule>; ...`.
+  `N validation error(s) detected: Value '<v>' at '<path>' failed to satisfy constraint: <rule>; ...`;
+  for an operation whose model declares no InvalidInputException (ListDatasetGroups, ListSchemas) it is
+  AWS's common ValidationException, with the same message.
 * Paths: top-level members by name (`name`), nested structure members with dots
   (`dataSource.dataLocation`), list elements 1-based as AWS writes them (`eventList.1.member.sentAt`),
   map values by key (`filterValues.myKey`); map *key* violations are reported at the map's path as
@@ -33,7 +35,7 @@ import orjson
 import regex
 from botocore.model import OperationModel, Shape
 
-from tastemaker.errors import InvalidInputException
+from tastemaker.errors import InvalidInputException, ValidationException
 
 # Documented limits the botocore models leave out: (operation, top-level member) -> {"min"/"max": n}.
 EXTRA_LIMITS: dict[tuple[str, str], dict[str, int]] = {
@@ -424,6 +426,13 @@ def _compiled(operation_model: OperationModel) -> _StructureNode | None:
     return node
 
 
+def _refusal(operation_model: OperationModel) -> type[InvalidInputException]:
+    """ValidationException for a Personalize operation whose model declares no InvalidInputException."""
+    personalize = operation_model.service_model.service_name.startswith("personalize")
+    declared = any(e.name == "InvalidInputException" for e in operation_model.error_shapes)
+    return ValidationException if personalize and not declared else InvalidInputException
+
+
 def validate_input(operation_model: OperationModel, params: Any) -> dict[str, Any]:
     """Check request params against the operation's input shape; return them cleaned.
 
@@ -443,7 +452,7 @@ def validate_input(operation_model: OperationModel, params: Any) -> dict[str, An
         shown = "; ".join(errors[:_SHOWN_ERRORS])
         if count > _SHOWN_ERRORS:
             shown += f"; and {count - _SHOWN_ERRORS} more"
-        raise InvalidInputException(f"{count} validation {noun} detected: {shown}")
+        raise _refusal(operation_model)(f"{count} validation {noun} detected: {shown}")
     return cleaned
 
 

@@ -16,7 +16,7 @@ from tastemaker.api.service_models import (
     service_model,
 )
 from tastemaker.api.validation import java_pattern, validate_input
-from tastemaker.errors import InvalidInputException
+from tastemaker.errors import InvalidInputException, ValidationException
 
 ARN = "arn:aws:personalize:us-east-1:000000000000:dataset-group/shop"
 CAMPAIGN = "arn:aws:personalize:us-east-1:000000000000:campaign/c1"
@@ -207,9 +207,20 @@ def test_message_lists_at_most_ten_violations() -> None:
 
 @pytest.mark.parametrize(("value", "rule"), [(0, "greater than or equal to 1"), (101, "less than or equal to 100")])
 def test_integer_range(value: int, rule: str) -> None:
-    assert refusal("ListDatasetGroups", {"maxResults": value}) == (
+    assert refusal("ListDatasets", {"maxResults": value}) == (
         f"1 validation error detected: Value '{value}' at 'maxResults' failed to satisfy constraint: "
         f"Member must have value {rule}")
+
+
+@pytest.mark.parametrize("name", ["ListDatasetGroups", "ListSchemas"])
+def test_operations_without_invalid_input_answer_validation_exception(name: str) -> None:
+    """Their models declare only InvalidNextTokenException: AWS's request validation answers the common
+    ValidationException there, with the same message."""
+    with pytest.raises(ValidationException) as info:
+        validate_input(op(name), {"maxResults": 101})
+    assert info.value.status == 400 and info.value.code == "ValidationException"
+    assert info.value.message == ("1 validation error detected: Value '101' at 'maxResults' failed to satisfy "
+                                  "constraint: Member must have value less than or equal to 100")
 
 
 def test_num_results_limits_documented_beyond_the_model() -> None:
@@ -341,9 +352,9 @@ def test_sensitive_filter_expression_is_never_echoed() -> None:
     ("operation", "params", "fragment"),
     [
         ("CreateDatasetGroup", {"name": 5}, "Value '5' at 'name' failed to satisfy constraint: Member must be a string"),
-        ("ListDatasetGroups", {"maxResults": "5"}, "Member must be an integer"),
-        ("ListDatasetGroups", {"maxResults": True}, "Member must be an integer"),
-        ("ListDatasetGroups", {"maxResults": 2.5}, "Member must be an integer"),
+        ("ListDatasets", {"maxResults": "5"}, "Member must be an integer"),
+        ("ListDatasets", {"maxResults": True}, "Member must be an integer"),
+        ("ListDatasets", {"maxResults": 2.5}, "Member must be an integer"),
         ("CreateSolution", {"name": "s", "datasetGroupArn": ARN, "performHPO": "true"}, "Member must be a boolean"),
         ("CreateDatasetImportJob", {"jobName": "j", "datasetArn": ARN, "dataSource": "s3://b/x"},
          "Value 's3://b/x' at 'dataSource' failed to satisfy constraint: Member must be a structure"),

@@ -120,3 +120,22 @@ def test_list_data_deletion_jobs_of_an_unknown_group_is_an_empty_page(personaliz
     answer = personalize.list_data_deletion_jobs(
         datasetGroupArn="arn:aws:personalize:us-east-1:000000000000:dataset-group/absent")
     assert answer["dataDeletionJobs"] == []
+
+
+@pytest.mark.parametrize("operation", ["list_dataset_groups", "list_schemas"])
+def test_out_of_range_max_results_is_a_validation_exception_where_invalid_input_is_not_declared(  # type: ignore[no-untyped-def]
+        server, operation: str) -> None:
+    """ListDatasetGroups and ListSchemas model only InvalidNextTokenException: 101 (past the model's max 100) is
+    refused as AWS's request validation refuses it, with the common ValidationException."""
+    import boto3
+    from botocore.config import Config
+
+    loose = boto3.client("personalize", endpoint_url=server.url, region_name=server.region,
+                         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
+                         config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as exc:
+        getattr(loose, operation)(maxResults=101)
+    assert code(exc) == "ValidationException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Value '101' at 'maxResults'" in str(exc.value) and "less than or equal to 100" in str(exc.value)
+    assert getattr(loose, operation)(maxResults=100)["ResponseMetadata"]["HTTPStatusCode"] == 200
