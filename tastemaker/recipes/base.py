@@ -44,14 +44,6 @@ class TrainingStopped(Exception):
     """Raised by Recipe.fit when should_stop() turned true between iterations (StopSolutionVersionCreation)."""
 
 
-class Checkpoints(Protocol):
-    """Named byte blobs a long training saves as it goes and loads when a restarted job resumes it."""
-
-    def load(self, name: str) -> bytes | None: ...
-
-    def save(self, name: str, data: bytes) -> None: ...
-
-
 @dataclass(frozen=True)
 class HyperParameter:
     """One hyperparameter with its AWS name, default (as AWS reports it, a string) and allowed range."""

@@ -16,8 +16,8 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from tastemaker.store import state_changes
 from tastemaker.store import changes as change_counter
+from tastemaker.store import state_changes
 from tastemaker.store.status import UPDATE_RECORDS, check, check_update
 from tastemaker.store.tables import dataset_parts, resources, tags
 
