@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
+
 from tastemaker.cli.local_server import LocalServer
 from tests.console.test_sessions import READ_ONLY, csrf, sign_in
 from tests.e2e.datagen import GENRES, INTERACTIONS_SCHEMA, schema_json, write_dataset
 from tests.e2e.test_access_keys import create_key
 from tests.e2e.util import wait_status
+
+pytestmark = pytest.mark.slow
 
 
 def _group(srv: LocalServer, name: str) -> str:
