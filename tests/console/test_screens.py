@@ -49,7 +49,8 @@ def test_monitoring_charts_a_trackers_events_per_minute(console_server: LocalSer
         runtime.get_recommendations(campaignArn=trained["campaign"], userId="u2")
     page = client.get("/console/monitoring", params={"arn": group}).text
     tracker_panel = page[page.index("Event tracker monitored-site"):]
-    campaign_panel = page[page.index("Campaign console-trained"):page.index("Event tracker monitored-site")]
+    campaign_panel = page[page.index("Campaign console-trained"):]
+    campaign_panel = campaign_panel[:campaign_panel.index("<section")]
     assert tracker_panel.count('<svg class="chart"') == 4 and campaign_panel.count('<svg class="chart"') == 4
     bars = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", tracker_panel)
     assert sum(int(b) for b in bars) == 7, bars  # the seven PutEvents, in the requests chart
@@ -122,6 +123,13 @@ def test_tastemaker_explain_prints_the_same_evidence(console_server: LocalServer
                            "u7", "--num-results", "3", "--data-dir", str(console_server.data_dir)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert text.returncode == 0 and "carried by your event on i" in text.stdout, text.stdout + text.stderr
+    related = json.loads(subprocess.run(
+        [sys.executable, "-m", "tastemaker.cli.main", "explain", trained["sims"], "--item-id", "i3", "--num-results",
+         "5", "--json", "--data-dir", str(console_server.data_dir)], capture_output=True, text=True, timeout=120,
+        check=True).stdout)
+    scores = [item["relatedTo"]["score"] for item in related["items"]]
+    assert len(scores) == 5 and all(item["relatedTo"]["itemId"] == "i3" for item in related["items"])
+    assert scores == sorted(scores, reverse=True)  # SIMS ranks by the very similarity the explanation reports
     missing = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "explain", trained["campaign"],
                               "--data-dir", str(console_server.data_dir)], capture_output=True, text=True,
                              timeout=120, check=False)
