@@ -5,6 +5,10 @@ Pages are Jinja2 templates and plain HTML forms: a GET renders, a POST changes s
 redirects back, or re-renders the page with the error beside the form that caused it. Pages that show work
 in progress (imports, training, deploys, deletes) refresh themselves every few seconds while it lasts. Lists
 are read a page at a time (the operations' nextToken), never the whole catalogue.
+
+This module holds the application, sign-in and the manual's resource screens (groups, datasets, solutions,
+campaigns and their test panel, filters, trackers); console.insight the monitoring, audit and evaluation
+pages, console.batch the batch jobs and metric attribution page, console.upload the CSV upload.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -24,33 +27,40 @@ from urllib.parse import parse_qs, urlencode
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from tastemaker.api.app import Api
+from tastemaker.console import batch, insight
 from tastemaker.console.calls import BotoShaped, Caller
-from tastemaker.console.charts import bar_chart
-from tastemaker.console.sessions import COOKIE, Session, Sessions, TooManyAttempts, csrf_ok
+from tastemaker.console.pages import (
+    PAGE,
+    PREFIX,
+    Ctx,
+    FormTooLarge,
+    Handler,
+    back,
+    busy,
+    is_recommender,
+    to_thread,
+    when,
+)
+from tastemaker.console.sessions import COOKIE, Sessions, TooManyAttempts, csrf_ok
+from tastemaker.console.upload import import_counts, upload
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
 from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
-from tastemaker.store import resources
-from tastemaker.store.records import SolutionVersion, load
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
-PREFIX = "/console"
-PAGE = 20  # rows per list page
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
-MAX_UPLOAD_BYTES = 1 << 30  # a CSV uploaded from the browser (larger files: import from s3:// or a root)
 HISTORY = 20  # the user's newest events shown beside their recommendations
 PREVIEW_RESULTS = 25  # recommendations a filter preview checks
-BUSY_WORDS = ("PENDING", "IN_PROGRESS", "IN PROGRESS")
 DEFAULT_SCHEMAS = {
     "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
                      "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
@@ -69,46 +79,6 @@ TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons b
     "stop-recommender": ("StopRecommender", "recommenderArn"), "start-recommender": ("StartRecommender", "recommenderArn"),
     "stop-version": ("StopSolutionVersionCreation", "solutionVersionArn"),
 }
-WINDOW_SECONDS = 3600  # the monitoring charts' window (a datapoint per minute)
-# (metric name with * for the operation, statistic, unit) per chart; spec 9.2's names.
-RUNTIME_METRICS = (("*", "Sum", "calls"), ("*4xxErrors", "Sum", "calls"), ("*5xxErrors", "Sum", "calls"),
-                   ("*Latency", "Average", "ms"))
-EVENT_METRICS = (("PutEventsRequests", "Sum", "calls"), ("PutEvents4xxErrors", "Sum", "calls"),
-                 ("PutEvents5xxErrors", "Sum", "calls"), ("PutEventLatency", "Average", "ms"))
-# (operation suffix, list field, ARN key, describe field) of the batch job kinds
-BATCH_KINDS = (("BatchInferenceJob", "batchInferenceJobs", "batchInferenceJobArn", "batchInferenceJob"),
-               ("BatchSegmentJob", "batchSegmentJobs", "batchSegmentJobArn", "batchSegmentJob"))
-EVALUATIONS_KEPT = 4  # parsed evaluation reports kept per process
-RESULT_LINES = 5  # first lines of a finished batch job's local output shown
-AUDIT_KEYS = ("EventName", "Username", "AccessKeyId", "ResourceName", "ResourceType", "ReadOnly", "EventId")
-Handler = Callable[[Request, "Ctx"], Awaitable[Response]]
-
-
-class Ctx:
-    """One signed-in request: its session, the operations caller and what the templates need."""
-
-    def __init__(self, console: Console, request: Request, session: Session) -> None:
-        self.console = console
-        self.request = request
-        self.session = session
-        self.caller = Caller(console.api, session.access_key_id, session.region,
-                             source_ip=request.client.host if request.client else None)
-        self.can_write = self.caller.allowed("CreateDatasetGroup", {"name": "console-probe"})
-
-    def render(self, template: str, status: int = 200, **values: Any) -> Response:
-        values.update(request=self.request, session=self.session, can_write=self.can_write, prefix=PREFIX,
-                      csrf=self.session.csrf, busy=_busy)
-        return self.console.templates.TemplateResponse(self.request, template, values, status_code=status)
-
-
-def _busy(status: str | None) -> bool:
-    return bool(status) and any(word in (status or "") for word in BUSY_WORDS)
-
-
-def _back(path: str, **query: str) -> RedirectResponse:
-    return RedirectResponse(PREFIX + path + ("?" + urlencode(query) if query else ""), status_code=303)
-
-
 class Console:
     """The console's ASGI app, bound to the API it calls through."""
 
@@ -116,9 +86,9 @@ class Console:
         self.api = api
         self.sessions = Sessions(api.keys, api.services.settings.data_dir)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.filters["when"] = _when
+        self.templates.env.filters["when"] = when
         self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
-        self.evaluations: dict[str, dict[str, Any]] = {}  # solution version ARN -> its evaluation report
+        self.evaluations = insight.EvaluationReports(api)
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
@@ -134,10 +104,10 @@ class Console:
             "/tracker": (self.tracker, self.send_event),
             "/filter/check": (self.group, self.check_filter),
             "/filter/preview": (self.group, self.preview_filter),
-            "/monitoring": (self.monitoring, None),
-            "/jobs": (self.jobs, self.change_jobs),
-            "/evaluation": (self.evaluation, None),
-            "/audit": (self.audit, None),
+            "/monitoring": (insight.monitoring, None),
+            "/jobs": (batch.jobs, batch.change_jobs),
+            "/evaluation": (insight.evaluation, None),
+            "/audit": (insight.audit, None),
         }
         for path, (get, post) in pages.items():
             routes.append(Route(path, self._signed_in(get, post), methods=["GET", "POST"] if post else ["GET"]))
@@ -155,7 +125,7 @@ class Console:
         async def endpoint(request: Request) -> Response:
             session = self.sessions.get(request.cookies.get(COOKIE))
             if session is None:
-                return _back("/signin")
+                return back("/signin")
             ctx = Ctx(self, request, session)
             if request.method == "POST":
                 form = await _form(request)
@@ -169,9 +139,12 @@ class Console:
 
         return endpoint
 
+    async def upload(self, request: Request) -> Response:
+        return await upload(self, request)  # console.upload: the body is the file, not a form
+
     async def home(self, request: Request) -> Response:
         signed_in = self.sessions.get(request.cookies.get(COOKIE)) is not None
-        return _back("/groups" if signed_in else "/signin")
+        return back("/groups" if signed_in else "/signin")
 
     async def signin(self, request: Request) -> Response:
         error = None
@@ -186,7 +159,7 @@ class Console:
                 return self.templates.TemplateResponse(request, "signin.html", {
                     "error": str(exc), "region": region, "prefix": PREFIX, "session": None}, status_code=429)
             if token is not None:
-                response = _back("/groups")
+                response = back("/groups")
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path=PREFIX,
                                     secure=request.url.scheme == "https")
                 return response
@@ -200,7 +173,7 @@ class Console:
         form = await _form(request)
         if session is not None and csrf_ok(session, form.get("csrf")):
             self.sessions.sign_out(session)
-        response = _back("/signin")
+        response = back("/signin")
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
 
@@ -212,7 +185,7 @@ class Console:
         groups = page.get("datasetGroups", [])
         return ctx.render("groups.html", status=400 if error else 200, groups=groups, error=error,
                           next=page.get("nextToken"), deleting=self.deleting,
-                          refresh=any(_busy(g.get("status")) for g in groups) or bool(self.deleting))
+                          refresh=any(busy(g.get("status")) for g in groups) or bool(self.deleting))
 
     async def create_group(self, request: Request, ctx: Ctx) -> Response:
         form = request.state.form
@@ -221,7 +194,7 @@ class Console:
                                                                 "domain": form.get("domain")})
         except TastemakerError as exc:
             return await self.groups(request, ctx, error=exc.message)
-        return _back("/group", arn=made["datasetGroupArn"])
+        return back("/group", arn=made["datasetGroupArn"])
 
     async def group(self, request: Request, ctx: Ctx, errors: dict[str, str] | None = None,
                     form: dict[str, str] | None = None) -> Response:
@@ -239,7 +212,7 @@ class Console:
                 described = await call("DescribeDatasetImportJob",
                                        {"datasetImportJobArn": job["datasetImportJobArn"]})
                 job_arn: str = job["datasetImportJobArn"]
-                counts = await run_in_threadpool(_import_counts, self.api, job_arn)
+                counts = await run_in_threadpool(import_counts, self.api, job_arn)
                 imports.append({**described["datasetImportJob"], "datasetType": dataset["datasetType"],
                                 "counts": counts})
         solutions = []
@@ -281,7 +254,7 @@ class Console:
             domain_recipes = (await call("ListRecipes", {"domain": group["domain"], "maxResults": 100}))["recipes"]
         everything = ([group], datasets, imports, solutions, filters, trackers, recommenders,
                       [v for s in solutions for v in s["versions"]], [c for s in solutions for c in s["campaigns"]])
-        refresh = any(_busy(r.get("status")) for rows in everything for r in rows)
+        refresh = any(busy(r.get("status")) for rows in everything for r in rows)
         deployments = [(f"campaign {c['name']}", c["campaignArn"]) for s in solutions for c in s["campaigns"]
                        if c.get("status") == "ACTIVE"]
         deployments += [(f"recommender {r['name']}", r["recommenderArn"]) for r in recommenders
@@ -355,7 +328,7 @@ class Console:
                 return await self.group(request, ctx, errors={"page": f"Unknown action {action!r}."})
         except TastemakerError as exc:
             return await self.group(request, ctx, errors={action: exc.message}, form=form)
-        return _back("/group", arn=arn)
+        return back("/group", arn=arn)
 
     async def check_filter(self, request: Request, ctx: Ctx) -> Response:
         """Live validation for the filter editor: CreateFilter's own check of the expression against the
@@ -364,7 +337,7 @@ class Console:
         expression = request.state.form.get("filterExpression", "")
         try:
             await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn})  # the key may read it
-            await _to_thread(lambda: _check_expression(ctx.caller, arn, expression))
+            await to_thread(lambda: _check_expression(ctx.caller, arn, expression))
         except TastemakerError as exc:
             found = re.search(r"at position (\d+)", exc.message)
             return JSONResponse({"ok": False, "message": exc.message,
@@ -387,10 +360,10 @@ class Console:
             if filter_values is not None and not isinstance(filter_values, dict):
                 raise ValueError("Filter values must be a JSON object, e.g. {\"GENRE\": \"\\\"Drama\\\"\"}.")
             answer = await ctx.caller.call("GetRecommendations", {
-                "recommenderArn" if _is_recommender(target) else "campaignArn": target, "userId": user,
+                "recommenderArn" if is_recommender(target) else "campaignArn": target, "userId": user,
                 "numResults": PREVIEW_RESULTS})
             items = [i["itemId"] for i in answer.get("itemList", [])]
-            rows = await _to_thread(lambda: preview(self.api.services, target, expression, items, user_id=user,
+            rows = await to_thread(lambda: preview(self.api.services, target, expression, items, user_id=user,
                                                     values=filter_values))
         except json.JSONDecodeError as exc:
             values["error"] = f"Filter values must be a JSON object: {exc}."
@@ -402,7 +375,7 @@ class Console:
 
     async def delete_preview(self, request: Request, ctx: Ctx) -> Response:
         arn = request.query_params.get("arn", "")
-        plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+        plan = await to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
         if plan is None:
             return ctx.render("error.html", status=404, error=f"Dataset group {arn} does not exist.")
         return ctx.render("delete.html", arn=arn, plan=plan, stages=STAGES)
@@ -410,15 +383,15 @@ class Console:
     async def delete_group(self, request: Request, ctx: Ctx) -> Response:
         arn = request.query_params.get("arn", "")
         if request.state.form.get("confirm") != arn.rsplit("/", 1)[-1]:
-            plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+            plan = await to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
             return ctx.render("delete.html", status=400, arn=arn, plan=plan, stages=STAGES,
                               error="Type the dataset group's name to confirm the delete.")
-        plan = await _to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
+        plan = await to_thread(lambda: make_plan(BotoShaped(ctx.caller), arn))
         if plan is not None and arn not in self.deleting:
             self.deleting[arn] = "starting"
             threading.Thread(target=self._delete_in_background, args=(ctx.caller, plan), daemon=True,
                              name="console-delete").start()
-        return _back("/groups")
+        return back("/groups")
 
     def _delete_in_background(self, caller: Caller, plan: Plan) -> None:
         """Delete the plan stage by stage, each stage only when the one before is gone (as the server asks)."""
@@ -460,7 +433,7 @@ class Console:
                        reasons: list[Reason] | None = None) -> Response:
         arn = request.query_params.get("arn", "")
         try:
-            if _is_recommender(arn):
+            if is_recommender(arn):
                 campaign = (await ctx.caller.call("DescribeRecommender", {"recommenderArn": arn}))["recommender"]
                 group = campaign["datasetGroupArn"]
             else:
@@ -475,14 +448,14 @@ class Console:
         history: list[tuple[str, str, str]] = []
         user_id = (form or {}).get("userId", "").strip()
         if result is not None and user_id:  # the key could get this user's recommendations: show what they saw
-            events = await _to_thread(lambda: user_history(self.api.services, group, user_id))
-            history = [(item, kind, _when(when)) for item, kind, when in
+            events = await to_thread(lambda: user_history(self.api.services, group, user_id))
+            history = [(item, kind, when(at)) for item, kind, at in
                        zip(events.item_ids[:HISTORY], events.event_types[:HISTORY], events.timestamps[:HISTORY],
                            strict=False)]
         return ctx.render("campaign.html", status=400 if error else 200, campaign=campaign, group=group,
-                          kind="Recommender" if _is_recommender(arn) else "Campaign", arn=arn,
+                          kind="Recommender" if is_recommender(arn) else "Campaign", arn=arn,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
-                          form=form or {"numResults": "10"}, refresh=_busy(campaign.get("status")),
+                          form=form or {"numResults": "10"}, refresh=busy(campaign.get("status")),
                           history=history, reasons=reasons or [])
 
     async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
@@ -500,7 +473,7 @@ class Console:
                            "percentPromotedItems": int(form.get("promotionPercent") or 0)}]
         try:
             result = await ctx.caller.call("GetRecommendations", {
-                "recommenderArn" if _is_recommender(arn) else "campaignArn": arn,
+                "recommenderArn" if is_recommender(arn) else "campaignArn": arn,
                 "userId": form.get("userId"), "itemId": form.get("itemId"),
                 "numResults": int(form.get("numResults") or 10), "filterArn": form.get("filterArn"),
                 "filterValues": values, "context": context, "promotions": promotions})
@@ -508,7 +481,7 @@ class Console:
             return await self.campaign(request, ctx, error=getattr(exc, "message", str(exc)), form=form)
         user_id, item_id = form.get("userId", "").strip() or None, form.get("itemId", "").strip() or None
         try:  # why each item is there: asked of the model the key just got recommendations from
-            reasons = await _to_thread(lambda: explain(self.api.services, arn, result.get("itemList", []),
+            reasons = await to_thread(lambda: explain(self.api.services, arn, result.get("itemList", []),
                                                        user_id=user_id, item_id=item_id))
         except TastemakerError as exc:
             log.info("no explanation for %s: %s", arn, exc.message)
@@ -527,11 +500,11 @@ class Console:
         charts: list[Any] = []
         chart_error: str | None = None
         try:
-            charts = await _charts(ctx.caller, "Event tracker", arn, EVENT_METRICS[:2])
+            charts = await insight.charts_for(ctx.caller, "Event tracker", arn, insight.EVENT_METRICS[:2])
         except TastemakerError as exc:  # a key without cloudwatch:GetMetricData still sends test events
             chart_error = exc.message
         return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
-                          form=form or {"eventType": "click"}, refresh=_busy(tracker.get("status")),
+                          form=form or {"eventType": "click"}, refresh=busy(tracker.get("status")),
                           charts=charts, chart_error=chart_error)
 
     async def send_event(self, request: Request, ctx: Ctx) -> Response:
@@ -551,249 +524,6 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
-    # --- CSV upload -----------------------------------------------------------------------------------------
-
-    async def upload(self, request: Request) -> Response:
-        """A CSV file sent by the page's upload form as the raw request body (no multipart: the browser
-        streams the file), written to DATA_DIR/imports/console/ (an import root) as it arrives, then imported
-        by CreateDatasetImportJob like any other local file. The key must be allowed to create the import
-        before a byte is stored; the CSRF token travels in the X-CSRF-Token header."""
-        session = self.sessions.get(request.cookies.get(COOKIE))
-        if session is None:
-            return JSONResponse({"message": "Sign in again: the session has ended."}, status_code=401)
-        if not csrf_ok(session, request.headers.get("x-csrf-token")):
-            return JSONResponse({"message": "The page is stale (CSRF token mismatch): reload it and try again."},
-                                status_code=403)
-        ctx = Ctx(self, request, session)
-        dataset = request.query_params.get("arn", "")
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", request.query_params.get("name", "upload.csv"))[-80:] or "upload.csv"
-        if not ctx.caller.allowed("CreateDatasetImportJob", {"datasetArn": dataset}):
-            return JSONResponse({"message": "This key may not create import jobs for " + dataset + "."},
-                                status_code=403)
-        try:
-            await ctx.caller.call("DescribeDataset", {"datasetArn": dataset})
-        except TastemakerError as exc:
-            return JSONResponse({"message": exc.message}, status_code=exc.status)
-        folder = self.api.services.settings.imports_dir / "console"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}-{name}"
-        size = 0
-        try:
-            with target.open("wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > MAX_UPLOAD_BYTES:
-                        raise FormTooLarge()
-                    out.write(chunk)  # a chunk of at most 64 kB: no thread hop
-        except (FormTooLarge, OSError) as exc:
-            target.unlink(missing_ok=True)
-            reason = (f"The file is larger than {MAX_UPLOAD_BYTES >> 20} MiB: import it from s3:// or an import "
-                      "root instead." if isinstance(exc, FormTooLarge) else f"Could not store the upload: {exc}.")
-            return JSONResponse({"message": reason}, status_code=413 if isinstance(exc, FormTooLarge) else 500)
-        if size == 0:
-            target.unlink(missing_ok=True)
-            return JSONResponse({"message": "The file is empty: choose a CSV file with a header row."},
-                                status_code=400)
-        try:
-            made = await ctx.caller.call("CreateDatasetImportJob", {
-                "jobName": f"console-upload-{int(time.time())}-{secrets.token_hex(2)}", "datasetArn": dataset,
-                "dataSource": {"dataLocation": str(target)},
-                "roleArn": "arn:aws:iam::000000000000:role/tastemaker-console"})
-        except TastemakerError as exc:
-            target.unlink(missing_ok=True)
-            return JSONResponse({"message": exc.message}, status_code=exc.status)
-        return JSONResponse({"datasetImportJobArn": made["datasetImportJobArn"], "bytes": size})
-
-    # --- batch jobs and metric attributions -------------------------------------------------------------------
-
-    async def jobs(self, request: Request, ctx: Ctx, error: tuple[str, str] | None = None,
-                   form: dict[str, str] | None = None) -> Response:
-        """A group's batch inference and segment jobs (per trained version), dataset exports, data deletions
-        and its metric attribution: status, progress (lines answered, recorded by the job), failure reason and,
-        for finished batch jobs whose output is a local folder, the first lines of the results."""
-        arn = request.query_params.get("arn", "")
-        call = ctx.caller.call
-        try:
-            group = (await call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
-        except TastemakerError as exc:
-            return ctx.render("error.html", status=404, error=exc.message)
-        versions: list[dict[str, Any]] = []
-        for solution in await _all(call, "ListSolutions", "solutions", {"datasetGroupArn": arn}):
-            for version in await _all(call, "ListSolutionVersions", "solutionVersions",
-                                      {"solutionArn": solution["solutionArn"]}, limit=20):
-                if version.get("status") == "ACTIVE":
-                    versions.append({**version, "solutionName": solution["name"]})
-        batch: list[dict[str, Any]] = []
-        for version in versions:
-            for op, field, key, kind in BATCH_KINDS:
-                for job in await _all(call, f"List{op}s", field, {"solutionVersionArn": version["solutionVersionArn"]},
-                                      limit=PAGE):
-                    job_arn: str = job[key]
-                    described = (await call(f"Describe{op}", {key: job_arn}))[kind]
-                    extra = await run_in_threadpool(_job_extra, self.api, job_arn)
-                    batch.append({**described, "arn": job_arn, "kind": op, "solutionName": version["solutionName"],
-                                  **extra})
-        datasets = (await call("ListDatasets", {"datasetGroupArn": arn, "maxResults": PAGE}))["datasets"]
-        exports = [job for d in datasets for job in await _all(
-            call, "ListDatasetExportJobs", "datasetExportJobs", {"datasetArn": d["datasetArn"]}, limit=PAGE)]
-        deletions = await _all(call, "ListDataDeletionJobs", "dataDeletionJobs", {"datasetGroupArn": arn}, limit=PAGE)
-        attributions = []
-        for found in await _all(call, "ListMetricAttributions", "metricAttributions", {"datasetGroupArn": arn}):
-            described = (await call("DescribeMetricAttribution", {
-                "metricAttributionArn": found["metricAttributionArn"]}))["metricAttribution"]
-            metrics = (await call("ListMetricAttributionMetrics", {
-                "metricAttributionArn": found["metricAttributionArn"]})).get("metrics", [])
-            attributions.append({**described, "metrics": metrics})
-        filters = [f for f in (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]
-                   if f.get("status") == "ACTIVE"]
-        everything = [*batch, *exports, *deletions, *attributions]
-        return ctx.render("jobs.html", status=400 if error else 200, group=group, versions=versions, batch=batch,
-                          exports=exports, deletions=deletions, attributions=attributions, filters=filters,
-                          error=error, form=form or {}, refresh=not error and any(
-                              _busy(j.get("status")) for j in everything))
-
-    async def change_jobs(self, request: Request, ctx: Ctx) -> Response:
-        form: dict[str, str] = request.state.form
-        arn = request.query_params.get("arn", "")
-        action = form.get("action", "")
-        role = "arn:aws:iam::000000000000:role/tastemaker-console"
-        try:
-            if action in ("inference", "segment"):
-                params: dict[str, Any] = {
-                    "jobName": form.get("jobName", "").strip(), "solutionVersionArn": form.get("solutionVersionArn"),
-                    "jobInput": {"s3DataSource": {"path": form.get("inputPath", "").strip()}},
-                    "jobOutput": {"s3DataDestination": {"path": form.get("outputPath", "").strip()}},
-                    "roleArn": role, "filterArn": form.get("filterArn") or None}
-                if form.get("numResults", "").strip():
-                    params["numResults"] = int(form["numResults"])
-                await ctx.caller.call("CreateBatchInferenceJob" if action == "inference" else "CreateBatchSegmentJob",
-                                      params)
-            elif action == "attribution":
-                await ctx.caller.call("CreateMetricAttribution", {
-                    "name": form.get("name", "").strip(), "datasetGroupArn": arn,
-                    "metrics": [{"eventType": form.get("eventType", "").strip(),
-                                 "metricName": form.get("metricName", "").strip(),
-                                 "expression": form.get("expression", "").strip()}],
-                    "metricsOutputConfig": {"roleArn": role, **({"s3DataDestination": {
-                        "path": form["outputPath"].strip()}} if form.get("outputPath", "").strip() else {})}})
-            elif action == "delete-attribution":
-                await ctx.caller.call("DeleteMetricAttribution", {"metricAttributionArn": form.get("target")})
-            else:
-                return await self.jobs(request, ctx, error=("page", f"Unknown action {action!r}."))
-        except ValueError:
-            return await self.jobs(request, ctx, error=(action, "Number of results must be a whole number."),
-                                   form=form)
-        except TastemakerError as exc:
-            return await self.jobs(request, ctx, error=(action, exc.message), form=form)
-        return _back("/jobs", arn=arn)
-
-    # --- evaluation evidence --------------------------------------------------------------------------------
-
-    async def evaluation(self, request: Request, ctx: Ctx) -> Response:
-        """The evidence behind a version's metrics, per held-out user (`tastemaker evaluation`): the events the
-        model was given, the held-out truth, and the top 25 it recommended, hits marked; a page of users at a
-        time, or one user by id."""
-        arn = request.query_params.get("arn", "")
-        wanted = request.query_params.get("user", "").strip()
-        try:
-            start = max(0, int(request.query_params.get("start", "0")))
-        except ValueError:
-            start = 0
-        try:
-            version = (await ctx.caller.call("DescribeSolutionVersion", {"solutionVersionArn": arn}))[
-                "solutionVersion"]
-            solution = (await ctx.caller.call("DescribeSolution", {"solutionArn": version["solutionArn"]}))[
-                "solution"]
-        except TastemakerError as exc:
-            return ctx.render("error.html", status=404, error=exc.message)
-        group = solution.get("datasetGroupArn") or ""
-        report = await run_in_threadpool(self._evaluation_report, arn)
-        if report is None:
-            return ctx.render("evaluation.html", version=version, report=None, rows=[], wanted=wanted, start=0,
-                              total=0, group=group, page=PAGE)
-        queries = report.get("queries", [])
-        chosen = [q for q in queries if q["user_id"] == wanted] if wanted else queries[start:start + PAGE]
-        rows = []
-        for query in chosen:
-            truth = set(query.get("truth", []))
-            recommended = query.get("recommended", [])
-            rows.append({**query, "hits": [(item, item in truth) for item in recommended],
-                         "hits10": sum(1 for item in recommended[:10] if item in truth)})
-        return ctx.render("evaluation.html", status=404 if wanted and not rows else 200, version=version,
-                          report=report, rows=rows, wanted=wanted, start=start, total=len(queries), group=group,
-                          page=PAGE)
-
-    def _evaluation_report(self, arn: str) -> dict[str, Any] | None:
-        """The version's evaluation.json (parsed once per version: a few MB at most; the newest few kept)."""
-        cached = self.evaluations.get(arn)
-        if cached is None:
-            services = self.api.services
-            with services.read_engine.connect() as conn:
-                prefix = load(conn, arn, SolutionVersion).model_prefix
-            if not prefix or not services.blobs.exists(prefix + "evaluation.json"):
-                return None
-            cached = json.loads(services.blobs.get_bytes(prefix + "evaluation.json"))
-            while len(self.evaluations) >= EVALUATIONS_KEPT:
-                self.evaluations.pop(next(iter(self.evaluations)))
-            self.evaluations[arn] = cached
-        return cached
-
-    # --- monitoring and the audit trail ---------------------------------------------------------------------
-
-    async def monitoring(self, request: Request, ctx: Ctx) -> Response:
-        """The last hour's request, error, latency and event charts of a group's campaigns, recommenders and
-        event trackers: CloudWatch's GetMetricData (namespace AWS/Personalize), one datapoint per minute."""
-        arn = request.query_params.get("arn", "")
-        call = ctx.caller.call
-        try:
-            group = (await call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
-        except TastemakerError as exc:
-            return ctx.render("error.html", status=404, error=exc.message)
-        targets: list[tuple[str, str, str, tuple[tuple[str, str, str], ...]]] = []  # kind, name, arn, metrics
-        for solution in await _all(call, "ListSolutions", "solutions", {"datasetGroupArn": arn}):
-            for campaign in await _all(call, "ListCampaigns", "campaigns", {"solutionArn": solution["solutionArn"]}):
-                targets.append(("Campaign", campaign["name"], campaign["campaignArn"], RUNTIME_METRICS))
-        for recommender in await _all(call, "ListRecommenders", "recommenders", {"datasetGroupArn": arn}):
-            targets.append(("Recommender", recommender["name"], recommender["recommenderArn"], RUNTIME_METRICS))
-        for tracker in await _all(call, "ListEventTrackers", "eventTrackers", {"datasetGroupArn": arn}):
-            targets.append(("Event tracker", tracker["name"], tracker["eventTrackerArn"], EVENT_METRICS))
-        panels, error = [], None
-        for kind, name, target, metrics in targets:
-            try:
-                charts = await _charts(ctx.caller, kind, target, metrics)
-            except TastemakerError as exc:  # e.g. a key without cloudwatch:GetMetricData
-                error = exc.message
-                break
-            panels.append({"kind": kind, "name": name, "arn": target, "charts": charts})
-        return ctx.render("monitoring.html", status=403 if error else 200, group=group, panels=panels,
-                          error=error)
-
-    async def audit(self, request: Request, ctx: Ctx) -> Response:
-        """The audit trail, newest first, searchable by one CloudTrail lookup attribute (LookupEvents)."""
-        query = request.query_params
-        key, value = query.get("key", "EventName"), query.get("value", "").strip()
-        params: dict[str, Any] = {"MaxResults": PAGE, "NextToken": query.get("next")}
-        if value:
-            params["LookupAttributes"] = [{"AttributeKey": key, "AttributeValue": value}]
-        rows, error, following = [], None, None
-        try:
-            page = await ctx.caller.call("LookupEvents", params)
-        except TastemakerError as exc:
-            error = exc.message
-        else:
-            following = page.get("NextToken")
-            for event in page.get("Events", []):
-                record = json.loads(event.get("CloudTrailEvent") or "{}")
-                rows.append({"time": _when(event.get("EventTime")), "name": event.get("EventName"),
-                             "user": event.get("Username") or "-", "key": record.get("userIdentity", {}).get(
-                                 "accessKeyId") or "-", "outcome": record.get("errorCode") or "ok",
-                             "message": record.get("errorMessage") or "", "ip": record.get("sourceIPAddress") or "-",
-                             "agent": record.get("userAgent") or "-",
-                             "resources": [r.get("ResourceName") for r in event.get("Resources", [])]})
-        next_link = "?" + urlencode({"key": key, "value": value, "next": following}) if following else None
-        return ctx.render("audit.html", status=400 if error else 200, rows=rows, error=error, key=key,
-                          value=value, keys=AUDIT_KEYS, next_link=next_link)
-
 async def _too_large(request: Request, exc: Exception) -> Response:
     return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
 
@@ -805,72 +535,6 @@ def _mark(text: str, message: str) -> tuple[str, str, str] | None:
         return None
     at = min(int(found.group(1)), len(text) - 1)
     return text[:at], text[at:at + 1] or " ", text[at + 1:]
-
-
-def _import_counts(api: Api, arn: str) -> dict[str, Any]:
-    """What an import job has counted: rows imported and skipped, and rows/s over its execution time (the
-    job records them when it finishes; `tastemaker import-report` prints the same)."""
-    with api.services.read_engine.connect() as conn:
-        body = resources.get(conn, arn, "dataset_import_job").body
-    rows, seconds = body.get("row_count"), body.get("execution_seconds")
-    return {"rows": rows, "skipped": body.get("skipped_rows") or 0, "seconds": seconds,
-            "rate": rows / seconds if rows and seconds else None}
-
-
-def _job_extra(api: Api, arn: str) -> dict[str, Any]:
-    """A batch job's recorded progress, and the first lines of its results when they are a local folder inside
-    the import roots (what the job was allowed to write)."""
-    with api.services.read_engine.connect() as conn:
-        body = resources.get(conn, arn).body
-    progress = body.get("progress") or {}
-    out: dict[str, Any] = {"linesProcessed": progress.get("lines_processed"),
-                           "linesFailed": progress.get("lines_failed"), "results": []}
-    folder = ((body.get("job_output") or {}).get("s3_data_destination") or {}).get("path") or ""
-    if folder and not folder.startswith("s3://"):
-        roots = [root.resolve() for root in api.services.settings.effective_import_roots]
-        path = Path(folder).resolve()
-        if path.is_dir() and any(path.is_relative_to(root) for root in roots):
-            for result in sorted(path.glob("*.out"))[:1]:
-                with result.open(errors="replace") as fh:
-                    out["results"] = [line.rstrip("\n")[:400] for _, line in zip(range(RESULT_LINES), fh, strict=False)]
-                out["resultFile"] = str(result)
-    return out
-
-
-async def _charts(caller: Caller, kind: str, target: str,
-                  metrics: tuple[tuple[str, str, str], ...]) -> list[Any]:
-    """The last hour of a campaign's, recommender's or event tracker's metrics as bar charts (GetMetricData
-    for the key, one datapoint per minute)."""
-    end = float(int(time.time()) // 60 * 60 + 60)
-    start = end - WINDOW_SECONDS
-    dimension = {"Campaign": "CampaignArn", "Recommender": "RecommenderArn"}.get(kind, "EventTrackerArn")
-    queries = [{"Id": f"m{n}", "MetricStat": {"Metric": {
-        "Namespace": "AWS/Personalize", "MetricName": metric.replace("*", _op(kind)),
-        "Dimensions": [{"Name": dimension, "Value": target}]}, "Period": 60, "Stat": stat}}
-        for n, (metric, stat, _) in enumerate(metrics)]
-    data = await caller.call("GetMetricData", {"MetricDataQueries": queries, "StartTime": start, "EndTime": end})
-    by_id = {r["Id"]: r for r in data.get("MetricDataResults", [])}
-    return [bar_chart(metric.replace("*", _op(kind)), by_id.get(f"m{n}", {}).get("Timestamps", []),
-                      by_id.get(f"m{n}", {}).get("Values", []), start=start, end=end, period=60, unit=unit)
-            for n, (metric, _, unit) in enumerate(metrics)]
-
-
-def _op(kind: str) -> str:
-    return "GetRecommendations" if kind in ("Campaign", "Recommender") else "PutEvents"
-
-
-async def _all(call: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]], name: str, field: str,
-               params: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
-    """Up to `limit` rows of a list operation, page by page."""
-    rows: list[dict[str, Any]] = []
-    token = None
-    while len(rows) < limit:
-        page = await call(name, {**params, "maxResults": min(100, limit - len(rows)), "nextToken": token})
-        rows.extend(page.get(field, []))
-        token = page.get("nextToken")
-        if not token:
-            break
-    return rows
 
 
 def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any] | None:
@@ -887,20 +551,9 @@ def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any]
     return value
 
 
-def _is_recommender(arn: str) -> bool:
-    return ":recommender/" in arn
-
-
 def _check_expression(caller: Caller, group_arn: str, expression: str) -> None:
     with caller.api.services.read_engine.connect() as conn:
         check_expression(conn, group_arn, expression)
-
-
-def _when(value: Any) -> str:
-    """A wire timestamp (epoch seconds) as UTC date and time."""
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value or "")
 
 
 def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -916,10 +569,6 @@ def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-class FormTooLarge(Exception):
-    pass
-
-
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body as a dict (the last value of a repeated field); a body past
     MAX_FORM_BYTES is refused as it streams in (FormTooLarge), so a page cannot be made to buffer gigabytes."""
@@ -931,10 +580,6 @@ async def _form(request: Request) -> dict[str, str]:
         chunks.append(chunk)
     body = b"".join(chunks).decode("utf-8", "replace")
     return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
-
-
-async def _to_thread(fn: Callable[[], Any]) -> Any:
-    return await run_in_threadpool(fn)
 
 
 def build_console(api: Api) -> Console:

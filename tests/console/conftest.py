@@ -65,7 +65,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def trained(console_server: LocalServer, console_import_root: Path) -> dict[str, Any]:
     """A group with imported MovieLens-shaped interactions (and items), a trained user-personalization version
-    deployed as a campaign: what the explain, preview, batch and evaluation screens read."""
+    deployed as a campaign and a SIMS (related items) campaign: what the explain, preview, batch and evaluation
+    screens read."""
     from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, schema_json, write_dataset
     from tests.e2e.util import train_and_deploy, wait_status
 
@@ -84,4 +85,6 @@ def trained(console_server: LocalServer, console_import_root: Path) -> dict[str,
         wait_status(lambda job=job: personalize.describe_dataset_import_job(datasetImportJobArn=job),
                     "datasetImportJob")
     version, campaign = train_and_deploy(personalize, group, "aws-user-personalization", "console-trained")
-    return {"group": group, "datasets": datasets, "version": version, "campaign": campaign, "paths": paths}
+    _, sims = train_and_deploy(personalize, group, "aws-sims", "console-sims")
+    return {"group": group, "datasets": datasets, "version": version, "campaign": campaign, "paths": paths,
+            "sims": sims}
