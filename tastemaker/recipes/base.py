@@ -32,16 +32,16 @@ Progress = Callable[[float], None]
 ShouldStop = Callable[[], bool]
 
 
-class TrainingStopped(Exception):
-    """Raised by Recipe.fit when should_stop() turned true between iterations (StopSolutionVersionCreation)."""
-
-
 class Checkpoints(Protocol):
-    """Named byte blobs a long training saves as it goes and loads when a restarted job resumes it."""
+    """Where a long fit keeps named snapshots of its progress, so that a restarted fit resumes from the last one."""
 
     def load(self, name: str) -> bytes | None: ...
 
     def save(self, name: str, data: bytes) -> None: ...
+
+
+class TrainingStopped(Exception):
+    """Raised by Recipe.fit when should_stop() turned true between iterations (StopSolutionVersionCreation)."""
 
 
 @dataclass(frozen=True)
