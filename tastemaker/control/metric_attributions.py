@@ -205,7 +205,10 @@ def update_metric_attribution(ctx: RequestContext, *, metric_attribution_arn: st
         changes: dict[str, Any] = {"metrics": [*kept, *added]}
         if metrics_output_config is not None:
             changes["metrics_output_config"] = metrics_output_config
-        resources.update(conn, metric_attribution_arn, changes=changes)
+        # Shown as Personalize's create lifecycle again (CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE, by a job);
+        # aggregation waits meanwhile and resumes from its position, so no event is lost.
+        resources.update(conn, metric_attribution_arn, status=Status.CREATE_PENDING, changes=changes)
+        queue.enqueue(conn, queue.JobKind.ACTIVATE, metric_attribution_arn)
         if remove_metrics:
             attribution.forget(conn, metric_attribution_arn, remove_metrics)
     return {"metric_attribution_arn": metric_attribution_arn}

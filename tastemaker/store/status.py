@@ -93,6 +93,8 @@ RECOMMENDER = _table(
     (S.START_PENDING, (S.START_IN_PROGRESS, S.INACTIVE)),
     (S.START_IN_PROGRESS, (S.ACTIVE, S.INACTIVE)),
 )
+# An UpdateMetricAttribution takes the attribution through the create lifecycle again (ACTIVE -> CREATE PENDING).
+METRIC_ATTRIBUTION = _table(*_CREATE, (S.ACTIVE, (S.CREATE_PENDING,)))
 # PENDING -> IN_PROGRESS -> COMPLETED | FAILED
 DATA_DELETION_JOB = _table((S.PENDING, (S.IN_PROGRESS, S.FAILED)), (S.IN_PROGRESS, (S.COMPLETED, S.FAILED)))
 
@@ -109,7 +111,7 @@ TRANSITIONS: Mapping[str, Table] = {
     "dataset_export_job": CREATED_ONLY,
     "batch_inference_job": CREATED_ONLY,
     "batch_segment_job": CREATED_ONLY,
-    "metric_attribution": CREATED_ONLY,
+    "metric_attribution": METRIC_ATTRIBUTION,
     "data_deletion_job": DATA_DELETION_JOB,
 }
 

@@ -146,11 +146,16 @@ def test_attributed_metrics_are_published_and_bulk_imports_count(srv: LocalServe
         ("CLICKS", "click", 2.0, "samplecount", "newsletter", window_start),
         ("VALUE", "purchase", 4.0, "sum", "partner", window_start)]
 
-    # UpdateMetricAttribution acts: a removed metric stops counting (and its figures go), an added one starts
+    # UpdateMetricAttribution goes through CREATE PENDING -> CREATE IN_PROGRESS -> ACTIVE again (a job), and
+    # acts: a removed metric stops counting (and its figures go), an added one starts
     personalize.update_metric_attribution(
         metricAttributionArn=arn, removeMetrics=["CLICKS"],
         addMetrics=[{"eventType": "click", "metricName": "CLICKS_AFTER", "expression": "SAMPLECOUNT()"}])
-    assert personalize.describe_metric_attribution(metricAttributionArn=arn)["metricAttribution"]["status"] == "ACTIVE"
+    assert wait_status(lambda: personalize.describe_metric_attribution(metricAttributionArn=arn),
+                       "metricAttribution")["status"] == "ACTIVE"
+    lifecycle = wait_for(lambda: [line for line in srv.log_path.read_text().splitlines()
+                                  if "activate: CREATE PENDING -> ACTIVE" in line and f"arn={arn} " in line][1:])
+    assert len(lifecycle) == 1  # the create's activation, then the update's
     for k in range(3):
         events.put_events(trackingId=tracker["trackingId"], userId="u2", sessionId="s2", eventList=[
             {"eventType": "click", "itemId": f"x{k}", "sentAt": time.time(),

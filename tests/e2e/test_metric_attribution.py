@@ -186,6 +186,7 @@ def test_control_plane_limits_and_errors(personalize, world) -> None:  # type: i
         {"eventType": "watch", "metricName": "WATCHES", "expression": "samplecount()"}])
     listed = personalize.list_metric_attribution_metrics(metricAttributionArn=arn)["metrics"]
     assert {m["metricName"] for m in listed} == {"REVENUE", "PURCHASE_VALUE", "WATCHES"}
+    wait_status(lambda: personalize.describe_metric_attribution(metricAttributionArn=arn), "metricAttribution")
     with pytest.raises(personalize.exceptions.ResourceInUseException):
         personalize.delete_dataset_group(datasetGroupArn=world["group"])
     personalize.delete_metric_attribution(metricAttributionArn=arn)
