@@ -242,6 +242,8 @@ def main() -> int:
     parser.add_argument("--segment-queries", type=int, default=500,
                         help="item queries of the segment job (0: no segment job, no aws-item-affinity training)")
     parser.add_argument("--rounds", type=int, default=3, help="floor + job rounds (medians are reported)")
+    parser.add_argument("--lines", type=int, default=None,
+                        help="users in the job's input and the floor (default: every user; the model keeps them all)")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
     root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-batch-bench-"))
@@ -258,13 +260,14 @@ def main() -> int:
             versions["affinity"] = train(server.client("personalize"), versions["group"], "aws-item-affinity",
                                          args.factors, versions["tag"])
         state_file.write_text(json.dumps(versions))
-    user_file, item_file = write_inputs(data / "batch-in", args.users, args.segment_queries, args.items)
+    lines = min(args.lines or args.users, args.users)
+    user_file, item_file = write_inputs(data / f"batch-in-{lines}", lines, args.segment_queries, args.items)
     small_file = data / "batch-in" / "small" / "users.jsonl"
     small_file.parent.mkdir(exist_ok=True)
     small_file.write_text("".join(f'{{"userId": "u{u}"}}\n' for u in range(min(1000, args.users))))
     out = data / f"batch-out-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()
-    floor = in_process_floor(server_dir, data, versions["up"], args.users)
+    floor = in_process_floor(server_dir, data, versions["up"], lines)
     floor(10_000)  # warm: the model's first pages and the catalogue, as the job's first chunks would
     rounds: list[dict[str, Any]] = []
     with LocalServer(server_dir, import_roots=[data]) as server:  # fresh process: VmHWM counts the jobs only
@@ -286,13 +289,13 @@ def main() -> int:
         for number in range(args.rounds):
             floor_wall, floor_cpu = floor()
             wall, cpu, peak = inference(user_file, f"inference-{number}")
-            lines = sum(1 for _ in (out / f"inference-{number}" / "users.jsonl.out").open())
-            assert lines == args.users, lines
+            written = sum(1 for _ in (out / f"inference-{number}" / "users.jsonl.out").open())
+            assert written == lines, written
             shutil.rmtree(out / f"inference-{number}", ignore_errors=True)
             rounds.append({"floor_wall": floor_wall, "floor_cpu": floor_cpu, "wall": wall, "cpu": cpu, **peak})
-            print(f"  round {number + 1}: floor {args.users / floor_wall:,.0f} users/s wall "
-                  f"({args.users / floor_cpu:,.0f} per CPU s); job {args.users / wall:,.0f} users/s wall "
-                  f"({args.users / cpu:,.0f} per CPU s); peak anon {peak['RssAnon']:,.0f} MiB, "
+            print(f"  round {number + 1}: floor {lines / floor_wall:,.0f} users/s wall "
+                  f"({lines / floor_cpu:,.0f} per CPU s); job {lines / wall:,.0f} users/s wall "
+                  f"({lines / cpu:,.0f} per CPU s); peak anon {peak['RssAnon']:,.0f} MiB, "
                   f"file-backed {peak['RssFile']:,.0f} MiB", flush=True)
         inference_hwm = proc_status(pid)["VmHWM"]
         segment = None
@@ -303,13 +306,13 @@ def main() -> int:
                 jobOutput={"s3DataDestination": {"path": str(out / "segments")}})["batchSegmentJobArn"],
                 lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob", pid)
             segment = (segment_wall, segment_peak["RssAnon"], proc_status(pid)["VmHWM"])
-    raw, raw_model = raw_floor(server_dir, versions["up"], args.users)
+    raw, raw_model = raw_floor(server_dir, versions["up"], lines)
     load_end = os.getloadavg()
-    n = args.users
+    n = lines
     job_wall, job_cpu = median([n / r["wall"] for r in rounds]), median([n / r["cpu"] for r in rounds])
     floor_wall_rate = median([n / r["floor_wall"] for r in rounds])
     floor_cpu_rate = median([n / r["floor_cpu"] for r in rounds])
-    print(f"\nbatch inference, {n:,} users, numResults 25, medians of {len(rounds)} rounds "
+    print(f"\nbatch inference, {n:,} of the model's {args.users:,} users, numResults 25, medians of {len(rounds)} rounds "
           f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end on {os.cpu_count()} CPUs):")
     print(f"  tastemaker job (API call to ACTIVE, output written): {job_wall:,.0f} users/s wall, "
           f"{job_cpu:,.0f} users per server CPU second")
@@ -327,7 +330,7 @@ def main() -> int:
           f"{max(r['RssFile'] for r in rounds):,.0f} MiB; VmHWM {inference_hwm:,.0f} MiB "
           f"(target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
     if segment is not None:
-        print(f"batch segment job, {args.segment_queries} item queries over {n:,} users: {segment[0]:.1f} s, "
+        print(f"batch segment job, {args.segment_queries} item queries over {args.users:,} users: {segment[0]:.1f} s, "
               f"peak anon {segment[1]:,.0f} MiB, VmHWM {segment[2]:,.0f} MiB")
     else:
         print("batch segment job: not run (--segment-queries 0)")

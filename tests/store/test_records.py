@@ -59,3 +59,16 @@ def test_load_reads_the_stored_row(tmp_path: Path) -> None:
                 load(conn, ARN, Dataset)  # the ARN names a campaign, not a dataset
     finally:
         engine.dispose()
+
+
+def test_batch_job_records_name_their_locations_and_default_like_the_create_call() -> None:
+    from tastemaker.store.records import BatchInferenceJob, BatchSegmentJob
+
+    body = {"solution_version_arn": "sv", "job_input": {"s3_data_source": {"path": "s3://b/in/"}},
+            "job_output": {"s3_data_destination": {"path": "s3://b/out/"}}}
+    job = BatchInferenceJob.of(row("batch_inference_job", body))
+    assert (job.input_path, job.output_path) == ("s3://b/in/", "s3://b/out/")
+    assert (job.num_results, job.filter_arn, job.batch_inference_job_mode) == (25, None, "BATCH_INFERENCE")
+    assert job.batch_inference_job_config == {} and job.theme_generation_config == {} and job.progress == {}
+    segment = BatchSegmentJob.of(row("batch_segment_job", {**body, "num_results": 500, "filter_arn": "f"}))
+    assert (segment.num_results, segment.filter_arn, segment.output_path) == (500, "f", "s3://b/out/")
