@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_monitor_state_changes"
+revision = "0007_state_changes"
 down_revision = "0006_metric_attribution"
 branch_labels = None
 depends_on = None

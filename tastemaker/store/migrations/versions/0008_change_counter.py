@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_perf_change_counter"
-down_revision = "0006_metric_attribution"
+revision = "0008_change_counter"
+down_revision = "0007_state_changes"
 branch_labels = None
 depends_on = None
 
