@@ -39,7 +39,7 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> Self:
+    def start(self, timeout: float = 180.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update({"TASTEMAKER_ACCESS_KEY_ID": self.access_key, "TASTEMAKER_SECRET_ACCESS_KEY": self.secret_key})

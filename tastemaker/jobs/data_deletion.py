@@ -155,13 +155,14 @@ def _rewrite_dataset(services: Services, job: Job, dataset: resources.Resource, 
     """Drop the users' rows from the dataset's parts and swap the parts in (recording the count in `done` in
     the same fenced transaction); rows removed."""
     wanted = pa.array(sorted(users), pa.string())
-    for _attempt in range(SWAP_TRIES):
+    _sweep_earlier_claims(services, job, dataset)
+    for attempt in range(SWAP_TRIES):
         with services.read_engine.connect() as conn:
             before = part_origins.parts(conn, dataset.arn)
         removed = 0
         kept: list[tuple[str, str, int]] = []  # (origin, key, rows) in the old order
         written: list[str] = []
-        batch = keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "bulk", f"deletion-{uuid.uuid4().hex[:8]}")
+        batch = _claim_prefix(dataset, job, job.lease, attempt)
         try:
             for part in before:
                 table = pq.read_table(services.blobs.local_path(part.blob_key))
@@ -208,6 +209,29 @@ def _rewrite_dataset(services: Services, job: Job, dataset: resources.Resource, 
         return removed
     raise JobFailed(f"Dataset {dataset.arn} kept changing while its data was being deleted (imports running); "
                     "start the data deletion job again when they are done.")
+
+
+def _claim_prefix(dataset: resources.Resource, job: Job, lease: int, attempt: int) -> str:
+    """The folder of the parts one claim of the job writes in one attempt: a later claim can find and remove
+    what a killed (or fenced-out) one left."""
+    return keys.dataset_batch_prefix(Dataset.of(dataset).storage_id, "bulk", f"deletion-j{job.id}.{lease}.{attempt}")
+
+
+def _sweep_earlier_claims(services: Services, job: Job, dataset: resources.Resource) -> None:
+    """Remove what earlier claims of this job wrote and never swapped in (a claim killed mid-upload leaves its
+    parts, and maybe a temp file, behind); parts an earlier claim did swap in are the dataset's and stay."""
+    with services.read_engine.connect() as conn:
+        named = {part.blob_key for part in part_origins.parts(conn, dataset.arn)}
+    for lease in range(1, job.lease):
+        for attempt in range(SWAP_TRIES):
+            prefix = _claim_prefix(dataset, job, lease, attempt)
+            written = services.blobs.list(prefix)
+            if named.isdisjoint(written):
+                services.blobs.delete_prefix(prefix)
+                continue
+            for key in written:
+                if key not in named:
+                    services.blobs.delete(key)
 
 
 def _swap(services: Services, job: Job, dataset_arn: str, before: list[part_origins.Part],
