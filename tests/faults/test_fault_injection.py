@@ -44,7 +44,7 @@ from tests.e2e.util import wait_status
 from tests.faults.harness import Worker, group_with_interactions, trained_version, unique
 
 SEED = 20261212
-CASES = {"kill9": 1, "sigstop": 1}  # per kind and database (six kinds: the suite's time is bounded)
+CASES = {"kill9": 1, "sigstop": 1}  # per kind and database (seven kinds: the suite's time is bounded)
 CASES_OF: dict[str, dict[str, int]] = {}  # a kind that runs more (or fewer) cases than CASES
 LATEST_POINT = {"import": 0.6, "train": 2.5, "deploy": 0.4,  # seconds after the claim a fault may hit
                 "batch": 1.0, "segment": 1.5, "export": 1.0, "delete": 4.0}
