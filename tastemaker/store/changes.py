@@ -12,6 +12,11 @@ transaction* (store/resources.py calls `bump`), so:
   *before* the scan: a change committed between the two reads is in the scan or moves the counter again, so it
   is never missed, only re-read once more.
 
+Lock order (PostgreSQL): the counter row is a lock every writer of a watched row takes. So that two such writers
+can never deadlock (one holding a resource row and waiting for the counter, the other the reverse), the counter
+is always locked *before* a watched resource row: `lock` runs first in resources.insert, resources.delete and
+every resources.get(lock=True) of a watched ARN (which resources.update uses), and `bump` comes after.
+
 The counter is a table row, not a sequence: a sequence advances outside the transaction, so a reader could see
 the new number before the change it stands for commits and record it as seen.
 """
@@ -23,8 +28,21 @@ import sqlalchemy as sa
 from tastemaker.store.tables import change_counter
 
 WATCHED_KINDS = ("campaign", "recommender", "filter", "event_tracker")  # the rows serving keeps in memory
+_WATCHED_ARN_PARTS = tuple(f":{kind.replace('_', '-')}/" for kind in WATCHED_KINDS)  # ...:campaign/name
 _READ = sa.select(change_counter.c.value).where(change_counter.c.id == 1)
+_LOCK = _READ.with_for_update()
 _BUMP = change_counter.update().where(change_counter.c.id == 1).values(value=change_counter.c.value + 1)
+
+
+def watched_arn(arn: str) -> bool:
+    """Whether this ARN names a campaign, recommender, filter or event tracker."""
+    return any(part in arn for part in _WATCHED_ARN_PARTS)
+
+
+def lock(conn: sa.Connection) -> None:
+    """Take the counter's row lock (PostgreSQL; SQLite has one writer) before locking a watched resource row."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK)
 
 
 def bump(conn: sa.Connection) -> None:

@@ -68,6 +68,8 @@ def insert(conn: sa.Connection, *, arn: str, kind: str, body: dict[str, Any], st
            parent_arn: str | None = None) -> Resource:
     """Insert a resource; a taken name or ARN raises ResourceAlreadyExistsException."""
     ts = now()
+    if kind in change_counter.WATCHED_KINDS:
+        change_counter.lock(conn)  # the counter before the row (store/changes.py: lock order)
     body = dict(body)
     body.setdefault("creation_date_time", ts)
     body.setdefault("last_updated_date_time", ts)
@@ -134,6 +136,8 @@ def get(conn: sa.Connection, arn: str, kind: str | Iterable[str] | None = None, 
     if kinds:
         query = query.where(resources.c.kind.in_(kinds))
     if lock and conn.dialect.name == "postgresql":
+        if change_counter.watched_arn(arn):
+            change_counter.lock(conn)  # the counter before the row (store/changes.py: lock order)
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
@@ -183,6 +187,8 @@ def update(conn: sa.Connection, arn: str, *, status: str | None = None, changes:
 
 
 def delete(conn: sa.Connection, arn: str) -> None:
+    if change_counter.watched_arn(arn):
+        change_counter.lock(conn)  # the counter before the row (store/changes.py: lock order)
     gone = find(conn, arn)
     if gone is not None and gone.status is not None:
         state_changes.record(conn, arn=arn, kind=gone.kind, dataset_group_arn=gone.dataset_group_arn,

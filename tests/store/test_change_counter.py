@@ -110,3 +110,40 @@ def test_the_watch_reads_the_stamps_only_when_the_counter_moved(engine: sa.Engin
     create(engine, "dataset_group", "g")  # not kept by serving: no re-read
     watch.poll(services)  # type: ignore[arg-type]
     assert len(scans) == 3
+
+
+def test_only_campaign_recommender_filter_and_tracker_arns_take_the_counter_lock() -> None:
+    assert all(changes.watched_arn(ARN.format(kind.replace("_", "-"), "x")) for kind in changes.WATCHED_KINDS)
+    assert not changes.watched_arn(ARN.format("dataset-group", "filter"))
+    assert not changes.watched_arn(ARN.format("solution", "campaign/1"))
+
+
+def test_writers_of_watched_rows_in_opposite_orders_do_not_deadlock(engine: sa.Engine) -> None:
+    """Two transactions that change the same two campaigns in opposite orders: both commit (the counter, locked
+    first, orders them) instead of one being killed as a deadlock victim."""
+    import threading
+
+    first, second = create(engine, "campaign", "one"), create(engine, "campaign", "two")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def writer(order: tuple[str, str]) -> None:
+        try:
+            with engine.begin() as conn:
+                resources.update(conn, order[0], changes={"x": 1})
+                try:
+                    barrier.wait(timeout=0.5)  # both inside their first change at once, when the lock order allows
+                except threading.BrokenBarrierError:
+                    pass
+                resources.update(conn, order[1], changes={"x": 2})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    before = counter(engine)
+    threads = [threading.Thread(target=writer, args=(o,)) for o in ((first, second), (second, first))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert counter(engine) == before + 4
