@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tastemaker.recipes.training_data import distinct
+
 METRIC_K = (5, 10, 25)
 TOP_N = 25
 
@@ -79,7 +81,7 @@ def coverage(recommended: np.ndarray, catalogue_size: int) -> float:
     """Unique items recommended across all queries / items in Interactions + Items (-1 pads short lists)."""
     if catalogue_size == 0:
         return 0.0
-    return float(len(np.unique(recommended[recommended >= 0])) / catalogue_size)
+    return float(len(distinct(recommended[recommended >= 0])) / catalogue_size)
 
 
 def personalize_metrics(recommended: np.ndarray, truths: Sequence[np.ndarray], catalogue_size: int,

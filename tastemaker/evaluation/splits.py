@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tastemaker.recipes.training_data import TrainingData
+from tastemaker.recipes.training_data import TrainingData, distinct
 
 HELD_OUT_USER_FRACTION = 0.1
 TRUTH_FRACTION = 0.1
@@ -98,7 +98,7 @@ def segmentation_split(data: TrainingData, seed: int = 0) -> SegmentSplit:
     # Position of each event within its user's (time-sorted) events.
     position = np.arange(data.n_interactions) - np.repeat(offsets[:-1], counts)
     is_test = position >= np.repeat(counts - n_test, counts)
-    test_pairs = np.unique(data.items[is_test].astype(np.int64) * data.n_users + data.users[is_test])
+    test_pairs = distinct(data.items[is_test].astype(np.int64) * data.n_users + data.users[is_test])
     test_item_of_pair = (test_pairs // data.n_users).astype(np.int32)
     test_user_of_pair = (test_pairs % data.n_users).astype(np.int32)
     items, starts = np.unique(test_item_of_pair, return_index=True)

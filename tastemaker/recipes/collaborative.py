@@ -14,7 +14,7 @@ from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from tastemaker.recipes.base import Progress, ShouldStop, report
-from tastemaker.recipes.training_data import TrainingData
+from tastemaker.recipes.training_data import TrainingData, distinct
 
 EASE_MAX_ITEMS = 10_000  # dense solve: ~1 s at 4k items, ~25 s at 10k; OpenBLAS crashed near 27k
 EASE_MIN_USERS = 3  # items with fewer users stay out of the dense EASE solve
@@ -29,7 +29,7 @@ ALS_ALPHA = 10.0
 
 def ease_lambda(data: TrainingData) -> float:
     """L2 strength for EASE, scaled to the mean item count (dense data wants more shrinkage)."""
-    mean_count = data.n_interactions / max(1, len(np.unique(data.items)))
+    mean_count = data.n_interactions / max(1, len(distinct(data.items)))
     return float(np.clip(2.0 * mean_count, 50.0, 1000.0))
 
 
@@ -148,5 +148,5 @@ def repeat_ratio(data: TrainingData) -> float:
     """Share of events that repeat an item the user already had (re-consumption in this domain)."""
     if not data.n_interactions:
         return 0.0
-    pairs = np.unique(data.users.astype(np.int64) * data.n_items + data.items).size
+    pairs = distinct(data.users.astype(np.int64) * data.n_items + data.items).size
     return float(1.0 - pairs / data.n_interactions)

@@ -199,7 +199,7 @@ class TrainingData:
         """float32 (n_items,): number of distinct users who interacted with each item."""
         if not self.n_interactions:
             return np.zeros(self.n_items, np.float32)
-        pairs = np.unique(self.users.astype(np.int64) * self.n_items + self.items)
+        pairs = distinct(self.users.astype(np.int64) * self.n_items + self.items)
         return np.bincount(pairs % self.n_items, minlength=self.n_items).astype(np.float32)
 
     def subset_users(self, user_mask: np.ndarray) -> TrainingData:
@@ -224,6 +224,19 @@ class TrainingData:
             has_event_weights=self.has_event_weights,
             actions=self.actions,
         )
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (np.unique) by one sort and a comparison of neighbours. numpy 2.4's
+    np.unique took 10.5 s of CPU on 6M int64 where np.sort takes 0.07 s, and the training path calls it
+    on every interaction several times (bench/train_scale.py at 6M interactions)."""
+    ordered = np.sort(np.asarray(values))
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

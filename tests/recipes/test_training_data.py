@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tastemaker.recipes.training_data import InsufficientDataError, TrainingConfig, TrainingData
+from tastemaker.recipes.training_data import InsufficientDataError, TrainingConfig, TrainingData, distinct
 
 
 def interactions(n_users: int = 150, per_user: int = 20) -> pa.Table:
@@ -138,3 +138,11 @@ def test_session_only_events_are_stitched_to_the_sessions_user(tmp_path):
     with services.engine.connect() as conn:
         assert export_events(conn, other.arn, tmp_path / "other.parquet") is None
     services.engine.dispose()
+
+
+def test_distinct_equals_np_unique() -> None:
+    rng = np.random.default_rng(0)
+    for values in (rng.integers(0, 50, 1000), rng.integers(-5, 5, 7).astype(np.int32), np.zeros(0, np.int64),
+                   np.array([3]), rng.random(100).round(1)):
+        got = distinct(values)
+        assert got.dtype == values.dtype and got.tolist() == np.unique(values).tolist()
