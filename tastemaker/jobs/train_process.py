@@ -98,12 +98,15 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
         data.actions = ActionData.from_tables(tables["Actions"], tables.get("Action_Interactions"))
     params: dict[str, str] = dict(spec.params)
     result: dict[str, Any] = {}
+    folder = spec.out / CHECKPOINT_FOLDER
+    checkpoints = FolderCheckpoints(folder) if folder.is_dir() else None
     recipe_name = spec.recipe
     if spec.perform_auto_ml:
         from tastemaker.recipes.hpo import auto_ml
 
         candidates = [get_recipe(n) for n in spec.auto_ml_recipes]
-        chosen = auto_ml(candidates, data, seed=spec.seed)
+        chosen = auto_ml(candidates, data, seed=spec.seed, should_stop=should_stop,
+                         checkpoints=checkpoints.scoped("automl.") if checkpoints else None)
         recipe_name = chosen.best_recipe_name
         result["auto_ml_result"] = {"best_recipe_arn": f"arn:aws:personalize:::recipe/{recipe_name}"}
         params.update(chosen.best_params)  # AutoML already tuned each candidate
@@ -117,13 +120,12 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
         tuned = tune(recipe, data, ranges=hpo.get("algorithm_hyper_parameter_ranges"),
                      max_trials=int(resource.get("max_number_of_training_jobs") or 8),
                      max_parallel=int(resource.get("max_parallel_training_jobs") or 1),
-                     seed=spec.seed, fixed_params=params)
+                     seed=spec.seed, fixed_params=params, should_stop=should_stop,
+                     checkpoints=checkpoints.scoped("hpo.") if checkpoints else None)
         params.update(tuned.best_params)
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": tuned.best_params}
     if should_stop():
         raise StopIteration
-    folder = spec.out / CHECKPOINT_FOLDER
-    checkpoints = FolderCheckpoints(folder) if folder.is_dir() else None
     evaluation: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     if spec.evaluate:
