@@ -127,16 +127,14 @@ class DataDeletionJob(Record):
 
 
 @dataclass(frozen=True)
-class BatchInferenceJob(Record):
-    KIND: ClassVar[str] = "batch_inference_job"
+class _BatchJob(Record):
+    """What batch inference and batch segment jobs share: a trained version, its input and output locations."""
+
     solution_version_arn: str
     job_input: dict[str, Any]
     job_output: dict[str, Any]
     num_results: int = 25
     filter_arn: str | None = None
-    batch_inference_job_mode: str = "BATCH_INFERENCE"
-    batch_inference_job_config: dict[str, Any] = field(default_factory=dict)
-    theme_generation_config: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)  # ours, not on the wire (tastemaker.jobs.progress)
 
     @property
@@ -149,22 +147,16 @@ class BatchInferenceJob(Record):
 
 
 @dataclass(frozen=True)
-class BatchSegmentJob(Record):
+class BatchInferenceJob(_BatchJob):
+    KIND: ClassVar[str] = "batch_inference_job"
+    batch_inference_job_mode: str = "BATCH_INFERENCE"
+    batch_inference_job_config: dict[str, Any] = field(default_factory=dict)
+    theme_generation_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchSegmentJob(_BatchJob):
     KIND: ClassVar[str] = "batch_segment_job"
-    solution_version_arn: str
-    job_input: dict[str, Any]
-    job_output: dict[str, Any]
-    num_results: int = 25
-    filter_arn: str | None = None
-    progress: dict[str, Any] = field(default_factory=dict)  # ours, not on the wire (tastemaker.jobs.progress)
-
-    @property
-    def input_path(self) -> str:
-        return str(self.job_input["s3_data_source"]["path"])
-
-    @property
-    def output_path(self) -> str:
-        return str(self.job_output["s3_data_destination"]["path"])
 
 
 @dataclass(frozen=True)
