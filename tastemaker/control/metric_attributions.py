@@ -30,6 +30,7 @@ from tastemaker.errors import (
     ResourceAlreadyExistsException,
 )
 from tastemaker.store import attribution, queue, resources
+from tastemaker.store.records import Dataset, MetricAttribution
 from tastemaker.store.status import Status
 
 KIND = "metric_attribution"
@@ -63,7 +64,7 @@ def _schema_fields(conn: sa.Connection, group_arn: str, dataset_type: str) -> di
     dataset = dataset_of_type(conn, group_arn, dataset_type)
     if dataset is None:
         return None
-    _res, schema = load_schema(conn, dataset.body["schema_arn"])
+    _res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
     return {f.name.upper(): f for f in schema.fields}
 
 
@@ -155,7 +156,7 @@ def list_metric_attribution_metrics(ctx: RequestContext, *, metric_attribution_a
     # The model declares no ResourceNotFoundException here: an unknown attribution has no metrics (an empty
     # page, as the other List* calls answer for an unknown parent).
     metrics = [{k: m[k] for k in ("event_type", "metric_name", "expression")}
-               for m in (found.body["metrics"] if found else [])]
+               for m in (MetricAttribution.of(found).metrics if found else [])]
     page = metrics[start:start + size]
     token = base64.urlsafe_b64encode(f"{TOKEN_PREFIX}{start + size}".encode()).decode() \
         if start + size < len(metrics) else None
@@ -187,7 +188,7 @@ def update_metric_attribution(ctx: RequestContext, *, metric_attribution_arn: st
     with ctx.engine.begin() as conn:
         found = resources.get(conn, metric_attribution_arn, KIND, lock=True)
         require_status(found, (Status.ACTIVE,), "update the metric attribution")
-        current = list(found.body["metrics"])
+        current = list(MetricAttribution.of(found).metrics)
         known = {m["metric_name"] for m in current}
         unknown = sorted(set(remove_metrics or []) - known)
         if unknown:
