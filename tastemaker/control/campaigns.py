@@ -7,7 +7,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
+from tastemaker.control.common import (
+    DELETABLE,
+    create_with_tags,
+    describe,
+    list_page,
+    locked_in,
+    name_key,
+    require_status,
+    schedule,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.control.solutions import solution_of_latest
@@ -101,8 +110,8 @@ def create_campaign(ctx: RequestContext, *, name: str, solution_version_arn: str
         # Row locks (PostgreSQL) serialise the count below with concurrent creates, and the deploy with a
         # DeleteSolution or DeleteDatasetGroup: group first, then solution (the order every writer takes).
         resources.get(conn, version.dataset_group_arn or "", "dataset_group", lock=True)
-        solution = resources.get(conn, version.parent_arn or "", "solution", lock=True)
-        require_status(solution, (Status.ACTIVE,), "deploy a version of the solution")
+        locked_in(conn, version.parent_arn or "", "solution", (Status.ACTIVE,),
+                  "deploy a version of the solution")
         version, follows = resolve_version(conn, solution_version_arn)
         config = check_config(campaign_config, version, follows)
         live = [c for c in resources.children(conn, kind=KIND, dataset_group_arn=version.dataset_group_arn)
@@ -141,8 +150,8 @@ def update_campaign(ctx: RequestContext, *, campaign_arn: str, solution_version_
                     min_provisioned_tps: int | None = None,
                     campaign_config: dict[str, Any] | None = None) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        campaign = resources.get(conn, campaign_arn, KIND, lock=True)
-        require_status(campaign, (Status.ACTIVE, Status.CREATE_FAILED), "update the campaign")
+        campaign = locked_in(conn, campaign_arn, KIND, (Status.ACTIVE, Status.CREATE_FAILED),
+                             "update the campaign")
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is already being updated; wait until "
                                          "latestCampaignUpdate is ACTIVE.")
@@ -180,13 +189,11 @@ def start_update(conn: sa.Connection, campaign: resources.Resource, version_arn:
 @operation("DeleteCampaign")
 def delete_campaign(ctx: RequestContext, *, campaign_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        campaign = resources.get(conn, campaign_arn, KIND, lock=True)
-        require_status(campaign, (Status.ACTIVE, Status.CREATE_FAILED), "delete the campaign")
+        campaign = locked_in(conn, campaign_arn, KIND, DELETABLE, "delete the campaign")
         if _update_busy(campaign):
             raise ResourceInUseException(f"Campaign {campaign_arn} is being updated; delete it when "
                                          "latestCampaignUpdate is ACTIVE.")
-        resources.update(conn, campaign_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, campaign_arn)
+        schedule(conn, campaign_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 

@@ -15,7 +15,7 @@ from tastemaker.errors import (
     ResourceNotFoundException,
     TooManyTagsException,
 )
-from tastemaker.store import resources
+from tastemaker.store import queue, resources
 from tastemaker.store.status import Status
 
 # Kept for tastemaker.realtime.events_api (not this module's owner); everything else uses Status directly.
@@ -70,6 +70,25 @@ def require_status(res: resources.Resource, allowed: Iterable[str], action: str)
     if res.status not in allowed:
         raise ResourceInUseException(
             f"Cannot {action}: {res.arn} is {res.status}; it must be {' or '.join(allowed)}.")
+
+
+# The statuses from which a resource may be deleted.
+DELETABLE = (Status.ACTIVE, Status.CREATE_FAILED)
+
+
+def locked_in(conn: sa.Connection, arn: str, kind: str, allowed: Iterable[str],
+              action: str) -> resources.Resource:
+    """The resource, row-locked for this transaction, refused with ResourceInUseException unless its status is
+    one of `allowed` (`action` says what the caller was about to do)."""
+    found = resources.get(conn, arn, kind, lock=True)
+    require_status(found, allowed, action)
+    return found
+
+
+def schedule(conn: sa.Connection, arn: str, status: Status, job: queue.JobKind, **enqueue: Any) -> None:
+    """Move the resource to `status` and queue the job that carries the change out, in one transaction."""
+    resources.update(conn, arn, status=status)
+    queue.enqueue(conn, job, arn, **enqueue)
 
 
 def refuse_if_dependents(conn: sa.Connection, arn: str, label: str, checks: Sequence[tuple[str, str, str]]) -> None:

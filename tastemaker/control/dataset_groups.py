@@ -6,13 +6,15 @@ from typing import Any
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
+    DELETABLE,
     activate_now,
     create_with_tags,
     describe,
     list_page,
+    locked_in,
     name_key,
     refuse_if_dependents,
-    require_status,
+    schedule,
 )
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
@@ -61,17 +63,14 @@ def list_dataset_groups(ctx: RequestContext, *, next_token: str | None = None,
 @operation("DeleteDatasetGroup")
 def delete_dataset_group(ctx: RequestContext, *, dataset_group_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        group = resources.get(conn, dataset_group_arn, KIND, lock=True)
-        require_status(group, (Status.ACTIVE, Status.CREATE_FAILED), "delete the dataset group")
+        locked_in(conn, dataset_group_arn, KIND, DELETABLE, "delete the dataset group")
         refuse_if_dependents(conn, dataset_group_arn, "dataset group", DEPENDENTS)
-        resources.update(conn, dataset_group_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, dataset_group_arn)
+        schedule(conn, dataset_group_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 
 def get_active_group(conn: Any, arn: str, action: str) -> resources.Resource:
     """The ACTIVE group, locked (PostgreSQL) until the caller commits: creates that count the group's children
     or depend on its status are serialised with each other and with DeleteDatasetGroup (which locks it too)."""
-    group = resources.get(conn, arn, KIND, lock=True)
-    require_status(group, (Status.ACTIVE,), action)
+    group = locked_in(conn, arn, KIND, (Status.ACTIVE,), action)
     return group

@@ -9,12 +9,14 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
+    DELETABLE,
     activate_now,
     create_with_tags,
     describe,
     list_page,
+    locked_in,
     name_key,
-    require_status,
+    schedule,
     storage_id,
 )
 from tastemaker.control.context import RequestContext
@@ -79,8 +81,7 @@ def list_datasets(ctx: RequestContext, *, dataset_group_arn: str | None = None, 
 @operation("UpdateDataset")
 def update_dataset(ctx: RequestContext, *, dataset_arn: str, schema_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        dataset = resources.get(conn, dataset_arn, KIND, lock=True)
-        require_status(dataset, (Status.ACTIVE,), "update the dataset")
+        dataset = locked_in(conn, dataset_arn, KIND, (Status.ACTIVE,), "update the dataset")
         group = resources.get(conn, dataset.dataset_group_arn or "", "dataset_group")
         schema_res, schema = load_schema(conn, schema_arn)
         _check_domain(group, schema_res)
@@ -95,8 +96,7 @@ def update_dataset(ctx: RequestContext, *, dataset_arn: str, schema_arn: str) ->
 @operation("DeleteDataset")
 def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        dataset = resources.get(conn, dataset_arn, KIND, lock=True)
-        require_status(dataset, (Status.ACTIVE, Status.CREATE_FAILED), "delete the dataset")
+        dataset = locked_in(conn, dataset_arn, KIND, DELETABLE, "delete the dataset")
         busy = [j for j in resources.children(conn, kind="dataset_import_job", parent_arn=dataset_arn)
                 if j.status in BUSY]
         if busy:
@@ -108,8 +108,7 @@ def delete_dataset(ctx: RequestContext, *, dataset_arn: str) -> dict[str, Any]:
         if versions:
             raise ResourceInUseException(
                 f"Cannot delete dataset {dataset_arn}: solution version {versions[0].arn} is training on it.")
-        resources.update(conn, dataset_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, dataset_arn)
+        schedule(conn, dataset_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 

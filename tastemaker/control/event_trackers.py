@@ -9,12 +9,14 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, short_id
 from tastemaker.control.common import (
+    DELETABLE,
     activate_now,
     create_with_tags,
     describe,
     list_page,
+    locked_in,
     name_key,
-    require_status,
+    schedule,
 )
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
@@ -67,10 +69,8 @@ def list_event_trackers(ctx: RequestContext, *, dataset_group_arn: str | None = 
 def delete_event_tracker(ctx: RequestContext, *, event_tracker_arn: str) -> dict[str, Any]:
     """Stops accepting events at once; the streamed events stay (they belong to the Interactions data)."""
     with ctx.engine.begin() as conn:
-        tracker = resources.get(conn, event_tracker_arn, KIND, lock=True)
-        require_status(tracker, (Status.ACTIVE, Status.CREATE_FAILED), "delete the event tracker")
-        resources.update(conn, event_tracker_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, event_tracker_arn)
+        locked_in(conn, event_tracker_arn, KIND, DELETABLE, "delete the event tracker")
+        schedule(conn, event_tracker_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 

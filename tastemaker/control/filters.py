@@ -8,12 +8,14 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
 from tastemaker.control.common import (
+    DELETABLE,
     activate_now,
     create_with_tags,
     describe,
     list_page,
+    locked_in,
     name_key,
-    require_status,
+    schedule,
 )
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
@@ -91,10 +93,8 @@ def list_filters(ctx: RequestContext, *, dataset_group_arn: str | None = None, n
 @operation("DeleteFilter")
 def delete_filter(ctx: RequestContext, *, filter_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, filter_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE, Status.CREATE_FAILED), "delete the filter")
-        resources.update(conn, filter_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, filter_arn)
+        locked_in(conn, filter_arn, KIND, DELETABLE, "delete the filter")
+        schedule(conn, filter_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 

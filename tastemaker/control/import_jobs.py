@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
+from tastemaker.control.common import (
+    create_with_tags,
+    describe,
+    list_page,
+    locked_in,
+    name_key,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.data.sources import check_data_location
@@ -34,8 +40,7 @@ def create_dataset_import_job(ctx: RequestContext, *, job_name: str, dataset_arn
     check_location(ctx, location)
     arn = build_arn(KIND, ctx.region, ctx.account, job_name)
     with ctx.engine.begin() as conn:
-        dataset = resources.get(conn, dataset_arn, "dataset", lock=True)
-        require_status(dataset, (Status.ACTIVE,), "import into the dataset")
+        dataset = locked_in(conn, dataset_arn, "dataset", (Status.ACTIVE,), "import into the dataset")
         running = resources.count(conn, KIND, BUSY, region=ctx.region)
         if running >= MAX_RUNNING_IMPORTS:
             raise LimitExceededException(

@@ -19,7 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import create_with_tags, describe, list_page, name_key, require_status
+from tastemaker.control.common import (
+    DELETABLE,
+    create_with_tags,
+    describe,
+    list_page,
+    locked_in,
+    name_key,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
@@ -186,8 +193,8 @@ def update_metric_attribution(ctx: RequestContext, *, metric_attribution_arn: st
     if not metric_attribution_arn:
         raise InvalidInputException("metricAttributionArn is required: the metric attribution to update.")
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, metric_attribution_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE,), "update the metric attribution")
+        found = locked_in(conn, metric_attribution_arn, KIND, (Status.ACTIVE,),
+                          "update the metric attribution")
         current = list(MetricAttribution.of(found).metrics)
         known = {m["metric_name"] for m in current}
         unknown = sorted(set(remove_metrics or []) - known)
@@ -219,8 +226,7 @@ def update_metric_attribution(ctx: RequestContext, *, metric_attribution_arn: st
 def delete_metric_attribution(ctx: RequestContext, *, metric_attribution_arn: str) -> dict[str, Any]:
     """Gone at once, with its aggregated windows."""
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, metric_attribution_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE, Status.CREATE_FAILED), "delete the metric attribution")
+        locked_in(conn, metric_attribution_arn, KIND, DELETABLE, "delete the metric attribution")
         attribution.forget(conn, metric_attribution_arn)
         resources.delete(conn, metric_attribution_arn)
     return {}

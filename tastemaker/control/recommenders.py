@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.arns import build_arn
-from tastemaker.control.common import create_with_tags, list_page, name_key, require_status, storage_id
+from tastemaker.control.common import (
+    create_with_tags,
+    list_page,
+    locked_in,
+    name_key,
+    schedule,
+    storage_id,
+)
 from tastemaker.control.context import RequestContext
 from tastemaker.control.dataset_groups import get_active_group
 from tastemaker.control.registry import operation
@@ -102,8 +109,7 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
     from tastemaker.recipes.catalog import domain_use_case
 
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE,), "update the recommender")
+        found = locked_in(conn, recommender_arn, KIND, (Status.ACTIVE,), "update the recommender")
         if Recommender.of(found).latest_recommender_update.get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is already being updated.")
         merged = dict(Recommender.of(found).recommender_config)
@@ -120,30 +126,25 @@ def update_recommender(ctx: RequestContext, *, recommender_arn: str,
 @operation("StopRecommender")
 def stop_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE,), "stop the recommender")
-        resources.update(conn, recommender_arn, status=Status.STOP_PENDING)
-        queue.enqueue(conn, queue.JobKind.RECOMMENDER_STOP, recommender_arn)
+        locked_in(conn, recommender_arn, KIND, (Status.ACTIVE,), "stop the recommender")
+        schedule(conn, recommender_arn, Status.STOP_PENDING, queue.JobKind.RECOMMENDER_STOP)
     return {"recommender_arn": recommender_arn}
 
 
 @operation("StartRecommender")
 def start_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (Status.INACTIVE,), "start the recommender")
-        resources.update(conn, recommender_arn, status=Status.START_PENDING)
-        queue.enqueue(conn, queue.JobKind.RECOMMENDER_START, recommender_arn)
+        locked_in(conn, recommender_arn, KIND, (Status.INACTIVE,), "start the recommender")
+        schedule(conn, recommender_arn, Status.START_PENDING, queue.JobKind.RECOMMENDER_START)
     return {"recommender_arn": recommender_arn}
 
 
 @operation("DeleteRecommender")
 def delete_recommender(ctx: RequestContext, *, recommender_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        found = resources.get(conn, recommender_arn, KIND, lock=True)
-        require_status(found, (Status.ACTIVE, Status.CREATE_FAILED, Status.INACTIVE), "delete the recommender")
+        found = locked_in(conn, recommender_arn, KIND, (Status.ACTIVE, Status.CREATE_FAILED, Status.INACTIVE),
+                          "delete the recommender")
         if Recommender.of(found).latest_recommender_update.get("status") in BUSY:
             raise ResourceInUseException(f"Recommender {recommender_arn} is being updated; delete it afterwards.")
-        resources.update(conn, recommender_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.RECOMMENDER_DELETE, recommender_arn)
+        schedule(conn, recommender_arn, Status.DELETE_PENDING, queue.JobKind.RECOMMENDER_DELETE)
     return {}

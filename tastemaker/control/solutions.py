@@ -8,12 +8,15 @@ import sqlalchemy as sa
 
 from tastemaker.arns import build_arn, parse_arn, short_id
 from tastemaker.control.common import (
+    DELETABLE,
     activate_now,
     create_with_tags,
     describe,
     list_page,
+    locked_in,
     name_key,
     require_status,
+    schedule,
     storage_id,
 )
 from tastemaker.control.context import RequestContext
@@ -121,8 +124,7 @@ def update_solution(ctx: RequestContext, *, solution_arn: str, perform_auto_trai
                     perform_incremental_update: bool | None = None,
                     solution_update_config: dict[str, Any] | None = None) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (Status.ACTIVE,), "update the solution")
+        solution = locked_in(conn, solution_arn, KIND, (Status.ACTIVE,), "update the solution")
         changes: dict[str, Any] = {}
         if perform_auto_training is not None:
             changes["perform_auto_training"] = perform_auto_training
@@ -149,8 +151,7 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
     with ctx.engine.begin() as conn:
         found = resources.get(conn, solution_arn, KIND)
         resources.get(conn, found.dataset_group_arn or "", "dataset_group", lock=True)  # lock order: group first
-        solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (Status.ACTIVE, Status.CREATE_FAILED), "delete the solution")
+        solution = locked_in(conn, solution_arn, KIND, DELETABLE, "delete the solution")
         versions = resources.children(conn, kind=VERSION, parent_arn=solution_arn)
         busy = [v for v in versions if v.status in BUSY + (Status.CREATE_STOPPING,)]
         if busy:
@@ -163,8 +164,8 @@ def delete_solution(ctx: RequestContext, *, solution_arn: str) -> dict[str, Any]
         if campaigns:
             raise ResourceInUseException(f"Cannot delete solution {solution_arn}: campaign {campaigns[0].arn} "
                                          "deploys one of its versions. Delete the campaign first.")
-        resources.update(conn, solution_arn, status=Status.DELETE_PENDING)
-        queue.enqueue(conn, queue.JobKind.DELETE, solution_arn)  # the job removes the versions with the solution
+        # The delete job removes the versions with the solution.
+        schedule(conn, solution_arn, Status.DELETE_PENDING, queue.JobKind.DELETE)
     return {}
 
 
@@ -174,8 +175,7 @@ def create_solution_version(ctx: RequestContext, *, solution_arn: str, name: str
                             tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
     mode = training_mode or "FULL"
     with ctx.engine.begin() as conn:
-        solution = resources.get(conn, solution_arn, KIND, lock=True)
-        require_status(solution, (Status.ACTIVE,), "create a solution version")
+        solution = locked_in(conn, solution_arn, KIND, (Status.ACTIVE,), "create a solution version")
         if mode == "UPDATE":
             from tastemaker.recipes import get_recipe
 
@@ -224,8 +224,7 @@ def list_solution_versions(ctx: RequestContext, *, solution_arn: str | None = No
 @operation("StopSolutionVersionCreation")
 def stop_solution_version_creation(ctx: RequestContext, *, solution_version_arn: str) -> dict[str, Any]:
     with ctx.engine.begin() as conn:
-        version = resources.get(conn, solution_version_arn, VERSION, lock=True)
-        require_status(version, BUSY, "stop the solution version")
+        version = locked_in(conn, solution_version_arn, VERSION, BUSY, "stop the solution version")
         queue.request_cancel(conn, solution_version_arn)
         if version.status == Status.CREATE_PENDING:
             resources.update(conn, solution_version_arn, status=Status.CREATE_STOPPED)
