@@ -20,6 +20,7 @@ from starlette.responses import Response
 from tastemaker.api.app import Api
 from tastemaker.console.pages import PAGE, Ctx, back, busy, list_all
 from tastemaker.errors import TastemakerError
+from tastemaker.jobs import impact
 from tastemaker.store import resources
 
 # (operation suffix, list field, ARN key, describe field) of the batch job kinds
@@ -65,7 +66,8 @@ async def jobs(request: Request, ctx: Ctx, error: tuple[str, str] | None = None,
             "metricAttributionArn": found["metricAttributionArn"]}))["metricAttribution"]
         metrics = (await call("ListMetricAttributionMetrics", {
             "metricAttributionArn": found["metricAttributionArn"]})).get("metrics", [])
-        attributions.append({**described, "metrics": metrics})
+        entries, arms = await run_in_threadpool(impact_of, ctx.console.api, found["metricAttributionArn"])
+        attributions.append({**described, "metrics": metrics, "figures": entries, "arms": arms})
     filters = [f for f in (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]
                if f.get("status") == "ACTIVE"]
     everything = [*batch, *exports, *deletions, *attributions]
@@ -108,6 +110,13 @@ async def change_jobs(request: Request, ctx: Ctx) -> Response:
     except TastemakerError as exc:
         return await jobs(request, ctx, error=(action, exc.message), form=form)
     return back("/jobs", arn=arn)
+
+
+def impact_of(api: Api, arn: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The attribution's figures per source (as `tastemaker attribution` prints them) and, for campaigns with a
+    comparison arm, each arm's rate with 95% intervals (`tastemaker attribution --arms`)."""
+    entries = impact.report(api.services, arn)
+    return entries, impact.arm_report(api.services, entries)
 
 
 def job_extra(api: Api, arn: str) -> dict[str, Any]:

@@ -238,6 +238,7 @@ def test_batch_jobs_and_metric_attribution_from_the_console(console_server: Loca
     attribution = personalize.list_metric_attributions(datasetGroupArn=group)["metricAttributions"][0]
     wait_status(lambda: personalize.describe_metric_attribution(
         metricAttributionArn=attribution["metricAttributionArn"]), "metricAttribution")
+    assert 'id="no-attributed"' in client.get("/console/jobs", params={"arn": group}).text
     personalize.delete_metric_attribution(metricAttributionArn=attribution["metricAttributionArn"])
 
 

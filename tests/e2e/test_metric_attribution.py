@@ -162,6 +162,28 @@ def test_a_comparison_arm_gets_its_share_and_its_own_conversions(personalize, ru
     assert "difference" in row
 
 
+def test_the_console_shows_each_sources_figures_and_the_arms(server, world) -> None:  # type: ignore[no-untyped-def]
+    """The group's batch and attribution page shows what `tastemaker attribution [--arms]` prints."""
+    from tests.console.test_sessions import sign_in
+
+    entries = attributed(server)
+    arms = json.loads(subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "attribution", "--arms", "--json",
+                                      "--data-dir", str(server.data_dir)], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert entries and arms  # the tests above streamed attributed events and served a comparison arm
+    page = sign_in(server, server.access_key, server.secret_key).get(
+        "/console/jobs", params={"arn": world["group"]}).text
+    table = page[page.index('id="attributed"'):].split("</table>")[0]
+    for e in entries:
+        assert e["source"] in table and f"<td>{e['sampleCount']}</td>" in table, e
+    for row in arms:
+        caption = f"{row['metricName']} · comparison arm of <span class=\"arn\">{row['campaign']}</span>"
+        assert caption in page, caption
+        shown = page[page.index(caption):].split("</table>")[0]
+        for arm in ("main", "comparison"):
+            assert f"<td>{arm}</td><td>{row[arm]['served']}</td><td>{row[arm]['events']}</td>" in shown
+
+
 def test_control_plane_limits_and_errors(personalize, world) -> None:  # type: ignore[no-untyped-def]
     [summary] = personalize.list_metric_attributions(datasetGroupArn=world["group"])["metricAttributions"]
     arn = summary["metricAttributionArn"]
