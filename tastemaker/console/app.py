@@ -55,11 +55,13 @@ from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
+from tastemaker.store import events as stored_events
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
 HISTORY = 20  # the user's newest events shown beside their recommendations
+LATEST_EVENTS = 20  # a tracker's newest events shown on its page
 PREVIEW_RESULTS = 25  # recommendations a filter preview checks
 DEFAULT_SCHEMAS = {
     "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
@@ -503,9 +505,13 @@ class Console:
             charts = await insight.charts_for(ctx.caller, "Event tracker", arn, insight.EVENT_METRICS[:2])
         except TastemakerError as exc:  # a key without cloudwatch:GetMetricData still sends test events
             chart_error = exc.message
+        # Read only once DescribeEventTracker succeeded for the key: a key that may not see the tracker got the
+        # error page above. PutEvents stores a tracker's events in its dataset group's partition.
+        group = tracker["datasetGroupArn"]
+        latest = await to_thread(lambda: stored_events.newest(self.api.services.read_engine, group, LATEST_EVENTS))
         return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
                           form=form or {"eventType": "click"}, refresh=busy(tracker.get("status")),
-                          charts=charts, chart_error=chart_error)
+                          charts=charts, chart_error=chart_error, latest=latest)
 
     async def send_event(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form

@@ -1,4 +1,4 @@
-"""CSV upload from the browser into a dataset, and what an import job counted.
+"""CSV upload from the browser into a dataset, and what an import job counted (while it runs, and at the end).
 
 The page's upload form sends the chosen file as the raw request body (no multipart: the browser streams the
 file, with upload progress), with the session's CSRF token in the X-CSRF-Token header. The file is written to
@@ -22,6 +22,7 @@ from tastemaker.console.pages import Ctx, FormTooLarge
 from tastemaker.console.sessions import COOKIE, csrf_ok
 from tastemaker.errors import TastemakerError
 from tastemaker.store import resources
+from tastemaker.store.records import DatasetImportJob
 
 if TYPE_CHECKING:
     from tastemaker.console.app import Console
@@ -83,9 +84,19 @@ async def upload(console: Console, request: Request) -> Response:
 
 def import_counts(api: Api, arn: str) -> dict[str, Any]:
     """What an import job has counted: rows imported and skipped, and rows/s over its execution time (the
-    job records them when it finishes; `tastemaker import-report` prints the same)."""
+    job records them when it finishes; `tastemaker import-report` prints the same). While it runs: the rows
+    read so far, their rate and the share of the source bytes read, as the job last recorded them (every few
+    seconds, tastemaker.jobs.tasks.ImportProgress)."""
     with api.services.read_engine.connect() as conn:
-        body = resources.get(conn, arn, "dataset_import_job").body
+        job = DatasetImportJob.of(resources.get(conn, arn, "dataset_import_job"))
+    body = job.resource.body
     rows, seconds = body.get("row_count"), body.get("execution_seconds")
-    return {"rows": rows, "skipped": body.get("skipped_rows") or 0, "seconds": seconds,
-            "rate": rows / seconds if rows and seconds else None}
+    counts: dict[str, Any] = {"rows": rows, "skipped": body.get("skipped_rows") or 0, "seconds": seconds,
+                              "rate": rows / seconds if rows and seconds else None, "read": None}
+    progress = job.progress
+    if rows is None and progress:
+        elapsed = float(progress.get("updated_at", 0)) - float(progress.get("started_at", 0))
+        read, total = int(progress.get("rows_read") or 0), progress.get("bytes_total")
+        counts["read"] = {"rows": read, "rate": read / elapsed if read and elapsed > 0 else None,
+                          "percent": 100 * int(progress.get("bytes_read") or 0) / total if total else None}
+    return counts

@@ -9,6 +9,10 @@ cell in a non-nullable metadata field (e.g. 13 movies of MovieLens with no YEAR)
 goes on, as Personalize finishes such an import ACTIVE. The id field and every Interactions field stay strict.
 What was skipped (count and the first examples with their lines) comes back in ImportResult for the job's
 log and `tastemaker import-report`.
+
+Progress: `import_csv(progress=...)` is called after each parsed block with the rows read so far (kept and
+skipped, all files) and the source bytes read so far (compressed bytes for `.gz` files, as their sizes are), so
+a caller can show an import's advance while it runs (tastemaker.jobs.tasks records it in the job's document).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import gzip
 import io
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,9 @@ MAX_ID_CHARS = 256
 MAX_CATEGORICAL_CHARS = 1000  # whole cell, pipes included (also IMPRESSION)
 MAX_TEXTUAL_CHARS = 20000
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "write_statistics": False}
+
+
+ImportProgress = Callable[[int, int], None]  # (rows read so far, source bytes read so far)
 
 
 class CsvImportError(Exception):
@@ -200,14 +207,16 @@ _CONVERTERS = {"string": _string, "int": _integer, "long": _integer, "float": _f
 
 
 def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, out_dir: Path, *,
-               max_errors: int = 5, rows_per_file: int = DEFAULT_ROWS_PER_FILE, min_rows: int = 0) -> ImportResult:
+               max_errors: int = 5, rows_per_file: int = DEFAULT_ROWS_PER_FILE, min_rows: int = 0,
+               progress: ImportProgress | None = None) -> ImportResult:
     """Validate the CSV files against `schema` and write them as part-NNNNN.parquet files into `out_dir`.
 
     The header names schema fields in any order; nullable fields may be left out (they import as nulls).
     Raises CsvImportError naming up to `max_errors` problems (file, line, column); the first file with a
     problem is read to its end to collect them. Raises DataLocationError when a source stops being
     readable mid-stream. Files written so far stay in `out_dir` for the caller to
-    delete. `min_rows` > 0 also fails an import with fewer rows (e.g. 1000 for Interactions).
+    delete. `min_rows` > 0 also fails an import with fewer rows (e.g. 1000 for Interactions). `progress`,
+    when given, is called after each parsed block (see the module docstring); what it raises ends the import.
     """
     dataset_type = normalize_dataset_type(dataset_type)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +226,7 @@ def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, 
     result = ImportResult(rows=0, files=[], bytes_read=0)
     try:
         for source in sources:
-            _import_source(source, schema, writer, max_errors, skippable, result)
+            _import_source(source, schema, writer, max_errors, skippable, result, progress)
     except BaseException:
         writer.abort()
         raise
@@ -262,9 +271,9 @@ class _CountingStream(io.RawIOBase):
 
 
 def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
-                   skippable: frozenset[str], result: ImportResult) -> None:
+                   skippable: frozenset[str], result: ImportResult, progress: ImportProgress | None) -> None:
     try:
-        _read_source(source, schema, writer, max_errors, skippable, result)
+        _read_source(source, schema, writer, max_errors, skippable, result, progress)
     except OSError as exc:  # network or disk failures mid-stream, corrupt gzip data
         if source.compression:
             raise CsvImportError(f"Cannot read {source.name} as {source.compression} data: {exc}") from None
@@ -272,7 +281,8 @@ def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_e
 
 
 def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
-                 skippable: frozenset[str], result: ImportResult) -> None:
+                 skippable: frozenset[str], result: ImportResult, progress: ImportProgress | None) -> None:
+    rows_before, bytes_before = result.rows + result.skipped, result.bytes_read  # earlier files
     counting = _CountingStream(source.open())
     stream: pa.NativeFile = pa.PythonFile(counting, mode="r")
     if source.compression:
@@ -330,6 +340,8 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
                 writer.write(out)
                 kept += out.num_rows
             rows += batch.num_rows
+            if progress is not None:
+                progress(rows_before + rows, bytes_before + counting.count)
     finally:
         stream.close()
     if problems:

@@ -1,4 +1,12 @@
-"""Task functions of the job queue: activation, deletion and dataset import."""
+"""Task functions of the job queue: activation, deletion and dataset import.
+
+A dataset import records its progress while it reads (`ImportProgress`): rows read so far (kept and skipped),
+source bytes read of the total, when the claim started and when the figures were written. They go to the job's
+stored document under `progress` (which DescribeDatasetImportJob never shows: the wire stays Personalize's), at
+the start, at most every IMPORT_PROGRESS_SECONDS while reading and once reading ends, each time in one
+`queue.fenced` transaction, so a claim that lost the job cannot overwrite the progress of the one holding it
+(its write raises, which ends its run). The console's imports table reads them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,10 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tastemaker.errors import JobFailed
 from tastemaker.jobs.lease import job_temp_dir
@@ -18,7 +28,11 @@ from tastemaker.store.queue import Job
 from tastemaker.store.records import Dataset, DatasetImportJob
 from tastemaker.store.status import Status, allowed
 
+if TYPE_CHECKING:
+    from tastemaker.data.sources import CsvSource
+
 log = logging.getLogger("tastemaker.jobs")
+IMPORT_PROGRESS_SECONDS = 3.0  # how often a running import writes its progress to the job's document
 
 
 def set_status(services: Services, job: Job, status: Status, **changes: object) -> None:
@@ -85,7 +99,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         spec = DatasetImportJob.of(import_job)
         dataset = resources.get(conn, spec.dataset_arn, "dataset")
         _schema_res, schema = load_schema(conn, Dataset.of(dataset).schema_arn)
-        resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS)
+        resources.update(conn, job.resource_arn, status=Status.CREATE_IN_PROGRESS,
+                         changes={"progress": ImportProgress(services, job).document()})
     dataset_type = normalize_dataset_type(Dataset.of(dataset).dataset_type)
     location = spec.data_source["data_location"]
     mode = spec.import_mode
@@ -103,7 +118,9 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         try:
             sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
                                             s3_client_factory=services.s3_client)
-            result = import_csv(sources, schema, dataset_type, workdir)
+            progress = ImportProgress(services, job, bytes_total=_total_size(sources))
+            result = import_csv(sources, schema, dataset_type, workdir, progress=progress)
+            progress.record()  # the final figures, before the upload
         except (CsvImportError, DataLocationError) as exc:
             raise JobFailed(exc.reason) from exc
         if result.rows == 0:
@@ -140,6 +157,42 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             services.blobs.delete(key)
         except Exception:  # noqa: BLE001 - an orphaned old part costs space, never correctness
             log.warning("could not delete replaced part %s", key)
+
+
+@dataclass
+class ImportProgress:
+    """What one claim of an import job has read so far; called by `import_csv` after each parsed block."""
+
+    services: Services
+    job: Job
+    bytes_total: int | None = None  # None when a source's size is unknown
+    every: float = field(default_factory=lambda: IMPORT_PROGRESS_SECONDS)  # read when the claim starts
+    rows_read: int = 0
+    bytes_read: int = 0
+    started: float = field(default_factory=time.time)
+    _last: float = field(default_factory=time.monotonic)
+
+    def __call__(self, rows_read: int, bytes_read: int) -> None:
+        self.rows_read, self.bytes_read = rows_read, bytes_read
+        if time.monotonic() - self._last >= self.every:
+            self.record()
+
+    def document(self) -> dict[str, Any]:
+        """What the job's document holds under `progress`."""
+        return {"rows_read": self.rows_read, "bytes_read": self.bytes_read, "bytes_total": self.bytes_total,
+                "attempt": self.job.attempts, "started_at": round(self.started, 3),
+                "updated_at": round(time.time(), 3)}
+
+    def record(self) -> None:
+        """Write the figures to the job's document, under the job's lease."""
+        self._last = time.monotonic()
+        with queue.fenced(self.services.engine, self.job) as conn:
+            resources.update(conn, self.job.resource_arn, changes={"progress": self.document()})
+
+
+def _total_size(sources: Sequence[CsvSource]) -> int | None:
+    sizes = [source.size for source in sources if source.size is not None]
+    return sum(sizes) if len(sizes) == len(sources) else None
 
 
 def _rows_in(path: Path) -> int:

@@ -1,4 +1,5 @@
-"""The `events` table: group-commit inserts, arrival-order reads for training and trending, and bounded erasure.
+"""The `events` table: group-commit inserts, arrival-order reads for training and trending (and the newest rows
+for the console's tracker page), and bounded erasure.
 
 Streamed events are partitioned by `dataset_group_arn`: the dataset group ARN for PutEvents, the
 Action_Interactions dataset ARN for PutActionInteractions. The insert path runs on a raw DBAPI connection
@@ -154,9 +155,23 @@ class StoredEvent:
 def events_after(engine: sa.Engine, partition: str, after_id: int = 0, limit: int = 10000) -> list[StoredEvent]:
     """A partition's rows with id > after_id, oldest first, at most `limit` (a primary-key range scan)."""
     c = events.c
-    query = (sa.select(c.id, c.event_id, c.session_id, c.user_id, c.item_id, c.event_type, c.event_value,
-                       c.sent_at, c.received_at)
-             .where(c.dataset_group_arn == partition, c.id > after_id).order_by(c.id).limit(limit))
+    return _stored(engine, _stored_rows().where(c.dataset_group_arn == partition, c.id > after_id)
+                   .order_by(c.id).limit(limit))
+
+
+def newest(engine: sa.Engine, partition: str, limit: int = 20) -> list[StoredEvent]:
+    """A partition's `limit` newest rows by arrival, newest first (a backward walk of the primary key)."""
+    c = events.c
+    return _stored(engine, _stored_rows().where(c.dataset_group_arn == partition).order_by(c.id.desc()).limit(limit))
+
+
+def _stored_rows() -> sa.Select[Any]:
+    c = events.c
+    return sa.select(c.id, c.event_id, c.session_id, c.user_id, c.item_id, c.event_type, c.event_value, c.sent_at,
+                     c.received_at)
+
+
+def _stored(engine: sa.Engine, query: sa.Select[Any]) -> list[StoredEvent]:
     with engine.connect() as conn:
         return [StoredEvent(int(r.id), r.event_id, r.session_id, r.user_id, r.item_id, r.event_type,
                             None if r.event_value is None else float(r.event_value), float(r.sent_at),

@@ -107,6 +107,8 @@ class DatasetImportJob(Record):
     dataset_arn: str
     data_source: dict[str, Any]
     import_mode: str = "FULL"
+    # ours, not on the wire: rows and bytes read so far by the running claim (tastemaker.jobs.tasks.ImportProgress)
+    progress: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class _BatchJob(Record):
     job_output: dict[str, Any]
     num_results: int = 25
     filter_arn: str | None = None
-    progress: dict[str, Any] = field(default_factory=dict)  # ours, not on the wire (tastemaker.jobs.progress)
+    progress: dict[str, Any] = field(default_factory=dict)  # ours, not on the wire (tastemaker.monitoring.progress)
 
     @property
     def input_path(self) -> str:

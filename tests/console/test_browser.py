@@ -198,6 +198,8 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     by_css(d, "#event-item").send_keys(items[0])
     go(d, "#send-event")
     assert "Sent a click event" in by_css(d, "#event-sent").text
+    newest = all_css(d, "#latest-events tbody tr")  # the event just sent, in the tracker's latest events
+    assert len(newest) == 1 and f"u1 console-u1 click {items[0]}" in newest[0].text, [r.text for r in newest]
     shot(d, "tracker")
     d.get(campaign_url)
     by_css(d, "#test-user").send_keys("u1")
