@@ -8,6 +8,10 @@ tastemaker.recipes.user_personalization (the exact path), and tests compare them
 
 Compiled once per signature and cached on disk (numba's cache, next to this file or NUMBA_CACHE_DIR);
 `warm_up()` compiles or loads them before a model serves its first request, off the event loop.
+
+`top_k_rows` serves the batch inference job's vectorised path instead (tastemaker.serving.batch): the top k
+of a whole chunk of score rows in one call, where a per-row argpartition cost a Python call and a full
+selection per row; it is compiled (or loaded from the cache) by the job's first chunk.
 """
 
 from __future__ import annotations

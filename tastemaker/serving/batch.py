@@ -310,8 +310,9 @@ def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
             picked[r] = top_k(scores[r], k)
     else:
         picked = np.stack([top_k(row, k) for row in scores]) if scores.shape[0] else np.zeros((0, k), np.int64)
-    chosen = np.take_along_axis(scores, picked, axis=1).astype(np.float64)
-    top = scores.max(axis=1)
+    chosen32 = np.take_along_axis(scores, picked, axis=1)
+    chosen = chosen32.astype(np.float64)
+    top = chosen32[:, 0] if k else scores.max(axis=1)  # the best pick is the row's maximum: no pass over the row
     np.subtract(scores, top[:, None], out=scores)
     np.exp(scores, out=scores)
     totals = scores.sum(axis=1, dtype=np.float64)
