@@ -8,6 +8,10 @@ tastemaker.recipes.user_personalization (the exact path), and tests compare them
 
 Compiled once per signature and cached on disk (numba's cache, next to this file or NUMBA_CACHE_DIR);
 `warm_up()` compiles or loads them before a model serves its first request, off the event loop.
+
+`top_k_rows` serves the batch inference job's vectorised path instead (tastemaker.serving.batch): the top k
+of a whole chunk of score rows in one call, where a per-row argpartition cost a Python call and a full
+selection per row; it is compiled (or loaded from the cache) by the job's first chunk.
 """
 
 from __future__ import annotations
@@ -279,6 +283,41 @@ def _add_at_sorted(scores: np.ndarray, items: np.ndarray, keys: np.ndarray, valu
         at = where[j]
         if at < items.size and items[at] == keys[j]:
             scores[at] += values[j]
+
+
+@njit(**_OPTIONS)
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a (B, n) array with n > k >= 1: the k best columns, best first, equal scores lower column
+    first (tastemaker.serving.topk.top_k's order), found in one pass that keeps the k + 1 best in a sorted
+    buffer (an element below the buffer's last costs one comparison); and whether the k-th and (k+1)-th best
+    scores are equal. On such a tie the answer is not unique and which tied column top_k keeps depends on its
+    argpartition, so callers ask top_k for those rows; every other row's answer is the unique one top_k gives."""
+    rows, n = scores.shape
+    picked = np.empty((rows, k), np.int64)
+    tied = np.zeros(rows, np.bool_)
+    keep = k + 1
+    values = np.empty(keep, scores.dtype)
+    columns = np.empty(keep, np.int64)
+    for r in range(rows):
+        count = 0
+        for c in range(n):
+            v = scores[r, c]
+            if count == keep:
+                if not v > values[keep - 1]:
+                    continue
+                at = keep - 1
+            else:
+                at = count
+                count += 1
+            while at > 0 and values[at - 1] < v:  # past strictly smaller ones only: equal ones keep column order
+                values[at] = values[at - 1]
+                columns[at] = columns[at - 1]
+                at -= 1
+            values[at] = v
+            columns[at] = c
+        picked[r] = columns[:k]
+        tied[r] = values[k - 1] == values[k]
+    return picked, tied
 
 
 def warm_up(factors: np.ndarray, gram_inverse: np.ndarray, indptr: np.ndarray, indices: np.ndarray,

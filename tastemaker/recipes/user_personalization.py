@@ -74,6 +74,7 @@ class CollaborativeModel(TrainedModel):
     def after_load(self) -> None:
         self.__dict__.pop("_transitions", None)
         self.__dict__.pop("_gram", None)
+        self.__dict__.pop("_trend_vector", None)
 
     @property
     def gram(self) -> np.ndarray:
@@ -110,22 +111,56 @@ class CollaborativeModel(TrainedModel):
         return fold_in(factors, history, gram=self.gram) @ np.asarray(factors).T
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(B, n_items) float32 scores: unit_max(long term) + TRANSITION_WEIGHT * unit_max(short term) + the
+        trend push; cold-start scores for empty histories; history items demoted when the domain does not
+        re-consume.
+
+        Vectorised over the rows, with the same float32 operations per element as that formula: the long
+        term is divided in place by its rows' peak magnitudes (one broadcast division); the short term stays
+        sparse (the transitions reach few items), so its scaling and weighting touch only its nonzeros, which
+        are then added at their places (a zero adds nothing); the trend vector is added once per chunk."""
+        n_items = self.n_items
         decay = float(self.settings["decay"])
-        long_term = self._affinity(history_matrix(histories, self.n_items, decay))
+        scores = np.asarray(self._affinity(history_matrix(histories, n_items, decay)), dtype=np.float32)
+        if scores.shape[1]:
+            peak = np.maximum(scores.max(axis=1), -scores.min(axis=1))  # the rows' largest |value|, no |.| copy
+            np.divide(scores, np.where(peak > 0, peak, np.float32(1.0))[:, None], out=scores)
         last = [h[-LAST_EVENTS_FOR_TRANSITIONS:] for h in histories]
-        short_term = (history_matrix(last, self.n_items, decay) @ self.transitions).toarray()
-        scores = unit_max(long_term) + np.float32(TRANSITION_WEIGHT) * unit_max(short_term)
-        if self.settings.get("trend_weight", 0.0):
-            scores += np.float32(self.settings["trend_weight"]) * np.asarray(self.arrays["recent_popularity"])
-        empty = np.array([len(h) == 0 for h in histories], dtype=bool)
+        short = sp.csr_matrix(history_matrix(last, n_items, decay) @ self.transitions, dtype=np.float32)
+        short.sum_duplicates()
+        short.eliminate_zeros()  # every row left has a nonzero peak
+        if short.nnz:
+            rows = np.repeat(np.arange(short.shape[0]), np.diff(short.indptr))
+            magnitude = np.abs(short.data)
+            starts = short.indptr[:-1][np.diff(short.indptr) > 0]
+            row_peak = np.zeros(short.shape[0], np.float32)
+            row_peak[rows[starts]] = np.maximum.reduceat(magnitude, starts)
+            added = np.float32(TRANSITION_WEIGHT) * (short.data / row_peak[rows])
+            scores[rows, short.indices] += added
+        trend = self._trend
+        if trend is not None:
+            scores += trend
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        empty = lengths == 0
         if empty.any():
             scores[empty] = np.asarray(self.arrays["cold_scores"])
-        if self.settings.get("demote_history"):
-            for row, history in enumerate(histories):
-                if len(history):
-                    # Below every other item (scores lie in [-3, 3]) while keeping their relative order.
-                    scores[row, history] -= np.float32(8.0)
-        return scores.astype(np.float32)
+        if self.settings.get("demote_history") and lengths.sum():
+            # Below every other item (scores lie in [-3, 3]) while keeping their relative order; an item
+            # repeated in a history is demoted once.
+            rows = np.repeat(np.arange(len(histories)), lengths)
+            scores[rows, np.concatenate([np.asarray(h) for h in histories])] -= np.float32(8.0)
+        return scores
+
+    @property
+    def _trend(self) -> np.ndarray | None:
+        """trend_weight * recent_popularity as float32, once per loaded model (None without a trend push)."""
+        if not self.settings.get("trend_weight", 0.0):
+            return None
+        cached = self.__dict__.get("_trend_vector")
+        if cached is None:
+            cached = np.float32(self.settings["trend_weight"]) * np.asarray(self.arrays["recent_popularity"])
+            self.__dict__["_trend_vector"] = cached
+        return cached
 
     # --- candidate scoring (serving's approximate path for large ALS catalogues) ------------------------
     @property

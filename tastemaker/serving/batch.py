@@ -53,6 +53,7 @@ from tastemaker.data.jsonl import (
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import InvalidInputException, JobFailed, JobStopped, TastemakerError
 from tastemaker.monitoring.progress import JobProgress
+from tastemaker.recipes import kernels
 from tastemaker.services import Services
 from tastemaker.serving.catalog import ServingCatalog
 from tastemaker.serving.deployments import Deployment
@@ -297,47 +298,26 @@ class LineAnswerer:
 def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the k best indices (ties: as tastemaker.serving.topk.top_k breaks them) and their softmax over
     the whole row, float64: the same float32 exponentials summed in float64 as softmax_scores with no mask.
-    `scores` is overwritten."""
+    `scores` is overwritten.
+
+    The whole chunk's top k is one compiled pass (tastemaker.recipes.kernels.top_k_rows); a row whose k-th
+    and (k+1)-th best scores tie is answered by top_k itself, since which tied item it keeps depends on its
+    selection."""
     k = min(k, scores.shape[1])
-    picked = np.stack([_row_top(scores[r], k) for r in range(scores.shape[0])]) if scores.shape[0] else \
-        np.zeros((0, k), np.int64)
-    chosen = np.take_along_axis(scores, picked, axis=1).astype(np.float64)
-    top = scores.max(axis=1)
+    if scores.shape[0] and 0 < k < scores.shape[1]:
+        picked, tied = kernels.top_k_rows(np.ascontiguousarray(scores), k)
+        for r in np.flatnonzero(tied).tolist():
+            picked[r] = top_k(scores[r], k)
+    else:
+        picked = np.stack([top_k(row, k) for row in scores]) if scores.shape[0] else np.zeros((0, k), np.int64)
+    chosen32 = np.take_along_axis(scores, picked, axis=1)
+    chosen = chosen32.astype(np.float64)
+    top = chosen32[:, 0] if k else scores.max(axis=1)  # the best pick is the row's maximum: no pass over the row
     np.subtract(scores, top[:, None], out=scores)
     np.exp(scores, out=scores)
     totals = scores.sum(axis=1, dtype=np.float64)
     values = np.exp(chosen - top.astype(np.float64)[:, None]) / totals[:, None]
     return picked, values
-
-
-BLOCK = 128  # columns per block of the candidate search
-
-
-def _row_top(row: np.ndarray, k: int) -> np.ndarray:
-    """top_k(row, k) without a full-row selection when the answer is unambiguous.
-
-    The row's BLOCK-wide block maxima are ranked; every item of the top k lies in a block whose maximum is at
-    least the k-th largest block maximum (k items reach it), so only those blocks are searched. When the k-th
-    and (k+1)-th best candidates tie, which tied item top_k keeps depends on its full-row selection, so that
-    row is answered by top_k itself."""
-    n = row.shape[0]
-    if n <= 8 * BLOCK * k:
-        return top_k(row, k)
-    full = n // BLOCK * BLOCK
-    maxima = row[:full].reshape(-1, BLOCK).max(axis=1)
-    if full < n:
-        maxima = np.append(maxima, row[full:].max())
-    threshold = np.partition(maxima, maxima.size - k)[maxima.size - k]
-    blocks = np.flatnonzero(maxima >= threshold)
-    columns = (blocks[:, None] * BLOCK + np.arange(BLOCK)).ravel()
-    columns = columns[columns < n]
-    values = row[columns]
-    negated = -values
-    part = np.argpartition(negated, k)[:k + 1]
-    order = part[np.lexsort((columns[part], negated[part]))]
-    if values[order[k - 1]] == values[order[k]]:
-        return top_k(row, k)
-    return columns[order[:k]].astype(np.int64)
 
 
 def _parse(line: str) -> tuple[Any, str | None]:
