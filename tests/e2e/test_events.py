@@ -368,7 +368,7 @@ def test_a_login_stitches_the_sessions_anonymous_events_to_the_user(personalize,
     # The session is nobody's yet, so the filter must not exclude these items for U: each one still shows up
     # (an excluded item never can; exploration may push one out of a single answer, hence a few tries).
     seen: set[str] = set()
-    for _ in range(20):
+    for _ in range(100):
         seen |= set(recommended())
         if set(watched) <= seen:
             break
