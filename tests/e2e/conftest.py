@@ -39,3 +39,19 @@ def runtime(server: LocalServer):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def events(server: LocalServer):  # type: ignore[no-untyped-def]
     return server.client("personalize-events")
+
+
+SPARK_MIN_LINES = 30  # batch files with fewer plain lines than this stay in-process on the Spark server
+
+
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, moto_s3: str) -> Iterator[LocalServer]:
+    """One server per test session with TASTEMAKER_SPARK_MASTER=local[2] (one JVM for every Spark test)."""
+    pytest.importorskip("pyspark")
+    srv = LocalServer(tmp_path_factory.mktemp("spark-server"), import_roots=[import_root],
+                      env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
+                           "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
+                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES)})
+    srv.start()
+    yield srv
+    srv.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +13,17 @@ import pytest
 
 from tastemaker.cli.local_server import LocalServer
 from tastemaker.spark.session import failure_reason
+from tests.e2e.conftest import SPARK_MIN_LINES
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, write_dataset
 from tests.e2e.util import wait_status
 
 pytest.importorskip("pyspark")
 
 ROLE = "arn:aws:iam::000000000000:role/PersonalizeRole"
-SPARK_MIN_LINES = 30  # files with fewer plain lines than this stay in-process
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def spark_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, moto_s3: str) -> Iterator[LocalServer]:
-    srv = LocalServer(tmp_path_factory.mktemp("spark-server"), import_roots=[import_root],
-                      env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
-                           "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
-                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES)})
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def trained_version(personalize: Any, import_root: Path) -> str:
