@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated: names of {list(NOTEBOOKS)}, or .ipynb paths inside the snapshot")
     parser.add_argument("--data", type=Path, default=SHARED, help="an ml-latest-small folder (ratings/movies.csv)")
     parser.add_argument("--max-users", type=int, default=None, help="keep only users 1..N of the ratings")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tastemaker-notebooks"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tastemaker-notebooks"),
+                        help="scratch folder (emptied first: each run starts from a new server, as a fresh account)")
     parser.add_argument("--sleep", type=float, default=0.2, help="longest sleep a notebook's time.sleep gets")
     parser.add_argument("--cell-timeout", type=float, default=600, help="seconds a cell may wait in time.sleep")
     parser.add_argument("--endpoint", default=None, help="a running Tastemaker (else one is started)")
@@ -239,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the per-cell results here")
     args = parser.parse_args(argv)
 
+    marker = args.work / ".tastemaker-notebooks"
+    if args.work.exists() and any(args.work.iterdir()):  # a previous run's server would make the creates collide
+        if not marker.exists():
+            parser.error(f"--work {args.work} is not empty and was not made by this driver; name another folder")
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     env = Environment(args.data, args.work.resolve(), args.max_users)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server it started, as on Ctrl-C
     clock = Clock(args.sleep, args.cell_timeout)

@@ -10,6 +10,10 @@ goes on, as Personalize finishes such an import ACTIVE. The id field and every I
 What was skipped (count and the first examples with their lines) comes back in ImportResult for the job's
 log and `tastemaker import-report`.
 
+Columns with an empty name in the header are ignored and reported the same way (ImportResult.ignored_columns):
+pandas' `DataFrame.to_csv(path)` writes its index as such a first column, and AWS's own sample notebooks
+import files written that way. A named column that is not in the schema still fails the import.
+
 Progress: `import_csv(progress=...)` is called after each parsed block with the rows read so far (kept and
 skipped, all files) and the source bytes read so far (compressed bytes for `.gz` files, as their sizes are), so
 a caller can show an import's advance while it runs (tastemaker.jobs.tasks records it in the job's document).
@@ -76,6 +80,7 @@ class ImportResult:
     bytes_read: int
     skipped: int = 0  # rows left out (see the module docstring)
     skipped_examples: list[str] = field(default_factory=list)  # the first few, with file, line and reason
+    ignored_columns: list[str] = field(default_factory=list)  # unnamed header columns left out, per file
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -307,6 +312,12 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
             raise _parse_failure(source, exc) from None
         header = reader.schema.names
         present = _check_header(source, schema, header)
+        unnamed = [index + 1 for index, name in enumerate(header) if not name.strip()]
+        if unnamed:
+            result.ignored_columns.append(
+                f"{source.name}: column {', '.join(map(str, unnamed))} has an empty name in the header and was "
+                "ignored (pandas' DataFrame.to_csv writes its index that way; write with index=False to leave "
+                "it out).")
         target = arrow_schema(schema)
         batches = iter(reader)
         while len(problems) < max_errors:
@@ -365,18 +376,11 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
 
 def _check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[str, int]:
     """Map field name -> column position; raise for repeated, unknown or missing required columns."""
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise CsvImportError(f"Input CSV {source.name} repeats column(s) in its header: [{', '.join(repeated)}].")
     known = set(schema.field_names)
-    unnamed = [index + 1 for index, name in enumerate(header) if not name.strip()]
-    if unnamed:
-        where = ", ".join(str(i) for i in unnamed)
-        raise CsvImportError(
-            f"Input CSV {source.name} has a column with an empty name in its header (column {where}). "
-            "A CSV written by pandas' DataFrame.to_csv without index=False starts with such an unnamed index "
-            "column: write it with df.to_csv(path, index=False), or delete that column.")
-    unknown = [name for name in header if name not in known]
+    unknown = [name for name in header if name.strip() and name not in known]  # unnamed columns are ignored
     if unknown:
         by_upper = {n.strip().upper(): n for n in known}
         hints = [f"{name!r} -> {by_upper[name.strip().upper()]}" for name in unknown

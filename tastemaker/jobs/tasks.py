@@ -128,6 +128,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         if result.skipped:  # rows Personalize skips too (data/csv_import.py); `tastemaker import-report` shows them
             log.warning("import %s skipped %d of %d rows, e.g. %s", job.resource_arn, result.skipped,
                         result.rows + result.skipped, " | ".join(result.skipped_examples))
+        for note in result.ignored_columns:
+            log.warning("import %s: %s", job.resource_arn, note)
         uploaded = []
         for path in result.files:
             key = batch_prefix + f"{uuid.uuid4().hex[:8]}-{path.name}"
@@ -146,7 +148,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             resources.update(conn, job.resource_arn, status=Status.ACTIVE,
                              changes={"row_count": result.rows, "data_size_bytes": result.bytes_read,
                                       "execution_seconds": round(time.time() - started, 3),
-                                      "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples})
+                                      "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples,
+                                      "ignored_columns": result.ignored_columns})
             resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
             queue.finish(conn, job)
     except BaseException:

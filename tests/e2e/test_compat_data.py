@@ -81,13 +81,29 @@ def test_items_with_empty_required_metadata_import_active_and_report_the_skipped
     assert "line 24" in report["skippedExamples"][1]
 
 
-def test_a_pandas_index_column_is_named_in_the_failure(personalize, group: dict[str, str], import_root: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pandas_index_column_is_ignored_and_reported(  # type: ignore[no-untyped-def]
+        server: LocalServer, personalize, group: dict[str, str], import_root: Path) -> None:
     path = import_root / "pandas.csv"
     path.write_text(",ITEM_ID,GENRES,YEAR\n0,m1,Comedy,1999\n1,m2,Drama,2000\n")
     job = run_import(personalize, group["Items"], path)
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    out = io.StringIO()
+    args = build_parser().parse_args(["import-report", job["datasetImportJobArn"], "--data-dir", str(server.data_dir)])
+    with redirect_stdout(out):
+        assert args.fn(args) == 0
+    report = json.loads(out.getvalue())
+    assert report["importedRows"] == 2 and report["skippedRows"] == 0
+    (note,) = report["ignoredColumns"]
+    assert "pandas.csv" in note and "column 1" in note and "empty name" in note and "index=False" in note
+
+
+def test_a_named_column_that_is_not_in_the_schema_still_fails(personalize, group: dict[str, str],  # type: ignore[no-untyped-def]
+                                                              import_root: Path) -> None:
+    path = import_root / "extra.csv"
+    path.write_text(",ITEM_ID,GENRES,YEAR,RATING\n0,m1,Comedy,1999,4\n")
+    job = run_import(personalize, group["Items"], path)
     assert job["status"] == "CREATE FAILED"
-    reason = job["failureReason"]
-    assert "empty name" in reason and "column 1" in reason and "index=False" in reason
+    assert "not in the schema: [RATING]" in job["failureReason"]
 
 
 def test_filter_fields_match_in_any_case(personalize, group: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
