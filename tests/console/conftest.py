@@ -127,4 +127,5 @@ def attributed(console_server: LocalServer) -> dict[str, Any]:
         events.put_events(trackingId=tracker["trackingId"], userId=f"u{n % 3}", sessionId=f"s{n}", eventList=[
             {"eventType": "click", "itemId": f"i{n}", "sentAt": at,
              "metricAttribution": {"eventAttributionSource": source}}])
-    return {"group": group, "dataset": dataset, "attribution": attribution, "now": now}
+    return {"group": group, "dataset": dataset, "attribution": attribution, "now": now,
+            "tracker": tracker["eventTrackerArn"]}

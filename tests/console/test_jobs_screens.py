@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -52,7 +53,13 @@ def test_a_dataset_export_from_the_console(console_server: LocalServer, console_
                                            trained: dict[str, Any]) -> None:
     srv, group = console_server, trained["group"]
     client = sign_in(srv, srv.access_key, srv.secret_key)
-    page = client.get("/console/jobs", params={"arn": group}).text
+    group_page = client.get("/console/group", params={"arn": group}).text  # each dataset links to its export form
+    links = [html.unescape(link) for link in re.findall(r'href="([^"]+)" class="export-link"', group_page)]
+    assert len(links) == 2 and 'class="deletion-link"' in group_page
+    page = client.get(links[0]).text
+    chosen = parse_qs(urlsplit(links[0]).query)["export"][0]
+    assert re.search(r'<details open><summary id="export-summary">', page)
+    assert re.findall(r'<option value="([^"]+)" selected>', page[page.index('id="export-dataset"'):])[:1] == [chosen]
     assert 'id="create-export"' in page and 'id="no-exports"' in page
     form = {"csrf": csrf(page), "action": "export", "jobName": "console-export",
             "datasetArn": trained["datasets"]["Interactions"], "ingestionMode": "BULK",
