@@ -24,7 +24,7 @@ from tests.conftest import POSTGRES_URL, need_service
 INDEX = "ix_events_group_id"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A new, empty database (PostgreSQL: one of its own, dropped afterwards: it starts below head)."""
     if request.param == "sqlite":
