@@ -276,7 +276,14 @@ def top_users(scores: np.ndarray, num: int, keep: np.ndarray | None) -> np.ndarr
     if k <= 0:
         return np.zeros(0, np.int64)
     negated = -pool
-    part = np.argpartition(negated, k - 1)[:k] if k < pool.shape[0] else np.arange(pool.shape[0])
+    if k < pool.shape[0]:
+        # argpartition picks any of the users tied with the k-th score; take the lowest rows among them, so the
+        # segment is the same however the users were split (tastemaker.spark.segments merges ranges' tops).
+        cut = negated[np.argpartition(negated, k - 1)[k - 1]]
+        better = np.flatnonzero(negated < cut)
+        part = np.concatenate([better, np.flatnonzero(negated == cut)[:k - len(better)]])
+    else:
+        part = np.arange(pool.shape[0])
     picked = part[np.lexsort((part, negated[part]))]
     return picked if rows is None else rows[picked]
 

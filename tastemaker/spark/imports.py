@@ -17,7 +17,10 @@ so the dataset's row order is the file's, as in-process.
 Files Spark's CSV reader cannot read as the local reader does are imported in-process instead
 (`SparkFallback`): a quoted value with a line break (Spark's splittable reader takes one line per row), a row
 with too many or too few cells, undecodable bytes (Spark substitutes U+FFFD; an executor seeing U+FFFD reports
-it). In-process then either imports the file (a quoted line break is valid CSV) or fails it with its message.
+it); so is an import whose second or later file has a header the schema refuses (in-process names the
+earlier files' data problems first, if any). In-process then either imports the files (a quoted line break
+is valid CSV) or fails them with its message. One difference remains: a line of nothing but spaces, which
+in-process refuses (one column where the header has several), Spark's reader skips as a blank line.
 
 Where Spark reads from: files under the import roots by their path (on a cluster the import roots must be
 mounted at the same path on every executor); `s3://` objects are streamed by the driver through the project's
@@ -48,6 +51,7 @@ import pyarrow.parquet as pq
 from tastemaker.data.csv_import import (
     DEFAULT_ROWS_PER_FILE,
     MAX_SKIP_EXAMPLES,
+    CsvImportError,
     ImportProgress,
     ImportResult,
     add_skipped_examples,
@@ -103,9 +107,15 @@ def import_on_spark(session: Any, sources: Sequence[CsvSource], schema: Schema, 
     dataset_type = normalize_dataset_type(dataset_type)
     skippable = skippable_fields(schema, dataset_type)
     headers = []
-    for source in sources:
-        header = read_header(source)
-        check_header(source, schema, header)
+    for k, source in enumerate(sources):
+        try:
+            header = read_header(source)
+            check_header(source, schema, header)
+        except CsvImportError:
+            if k == 0:
+                raise  # in-process fails here too, before reading any data
+            # In-process reads the earlier files' data first and names their problems, if any, instead.
+            raise SparkFallback(f"the header of {source.name} does not fit the schema") from None
         headers.append(header)
     paths = [_spark_path(source, stage_dir, k) for k, source in enumerate(sources)]
     index = {_normal(path): k for k, path in enumerate(paths)}
@@ -147,12 +157,12 @@ def _checked_frame(session: Any, header: list[str], paths: list[str], task: _Tas
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-    columns = [f"c{i}" for i in range(len(header))]  # positional: the header was checked on the driver
+    columns = list(header)  # checked on the driver: schema field names, each once (Spark's header check agrees)
     frame = (session.read.schema(StructType([StructField(c, StringType()) for c in columns]))
              .options(header=True, enforceSchema=True, mode="FAILFAST", multiLine=False, escape='"',
                       maxCharsPerColumn=-1, encoding="UTF-8")
              .csv(paths))
-    frame = frame.select(*columns, F.col("_metadata.file_path").alias(_META[0]),
+    frame = frame.select(*[F.col(f"`{c}`") for c in columns], F.col("_metadata.file_path").alias(_META[0]),
                          F.col("_metadata.file_block_start").alias(_META[1]),
                          F.col("_metadata.file_block_length").alias(_META[2]))
     out = StructType([StructField(name, LongType() if kind == pa.int64() else StringType())
@@ -248,7 +258,7 @@ def _runs(batch: pa.RecordBatch, width: int) -> Iterator[tuple[tuple[str, int, i
     changes = [0] + (pc.indices_nonzero(pc.not_equal(keys[1:], keys[:-1])).to_numpy() + 1).tolist() if len(keys) else []
     bounds = [*changes, batch.num_rows]
     cells = pa.RecordBatch.from_arrays([pc.cast(batch.column(i), pa.string()) for i in range(width)],
-                                       names=[f"c{i}" for i in range(width)])
+                                       names=batch.schema.names[:width])
     lengths = batch.column(width + 2)
     for begin, end in itertools.pairwise(bounds):
         if end > begin:
