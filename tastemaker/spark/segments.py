@@ -55,18 +55,24 @@ class SparkSegments:
                     yield k, rows.tolist(), scores.tolist()
 
         found = self.context.parallelize(self.ranges, len(self.ranges)).mapPartitions(partition).collect()
-        rows: list[list[int]] = [[] for _ in range(len(queries))]
-        scores: list[list[float]] = [[] for _ in range(len(queries))]
-        for k, these, values in found:
-            rows[k] += these
-            scores[k] += values
-        out = []
-        for these, values in zip(rows, scores, strict=True):
-            r, v = np.asarray(these, np.int64), np.asarray(values, np.float32)
-            out.append(r[np.lexsort((r, -v))][:num])
-        return out
+        return merge_tops(found, len(queries), num)
 
     def close(self) -> None:
         self.model.destroy()
         if self.keep is not None:
             self.keep.destroy()
+
+
+def merge_tops(found: list[tuple[int, list[int], list[float]]], n_queries: int, num: int) -> list[np.ndarray]:
+    """Per query, the `num` best of the ranges' candidates (query, model rows, float32 scores): best score first,
+    ties to the lower row, as top_users orders all users at once."""
+    rows: list[list[int]] = [[] for _ in range(n_queries)]
+    scores: list[list[float]] = [[] for _ in range(n_queries)]
+    for k, these, values in found:
+        rows[k] += these
+        scores[k] += values
+    out = []
+    for these, values in zip(rows, scores, strict=True):
+        r, v = np.asarray(these, np.int64), np.asarray(values, np.float32)
+        out.append(r[np.lexsort((r, -v))][:num])
+    return out

@@ -286,3 +286,45 @@ def test_spark_segment_lines_equal_the_in_process_lines(spark_server: LocalServe
     parsed = [json.loads(line) for line in on_spark]
     assert all(len(p["output"]["recommendedUsers"]) == 25 for p in parsed[:90])
     assert parsed[90]["error"] and parsed[91]["error"]
+
+
+@pytest.mark.parametrize("engine", ["ease", "als"])
+def test_users_ranked_in_ranges_then_merged_are_the_users_ranked_at_once(engine: str) -> None:
+    """What the Spark segment path relies on, without Spark: each range of users ranked with rank_users (the
+    model's scoring restricted to those rows) and the ranges' tops merged gives the whole ranking, ties and
+    the job filter's mask included, for item and attribute queries and both of the model's engines."""
+    import numpy as np
+
+    from tastemaker.data.schemas import Schema, SchemaField
+    from tastemaker.jobs.segments import rank_users
+    from tastemaker.recipes import get_recipe
+    from tastemaker.recipes.affinity import AffinityModel
+    from tastemaker.recipes.training_data import TrainingConfig, TrainingData
+    from tastemaker.recipes.user_personalization import fit_collaborative
+    from tastemaker.spark.segments import merge_tops
+    from tests.recipes.synthetic import GENRES, make_tables
+
+    interactions, items, _users = make_tables(n_users=300, events_per_user=12)
+    schema = Schema("items", (SchemaField("ITEM_ID", "string"), SchemaField("GENRES", "string", categorical=True)))
+    data = TrainingData.from_tables(interactions, items.select(["ITEM_ID", "GENRES"]), None, TrainingConfig(),
+                                    item_schema=schema)
+    recipe = get_recipe("aws-item-attribute-affinity")
+    model = fit_collaborative(recipe, data, recipe.validate_hyperparameters({"hidden_dimension": "32"}), seed=0,
+                              progress=None, should_stop=None, model_class=AffinityModel, keep_user_factors=True,
+                              engine=engine)
+    recipe.add_attributes(model, data)  # type: ignore[attr-defined]
+    n = len(model.user_ids)
+    keep = np.arange(n) % 3 != 0
+    ranges = [slice(start, min(start + 64, n)) for start in range(0, n, 64)]
+    queries = ((False, np.arange(-1, 15, dtype=np.int64)),  # -1: an unknown item, every score 0 (all tied)
+               (True, [[("GENRES", genre)] for genre in GENRES] + [[("GENRES", "classic")]]))
+    for by_attributes, asked in queries:
+        for mask in (None, keep):
+            whole = [rows for rows, _ in rank_users(model, by_attributes, asked, 40, mask)]
+            found = [(k, rows.tolist(), scores.tolist()) for users in ranges
+                     for k, (rows, scores) in enumerate(rank_users(model, by_attributes, asked, 40, mask, users))]
+            merged = merge_tops(found, len(asked), 40)
+            assert all(np.array_equal(a, b) for a, b in zip(whole, merged, strict=True)), (engine, by_attributes)
+            if not by_attributes:  # the unknown item: every user tied, the lowest rows the filter lets through
+                expected = np.arange(n) if mask is None else np.flatnonzero(mask)
+                assert np.array_equal(whole[0], expected[:40])
