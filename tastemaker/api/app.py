@@ -355,4 +355,6 @@ def _claimed_key(headers: HeaderLists) -> str | None:
 
 
 def build_app(services: Services, keys: KeyStore) -> Application:
-    return Application(Api(services, keys))
+    app = Application(Api(services, keys))
+    app.on_shutdown.append(app.api.monitor.flush)  # the buffered request lines (a worker exits without atexit)
+    return app

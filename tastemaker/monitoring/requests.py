@@ -81,6 +81,11 @@ class Monitor:
                        username=username, region=region, source_ip=source_ip, user_agent=user_agent,
                        error_code=error_code, error_message=error_message)
 
+    @staticmethod
+    def flush() -> None:
+        """Write the buffered request log lines now (at shutdown)."""
+        logs.REQUESTS.flush()
+
     def _tracker_arn(self, tracking_id: Any) -> str | None:
         if not isinstance(tracking_id, str):
             return None
