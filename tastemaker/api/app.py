@@ -52,6 +52,7 @@ from tastemaker.monitoring.requests import (
 from tastemaker.realtime.inline import NotWarm, inline
 from tastemaker.services import Services
 from tastemaker.serving.deployments import FRESH_SECONDS
+from tastemaker.serving.engine import WireAnswer
 
 log = logging.getLogger("tastemaker.api")
 INLINE = inline_operations()
@@ -193,7 +194,10 @@ class Api:
             result = await self.run(info.name, fn, ctx, params)
             if info.name in SETTLE_OPERATIONS:
                 await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
-            payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
+            if isinstance(result, WireAnswer):  # built in its wire form by the operation (GetRecommendations)
+                payload = result
+            else:
+                payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
             reply = Reply(orjson.dumps(payload), media_type=info.content_type)
         except TastemakerError as exc:
             error = exc
