@@ -35,14 +35,15 @@ FLUSH_SECONDS = 0.1  # the longest a request line waits in the buffer
 
 
 _second = [-1, ""]  # the current second and its formatted prefix (strftime costs more than the rest)
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
 
 
 def _stamp(now: float) -> str:
     ms = int(now * 1000)
-    second, fraction = divmod(ms, 1000)
+    second = ms // 1000
     if _second[0] != second:
         _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-    return f"{_second[1]}{fraction:03d}Z"
+    return _second[1] + _MILLIS[ms - second * 1000]
 
 
 class LineFormatter(logging.Formatter):
@@ -68,6 +69,21 @@ def _printable(value: str) -> str:
     """A client-chosen value on one line: control characters escaped, so no one can forge a log line."""
     return value if value.isprintable() and " " not in value else value.encode("unicode_escape").decode() \
         .replace(" ", "\\x20")
+
+
+_TAILS: dict[tuple[str | None, str | None, str | None], str] = {}  # (arn, key id, error) -> the line's end
+MAX_TAILS = 4096
+
+
+def _tail(arn: str | None, access_key_id: str | None, error: str | None) -> str:
+    """`arn=... access_key_id=...[ error=...]` and the newline, made printable once per distinct triple (a
+    server answers the same campaign for the same key over and over); client-chosen values bound the cache."""
+    tail = (f"arn={_printable(arn) if arn else '-'} access_key_id={_printable(access_key_id) if access_key_id else '-'}"
+            f"{' error=' + error if error else ''}\n")
+    if len(_TAILS) >= MAX_TAILS:
+        _TAILS.clear()
+    _TAILS[(arn, access_key_id, error)] = tail
+    return tail
 
 
 class RequestLog:
@@ -96,10 +112,11 @@ class RequestLog:
                                  "access_key_id": access_key_id, "status": status,
                                  "latency_ms": round(latency_ms, 3), "error": error}) + b"\n"
         else:
+            tail = _TAILS.get((arn, access_key_id, error))
+            if tail is None:
+                tail = _tail(arn, access_key_id, error)
             line = (f"{_stamp(now)} INFO tastemaker.requests: {operation} {status} {latency_ms:.2f}ms "
-                    f"request_id={request_id} arn={_printable(arn) if arn else '-'} "
-                    f"access_key_id={_printable(access_key_id) if access_key_id else '-'}"
-                    f"{' error=' + error if error else ''}\n").encode()
+                    f"request_id={request_id} {tail}").encode()
         with self._lock:
             if not self._pending:
                 self._due = now + FLUSH_SECONDS
