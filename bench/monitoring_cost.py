@@ -115,7 +115,8 @@ def serving(args: argparse.Namespace) -> None:
                 server.stop()
     rps = {name: statistics.median(r["rps"] for r in found) for name, found in runs.items()}
     cpu = {name: statistics.median(r["cpu_ms"] for r in found) for name, found in runs.items()}
-    print(f"\n{args.users:,} users x {args.items:,} items, --workers {args.workers}, {args.connections} connections, "
+    data = f"the state in {args.state}" if args.state else f"{args.users:,} users x {args.items:,} items"
+    print(f"\n{data}, --workers {args.workers}, {args.connections} connections, "
           f"{args.seconds:.0f} s per run, medians of {args.repeat} interleaved rounds; load average at the end "
           f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name in ("on", "off"):

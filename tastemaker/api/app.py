@@ -161,7 +161,8 @@ class Api:
         if headers is None:
             headers = HeaderLists.from_asgi(scope["headers"])
         protocol = "json" if headers.first("x-amz-target") else "rest-json"
-        info = credential = raw = params = payload = error = None
+        info = credential = raw = params = error = None
+        payload: Any = None
         try:
             method = scope["method"]
             raw_path = scope.get("raw_path") or scope["path"].encode()

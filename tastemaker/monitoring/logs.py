@@ -34,7 +34,7 @@ FLUSH_BYTES = 32 * 1024  # request lines buffered before one write
 FLUSH_SECONDS = 0.1  # the longest a request line waits in the buffer
 
 
-_second = [-1, ""]  # the current second and its formatted prefix (strftime costs more than the rest)
+_second: list[Any] = [-1, ""]  # the current second and its formatted prefix (strftime costs more than the rest)
 _MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
 
 
@@ -43,7 +43,8 @@ def _stamp(now: float) -> str:
     second = ms // 1000
     if _second[0] != second:
         _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-    return _second[1] + _MILLIS[ms - second * 1000]
+    prefix: str = _second[1]
+    return prefix + _MILLIS[ms - second * 1000]
 
 
 class LineFormatter(logging.Formatter):
