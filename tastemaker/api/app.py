@@ -110,6 +110,17 @@ def error_reply(exc: TastemakerError, protocol: str) -> Reply:
     return reply
 
 
+
+def wire_payload(info: service_models.OperationInfo, result: Any) -> dict[str, Any]:
+    """An operation's result as its response JSON: through the output shape, or as is when the operation built
+    it in wire form already (GetRecommendations' WireAnswer)."""
+    if isinstance(result, WireAnswer):
+        return result
+    if info.output_shape is None:
+        return {}
+    payload: dict[str, Any] = to_wire(info.output_shape, result or {})
+    return payload
+
 class Api:
     """Routes a signed request to the registered operation and serialises its answer."""
 
@@ -195,10 +206,7 @@ class Api:
             result = await self.run(info.name, fn, ctx, params)
             if info.name in SETTLE_OPERATIONS:
                 await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
-            if isinstance(result, WireAnswer):  # built in its wire form by the operation (GetRecommendations)
-                payload = result
-            else:
-                payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
+            payload = wire_payload(info, result)
             reply = Reply(orjson.dumps(payload), media_type=info.content_type)
         except TastemakerError as exc:
             error = exc

@@ -23,8 +23,8 @@ from botocore import xform_name
 from starlette.concurrency import run_in_threadpool
 
 from tastemaker.api import service_models
-from tastemaker.api.app import Api
-from tastemaker.api.convert import to_python, to_wire
+from tastemaker.api.app import Api, wire_payload
+from tastemaker.api.convert import to_python
 from tastemaker.api.request_id import new_request_id
 from tastemaker.api.service_models import OperationInfo
 from tastemaker.api.sigv4 import Credential
@@ -67,10 +67,7 @@ class Caller:
 
     @staticmethod
     def _answer(info: OperationInfo, result: Any) -> dict[str, Any]:
-        if info.output_shape is None:
-            return {}
-        wire: dict[str, Any] = to_wire(info.output_shape, result or {})
-        return wire
+        return wire_payload(info, result)
 
     async def call(self, name: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
         started, info, params = time.perf_counter(), None, None
