@@ -1,17 +1,16 @@
 """aws-sims: item-to-item similarity from co-occurrence in user histories, discounted by popularity.
 
 sim(i, j) = w_i w_j co(i, j) / (w_i n_i * w_j n_j) ^ popularity_discount_factor (similarity_from_cooccurrence).
-How much popularity to discount depends on the data (MovieLens-1M wants 0.4, the 85-item Amazon beauty catalogue
-0.5 with a tighter item-count cap), so the hyperparameters a solution leaves unset among
-popularity_discount_factor and max_item_interaction_count_percentile are chosen together on a validation split of
-the training data (choose_unset): held-out users are queried with their newest item, as GetSolutionMetrics
-scores related items, and the candidate pair whose similarities best predict what they took next wins. Counting
-co-occurrence is done once; each candidate only re-weights it. Values a solution sets keep their meaning.
+How much popularity to weigh down depends on the data (MovieLens-1M wants a discount of 0.4, the 85-item Amazon
+beauty catalogue a tighter item-count cap), so when a solution leaves max_item_interaction_count_percentile or
+popularity_discount_factor unset, each is chosen in turn (the cap first, at the default discount) on a validation
+split of the training data (choose_unset): held-out users are queried with their newest item, as
+GetSolutionMetrics scores related items, and the candidate whose similarities best predict what they took next
+wins. Co-occurrence is counted once; each candidate only re-weights it. Values a solution sets keep their meaning.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +37,7 @@ NEIGHBOURS = 100  # similar items kept per item
 POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours in popularity order
 # Values tried on a validation split for each of these hyperparameters the solution does not set (choose_unset).
 ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
-DISCOUNT_CANDIDATES = (0.3, 0.4, 0.5, 0.6, 0.7)
+DISCOUNT_CANDIDATES = (0.4, 0.5, 0.6)  # Personalize's default 0.5 and its neighbours
 MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose by, keep the default
 
 
@@ -135,11 +134,10 @@ class ItemSimilarityModel(TrainedModel):
         return scores.astype(np.float32)
 
 
-SIMS_DEFAULT_DISCOUNT = "0.5"  # Personalize's; what DescribeAlgorithm lists and too few validation queries keep
 SIMS_HYPERPARAMETERS = (
-    HyperParameter("popularity_discount_factor", "continuous", SIMS_DEFAULT_DISCOUNT, 0.0, 1.0, tunable=True,
+    HyperParameter("popularity_discount_factor", "continuous", "0.5", 0.0, 1.0, tunable=True,
                    description="0 ranks by raw co-occurrence (popular items), 1 by lift (unset: chosen from "
-                               "0.3-0.7 on a validation split)."),
+                               "0.4, 0.5, 0.6 on a validation split)."),
     HyperParameter("min_cointeraction_count", "integer", "3", 0, 10, tunable=True,
                    description="Pairs seen together fewer times are not similar."),
     HyperParameter("min_user_history_length_percentile", "continuous", "0.005", 0.0, 1.0),
@@ -184,10 +182,10 @@ CHOSEN = {"max_item_interaction_count_percentile": ITEM_CAP_CANDIDATES,
 
 
 def choose_unset(data: TrainingData, typed: dict[str, Any], unset: list[str], seed: int) -> dict[str, float]:
-    """Values for the `unset` hyperparameters (keys of CHOSEN): the candidate combination whose similarities best
-    predict held-out users' next items (NDCG@10 on related_validation); the others stay as in `typed`. Ties go to
-    the discount nearest the default, then the larger cap (weighs less down). Too few validation queries: the
-    defaults. Co-occurrence is counted once; only the weights differ."""
+    """Values for the `unset` hyperparameters (keys of CHOSEN), one after the other in CHOSEN's order: the
+    candidate whose similarities best predict held-out users' next items (NDCG@10 on related_validation), the
+    others at their chosen or given values. Ties go to the value nearest the default, then the larger. Too few
+    validation queries: the defaults. Co-occurrence is counted once; only the weights differ."""
     defaults = {name: float(typed[name]) for name in unset}
     validation = related_validation(data, seed)
     if validation is None or not unset:
@@ -197,22 +195,24 @@ def choose_unset(data: TrainingData, typed: dict[str, Any], unset: list[str], se
     low = float(typed["min_item_interaction_count_percentile"])
     trimmed, _ = trim_items(train, low, 1.0)
     co, counts = cooccurrence(trimmed)
-    options = [CHOSEN[name] if name in unset else (float(typed[name]),) for name in CHOSEN]
-    scored = []
-    for cap, discount in itertools.product(*options):
-        weights = trim_items(train, low, cap)[1]
-        sim = similarity_from_cooccurrence(co, counts, discount, float(typed["min_cointeraction_count"]),
-                                           item_weights=weights)
-        model = ItemSimilarityModel(
+    chosen = {name: float(typed[name]) for name in CHOSEN}
+
+    def ndcg(values: dict[str, float]) -> float:
+        weights = trim_items(train, low, values["max_item_interaction_count_percentile"])[1]
+        sim = similarity_from_cooccurrence(co, counts, values["popularity_discount_factor"],
+                                           float(typed["min_cointeraction_count"]), item_weights=weights)
+        return validation.ndcg(ItemSimilarityModel(
             recipe_name="aws-sims", recipe_type="RELATED_ITEMS", item_ids=train.item_ids, user_ids=train.user_ids,
             item_popularity=train.unique_user_counts(), item_first_seen=train.item_first_seen(),
             arrays=csr_arrays("sim", sim),
-        )
-        default_discount = float(SIMS_DEFAULT_DISCOUNT)
-        scored.append(((validation.ndcg(model), -abs(discount - default_discount), cap),
-                       {"max_item_interaction_count_percentile": cap, "popularity_discount_factor": discount}))
-    best = max(scored, key=lambda pair: pair[0])[1]
-    return {name: best[name] for name in unset}
+        ))
+
+    for name, candidates in CHOSEN.items():  # one at a time, the cap first: fewer candidates, less noise
+        if name in unset:
+            scored = [(ndcg({**chosen, name: value}), -abs(value - float(typed[name])), value)
+                      for value in candidates]
+            chosen[name] = max(scored)[2]
+    return {name: chosen[name] for name in unset}
 
 
 def fit_item_similarity(data: TrainingData, typed: dict[str, Any]) -> sp.csr_matrix:
