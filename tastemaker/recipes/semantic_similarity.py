@@ -15,8 +15,8 @@ but with co-interaction instead of co-occurrence in a document as the context):
    items that carry it. An item's embedding is F_i W, normalised: it comes from its text alone, so new items and
    items without events get one too ("Toy Story" and "Aladdin" share no word, but their words and genres sit
    where the same people's films sit).
-3. Related items: LEXICAL_SHARE * cosine(F) + (1 - LEXICAL_SHARE) * cosine(embedding), then popularity as a
-   tie-break only (Personalize's rankingInfluence POPULARITY defaults to 0).
+3. Related items: LEXICAL_SHARE * cosine(F) + (1 - LEXICAL_SHARE) * cosine(embedding) (half and half), then
+   popularity as a tie-break only (Personalize's rankingInfluence POPULARITY defaults to 0).
 
 Without interactions (or with too few items to learn from) only the lexical cosine is used.
 """
@@ -41,7 +41,7 @@ RIDGE = 0.3  # on L2-normalised rows: a word found in a handful of items is shru
 MIN_EVENT_USERS = 5  # items with fewer users have too noisy a behaviour vector to learn words from
 MIN_TERM_ITEMS = 2  # a term must be shared by this many items to get an embedding
 MAX_TERMS = 4096  # the most widespread terms kept for the regression (a dense terms x terms solve)
-LEXICAL_SHARE = 0.3  # measured on bench/related_items.py (docs/recipes.md)
+LEXICAL_SHARE = 0.5  # 0.3 loses a third on Amazon beauty, whose next product is a variant (docs/recipes.md)
 
 
 def behaviour_vectors(co: sp.csr_matrix, counts: np.ndarray, dim: int, seed: int) -> np.ndarray:
