@@ -4,8 +4,9 @@ sim(i, j) = w_i w_j co(i, j) / (w_i n_i * w_j n_j) ^ popularity_discount_factor 
 How much popularity to weigh down depends on the data (MovieLens-1M wants a discount of 0.4, the 85-item Amazon
 beauty catalogue a tighter item-count cap), so when a solution leaves max_item_interaction_count_percentile or
 popularity_discount_factor unset, each is chosen in turn (the cap first, at the default discount) on a validation
-split of the training data (choose_unset, related_validation): every user's newest events are held out, the item
-before them is the query, and the candidate whose similarities best predict what they took next wins. Co-occurrence is counted once; each candidate only re-weights it. Values a solution sets keep their meaning.
+split of the training data (choose_unset): held-out users are queried with their newest item, as
+GetSolutionMetrics scores related items, and the candidate whose similarities best predict what they took next
+wins. Co-occurrence is counted once; each candidate only re-weights it. Values a solution sets keep their meaning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tastemaker.evaluation.metrics import ndcg_at_k, top_k
+from tastemaker.evaluation.splits import personalize_split
 from tastemaker.recipes import register_recipe
 from tastemaker.recipes.base import (
     HyperParameter,
@@ -37,8 +39,6 @@ POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours
 ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
 DISCOUNT_CANDIDATES = (0.4, 0.5, 0.6)  # Personalize's default 0.5 and its neighbours
 MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose by, keep the default
-MAX_VALIDATION_QUERIES = 5000
-HELD_OUT_SHARE = 0.1  # of each user's events, the newest, held out for validation
 
 
 def csr_arrays(prefix: str, mat: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -154,38 +154,27 @@ SIMS_HYPERPARAMETERS = (
 
 @dataclass
 class RelatedValidation:
-    """Queries held out of the training data by time: each user's newest events are the truth, the item just
-    before them the query (as GetSolutionMetrics queries related items with a user's newest input item)."""
+    """Held-out users of Personalize's split of the training data, each queried with their newest input item
+    (as GetSolutionMetrics scores related items), and the items they took next."""
 
     train: TrainingData
     queries: np.ndarray
     truths: list[np.ndarray]
 
     def ndcg(self, model: TrainedModel) -> float:
-        rows = [top_k(model.score_items(self.queries[start:start + 256]), 10)
-                for start in range(0, len(self.queries), 256)]
-        return ndcg_at_k(np.concatenate(rows), self.truths, 10)
+        return ndcg_at_k(top_k(model.score_items(self.queries), 10), self.truths, 10)
 
 
 def related_validation(data: TrainingData, seed: int) -> RelatedValidation | None:
-    """Every user with two or more events keeps their oldest 90% for training and is one query (at most
-    MAX_VALIDATION_QUERIES of them, drawn with `seed`); None when there are too few queries to choose by. Holding
-    out by time for every user gives ten times the queries that holding out 10% of the users would: at 60-300
-    held-out users the candidates' differences were within the noise (docs/recipes.md)."""
+    """The validation queries of `data`, or None when there are too few to choose anything by."""
     if data.n_interactions == 0:
         return None
-    offsets = data.user_offsets()
-    counts = np.diff(offsets)
-    eligible = np.nonzero(counts >= 2)[0]
-    if eligible.size < MIN_VALIDATION_QUERIES:
+    split = personalize_split(data, seed=seed + 1)
+    queries = np.array([h[-1] if len(h) else -1 for h in split.inputs], dtype=np.int64)
+    asked = queries >= 0
+    if int(asked.sum()) < MIN_VALIDATION_QUERIES:
         return None
-    held_per_user = np.where(counts >= 2, np.maximum(1, np.rint(HELD_OUT_SHARE * counts)), 0).astype(np.int64)
-    position_from_end = np.repeat(offsets[1:], counts) - np.arange(data.n_interactions) - 1
-    held = position_from_end < np.repeat(held_per_user, counts)
-    asked = np.sort(np.random.default_rng(seed).permutation(eligible)[:MAX_VALIDATION_QUERIES])
-    cuts = offsets[asked + 1] - held_per_user[asked]
-    truths = [np.unique(data.items[cut:end]).astype(np.int64) for cut, end in zip(cuts, offsets[asked + 1], strict=True)]
-    return RelatedValidation(data.subset_events(~held), data.items[cuts - 1].astype(np.int64), truths)
+    return RelatedValidation(split.train, queries[asked], [t for t, a in zip(split.truths, asked, strict=True) if a])
 
 
 CHOSEN = {"max_item_interaction_count_percentile": ITEM_CAP_CANDIDATES,

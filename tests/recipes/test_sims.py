@@ -84,8 +84,8 @@ def test_unset_cap_and_discount_are_chosen_on_a_validation_split_and_set_ones_ar
 
 
 def test_too_few_validation_users_keep_the_defaults():
-    data = popular_item_data()  # 400 users: 400 validation queries, enough to choose
-    few = data.subset_users(np.arange(data.n_users) < 15)  # 15 queries: too few
+    data = popular_item_data()  # 400 users: 40 held out, enough to choose
+    few = data.subset_users(np.arange(data.n_users) < 150)  # 15 held-out queries: too few
     params = get_recipe("aws-sims").fit(few, {}).params
     assert params["max_item_interaction_count_percentile"] == 0.99
     assert params["popularity_discount_factor"] == 0.5
