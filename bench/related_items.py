@@ -9,7 +9,8 @@ their history) are the truth. Each model's related items for the query item, wit
 user's history removed (as a filter would), are scored by NDCG@10 and HR@10, over all queries and over the
 "cold" queries whose item had fewer than COLD_EVENTS training events (where metadata and text matter).
 Models: aws-sims (defaults, and Personalize's 0.9 item-count cap), aws-similar-items, aws-semantic-similarity,
-item-kNN (implicit's cosine, K=100, not tuned) and popularity.
+TF-IDF cosine over the text alone (what aws-semantic-similarity was before), item-kNN (implicit's cosine, K=100,
+not tuned) and popularity.
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def item_knn(train: TrainingData):
     return score
 
 
+def tfidf_text(train: TrainingData):
+    """Cosine of TF-IDF over the item name and textual fields only: aws-semantic-similarity before issue #18."""
+    from tastemaker.recipes.features import content_scores, item_text, tfidf
+
+    if train.item_metadata is None or not train.item_metadata.textual:
+        raise InsufficientDataError("no textual field")
+    features = tfidf(item_text(train.item_metadata, train.n_items))
+
+    def score(items: np.ndarray) -> np.ndarray:
+        out = content_scores(features, items)
+        out[np.arange(len(items)), items] = -1.0
+        return out
+    return score
+
+
 def popularity(train: TrainingData):
     pop = train.unique_user_counts().astype(np.float32)
     return lambda items: np.tile(pop, (len(items), 1))
@@ -92,6 +108,7 @@ MODELS = {
         "aws-sims", {"max_item_interaction_count_percentile": "0.9"}),
     "aws-similar-items": recipe_scorer("aws-similar-items", {}),
     "aws-semantic-similarity": recipe_scorer("aws-semantic-similarity", {}),
+    "baseline TF-IDF of the text (semantic similarity before)": tfidf_text,
     "baseline item-kNN (cosine, K=100)": item_knn,
     "baseline popularity": popularity,
 }

@@ -1,4 +1,13 @@
-"""aws-sims: item-to-item similarity from co-occurrence in user histories, discounted by popularity."""
+"""aws-sims: item-to-item similarity from co-occurrence in user histories, discounted by popularity.
+
+sim(i, j) = w_i w_j co(i, j) / (w_i n_i * w_j n_j) ^ popularity_discount_factor (similarity_from_cooccurrence).
+How much popularity to weigh down depends on the data (MovieLens-1M wants a discount of 0.4, the 85-item Amazon
+beauty catalogue a tighter item-count cap), so when a solution leaves max_item_interaction_count_percentile or
+popularity_discount_factor unset, each is chosen in turn (the cap first, at the default discount) on a validation
+split of the training data (choose_unset): held-out users are queried with their newest item, as
+GetSolutionMetrics scores related items, and the candidate whose similarities best predict what they took next
+wins. Co-occurrence is counted once; each candidate only re-weights it. Values a solution sets keep their meaning.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +35,9 @@ from tastemaker.recipes.training_data import TrainingData
 
 NEIGHBOURS = 100  # similar items kept per item
 POPULARITY_TIE_BREAK = 1e-3  # items without co-occurrence follow the neighbours in popularity order
-# max_item_interaction_count_percentile values tried on a validation split when the solution does not set it
+# Values tried on a validation split for each of these hyperparameters the solution does not set (choose_unset).
 ITEM_CAP_CANDIDATES = (0.9, 0.95, 0.99)
+DISCOUNT_CANDIDATES = (0.4, 0.5, 0.6)  # Personalize's default 0.5 and its neighbours
 MIN_VALIDATION_QUERIES = 20  # fewer held-out queries than this: too noisy to choose by, keep the default
 
 
@@ -126,13 +136,14 @@ class ItemSimilarityModel(TrainedModel):
 
 SIMS_HYPERPARAMETERS = (
     HyperParameter("popularity_discount_factor", "continuous", "0.5", 0.0, 1.0, tunable=True,
-                   description="0 ranks by raw co-occurrence (popular items), 1 by lift."),
+                   description="0 ranks by raw co-occurrence (popular items), 1 by lift (unset: chosen from "
+                               "0.4, 0.5, 0.6 on a validation split)."),
     HyperParameter("min_cointeraction_count", "integer", "3", 0, 10, tunable=True,
                    description="Pairs seen together fewer times are not similar."),
     HyperParameter("min_user_history_length_percentile", "continuous", "0.005", 0.0, 1.0),
     HyperParameter("max_user_history_length_percentile", "continuous", "0.995", 0.0, 1.0),
     HyperParameter("min_item_interaction_count_percentile", "continuous", "0.01", 0.0, 1.0),
-    # Personalize's default is 0.9. Unless the solution sets it, choose_item_cap picks it per dataset: MovieLens
+    # Personalize's default is 0.9. Unless the solution sets it, choose_unset picks it per dataset: MovieLens
     # wants 0.99 (0.9 is 5-14% worse), Amazon beauty (85 items, one in a third of the events) 0.9-0.95 (0.99 is
     # 26% worse); docs/recipes.md, bench/defaults.py.
     HyperParameter("max_item_interaction_count_percentile", "continuous", "0.99", 0.0, 1.0,
@@ -166,29 +177,42 @@ def related_validation(data: TrainingData, seed: int) -> RelatedValidation | Non
     return RelatedValidation(split.train, queries[asked], [t for t, a in zip(split.truths, asked, strict=True) if a])
 
 
-def choose_item_cap(data: TrainingData, typed: dict[str, Any], seed: int) -> float:
-    """The ITEM_CAP_CANDIDATES value whose similarities best predict held-out users' next items (NDCG@10 on
-    related_validation). Co-occurrence is counted once; only the weights differ."""
+CHOSEN = {"max_item_interaction_count_percentile": ITEM_CAP_CANDIDATES,
+          "popularity_discount_factor": DISCOUNT_CANDIDATES}
+
+
+def choose_unset(data: TrainingData, typed: dict[str, Any], unset: list[str], seed: int) -> dict[str, float]:
+    """Values for the `unset` hyperparameters (keys of CHOSEN), one after the other in CHOSEN's order: the
+    candidate whose similarities best predict held-out users' next items (NDCG@10 on related_validation), the
+    others at their chosen or given values. Ties go to the value nearest the default, then the larger. Too few
+    validation queries: the defaults. Co-occurrence is counted once; only the weights differ."""
+    defaults = {name: float(typed[name]) for name in unset}
     validation = related_validation(data, seed)
-    if validation is None:
-        return float(typed["max_item_interaction_count_percentile"])
+    if validation is None or not unset:
+        return defaults
     train = trim_users_by_history_percentiles(validation.train, float(typed["min_user_history_length_percentile"]),
                                               float(typed["max_user_history_length_percentile"]))
     low = float(typed["min_item_interaction_count_percentile"])
     trimmed, _ = trim_items(train, low, 1.0)
     co, counts = cooccurrence(trimmed)
-    scored = []
-    for cap in ITEM_CAP_CANDIDATES:
-        weights = trim_items(train, low, cap)[1]
-        sim = similarity_from_cooccurrence(co, counts, float(typed["popularity_discount_factor"]),
+    chosen = {name: float(typed[name]) for name in CHOSEN}
+
+    def ndcg(values: dict[str, float]) -> float:
+        weights = trim_items(train, low, values["max_item_interaction_count_percentile"])[1]
+        sim = similarity_from_cooccurrence(co, counts, values["popularity_discount_factor"],
                                            float(typed["min_cointeraction_count"]), item_weights=weights)
-        model = ItemSimilarityModel(
+        return validation.ndcg(ItemSimilarityModel(
             recipe_name="aws-sims", recipe_type="RELATED_ITEMS", item_ids=train.item_ids, user_ids=train.user_ids,
             item_popularity=train.unique_user_counts(), item_first_seen=train.item_first_seen(),
             arrays=csr_arrays("sim", sim),
-        )
-        scored.append((validation.ndcg(model), cap))
-    return max(scored, key=lambda pair: (pair[0], pair[1]))[1]  # ties: the larger cap (weighs less down)
+        ))
+
+    for name, candidates in CHOSEN.items():  # one at a time, the cap first: fewer candidates, less noise
+        if name in unset:
+            scored = [(ndcg({**chosen, name: value}), -abs(value - float(typed[name])), value)
+                      for value in candidates]
+            chosen[name] = max(scored)[2]
+    return {name: chosen[name] for name in unset}
 
 
 def fit_item_similarity(data: TrainingData, typed: dict[str, Any]) -> sp.csr_matrix:
@@ -215,8 +239,9 @@ class Sims(Recipe):
             checkpoints: object = None) -> TrainedModel:  # accepted and ignored: nothing to resume
         typed = self.validate_hyperparameters(params)
         report(progress, should_stop, 0.0)
-        if "max_item_interaction_count_percentile" not in params:
-            typed["max_item_interaction_count_percentile"] = choose_item_cap(data, typed, seed)
+        unset = [name for name in CHOSEN if name not in params]
+        if unset:
+            typed.update(choose_unset(data, typed, unset, seed))
             report(progress, should_stop, 0.5)
         sim = fit_item_similarity(data, typed)
         report(progress, should_stop, 0.9)

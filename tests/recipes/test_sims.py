@@ -39,12 +39,14 @@ def neighbours(model, item: str) -> list[str]:
 def test_a_capped_popular_item_keeps_the_neighbours_all_its_users_show():
     data = popular_item_data()
     sims = get_recipe("aws-sims")
-    capped = sims.fit(data, {"max_item_interaction_count_percentile": "0.5", "min_cointeraction_count": "1"})
+    params = {"max_item_interaction_count_percentile": "0.5", "min_cointeraction_count": "1",
+              "popularity_discount_factor": "0.5"}
+    capped = sims.fit(data, params)
     # every user of p0 counts: its uncapped neighbours come in order of evidence (a random subsample of its
     # events down to the cap, a few dozen, would lose most of it)
     assert [n for n in neighbours(capped, "p0") if n != "p1"] == ["a0", "a1", "a2"]
     # deterministic: no random subsample, so another seed gives the same neighbours and scores
-    again = sims.fit(data, {"max_item_interaction_count_percentile": "0.5", "min_cointeraction_count": "1"}, seed=9)
+    again = sims.fit(data, params, seed=9)
     np.testing.assert_array_equal(capped.arrays["sim_data"], again.arrays["sim_data"])
 
 
@@ -61,20 +63,29 @@ def test_the_percentile_cap_weighs_down_very_popular_neighbours():
     assert rank["capped"] > rank["uncapped"]
 
 
-def test_an_unset_item_cap_is_chosen_on_a_validation_split_and_a_set_one_is_kept(training_data):
-    from tastemaker.recipes.sims import ITEM_CAP_CANDIDATES
+def test_unset_cap_and_discount_are_chosen_on_a_validation_split_and_set_ones_are_kept(training_data):
+    from tastemaker.recipes.sims import DISCOUNT_CANDIDATES, ITEM_CAP_CANDIDATES
 
     sims = get_recipe("aws-sims")
     chosen = sims.fit(training_data, {})
     cap = chosen.params["max_item_interaction_count_percentile"]
-    assert cap in ITEM_CAP_CANDIDATES
-    explicit = sims.fit(training_data, {"max_item_interaction_count_percentile": str(cap)})
+    discount = chosen.params["popularity_discount_factor"]
+    assert cap in ITEM_CAP_CANDIDATES and discount in DISCOUNT_CANDIDATES
+    explicit = sims.fit(training_data, {"max_item_interaction_count_percentile": str(cap),
+                                        "popularity_discount_factor": str(discount)})
     np.testing.assert_array_equal(chosen.arrays["sim_data"], explicit.arrays["sim_data"])
-    kept = sims.fit(training_data, {"max_item_interaction_count_percentile": "0.7"})
+    kept = sims.fit(training_data, {"max_item_interaction_count_percentile": "0.7",
+                                    "popularity_discount_factor": "0.95"})
     assert kept.params["max_item_interaction_count_percentile"] == 0.7
+    assert kept.params["popularity_discount_factor"] == 0.95
+    only_cap = sims.fit(training_data, {"popularity_discount_factor": "0.95"})
+    assert only_cap.params["popularity_discount_factor"] == 0.95
+    assert only_cap.params["max_item_interaction_count_percentile"] in ITEM_CAP_CANDIDATES
 
 
-def test_too_few_validation_users_keep_the_default_cap():
+def test_too_few_validation_users_keep_the_defaults():
     data = popular_item_data()  # 400 users: 40 held out, enough to choose
     few = data.subset_users(np.arange(data.n_users) < 150)  # 15 held-out queries: too few
-    assert get_recipe("aws-sims").fit(few, {}).params["max_item_interaction_count_percentile"] == 0.99
+    params = get_recipe("aws-sims").fit(few, {}).params
+    assert params["max_item_interaction_count_percentile"] == 0.99
+    assert params["popularity_discount_factor"] == 0.5
