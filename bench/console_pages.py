@@ -7,7 +7,8 @@ and a metric attribution; then requests each page `--repeat` times through httpx
 and reports, per page, the server process's CPU time per request (utime+stime from /proc, so a loaded machine
 inflates it far less than wall time) and the client-side wall time, both as medians over `--rounds` rounds,
 beside the server's idle CPU over the same wall time (the background threads' share) and the `/ping` CPU
-per request (the floor of any request). Last, in this process on the same data, the attribution figures the
+per request (the floor of any request); plotly.js, which the chart pages load (once: it is cached for a year),
+is measured as a page too. Last, in this process on the same data, the attribution figures the
 jobs page used to compute per load (jobs.impact.report, which first runs the aggregator) beside what it reads now
 (console.attribution.figures: stored totals and recent windows), as process CPU medians over interleaved rounds.
 
@@ -24,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +185,7 @@ def main() -> int:
         assert reply.status_code in (200, 303), reply.text
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/groups").text).group(1)  # type: ignore[union-attr]
         g = arns["group"]
+        plotly = metadata.version("plotly")  # plotly.js is served from the installed package (console.charts)
         pages: list[tuple[str, str, str, dict[str, str] | None]] = [
             ("group list", "GET", "/console/groups", None),
             ("group page", "GET", f"/console/group?arn={g}", None),
@@ -198,6 +201,7 @@ def main() -> int:
             ("jobs: batch, export, deletion, attribution", "GET", f"/console/jobs?arn={g}", None),
             ("evaluation evidence", "GET", f"/console/evaluation?arn={arns['version']}", None),
             ("delete preview", "GET", f"/console/group/delete?arn={g}", None),
+            ("plotly.min.js (the charts' script, gzipped)", "GET", f"/console/static/plotly-{plotly}.min.js", None),
         ]
         for _, method, url, form in pages:  # warm: first reads (recipes, models, reports) happen once
             client.request(method, url, data=form)
