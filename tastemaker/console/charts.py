@@ -86,6 +86,7 @@ def bar_chart(title: str, timestamps: Sequence[float], values: Sequence[float], 
     label = f"{title}: {'no data' if not by_slot else f'peak {_number(top)}{suffix}'} over the " \
             f"{_span(end - start)} to {_clock(end, dated)} UTC"
     ordered = sorted(by_slot.items())
+    counted = all(float(v).is_integer() for v in by_slot.values())
     rows = [(_clock(start + slot * period, dated), _number(value)) for slot, value in ordered]
     figure = {
         "data": [{
@@ -98,15 +99,16 @@ def bar_chart(title: str, timestamps: Sequence[float], values: Sequence[float], 
         }],
         "layout": {
             "height": HEIGHT, "autosize": True, "showlegend": False, "bargap": 0,
-            "margin": {"l": 44, "r": 8, "t": 8, "b": 30},
+            "margin": {"l": 44, "r": 8, "t": 8, "b": 42 if dated else 30},
             "font": {"size": 11, "color": MUTED},
             "paper_bgcolor": "#fff", "plot_bgcolor": "#fff",
             "xaxis": {"type": "date", "range": [_plotly_time(start), _plotly_time(end)], "fixedrange": True,
                       "showgrid": False, "linecolor": "#9aa5b1", "ticks": "outside", "nticks": 5,
-                      "tickformat": "%b %d %H:%M" if dated else "%H:%M"},
+                      "tickangle": 0, **({} if dated else {"tickformat": "%H:%M"})},  # a day: dates below
             "yaxis": {"rangemode": "tozero", "fixedrange": True, "gridcolor": "#eef1f4", "zeroline": True,
                       "zerolinecolor": "#9aa5b1", "ticksuffix": suffix if unit == "ms" else "",
-                      **({} if by_slot else {"range": [0, 1], "showticklabels": False})},
+                      **({} if by_slot else {"range": [0, 1], "showticklabels": False}),
+                      **({"dtick": 1} if counted and 0 < top <= 5 else {})},  # no half calls on the axis
             "annotations": [] if by_slot else [{
                 "text": "no data yet", "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
         },
