@@ -3,11 +3,12 @@
 Sets up a server (one process, SQLite) with the dataset imported (interactions, items, users), a trained
 aws-user-personalization version deployed as a campaign, a popularity baseline, an event tracker with a few
 events, a filter, a finished batch inference job, a finished dataset export (Items), a finished data deletion
-and a metric attribution; then requests each page `--repeat` times through httpx
+and a metric attribution with attributed events from 5 sources (so the jobs page has its charts); then requests each page `--repeat` times through httpx
 and reports, per page, the server process's CPU time per request (utime+stime from /proc, so a loaded machine
 inflates it far less than wall time) and the client-side wall time, both as medians over `--rounds` rounds,
 beside the server's idle CPU over the same wall time (the background threads' share) and the `/ping` CPU
-per request (the floor of any request). Last, in this process on the same data, the attribution figures the
+per request (the floor of any request); plotly.js, which the chart pages load (once: it is cached for a year),
+is measured as a page too. Last, in this process on the same data, the attribution figures the
 jobs page used to compute per load (jobs.impact.report, which first runs the aggregator) beside what it reads now
 (console.attribution.figures: stored totals and recent windows), as process CPU medians over interleaved rounds.
 
@@ -24,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,10 @@ def setup(srv: LocalServer, data: Path, work: Path) -> dict[str, str]:
     files = {"Interactions": "interactions.csv.gz", "Items": "items.csv", "Users": "users.csv"}
     datasets = {}
     for kind, name in files.items():
-        schema = p.create_schema(name=f"bench-{kind}",
-                                 schema=(data / f"{kind.lower()}.schema.json").read_text())["schemaArn"]
+        shape = json.loads((data / f"{kind.lower()}.schema.json").read_text())
+        if kind == "Interactions":  # streamed events may carry an attribution source (the jobs page's charts)
+            shape["fields"].append({"name": "EVENT_ATTRIBUTION_SOURCE", "type": ["null", "string"]})
+        schema = p.create_schema(name=f"bench-{kind}", schema=json.dumps(shape))["schemaArn"]
         datasets[kind] = p.create_dataset(name=f"bench-{kind}", datasetGroupArn=group, datasetType=kind,
                                           schemaArn=schema)["datasetArn"]
         job = p.create_dataset_import_job(jobName=f"bench-{kind}", datasetArn=datasets[kind],
@@ -120,6 +124,11 @@ def setup(srv: LocalServer, data: Path, work: Path) -> dict[str, str]:
         metrics=[{"eventType": "rating", "metricName": "RATINGS", "expression": "SAMPLECOUNT()"}])
     wait(lambda: p.describe_metric_attribution(metricAttributionArn=attribution["metricAttributionArn"]),
          "metricAttribution")
+    for n in range(40):  # attributed events from 5 sources: the jobs page charts all sources and the 4 largest
+        events.put_events(trackingId=tracker["trackingId"], userId=str(n % 7 + 1), sessionId="bench-attributed",
+                          eventList=[{"eventType": "rating", "itemId": str(n + 1), "eventValue": 4.0,
+                                      "sentAt": time.time(), "metricAttribution": {
+                                          "eventAttributionSource": f"source-{n % 5}"}}])
     return {"group": group, "campaign": campaign, "tracker": tracker["eventTrackerArn"],
             "version": versions["aws-user-personalization"], "filter": filt,
             "attribution": attribution["metricAttributionArn"]}
@@ -183,6 +192,7 @@ def main() -> int:
         assert reply.status_code in (200, 303), reply.text
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/groups").text).group(1)  # type: ignore[union-attr]
         g = arns["group"]
+        plotly = metadata.version("plotly")  # plotly.js is served from the installed package (console.charts)
         pages: list[tuple[str, str, str, dict[str, str] | None]] = [
             ("group list", "GET", "/console/groups", None),
             ("group page", "GET", f"/console/group?arn={g}", None),
@@ -198,9 +208,17 @@ def main() -> int:
             ("jobs: batch, export, deletion, attribution", "GET", f"/console/jobs?arn={g}", None),
             ("evaluation evidence", "GET", f"/console/evaluation?arn={arns['version']}", None),
             ("delete preview", "GET", f"/console/group/delete?arn={g}", None),
+            ("plotly.min.js (the charts' script, gzipped)", "GET", f"/console/static/plotly-{plotly}.min.js", None),
         ]
-        for _, method, url, form in pages:  # warm: first reads (recipes, models, reports) happen once
-            client.request(method, url, data=form)
+        deadline = time.time() + 120
+        while "chart-figure" not in client.get(f"/console/jobs?arn={g}").text:  # the runner aggregates them
+            if time.time() > deadline:
+                raise SystemExit("the attributed events were not aggregated in 120 s")
+            time.sleep(1)
+        for name, method, url, form in pages:  # warm: first reads (recipes, models, reports) happen once
+            charts = client.request(method, url, data=form).text.count('class="chart-figure"')
+            if charts:
+                print(f"{name}: {charts} charts", flush=True)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in pages}
         ping, idle = [], []
         assert srv.process is not None

@@ -35,6 +35,7 @@ from starlette.templating import Jinja2Templates
 from tastemaker.api.app import Api
 from tastemaker.console import batch, insight
 from tastemaker.console.calls import BotoShaped, Caller
+from tastemaker.console.charts import PlotlyScript
 from tastemaker.console.items import shown_metadata
 from tastemaker.console.pages import (
     PAGE,
@@ -93,10 +94,12 @@ class Console:
         self.recipes: dict[str, dict[str, Any]] = {}  # recipe ARN -> its description (recipes never change)
         self.evaluations = insight.EvaluationReports(api)
         self.deleting: dict[str, str] = {}  # dataset group ARN -> progress line of a delete in the background
+        self.plotly = PlotlyScript()  # plotly.js for the charts, from the installed package
         routes = [
             Route("/", self.home), Route("/signin", self.signin, methods=["GET", "POST"]),
             Route("/signout", self.signout, methods=["POST"]),
             Route("/upload", self.upload, methods=["POST"]),
+            Route("/static/" + self.plotly.name, self.plotly.serve),  # before the mount: not a file of static/
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
         pages: dict[str, tuple[Handler, Handler | None]] = {

@@ -3,7 +3,7 @@
 The page reads what the job runner's aggregator stored (tastemaker.jobs.attribution runs as a maintenance step
 of every job runner, every few seconds) and never aggregates itself: per page load one summed query for the
 totals per metric, event type and source, and the windows of the CHART_SPAN before the attribution's newest
-window. Those windows are drawn (console.charts) as one bar per 15-minute window: per metric (its event type)
+window. Those windows are charted (console.charts: Plotly figures) as one bar per 15-minute window: per metric (its event type)
 all sources together, then each of its SOURCES_CHARTED largest sources. Campaigns with a comparison arm get
 each arm's rate with its 95% interval (jobs.impact.arm_report, what `tastemaker attribution --arms` prints).
 """

@@ -2,8 +2,8 @@
 
 - Monitoring: for each campaign, recommender and event tracker of a group, the last hour of its CloudWatch
   metrics (spec 9.2's names: requests, 4xx, 5xx, latency) from GetMetricData for the key, one datapoint per
-  minute, drawn as server-side SVG bar charts (console.charts). The figures are per process, as the
-  CloudWatch read API's are.
+  minute, as bar charts (console.charts: Plotly figures built here, drawn by plotly.js). The figures are per
+  process, as the CloudWatch read API's are.
 - Audit trail: CloudTrail's LookupEvents for the key, newest first, one lookup attribute, a page at a time.
 - Evaluation evidence: the version's evaluation.json (what `tastemaker evaluation` prints) per held-out
   user, after DescribeSolutionVersion has shown the key may read the version; parsed reports are kept for the

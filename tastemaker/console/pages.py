@@ -40,7 +40,8 @@ class Ctx:
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
         values.update(request=self.request, session=self.session, can_write=self.can_write, prefix=PREFIX,
-                      csrf=self.session.csrf, busy=busy)
+                      csrf=self.session.csrf, busy=busy,
+                      plotly_js=self.console.plotly.name)
         return self.console.templates.TemplateResponse(self.request, template, values, status_code=status)
 
 

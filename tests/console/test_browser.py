@@ -7,6 +7,7 @@ Set TASTEMAKER_CONSOLE_SCREENSHOTS=DIR to save the main screens as PNGs (docs/co
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,40 @@ def until(driver: Any, check: Callable[[], bool], what: str, timeout: float = 30
             raise AssertionError(f"{what}: still not the case after {timeout:.0f}s; page:\n{body(driver)[:3000]}")
         time.sleep(1.0)
         driver.refresh()
+
+
+def charts_drawn(driver: Any, count: int) -> list[Any]:
+    """Wait until plotly.js has drawn `count` charts on the page (each a .js-plotly-plot holding its SVG) and
+    check the browser logged no script error since the last look, and no failed load of a static file (the
+    pages' own error answers, a 401 or a 400 the walk provokes, are not errors of the page); the drawn plots."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def drawn(_: Any) -> bool:
+        return len(all_css(driver, "figure.chart-box .plot.js-plotly-plot svg.main-svg")) >= count
+
+    WebDriverWait(driver, 30).until(drawn)
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and (
+        e.get("source") != "network" or "/static/" in e["message"])]
+    assert not errors, errors
+    plots = all_css(driver, "figure.chart-box .plot.js-plotly-plot")
+    assert len(plots) == count, len(plots)
+    return plots
+
+
+def bars(plot: Any) -> list[Any]:
+    """The bars plotly.js drew in a plot (one path per bar)."""
+    return [bar for bar in plot.find_elements("css selector", "g.trace.bars g.point path")]
+
+
+def hover_text(driver: Any, bar: Any) -> str:
+    """Move the pointer onto a bar and read plotly's hover label (the period and its exact figure)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", bar)
+    ActionChains(driver).move_to_element(bar).perform()
+    WebDriverWait(driver, 10).until(lambda _: all_css(driver, ".hoverlayer .hovertext"))
+    return str(by_css(driver, ".hoverlayer .hovertext").text)
 
 
 def body(driver: Any) -> str:
@@ -199,6 +234,8 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     assert "Sent a click event" in by_css(d, "#event-sent").text
     newest = all_css(d, "#latest-events tbody tr")  # the event just sent, in the tracker's latest events
     assert len(newest) == 1 and f"u1 console-u1 click {items[0]}" in newest[0].text, [r.text for r in newest]
+    sent = bars(charts_drawn(d, 2)[0])  # PutEventsRequests per minute: the event just sent
+    assert len(sent) == 1 and hover_text(d, sent[0]).endswith(": 1 calls")
     shot(d, "tracker")
     d.get(campaign_url)
     by_css(d, "#test-user").send_keys("u1")
@@ -206,10 +243,13 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     assert [e.text for e in all_css(d, "#results td.item")]
     assert by_css(d, "#history td.item").text == items[0]  # the test event is the user's newest
 
-    # Monitoring: the campaign's and the tracker's charts (drawn by the server as SVG).
+    # Monitoring: the campaign's and the tracker's charts (figures from the server, drawn by plotly.js).
     d.get(group_url)
     go(d, "#monitoring-link")
-    assert len(all_css(d, "svg.chart")) == 8 and "Campaign personal-campaign" in body(d)
+    plots = charts_drawn(d, 8)
+    assert "Campaign personal-campaign" in body(d)
+    served = bars(plots[0])  # the campaign's GetRecommendations per minute: the test panel's calls
+    assert served and re.fullmatch(r"\d\d:\d\d: \d+ calls", hover_text(d, served[-1]))
     shot(d, "monitoring")
 
     # The evaluation evidence of the learned version, per held-out user.

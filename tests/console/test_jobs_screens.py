@@ -8,6 +8,7 @@ import csv
 import html
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
+from tastemaker.console.charts import figures_in
 from tests.console.test_sessions import READ_ONLY, csrf, sign_in
 from tests.e2e.datagen import GENRES
 from tests.e2e.test_access_keys import create_key
@@ -99,14 +101,18 @@ def test_attributed_figures_are_charted_per_metric_and_source(console_server: Lo
     rows = re.findall(r"<tr><td>CLICKS</td><td>click</td><td class=\"arn\">(\w+)</td><td>[\d.,]+</td><td>(\d+)</td>",
                       table)
     assert sorted(rows) == [("homepage", "2"), ("newsletter", "8")]
-    charts = re.findall(r'<figure class="chart-box">(.*?)</figure>', page[page.index("attributed-charts"):],
-                        re.DOTALL)
+    shown = page[page.index("attributed-charts"):]
+    charts = figures_in(shown)
     assert len(charts) == 3, page  # all sources, then each source, largest first
-    bars = [[float(v) for v in re.findall(r"<title>\d{4}-\d\d-\d\d \d\d:\d\d: ([\d.]+) </title>", c)]
-            for c in charts]
-    assert [sorted(b) for b in bars] == [[5.0, 5.0], [3.0, 5.0], [2.0]]  # an hour ago and now, per window
-    assert [re.search(r"<figcaption>(.*?)</figcaption>", c).group(1) for c in charts] == [  # type: ignore[union-attr]
-        "CLICKS · all sources · total 10", "CLICKS · newsletter · total 8", "CLICKS · homepage · total 2"]
+    bars = [c["data"][0] for c in charts]
+    assert [b["name"] for b in bars] == ["CLICKS · all sources", "CLICKS · newsletter", "CLICKS · homepage"]
+    assert [sorted(b["y"]) for b in bars] == [[5.0, 5.0], [3.0, 5.0], [2.0]]  # an hour ago and now, per window
+    windows = [datetime.strptime(x, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() for x in bars[0]["x"]]
+    assert windows[1] - windows[0] == 3600 and bars[0]["width"] == 900 * 1000 * 0.9  # 15-minute windows
+    assert [t.rsplit(": ", 1)[1] for t in bars[1]["text"]] == ["5", "3"]  # hover: the window and its figure
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", shown)[:3] == [
+        "CLICKS · all sources · total 10 · peak 5", "CLICKS · newsletter · total 8 · peak 5",
+        "CLICKS · homepage · total 2 · peak 2"]
 
 
 def test_data_deletion_from_the_console_with_typed_user_ids(console_server: LocalServer,

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
+from tastemaker.console.charts import figures_in
 from tests.console.test_sessions import READ_ONLY, csrf, sign_in
 from tests.e2e.datagen import GENRES, INTERACTIONS_SCHEMA, schema_json, write_dataset
 from tests.e2e.test_access_keys import create_key
@@ -51,16 +52,23 @@ def test_monitoring_charts_a_trackers_events_per_minute(console_server: LocalSer
     tracker_panel = page[page.index("Event tracker monitored-site"):]
     campaign_panel = page[page.index("Campaign console-trained"):]
     campaign_panel = campaign_panel[:campaign_panel.index("<section")]
-    assert tracker_panel.count('<svg class="chart"') == 4 and campaign_panel.count('<svg class="chart"') == 4
-    bars = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", tracker_panel)
-    assert sum(int(b) for b in bars) == 7, bars  # the seven PutEvents, in the requests chart
-    assert "PutEventLatency" in tracker_panel and "no data yet" in tracker_panel  # no errors: empty charts
-    served = re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", campaign_panel)
-    assert sum(int(b) for b in served) >= 3, served  # the three GetRecommendations (and any others)
+    tracked, served = figures_in(tracker_panel), figures_in(campaign_panel)
+    assert [f["data"][0]["name"] for f in tracked] == [
+        "PutEventsRequests", "PutEvents4xxErrors", "PutEvents5xxErrors", "PutEventLatency"]
+    assert [f["data"][0]["name"] for f in served] == [
+        "GetRecommendations", "GetRecommendations4xxErrors", "GetRecommendations5xxErrors", "GetRecommendationsLatency"]
+    requests = tracked[0]["data"][0]
+    assert sum(requests["y"]) == 7, requests  # the seven PutEvents, one bar per minute they fell in
+    assert all(re.fullmatch(r"\d\d:\d\d: \d+ calls", t) for t in requests["text"])  # the hover: exact figures
+    assert "total 7 · peak" in tracker_panel  # the caption, for readers without the plot
+    assert [len(f["data"][0]["y"]) for f in tracked[1:3]] == [0, 0]  # no errors: empty charts that say so
+    assert tracker_panel.count("no data yet") >= 2 and tracked[1]["layout"]["annotations"][0]["text"] == "no data yet"
+    assert len(tracked[3]["data"][0]["y"]) >= 1 and all(v > 0 for v in tracked[3]["data"][0]["y"])  # latency, ms
+    assert sum(served[0]["data"][0]["y"]) >= 3, served[0]  # the three GetRecommendations (and any others)
     tracker_page = client.get("/console/tracker", params={"arn": tracker["eventTrackerArn"]}).text
-    charts = tracker_page[tracker_page.index('id="tracker-charts"'):]
-    assert charts.count('<svg class="chart"') == 2 and "PutEventsRequests" in charts
-    assert sum(int(b) for b in re.findall(r"<title>\d\d:\d\d: (\d+) calls</title>", charts)) == 7
+    charts = figures_in(tracker_page[tracker_page.index('id="tracker-charts"'):])
+    assert [f["data"][0]["name"] for f in charts] == ["PutEventsRequests", "PutEvents4xxErrors"]
+    assert sum(charts[0]["data"][0]["y"]) == 7 and charts[0]["data"][0]["x"] == requests["x"]
 
 
 def test_the_audit_trail_shows_console_changes_and_refusals_and_is_searchable(console_server: LocalServer) -> None:
