@@ -163,7 +163,8 @@ def replay_load(cfg: dict[str, Any], out_path: str) -> None:
     rate None: closed loop (each connection sends its next request when the previous answer arrived).
     rate R: paced, request k is due at start + k / R; its latency is counted from when it was DUE, not from
     when a connection got round to sending it, so a server that falls behind shows its queueing (no
-    coordinated omission). Stops at `seconds` or when the requests run out (then says so).
+    coordinated omission). Stops at `seconds` or when the requests run out (then says so); paced, it sends
+    nothing more once it is 2 s past the end (a server that fell behind: the rest is counted as late).
     """
     import asyncio
 
@@ -192,7 +193,7 @@ def replay_load(cfg: dict[str, Any], out_path: str) -> None:
                     if rate:
                         due = start + sent[0] / rate
                         sent[0] += 1
-                        if due >= deadline:
+                        if due >= deadline or time.perf_counter() > deadline + 2.0:
                             return
                         delay = due - time.perf_counter()
                         if delay > 0:
@@ -215,7 +216,8 @@ def replay_load(cfg: dict[str, Any], out_path: str) -> None:
         await asyncio.sleep(max(0.0, start - time.perf_counter() - 0.15))
         await asyncio.gather(*[connection(i) for i in range(connections)])
         return {"latencies": latencies, "statuses": statuses, "elapsed": time.perf_counter() - start,
-                "sent": sent[0], "generated": sum(len(x) for x in lists), "exhausted": exhausted[0]}
+                "sent": sent[0], "generated": sum(len(x) for x in lists), "exhausted": exhausted[0],
+                "late": max(0, int(cfg["seconds"] * rate) - len(latencies)) if rate else 0}
 
     Path(out_path).write_bytes(orjson.dumps(asyncio.run(run())))
 
@@ -262,7 +264,9 @@ def replay_throughput(label: str, servers: list[LocalServer], url: str, group: s
               f"PutEvents/s, {connections} connections, {result['elapsed']:.1f} s); latency p50 "
               f"{percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged "
               f"{acked:,}, stored {stored:,}, lost {max(0, acked - stored):,}; non-2xx {bad}"
-              + ("; RAN OUT of pre-signed requests: raise --rate-cap" if result["exhausted"] else ""), flush=True)
+              + ("; RAN OUT of pre-signed requests: raise --rate-cap" if result["exhausted"] else "")
+              + (f"; {result['late']:,} requests due were never sent (the server fell more than 2 s behind)"
+                 if result.get("late") else ""), flush=True)
         calls = max(1, ok)
         print(f"[{label}] {name}: server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.3f} ms per PutEvents "
               f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second (load average at the "

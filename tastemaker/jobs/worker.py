@@ -45,6 +45,7 @@ class TaskSpec:
     failed_status: Status = Status.CREATE_FAILED
     stopped_status: Status | None = None
     update_record: str | None = None
+    warm: Callable[[Services], None] | None = None  # once, in the background, when a runner starts (compile kernels)
 
 
 Tasks = Mapping[str, TaskSpec]
@@ -191,6 +192,9 @@ class JobRunner:
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
             thread.start()
             self._workers.append(thread)
+        warms = list(dict.fromkeys(spec.warm for spec in self.tasks.values() if spec.warm is not None))
+        if warms and self.threads > 0:
+            threading.Thread(target=_warm_all, args=(self.services, warms), name="job-warm", daemon=True).start()
         for name, loop in (("job-sweeper", self._sweep), ("job-maintenance", self._maintain)):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
@@ -268,3 +272,12 @@ class JobRunner:
                     step(self.services)
                 except Exception:
                     log.exception("maintenance step %s failed", step.__name__)
+
+
+def _warm_all(services: Services, warms: list[Callable[[Services], None]]) -> None:
+    """The tasks' start-up work (compiling kernels ahead of the first job); a failure only costs that job time."""
+    for warm in warms:
+        try:
+            warm(services)
+        except Exception:
+            log.exception("warming %s failed", getattr(warm, "__name__", warm))
