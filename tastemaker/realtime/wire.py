@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 _TOP = frozenset(("trackingId", "sessionId", "userId", "eventList"))
-_EVENT_STRINGS = (("eventId", "event_id"), ("eventType", "event_type"), ("itemId", "item_id"))
+_OPTIONAL_IDS = (("eventId", "event_id"), ("itemId", "item_id"))
 _EVENT_MEMBERS = frozenset(("eventId", "eventType", "eventValue", "itemId", "properties", "sentAt"))
 _isfinite = math.isfinite
 
@@ -33,12 +33,6 @@ _isfinite = math.isfinite
 def _id(value: Any) -> bool:
     """A string member of 1-256 characters without NUL (StringType, UserId, ItemId)."""
     return type(value) is str and 0 < len(value) <= 256 and "\x00" not in value
-
-
-def _number(value: Any) -> bool:
-    """A JSON number that is finite (the walker's float and timestamp rules; bool is not a number)."""
-    kind = type(value)
-    return kind is float and _isfinite(value) or kind is int
 
 
 def put_events_input(raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,29 +49,41 @@ def put_events_input(raw: dict[str, Any]) -> dict[str, Any] | None:
             return None
         out["user_id"] = user_id
     converted = []
-    for event in events:
-        if type(event) is not dict or not _EVENT_MEMBERS.issuperset(event) or "eventType" not in event:
+    members = _EVENT_MEMBERS
+    for event in events:  # _id's checks written out: this loop runs 10 times a call
+        if type(event) is not dict or not members.issuperset(event):
             return None
         sent_at: Any = event.get("sentAt")
-        if not _number(sent_at):
+        kind = type(sent_at)
+        if not (kind is float and _isfinite(sent_at) or kind is int):
             return None
-        item: dict[str, Any] = {"sent_at": float(sent_at)}
-        for wire, name in _EVENT_STRINGS:
-            if wire in event:
-                value = event[wire]
-                if not _id(value):
+        event_type = event.get("eventType")
+        if type(event_type) is not str or not 0 < len(event_type) <= 256 or "\x00" in event_type:
+            return None
+        item: dict[str, Any] = {"sent_at": float(sent_at), "event_type": event_type}
+        for wire, name in _OPTIONAL_IDS:
+            value = event.get(wire)
+            if value is not None:
+                if type(value) is not str or not 0 < len(value) <= 256 or "\x00" in value:
                     return None
                 item[name] = value
-        if "eventValue" in event:
-            value = event["eventValue"]
-            if not _number(value):
+            elif wire in event:  # an explicit null: the walker drops it; leave such requests to it
+                return None
+        value = event.get("eventValue")
+        if value is not None:
+            kind = type(value)
+            if not (kind is float and _isfinite(value) or kind is int):
                 return None
             item["event_value"] = value
-        if "properties" in event:
-            text = event["properties"]
-            if not (type(text) is str and 0 < len(text) <= 1024 and "\x00" not in text and _json_object(text)):
+        elif "eventValue" in event:
+            return None
+        text = event.get("properties")
+        if text is not None:
+            if type(text) is not str or not 0 < len(text) <= 1024 or "\x00" in text or not _json_object(text):
                 return None
             item["properties"] = text
+        elif "properties" in event:
+            return None
         converted.append(item)
     out["event_list"] = converted
     return out
