@@ -418,7 +418,7 @@ def time_deploy(server: LocalServer, version_arn: str) -> dict[str, float]:
 PACED_LOAD = r"""
 import asyncio, json, sys, time
 port, seconds, conns, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-reqs = [bytes.fromhex(h) for h in json.load(sys.stdin)]
+reqs = [bytes.fromhex(h) for h in json.loads(open(sys.argv[5]).read())]
 out, slot = [], [0]
 start = time.perf_counter() + 0.2
 wall0 = time.time() + 0.2
@@ -430,11 +430,17 @@ async def one():
         if due >= start + seconds:
             break
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        writer.write(reqs[k % len(reqs)])
-        head = await reader.readuntil(b"\r\n\r\n")
-        size = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
-        await reader.readexactly(size)
-        out.append((wall0 + (due - start), time.perf_counter() - due, head.startswith(b"HTTP/1.1 200")))
+        try:
+            writer.write(reqs[k % len(reqs)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            size = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+            await reader.readexactly(size)
+            ok = head.startswith(b"HTTP/1.1 200")
+        except (OSError, asyncio.IncompleteReadError):  # counted as an error; a new connection for the next
+            ok = False
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        out.append((wall0 + (due - start), time.perf_counter() - due, ok))
     writer.close()
 async def main():
     await asyncio.gather(*(one() for _ in range(conns)))
@@ -444,19 +450,17 @@ print(json.dumps(out))
 
 
 def update_under_load(server: LocalServer, campaign: str, versions: tuple[str, str], users: int, rate: float,
-                      seconds: float) -> dict[str, float]:
+                      seconds: float, workdir: Path) -> dict[str, float]:
     """GetRecommendations paced at `rate` req/s (latency counted from when each request was due) while an
     UpdateCampaign switches the campaign to the other version after a third of the run: p99 of the requests
     due before the update (steady) against those due from the call until 3 s after the switch is ACTIVE."""
     p = server.client("personalize")
     current = p.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
     target = versions[1] if current == versions[0] else versions[0]
-    requests = signed_requests(server, campaign, users, 4000, None, seed=5)
-    proc = subprocess.Popen([sys.executable, "-c", PACED_LOAD, str(server.port), str(seconds), "32", str(rate)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdin is not None
-    proc.stdin.write(json.dumps([r.hex() for r in requests]))
-    proc.stdin.close()
+    requests = workdir / f"paced-{uuid.uuid4().hex[:6]}.json"
+    requests.write_text(json.dumps([r.hex() for r in signed_requests(server, campaign, users, 4000, None, seed=5)]))
+    proc = subprocess.Popen([sys.executable, "-c", PACED_LOAD, str(server.port), str(seconds), "32", str(rate),
+                             str(requests)], stdout=subprocess.PIPE, text=True)
     time.sleep(seconds / 3)
     called = time.time()
     p.update_campaign(campaignArn=campaign, solutionVersionArn=target)
@@ -491,7 +495,8 @@ def deploy_report(server: LocalServer, state: dict[str, str], state_file: Path, 
           f"{again_active:.3f} s (median of {rounds}; {again_active / read_s:.1f}x the read; target <= 2x)",
           flush=True)
     for rate in (100.0, 300.0):
-        update = update_under_load(server, state["campaign"], (state["version"], version2), users, rate, 15.0)
+        update = update_under_load(server, state["campaign"], (state["version"], version2), users, rate, 15.0,
+                                   Path(tempfile.mkdtemp(prefix="tm-deploy-")))
         print(f"UpdateCampaign under {rate:.0f} req/s of GetRecommendations (paced): steady p50/p99 "
               f"{update['steady_p50_ms']:.1f} / {update['steady_p99_ms']:.1f} ms, from the call until 3 s after "
               f"the switch {update['during_p50_ms']:.1f} / {update['during_p99_ms']:.1f} ms "
