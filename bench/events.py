@@ -2,7 +2,10 @@
 
 Throughput: wrk (one process per API replica) replays DISTINCT pre-signed PutEvents (unique eventIds, random
 users and items; enough that wrk never wraps around, else it says so); prints sustained events/s, latency p50/p99,
-acknowledged (2xx x 10) against stored (rows in `events` after the run), for SQLite and PostgreSQL. Then a crash
+acknowledged (2xx x 10) against stored (rows in `events` after the run), for SQLite and PostgreSQL. Without wrk
+(or with --replay), an asyncio generator replays such requests, saturated and then paced at --offered events/s
+(latency counted from when each request was due), and the CPU per call leaves out the idle server's background
+CPU measured just before each phase. Then a crash
 run (the Python generator, which knows exactly which batches were acknowledged) that kill -9s the server mid-load,
 restarts it, and checks that every acknowledged event is stored and no batch is stored in part.
 
@@ -13,6 +16,7 @@ it; p50/p99 over --probes probes, with the embedded state and with Redis (if rea
     .venv/bin/python bench/events.py                    # SQLite + PostgreSQL (if reachable) + crash runs
     .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite --replicas 2
     .venv/bin/python bench/events.py --backends none --visibility embedded,redis --probes 50
+    .venv/bin/python bench/events.py --backends sqlite,postgresql --seconds 8 --visibility none --replay
 """
 
 from __future__ import annotations
