@@ -56,3 +56,25 @@ def test_a_runner_that_would_poll_once_an_hour_runs_a_new_job_at_once(engine: sa
         assert ran.wait(60), "the enqueue did not wake the runner (it would have waited for its hourly poll)"
     finally:
         runner.stop()
+
+
+def test_a_runner_runs_each_tasks_warm_up_once_in_the_background(engine: sa.Engine, tmp_path: Path) -> None:  # noqa: F811
+    warmed: list[Any] = []
+    done = threading.Event()
+
+    def warm(services: Any) -> None:
+        warmed.append(services)
+        done.set()
+
+    def task(services: Any, job: queue.Job, should_stop: Lease) -> None:
+        raise AssertionError("no job is queued")
+
+    svc = services(engine, tmp_path)
+    runner = JobRunner(svc, 1, {queue.JobKind.IMPORT: TaskSpec(task, warm=warm),
+                                queue.JobKind.TRAIN: TaskSpec(task, warm=warm)})
+    runner.start()
+    try:
+        assert done.wait(60)
+    finally:
+        runner.stop()
+    assert warmed == [svc]  # one call although two task kinds name the same warm-up
