@@ -2,7 +2,10 @@
 
 Throughput: wrk (one process per API replica) replays DISTINCT pre-signed PutEvents (unique eventIds, random
 users and items; enough that wrk never wraps around, else it says so); prints sustained events/s, latency p50/p99,
-acknowledged (2xx x 10) against stored (rows in `events` after the run), for SQLite and PostgreSQL. Then a crash
+acknowledged (2xx x 10) against stored (rows in `events` after the run), for SQLite and PostgreSQL. Without wrk
+(or with --replay), an asyncio generator replays such requests, saturated and then paced at --offered events/s
+(latency counted from when each request was due), and the CPU per call leaves out the idle server's background
+CPU measured just before each phase. Then a crash
 run (the Python generator, which knows exactly which batches were acknowledged) that kill -9s the server mid-load,
 restarts it, and checks that every acknowledged event is stored and no batch is stored in part.
 
@@ -13,6 +16,7 @@ it; p50/p99 over --probes probes, with the embedded state and with Redis (if rea
     .venv/bin/python bench/events.py                    # SQLite + PostgreSQL (if reachable) + crash runs
     .venv/bin/python bench/events.py --seconds 20 --connections 16 --backends sqlite --replicas 2
     .venv/bin/python bench/events.py --backends none --visibility embedded,redis --probes 50
+    .venv/bin/python bench/events.py --backends sqlite,postgresql --seconds 8 --visibility none --replay
 """
 
 from __future__ import annotations
@@ -152,6 +156,135 @@ def generate_load(cfg: dict[str, Any], out_path: str) -> None:
         t.join()
     Path(out_path).write_bytes(orjson.dumps({"acked": acked, "latencies": latencies, "errors": errors,
                                              "elapsed": time.time() - started}))
+
+
+# --- the asyncio generator (no wrk): distinct pre-signed requests, each sent once ---------------------------
+
+
+def replay_load(cfg: dict[str, Any], out_path: str) -> None:
+    """Replay pre-signed requests over `connections` keep-alive connections, each request at most once.
+
+    rate None: closed loop (each connection sends its next request when the previous answer arrived).
+    rate R: paced, request k is due at start + k / R; its latency is counted from when it was DUE, not from
+    when a connection got round to sending it, so a server that falls behind shows its queueing (no
+    coordinated omission). Stops at `seconds` or when the requests run out (then says so); paced, it sends
+    nothing more once it is 2 s past the end (a server that fell behind: the rest is counted as late).
+    """
+    import asyncio
+
+    async def run() -> dict[str, Any]:
+        lists = [Path(name).read_bytes().split(b"\0")[:-1] for name in cfg["data"]]
+        ports, rate, connections = cfg["ports"], cfg["rate"], cfg["connections"]
+        positions = [0] * len(lists)
+        latencies: list[float] = []
+        statuses: dict[str, int] = {}
+        sent = [0]
+        start = time.perf_counter() + 0.2
+        deadline = start + cfg["seconds"]
+        exhausted = [False]
+
+        async def connection(index: int) -> None:
+            which = index % len(lists)
+            requests = lists[which]
+            reader, writer = await asyncio.open_connection("127.0.0.1", ports[which])
+            try:
+                while True:
+                    if positions[which] >= len(requests):
+                        exhausted[0] = True
+                        return
+                    k = positions[which]
+                    positions[which] += 1
+                    if rate:
+                        due = start + sent[0] / rate
+                        sent[0] += 1
+                        if due >= deadline or time.perf_counter() > deadline + 2.0:
+                            return
+                        delay = due - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    else:
+                        if time.perf_counter() >= deadline:
+                            return
+                        sent[0] += 1
+                        due = time.perf_counter()
+                    writer.write(requests[k])
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore
+                    await reader.readexactly(length)
+                    latencies.append(time.perf_counter() - due)
+                    status = head[9:12].decode()
+                    statuses[status] = statuses.get(status, 0) + 1
+            finally:
+                writer.close()
+
+        await asyncio.sleep(max(0.0, start - time.perf_counter() - 0.15))
+        await asyncio.gather(*[connection(i) for i in range(connections)])
+        return {"latencies": latencies, "statuses": statuses, "elapsed": time.perf_counter() - start,
+                "sent": sent[0], "generated": sum(len(x) for x in lists), "exhausted": exhausted[0],
+                "late": max(0, int(cfg["seconds"] * rate) - len(latencies)) if rate else 0}
+
+    Path(out_path).write_bytes(orjson.dumps(asyncio.run(run())))
+
+
+def run_replay_phase(servers: list[LocalServer], tracking_id: str, seconds: float, connections: int,
+                     rate: float | None, count: int, workdir: Path) -> dict[str, Any]:
+    """One replay_load process over fresh pre-signed requests (eventIds <tag>-...)."""
+    tag = f"r{uuid.uuid4().hex[:8]}"
+    data = []
+    for k, server in enumerate(servers):
+        path = workdir / f"{tag}-{k}.req"
+        path.write_bytes(presigned_events(server, tracking_id, f"{tag}-{k}", count // len(servers) + connections))
+        data.append(str(path))
+    cfg = {"ports": [s.port for s in servers], "data": data, "seconds": seconds, "connections": connections,
+           "rate": rate}
+    out = workdir / f"{tag}.json"
+    proc = mp.get_context("spawn").Process(target=replay_load, args=(cfg, str(out)))
+    proc.start()
+    proc.join()
+    result = orjson.loads(out.read_bytes())
+    result["tag"] = tag
+    return result
+
+
+def replay_throughput(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
+                      args: argparse.Namespace, workdir: Path) -> None:
+    """Saturated (closed loop) then paced at --offered events/s: events/s, p50/p99, server CPU per call, lost."""
+    run_replay_phase(servers, tracking_id, 2, args.connections, None, 2 * args.rate_cap, workdir)  # warm-up
+    phases = [("saturated", None, args.connections), (f"paced at {args.offered:,} events/s offered",
+                                                      args.offered / 10, max(args.connections, 32))]
+    for name, rate, connections in phases:
+        # the server's own background work (change watch, key refresh, job runner) while idle, per second: on a
+        # starved machine a phase answers few calls, and that fixed cost would swamp the per-call figure
+        idle_before, idle_started = sum(cpu_seconds(s.process.pid) for s in servers if s.process), time.time()
+        time.sleep(3.0)
+        idle_rate = (sum(cpu_seconds(s.process.pid) for s in servers if s.process) - idle_before) / (
+            time.time() - idle_started)
+        count = int(args.seconds * (rate or args.rate_cap))
+        cpu_before, started = sum(cpu_seconds(s.process.pid) for s in servers if s.process), time.time()
+        result = run_replay_phase(servers, tracking_id, args.seconds, connections, rate, count, workdir)
+        server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
+        background = idle_rate * (time.time() - started)
+        load = load_average()
+        time.sleep(0.5)
+        stored = count_stored(url, group, result["tag"])
+        ok = sum(n for status, n in result["statuses"].items() if status.startswith("2"))
+        bad = sum(result["statuses"].values()) - ok
+        acked = 10 * ok
+        lat = result["latencies"]
+        print(f"[{label}] {name}: {acked / result['elapsed']:,.0f} events/s ({ok / result['elapsed']:,.0f} "
+              f"PutEvents/s, {connections} connections, {result['elapsed']:.1f} s); latency p50 "
+              f"{percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged "
+              f"{acked:,}, stored {stored:,}, lost {max(0, acked - stored):,}; non-2xx {bad}"
+              + ("; RAN OUT of pre-signed requests: raise --rate-cap" if result["exhausted"] else "")
+              + (f"; {result['late']:,} requests due were never sent (the server fell more than 2 s behind)"
+                 if result.get("late") else ""), flush=True)
+        calls = max(1, ok)
+        work = max(server_cpu - background, 1e-9)
+        print(f"[{label}] {name}: server CPU {server_cpu:.2f} s, of which {background:.2f} s the idle server's "
+              f"background ({idle_rate * 1000:.0f} ms/s measured just before): {work / calls * 1000:.3f} ms per "
+              f"PutEvents ({server_cpu / calls * 1000:.3f} with the background) -> {10 * calls / work:,.0f} events "
+              f"per server-CPU-second (load average at the end: {load}; the load generator shares these cores)",
+              flush=True)
 
 
 # --- the wrk generator: distinct pre-signed requests, replayed once each -------------------------------------
@@ -383,36 +516,16 @@ def bench_backend(name: str, db_url: str | None, args: argparse.Namespace) -> No
             group, tracking_id = setup_tracker(servers[0])
             for server in servers[1:]:
                 server.start()
-            if shutil.which("wrk"):
+            if shutil.which("wrk") and not args.replay:
                 wrk_throughput(label, servers, url, group, tracking_id, args, workdir)
             else:
-                print("wrk not installed: throughput from the Python generator (it shares the cores)", flush=True)
-                python_throughput(label, servers, url, group, tracking_id, args, workdir)
-            crash_run(label, servers, url, group, tracking_id, args, workdir)
+                print("throughput from the asyncio replay of pre-signed requests (it shares the cores)", flush=True)
+                replay_throughput(label, servers, url, group, tracking_id, args, workdir)
+            if not args.no_crash:
+                crash_run(label, servers, url, group, tracking_id, args, workdir)
         finally:
             for server in servers:
                 server.stop()
-
-
-def python_throughput(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
-                      args: argparse.Namespace, workdir: Path) -> None:
-    run_load(servers, tracking_id, 2, args.connections, workdir)  # warm-up (not counted)
-    before = sum(stored_batches(url, group).values())
-    cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
-    result = run_load(servers, tracking_id, args.seconds, args.connections, workdir)
-    server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
-    acked_events = 10 * len(result["acked"])
-    stored = sum(stored_batches(url, group).values()) - before
-    lat = result["latencies"]
-    print(f"[{label}] sustained {acked_events / result['elapsed']:,.0f} events/s "
-          f"({len(result['acked']) / result['elapsed']:,.0f} PutEvents/s, {args.connections} connections, "
-          f"{result['elapsed']:.1f} s); latency p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
-          f"p99 {percentile(lat, 0.99) * 1000:.1f} ms; acknowledged {acked_events:,}, stored {stored:,}, "
-          f"lost {acked_events - stored:,}; errors {result['errors'] or 'none'}", flush=True)
-    calls = max(1, len(result["acked"]))
-    print(f"[{label}] server CPU {server_cpu:.1f} s = {server_cpu / calls * 1000:.2f} ms per PutEvents "
-          f"-> {10 * calls / max(server_cpu, 1e-9):,.0f} events per server-CPU-second "
-          f"(load average during the run: {load_average()}; other processes share these cores)", flush=True)
 
 
 def wrk_throughput(label: str, servers: list[LocalServer], url: str, group: str, tracking_id: str,
@@ -582,11 +695,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--backends", default="sqlite,postgresql", help="ingestion runs ('none' for none)")
-    parser.add_argument("--rate-cap", type=int, default=2500,
+    parser.add_argument("--rate-cap", type=int, default=5000,
                         help="PutEvents/s the pre-signed set must cover (requests generated = seconds x this)")
     parser.add_argument("--replicas", type=int, default=1, help="API server processes sharing the database")
     parser.add_argument("--visibility", default="embedded,redis", help="real-time states to probe ('none')")
     parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--offered", type=int, default=10_000, help="events/s of the paced phase (replay only)")
+    parser.add_argument("--replay", action="store_true", help="the asyncio replay even when wrk is installed")
+    parser.add_argument("--no-crash", action="store_true", help="skip the kill -9 run")
     args = parser.parse_args()
     print(f"PutEvents ingestion, 10 events per call, load generator in a separate process; {mp.cpu_count()} cores",
           flush=True)

@@ -364,6 +364,151 @@ def second_campaign(server: LocalServer, state: dict[str, str], users: int, conn
             "rss_before": sum(w["rss_mib"] for w in before), "rss_after": sum(w["rss_mib"] for w in after)}
 
 
+# --- deploy and switch (issue #22 item 4) -----------------------------------------------------------------
+
+
+def second_version(server: LocalServer, state: dict[str, str], state_file: Path) -> str:
+    """A second solution version of the benchmark's solution (trained once, kept in the state file): what an
+    UpdateCampaign switches to."""
+    if "version2" not in state:
+        p = server.client("personalize")
+        solution = p.describe_solution_version(solutionVersionArn=state["version"])["solutionVersion"]["solutionArn"]
+        started = time.time()
+        version = p.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+        wait(lambda: p.describe_solution_version(solutionVersionArn=version), "solutionVersion")
+        print(f"  second solution version trained in {time.time() - started:.1f} s", flush=True)
+        state["version2"] = version
+        state_file.write_text(json.dumps(state))
+    return state["version2"]
+
+
+def artifact_read_seconds(server: LocalServer, version_arn: str) -> tuple[float, float]:
+    """(seconds, MiB) to read every artifact of a version from the blob store (the deploy target's yardstick)."""
+    import sqlalchemy as sa
+
+    from tastemaker.store import resources
+    from tastemaker.store.blobs import open_blob_store
+    from tastemaker.store.records import SolutionVersion
+
+    engine = sa.create_engine(f"sqlite:///{server.data_dir / 'tastemaker.db'}")
+    with engine.connect() as conn:
+        prefix = SolutionVersion.of(resources.get(conn, version_arn, "solution_version")).model_prefix
+    engine.dispose()
+    bucket = open_blob_store(f"file://{server.data_dir / 'blobs'}")
+    started = time.perf_counter()
+    size = sum(len(bucket.get_bytes(key)) for key in bucket.list(prefix))
+    return time.perf_counter() - started, size / 2**20
+
+
+def time_deploy(server: LocalServer, version_arn: str) -> dict[str, float]:
+    """CreateCampaign -> ACTIVE (DescribeCampaign every 10 ms) -> first GetRecommendations; then deleted."""
+    p = server.client("personalize")
+    runtime = server.client("personalize-runtime")
+    started = time.perf_counter()
+    arn = p.create_campaign(name=f"bench-deploy-{uuid.uuid4().hex[:6]}", solutionVersionArn=version_arn)["campaignArn"]
+    while p.describe_campaign(campaignArn=arn)["campaign"]["status"] != "ACTIVE":
+        time.sleep(0.01)
+    active_s = time.perf_counter() - started
+    runtime.get_recommendations(campaignArn=arn, userId="u1")
+    served_s = time.perf_counter() - started
+    p.delete_campaign(campaignArn=arn)
+    return {"active_s": active_s, "served_s": served_s}
+
+
+PACED_LOAD = r"""
+import asyncio, json, sys, time
+port, seconds, conns, rate = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+reqs = [bytes.fromhex(h) for h in json.loads(open(sys.argv[5]).read())]
+out, slot = [], [0]
+start = time.perf_counter() + 0.2
+wall0 = time.time() + 0.2
+async def one():
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    while True:
+        k = slot[0]; slot[0] += 1
+        due = start + k / rate
+        if due >= start + seconds:
+            break
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        try:
+            writer.write(reqs[k % len(reqs)])
+            head = await reader.readuntil(b"\r\n\r\n")
+            size = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+            await reader.readexactly(size)
+            ok = head.startswith(b"HTTP/1.1 200")
+        except (OSError, asyncio.IncompleteReadError):  # counted as an error; a new connection for the next
+            ok = False
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        out.append((wall0 + (due - start), time.perf_counter() - due, ok))
+    writer.close()
+async def main():
+    await asyncio.gather(*(one() for _ in range(conns)))
+asyncio.run(main())
+print(json.dumps(out))
+"""
+
+
+def update_under_load(server: LocalServer, campaign: str, versions: tuple[str, str], users: int, rate: float,
+                      seconds: float, workdir: Path) -> dict[str, float]:
+    """GetRecommendations paced at `rate` req/s (latency counted from when each request was due) while an
+    UpdateCampaign switches the campaign to the other version after a third of the run: p99 of the requests
+    due before the update (steady) against those due from the call until 3 s after the switch is ACTIVE."""
+    p = server.client("personalize")
+    current = p.describe_campaign(campaignArn=campaign)["campaign"]["solutionVersionArn"]
+    target = versions[1] if current == versions[0] else versions[0]
+    requests = workdir / f"paced-{uuid.uuid4().hex[:6]}.json"
+    requests.write_text(json.dumps([r.hex() for r in signed_requests(server, campaign, users, 4000, None, seed=5)]))
+    proc = subprocess.Popen([sys.executable, "-c", PACED_LOAD, str(server.port), str(seconds), "32", str(rate),
+                             str(requests)], stdout=subprocess.PIPE, text=True)
+    time.sleep(seconds / 3)
+    called = time.time()
+    p.update_campaign(campaignArn=campaign, solutionVersionArn=target)
+    while p.describe_campaign(campaignArn=campaign)["campaign"].get("latestCampaignUpdate", {}).get("status") \
+            != "ACTIVE":
+        time.sleep(0.01)
+    switched = time.time()
+    out, _ = proc.communicate()
+    samples = json.loads(out)
+    steady = [lat for due, lat, _ok in samples if due < called]
+    during = [lat for due, lat, _ok in samples if called <= due < switched + 3.0]
+    return {"steady_p99_ms": 1000 * float(np.percentile(steady, 99)),
+            "during_p99_ms": 1000 * float(np.percentile(during, 99)),
+            "steady_p50_ms": 1000 * float(np.percentile(steady, 50)),
+            "during_p50_ms": 1000 * float(np.percentile(during, 50)),
+            "switch_s": switched - called, "errors": float(sum(1 for _d, _l, ok in samples if not ok)),
+            "requests": float(len(samples))}
+
+
+def deploy_report(server: LocalServer, state: dict[str, str], state_file: Path, users: int, rounds: int) -> None:
+    """Issue #22 item 4, on a freshly started server: the first CreateCampaign after the start (the jobs
+    process loads the model, compiles or loads its kernels and the saved index), then another one on the same
+    version, against reading the version's artifacts; then UpdateCampaign under a paced load."""
+    version2 = second_version(server, state, state_file)
+    read_s, mib = artifact_read_seconds(server, state["version"])
+    first = time_deploy(server, state["version"])
+    again = [time_deploy(server, state["version"]) for _ in range(rounds)]
+    again_active = float(np.median([r["active_s"] for r in again]))
+    print(f"deploy: reading the version's {mib:.0f} MiB of artifacts from the blob store {read_s:.3f} s; first "
+          f"campaign after the server start ACTIVE in {first['active_s']:.3f} s ({first['active_s'] / read_s:.1f}x "
+          f"the read), first answer at {first['served_s']:.3f} s; another campaign on the same version ACTIVE in "
+          f"{again_active:.3f} s (median of {rounds}; {again_active / read_s:.1f}x the read; target <= 2x)",
+          flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="tm-deploy-"))
+    # every worker serves the campaign before the steady window starts (boto3 alone may reach one worker)
+    load(server, signed_requests(server, state["campaign"], users, 500, None, seed=4), 3, 16, workdir)
+    for rate, what in ((100.0, "to a version the workers have not served since their start"),
+                       (300.0, "back to the version they served before")):
+        update = update_under_load(server, state["campaign"], (state["version"], version2), users, rate, 15.0,
+                                   workdir)
+        print(f"UpdateCampaign {what}, under {rate:.0f} req/s of GetRecommendations (paced): steady p50/p99 "
+              f"{update['steady_p50_ms']:.1f} / {update['steady_p99_ms']:.1f} ms, from the call until 3 s after "
+              f"the switch {update['during_p50_ms']:.1f} / {update['during_p99_ms']:.1f} ms "
+              f"({update['during_p99_ms'] / update['steady_p99_ms']:.2f}x; target <= 2x); switched in "
+              f"{update['switch_s']:.2f} s; {int(update['errors'])} errors of {int(update['requests'])}",
+              flush=True)
+
+
 def machine_jitter(rounds: int = 1000) -> dict[str, float]:
     """This machine's own tail: a fixed small pure-Python computation timed after 5 ms sleeps (as a server
     between requests), with nothing of ours involved. Its p99 / p50 shows how much of a p99 is the machine."""
@@ -483,6 +628,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds of the three phases (medians)")
     parser.add_argument("--reuse", type=Path, help="a folder that keeps data and server state between runs")
+    parser.add_argument("--deploy-only", action="store_true",
+                        help="only the deploy and UpdateCampaign figures (issue #22 item 4)")
     args = parser.parse_args()
 
     root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-serving-bench-"))
@@ -500,6 +647,9 @@ def main() -> int:
         else:
             state = setup(server, paths, args.factors)
             state_file.write_text(json.dumps(state))
+        if args.deploy_only:
+            deploy_report(server, state, state_file, args.users, args.repeat)
+            return 0
         runtime = server.client("personalize-runtime")
         for k in range(20):  # warm every worker: model, catalogue and filter compile
             runtime.get_recommendations(campaignArn=state["campaign"], userId=f"u{k}")

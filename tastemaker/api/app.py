@@ -50,6 +50,7 @@ from tastemaker.monitoring.requests import (
     Monitor,
 )
 from tastemaker.realtime.inline import NotWarm, inline
+from tastemaker.realtime.wire import FAST_INPUTS
 from tastemaker.services import Services
 from tastemaker.serving.deployments import FRESH_SECONDS
 from tastemaker.serving.engine import WireAnswer
@@ -197,7 +198,10 @@ class Api:
                 raise SerializationException(
                     f"The request body must be a JSON object, not {type(raw).__name__}: send {{...}}.")
             self.keys.authorize(credential, info, raw)  # the key's policy (AccessDeniedException)
-            params = to_python(info.input_shape, validate_input(info.model, raw))
+            fast = FAST_INPUTS.get(info.name)  # PutEvents: straight-line checks; None -> the generic walker
+            params = fast(raw) if fast is not None else None
+            if params is None:
+                params = to_python(info.input_shape, validate_input(info.model, raw))
             ctx = RequestContext(self.services, credential.region)
             if info.name in self.region_checked:
                 check_request_regions(ctx, params)

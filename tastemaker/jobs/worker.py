@@ -25,7 +25,7 @@ from tastemaker.jobs.lease import Lease, sweep_temp
 from tastemaker.monitoring.jobs import observe_job
 from tastemaker.monitoring.webhooks import deliver_due
 from tastemaker.services import Services
-from tastemaker.store import queue, resources
+from tastemaker.store import queue, queue_wake, resources
 from tastemaker.store.status import Status, allowed
 
 log = logging.getLogger("tastemaker.jobs")
@@ -45,6 +45,7 @@ class TaskSpec:
     failed_status: Status = Status.CREATE_FAILED
     stopped_status: Status | None = None
     update_record: str | None = None
+    warm: Callable[[Services], None] | None = None  # once, in the background, when a runner starts (compile kernels)
 
 
 Tasks = Mapping[str, TaskSpec]
@@ -173,13 +174,27 @@ class JobRunner:
         self._workers: list[threading.Thread] = []
         self._running: dict[int, tuple[queue.Job, Lease]] = {}
         self._lock = threading.Lock()
+        # Wake-ups: a counter under a condition, so a wake-up that lands while a worker is claiming is not lost
+        self._wake = threading.Condition()
+        self._wakes = 0
+        self._listener: queue_wake.Listener | None = None
 
     def start(self) -> None:
         recover_orphans(self.services, self.tasks)
+        if self.threads > 0:
+            self._listener = queue_wake.listen(self.services.engine)
+        if self._listener is not None:
+            thread = threading.Thread(target=self._listener.wait_loop, args=(self.wake, self._stop),
+                                      name="job-wake", daemon=True)
+            thread.start()
+            self._pool.append(thread)
         for index in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
             thread.start()
             self._workers.append(thread)
+        warms = list(dict.fromkeys(spec.warm for spec in self.tasks.values() if spec.warm is not None))
+        if warms and self.threads > 0:
+            threading.Thread(target=_warm_all, args=(self.services, warms), name="job-warm", daemon=True).start()
         for name, loop in (("job-sweeper", self._sweep), ("job-maintenance", self._maintain)):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
@@ -193,6 +208,7 @@ class JobRunner:
         """Stop claiming and hand every running job back: tasks are told to leave (subprocesses killed) and
         get `timeout` seconds to end; jobs still running then are requeued here (their late writes are fenced)."""
         self._stop.set()
+        self.wake()
         with self._lock:
             running = list(self._running.values())
         for _job, lease in running:
@@ -200,6 +216,8 @@ class JobRunner:
         deadline = time.monotonic() + timeout
         for thread in self._workers + self._pool:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._listener is not None:
+            self._listener.close()
         with self._lock:
             left = list(self._running.values())
         for job, _lease in left:
@@ -208,16 +226,25 @@ class JobRunner:
             except Exception:
                 log.exception("could not hand job %s back", job.id)
 
+    def wake(self) -> None:
+        """Make idle workers try to claim now (an enqueue on this host, or stop)."""
+        with self._wake:
+            self._wakes += 1
+            self._wake.notify_all()
+
     def _loop(self) -> None:
         poll = self.services.settings.job_poll_seconds
         while not self._stop.is_set():
+            seen = self._wakes
             try:
                 job = queue.claim(self.services.engine, self.identity)
             except Exception:
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
-                self._stop.wait(poll)
+                with self._wake:  # sleep until the next poll, unless woken meanwhile (or since the claim began)
+                    if self._wakes == seen and not self._stop.is_set():
+                        self._wake.wait(poll)
                 continue
             lease = Lease()
             with self._lock:
@@ -245,3 +272,12 @@ class JobRunner:
                     step(self.services)
                 except Exception:
                     log.exception("maintenance step %s failed", step.__name__)
+
+
+def _warm_all(services: Services, warms: list[Callable[[Services], None]]) -> None:
+    """The tasks' start-up work (compiling kernels ahead of the first job); a failure only costs that job time."""
+    for warm in warms:
+        try:
+            warm(services)
+        except Exception:
+            log.exception("warming %s failed", getattr(warm, "__name__", warm))

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,10 +171,10 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
             "event_type": event["event_type"], "event_value": record.get("EVENT_VALUE", event.get("event_value")),
             "sent_at": float(event["sent_at"]), "record": record, "received_at": received,
         })
-    committed = ctx.services.realtime.writer().submit(rows, want_inserted=feed)
-    if is_inline():
-        return _answer_when_committed(committed)
-    inserted = committed.result()
+    writer = ctx.services.realtime.writer()
+    if is_inline():  # on the event loop (never with a feed: that is a slow step): await the commit there
+        return _answer_when_committed(writer.submit_async(rows, want_inserted=False))
+    inserted = writer.write(rows, want_inserted=feed)
     if feed and inserted:
         fresh = [RecentEvent(r["item_id"], r["event_type"], r["sent_at"], r["event_value"],
                              event_id=r["event_id"], received_at=received)
@@ -187,8 +186,8 @@ def put_events(ctx: RequestContext, *, tracking_id: str, session_id: str, event_
     return {}
 
 
-async def _answer_when_committed(committed: Future[set[str] | None]) -> dict[str, Any]:
-    await asyncio.wrap_future(committed)
+async def _answer_when_committed(committed: asyncio.Future[set[str] | None]) -> dict[str, Any]:
+    await committed
     return {}
 
 

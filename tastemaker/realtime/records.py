@@ -13,6 +13,8 @@ from tastemaker.data.csv_import import MAX_CATEGORICAL_CHARS, MAX_ID_CHARS, MAX_
 from tastemaker.data.schemas import (
     FLOAT32_MAX,
     ID_FIELDS,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
     TIMESTAMP_FIELDS,
     Schema,
     SchemaField,
@@ -35,6 +37,7 @@ ACTION_INTERACTION_MEMBER_FIELDS = {
 ACTION_EVENT_TYPES = ("Viewed", "Taken", "Not Taken")
 _INTEGER = re.compile(r"^-?[0-9]+$")
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+PARSED_TEXTS = 4096  # distinct properties texts remembered per mapper (each at most 1024 characters)
 
 
 def camel_case(field_name: str) -> str:
@@ -59,6 +62,13 @@ class RecordMapper:
         self.by_name = {f.name: f for f in schema.fields}
         self.required = tuple(f for f in schema.fields if not f.nullable)
         self.key_cache: dict[str, SchemaField | None] = {}  # properties key as sent -> field
+        # properties text as sent -> its typed fields, for texts that passed (clients repeat a few texts, and a
+        # call's 10 events often share one): a hit costs a dict copy instead of a parse and conversions
+        self.parsed: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+        self.optional_fields = {name: self.by_name.get(name) for name in
+                                ("EVENT_VALUE", "IMPRESSION", "RECOMMENDATION_ID", "EVENT_ATTRIBUTION_SOURCE")}
+        item = self.by_name.get("ITEM_ID")
+        self.item_required = item is not None and not item.nullable
 
     def field_for_key(self, key: str) -> SchemaField | None:
         try:
@@ -73,6 +83,15 @@ class RecordMapper:
         """Parse a properties JSON string into {FIELD: typed value}; raise naming `where` and the key."""
         if text is None or text == "":
             return {}
+        known = self.parsed.get((text, forbidden))
+        if known is not None:
+            return known.copy()
+        out = self._parse_properties(where, text, forbidden)
+        if len(self.parsed) < PARSED_TEXTS and len(text) <= 1024:
+            self.parsed[(text, forbidden)] = out.copy()
+        return out
+
+    def _parse_properties(self, where: str, text: str, forbidden: tuple[str, ...]) -> dict[str, Any]:
         try:
             doc = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -181,35 +200,59 @@ def event_mapper(schema: Schema) -> RecordMapper:
 
 def map_event(mapper: RecordMapper, index: int, event: Mapping[str, Any], user_id: str | None) -> dict[str, Any]:
     """One PutEvents event -> the Interactions row in schema field names (EVENT_TYPE always kept)."""
-    where = f"eventList.{index + 1} (event {index + 1})"
-    record = mapper.properties(where, event.get("properties"), FORBIDDEN_EVENT_KEYS)
+    text = event.get("properties")
+    if text:
+        known = mapper.parsed.get((text, FORBIDDEN_EVENT_KEYS))
+        record = known.copy() if known is not None else mapper.properties(_event_where(index), text,
+                                                                          FORBIDDEN_EVENT_KEYS)
+    else:
+        record = {}
     item_id = event.get("item_id")
     if item_id is None:  # the request member wins; else the properties' itemId (how AWS's notebooks send it)
         item_id = record.get("ITEM_ID")
-    if item_id is None:
-        f = mapper.by_name.get("ITEM_ID")
-        if f is not None and not f.nullable:
-            raise InvalidInputException(f"{where}: itemId is required; the Interactions schema's ITEM_ID is "
-                                        "not nullable.")
+    if item_id is None and mapper.item_required:
+        raise InvalidInputException(f"{_event_where(index)}: itemId is required; the Interactions schema's "
+                                    "ITEM_ID is not nullable.")
     record["USER_ID"] = user_id
     record["ITEM_ID"] = item_id
     sent_at = event.get("sent_at")
     if sent_at is None:
-        raise InvalidInputException(f"{where}: sentAt is required (epoch seconds of the event).")
-    record["TIMESTAMP"] = _timestamp(where, "sentAt", sent_at)
+        raise InvalidInputException(f"{_event_where(index)}: sentAt is required (epoch seconds of the event).")
+    record["TIMESTAMP"] = (int(sent_at) if MIN_TIMESTAMP <= sent_at < MAX_TIMESTAMP + 1
+                           else _timestamp(_event_where(index), "sentAt", sent_at))
     record["EVENT_TYPE"] = event["event_type"]
+    fields = mapper.optional_fields
     event_value = event.get("event_value")
-    if event_value is not None and not (math.isfinite(event_value) and abs(event_value) <= FLOAT32_MAX):
-        raise InvalidInputException(f"{where}.eventValue: {event_value!r} is outside the range of a float "
-                                    f"(EVENT_VALUE is a 32-bit float: at most {FLOAT32_MAX:g} in magnitude).")
-    _optional(mapper, where, record, "EVENT_VALUE", event_value, "eventValue")
+    if event_value is not None:
+        if not (math.isfinite(event_value) and abs(event_value) <= FLOAT32_MAX):
+            raise InvalidInputException(f"{_event_where(index)}.eventValue: {event_value!r} is outside the range "
+                                        f"of a float (EVENT_VALUE is a 32-bit float: at most {FLOAT32_MAX:g} in "
+                                        "magnitude).")
+        value_field = fields["EVENT_VALUE"]
+        if value_field is not None and value_field.avro_type in ("float", "double"):
+            record["EVENT_VALUE"] = float(event_value)  # what convert_value returns for a number checked above
+        elif value_field is not None:
+            _optional(mapper, _event_where(index), record, "EVENT_VALUE", event_value, "eventValue")
     impression = event.get("impression")
-    _optional(mapper, where, record, "IMPRESSION", "|".join(impression) if impression else None, "impression")
-    _optional(mapper, where, record, "RECOMMENDATION_ID", event.get("recommendation_id"), "recommendationId")
-    source = (event.get("metric_attribution") or {}).get("event_attribution_source")
-    _optional(mapper, where, record, "EVENT_ATTRIBUTION_SOURCE", source, "metricAttribution.eventAttributionSource")
-    mapper.require_fields(where, record, skip=("USER_ID",))  # anonymous events: session only, not trained on
+    if impression:
+        _optional(mapper, _event_where(index), record, "IMPRESSION", "|".join(impression), "impression")
+    recommendation = event.get("recommendation_id")
+    if recommendation is not None:
+        _optional(mapper, _event_where(index), record, "RECOMMENDATION_ID", recommendation, "recommendationId")
+    attribution = event.get("metric_attribution")
+    if attribution:
+        _optional(mapper, _event_where(index), record, "EVENT_ATTRIBUTION_SOURCE",
+                  attribution.get("event_attribution_source"), "metricAttribution.eventAttributionSource")
+    for f in mapper.required:  # USER_ID is skipped: anonymous events (session only) are not trained on
+        if f.name not in record or record[f.name] is None:
+            mapper.require_fields(_event_where(index), record, skip=("USER_ID",))
+            break
     return record
+
+
+def _event_where(index: int) -> str:
+    """How messages name an event (built only when one is needed)."""
+    return f"eventList.{index + 1} (event {index + 1})"
 
 
 def _timestamp(where: str, member: str, value: float) -> int:

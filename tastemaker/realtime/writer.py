@@ -10,6 +10,7 @@ holding a thread; a caller in a thread waits on it (`write`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -25,13 +26,18 @@ MAX_ROWS_PER_COMMIT = 2000
 
 
 class _Request:
-    __slots__ = ("future", "params", "rows", "want_inserted")
+    __slots__ = ("future", "loop", "params", "rows", "waiter", "want_inserted")
 
-    def __init__(self, params: Any, rows: int, want_inserted: bool) -> None:
+    def __init__(self, params: Any, rows: int, want_inserted: bool,
+                 waiter: asyncio.Future[set[str] | None] | None = None) -> None:
         self.params = params  # SQLite: one tuple per row; PostgreSQL: the rows as JSON objects, without brackets
         self.rows = rows
         self.want_inserted = want_inserted
-        self.future: Future[set[str] | None] = Future()
+        # A caller on an event loop awaits `waiter` (resolved from the loop, one hand-off per group and loop);
+        # a caller in a thread waits on `future`.
+        self.waiter = waiter
+        self.loop = waiter.get_loop() if waiter is not None else None
+        self.future: Future[set[str] | None] | None = None if waiter is not None else Future()
 
 
 class GroupCommitWriter:
@@ -68,8 +74,23 @@ class GroupCommitWriter:
     def submit(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> Future[set[str] | None]:
         """Queue one request's rows; the future resolves (the eventIds inserted when asked, else None) once they
         are committed, or fails with the error that kept them out."""
-        params = events.postgres_params(rows) if self.postgres else [events.sqlite_params(r) for r in rows]
-        request = _Request(params, len(rows), want_inserted)
+        request = _Request(self._params(rows), len(rows), want_inserted)
+        self._queue(request)
+        assert request.future is not None
+        return request.future
+
+    def submit_async(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> asyncio.Future[set[str] | None]:
+        """submit() for a caller on the running event loop: an asyncio future, resolved on that loop after the
+        commit. The committer resolves a whole group's futures of one loop in ONE call_soon_threadsafe (one
+        wake-up of the loop), where a concurrent future per request cost a wake-up and a chained callback each."""
+        waiter: asyncio.Future[set[str] | None] = asyncio.get_running_loop().create_future()
+        self._queue(_Request(self._params(rows), len(rows), want_inserted, waiter))
+        return waiter
+
+    def _params(self, rows: Sequence[dict[str, Any]]) -> Any:
+        return events.postgres_params(rows) if self.postgres else [events.sqlite_params(r) for r in rows]
+
+    def _queue(self, request: _Request) -> None:
         with self.lock:
             self.pending.append(request)
             if self.thread is None:
@@ -77,7 +98,6 @@ class GroupCommitWriter:
                 self.thread.start()
             elif not self.committing:
                 self.wake.notify()
-        return request.future
 
     def write(self, rows: Sequence[dict[str, Any]], want_inserted: bool) -> set[str] | None:
         """submit() and wait for the commit (for callers in a thread)."""
@@ -109,12 +129,21 @@ class GroupCommitWriter:
                     results[index] = self._commit([request])[0]
                 except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
                     results[index] = exc
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for index, request in enumerate(batch):
             outcome = results[index]
-            if isinstance(outcome, BaseException):
+            if request.future is None:
+                assert request.loop is not None and request.waiter is not None
+                on_loops.setdefault(request.loop, []).append((request.waiter, outcome))
+            elif isinstance(outcome, BaseException):
                 request.future.set_exception(outcome)
             else:
                 request.future.set_result(outcome)
+        for loop, settled in on_loops.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop was closed meanwhile: nobody waits any more
+                log.debug("an event loop closed before %d events requests were answered", len(settled))
 
     def _connection(self) -> Any:
         if self.conn is None:
@@ -142,3 +171,14 @@ class GroupCommitWriter:
             raise
         inserted = dict(zip(map(id, returning), results, strict=True))
         return [inserted.get(id(request)) for request in batch]
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    """On the requests' event loop: answer each waiter with its outcome (eventIds or the error)."""
+    for waiter, outcome in settled:
+        if waiter.done():  # cancelled (the client went away): its rows are committed anyway
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)

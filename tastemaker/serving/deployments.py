@@ -177,20 +177,22 @@ def _read(services: Services, arn: str, kind: str) -> Deployment:
 
 
 def _warm(services: Services, dep: Deployment) -> None:
-    """Load what the deployment serves (model, compiled kernels, saved candidate index) before requests see it.
-    A refresh runs in the background while requests keep the previous Deployment, so when a row switches to a
+    """Load what the deployment serves (model, compiled kernels, saved candidate index, catalogue) before requests
+    see it. A refresh runs in the background while requests keep the previous Deployment, so when a row switches to a
     new model (UpdateCampaign, a retrained recommender) they go on with the old one until the new one is loaded
     instead of each worker's first requests waiting for the load. A failure here is only logged: the request
     path loads again and reports it."""
     if dep.status != Status.ACTIVE or not dep.model_prefix:
         return
     from tastemaker.serving.approx import warm_index
+    from tastemaker.serving.engine import catalog_for
     from tastemaker.serving.models import model_cache
 
     try:
         loaded = model_cache(services).get(services, dep.model_prefix)
         if dep.recipe_type == "USER_PERSONALIZATION":
             warm_index(services, loaded)
+        catalog_for(services, dep, loaded)  # the model's catalogue, else built by the first requests (GIL-bound)
     except Exception:  # see the docstring
         log.exception("warming %s for %s failed", dep.model_prefix, dep.arn)
 

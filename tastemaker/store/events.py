@@ -51,7 +51,9 @@ def raw_connection(engine: sa.Engine) -> Any:
 
 def sqlite_params(row: dict[str, Any]) -> tuple[Any, ...]:
     """One request row as the SQLite insert's parameters."""
-    return tuple(orjson.dumps(row[c]).decode() if c == "record" else row[c] for c in COLUMNS)
+    return (row["dataset_group_arn"], row["event_id"], row["session_id"], row["user_id"], row["item_id"],
+            row["event_type"], row["event_value"], row["sent_at"], orjson.dumps(row["record"]).decode(),
+            row["received_at"])  # COLUMNS, in order
 
 
 def postgres_params(rows: Sequence[dict[str, Any]]) -> bytes:

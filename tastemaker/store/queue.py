@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tastemaker.store import queue_wake
 from tastemaker.store.resources import now
 from tastemaker.store.tables import jobs
 
@@ -85,13 +86,15 @@ def _job(row: Any) -> Job:
 
 def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict[str, Any] | None = None,
             *, max_attempts: int = 2, delay: float = 0.0) -> int:
-    """Add a job inside the caller's transaction, so a resource and its job appear together."""
+    """Add a job inside the caller's transaction, so a resource and its job appear together; a runner of this
+    host is woken when the transaction ends (store/queue_wake.py)."""
     ts = now()
     result = conn.execute(jobs.insert().values(
         kind=kind, resource_arn=resource_arn, state=QUEUED, attempts=0, max_attempts=max_attempts,
         payload=payload or {}, run_after=ts + delay, cancel_requested=False, created_at=ts, updated_at=ts, lease=0))
     primary_key = result.inserted_primary_key
     assert primary_key is not None
+    queue_wake.mark(conn)  # the runner is woken when this transaction ends, not at its next poll
     return int(primary_key[0])
 
 

@@ -183,3 +183,37 @@ def test_a_campaign_switches_to_a_new_model_only_once_it_is_loaded(  # type: ign
     assert registry._scorers["models/v2/"].index is not None
     for services in (deployer, server):
         services.engine.dispose()
+
+
+def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """Once the index file is saved, a deploy of the model in another jobs-only process reports its size without
+    loading it (the serving processes load it; the jobs process would only drop it again)."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.serving import ann
+    from tastemaker.serving.deploy import preload_prefix
+    from tastemaker.serving.models import model_cache
+
+    monkeypatch.setattr(approx, "ANN_MIN_ITEMS", 10)
+    folder = tmp_path / "model"
+    als_model.save(folder)
+    services = build_services(Settings(data_dir=tmp_path / "data"))
+    services.serves_requests = False
+    for path in folder.iterdir():
+        services.blobs.put_file(f"models/s/t-1/{path.name}", path)
+    built = preload_prefix(services, "models/s/t-1/", "test")  # builds and saves the index
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the saved index was loaded")
+
+    monkeypatch.setattr(ann.FactorIndex, "load", refuse)
+    restarted = build_services(Settings(data_dir=tmp_path / "data"))  # a new process: nothing remembered
+    restarted.serves_requests = False
+    again = preload_prefix(restarted, "models/s/t-1/", "test")
+    assert again == built and again["index_bytes"] > 0
+    # and the same process does not even load the model again: it remembers that this prefix loaded
+    monkeypatch.setattr(model_cache(restarted), "get", refuse)
+    assert preload_prefix(restarted, "models/s/t-1/", "test") == built
+    for opened in (services, restarted):
+        opened.engine.dispose()
