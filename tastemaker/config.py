@@ -56,6 +56,9 @@ class Settings:
     # inference file that go to Spark (smaller blocks score faster in-process than a Spark job starts).
     spark_master: str | None = None
     spark_min_lines: int = 100_000
+    # ... and the fewest interactions for which aws-user-personalization / aws-personalized-ranking fit their ALS
+    # factors on Spark (tastemaker.spark.training); smaller trainings stay in-process, where they are faster.
+    spark_min_interactions: int = 20_000_000
 
     @property
     def resolved_db_url(self) -> str:
@@ -108,6 +111,7 @@ class Settings:
             request_metrics=(_env("TASTEMAKER_REQUEST_METRICS", "on") or "on").lower() not in ("off", "0", "false"),
             spark_master=_env("TASTEMAKER_SPARK_MASTER"),
             spark_min_lines=int(_env("TASTEMAKER_SPARK_MIN_LINES", "100000") or 100_000),
+            spark_min_interactions=int(_env("TASTEMAKER_SPARK_MIN_INTERACTIONS", "20000000") or 20_000_000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

@@ -42,6 +42,7 @@ def events(server: LocalServer):  # type: ignore[no-untyped-def]
 
 
 SPARK_MIN_LINES = 30  # batch files with fewer plain lines than this stay in-process on the Spark server
+SPARK_MIN_INTERACTIONS = 1_000  # trainings on fewer interactions fit their ALS factors in-process there
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +52,8 @@ def spark_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, mo
     srv = LocalServer(tmp_path_factory.mktemp("spark-server"), import_roots=[import_root],
                       env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
                            "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
-                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES)})
+                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES),
+                           "TASTEMAKER_SPARK_MIN_INTERACTIONS": str(SPARK_MIN_INTERACTIONS)})
     srv.start()
     yield srv
     srv.stop()
