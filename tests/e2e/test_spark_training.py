@@ -32,7 +32,6 @@ from tests.e2e.datagen import INTERACTIONS_SCHEMA
 from tests.e2e.util import wait_status
 
 pytest.importorskip("pyspark")
-pytestmark = pytest.mark.slow
 
 ROLE = "arn:aws:iam::000000000000:role/PersonalizeRole"
 OVERLAP_AT_25 = 0.6
@@ -132,6 +131,7 @@ def trained(server: LocalServer, spark_server: LocalServer, catalogue: Path) -> 
     return results
 
 
+@pytest.mark.slow
 def test_version_trained_on_spark_is_active_served_and_agrees_with_in_process(
         trained: dict[str, dict[str, Any]], server: LocalServer, spark_server: LocalServer) -> None:
     local, spark = trained["local"], trained["spark"]
@@ -159,6 +159,7 @@ def test_version_trained_on_spark_is_active_served_and_agrees_with_in_process(
     assert abs(ndcg["spark"] - ndcg["local"]) <= NDCG_TOLERANCE * ndcg["local"], ndcg
 
 
+@pytest.mark.slow
 def test_spark_failure_fails_the_version_with_spark_s_reason(tmp_path_factory: pytest.TempPathFactory,
                                                               import_root: Path, catalogue: Path) -> None:
     """A master Spark refuses (local[0]: no threads) fails the version with Spark's own message."""
@@ -171,3 +172,15 @@ def test_spark_failure_fails_the_version_with_spark_s_reason(tmp_path_factory: p
     assert out["trained"]["failureReason"] == (
         "Training failed: Spark failed while training the factors: could not start Spark on master 'local[0]': "
         "org.apache.spark.SparkException: Asked to run locally with 0 threads")
+
+
+def test_spark_reason_names_the_jvm_exception_not_py4j_s_preamble() -> None:
+    from tastemaker.spark.training import spark_reason
+
+    wrapped = ("An error occurred while calling o36.fit.\n: org.apache.spark.SparkException: Job aborted due to stage "
+               "failure: Task serialization failed: java.lang.StackOverflowError\njava.lang.StackOverflowError\n\tat "
+               "java.base/java.io.ObjectOutputStream.writeObject0(ObjectOutputStream.java:1170)")
+    assert spark_reason(RuntimeError(wrapped)) == ("org.apache.spark.SparkException: Job aborted due to stage failure: "
+                                                   "Task serialization failed: java.lang.StackOverflowError")
+    executor = "Job aborted\nTraceback (most recent call last):\nMemoryError: Unable to allocate 3.7 GiB"
+    assert spark_reason(RuntimeError(executor)) == "MemoryError: Unable to allocate 3.7 GiB"
