@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/scale.py [--users 200000 --items 20000 --interactions 2000000]
                                     [--score-users 200000] [--spark-master local[2]]
+    .venv/bin/python bench/scale.py --spark-training [--users ... --interactions ...] [--training-rounds 3]
+                                    [--movielens FOLDER]
 
 1. Training rate: aws-user-personalization (hidden_dimension --factors) fitted on the generated data
    (bench/train_scale.py's generator: power-law users, Zipf-like items) and on half of it, so the printed
@@ -22,6 +24,14 @@
    `--segment-queries` item queries of 100 users each ranked in-process (tastemaker.jobs.segments.rank_users over
    all users) and on Spark (tastemaker.spark.segments.SparkSegments: users in ranges), compared (identical).
 `--only imports,segments` runs just those parts (no training run).
+5. Training on Spark (--spark-training, only this part runs): a solution version's fitting work (the offline
+   evaluation: its own fit on 90% of the users and the scoring of the held-out ones, then the final fit) for
+   aws-user-personalization with the ALS engine, single-process (implicit) and with the ALS fits on Spark
+   --spark-master (tastemaker.spark.training), each side in its own process, the sides interleaved over
+   --training-rounds; medians of wall time, CPU seconds (this process; Spark's JVM apart, read from /proc),
+   peak RSS (this process; the JVM's apart) and NDCG@10 of each, on the generated data (--users/--items/
+   --interactions) and, with --movielens FOLDER, on MovieLens (a Personalize-shaped folder, e.g.
+   /work/shared/data/movielens-1m-partial/personalize; ALS is forced there: ML's catalogue would get EASE).
 
 Replica and worker scaling of the HTTP paths is measured by bench/serving.py (--workers) and bench/events.py
 (--replicas); docs/scaling.md puts the figures together.
@@ -82,6 +92,104 @@ def score_in_process(model, rows, step: int):
         picked, values = top_with_softmax(np.asarray(model.score_users(block, [empty] * len(block))), NUM_RESULTS)
         out.extend(zip(picked, values, strict=True))
     return out
+
+
+def training_side(side: str, source: str, args: argparse.Namespace) -> dict:
+    """Child process of part 3: one side's evaluation + final fit, its costs and NDCG@10 (one JSON line)."""
+    from tastemaker.evaluation import evaluate_solution
+    from tastemaker.recipes import get_recipe
+    from tastemaker.recipes.user_personalization import fit_collaborative
+
+    if source == "generated":
+        from train_scale import generate
+
+        data = training_data(*generate(args.users, args.items, args.interactions), args.items)
+    else:
+        from _acc_data import load_dataset
+
+        data = load_dataset(Path(source))
+    recipe = get_recipe("aws-user-personalization")
+    params = {"hidden_dimension": str(args.factors)}
+
+    def fit(train, params, seed=0, **_):  # the ALS engine on every catalogue
+        typed = recipe.validate_hyperparameters(params)
+        return fit_collaborative(recipe, train, typed, seed=seed, progress=None, should_stop=None, engine="als")
+
+    out: dict = {"side": side, "source": source, "interactions": int(data.n_interactions)}
+    jvm = None
+    if side == "spark":
+        from tastemaker.spark.session import spark_session
+        from tastemaker.spark.training import use_spark_als
+
+        wall = time.perf_counter()
+        session = spark_session(args.spark_master)
+        out["session_start_s"] = time.perf_counter() - wall
+        backend = use_spark_als(args.spark_master)
+        jvm = int(session.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
+    jvm_cpu = _proc_cpu(jvm) if jvm else 0.0
+    cpu, wall = time.process_time(), time.perf_counter()
+    metrics = evaluate_solution(recipe, data, params, seed=0, fit=fit)
+    fit(data, params, seed=0)
+    out.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+               peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+               ndcg10=metrics["normalized_discounted_cumulative_gain_at_10"])
+    if jvm:
+        out.update(jvm_cpu_s=_proc_cpu(jvm) - jvm_cpu, jvm_peak_gib=_proc_peak(jvm) / 2**20, als_fits=backend.fits)
+    return out
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_peak(pid: int) -> float:
+    """Peak resident set (VmHWM) of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1])
+    return 0.0
+
+
+def spark_training(args: argparse.Namespace) -> None:
+    """Part 3: single-process vs Spark, each side a child process, interleaved; medians printed."""
+    import json
+    import statistics
+    import subprocess
+
+    sources = ([args.movielens] if args.movielens else []) + ["generated"]
+    print(f"5. training on Spark {args.spark_master} vs single-process: evaluation fit + final fit, ALS engine, "
+          f"{args.factors} factors; {args.training_rounds} interleaved rounds; load average before "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    for source in sources:
+        runs: dict[str, list[dict]] = {"local": [], "spark": []}
+        for _ in range(args.training_rounds):
+            for side in ("local", "spark"):
+                cmd = [sys.executable, __file__, "--training-side", side, "--training-source", source,
+                       "--users", str(args.users), "--items", str(args.items), "--interactions",
+                       str(args.interactions), "--factors", str(args.factors), "--spark-master", args.spark_master]
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                line = [x for x in done.stdout.splitlines() if x.startswith("{")]
+                if not line:
+                    raise SystemExit(f"{side} side failed:\n{done.stderr[-2000:]}")
+                runs[side].append(json.loads(line[-1]))
+                print(f"   {json.dumps(runs[side][-1])}", flush=True)
+
+        def med(side: str, key: str, runs: dict[str, list[dict]] = runs) -> float:
+            return statistics.median(r.get(key, 0.0) for r in runs[side])
+
+        local_ndcg, spark_ndcg = med("local", "ndcg10"), med("spark", "ndcg10")
+        print(f"   {source}: {runs['local'][0]['interactions']:,} interactions")
+        print(f"     single-process : wall {med('local', 'wall_s'):7.1f} s  cpu {med('local', 'cpu_s'):7.1f} s  "
+              f"peak {med('local', 'peak_gib'):.2f} GiB  NDCG@10 {local_ndcg:.4f}")
+        print(f"     Spark          : wall {med('spark', 'wall_s'):7.1f} s  cpu {med('spark', 'cpu_s'):7.1f} s "
+              f"+ JVM {med('spark', 'jvm_cpu_s'):7.1f} s  peak {med('spark', 'peak_gib'):.2f} GiB "
+              f"+ JVM {med('spark', 'jvm_peak_gib'):.2f} GiB  NDCG@10 {spark_ndcg:.4f} "
+              f"(session start {med('spark', 'session_start_s'):.0f} s, not counted)")
+        print(f"     Spark/single-process: wall x{med('spark', 'wall_s') / med('local', 'wall_s'):.2f}, "
+              f"NDCG@10 {100 * (spark_ndcg - local_ndcg) / local_ndcg:+.1f}%")
+    print(f"   load average after {os.getloadavg()[0]:.1f}")
 
 
 def tree_cpu() -> float:
@@ -230,12 +338,25 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--score-users", type=int, default=200_000)
     parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--spark-training", action="store_true", help="run part 5 (training on Spark) only")
+    parser.add_argument("--training-rounds", type=int, default=1)
+    parser.add_argument("--movielens", default=None, help="also compare on this Personalize-shaped folder")
+    parser.add_argument("--training-side", choices=("local", "spark"), help=argparse.SUPPRESS)
+    parser.add_argument("--training-source", default="generated", help=argparse.SUPPRESS)
     parser.add_argument("--import-rows", type=int, default=2_000_000)
     parser.add_argument("--segment-users", type=int, default=500_000)
     parser.add_argument("--segment-queries", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of parts 3 and 4")
     parser.add_argument("--only", default="", help="comma-separated parts to run alone: imports, segments")
     args = parser.parse_args()
+    if args.training_side:
+        import json
+
+        print(json.dumps(training_side(args.training_side, args.training_source, args)))
+        return
+    if args.spark_training:
+        spark_training(args)
+        return
     if args.only:
         parts = set(args.only.split(","))
         if "imports" in parts:

@@ -60,6 +60,9 @@ class Settings:
     # scored on Spark (below them a Spark job costs more than it saves).
     spark_min_import_bytes: int = 1 << 30
     spark_min_segment_users: int = 1_000_000
+    # ... and the fewest interactions for which aws-user-personalization / aws-personalized-ranking fit their ALS
+    # factors on Spark (tastemaker.spark.training); smaller trainings stay in-process, where they are faster.
+    spark_min_interactions: int = 20_000_000
 
     @property
     def resolved_db_url(self) -> str:
@@ -114,6 +117,7 @@ class Settings:
             spark_min_lines=int(_env("TASTEMAKER_SPARK_MIN_LINES", "100000") or 100_000),
             spark_min_import_bytes=int(_env("TASTEMAKER_SPARK_MIN_IMPORT_BYTES", str(1 << 30)) or 1 << 30),
             spark_min_segment_users=int(_env("TASTEMAKER_SPARK_MIN_SEGMENT_USERS", "1000000") or 1_000_000),
+            spark_min_interactions=int(_env("TASTEMAKER_SPARK_MIN_INTERACTIONS", "20000000") or 20_000_000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

@@ -39,6 +39,8 @@ class TrainingSpec:
     auto_ml_recipes: tuple[str, ...] = ()
     evaluate: bool = True  # trainingMode UPDATE skips the offline evaluation
     seed: int = 0
+    spark_master: str | None = None  # with data of at least spark_min_interactions, ALS fits run on Spark
+    spark_min_interactions: int = 20_000_000
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -58,4 +60,5 @@ class TrainingSpec:
         return cls(recipe=data["recipe"], out=Path(data["out"]), datasets=datasets, events_part=data["events_part"],
                    config=config, params=data["params"], perform_hpo=data["perform_hpo"], hpo=data["hpo"],
                    perform_auto_ml=data["perform_auto_ml"], auto_ml_recipes=tuple(data["auto_ml_recipes"]),
-                   evaluate=data["evaluate"], seed=data["seed"])
+                   evaluate=data["evaluate"], seed=data["seed"], spark_master=data["spark_master"],
+                   spark_min_interactions=data["spark_min_interactions"])

@@ -98,6 +98,11 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
         data.actions = ActionData.from_tables(tables["Actions"], tables.get("Action_Interactions"))
     params: dict[str, str] = dict(spec.params)
     result: dict[str, Any] = {}
+    spark = None
+    if spec.spark_master and data.n_interactions >= spec.spark_min_interactions:
+        from tastemaker.spark.training import use_spark_als  # pyspark is an optional extra: only when used
+
+        spark = use_spark_als(spec.spark_master)  # every ALS fit of this process (evaluation, final, HPO)
     folder = spec.out / CHECKPOINT_FOLDER
     checkpoints = FolderCheckpoints(folder) if folder.is_dir() else None
     recipe_name = spec.recipe
@@ -140,6 +145,8 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
                    "training_seconds": round(time.time() - started, 3),
                    "n_interactions": int(data.n_interactions), "n_users": int(data.n_users),
                    "n_items": int(data.n_items)})
+    if spark is not None and spark.fits:
+        result["spark"] = {"master": spec.spark_master, "als_fits": spark.fits}
     return result
 
 
@@ -178,7 +185,7 @@ def main(argv: list[str]) -> int:
     out = spec.out
     out.mkdir(parents=True, exist_ok=True)
     stop_file = out / "STOP"
-    from tastemaker.errors import TastemakerError
+    from tastemaker.errors import JobFailed, TastemakerError
     from tastemaker.recipes.base import TrainingStopped
     from tastemaker.recipes.training_data import InsufficientDataError
 
@@ -187,6 +194,9 @@ def main(argv: list[str]) -> int:
         result = run(spec, stop_file)
     except (TrainingStopped, StopIteration):
         result, code = {"status": "stopped"}, EXIT_STOPPED
+    except JobFailed as exc:  # e.g. tastemaker.spark.training's Spark failure, with its precise reason
+        traceback.print_exc()
+        result, code = {"status": "error", "reason": exc.reason}, 1
     except (InsufficientDataError, TastemakerError, ValueError) as exc:
         result, code = {"status": "refused", "reason": getattr(exc, "message", None) or str(exc)}, EXIT_REFUSED
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the version

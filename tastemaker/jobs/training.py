@@ -109,6 +109,8 @@ def build_spec(services: Services, version: resources.Resource, out: Path, workd
         auto_ml_recipes=tuple(a.rsplit("/", 1)[-1] for a in (config.get("auto_ml_config") or {}).get("recipe_list")
                               or []) or ("aws-user-personalization",),
         evaluate=body.get("training_mode", "FULL") != "UPDATE",
+        spark_master=services.settings.spark_master,
+        spark_min_interactions=services.settings.spark_min_interactions,
     )
 
 
@@ -231,8 +233,11 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
             "metrics": result.get("metrics", {}), "training_hours": round((time.time() - started) / 3600, 6),
             "trained_recipe": result.get("recipe"), "model_prefix": prefix,
             "training_stats": {k: result.get(k) for k in ("n_interactions", "n_users", "n_items",
-                                                          "training_seconds")},
+                                                          "training_seconds", "spark")},
         }
+        if result.get("spark"):
+            log.info("solution version %s: %d ALS fits on Spark (%s)", job.resource_arn,
+                     result["spark"]["als_fits"], result["spark"]["master"])
         if result.get("tuned_hpo_params"):
             changes["tuned_hpo_params"] = result["tuned_hpo_params"]
         try:

@@ -8,6 +8,8 @@ above EASE_MAX_ITEMS use implicit's ALS (hidden_dimension factors) with per-quer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
@@ -25,6 +27,17 @@ LAST_EVENTS_FOR_TRANSITIONS = 3
 ALS_ITERATIONS = 15
 ALS_REGULARIZATION = 0.1
 ALS_ALPHA = 10.0
+
+# fit_als's signature: (matrix, factors, seed, progress, should_stop, progress_span) -> (user, item factors)
+AlsBackend = Callable[[sp.csr_matrix, int, int, "Progress | None", "ShouldStop | None", tuple[float, float]],
+                      tuple[np.ndarray, np.ndarray]]
+_als_backend: AlsBackend | None = None  # None: implicit in this process; set by the trainer for Spark
+
+
+def set_als_backend(backend: AlsBackend | None) -> None:
+    """Route this process's ALS fits to `backend` (tastemaker.spark.training), or back to implicit with None."""
+    global _als_backend
+    _als_backend = backend
 
 
 def ease_lambda(data: TrainingData) -> float:
@@ -68,7 +81,10 @@ def fit_ease(matrix: sp.csr_matrix, lam: float) -> np.ndarray:
 
 def fit_als(matrix: sp.csr_matrix, factors: int, seed: int, progress: Progress | None,
             should_stop: ShouldStop | None, progress_span: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """implicit's CPU ALS (conjugate gradient); returns (user_factors, item_factors) float32."""
+    """implicit's CPU ALS (conjugate gradient), or the process's backend when one is set (set_als_backend);
+    returns (user_factors, item_factors) float32."""
+    if _als_backend is not None:
+        return _als_backend(matrix, factors, seed, progress, should_stop, progress_span)
     from implicit.cpu.als import AlternatingLeastSquares
 
     start, end = progress_span

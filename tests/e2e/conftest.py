@@ -44,6 +44,7 @@ def events(server: LocalServer):  # type: ignore[no-untyped-def]
 SPARK_MIN_LINES = 30  # batch files with fewer plain lines than this stay in-process on the Spark server
 SPARK_MIN_IMPORT_BYTES = 200_000  # smaller imports stay in-process on the Spark server
 SPARK_MIN_SEGMENT_USERS = 200  # segment jobs of models with fewer users stay in-process on the Spark server
+SPARK_MIN_INTERACTIONS = 1_000  # trainings on fewer interactions fit their ALS factors in-process there
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +56,8 @@ def spark_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, mo
                            "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
                            "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES),
                            "TASTEMAKER_SPARK_MIN_IMPORT_BYTES": str(SPARK_MIN_IMPORT_BYTES),
-                           "TASTEMAKER_SPARK_MIN_SEGMENT_USERS": str(SPARK_MIN_SEGMENT_USERS)})
+                           "TASTEMAKER_SPARK_MIN_SEGMENT_USERS": str(SPARK_MIN_SEGMENT_USERS),
+                           "TASTEMAKER_SPARK_MIN_INTERACTIONS": str(SPARK_MIN_INTERACTIONS)})
     srv.start()
     yield srv
     srv.stop()
