@@ -33,8 +33,10 @@ def _add_monitoring_flags(parser: argparse.ArgumentParser, *, metrics: bool) -> 
 
 def _add_spark_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spark-master", default=None,
-                        help="score large batch inference jobs on this Spark master, e.g. local[4] or "
-                             "spark://host:7077 (needs the extra tastemaker[spark]; default TASTEMAKER_SPARK_MASTER)")
+                        help="run large work on this Spark master, e.g. local[4] or spark://host:7077: batch "
+                             "inference and segment jobs, imports and ALS training above their size settings "
+                             "(docs/configuration.md; needs the extra tastemaker[spark]; default "
+                             "TASTEMAKER_SPARK_MASTER)")
 
 
 def _add_state_flags(parser: argparse.ArgumentParser) -> None:
