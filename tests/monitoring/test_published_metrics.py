@@ -33,6 +33,13 @@ def _read(engine: sa.Engine, campaign: str, publisher: Publisher | None = None) 
     return found[0] if found else None
 
 
+def _window(engine: sa.Engine, campaign: str, publisher: Publisher | None = None) -> list[float]:
+    found = _read(engine, campaign, publisher)
+    assert found is not None
+    (window,) = found.minutes.values()
+    return window
+
+
 def test_the_figures_of_several_processes_add_up_once(engine: sa.Engine) -> None:
     campaign = f"arn:aws:personalize:us-east-1:000000000000:campaign/c-{uuid.uuid4().hex[:8]}"
     now = time.time()
@@ -53,7 +60,7 @@ def test_the_figures_of_several_processes_add_up_once(engine: sa.Engine) -> None
 
     a.request(now, "GetRecommendations", {"campaign_arn": campaign}, 200, 0.5)
     assert pa.publish(now) == 1  # the changed minute only, replacing a's row: still counted once
-    (window,) = _read(engine, campaign).minutes.values()  # type: ignore[union-attr]
+    window = _window(engine, campaign)
     assert window[:4] == [10, 1, 1, 8] and window[5] == 0.5
 
     a.job(now, "import", "arn:dataset", failed=True, seconds=3.0)  # a failed job: no latency figures
@@ -61,7 +68,7 @@ def test_the_figures_of_several_processes_add_up_once(engine: sa.Engine) -> None
     with engine.connect() as conn:
         jobs = [s for s in series(conn, now - 3600, publisher=Publisher(engine, Recorder())) if s.kind == "job"
                 and s.value == "arn:dataset"]
-    assert [list(s.minutes.values())[0][:4] for s in jobs] == [[1, 1, 0, 0]]
+    assert [w[:4] for s in jobs for w in s.minutes.values()] == [[1, 1, 0, 0]]
 
 
 def test_a_reader_sees_its_own_process_live_and_the_others_as_published(engine: sa.Engine) -> None:
@@ -71,13 +78,12 @@ def test_a_reader_sees_its_own_process_live_and_the_others_as_published(engine: 
     me, them = Publisher(engine, mine), Publisher(engine, other)
     other.request(now, "GetRecommendations", {"campaign_arn": campaign}, 200, 1.0)
     mine.request(now, "GetRecommendations", {"campaign_arn": campaign}, 200, 1.0)
-    assert _read(engine, campaign, me) is not None
-    assert list(_read(engine, campaign, me).minutes.values())[0][0] == 1  # type: ignore[union-attr]
+    assert _window(engine, campaign, me)[0] == 1
     them.publish(now)
     me.publish(now)  # its own rows are skipped by its own reads (it adds its live figures instead)
     mine.request(now, "GetRecommendations", {"campaign_arn": campaign}, 200, 1.0)
-    assert list(_read(engine, campaign, me).minutes.values())[0][0] == 3  # type: ignore[union-attr]
-    assert list(_read(engine, campaign).minutes.values())[0][0] == 2  # type: ignore[union-attr]  # published
+    assert _window(engine, campaign, me)[0] == 3
+    assert _window(engine, campaign)[0] == 2  # what is published
 
 
 def test_rows_older_than_the_retention_window_are_pruned(engine: sa.Engine) -> None:
