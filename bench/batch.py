@@ -264,7 +264,7 @@ def main() -> int:
     lines = min(args.lines or args.users, args.users)
     user_file, item_file = write_inputs(data / f"batch-in-{lines}", lines, args.segment_queries, args.items)
     small_file = data / "batch-in" / "small" / "users.jsonl"
-    small_file.parent.mkdir(exist_ok=True)
+    small_file.parent.mkdir(parents=True, exist_ok=True)
     small_file.write_text("".join(f'{{"userId": "u{u}"}}\n' for u in range(min(1000, args.users))))
     out = data / f"batch-out-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()

@@ -227,9 +227,12 @@ class CollaborativeModel(TrainedModel):
         out = np.zeros((len(item_sets), self.n_users), np.float32)
         if "user_factors" in self.arrays:
             users, item_factors = np.asarray(self.arrays["user_factors"]), np.asarray(self.arrays["item_factors"])
+            means = np.zeros((len(item_sets), item_factors.shape[1]), np.float32)
             for row, items in enumerate(item_sets):
                 if len(items):
-                    out[row] = users @ item_factors[np.asarray(items)].mean(axis=0)
+                    means[row] = item_factors[np.asarray(items)].mean(axis=0)
+            # one matrix product for the block: the user factors are read once, not once per set
+            np.matmul(means, users.T, out=out)
             return out
         indptr, hist = self.arrays["hist_indptr"], self.arrays["hist_items"]
         histories = [np.asarray(hist[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
