@@ -2,11 +2,14 @@
 
 Sets up a server (one process, SQLite) with the dataset imported (interactions, items, users), a trained
 aws-user-personalization version deployed as a campaign, a popularity baseline, an event tracker with a few
-events, a filter and a finished batch inference job; then requests each page `--repeat` times through httpx
+events, a filter, a finished batch inference job, a finished dataset export (Items), a finished data deletion
+and a metric attribution; then requests each page `--repeat` times through httpx
 and reports, per page, the server process's CPU time per request (utime+stime from /proc, so a loaded machine
 inflates it far less than wall time) and the client-side wall time, both as medians over `--rounds` rounds,
 beside the server's idle CPU over the same wall time (the background threads' share) and the `/ping` CPU
-per request (the floor of any request).
+per request (the floor of any request). Last, in this process on the same data, the attribution figures the
+jobs page used to compute per load (jobs.impact.report, which first runs the aggregator) beside what it reads now
+(console.attribution.figures: stored totals and recent windows), as process CPU medians over interleaved rounds.
 
     .venv/bin/python bench/console_pages.py [../shared/data/movielens-1m-partial/personalize] [--repeat 10]
 """
@@ -96,8 +99,55 @@ def setup(srv: LocalServer, data: Path, work: Path) -> dict[str, str]:
         jobOutput={"s3DataDestination": {"path": str(work / "batch" / "out") + "/"}},
         roleArn="arn:aws:iam::000000000000:role/x")["batchInferenceJobArn"]
     wait(lambda: p.describe_batch_inference_job(batchInferenceJobArn=job), "batchInferenceJob")
+    export = p.create_dataset_export_job(
+        jobName="bench-export", datasetArn=datasets["Items"], ingestionMode="BULK",
+        roleArn="arn:aws:iam::000000000000:role/x",
+        jobOutput={"s3DataDestination": {"path": str(work / "exports") + "/"}})["datasetExportJobArn"]
+    wait(lambda: p.describe_dataset_export_job(datasetExportJobArn=export), "datasetExportJob")
+    nobody = work / "delete-users.csv"
+    nobody.write_text("USER_ID\nno-such-user\n")
+    deletion = p.create_data_deletion_job(jobName="bench-deletion", datasetGroupArn=group,
+                                          dataSource={"dataLocation": str(nobody)},
+                                          roleArn="arn:aws:iam::000000000000:role/x")["dataDeletionJobArn"]
+    deadline = time.time() + 600
+    while p.describe_data_deletion_job(dataDeletionJobArn=deletion)["dataDeletionJob"]["status"] != "COMPLETED":
+        if time.time() > deadline:
+            raise SystemExit("the data deletion did not complete")
+        time.sleep(1)
+    attribution = p.create_metric_attribution(
+        name="bench-attribution", datasetGroupArn=group,
+        metricsOutputConfig={"roleArn": "arn:aws:iam::000000000000:role/x"},
+        metrics=[{"eventType": "rating", "metricName": "RATINGS", "expression": "SAMPLECOUNT()"}])
+    wait(lambda: p.describe_metric_attribution(metricAttributionArn=attribution["metricAttributionArn"]),
+         "metricAttribution")
     return {"group": group, "campaign": campaign, "tracker": tracker["eventTrackerArn"],
-            "version": versions["aws-user-personalization"], "filter": filt}
+            "version": versions["aws-user-personalization"], "filter": filt,
+            "attribution": attribution["metricAttributionArn"]}
+
+
+def attribution_reads(srv: LocalServer, arn: str, rounds: int, repeat: int) -> tuple[float, float]:
+    """(ms of process CPU per call of jobs.impact.report + arm_report, of console.attribution.figures): medians
+    over interleaved rounds, in this process on the server's data."""
+    from types import SimpleNamespace
+
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.console.attribution import figures
+    from tastemaker.jobs import impact
+
+    services = build_services(Settings.from_env(data_dir=srv.data_dir), migrate=False, serves_requests=False)
+    api: Any = SimpleNamespace(services=services)
+    old, new = [], []
+    for _ in range(rounds):
+        started = time.process_time()
+        for _ in range(repeat):
+            impact.arm_report(services, impact.report(services, arn))
+        old.append((time.process_time() - started) * 1000 / repeat)
+        started = time.process_time()
+        for _ in range(repeat):
+            figures(api, arn)
+        new.append((time.process_time() - started) * 1000 / repeat)
+    return statistics.median(old), statistics.median(new)
 
 
 def measure(srv: LocalServer, client: httpx.Client, method: str, url: str, repeat: int,
@@ -137,7 +187,7 @@ def main() -> int:
             ("group list", "GET", "/console/groups", None),
             ("group page", "GET", f"/console/group?arn={g}", None),
             ("campaign page", "GET", f"/console/campaign?arn={arns['campaign']}", None),
-            ("test panel + why this item (25 items)", "POST", f"/console/campaign?arn={arns['campaign']}",
+            ("test panel + why + item metadata (25)", "POST", f"/console/campaign?arn={arns['campaign']}",
              {"csrf": token, "userId": "1", "numResults": "25"}),
             ("filter preview (25 items)", "POST", f"/console/filter/preview?arn={g}",
              {"csrf": token, "filterExpression": 'EXCLUDE ItemID WHERE Items.GENRES IN ("Comedy")',
@@ -145,7 +195,7 @@ def main() -> int:
             ("tracker page", "GET", f"/console/tracker?arn={arns['tracker']}", None),
             ("monitoring", "GET", f"/console/monitoring?arn={g}", None),
             ("audit trail", "GET", "/console/audit", None),
-            ("jobs", "GET", f"/console/jobs?arn={g}", None),
+            ("jobs: batch, export, deletion, attribution", "GET", f"/console/jobs?arn={g}", None),
             ("evaluation evidence", "GET", f"/console/evaluation?arn={arns['version']}", None),
             ("delete preview", "GET", f"/console/group/delete?arn={g}", None),
         ]
@@ -163,10 +213,13 @@ def main() -> int:
                 results[name].append(measure(srv, client, method, url, args.repeat, form))
         print(f"load average after: {os.getloadavg()}; server idle CPU {statistics.median(idle):.1f} ms per "
               f"wall second; /ping {statistics.median(c for c, _ in ping):.2f} ms CPU per request")
-        print(f"{'page':40} {'server CPU ms':>14} {'client wall ms':>15}")
+        print(f"{'page':44} {'server CPU ms':>14} {'client wall ms':>15}")
         for name, rows in results.items():
-            print(f"{name:40} {statistics.median(c for c, _ in rows):14.1f} "
+            print(f"{name:44} {statistics.median(c for c, _ in rows):14.1f} "
                   f"{statistics.median(w for _, w in rows):15.1f}")
+        old, new = attribution_reads(srv, arns["attribution"], args.rounds, args.repeat)
+        print(f"attribution figures per jobs page load (process CPU ms): aggregating first (impact.report) {old:.2f}, "
+              f"stored totals and windows (console.attribution.figures) {new:.2f}; load average {os.getloadavg()}")
     return 0
 
 

@@ -6,6 +6,10 @@ TASTEMAKER_REQUEST_METRICS=off), in interleaved rounds of the same run.
 
     .venv/bin/python bench/monitoring_cost.py
     .venv/bin/python bench/monitoring_cost.py --serving --users 20000 --items 5000 --seconds 6 --repeat 3
+    .venv/bin/python bench/monitoring_cost.py --serving --state /tmp/tm-sv/server-400000-60000 --users 400000
+
+With --state, the servers run on a folder `bench/serving.py --reuse` left (its bench-state.json names the
+campaign; --users must be that run's) instead of generating and training new data.
 
 In-process it prints microseconds per call for: the request id; `Monitor.answered` with request logging off
 (metrics only) and on (metrics + one text or JSON line written to /dev/null); the Prometheus exposition of
@@ -17,6 +21,7 @@ that holds on a shared machine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -72,13 +77,17 @@ def serving(args: argparse.Namespace) -> None:
 
     from tastemaker.cli.local_server import LocalServer
 
-    root = Path(tempfile.mkdtemp(prefix="tm-monitoring-cost-"))
-    data = root / "data"
-    paths = bench.generate(data, args.users, args.items, args.per_user)
-    state_dir = root / "server"
+    if args.state is not None:
+        state_dir = args.state
+        state = json.loads((state_dir / "bench-state.json").read_text())
+    else:
+        root = Path(tempfile.mkdtemp(prefix="tm-monitoring-cost-"))
+        data = root / "data"
+        paths = bench.generate(data, args.users, args.items, args.per_user)
+        state_dir = root / "server"
+        with LocalServer(state_dir, import_roots=[data], env={"TASTEMAKER_JOB_THREADS": "1"}) as trainer:
+            state = bench.setup(trainer, paths, args.factors)
     common = ["--workers", str(args.workers)]
-    with LocalServer(state_dir, import_roots=[data], env={"TASTEMAKER_JOB_THREADS": "1"}) as trainer:
-        state = bench.setup(trainer, paths, args.factors)
     # Both measured servers run no jobs (no maintenance loop), so they differ in the monitoring only.
     on = LocalServer(state_dir, extra_args=common, env={"TASTEMAKER_JOB_THREADS": "0"})
     off = LocalServer(state_dir, extra_args=[*common, "--log-level", "warning"],
@@ -106,7 +115,8 @@ def serving(args: argparse.Namespace) -> None:
                 server.stop()
     rps = {name: statistics.median(r["rps"] for r in found) for name, found in runs.items()}
     cpu = {name: statistics.median(r["cpu_ms"] for r in found) for name, found in runs.items()}
-    print(f"\n{args.users:,} users x {args.items:,} items, --workers {args.workers}, {args.connections} connections, "
+    data = f"the state in {args.state}" if args.state else f"{args.users:,} users x {args.items:,} items"
+    print(f"\n{data}, --workers {args.workers}, {args.connections} connections, "
           f"{args.seconds:.0f} s per run, medians of {args.repeat} interleaved rounds; load average at the end "
           f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name in ("on", "off"):
@@ -118,6 +128,7 @@ def serving(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serving", action="store_true", help="compare two servers under load (else in-process)")
+    parser.add_argument("--state", type=Path, help="a server folder bench/serving.py --reuse left (no training)")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--per-user", type=float, default=6.0)

@@ -56,6 +56,10 @@ class Settings:
     # inference file that go to Spark (smaller blocks score faster in-process than a Spark job starts).
     spark_master: str | None = None
     spark_min_lines: int = 100_000
+    # ... the fewest source bytes of an import read on Spark, and the fewest trained users of a batch segment job
+    # scored on Spark (below them a Spark job costs more than it saves).
+    spark_min_import_bytes: int = 1 << 30
+    spark_min_segment_users: int = 1_000_000
 
     @property
     def resolved_db_url(self) -> str:
@@ -108,6 +112,8 @@ class Settings:
             request_metrics=(_env("TASTEMAKER_REQUEST_METRICS", "on") or "on").lower() not in ("off", "0", "false"),
             spark_master=_env("TASTEMAKER_SPARK_MASTER"),
             spark_min_lines=int(_env("TASTEMAKER_SPARK_MIN_LINES", "100000") or 100_000),
+            spark_min_import_bytes=int(_env("TASTEMAKER_SPARK_MIN_IMPORT_BYTES", str(1 << 30)) or 1 << 30),
+            spark_min_segment_users=int(_env("TASTEMAKER_SPARK_MIN_SEGMENT_USERS", "1000000") or 1_000_000),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "import_roots" in clean:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +80,27 @@ def redis_url() -> str:
     except Exception as exc:  # noqa: BLE001
         need_service("Redis", "Start it on 127.0.0.1:6379 or set TASTEMAKER_TEST_REDIS_URL.", False, str(exc))
     return REDIS_URL
+
+
+# The metadata stores a store-level test runs on; with `store_engine` a module's `engine` fixture is two lines:
+#   @pytest.fixture(params=STORES)
+#   def engine(request, tmp_path): yield from store_engine(request, tmp_path, clear=("resources",))
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def store_engine(request: pytest.FixtureRequest, tmp_path: Path, clear: tuple[str, ...]) -> Iterator[Any]:
+    """A migrated metadata store: a new SQLite file, or the session's PostgreSQL database with the `clear` tables
+    emptied first (that database is shared by the session's tests; seeded tables such as the change counter
+    keep their rows)."""
+    import sqlalchemy as sa
+
+    from tastemaker.store import db
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    eng = db.create_engine(url)
+    db.upgrade(eng)
+    with eng.begin() as conn:
+        for table in clear:
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    yield eng
+    eng.dispose()

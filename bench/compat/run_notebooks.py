@@ -15,7 +15,8 @@ namespace, as in a fresh kernel, in its own folder under --work. Only the enviro
   raises CellTimeout once a cell has run --cell-timeout seconds (a loop waiting for a status that never comes,
   such as a notebook that waits for ACTIVE only and never for CREATE FAILED, fails its cell instead of hanging);
 - `open` answers the SageMaker notebook-instance metadata file from the scratch folder;
-- `--pandas1` puts back `DataFrame.append` (removed in pandas 2), which the POC-in-a-box workshop still calls.
+- `--pandas1` puts back `DataFrame.append` (removed in pandas 2), which the POC-in-a-box workshop still calls, and
+  pandas 1's `read_csv(dtype=..., index_col=...)`, which left the index its inferred type (POC-in-a-box 05).
 
 Every code cell prints PASS or FAIL with the error; the run exits 1 when a cell failed.
 
@@ -34,6 +35,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,6 +225,22 @@ def run_series(name: str, paths: list[str], snapshot: Path, env: Environment, cl
     return results
 
 
+def _pandas1_read_csv(read_csv: Any) -> Any:
+    """pandas < 2 did not apply `dtype` to the `index_col` column: the index kept its inferred (numeric) type, and
+    POC-in-a-box 05 looks movies up by `items_df.loc[589]` after `read_csv(..., dtype={'movieId': 'object'},
+    index_col=0)`. Give such an index its numeric type back, as pandas 1 did."""
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        frame = read_csv(*args, **kwargs)
+        dtype, index_col = kwargs.get("dtype"), kwargs.get("index_col")
+        if isinstance(dtype, dict) and index_col is not None and index_col is not False and frame.index.name in dtype:
+            import pandas as pd
+
+            with contextlib.suppress(ValueError, TypeError):
+                frame.index = pd.Index(pd.to_numeric(frame.index), name=frame.index.name)
+        return frame
+    return patched
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("snapshot", type=Path, help="amazon-personalize-samples: a checkout or a bare git dir")
@@ -230,15 +248,23 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated: names of {list(NOTEBOOKS)}, or .ipynb paths inside the snapshot")
     parser.add_argument("--data", type=Path, default=SHARED, help="an ml-latest-small folder (ratings/movies.csv)")
     parser.add_argument("--max-users", type=int, default=None, help="keep only users 1..N of the ratings")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/tastemaker-notebooks"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tastemaker-notebooks"),
+                        help="scratch folder (emptied first: each run starts from a new server, as a fresh account)")
     parser.add_argument("--sleep", type=float, default=0.2, help="longest sleep a notebook's time.sleep gets")
     parser.add_argument("--cell-timeout", type=float, default=600, help="seconds a cell may wait in time.sleep")
     parser.add_argument("--endpoint", default=None, help="a running Tastemaker (else one is started)")
-    parser.add_argument("--pandas1", action="store_true", help="restore DataFrame.append for pandas >= 2")
+    parser.add_argument("--pandas1", action="store_true", help="restore pandas 1 behaviour the notebooks rely on (DataFrame.append, read_csv index dtype)")
     parser.add_argument("--quiet", action="store_true", help="hide the cells' own output")
     parser.add_argument("--json", type=Path, default=None, help="write the per-cell results here")
     args = parser.parse_args(argv)
 
+    marker = args.work / ".tastemaker-notebooks"
+    if args.work.exists() and any(args.work.iterdir()):  # a previous run's server would make the creates collide
+        if not marker.exists():
+            parser.error(f"--work {args.work} is not empty and was not made by this driver; name another folder")
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     env = Environment(args.data, args.work.resolve(), args.max_users)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server it started, as on Ctrl-C
     clock = Clock(args.sleep, args.cell_timeout)
@@ -247,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if not hasattr(pd.DataFrame, "append"):
             pd.DataFrame.append = lambda self, other, **kw: pd.concat([self, other], **kw)  # type: ignore[attr-defined]
+        pd.read_csv = _pandas1_read_csv(pd.read_csv)
     results: list[CellResult] = []
     with services(env, args.endpoint):
         for name in args.notebooks.split(","):

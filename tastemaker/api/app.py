@@ -52,6 +52,7 @@ from tastemaker.monitoring.requests import (
 from tastemaker.realtime.inline import NotWarm, inline
 from tastemaker.services import Services
 from tastemaker.serving.deployments import FRESH_SECONDS
+from tastemaker.serving.engine import WireAnswer
 
 log = logging.getLogger("tastemaker.api")
 INLINE = inline_operations()
@@ -160,7 +161,8 @@ class Api:
         if headers is None:
             headers = HeaderLists.from_asgi(scope["headers"])
         protocol = "json" if headers.first("x-amz-target") else "rest-json"
-        info = credential = raw = params = payload = error = None
+        info = credential = raw = params = error = None
+        payload: Any = None
         try:
             method = scope["method"]
             raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -193,7 +195,10 @@ class Api:
             result = await self.run(info.name, fn, ctx, params)
             if info.name in SETTLE_OPERATIONS:
                 await asyncio.sleep(FRESH_SECONDS)  # read-your-writes for every worker and replica
-            payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
+            if isinstance(result, WireAnswer):  # built in its wire form by the operation (GetRecommendations)
+                payload = result
+            else:
+                payload = to_wire(info.output_shape, result or {}) if info.output_shape is not None else {}
             reply = Reply(orjson.dumps(payload), media_type=info.content_type)
         except TastemakerError as exc:
             error = exc
@@ -355,4 +360,6 @@ def _claimed_key(headers: HeaderLists) -> str | None:
 
 
 def build_app(services: Services, keys: KeyStore) -> Application:
-    return Application(Api(services, keys))
+    app = Application(Api(services, keys))
+    app.on_shutdown.append(app.api.monitor.flush)  # the buffered request lines (a worker exits without atexit)
+    return app

@@ -39,10 +39,10 @@ def explained(services: Any, arn: str, *, region: str, user_id: str | None, item
     target = {"recommender_arn" if ":recommender/" in arn else "campaign_arn": arn}
     answer = get_recommendations(RequestContext(services, region), **target, user_id=user_id, item_id=item_id,
                                  num_results=num_results, filter_arn=filter_arn, filter_values=filter_values)
-    items = [{"itemId": i["item_id"], "promotionName": i.get("promotion_name")} for i in answer["item_list"]]
+    items = [{"itemId": i["itemId"], "promotionName": i.get("promotionName")} for i in answer["itemList"]]
     reasons = explain(services, arn, items, user_id=user_id, item_id=item_id)
     return {"arn": arn, "userId": user_id, "itemId": item_id, "filterArn": filter_arn,
-            "items": [{**r.as_dict(), "score": i.get("score")} for r, i in zip(reasons, answer["item_list"],
+            "items": [{**r.as_dict(), "score": i.get("score")} for r, i in zip(reasons, answer["itemList"],
                                                                              strict=True)]}
 
 

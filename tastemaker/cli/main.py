@@ -164,6 +164,7 @@ def cmd_import_report(args: argparse.Namespace) -> int:
     body = job.body
     report = {"datasetImportJobArn": job.arn, "status": job.status, "importedRows": body.get("row_count"),
               "skippedRows": body.get("skipped_rows", 0), "skippedExamples": body.get("skipped_examples", []),
+              "ignoredColumns": body.get("ignored_columns", []),
               "failureReason": body.get("failure_reason")}
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0

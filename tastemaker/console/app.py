@@ -35,6 +35,7 @@ from starlette.templating import Jinja2Templates
 from tastemaker.api.app import Api
 from tastemaker.console import batch, insight
 from tastemaker.console.calls import BotoShaped, Caller
+from tastemaker.console.items import shown_metadata
 from tastemaker.console.pages import (
     PAGE,
     PREFIX,
@@ -454,11 +455,12 @@ class Console:
             history = [(item, kind, when(at)) for item, kind, at in
                        zip(events.item_ids[:HISTORY], events.event_types[:HISTORY], events.timestamps[:HISTORY],
                            strict=False)]
+        columns, about = await to_thread(lambda: shown_metadata(self.api.services, arn, result, history))
         return ctx.render("campaign.html", status=400 if error else 200, campaign=campaign, group=group,
                           kind="Recommender" if is_recommender(arn) else "Campaign", arn=arn,
                           filters=[f for f in filters if f.get("status") == "ACTIVE"], result=result, error=error,
                           form=form or {"numResults": "10"}, refresh=busy(campaign.get("status")),
-                          history=history, reasons=reasons or [])
+                          history=history, reasons=reasons or [], columns=columns, about=about)
 
     async def test_campaign(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form

@@ -10,6 +10,10 @@ goes on, as Personalize finishes such an import ACTIVE. The id field and every I
 What was skipped (count and the first examples with their lines) comes back in ImportResult for the job's
 log and `tastemaker import-report`.
 
+Columns with an empty name in the header are ignored and reported the same way (ImportResult.ignored_columns):
+pandas' `DataFrame.to_csv(path)` writes its index as such a first column, and AWS's own sample notebooks
+import files written that way. A named column that is not in the schema still fails the import.
+
 Progress: `import_csv(progress=...)` is called after each parsed block with the rows read so far (kept and
 skipped, all files) and the source bytes read so far (compressed bytes for `.gz` files, as their sizes are), so
 a caller can show an import's advance while it runs (tastemaker.jobs.tasks records it in the job's document).
@@ -76,6 +80,7 @@ class ImportResult:
     bytes_read: int
     skipped: int = 0  # rows left out (see the module docstring)
     skipped_examples: list[str] = field(default_factory=list)  # the first few, with file, line and reason
+    ignored_columns: list[str] = field(default_factory=list)  # unnamed header columns left out, per file
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,9 +225,8 @@ def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, 
     """
     dataset_type = normalize_dataset_type(dataset_type)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dictionary_columns = [f.name for f in schema.fields if f.categorical or f.name == "EVENT_TYPE"]
-    writer = _PartWriter(out_dir, arrow_schema(schema), rows_per_file, dictionary_columns)
-    skippable = _skippable_fields(schema, dataset_type)
+    writer = part_writer(out_dir, schema, rows_per_file)
+    skippable = skippable_fields(schema, dataset_type)
     result = ImportResult(rows=0, files=[], bytes_read=0)
     try:
         for source in sources:
@@ -237,7 +241,13 @@ def import_csv(sources: Sequence[CsvSource], schema: Schema, dataset_type: str, 
     return result
 
 
-def _skippable_fields(schema: Schema, dataset_type: str) -> frozenset[str]:
+def part_writer(out_dir: Path, schema: Schema, rows_per_file: int) -> PartWriter:
+    """The writer of an import's part-NNNNN.parquet files (the one Parquet layout every import has)."""
+    dictionary_columns = [f.name for f in schema.fields if f.categorical or f.name == "EVENT_TYPE"]
+    return PartWriter(out_dir, arrow_schema(schema), rows_per_file, dictionary_columns)
+
+
+def skippable_fields(schema: Schema, dataset_type: str) -> frozenset[str]:
     """Non-nullable fields whose empty cell skips the row instead of failing the import."""
     id_field = ENTITY_ID_FIELDS.get(dataset_type)
     if id_field is None:
@@ -270,7 +280,7 @@ class _CountingStream(io.RawIOBase):
         super().close()
 
 
-def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
+def _import_source(source: CsvSource, schema: Schema, writer: PartWriter, max_errors: int,
                    skippable: frozenset[str], result: ImportResult, progress: ImportProgress | None) -> None:
     try:
         _read_source(source, schema, writer, max_errors, skippable, result, progress)
@@ -280,7 +290,7 @@ def _import_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_e
         raise DataLocationError(f"Cannot read {source.name}: {exc}") from None
 
 
-def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_errors: int,
+def _read_source(source: CsvSource, schema: Schema, writer: PartWriter, max_errors: int,
                  skippable: frozenset[str], result: ImportResult, progress: ImportProgress | None) -> None:
     rows_before, bytes_before = result.rows + result.skipped, result.bytes_read  # earlier files
     counting = _CountingStream(source.open())
@@ -302,12 +312,11 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
             )
         except pa.ArrowInvalid as exc:
             if "Empty CSV file" in str(exc):
-                raise CsvImportError(
-                    f"{source.name} is empty; the first line must be a header naming the schema fields.") from None
+                raise _empty_file(source) from None
             raise _parse_failure(source, exc) from None
         header = reader.schema.names
-        present = _check_header(source, schema, header)
-        target = arrow_schema(schema)
+        present = check_header(source, schema, header)
+        note_unnamed_columns(source, header, result)
         batches = iter(reader)
         while len(problems) < max_errors:
             try:
@@ -316,67 +325,120 @@ def _read_source(source: CsvSource, schema: Schema, writer: _PartWriter, max_err
                 break
             except pa.ArrowInvalid as exc:
                 raise _parse_failure(source, exc) from None
-            columns = []
-            skip: pa.Array | None = None  # rows of this batch left out (empty cell in a skippable field)
-            for f in schema.fields:
-                if f.name not in present:
-                    columns.append(pa.nulls(batch.num_rows, target.field(f.name).type))
-                    continue
-                cells = batch.column(present[f.name])
-                if f.name in skippable and cells.null_count:
-                    empty = pc.is_null(cells)
-                    for row in _first_true(pc.and_not(empty, skip) if skip is not None else empty,
-                                           MAX_SKIP_EXAMPLES - len(skipped)):
-                        skipped.append((rows + row, f.name))
-                    skip = empty if skip is None else pc.or_(skip, empty)
-                    f = replace(f, nullable=True)
-                converted, found = convert_column(cells, f, max_errors - len(problems))
-                problems.extend((rows + row, f.name, message) for row, message in found)
-                columns.append(converted)
-            if not problems:
-                out = pa.RecordBatch.from_arrays(columns, schema=target)
-                if skip is not None:
-                    out = out.filter(pc.invert(skip))
-                writer.write(out)
-                kept += out.num_rows
+            checked = check_batch(batch, schema, present, skippable, max_errors - len(problems),
+                                  MAX_SKIP_EXAMPLES - len(skipped))
+            problems.extend((rows + row, column, message) for row, column, message in checked.problems)
+            skipped.extend((rows + row, column) for row, column in checked.skipped)
+            if checked.out is not None and not problems:
+                writer.write(checked.out)
+                kept += checked.out.num_rows
             rows += batch.num_rows
             if progress is not None:
                 progress(rows_before + rows, bytes_before + counting.count)
     finally:
         stream.close()
     if problems:
-        problems.sort(key=lambda p: (p[0], schema.field_names.index(p[1])))
-        lines = _record_lines(source, [p[0] for p in problems[:max_errors]])
-        reasons = [f"Invalid data in {source.name} line {lines[record]}, column {column}: {message}"
-                   for record, column, message in problems[:max_errors]]
-        if len(problems) >= max_errors:
-            reasons.append(f"Import stopped after {max_errors} problems.")
-        raise CsvImportError(" ".join(reasons))
+        raise problems_failure(source, schema, problems, max_errors)
     result.rows += kept
     result.bytes_read += counting.count
     result.skipped += rows - kept
+    add_skipped_examples(source, skipped, result)
+
+
+@dataclass
+class CheckedBatch:
+    """One parsed batch checked against the schema (`check_batch`)."""
+
+    out: pa.RecordBatch | None  # the typed rows kept, None when the batch has a problem
+    problems: list[tuple[int, str, str]]  # (row in the batch, column, message)
+    skipped: list[tuple[int, str]]  # (row in the batch, field) of the first rows left out
+
+
+def check_batch(batch: pa.RecordBatch, schema: Schema, present: dict[str, int], skippable: frozenset[str],
+                limit: int, skip_examples: int) -> CheckedBatch:
+    """Validate and convert one batch of string cells (null = empty), the columns at `present`'s positions.
+
+    At most `limit` problems and `skip_examples` skipped rows are named. Used by `import_csv` and, on each
+    executor, by the Spark import (tastemaker.spark.imports), so both apply the same rules and messages.
+    """
+    target = arrow_schema(schema)
+    problems: list[tuple[int, str, str]] = []
+    skipped: list[tuple[int, str]] = []
+    columns = []
+    skip: pa.Array | None = None  # rows of this batch left out (empty cell in a skippable field)
+    for f in schema.fields:
+        if f.name not in present:
+            columns.append(pa.nulls(batch.num_rows, target.field(f.name).type))
+            continue
+        cells = batch.column(present[f.name])
+        if f.name in skippable and cells.null_count:
+            empty = pc.is_null(cells)
+            for row in _first_true(pc.and_not(empty, skip) if skip is not None else empty,
+                                   skip_examples - len(skipped)):
+                skipped.append((row, f.name))
+            skip = empty if skip is None else pc.or_(skip, empty)
+            f = replace(f, nullable=True)
+        converted, found = convert_column(cells, f, limit - len(problems))
+        problems.extend((row, f.name, message) for row, message in found)
+        columns.append(converted)
+    if problems:
+        return CheckedBatch(None, problems, skipped)
+    out = pa.RecordBatch.from_arrays(columns, schema=target)
+    if skip is not None:
+        out = out.filter(pc.invert(skip))
+    return CheckedBatch(out, problems, skipped)
+
+
+def problems_failure(source: CsvSource, schema: Schema, problems: list[tuple[int, str, str]],
+                     max_errors: int) -> CsvImportError:
+    """The import's failure for problems found in `source`: (record index in the file, column, message)."""
+    problems = sorted(problems, key=lambda p: (p[0], schema.field_names.index(p[1])))
+    lines = record_lines(source, [p[0] for p in problems[:max_errors]])
+    reasons = [f"Invalid data in {source.name} line {lines[record]}, column {column}: {message}"
+               for record, column, message in problems[:max_errors]]
+    if len(problems) >= max_errors:
+        reasons.append(f"Import stopped after {max_errors} problems.")
+    return CsvImportError(" ".join(reasons))
+
+
+def add_skipped_examples(source: CsvSource, skipped: list[tuple[int, str]], result: ImportResult) -> None:
+    """Name the first skipped rows of `source` (record index in the file, field) in `result`, with their lines."""
     if skipped and len(result.skipped_examples) < MAX_SKIP_EXAMPLES:
-        skipped.sort()
-        lines = _record_lines(source, [record for record, _ in skipped])
+        skipped = sorted(skipped)
+        lines = record_lines(source, [record for record, _ in skipped])
         result.skipped_examples += [
             f"{source.name} line {lines[record]}: empty value in {name}, which is not nullable; row skipped."
             for record, name in skipped][:MAX_SKIP_EXAMPLES - len(result.skipped_examples)]
 
 
-def _check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[str, int]:
+def _empty_file(source: CsvSource) -> CsvImportError:
+    return CsvImportError(f"{source.name} is empty; the first line must be a header naming the schema fields.")
+
+
+def read_header(source: CsvSource) -> list[str]:
+    """The header of `source` (its first non-blank record) without reading further, for a reader that parses
+    the data elsewhere (tastemaker.spark.imports); raises the local path's error for an empty file."""
+    for _record, _line, cells in _scan_records(source, with_header=True):
+        return cells
+    raise _empty_file(source)
+
+
+def note_unnamed_columns(source: CsvSource, header: list[str], result: ImportResult) -> None:
+    """Record the header's columns with an empty name, which the import ignores (see the module docstring)."""
+    unnamed = [index + 1 for index, name in enumerate(header) if not name.strip()]
+    if unnamed:
+        result.ignored_columns.append(
+            f"{source.name}: column {', '.join(map(str, unnamed))} has an empty name in the header and was ignored "
+            "(pandas' DataFrame.to_csv writes its index that way; write with index=False to leave it out).")
+
+
+def check_header(source: CsvSource, schema: Schema, header: list[str]) -> dict[str, int]:
     """Map field name -> column position; raise for repeated, unknown or missing required columns."""
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise CsvImportError(f"Input CSV {source.name} repeats column(s) in its header: [{', '.join(repeated)}].")
     known = set(schema.field_names)
-    unnamed = [index + 1 for index, name in enumerate(header) if not name.strip()]
-    if unnamed:
-        where = ", ".join(str(i) for i in unnamed)
-        raise CsvImportError(
-            f"Input CSV {source.name} has a column with an empty name in its header (column {where}). "
-            "A CSV written by pandas' DataFrame.to_csv without index=False starts with such an unnamed index "
-            "column: write it with df.to_csv(path, index=False), or delete that column.")
-    unknown = [name for name in header if name not in known]
+    unknown = [name for name in header if name.strip() and name not in known]  # unnamed columns are ignored
     if unknown:
         by_upper = {n.strip().upper(): n for n in known}
         hints = [f"{name!r} -> {by_upper[name.strip().upper()]}" for name in unknown
@@ -422,7 +484,7 @@ def _scan_records(source: CsvSource, with_header: bool = False) -> Iterator[tupl
         text.close()
 
 
-def _record_lines(source: CsvSource, records: list[int]) -> dict[int, int]:
+def record_lines(source: CsvSource, records: list[int]) -> dict[int, int]:
     wanted = set(records)
     lines: dict[int, int] = {}
     if wanted:
@@ -462,7 +524,7 @@ def _has_undecodable(cell: str) -> bool:
 # Output
 
 
-class _PartWriter:
+class PartWriter:
     """Writes record batches to part-NNNNN.parquet files of at most `rows_per_file` rows, on a thread."""
 
     def __init__(self, out_dir: Path, schema: pa.Schema, rows_per_file: int, dictionary_columns: list[str]) -> None:

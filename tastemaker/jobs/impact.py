@@ -51,8 +51,10 @@ def arm_report(services: Services, entries: list[dict[str, Any]]) -> list[dict[s
     """Per campaign with a comparison arm and per metric: served, attributed events and their rate per arm
     with 95% Wilson intervals, and the difference (campaign - arm) with a 95% normal-approximation interval."""
     out = []
+    sources = {e["source"] for e in entries}  # only a campaign with attributed events gets rows: read only those
     with services.read_engine.connect() as conn:
-        campaigns = [c.arn for c in resources.children(conn, kind="campaign")]
+        campaigns = [c.arn for c in resources.children(conn, kind="campaign")
+                     if c.arn in sources or c.arn + COMPARISON_SUFFIX in sources]
         served = {arn: attribution.exposures(conn, arn) for arn in campaigns}
     for campaign, counts in served.items():
         if not counts:

@@ -11,6 +11,7 @@ with the same lease fencing (tastemaker.serving.batch): an owner that lost the j
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import time
@@ -45,6 +46,7 @@ from tastemaker.store.status import Status
 MAX_ITEM_QUERIES, MAX_ATTRIBUTE_QUERIES = 500, 10  # per input file
 SCORE_BYTES = 256 << 20  # queries are scored together in (queries, users) float32 blocks of about this size
 MIN_QUERY_CHUNK = 8
+log = logging.getLogger("tastemaker.jobs")
 _CONDITION = re.compile(r'^\s*ITEMS\.([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 
 
@@ -94,6 +96,7 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
     started = time.time()
     progress = JobProgress(services, job, files_total=len(files))
     progress.record()
+    spark: Any = None  # a tastemaker.spark.segments.SparkSegments for a model with many users
     try:
         if not version.model_prefix:
             raise JobFailed(f"Solution version {version.arn} has no trained model.")
@@ -101,6 +104,10 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
         by_attributes = model.recipe_name == "aws-item-attribute-affinity"
         keep = None if user_filter is None else user_filter(np.asarray(model.user_ids).astype(str))
         item_index = None if by_attributes else _item_index(model)
+        spark = _spark_segments(services, model, workdir, keep, int(spec.num_results))
+        if spark is not None:
+            log.info("batch segment job %s: %d users ranked on Spark (%s)", spec.arn, len(model.user_ids),
+                     services.settings.spark_master)
         for item in files:
             queries = _read_queries(item, by_attributes)
             out = OutputFile(folder, file_name(item.name) + ".out", workdir, import_roots=roots,
@@ -110,8 +117,8 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                 for start in range(0, len(queries), step):
                     if should_stop():
                         raise JobStopped()
-                    rows = _answer(model, queries[start:start + step], int(spec.num_results), keep, by_attributes,
-                                   item_index)
+                    rows = _answer_guarded(model, queries[start:start + step], int(spec.num_results), keep,
+                                           by_attributes, item_index, spark)
                     for row in rows:
                         out.write(row)
                     progress.add(len(rows), sum(not row.endswith(b'"error":null}') for row in rows))
@@ -124,11 +131,27 @@ def run_batch_segment(services: Services, job: Job, should_stop: Callable[[], bo
                 out.discard()
                 raise
     finally:
+        if spark is not None:
+            spark.close()
         shutil.rmtree(workdir, ignore_errors=True)
     with queue.fenced(services.engine, job) as conn:  # the outcome and the job's end in one fenced write
         resources.update(conn, spec.arn, status=Status.ACTIVE, changes={
             "execution_seconds": round(time.time() - started, 3), "progress": progress.document()})
         queue.finish(conn, job)
+
+
+def _answer_guarded(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num: int,
+                    keep: np.ndarray | None, by_attributes: bool, item_index: dict[str, int] | None,
+                    spark: Any) -> list[bytes]:
+    """`_answer`, a Spark failure turned into the job's failure with the executor's error as its reason."""
+    if spark is None:
+        return _answer(model, queries, num, keep, by_attributes, item_index)
+    from tastemaker.spark.session import failure_reason
+
+    try:
+        return _answer(model, queries, num, keep, by_attributes, item_index, spark)
+    except Exception as exc:  # py4j and Spark errors share no base class
+        raise JobFailed(f"Spark failed while ranking the segment's users: {failure_reason(exc)}") from exc
 
 
 def _read_queries(item: CsvSource, by_attributes: bool) -> list[tuple[Any, Any, str | None]]:
@@ -166,8 +189,8 @@ def _query(line: str, by_attributes: bool) -> tuple[Any, Any, str | None]:
 
 
 def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num: int, keep: np.ndarray | None,
-            by_attributes: bool, item_index: dict[str, int] | None = None) -> list[bytes]:
-    """Output lines for a chunk of queries, in input order."""
+            by_attributes: bool, item_index: dict[str, int] | None = None, spark: Any = None) -> list[bytes]:
+    """Output lines for a chunk of queries, in input order (ranked on Spark when `spark`, a SparkSegments)."""
     errors: list[str | None] = [q[2] for q in queries]
     runnable = [k for k, q in enumerate(queries) if q[2] is None]
     segments: dict[int, list[str]] = {}
@@ -177,18 +200,22 @@ def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num
             for k, items in zip(runnable, item_sets, strict=True):
                 if len(items) == 0:
                     errors[k] = f"No item of the training data matches {queries[k][0]['itemAttributes']}."
-            scores = model.score_users_for_attributes([queries[k][1] for k in runnable])
+            asked: Any = [queries[k][1] for k in runnable]
         else:
             lookup = item_index if item_index is not None else _item_index(model)
             positions = np.asarray([lookup.get(queries[k][1], -1) for k in runnable], dtype=np.int64)
             for k, pos in zip(runnable, positions.tolist(), strict=True):
                 if pos < 0:
                     errors[k] = f"Item {queries[k][1]} was not in the training data of this solution version."
-            scores = model.score_users_for_items(positions)
+            asked = positions
+        if spark is not None:
+            tops = spark.top(by_attributes, asked)
+        else:
+            tops = [rows for rows, _ in rank_users(model, by_attributes, asked, num, keep)]
         users = np.asarray(model.user_ids)
         for row, k in enumerate(runnable):
             if errors[k] is None:
-                segments[k] = users[top_users(scores[row], num, keep)].astype(str).tolist()
+                segments[k] = users[tops[row]].astype(str).tolist()
     out = []
     for k, (value, _parsed, _error) in enumerate(queries):
         output = {"recommendedUsers": segments[k]} if k in segments else None
@@ -199,6 +226,41 @@ def _answer(model: TrainedModel, queries: list[tuple[Any, Any, str | None]], num
             record = {"input": value, "output": output, "error": errors[k]}
         out.append(orjson.dumps(record))
     return out
+
+
+def rank_users(model: TrainedModel, by_attributes: bool, asked: Any, num: int, keep: np.ndarray | None,
+               users: slice = slice(None)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query (item positions, or attribute queries): the model rows of its `num` best users among the rows
+    `users` (all by default) that `keep` lets through, best first, and their scores. Spark's executors run it
+    on their range of users (tastemaker.spark.segments)."""
+    if by_attributes:
+        scores = model.score_users_for_attributes(asked, users=users)
+    else:
+        scores = model.score_users_for_items(asked, users=users)
+    start = range(len(model.user_ids))[users].start
+    part_keep = None if keep is None else keep[users]
+    out = []
+    for row in scores:
+        picked = top_users(row, num, part_keep)
+        out.append((picked + start, row[picked]))
+    return out
+
+
+def _spark_segments(services: Services, model: TrainedModel, workdir: Path, keep: np.ndarray | None,
+                    num: int) -> Any:
+    """A tastemaker.spark.segments.SparkSegments when a Spark master is set and the model has at least
+    `spark_min_segment_users` users, else None (in-process)."""
+    settings = services.settings
+    if not settings.spark_master or len(model.user_ids) < settings.spark_min_segment_users:
+        return None
+    from tastemaker.spark.segments import SparkSegments
+    from tastemaker.spark.session import SparkUnavailable, spark_session
+
+    try:
+        session = spark_session(settings.spark_master)
+    except SparkUnavailable as exc:
+        raise JobFailed(str(exc)) from exc
+    return SparkSegments(session, workdir / "model", len(model.user_ids), keep, num, rank_users)
 
 
 def _item_index(model: TrainedModel) -> dict[str, int]:
@@ -214,7 +276,14 @@ def top_users(scores: np.ndarray, num: int, keep: np.ndarray | None) -> np.ndarr
     if k <= 0:
         return np.zeros(0, np.int64)
     negated = -pool
-    part = np.argpartition(negated, k - 1)[:k] if k < pool.shape[0] else np.arange(pool.shape[0])
+    if k < pool.shape[0]:
+        # argpartition picks any of the users tied with the k-th score; take the lowest rows among them, so the
+        # segment is the same however the users were split (tastemaker.spark.segments merges ranges' tops).
+        cut = negated[np.argpartition(negated, k - 1)[k - 1]]
+        better = np.flatnonzero(negated < cut)
+        part = np.concatenate([better, np.flatnonzero(negated == cut)[:k - len(better)]])
+    else:
+        part = np.arange(pool.shape[0])
     picked = part[np.lexsort((part, negated[part]))]
     return picked if rows is None else rows[picked]
 

@@ -119,7 +119,9 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             sources = resolve_data_location(location, import_roots=services.settings.effective_import_roots,
                                             s3_client_factory=services.s3_client)
             progress = ImportProgress(services, job, bytes_total=_total_size(sources))
-            result = import_csv(sources, schema, dataset_type, workdir, progress=progress)
+            on_spark = _import_on_spark(services, job, sources, schema, dataset_type, workdir, batch_prefix, progress)
+            result = on_spark.result if on_spark else import_csv(sources, schema, dataset_type, workdir,
+                                                                 progress=progress)
             progress.record()  # the final figures, before the upload
         except (CsvImportError, DataLocationError) as exc:
             raise JobFailed(exc.reason) from exc
@@ -128,7 +130,9 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         if result.skipped:  # rows Personalize skips too (data/csv_import.py); `tastemaker import-report` shows them
             log.warning("import %s skipped %d of %d rows, e.g. %s", job.resource_arn, result.skipped,
                         result.rows + result.skipped, " | ".join(result.skipped_examples))
-        uploaded = []
+        for note in result.ignored_columns:
+            log.warning("import %s: %s", job.resource_arn, note)
+        uploaded = list(on_spark.parts) if on_spark else []  # the executors uploaded theirs
         for path in result.files:
             key = batch_prefix + f"{uuid.uuid4().hex[:8]}-{path.name}"
             services.blobs.put_file(key, path)
@@ -146,7 +150,8 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             resources.update(conn, job.resource_arn, status=Status.ACTIVE,
                              changes={"row_count": result.rows, "data_size_bytes": result.bytes_read,
                                       "execution_seconds": round(time.time() - started, 3),
-                                      "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples})
+                                      "skipped_rows": result.skipped, "skipped_examples": result.skipped_examples,
+                                      "ignored_columns": result.ignored_columns})
             resources.update(conn, dataset.arn, changes={"data_version": uuid.uuid4().hex[:12]})
             queue.finish(conn, job)
     except BaseException:
@@ -157,6 +162,41 @@ def import_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             services.blobs.delete(key)
         except Exception:  # noqa: BLE001 - an orphaned old part costs space, never correctness
             log.warning("could not delete replaced part %s", key)
+
+
+def _import_on_spark(services: Services, job: Job, sources: Sequence[CsvSource], schema: Any, dataset_type: str,
+                     workdir: Path, batch_prefix: str, progress: ImportProgress) -> Any:
+    """With a Spark master and at least `spark_min_import_bytes` of sources, the import run on Spark
+    (tastemaker.spark.imports: same checks, messages and Parquet parts, uploaded under `batch_prefix`); None
+    to import in-process (no master, smaller or unsized sources, or files Spark's CSV reader cannot take)."""
+    settings = services.settings
+    total = _total_size(sources)
+    if not settings.spark_master or total is None or total < settings.spark_min_import_bytes:
+        return None
+    from tastemaker.data.csv_import import CsvImportError
+    from tastemaker.data.sources import DataLocationError
+    from tastemaker.spark.imports import SparkFallback, import_on_spark
+    from tastemaker.spark.session import SparkUnavailable, failure_reason, spark_session
+
+    try:
+        session = spark_session(settings.spark_master)
+        done = import_on_spark(session, sources, schema, dataset_type, stage_dir=workdir / "spark-stage",
+                               blob_url=settings.resolved_blob_url, s3_endpoint_url=settings.s3_endpoint_url,
+                               key_prefix=batch_prefix, progress=progress)
+    except SparkFallback as exc:
+        services.blobs.delete_prefix(batch_prefix)
+        log.info("import %s: in-process, as Spark's CSV reader cannot read the files alike (%s)",
+                 job.resource_arn, exc)
+        return None
+    except SparkUnavailable as exc:
+        raise JobFailed(str(exc)) from exc
+    except (CsvImportError, DataLocationError, queue.LeaseLost):
+        raise  # the local path's failures, and a lost claim
+    except Exception as exc:  # py4j and Spark errors share no base class
+        raise JobFailed(f"Spark failed while importing: {failure_reason(exc)}") from exc
+    log.info("import %s: %d rows read and checked on Spark (%s)", job.resource_arn, done.result.rows,
+             settings.spark_master)
+    return done
 
 
 @dataclass

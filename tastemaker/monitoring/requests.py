@@ -1,8 +1,8 @@
 """What the API layer calls once per answered request: the log line, the metrics, and (for control-plane
 calls) the audit record; plus the plain HTTP endpoints /health, /ready and /metrics.
 
-`Monitor.answered` costs a few microseconds on the hot path (one series update, one `os.write` when request
-logging is on) and returns the audit write for control-plane calls, which the API runs in its thread pool
+`Monitor.answered` costs a few microseconds on the hot path (one series update, and with request logging on
+one formatted line appended to the log's buffer, written in batches: tastemaker.monitoring.logs) and returns the audit write for control-plane calls, which the API runs in its thread pool
 before it answers. A PutEvents call's dimension is its event tracker's ARN, looked up from its trackingId in a
 small cache (refreshed from the store, at most once a second, when an unknown trackingId arrives).
 """
@@ -80,6 +80,11 @@ class Monitor:
                        input_shape=input_shape, params=raw, response=payload, access_key_id=access_key_id,
                        username=username, region=region, source_ip=source_ip, user_agent=user_agent,
                        error_code=error_code, error_message=error_message)
+
+    @staticmethod
+    def flush() -> None:
+        """Write the buffered request log lines now (at shutdown)."""
+        logs.REQUESTS.flush()
 
     def _tracker_arn(self, tracking_id: Any) -> str | None:
         if not isinstance(tracking_id, str):

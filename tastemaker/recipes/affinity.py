@@ -35,10 +35,10 @@ class AffinityModel(CollaborativeModel):
 
     model_kind: ClassVar[str] = "affinity"
 
-    def score_users_for_items(self, item_index: np.ndarray) -> np.ndarray:
+    def score_users_for_items(self, item_index: np.ndarray, users: slice = slice(None)) -> np.ndarray:
         item_index = np.asarray(item_index, dtype=np.int64)
         sets = [np.array([i]) if i >= 0 else np.zeros(0, np.int64) for i in item_index.tolist()]
-        return self.user_affinity_for_item_sets(sets)
+        return self.user_affinity_for_item_sets(sets, users)
 
     def items_matching(self, query: list[tuple[str, str]]) -> np.ndarray:
         """Items having every (column, value) of the query (multi-valued columns match any of their values)."""
@@ -51,10 +51,11 @@ class AffinityModel(CollaborativeModel):
             matched = these if matched is None else np.intersect1d(matched, these)
         return np.zeros(0, np.int32) if matched is None else matched
 
-    def score_users_for_attributes(self, queries: Sequence[list[tuple[str, str]]]) -> np.ndarray:
+    def score_users_for_attributes(self, queries: Sequence[list[tuple[str, str]]],
+                                   users: slice = slice(None)) -> np.ndarray:
         if "attr_keys" not in self.arrays:
             raise InvalidInputException(f"Recipe {self.recipe_name} does not produce user segments for attributes.")
-        return self.user_affinity_for_item_sets([self.items_matching(q) for q in queries])
+        return self.user_affinity_for_item_sets([self.items_matching(q) for q in queries], users)
 
 
 @register_recipe

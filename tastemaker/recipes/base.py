@@ -240,12 +240,15 @@ class TrainedModel(ABC):
         """(B, n_items) related-item scores for items (-1 = unknown -> popularity)."""
         raise InvalidInputException(f"Recipe {self.recipe_name} does not recommend related items.")
 
-    def score_users_for_items(self, item_index: np.ndarray) -> np.ndarray:
-        """(B, n_users) affinity of every known user for each item."""
+    def score_users_for_items(self, item_index: np.ndarray, users: slice = slice(None)) -> np.ndarray:
+        """(B, n_users) affinity of every known user for each item (only the model rows `users` when given:
+        the same values as those columns of the whole, for scoring users in partitions)."""
         raise InvalidInputException(f"Recipe {self.recipe_name} does not produce user segments for items.")
 
-    def score_users_for_attributes(self, queries: Sequence[list[tuple[str, str]]]) -> np.ndarray:
-        """(B, n_users) affinity for item attribute queries (column, value) pairs joined by AND."""
+    def score_users_for_attributes(self, queries: Sequence[list[tuple[str, str]]],
+                                   users: slice = slice(None)) -> np.ndarray:
+        """(B, n_users) affinity for item attribute queries (column, value) pairs joined by AND (`users`: as
+        score_users_for_items)."""
         raise InvalidInputException(f"Recipe {self.recipe_name} does not produce user segments for attributes.")
 
     # --- what serving may use (defaults: nothing to prepare, the whole catalogue scored) ------------------

@@ -222,20 +222,23 @@ class CollaborativeModel(TrainedModel):
         return self.score_histories(self._histories(np.asarray(user_index), histories))
 
 
-    def user_affinity_for_item_sets(self, item_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """(B, n_users): mean affinity of each user over each set of items (empty set -> zeros)."""
-        out = np.zeros((len(item_sets), self.n_users), np.float32)
+    def user_affinity_for_item_sets(self, item_sets: Sequence[np.ndarray], users: slice = slice(None)) -> np.ndarray:
+        """(B, n_users): mean affinity of each user over each set of items (empty set -> zeros); only the model
+        rows `users` when given (each user's value does not depend on the others: users can be scored in parts)."""
+        rows = range(self.n_users)[users]
+        out = np.zeros((len(item_sets), len(rows)), np.float32)
         if "user_factors" in self.arrays:
-            users, item_factors = np.asarray(self.arrays["user_factors"]), np.asarray(self.arrays["item_factors"])
+            factors = np.asarray(self.arrays["user_factors"])[users]
+            item_factors = np.asarray(self.arrays["item_factors"])
             means = np.zeros((len(item_sets), item_factors.shape[1]), np.float32)
             for row, items in enumerate(item_sets):
                 if len(items):
                     means[row] = item_factors[np.asarray(items)].mean(axis=0)
             # one matrix product for the block: the user factors are read once, not once per set
-            np.matmul(means, users.T, out=out)
+            np.matmul(means, factors.T, out=out)
             return out
         indptr, hist = self.arrays["hist_indptr"], self.arrays["hist_items"]
-        histories = [np.asarray(hist[indptr[u]:indptr[u + 1]]) for u in range(self.n_users)]
+        histories = [np.asarray(hist[indptr[u]:indptr[u + 1]]) for u in rows]
         all_history = history_matrix(histories, self.n_items, float(self.settings["decay"]))
         active = np.asarray(self.arrays["ease_items"])
         local = np.full(self.n_items, -1, np.int64)

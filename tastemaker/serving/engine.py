@@ -231,13 +231,26 @@ class Ranked:
     promoted: frozenset[int] = frozenset()
 
 
-def recommend(services: Services, dep: Deployment, query: Query) -> dict[str, Any]:
-    """GetRecommendations for a campaign or recommender: resolve -> candidate mask -> score and rank -> respond."""
+class WireAnswer(dict[str, Any]):
+    """An answer already in its output shape's wire form (camelCase members, no None values): the API layer
+    serialises it as it is instead of converting it member by member (a GetRecommendations answer is 25-500
+    items; converting them was a visible share of the request)."""
+
+
+# The PredictedItem members as the engine names them (snake_case, what batch inference and the CLI read) and
+# on the wire (personalize-runtime's model).
+ITEM_KEYS = {"item_id": "item_id", "score": "score", "promotion_name": "promotion_name", "metadata": "metadata"}
+WIRE_ITEM_KEYS = {"item_id": "itemId", "score": "score", "promotion_name": "promotionName", "metadata": "metadata"}
+
+
+def recommend(services: Services, dep: Deployment, query: Query, *, wire: bool = False) -> dict[str, Any]:
+    """GetRecommendations for a campaign or recommender: resolve -> candidate mask -> score and rank -> respond.
+    With `wire` the items carry their wire names (itemId, promotionName) for the API's WireAnswer."""
     num = check_request(dep, query, ranking=False)
     req = resolve(services, dep, query)
     eligible, excluded = candidate_mask(services, dep, query, req)
     ranked = score_and_rank(services, dep, query, req, num, eligible, excluded)
-    return respond(dep, req, ranked)
+    return respond(dep, req, ranked, WIRE_ITEM_KEYS if wire else ITEM_KEYS)
 
 
 def resolve(services: Services, dep: Deployment, query: Query) -> Request:
@@ -328,8 +341,9 @@ def _rank_exactly(services: Services, dep: Deployment, query: Query, req: Reques
     return Ranked(picked, lambda known: softmax_scores(scores, score_pool, known), frozenset(promoted.tolist()))
 
 
-def respond(dep: Deployment, req: Request, ranked: Ranked) -> dict[str, Any]:
-    """itemList with scores (campaigns of scored recipe types), promotion names and metadata."""
+def respond(dep: Deployment, req: Request, ranked: Ranked, keys: dict[str, str] = ITEM_KEYS) -> dict[str, Any]:
+    """itemList with scores (campaigns of scored recipe types), promotion names and metadata; each item's
+    members named by `keys` (snake_case or wire names)."""
     catalog, order = req.catalog, ranked.order
     values = None
     if dep.kind == "campaign" and dep.recipe_type in SCORED_TYPES:
@@ -338,7 +352,7 @@ def respond(dep: Deployment, req: Request, ranked: Ranked) -> dict[str, Any]:
         values[known] = ranked.score_known(order[known])
     promotion_name = req.promotion.get("name") if req.promotion else None
     metadata = catalog.metadata_for(order.tolist(), req.columns) if req.columns else None
-    items = _items(catalog, order, values, metadata, ranked.promoted, promotion_name)
+    items = _items(catalog, order, values, metadata, ranked.promoted, promotion_name, keys)
     return {"item_list": items, "recommendation_id": rid()}
 
 
@@ -365,21 +379,24 @@ def _capability(recipe_name: str, name: str) -> bool:
 
 def _items(catalog: ServingCatalog, positions: np.ndarray, scores: np.ndarray | None,
            metadata: list[dict[str, Any]] | None, promoted: set[int] | frozenset[int] = frozenset(),
-           promotion_name: str | None = None) -> list[dict[str, Any]]:
+           promotion_name: str | None = None, keys: dict[str, str] = ITEM_KEYS) -> list[dict[str, Any]]:
     """The itemList entries: id, score (7 decimals, as Personalize), promotion name, metadata."""
     ids = catalog.item_ids[positions].tolist()
+    item_id, score = keys["item_id"], keys["score"]
     if scores is None and metadata is None and not promoted:
-        return [{"item_id": item_id} for item_id in ids]
+        return [{item_id: i} for i in ids]
     rounded = np.round(scores, 7).tolist() if scores is not None else None
+    if rounded is not None and metadata is None and not promoted:  # the usual scored answer
+        return [{item_id: i, score: s} for i, s in zip(ids, rounded, strict=True)]
     items = []
     for row, pos in enumerate(positions.tolist()):
-        item: dict[str, Any] = {"item_id": ids[row]}
+        item: dict[str, Any] = {item_id: ids[row]}
         if rounded is not None:
-            item["score"] = rounded[row]
+            item[score] = rounded[row]
         if promotion_name and pos in promoted:
-            item["promotion_name"] = promotion_name
+            item[keys["promotion_name"]] = promotion_name
         if metadata is not None:
-            item["metadata"] = metadata[row]
+            item[keys["metadata"]] = metadata[row]
         items.append(item)
     return items
 
@@ -444,4 +461,4 @@ def _mask_of(positions: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
-__all__ = ["Query", "catalog_for", "rank", "recommend", "streamed_events"]
+__all__ = ["Query", "WireAnswer", "catalog_for", "rank", "recommend", "streamed_events"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from tastemaker.control.context import RequestContext
-from tastemaker.control.recommendation_ids import tag_answer
+from tastemaker.control.recommendation_ids import tag, tag_answer
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
 from tastemaker.serving.arms import route
 from tastemaker.serving.deployments import Deployment, deployment_cache
-from tastemaker.serving.engine import Query, rank, recommend
+from tastemaker.serving.engine import Query, WireAnswer, rank, recommend
 from tastemaker.store.status import Status
 
 
@@ -42,7 +42,8 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
     served, source = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
-    return tag_answer(recommend(ctx.services, served, query), source)
+    answer = recommend(ctx.services, served, query, wire=True)
+    return WireAnswer(itemList=answer["item_list"], recommendationId=tag(answer["recommendation_id"], source))
 
 
 @operation("GetPersonalizedRanking", inline=True)

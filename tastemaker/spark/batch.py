@@ -24,14 +24,27 @@ TopRule = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 _loaded: dict[str, Any] = {}  # on executors: broadcast token -> model (one per Python worker process)
 
 
+class ModelBroadcast:
+    """A model's files broadcast to the executors; `load()` there gives the loaded model (once per process)."""
+
+    def __init__(self, context: Any, model_dir: Path) -> None:
+        files = {path.name: path.read_bytes() for path in sorted(Path(model_dir).iterdir()) if path.is_file()}
+        self.token = uuid.uuid4().hex
+        self.files = context.broadcast(files)
+
+    def load(self) -> Any:
+        return _executor_model(self.token, self.files)
+
+    def destroy(self) -> None:
+        self.files.destroy()
+
+
 class SparkScorer:
     """Scores users of one model on a Spark session; `close` frees the broadcast copies."""
 
     def __init__(self, session: Any, model_dir: Path, num: int, top: TopRule, step: int) -> None:
         self.context = session.sparkContext
-        files = {path.name: path.read_bytes() for path in sorted(Path(model_dir).iterdir()) if path.is_file()}
-        self.token = uuid.uuid4().hex
-        self.files = self.context.broadcast(files)
+        self.model = ModelBroadcast(self.context, model_dir)
         self.num, self.top, self.step = num, top, step
 
     def score(self, queries: list[tuple[int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -40,10 +53,10 @@ class SparkScorer:
             return []
         slices = max(self.context.defaultParallelism, -(-len(queries) // (4 * self.step)))
         indexed = [(k, int(row), np.asarray(history, np.int32).tolist()) for k, (row, history) in enumerate(queries)]
-        token, files, num, top, step = self.token, self.files, self.num, self.top, self.step
+        broadcast, num, top, step = self.model, self.num, self.top, self.step
 
         def partition(rows: Iterator[tuple[int, int, list[int]]]) -> Iterator[tuple[int, list[int], list[float]]]:
-            model = _executor_model(token, files)
+            model = broadcast.load()
             block = list(rows)
             for start in range(0, len(block), step):
                 part = block[start:start + step]
@@ -60,7 +73,7 @@ class SparkScorer:
         return out
 
     def close(self) -> None:
-        self.files.destroy()
+        self.model.destroy()
 
 
 def _executor_model(token: str, files: Any) -> Any:

@@ -179,3 +179,27 @@ def totals(conn: sa.Connection) -> list[tuple[str, str, str, str, float, int]]:
                        sa.func.sum(t.sample_count))
              .group_by(t.metric_attribution_arn, t.metric_name, t.event_type, t.source))
     return [(str(a), str(m), str(e), str(s), float(v or 0), int(n or 0)) for a, m, e, s, v, n in conn.execute(query)]
+
+
+def totals_of(conn: sa.Connection, arn: str) -> list[tuple[str, str, str, float, int]]:
+    """(metric, event type, source, value sum, sample count) of one attribution over all its windows, summed by
+    the database (a range of the primary key: what the console shows, without reading every window)."""
+    t = attribution_windows.c
+    query = (sa.select(t.metric_name, t.event_type, t.source, sa.func.sum(t.value_sum), sa.func.sum(t.sample_count))
+             .where(t.metric_attribution_arn == arn).group_by(t.metric_name, t.event_type, t.source)
+             .order_by(t.metric_name, t.event_type, t.source))
+    return [(str(m), str(e), str(s), float(v or 0), int(n or 0)) for m, e, s, v, n in conn.execute(query)]
+
+
+def recent_windows(conn: sa.Connection, arn: str, span: int) -> list[Window]:
+    """One attribution's windows that start within `span` seconds before its newest window ends (the newest
+    window included), oldest first: what a chart of its recent figures needs."""
+    t = attribution_windows.c
+    newest = conn.execute(sa.select(sa.func.max(t.window_start)).where(t.metric_attribution_arn == arn)).scalar()
+    if newest is None:
+        return []
+    query = (sa.select(t.metric_name, t.source, t.window_start, t.event_type, t.value_sum, t.sample_count)
+             .where(t.metric_attribution_arn == arn, t.window_start > int(newest) - span)
+             .order_by(t.window_start, t.metric_name, t.source))
+    return [Window(r.metric_name, r.source, int(r.window_start), r.event_type, float(r.value_sum),
+                   int(r.sample_count)) for r in conn.execute(query)]

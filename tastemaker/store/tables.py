@@ -86,6 +86,8 @@ events = sa.Table(
 # Ending in id: the newest rows of one user or session are a backward index walk (bounded reads).
 sa.Index("ix_events_group_user_id", events.c.dataset_group_arn, events.c.user_id, events.c.id)
 sa.Index("ix_events_group_session_id", events.c.dataset_group_arn, events.c.session_id, events.c.id)
+# A group's newest rows (the console's tracker page, store.events.newest): migration 0009_events_group_index.
+sa.Index("ix_events_group_id", events.c.dataset_group_arn, events.c.id)
 
 # Access keys beside the root key: the secret encrypted at rest (api.keys), an IAM-style policy, rotation state.
 # The row "root" (no secret) records whether the root key from the environment / credentials file is disabled.

@@ -35,11 +35,12 @@ def _upload(s3: Any, bucket: str, files: dict[str, Path]) -> None:
         s3.upload_file(str(path), bucket, path.name)
 
 
-def _write(path: Path, header: list[str], rows: Any) -> Path:
+def _write(path: Path, header: list[str], rows: Any, *, pandas_index: bool = False) -> Path:
+    """A CSV as the notebook writes it; `pandas_index`: with the unnamed index column of `df.to_csv(path)`."""
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(header)
-        out.writerows(rows)
+        out.writerow([""] + header if pandas_index else header)
+        out.writerows((i, *row) for i, row in enumerate(rows)) if pandas_index else out.writerows(rows)
     return path
 
 
@@ -140,7 +141,8 @@ def vod(clients: dict[str, Any], workdir: Path, bucket: str) -> dict[str, Any]:
 def retail_data(folder: Path, users: int = 150, products: int = 100, per_user: int = 20,
                 seed: int = 3) -> dict[str, Path]:
     """The retail demo store's shapes: products in five CATEGORY_L2 values (halloween and decorative among them),
-    View events and, for about a third of them, a Purchase after the View."""
+    View events and, for about a third of them, a Purchase after the View. Both files carry pandas' unnamed index
+    column first, as the notebook writes them with `df.to_csv(path)`."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -152,11 +154,11 @@ def retail_data(folder: Path, users: int = 150, products: int = 100, per_user: i
                 rows.append((p, u, "Purchase", 1_650_000_000 + u * 1000 + 2 * k + 1))
     return {
         "interactions": _write(folder / "cleaned_interactions_training_data.csv",
-                               ["ITEM_ID", "USER_ID", "EVENT_TYPE", "TIMESTAMP"], rows),
+                               ["ITEM_ID", "USER_ID", "EVENT_TYPE", "TIMESTAMP"], rows, pandas_index=True),
         "items": _write(folder / "cleaned_item_training_data.csv",
                         ["ITEM_ID", "PRICE", "CATEGORY_L1", "CATEGORY_L2", "GENDER"],
                         ((p, f"{5 + p % 40}.99", "housewares", CATEGORIES[p % 5], ("M", "F", "")[p % 3])
-                         for p in range(1, products + 1))),
+                         for p in range(1, products + 1)), pandas_index=True),
     }
 
 

@@ -88,3 +88,44 @@ def trained(console_server: LocalServer, console_import_root: Path) -> dict[str,
     _, sims = train_and_deploy(personalize, group, "aws-sims", "console-sims")
     return {"group": group, "datasets": datasets, "version": version, "campaign": campaign, "paths": paths,
             "sims": sims}
+
+
+@pytest.fixture(scope="session")
+def attributed(console_server: LocalServer) -> dict[str, Any]:
+    """A group with an Interactions dataset (whose schema has EVENT_ATTRIBUTION_SOURCE), an event tracker and a
+    metric attribution (click, SAMPLECOUNT) whose figures come from streamed events with an
+    eventAttributionSource: 5 from "newsletter" sent an hour ago and 3 now, 2 from "homepage" now (the job runner's
+    maintenance pass counts them). Users u0, u1, u2 sent them (u0: 4). No import, no training: what the jobs
+    page's attribution charts and data deletions read."""
+    import json
+    import time
+
+    from tests.e2e.datagen import INTERACTIONS_SCHEMA
+    from tests.e2e.util import wait_status
+
+    p = console_server.client("personalize")
+    group = p.create_dataset_group(name="console-attributed")["datasetGroupArn"]
+    wait_status(lambda: p.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
+    fields = [*INTERACTIONS_SCHEMA["fields"], {"name": "EVENT_ATTRIBUTION_SOURCE", "type": ["null", "string"]}]
+    schema = p.create_schema(name="console-attributed",
+                             schema=json.dumps(dict(INTERACTIONS_SCHEMA, fields=fields)))["schemaArn"]
+    dataset = p.create_dataset(name="attributed-interactions", datasetGroupArn=group, datasetType="Interactions",
+                               schemaArn=schema)["datasetArn"]
+    wait_status(lambda: p.describe_dataset(datasetArn=dataset), "dataset")
+    tracker = p.create_event_tracker(name="attributed", datasetGroupArn=group)
+    wait_status(lambda: p.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"]), "eventTracker")
+    made = p.create_metric_attribution(
+        name="console-attributed", datasetGroupArn=group,
+        metricsOutputConfig={"roleArn": "arn:aws:iam::000000000000:role/x"},
+        metrics=[{"eventType": "click", "metricName": "CLICKS", "expression": "SAMPLECOUNT()"}])
+    attribution = made["metricAttributionArn"]
+    wait_status(lambda: p.describe_metric_attribution(metricAttributionArn=attribution), "metricAttribution")
+    events = console_server.client("personalize-events")
+    now = time.time()
+    sent = [("newsletter", now - 3600)] * 5 + [("newsletter", now)] * 3 + [("homepage", now)] * 2
+    for n, (source, at) in enumerate(sent):
+        events.put_events(trackingId=tracker["trackingId"], userId=f"u{n % 3}", sessionId=f"s{n}", eventList=[
+            {"eventType": "click", "itemId": f"i{n}", "sentAt": at,
+             "metricAttribution": {"eventAttributionSource": source}}])
+    return {"group": group, "dataset": dataset, "attribution": attribution, "now": now,
+            "tracker": tracker["eventTrackerArn"]}

@@ -42,6 +42,8 @@ def events(server: LocalServer):  # type: ignore[no-untyped-def]
 
 
 SPARK_MIN_LINES = 30  # batch files with fewer plain lines than this stay in-process on the Spark server
+SPARK_MIN_IMPORT_BYTES = 200_000  # smaller imports stay in-process on the Spark server
+SPARK_MIN_SEGMENT_USERS = 200  # segment jobs of models with fewer users stay in-process on the Spark server
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +53,9 @@ def spark_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path, mo
     srv = LocalServer(tmp_path_factory.mktemp("spark-server"), import_roots=[import_root],
                       env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
                            "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
-                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES)})
+                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES),
+                           "TASTEMAKER_SPARK_MIN_IMPORT_BYTES": str(SPARK_MIN_IMPORT_BYTES),
+                           "TASTEMAKER_SPARK_MIN_SEGMENT_USERS": str(SPARK_MIN_SEGMENT_USERS)})
     srv.start()
     yield srv
     srv.stop()

@@ -55,6 +55,16 @@ def run_import(personalize, dataset_arn: str, path: Path) -> dict[str, Any]:  # 
     return wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=arn), "datasetImportJob")
 
 
+def import_report(server: LocalServer, job_arn: str) -> dict[str, Any]:
+    """What `tastemaker import-report` prints for the job, as JSON."""
+    out = io.StringIO()
+    args = build_parser().parse_args(["import-report", job_arn, "--data-dir", str(server.data_dir)])
+    with redirect_stdout(out):
+        assert args.fn(args) == 0
+    report: dict[str, Any] = json.loads(out.getvalue())
+    return report
+
+
 def test_one_branch_unions_are_valid_avro(personalize) -> None:  # type: ignore[no-untyped-def]
     arn = personalize.create_schema(name=unique("one-branch"), schema=json.dumps(ITEMS))["schemaArn"]
     described = json.loads(personalize.describe_schema(schemaArn=arn)["schema"]["schema"])
@@ -70,24 +80,32 @@ def test_items_with_empty_required_metadata_import_active_and_report_the_skipped
     job = run_import(personalize, group["Items"], path)
     assert job["status"] == "ACTIVE", job.get("failureReason")
     assert "skipped" not in json.dumps(job, default=str)  # the wire shape is unchanged
-    out = io.StringIO()
-    args = build_parser().parse_args(["import-report", job["datasetImportJobArn"], "--data-dir", str(server.data_dir)])
-    with redirect_stdout(out):
-        assert args.fn(args) == 0
-    report = json.loads(out.getvalue())
+    report = import_report(server, job["datasetImportJobArn"])
     assert report["importedRows"] == 21 and report["skippedRows"] == 2
     assert len(report["skippedExamples"]) == 2
     assert "line 22" in report["skippedExamples"][0] and "YEAR" in report["skippedExamples"][0]
     assert "line 24" in report["skippedExamples"][1]
 
 
-def test_a_pandas_index_column_is_named_in_the_failure(personalize, group: dict[str, str], import_root: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pandas_index_column_is_ignored_and_reported(  # type: ignore[no-untyped-def]
+        server: LocalServer, personalize, group: dict[str, str], import_root: Path) -> None:
     path = import_root / "pandas.csv"
     path.write_text(",ITEM_ID,GENRES,YEAR\n0,m1,Comedy,1999\n1,m2,Drama,2000\n")
     job = run_import(personalize, group["Items"], path)
+    assert job["status"] == "ACTIVE", job.get("failureReason")
+    report = import_report(server, job["datasetImportJobArn"])
+    assert report["importedRows"] == 2 and report["skippedRows"] == 0
+    (note,) = report["ignoredColumns"]
+    assert "pandas.csv" in note and "column 1" in note and "empty name" in note and "index=False" in note
+
+
+def test_a_named_column_that_is_not_in_the_schema_still_fails(personalize, group: dict[str, str],  # type: ignore[no-untyped-def]
+                                                              import_root: Path) -> None:
+    path = import_root / "extra.csv"
+    path.write_text(",ITEM_ID,GENRES,YEAR,RATING\n0,m1,Comedy,1999,4\n")
+    job = run_import(personalize, group["Items"], path)
     assert job["status"] == "CREATE FAILED"
-    reason = job["failureReason"]
-    assert "empty name" in reason and "column 1" in reason and "index=False" in reason
+    assert "not in the schema: [RATING]" in job["failureReason"]
 
 
 def test_filter_fields_match_in_any_case(personalize, group: dict[str, str]) -> None:  # type: ignore[no-untyped-def]

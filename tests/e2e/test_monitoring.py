@@ -182,6 +182,7 @@ def test_secrets_never_reach_the_log(mon: LocalServer) -> None:
     wrong = LocalServer(mon.data_dir, port=mon.port, access_key=KEY, secret_key="another-wrong-secret")
     with pytest.raises(ClientError):
         wrong.client("personalize").list_schemas()
+    log_lines(mon, "InvalidSignatureException")  # request lines are buffered for up to 0.1 s: wait for it
     text = mon.log_path.read_text(errors="replace")
     assert "ListSchemas" in text and "InvalidSignatureException" in text
     for secret in (SECRET, "a-wrong-secret", "another-wrong-secret", "Signature=", "AWS4-HMAC-SHA256"):

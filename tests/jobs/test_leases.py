@@ -16,25 +16,16 @@ from tastemaker.errors import JobStopped
 from tastemaker.jobs import lease as lease_mod
 from tastemaker.jobs.lease import Lease, job_temp_dir, sweep_temp
 from tastemaker.jobs.worker import JobRunner, TaskSpec, recover_orphans, run_one
-from tastemaker.store import db, queue, resources
+from tastemaker.store import queue, resources
 from tastemaker.store.status import Status
+from tests.conftest import STORES, store_engine
 
 ARN = "arn:aws:personalize:us-east-1:000000000000:dataset-import-job/x"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    eng = db.create_engine(url)
-    db.upgrade(eng)
-    with eng.begin() as conn:
-        for table in ("resources", "jobs"):
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-    yield eng
-    eng.dispose()
+    yield from store_engine(request, tmp_path, clear=("resources", "jobs"))
 
 
 def services(engine: sa.Engine, tmp_path: Path, stale: float = 30.0) -> Any:

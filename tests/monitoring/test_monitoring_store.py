@@ -9,19 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tastemaker.store import audit, checkpoints, db, resources, state_changes, webhooks
+from tastemaker.store import audit, checkpoints, resources, state_changes, webhooks
+from tests.conftest import STORES, store_engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    url = f"sqlite:///{tmp_path / 'meta.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    eng = db.create_engine(url)
-    db.upgrade(eng)
-    with eng.begin() as conn:  # the PostgreSQL database is shared by the session's tests
-        for table in ("audit_events", "outbox", "webhooks", "stream_checkpoints", "state_changes"):
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-    yield eng
-    eng.dispose()
+    yield from store_engine(request, tmp_path, clear=("audit_events", "outbox", "webhooks", "stream_checkpoints", "state_changes"))
 
 
 def test_audit_pages_newest_first_with_filters_and_purges(engine: sa.Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import pytest
 
@@ -78,6 +79,7 @@ def test_the_request_line_is_one_write(tmp_path) -> None:  # type: ignore[no-unt
     log = logs.RequestLog()
     log.enabled, log.fd, log.json = True, fd, True
     log.write(1_700_000_000.25, "rid", "GetRecommendations", "arn:c", "AK", 200, 1.23456)
+    log.flush()
     os.close(fd)
     line = json.loads(path.read_text())
     assert line == {"time": "2023-11-14T22:13:20.250Z", "level": "INFO", "logger": "tastemaker.requests",
@@ -116,6 +118,42 @@ def test_client_chosen_values_cannot_forge_request_lines(tmp_path) -> None:  # t
     log = logs.RequestLog()
     log.enabled, log.fd = True, fd
     log.write(0.0, "rid", "GetRecommendations", "arn:x\n1970-01-01T00:00:00.000Z INFO forged", "AK\r", 404, 1.0)
+    log.flush()
     os.close(fd)
     (line,) = path.read_text().splitlines()
     assert "arn=arn:x\\n1970" in line and "access_key_id=AK\\r" in line
+
+
+def test_request_lines_are_buffered_and_written_whole(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    monkeypatch.setattr(logs, "FLUSH_BYTES", 4096)
+    log = logs.RequestLog()
+    log.enabled, log.fd = True, fd
+    now = time.time() + 3600  # not yet due: only the size or an explicit flush writes
+    log.write(now, "first", "GetRecommendations", "arn:c", "AK", 200, 1.0)
+    assert path.read_text() == ""  # buffered, not one system call per request
+    count = 1
+    while path.read_text() == "":
+        log.write(now, f"r{count}", "GetRecommendations", "arn:c", "AK", 200, 1.0)
+        count += 1
+    written = path.read_text()
+    assert written.endswith("\n") and len(written) >= 4096  # whole lines, once the buffer was full
+    log.write(now, "last", "GetRecommendations", "arn:c", "AK", 200, 1.0)
+    log.flush()
+    lines = path.read_text().splitlines()
+    assert len(lines) == count + 1 and "request_id=first" in lines[0] and "request_id=last" in lines[-1]
+    os.close(fd)
+
+
+def test_a_buffered_request_line_is_written_by_the_flusher_when_due(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    log = logs.RequestLog()
+    log.enabled, log.fd = True, fd
+    log.write(time.time(), "quiet", "GetRecommendations", "arn:c", "AK", 200, 1.0)
+    deadline = time.time() + 30
+    while "request_id=quiet" not in path.read_text() and time.time() < deadline:
+        time.sleep(0.02)  # no further request comes: the daemon flusher writes it
+    assert "request_id=quiet" in path.read_text()
+    os.close(fd)

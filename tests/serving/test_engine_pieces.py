@@ -154,3 +154,27 @@ def test_ann_recall_is_measured_against_exact() -> None:
     report = measure(items, users, k=10)
     assert report.items == 3000 and report.queries == 50
     assert 0.9 <= report.recall <= 1.0
+
+
+def test_wire_items_equal_the_converted_snake_case_items() -> None:
+    """GetRecommendations builds its items with wire names (WireAnswer, no to_wire pass): the bytes must be what
+    converting the snake_case items through the output shape gives, for every kind of item list."""
+    import orjson
+
+    from tastemaker.api import service_models
+    from tastemaker.api.convert import to_wire
+    from tastemaker.serving.engine import ITEM_KEYS, WIRE_ITEM_KEYS, _items
+
+    shape = service_models.operation_for_path("POST", "/recommendations").output_shape  # type: ignore[union-attr]
+    catalog = build_catalog(small_model(6), None)
+    positions = np.array([4, 0, 2], dtype=np.int64)
+    scores = np.array([0.123456789, 0.5, 1e-9])
+    cases = [(None, None, frozenset(), None), (scores, None, frozenset(), None),
+             (scores, None, frozenset({0}), "promo"), (None, [{"GENRES": "a"}, {}, {"GENRES": "b|c"}], frozenset(), None),
+             (scores, [{"GENRES": "a"}, {}, {}], frozenset({2}), "p2")]
+    for values, metadata, promoted, name in cases:
+        snake = {"item_list": _items(catalog, positions, values, metadata, promoted, name, ITEM_KEYS),
+                 "recommendation_id": "RID-1"}
+        wire = {"itemList": _items(catalog, positions, values, metadata, promoted, name, WIRE_ITEM_KEYS),
+                "recommendationId": "RID-1"}
+        assert orjson.dumps(wire) == orjson.dumps(to_wire(shape, snake))

@@ -10,24 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tastemaker.store import attribution, db
+from tastemaker.store import attribution
 from tastemaker.store.attribution import Window
 from tastemaker.store.tables import events
+from tests.conftest import STORES, store_engine
 
 ARN = "arn:aws:personalize:us-east-1:000000000000:metric-attribution/m"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    url = f"sqlite:///{tmp_path / 'meta.db'}" if request.param == "sqlite" else request.getfixturevalue(
-        "postgres_url")
-    eng = db.create_engine(url)
-    db.upgrade(eng)
-    with eng.begin() as conn:
-        for table in ("attribution_windows", "attribution_cursors", "events"):
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-    yield eng
-    eng.dispose()
+    yield from store_engine(request, tmp_path, clear=("attribution_windows", "attribution_cursors", "events"))
 
 
 def add_events(conn: sa.Connection, group: str, n: int) -> None:

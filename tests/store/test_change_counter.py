@@ -11,25 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from tastemaker.serving.deployments import ChangeWatch
-from tastemaker.store import changes, db, resources
+from tastemaker.store import changes, resources
 from tastemaker.store.status import Status
+from tests.conftest import STORES, store_engine
 
 ARN = "arn:aws:personalize:us-east-1:000000000000:{}/{}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    eng = db.create_engine(url)
-    db.upgrade(eng)
-    if request.param == "postgresql":  # the shared database: start from no resources
-        with eng.begin() as conn:
-            conn.execute(sa.text("DELETE FROM resources"))
-    yield eng
-    eng.dispose()
+    yield from store_engine(request, tmp_path, clear=("resources",))
 
 
 def counter(engine: sa.Engine) -> int:

@@ -16,22 +16,12 @@ from tastemaker.errors import (
 )
 from tastemaker.store import db, queue, resources
 from tastemaker.store.tables import dataset_parts
+from tests.conftest import STORES, store_engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    eng = db.create_engine(url)
-    db.upgrade(eng)
-    if request.param == "postgresql":  # each test starts from empty tables in the shared database
-        with eng.begin() as conn:
-            for table in ("resources", "tags", "dataset_parts", "jobs", "events"):
-                conn.execute(sa.text(f"DELETE FROM {table}"))
-    yield eng
-    eng.dispose()
+    yield from store_engine(request, tmp_path, clear=("resources", "tags", "dataset_parts", "jobs", "events"))
 
 
 def add(conn: sa.Connection, name: str, kind: str = "dataset_group", **extra: object) -> resources.Resource:

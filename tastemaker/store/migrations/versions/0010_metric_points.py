@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_metric_points"
-down_revision = "0008_change_counter"
+down_revision = "0009_events_group_index"
 branch_labels = None
 depends_on = None
 
