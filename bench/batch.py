@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -248,6 +249,10 @@ def main() -> int:
                         help="users in the job's input and the floor (default: every user; the model keeps them all)")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
+    # One BLAS thread, as in the server's API and job processes (cli/wiring.build_server_app): the floors run
+    # the job's loop, not a differently threaded one (with the default pool, a loaded machine made the floor's
+    # ALS products spin: 825 users per CPU s against the job's 2,011 at 1M users).
+    threadpool_limits(1, user_api="blas")
     root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-batch-bench-"))
     data, server_dir = root / "data", root / "server"
     print(f"batch benchmark: {args.users:,} users x {args.items:,} items in {root}", flush=True)
