@@ -101,7 +101,8 @@ class RssSampler:
 
 
 def train(p: Any, group: str, recipe: str, factors: int, tag: str) -> str:
-    solution = p.create_solution(name=f"bench-{recipe[4:]}-{tag}", datasetGroupArn=group, performAutoTraining=False,
+    solution = p.create_solution(name=f"bench-{recipe[4:]}-{tag}-{uuid.uuid4().hex[:4]}",  # a retry: a new name
+                                 datasetGroupArn=group, performAutoTraining=False,
                                  recipeArn=RECIPE + recipe,
                                  solutionConfig={"algorithmHyperParameters": {"hidden_dimension": str(factors)}})
     serving_bench.wait(lambda: p.describe_solution(solutionArn=solution["solutionArn"]), "solution")
