@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,7 +101,8 @@ class RssSampler:
 
 
 def train(p: Any, group: str, recipe: str, factors: int, tag: str) -> str:
-    solution = p.create_solution(name=f"bench-{recipe[4:]}-{tag}", datasetGroupArn=group, performAutoTraining=False,
+    solution = p.create_solution(name=f"bench-{recipe[4:]}-{tag}-{uuid.uuid4().hex[:4]}",  # a retry: a new name
+                                 datasetGroupArn=group, performAutoTraining=False,
                                  recipeArn=RECIPE + recipe,
                                  solutionConfig={"algorithmHyperParameters": {"hidden_dimension": str(factors)}})
     serving_bench.wait(lambda: p.describe_solution(solutionArn=solution["solutionArn"]), "solution")
@@ -242,11 +244,16 @@ def main() -> int:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--segment-queries", type=int, default=500,
                         help="item queries of the segment job (0: no segment job, no aws-item-affinity training)")
-    parser.add_argument("--rounds", type=int, default=3, help="floor + job rounds (medians are reported)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="floor + job rounds (medians are reported); 0: the segment job only")
     parser.add_argument("--lines", type=int, default=None,
                         help="users in the job's input and the floor (default: every user; the model keeps them all)")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
+    # One BLAS thread, as in the server's API and job processes (cli/wiring.build_server_app): the floors run
+    # the job's loop, not a differently threaded one (with the default pool, a loaded machine made the floor's
+    # ALS products spin: 825 users per CPU s against the job's 2,011 at 1M users).
+    threadpool_limits(1, user_api="blas")
     root = args.reuse or Path(tempfile.mkdtemp(prefix="tm-batch-bench-"))
     data, server_dir = root / "data", root / "server"
     print(f"batch benchmark: {args.users:,} users x {args.items:,} items in {root}", flush=True)
@@ -264,12 +271,13 @@ def main() -> int:
     lines = min(args.lines or args.users, args.users)
     user_file, item_file = write_inputs(data / f"batch-in-{lines}", lines, args.segment_queries, args.items)
     small_file = data / "batch-in" / "small" / "users.jsonl"
-    small_file.parent.mkdir(exist_ok=True)
+    small_file.parent.mkdir(parents=True, exist_ok=True)
     small_file.write_text("".join(f'{{"userId": "u{u}"}}\n' for u in range(min(1000, args.users))))
     out = data / f"batch-out-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()
-    floor = in_process_floor(server_dir, data, versions["up"], lines)
-    floor(10_000)  # warm: the model's first pages and the catalogue, as the job's first chunks would
+    if args.rounds:
+        floor = in_process_floor(server_dir, data, versions["up"], lines)
+        floor(10_000)  # warm: the model's first pages and the catalogue, as the job's first chunks would
     rounds: list[dict[str, Any]] = []
     with LocalServer(server_dir, import_roots=[data]) as server:  # fresh process: VmHWM counts the jobs only
         assert server.process is not None
@@ -301,38 +309,43 @@ def main() -> int:
         inference_hwm = proc_status(pid)["VmHWM"]
         segment = None
         if args.segment_queries:
-            segment_wall, _segment_cpu, segment_peak = run_job(lambda: p.create_batch_segment_job(
+            segment_wall, segment_cpu, segment_peak = run_job(lambda: p.create_batch_segment_job(
                 jobName=f"bench-{uuid.uuid4().hex[:6]}", solutionVersionArn=versions["affinity"], roleArn=ROLE,
                 numResults=25, jobInput={"s3DataSource": {"path": str(item_file)}},
                 jobOutput={"s3DataDestination": {"path": str(out / "segments")}})["batchSegmentJobArn"],
                 lambda arn: p.describe_batch_segment_job(batchSegmentJobArn=arn), "batchSegmentJob", pid)
-            segment = (segment_wall, segment_peak["RssAnon"], proc_status(pid)["VmHWM"])
-    raw, raw_model = raw_floor(server_dir, versions["up"], lines)
+            segment = (segment_wall, segment_peak["RssAnon"], proc_status(pid)["VmHWM"], segment_cpu)
     load_end = os.getloadavg()
-    n = lines
-    job_wall, job_cpu = median([n / r["wall"] for r in rounds]), median([n / r["cpu"] for r in rounds])
-    floor_wall_rate = median([n / r["floor_wall"] for r in rounds])
-    floor_cpu_rate = median([n / r["floor_cpu"] for r in rounds])
-    print(f"\nbatch inference, {n:,} of the model's {args.users:,} users, numResults 25, medians of {len(rounds)} rounds "
-          f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end on {os.cpu_count()} CPUs):")
-    print(f"  tastemaker job (API call to ACTIVE, output written): {job_wall:,.0f} users/s wall, "
-          f"{job_cpu:,.0f} users per server CPU second")
-    print(f"  floor (the job's scoring loop in-process):           {floor_wall_rate:,.0f} users/s wall, "
-          f"{floor_cpu_rate:,.0f} users per CPU second")
-    for what, share in (("wall", job_wall / floor_wall_rate), ("CPU", job_cpu / floor_cpu_rate)):
-        print(f"  ratio by {what:4}: {share:.0%} of the floor (target >= {TARGET_SHARE:.0%})"
-              f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
-    print(f"  reference, raw BLAS + argpartition of the same model (the issue's first floor, measured after the "
-          f"rounds): {raw:,.0f} users/s wall ({raw_model})")
-    anon = [r["RssAnon"] for r in rounds]
-    print(f"  server memory: idle {idle['VmRSS']:,.0f} MiB (anon {idle['RssAnon']:,.0f}); peak anon during the "
-          f"1,000-line job {small_peak['RssAnon']:,.0f} MiB, during the {n:,}-line jobs "
-          f"{', '.join(f'{a:,.0f}' for a in anon)} MiB; peak file-backed (mapped model) "
-          f"{max(r['RssFile'] for r in rounds):,.0f} MiB; VmHWM {inference_hwm:,.0f} MiB "
-          f"(target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
+    if rounds:
+        raw, raw_model = raw_floor(server_dir, versions["up"], lines)
+        load_end = os.getloadavg()
+        n = lines
+        job_wall, job_cpu = median([n / r["wall"] for r in rounds]), median([n / r["cpu"] for r in rounds])
+        floor_wall_rate = median([n / r["floor_wall"] for r in rounds])
+        floor_cpu_rate = median([n / r["floor_cpu"] for r in rounds])
+        print(f"\nbatch inference, {n:,} of the model's {args.users:,} users, numResults 25, medians of {len(rounds)} rounds "
+              f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end on {os.cpu_count()} CPUs):")
+        print(f"  tastemaker job (API call to ACTIVE, output written): {job_wall:,.0f} users/s wall, "
+              f"{job_cpu:,.0f} users per server CPU second")
+        print(f"  floor (the job's scoring loop in-process):           {floor_wall_rate:,.0f} users/s wall, "
+              f"{floor_cpu_rate:,.0f} users per CPU second")
+        for what, share in (("wall", job_wall / floor_wall_rate), ("CPU", job_cpu / floor_cpu_rate)):
+            print(f"  ratio by {what:4}: {share:.0%} of the floor (target >= {TARGET_SHARE:.0%})"
+                  f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
+        print(f"  reference, raw BLAS + argpartition of the same model (the issue's first floor, measured after the "
+              f"rounds): {raw:,.0f} users/s wall ({raw_model})")
+        anon = [r["RssAnon"] for r in rounds]
+        print(f"  server memory: idle {idle['VmRSS']:,.0f} MiB (anon {idle['RssAnon']:,.0f}); peak anon during the "
+              f"1,000-line job {small_peak['RssAnon']:,.0f} MiB, during the {n:,}-line jobs "
+              f"{', '.join(f'{a:,.0f}' for a in anon)} MiB; peak file-backed (mapped model) "
+              f"{max(r['RssFile'] for r in rounds):,.0f} MiB; VmHWM {inference_hwm:,.0f} MiB "
+              f"(target <= {TARGET_RSS_GIB * 1024:,.0f} MiB)")
+    else:
+        print(f"\nbatch inference: not run (--rounds 0); load average {load_start[0]:.1f} at the start, "
+              f"{load_end[0]:.1f} at the end")
     if segment is not None:
-        print(f"batch segment job, {args.segment_queries} item queries over {args.users:,} users: {segment[0]:.1f} s, "
-              f"peak anon {segment[1]:,.0f} MiB, VmHWM {segment[2]:,.0f} MiB")
+        print(f"batch segment job, {args.segment_queries} item queries over {args.users:,} users: {segment[0]:.1f} s wall, "
+              f"{segment[3]:.1f} s server CPU, peak anon {segment[1]:,.0f} MiB, VmHWM {segment[2]:,.0f} MiB")
     else:
         print("batch segment job: not run (--segment-queries 0)")
     shutil.rmtree(out, ignore_errors=True)

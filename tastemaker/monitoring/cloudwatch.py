@@ -1,7 +1,8 @@
 """The CloudWatch read API for namespace AWS/Personalize: ListMetrics, GetMetricStatistics, GetMetricData.
 
-The figures are the series of every process of the data directory (tastemaker.monitoring.shared: the API
-workers and the processes that run jobs), one statistic set per minute: a
+The figures are the series of every process that shares the metadata store: every API worker, job runner and
+`tastemaker worker` of every replica, each publishing its per-minute statistic sets to the store
+(tastemaker.monitoring.published; this process's own figures are read live), one statistic set per minute: a
 metric's datapoint for a period sums the minutes inside it. Count metrics (`GetRecommendations`,
 `...4xxErrors`, `DatasetImportJobRequests`, ...) are published as 1 per call, so Sum and SampleCount are the
 number of calls; latency and execution-time metrics carry Minimum/Maximum/Average/Sum/SampleCount of the
@@ -23,7 +24,7 @@ import orjson
 from tastemaker.control.context import RequestContext
 from tastemaker.control.registry import operation
 from tastemaker.errors import TastemakerError
-from tastemaker.monitoring import shared
+from tastemaker.monitoring import published
 from tastemaker.monitoring.metrics import Series
 from tastemaker.store import attribution
 
@@ -107,11 +108,13 @@ def attributed(ctx: RequestContext) -> Iterator[Metric]:
                      "latency")
 
 
-def metrics(ctx: RequestContext | None = None) -> Iterator[Metric]:
-    """Every metric there are figures for (attributed ones too when a request context is given)."""
-    if ctx is not None:
-        yield from attributed(ctx)
-    for series in shared.all_series():
+def metrics(ctx: RequestContext, since: float = 0.0, until: float | None = None) -> Iterator[Metric]:
+    """Every metric there are figures for (every process's, from minute `since` to before `until`; the
+    retention window when not given), attributed ones first."""
+    yield from attributed(ctx)
+    with ctx.read_engine.connect() as conn:
+        found = published.series(conn, since, until)
+    for series in found:
         dims = ((series.dimension, series.value),) if series.dimension and series.value else ()
         if series.kind == "size":
             yield Metric(series.name, dims, "Bytes", series, "latency")
@@ -130,11 +133,12 @@ def _dims(raw: list[dict[str, Any]] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((d["name"], d.get("value", "")) for d in raw or []))
 
 
-def _find(ctx: RequestContext, namespace: str, name: str, dimensions: list[dict[str, Any]] | None) -> Metric | None:
+def _find(candidates: list[Metric], namespace: str, name: str, dimensions: list[dict[str, Any]] | None,
+          ) -> Metric | None:
     if namespace != NAMESPACE:
         return None
     wanted = _dims(dimensions)
-    for metric in metrics(ctx):
+    for metric in candidates:
         if metric.name == name and tuple(sorted(metric.dimensions)) == wanted:
             return metric
     return None
@@ -197,7 +201,7 @@ def get_metric_statistics(ctx: RequestContext, namespace: str, metric_name: str,
         raise InvalidParameterCombinationException("Either Statistics or ExtendedStatistics must be given.")
     _range(start_time, end_time)
     period = _period(period)
-    metric = _find(ctx, namespace, metric_name, dimensions)
+    metric = _find(list(metrics(ctx, start_time, end_time)), namespace, metric_name, dimensions)
     datapoints: list[dict[str, Any]] = []
     if metric is not None and unit in (None, metric.unit):
         for ts, point in sorted(metric.datapoints(start_time, end_time, period).items()):
@@ -219,6 +223,7 @@ def get_metric_data(ctx: RequestContext, metric_data_queries: list[dict[str, Any
                     max_datapoints: int | None = None, **_: Any) -> dict[str, Any]:
     _range(start_time, end_time)
     results: list[dict[str, Any]] = []
+    candidates = list(metrics(ctx, start_time, end_time))  # one read of the store for every query
     for query in metric_data_queries:
         if "expression" in query:
             raise InvalidParameterValueException(
@@ -233,7 +238,7 @@ def get_metric_data(ctx: RequestContext, metric_data_queries: list[dict[str, Any
                 f"Query {query['id']}: statistic {stat!r} is not kept; use one of {', '.join(STATISTICS)}.")
         period = _period(stat_query.get("period"))
         spec = stat_query["metric"]
-        metric = _find(ctx, spec.get("namespace", ""), spec.get("metric_name", ""), spec.get("dimensions"))
+        metric = _find(candidates, spec.get("namespace", ""), spec.get("metric_name", ""), spec.get("dimensions"))
         points: list[tuple[int, float]] = []
         if metric is not None and stat_query.get("unit") in (None, metric.unit):
             points = [(ts, _stat(p, stat)) for ts, p in metric.datapoints(start_time, end_time, period).items()]

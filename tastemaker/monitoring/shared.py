@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from tastemaker.config import Settings
+from tastemaker.monitoring import published
 from tastemaker.monitoring.metrics import METRICS, RETENTION_MINUTES, Recorder, Series
 
 log = logging.getLogger("tastemaker.monitoring")
@@ -152,6 +153,7 @@ def share(settings: Settings) -> Sharing:
         if _SHARING is None or _SHARING.pid != os.getpid():
             _SHARING = Sharing(settings.data_dir / "metrics")
             _SHARING.start()
+            published.start(settings)  # and to the metadata store, for every replica's CloudWatch API
         return _SHARING
 
 

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from tastemaker.store import db
 from tastemaker.store import events as stored_events
@@ -65,7 +66,7 @@ def test_db_upgrade_adds_the_group_index_to_a_database_at_0008(url: str, tmp_pat
         assert _indexes(engine)[INDEX] == [c.name for c in declared.columns] == ["dataset_group_arn", "id"]
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == \
-                "0009_events_group_index"
+                ScriptDirectory.from_config(config).get_current_head()  # 0009 and every later migration
             if conn.dialect.name == "postgresql":  # a quiet group's newest events: a walk of the new index
                 conn.execute(events.insert(), [  # g1's 30 old rows, then 3,000 of a busy group
                     {"dataset_group_arn": "g1" if n < 30 else "g0", "event_id": f"e{n}", "session_id": "s", "user_id": f"u{n}",
