@@ -103,7 +103,7 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
         description="Dropout on embeddings, attention and feed-forward outputs.",
     ),
     HyperParameter(
-        "future_target_rate", "continuous", "0.0", min=0.0, max=0.9, tunable=True,
+        "future_target_rate", "continuous", "0.1", min=0.0, max=0.9, tunable=True,
         description="Share of training targets drawn from the next 10 items instead of the very next one "
                     "(learns what the user wants soon, not only next).",
     ),
