@@ -37,6 +37,9 @@ CHECKPOINT_FORMAT = 1
 VALIDATION_USERS = 2048
 MIN_VALIDATION_USERS = 10
 SAMPLING_POWER = 0.75
+# Full softmax holds at most this many logits of a step at once (128 MiB of float32); a larger step is scored in
+# chunks of positions whose logits are recomputed in the backward pass instead of kept.
+FULL_SOFTMAX_CHUNK_LOGITS = 2**25
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,7 @@ def train_network(
             valid = tgt >= 0
             h, y, wv = hidden[valid], tgt[valid], w[valid]
             items = table[1:]
-            if sampler is not None:
-                loss = sampler.loss(torch, h, y, items, rng)
-            else:
-                loss = torch.nn.functional.cross_entropy(h @ items.T, y, reduction="none")
+            loss = sampler.loss(torch, h, y, items, rng) if sampler is not None else full_softmax_loss(torch, h, y, items)
             loss = (loss * wv).sum() / wv.sum().clamp_min(1e-6)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -244,6 +244,25 @@ def _validation_ndcg(torch, model, validation: Validation, max_len: int, batch: 
             total += float(np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0).sum())
     model.train()
     return total / len(validation.targets)
+
+
+def full_softmax_loss(torch, h, y, items):  # type: ignore[no-untyped-def]
+    """Cross-entropy of each position's hidden state `h` against the whole catalogue `items`, target `y`.
+
+    Only positions that carry a target are scored. Steps with more than FULL_SOFTMAX_CHUNK_LOGITS logits are
+    split into chunks of positions under activation checkpointing, so memory stays bounded on large catalogues.
+    """
+    functional = torch.nn.functional
+    rows = max(1, FULL_SOFTMAX_CHUNK_LOGITS // max(int(items.shape[0]), 1))
+    if len(h) <= rows:
+        return functional.cross_entropy(h @ items.T, y, reduction="none")
+    from torch.utils.checkpoint import checkpoint
+
+    def chunk(hc, yc, table):  # type: ignore[no-untyped-def]
+        return functional.cross_entropy(hc @ table.T, yc, reduction="none")
+
+    return torch.cat([checkpoint(chunk, h[s:s + rows], y[s:s + rows], items, use_reentrant=False)
+                      for s in range(0, len(h), rows)])
 
 
 def _with_future_targets(targets: np.ndarray, cfg: NetConfig, rng: np.random.Generator) -> np.ndarray:

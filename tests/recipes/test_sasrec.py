@@ -297,3 +297,25 @@ def test_item_metadata_becomes_part_of_the_item_vectors():
     table_rows = with_meta.arrays["net.item_embedding"]
     red, blue = [item_index(data, 7), item_index(data, 9)], [item_index(data, 8), item_index(data, 10)]
     assert not np.allclose(table_rows[red[0] + 1], table_rows[blue[0] + 1])
+
+
+def test_chunked_full_softmax_gives_the_same_loss_and_gradients(monkeypatch):
+    import torch
+
+    from tastemaker.recipes import sasrec_train
+
+    generator = torch.Generator().manual_seed(0)
+    h0, table0 = torch.randn(50, 8, generator=generator), torch.randn(30, 8, generator=generator)
+    y = torch.randint(0, 30, (50,), generator=generator)
+
+    def loss_and_grads() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, table = h0.clone().requires_grad_(), table0.clone().requires_grad_()
+        loss = sasrec_train.full_softmax_loss(torch, h, y, table)
+        loss.sum().backward()
+        return loss.detach(), h.grad, table.grad
+
+    whole = loss_and_grads()
+    monkeypatch.setattr(sasrec_train, "FULL_SOFTMAX_CHUNK_LOGITS", 7 * 30)  # chunks of 7 positions
+    chunked = loss_and_grads()
+    for a, b in zip(whole, chunked, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
