@@ -28,7 +28,7 @@ quickstart: $(STAMP)
 	$(BIN)/tastemaker quickstart
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check tastemaker tests bench

@@ -26,6 +26,8 @@ from tastemaker.store import resources
 from tests.e2e.conftest import SPARK_MIN_IMPORT_BYTES, SPARK_MIN_LINES, SPARK_MIN_SEGMENT_USERS
 from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, write_dataset
 from tests.e2e.util import wait_status
+from tests.faults.harness import group_with_interactions
+from tests.faults.harness import trained_version as harness_trained_version
 
 pytest.importorskip("pyspark")
 
@@ -38,26 +40,8 @@ def unique(prefix: str) -> str:
 
 def trained_version(personalize: Any, import_root: Path) -> str:
     paths = write_dataset(import_root / unique("spark"), users=150, items=120)
-    group = personalize.create_dataset_group(name=unique("spark"))["datasetGroupArn"]
-    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    schema = personalize.create_schema(name=unique("i"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
-    dataset = personalize.create_dataset(name=unique("i"), schemaArn=schema, datasetGroupArn=group,
-                                         datasetType="Interactions")["datasetArn"]
-    wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
-    job = personalize.create_dataset_import_job(jobName=unique("imp"), datasetArn=dataset, roleArn=ROLE,
-                                                dataSource={"dataLocation": str(paths["interactions"])})
-    done = wait_status(lambda: personalize.describe_dataset_import_job(
-        datasetImportJobArn=job["datasetImportJobArn"]), "datasetImportJob")
-    assert done["status"] == "ACTIVE", done.get("failureReason")
-    solution = personalize.create_solution(name=unique("up"), datasetGroupArn=group,
-                                           recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
-                                           performAutoTraining=False)["solutionArn"]
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
-    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    done = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                       "solutionVersion", timeout=300)
-    assert done["status"] == "ACTIVE", done.get("failureReason")
-    return str(version)
+    group, _dataset = group_with_interactions(personalize, paths["interactions"], unique("spark"))
+    return str(harness_trained_version(personalize, group, "aws-user-personalization"))
 
 
 @pytest.mark.slow
@@ -241,25 +225,8 @@ def test_spark_segment_lines_equal_the_in_process_lines(spark_server: LocalServe
     users = 240
     assert users >= SPARK_MIN_SEGMENT_USERS
     paths = write_dataset(import_root / unique("spseg"), users=users, items=90, seed=5)
-    group = personalize.create_dataset_group(name=unique("spseg"))["datasetGroupArn"]
-    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    schema = personalize.create_schema(name=unique("i"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
-    dataset = personalize.create_dataset(name=unique("i"), schemaArn=schema, datasetGroupArn=group,
-                                         datasetType="Interactions")["datasetArn"]
-    wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
-    job = personalize.create_dataset_import_job(jobName=unique("imp"), datasetArn=dataset, roleArn=ROLE,
-                                                dataSource={"dataLocation": str(paths["interactions"])})
-    done = wait_status(lambda: personalize.describe_dataset_import_job(
-        datasetImportJobArn=job["datasetImportJobArn"]), "datasetImportJob", timeout=300)
-    assert done["status"] == "ACTIVE", done.get("failureReason")
-    solution = personalize.create_solution(name=unique("aff"), datasetGroupArn=group,
-                                           recipeArn="arn:aws:personalize:::recipe/aws-item-affinity",
-                                           performAutoTraining=False)["solutionArn"]
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
-    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    done = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                       "solutionVersion", timeout=300)
-    assert done["status"] == "ACTIVE", done.get("failureReason")
+    group, _dataset = group_with_interactions(personalize, paths["interactions"], unique("spseg"), timeout=300)
+    version = harness_trained_version(personalize, group, "aws-item-affinity")
 
     s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
     bucket = unique("spseg").lower()

@@ -18,7 +18,6 @@ cannot run (the data is not in the repository).
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from pathlib import Path
@@ -28,8 +27,8 @@ import numpy as np
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
-from tests.e2e.datagen import INTERACTIONS_SCHEMA
 from tests.e2e.util import wait_status
+from tests.faults.harness import group_with_interactions
 
 pytest.importorskip("pyspark")
 
@@ -82,17 +81,7 @@ def catalogue(import_root: Path) -> Path:
 
 def train_and_serve(personalize: Any, csv: Path, out: dict[str, Any]) -> None:
     """Import `csv` into a new group, train aws-user-personalization (32 factors), deploy it; fill `out`."""
-    group = personalize.create_dataset_group(name=unique("st"))["datasetGroupArn"]
-    wait_status(lambda: personalize.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
-    schema = personalize.create_schema(name=unique("i"), schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
-    dataset = personalize.create_dataset(name=unique("i"), schemaArn=schema, datasetGroupArn=group,
-                                         datasetType="Interactions")["datasetArn"]
-    wait_status(lambda: personalize.describe_dataset(datasetArn=dataset), "dataset")
-    job = personalize.create_dataset_import_job(jobName=unique("imp"), datasetArn=dataset, roleArn=ROLE,
-                                                dataSource={"dataLocation": str(csv)})["datasetImportJobArn"]
-    done = wait_status(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job),
-                       "datasetImportJob", timeout=300)
-    assert done["status"] == "ACTIVE", done.get("failureReason")
+    group, _dataset = group_with_interactions(personalize, csv, unique("st"), timeout=300)
     solution = personalize.create_solution(
         name=unique("up"), datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
         solutionConfig={"algorithmHyperParameters": {"hidden_dimension": "32"}})["solutionArn"]

@@ -44,7 +44,8 @@ def error_code(call: Any) -> str | None:
     return None
 
 
-def group_with_interactions(client: Any, csv_path: Path, name: str | None = None) -> tuple[str, str]:
+def group_with_interactions(client: Any, csv_path: Path, name: str | None = None, *,
+                            timeout: float = 120.0) -> tuple[str, str]:
     """An ACTIVE dataset group and its Interactions dataset with `csv_path` imported: (group, dataset)."""
     group = client.create_dataset_group(name=name or unique("g"))["datasetGroupArn"]
     wait_status(lambda: client.describe_dataset_group(datasetGroupArn=group), "datasetGroup")
@@ -54,8 +55,9 @@ def group_with_interactions(client: Any, csv_path: Path, name: str | None = None
     wait_status(lambda: client.describe_dataset(datasetArn=dataset), "dataset")
     job = client.create_dataset_import_job(jobName=unique("imp"), datasetArn=dataset,
                                            dataSource={"dataLocation": str(csv_path)})["datasetImportJobArn"]
-    assert wait_status(lambda: client.describe_dataset_import_job(datasetImportJobArn=job),
-                       "datasetImportJob")["status"] == "ACTIVE"
+    done = wait_status(lambda: client.describe_dataset_import_job(datasetImportJobArn=job), "datasetImportJob",
+                       timeout=timeout)
+    assert done["status"] == "ACTIVE", done.get("failureReason")
     return group, dataset
 
 
