@@ -1,5 +1,7 @@
 """`tastemaker jobs`: the job queue's queued and running jobs, with the progress running batch jobs record.
 
+An export records rows written and part files published the same way.
+
 Reads the metadata database directly (the same --data-dir / --db-url as the servers), so it sees the jobs of
 every `tastemaker serve` and `tastemaker worker` process sharing it. A batch inference or segment job shows
 the lines answered, the lines answered with an error and the files published so far, as its worker last
@@ -41,7 +43,7 @@ def render(entries: list[dict[str, Any]], out: TextIO) -> None:
                   f"({e['status']})\n")
         p = e["progress"]
         if p:
-            out.write(f"{'':>6} progress: {p.get('lines_processed', 0):,} lines answered "
+            out.write(f"{'':>6} progress: {p.get('lines_processed', 0):,} {p.get('unit', 'lines answered')} "
                       f"({p.get('lines_failed', 0):,} with errors), {p.get('files_done', 0)} of "
                       f"{p.get('files_total', '?')} files done, recorded {now - p.get('updated_at', now):.0f}s ago\n")
 

@@ -195,11 +195,15 @@ def _first_lines(api: Api, folder: str, pattern: str) -> dict[str, Any]:
 
 
 def export_extra(api: Api, arn: str) -> dict[str, Any]:
-    """An export's rows written and seconds taken (recorded when it finishes) and its local part files."""
+    """An export's rows written so far and part files published (recorded after each file), its rows and seconds
+    when it finishes, and its local part files."""
     with api.services.read_engine.connect() as conn:
         body = resources.get(conn, arn).body
     folder = ((body.get("job_output") or {}).get("s3_data_destination") or {}).get("path") or ""
+    progress = body.get("progress") or {}
     return {"rowCount": body.get("row_count"), "seconds": body.get("execution_seconds"),
+            "rowsWritten": progress.get("lines_processed"), "filesDone": progress.get("files_done"),
+            "filesTotal": progress.get("files_total"),
             "folder": folder + str(body.get("job_name", "")) + "/",
             **_first_lines(api, folder + str(body.get("job_name", "")), "part-*.csv")}
 

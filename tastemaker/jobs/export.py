@@ -25,6 +25,7 @@ from tastemaker.data.jsonl import publish_file, remove_temporaries
 from tastemaker.data.sources import DataLocationError
 from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.lease import job_temp_dir
+from tastemaker.monitoring.progress import JobProgress
 from tastemaker.services import Services
 from tastemaker.store import part_origins, queue, resources
 from tastemaker.store.queue import Job
@@ -68,11 +69,14 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
             raise JobStopped()
         rows = 0 if table is None else table.num_rows
         files = write_csv_parts(table, [f.name for f in schema.fields], workdir)
+        progress = JobProgress(services, job, files_total=len(files), unit="rows written")
         for number, path in enumerate(files):
             if should_stop():
                 raise JobStopped()
             publish_file(path, folder, f"part-{number:05d}.csv", import_roots=roots,
                          s3_client_factory=services.s3_client, guard=lambda: queue.fenced(services.engine, job))
+            progress.add(min(ROWS_PER_FILE, rows - number * ROWS_PER_FILE))
+            progress.file_done()
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
     finally:

@@ -1,6 +1,6 @@
-"""Progress of a running batch job (batch inference, batch segments), visible while it runs.
+"""Progress of a running batch job (batch inference, batch segments, dataset export), visible while it runs.
 
-Personalize's DescribeBatchInferenceJob / DescribeBatchSegmentJob carry no progress field, and the wire stays
+Personalize's DescribeBatchInferenceJob / DescribeBatchSegmentJob / DescribeDatasetExportJob carry no progress field, and the wire stays
 exact, so progress is kept where our own tools read it: the job's stored document (`progress`, which the wire
 never shows), the worker's log (logger `tastemaker.batch`), `/metrics` (`tastemaker_batch_job_*` gauges, read
 from the stored documents at scrape time, so a separate `tastemaker worker` process's jobs show up on the API
@@ -35,6 +35,7 @@ class JobProgress:
     services: Services
     job: Job
     files_total: int
+    unit: str = "lines answered"  # what `lines` counts ("rows written" for an export)
     every: float = PROGRESS_SECONDS
     lines: int = 0
     errors: int = 0
@@ -45,7 +46,7 @@ class JobProgress:
     def document(self) -> dict[str, Any]:
         """What the job's document holds under `progress`."""
         return {"lines_processed": self.lines, "lines_failed": self.errors, "files_done": self.files,
-                "files_total": self.files_total, "attempt": self.job.attempts, "started_at": round(self.started, 3),
+                "files_total": self.files_total, "unit": self.unit, "attempt": self.job.attempts, "started_at": round(self.started, 3),
                 "updated_at": round(time.time(), 3)}
 
     def add(self, lines: int, errors: int = 0) -> None:
@@ -62,7 +63,7 @@ class JobProgress:
     def record(self) -> None:
         """Write the figures to the job's document (fenced) and log them."""
         self._last = time.monotonic()
-        log.info("%s: %d lines answered (%d with errors), %d of %d files done", self.job.resource_arn, self.lines,
+        log.info("%s: %d %s (%d with errors), %d of %d files done", self.job.resource_arn, self.lines, self.unit,
                  self.errors, self.files, self.files_total)
         with queue.fenced(self.services.engine, self.job) as conn:
             resources.update(conn, self.job.resource_arn, changes={"progress": self.document()})
