@@ -35,7 +35,7 @@ from starlette.templating import Jinja2Templates
 from tastemaker.api.app import Api
 from tastemaker.console import batch, insight
 from tastemaker.console.calls import BotoShaped, Caller
-from tastemaker.console.charts import PlotlyScript
+from tastemaker.console.charts import PlotlyScript, versions_chart
 from tastemaker.console.items import shown_metadata
 from tastemaker.console.pages import (
     PAGE,
@@ -268,13 +268,14 @@ class Console:
         schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
         used = {d["datasetType"] for d in datasets}
         schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
+        metric_rows = _metric_rows(solutions)
         return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
                           imports=imports, solutions=solutions, filters=filters, trackers=trackers,
                           recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
                           next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
-                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=_metric_rows(solutions),
-                          deployments=deployments)
+                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=metric_rows,
+                          metrics_chart=versions_chart(metric_rows) if metric_rows else "", deployments=deployments)
 
     async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
         """A recipe with its description and its algorithm's default hyperparameters (fixed: read once)."""

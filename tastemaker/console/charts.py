@@ -127,6 +127,33 @@ def bar_chart(title: str, timestamps: Sequence[float], values: Sequence[float], 
         f"<figcaption>{caption}</figcaption>{table}</figure>")
 
 
+def versions_chart(rows: Sequence[dict[str, Any]]) -> Markup:
+    """The offline metrics of a group's trained versions side by side: one group of bars per metric, one bar
+    (and legend entry) per version, so each version stands beside the popularity baseline and the others.
+    `rows` are the group page's metric rows: {"metric": name, "values": [(version label, value, share)]}."""
+    labels = list(dict.fromkeys(label for row in rows for label, _value, _share in row["values"]))
+    metrics = [row["metric"] for row in rows]
+    value_of = {(row["metric"], label): value for row in rows for label, value, _share in row["values"]}
+    palette = [COLOR, "#d9822b", "#2e8540", "#8e44ad", "#c0392b", MUTED]
+    data = [{"type": "bar", "name": label, "x": metrics, "y": [value_of.get((m, label)) for m in metrics],
+             "marker": {"color": palette[k % len(palette)]},
+             "text": [f"{label}: {m} {_number(value_of[(m, label)]) if (m, label) in value_of else '-'}"
+                      for m in metrics], "textposition": "none", "hovertemplate": "%{text}<extra></extra>"}
+            for k, label in enumerate(labels)]
+    figure = {"data": data, "layout": {
+        "height": HEIGHT + 60, "autosize": True, "barmode": "group", "showlegend": True,
+        "legend": {"orientation": "h", "y": -0.35}, "margin": {"l": 44, "r": 8, "t": 8, "b": 40},
+        "font": {"size": 11, "color": MUTED}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff",
+        "xaxis": {"type": "category", "fixedrange": True, "tickangle": 0},
+        "yaxis": {"rangemode": "tozero", "fixedrange": True, "gridcolor": "#eef1f4"}}}
+    label = (f"Offline metrics of {len(labels)} trained version{'s' if len(labels) != 1 else ''} "
+             f"({', '.join(labels)}); the table below gives each value")
+    return Markup(
+        f'<figure class="chart-box"><div class="plot" role="img" aria-label="{escape(label)}"></div>'
+        f'<script type="application/json" class="chart-figure">{script_json(figure)}</script>'
+        f"<figcaption>Offline metrics per version</figcaption></figure>")
+
+
 def figures_in(page: str) -> list[dict[str, Any]]:
     """The chart figures a page embeds, in page order (what console.js draws; the tests read them too)."""
     return [json.loads(block) for block in

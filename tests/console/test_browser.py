@@ -176,6 +176,8 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
         go(d, all_css(d, ".train-button")[-1])
     until(d, lambda: len(all_css(d, ".deploy-button")) == 2, "both versions train", timeout=300)
     assert "aws-popularity-count" in by_css(d, "#metrics").text
+    [plot] = charts_drawn(d, 1)  # the versions' offline metrics side by side, the popularity baseline among them
+    assert len(bars(plot)) >= 2 and "aws-popularity-count" in plot.text
     shot(d, "group")
 
     # Deploy the learned version and test it for a user.

@@ -9,7 +9,7 @@ from importlib import metadata, resources
 import httpx
 
 from tastemaker.cli.local_server import LocalServer
-from tastemaker.console.charts import bar_chart, figures_in
+from tastemaker.console.charts import bar_chart, figures_in, versions_chart
 
 
 def test_a_bar_per_period_with_its_figure_and_text_for_readers() -> None:
@@ -37,6 +37,20 @@ def test_an_empty_chart_says_so_and_no_title_escapes_its_block() -> None:
     assert figure["data"][0]["name"] == title and figure["data"][0]["y"] == []  # read back exactly
     assert figure["layout"]["annotations"][0]["text"] == "no data yet" and "· no data yet</figcaption>" in chart
     assert "<table" not in chart  # no figures to list
+
+
+def test_versions_stand_side_by_side_per_metric() -> None:
+    rows = [{"metric": "coverage", "values": [("personal (aws-user-personalization)", 0.41, 1.0),
+                                              ("popular (aws-popularity-count)", 0.02, 0.05)]},
+            {"metric": "normalized_discounted_cumulative_gain_at_10",
+             "values": [("personal (aws-user-personalization)", 0.2243, 1.0)]}]
+    [figure] = figures_in(str(versions_chart(rows)))
+    assert figure["layout"]["barmode"] == "group"
+    personal, popular = figure["data"]
+    assert personal["name"] == "personal (aws-user-personalization)" and popular["name"].startswith("popular")
+    assert personal["x"] == popular["x"] == ["coverage", "normalized_discounted_cumulative_gain_at_10"]
+    assert personal["y"] == [0.41, 0.2243] and popular["y"] == [0.02, None]  # no bar where a version has no value
+    assert popular["text"][1].endswith(" -")
 
 
 def test_plotly_js_is_served_from_the_installed_package(console_server: LocalServer) -> None:
