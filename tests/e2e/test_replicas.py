@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from sqlalchemy.pool import NullPool
 
 from tastemaker.cli.local_server import LocalServer
@@ -193,6 +193,16 @@ def test_each_job_runs_exactly_once(cluster: Cluster) -> None:
     assert not cluster.unfinished_jobs()
 
 
+def died(server: LocalServer, wait: float = 2.0) -> bool:
+    """Whether the server's process has exited (given a moment: a killed process closes its sockets as it dies)."""
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if server.process is None or server.process.poll() is not None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class Load:
     """Client threads looping PutEvents and GetRecommendations over a set of replicas."""
@@ -222,7 +232,12 @@ class Load:
         for step in range(len(self.targets) * 20 if self.route_around else 1):
             target = self.targets[(start + step) % len(self.targets)]
             try:
-                return fn(target)
+                try:
+                    return fn(target)
+                except ConnectionClosedError as exc:  # in flight when its replica was killed: not acknowledged
+                    if not died(target):
+                        raise
+                    raise EndpointConnectionError(endpoint_url=f"http://127.0.0.1:{target.port}") from exc
             except EndpointConnectionError:
                 with self.lock:
                     self.refused += 1
