@@ -87,6 +87,8 @@ def serving(args: argparse.Namespace) -> None:
         state_dir = root / "server"
         with LocalServer(state_dir, import_roots=[data], env={"TASTEMAKER_JOB_THREADS": "1"}) as trainer:
             state = bench.setup(trainer, paths, args.factors)
+        (state_dir / "bench-state.json").write_text(json.dumps(state))  # so a later run can pass --state
+        print(f"state kept in {state_dir} (pass it as --state to measure again without training)")
     common = ["--workers", str(args.workers)]
     # Both measured servers run no jobs (no maintenance loop), so they differ in the monitoring only.
     on = LocalServer(state_dir, extra_args=common, env={"TASTEMAKER_JOB_THREADS": "0"})

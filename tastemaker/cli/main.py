@@ -56,11 +56,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(settings.log_level, settings.log_format)  # this process's logs (with --workers: the job runner's)
     if settings.workers > 1:
         from tastemaker.cli.wiring import prepare_workers
+        from tastemaker.cli.workers import reuse_port_supported, run_workers
 
         runner = prepare_workers(settings)
         print(f"Tastemaker listening on http://{settings.host}:{settings.port} with {settings.workers} worker "
               "processes", flush=True)
         try:
+            if reuse_port_supported():  # a socket per worker: the kernel spreads connections over them
+                return run_workers(settings.workers, settings.host, settings.port, settings.log_level)
             uvicorn.run("tastemaker.cli.wiring:app_from_env", factory=True, workers=settings.workers,
                         host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
         finally:
