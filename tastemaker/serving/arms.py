@@ -105,21 +105,22 @@ class ArmRouter:
             self.flush(services)
 
 
-def route(services: Services, dep: Deployment) -> tuple[Deployment, str]:
-    """(what answers this request, the attribution source its recommendationId names)."""
+def route(services: Services, dep: Deployment) -> tuple[Deployment, str, str | None]:
+    """(what answers this request, the attribution source its recommendationId names, the arm to count it
+    under once answered: "main", "comparison", or None for a campaign without an arm). The caller counts
+    only an answered request (`ArmRouter.count`): a request that reruns off the event loop (NotWarm) or fails
+    after routing must not be counted twice or at all."""
     if dep.kind != "campaign":
-        return dep, dep.arn
+        return dep, dep.arn, None
     arms: ArmRouter = services.serving.arms
     config = arms.config(services, dep)
     if config is None:
-        return dep, dep.arn
+        return dep, dep.arn, None
     if random.random() < config.share:
         try:  # (NotWarm passes: the request reruns off the event loop, where the arm's row is read)
             arm: Deployment | None = deployment_cache(services).resolve(services, config.arm_arn, config.arm_kind)
         except TastemakerError:  # the arm was deleted: the traffic stays with the campaign
             arm = None
         if arm is not None and arm.status == Status.ACTIVE and arm.model_prefix:
-            arms.count(services, dep.arn, "comparison")
-            return arm, comparison_label(dep.arn)
-    arms.count(services, dep.arn, "main")
-    return dep, dep.arn
+            return arm, comparison_label(dep.arn), "comparison"
+    return dep, dep.arn, "main"

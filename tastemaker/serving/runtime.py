@@ -41,8 +41,10 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
                   promotions=list(promotions or []))
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
-    served, source = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
+    served, source, arm = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
     answer = recommend(ctx.services, served, query, wire=True)
+    if arm is not None:
+        ctx.services.serving.arms.count(ctx.services, dep.arn, arm)
     return WireAnswer(itemList=answer["item_list"], recommendationId=tag(answer["recommendation_id"], source))
 
 

@@ -72,9 +72,9 @@ def attributed(server) -> list[dict]:  # type: ignore[no-untyped-def]
     return json.loads(out.stdout)
 
 
-def test_events_are_attributed_to_the_campaign_that_recommended(personalize, runtime, events, server,
-                                                                 world) -> None:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(3)
+@pytest.fixture(scope="module")
+def attribution(personalize, runtime, events, world) -> str:  # type: ignore[no-untyped-def]
+    """The group's metric attribution, created after one attributed click that must therefore never count."""
     early = runtime.get_recommendations(campaignArn=world["campaigns"][0], userId="u1", numResults=5)
     events.put_events(trackingId=world["tracking_id"], userId="u1", sessionId="s-early", eventList=[
         {"eventType": "click", "itemId": early["itemList"][0]["itemId"], "sentAt": time.time(),
@@ -83,6 +83,29 @@ def test_events_are_attributed_to_the_campaign_that_recommended(personalize, run
                                                 metricsOutputConfig={"roleArn": ROLE})["metricAttributionArn"]
     assert wait_status(lambda: personalize.describe_metric_attribution(metricAttributionArn=arn),
                        "metricAttribution")["status"] == "ACTIVE"
+    return str(arn)
+
+
+@pytest.fixture(scope="module")
+def comparison(personalize, world) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The opt-in comparison arm: half of the second campaign's traffic answered by the first."""
+    main, arm = world["campaigns"][1], world["campaigns"][0]
+    personalize.tag_resource(resourceArn=main, tags=[{"tagKey": "tastemaker:comparison-arm", "tagValue": arm},
+                                                     {"tagKey": "tastemaker:comparison-share", "tagValue": "0.5"}])
+    time.sleep(1.5)  # the tags are re-read about once a second
+    return main, arm
+
+
+def arms(server) -> list[dict]:  # type: ignore[no-untyped-def]
+    out = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "attribution", "--arms", "--json",
+                          "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_events_are_attributed_to_the_campaign_that_recommended(personalize, runtime, events, server, world,
+                                                                 attribution) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    arn = attribution
     expected: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
     sources = [*world["campaigns"], "newsletter"]
     for n in range(60):
@@ -122,13 +145,10 @@ def test_events_are_attributed_to_the_campaign_that_recommended(personalize, run
     assert again == got  # reading twice counts nothing twice
 
 
-def test_a_comparison_arm_gets_its_share_and_its_own_conversions(personalize, runtime, events, server,
-                                                                 world) -> None:  # type: ignore[no-untyped-def]
+def test_a_comparison_arm_gets_its_share_and_its_own_conversions(runtime, events, server, world, attribution,
+                                                                 comparison) -> None:  # type: ignore[no-untyped-def]
     """The opt-in extension: half of campaign B's traffic answered by campaign A, conversions per arm."""
-    main, arm = world["campaigns"][1], world["campaigns"][0]
-    personalize.tag_resource(resourceArn=main, tags=[{"tagKey": "tastemaker:comparison-arm", "tagValue": arm},
-                                                     {"tagKey": "tastemaker:comparison-share", "tagValue": "0.5"}])
-    time.sleep(1.5)  # the tags are re-read about once a second
+    main, _ = comparison
     before = sum(r["sampleCount"] for r in attributed(server) if r["source"] == main and r["metricName"] == "CLICKS")
     arm_digest = hashlib.sha1(f"{main}#comparison".encode()).hexdigest()[:8]
     served = {"main": 0, "comparison": 0}
@@ -146,37 +166,45 @@ def test_a_comparison_arm_gets_its_share_and_its_own_conversions(personalize, ru
     deadline = time.time() + 15
     rows: list[dict] = []
     while time.time() < deadline:
-        out = subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "attribution", "--arms", "--json",
-                              "--data-dir", str(server.data_dir)], capture_output=True, text=True, check=True)
-        rows = [r for r in json.loads(out.stdout) if r["campaign"] == main and r["metricName"] == "CLICKS"]
+        rows = [r for r in arms(server) if r["campaign"] == main and r["metricName"] == "CLICKS"]
         if rows and rows[0]["main"]["served"] + rows[0]["comparison"]["served"] == 80:
             break
         time.sleep(0.5)
     [row] = rows
     for arm_name in ("main", "comparison"):
         assert row[arm_name]["served"] == served[arm_name]
-        earlier = before if arm_name == "main" else 0  # the campaign's clicks from the first test
+        earlier = before if arm_name == "main" else 0  # the campaign's clicks before the arm existed
         assert row[arm_name]["events"] == clicks[arm_name] + earlier
         low, high = row[arm_name]["rate95"]
         assert low <= (clicks[arm_name] + earlier) / served[arm_name] <= high
     assert "difference" in row
 
 
-def test_the_console_shows_each_sources_figures_and_the_arms(server, world) -> None:  # type: ignore[no-untyped-def]
+def test_the_console_shows_each_sources_figures_and_the_arms(runtime, events, server, world, attribution,
+                                                            comparison) -> None:  # type: ignore[no-untyped-def]
     """The group's batch and attribution page shows what `tastemaker attribution [--arms]` prints."""
     from tests.console.test_sessions import sign_in
 
-    entries = attributed(server)
-    arms = json.loads(subprocess.run([sys.executable, "-m", "tastemaker.cli.main", "attribution", "--arms", "--json",
-                                      "--data-dir", str(server.data_dir)], capture_output=True, text=True,
-                                     check=True).stdout)
-    assert entries and arms  # the tests above streamed attributed events and served a comparison arm
+    main, _ = comparison
+    for n in range(6):  # attributed clicks on the campaign with an arm, so there is something to show
+        answer = runtime.get_recommendations(campaignArn=main, userId=f"u{n}", numResults=5)
+        events.put_events(trackingId=world["tracking_id"], userId=f"u{n}", sessionId=f"page{n}", eventList=[
+            {"eventType": "click", "itemId": answer["itemList"][0]["itemId"], "sentAt": time.time(),
+             "recommendationId": answer["recommendationId"]}])
+    deadline, entries, shown_arms = time.time() + 15, attributed(server), arms(server)
+    while time.time() < deadline:  # served counts are flushed about once a second: wait until they settle
+        time.sleep(1.0)
+        now, now_arms = attributed(server), arms(server)
+        if (now, now_arms) == (entries, shown_arms) and now_arms:
+            break
+        entries, shown_arms = now, now_arms
+    assert entries and shown_arms
     page = sign_in(server, server.access_key, server.secret_key).get(
         "/console/jobs", params={"arn": world["group"]}).text
     table = page[page.index('id="attributed"'):].split("</table>")[0]
     for e in entries:
         assert e["source"] in table and f"<td>{e['sampleCount']}</td>" in table, e
-    for row in arms:
+    for row in shown_arms:
         caption = f"{row['metricName']} · comparison arm of <span class=\"arn\">{row['campaign']}</span>"
         assert caption in page, caption
         shown = page[page.index(caption):].split("</table>")[0]
@@ -184,7 +212,7 @@ def test_the_console_shows_each_sources_figures_and_the_arms(server, world) -> N
             assert f"<td>{arm}</td><td>{row[arm]['served']}</td><td>{row[arm]['events']}</td>" in shown
 
 
-def test_control_plane_limits_and_errors(personalize, world) -> None:  # type: ignore[no-untyped-def]
+def test_control_plane_limits_and_errors(personalize, world, attribution) -> None:  # type: ignore[no-untyped-def]
     [summary] = personalize.list_metric_attributions(datasetGroupArn=world["group"])["metricAttributions"]
     arn = summary["metricAttributionArn"]
     described = personalize.describe_metric_attribution(metricAttributionArn=arn)["metricAttribution"]
