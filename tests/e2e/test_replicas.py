@@ -304,7 +304,20 @@ def test_kill_9_of_a_replica_and_a_worker_under_load_loses_no_acknowledged_write
                 killed.append(worker.pid)
         time.sleep(2.0)
 
-    load.run(during)
+    try:
+        load.run(during)
+        check_kill_9_outcome(cluster, load, survivor, versions, killed)
+    finally:  # whatever failed above, the module's next tests get two replicas and two workers back
+        for index, worker in enumerate(cluster.workers):
+            if worker.process is not None and worker.process.poll() is not None:
+                cluster.workers[index] = Worker(worker.data_dir, [], cluster.env).start()
+        if victim.process is None or victim.process.poll() is not None:
+            victim.start()  # the same data directory and port again; the others were not restarted
+    assert not cluster.unfinished_jobs()
+
+
+def check_kill_9_outcome(cluster: Cluster, load: Load, survivor: LocalServer, versions: list[str],
+                         killed: list[int]) -> None:
     print(f"kill -9: {load.calls} client iterations, {len(load.acknowledged)} PutEvents acknowledged, "
           f"{load.refused} refused by the killed replica")
     assert load.calls > 20 and not load.failures, load.failures[:5]
@@ -320,11 +333,6 @@ def test_kill_9_of_a_replica_and_a_worker_under_load_loses_no_acknowledged_write
     # the other worker took the job over after the lease went stale: two claims, one finished run
     assert cluster.scalar("SELECT attempts FROM jobs WHERE resource_arn = :a", a=versions[0]) == 2
     assert cluster.scalar("SELECT COUNT(*) FROM jobs WHERE resource_arn = :a", a=versions[0]) == 1
-    for index, worker in enumerate(cluster.workers):
-        if worker.process is not None and worker.process.poll() is not None:
-            cluster.workers[index] = Worker(worker.data_dir, [], cluster.env).start()
-    victim.start()  # the same data directory and port again; the others were not restarted
-    assert not cluster.unfinished_jobs()
 
 
 def test_a_key_created_once_signs_requests_on_every_replica(cluster: Cluster) -> None:
