@@ -206,6 +206,8 @@ def main() -> int:
             ("monitoring", "GET", f"/console/monitoring?arn={g}", None),
             ("audit trail", "GET", "/console/audit", None),
             ("jobs: batch, export, deletion, attribution", "GET", f"/console/jobs?arn={g}", None),
+            ("jobs, attribution charts over 30 days", "GET", f"/console/jobs?arn={g}&span=month", None),
+            ("tracker live chart (redrawn every 5 s)", "GET", f"/console/tracker/live?arn={arns['tracker']}", None),
             ("evaluation evidence", "GET", f"/console/evaluation?arn={arns['version']}", None),
             ("delete preview", "GET", f"/console/group/delete?arn={g}", None),
             ("plotly.min.js (the charts' script, gzipped)", "GET", f"/console/static/plotly-{plotly}.min.js", None),

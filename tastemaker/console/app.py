@@ -13,6 +13,7 @@ pages, console.batch the batch jobs and metric attribution page, console.upload 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -35,8 +37,9 @@ from starlette.templating import Jinja2Templates
 from tastemaker.api.app import Api
 from tastemaker.console import batch, insight
 from tastemaker.console.calls import BotoShaped, Caller
-from tastemaker.console.charts import PlotlyScript, versions_chart
+from tastemaker.console.charts import PlotlyScript, bar_chart, versions_chart
 from tastemaker.console.items import shown_metadata
+from tastemaker.console.json_text import Mark, locate, mark_at
 from tastemaker.console.pages import (
     PAGE,
     PREFIX,
@@ -53,29 +56,48 @@ from tastemaker.console.sessions import COOKIE, Sessions, TooManyAttempts, csrf_
 from tastemaker.console.upload import import_counts, upload
 from tastemaker.control.cleanup_plan import STAGES, Plan, error_code, make_plan
 from tastemaker.control.filters import check_expression
+from tastemaker.data.schemas import SchemaProblem, check_schema_for_dataset, parse_schema
 from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.serving.explain import Reason, explain
 from tastemaker.serving.filter_preview import preview
 from tastemaker.serving.history import user_history
 from tastemaker.store import events as stored_events
+from tastemaker.store import resources
 
 log = logging.getLogger("tastemaker.console")
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 1 << 20  # a schema or filter expression is a few kB; a CSV upload is not taken here
 HISTORY = 20  # the user's newest events shown beside their recommendations
 LATEST_EVENTS = 20  # a tracker's newest events shown on its page
+LIVE_SECONDS, LIVE_PERIOD = 600, 10  # the tracker's live chart: events received per 10 seconds, last 10 minutes
+LIVE_LIMIT = 10_000  # newest events per partition the live chart reads (a bounded walk of the index)
 PREVIEW_RESULTS = 25  # recommendations a filter preview checks
-DEFAULT_SCHEMAS = {
-    "Interactions": {"type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
-                     "fields": [{"name": "USER_ID", "type": "string"}, {"name": "ITEM_ID", "type": "string"},
-                                {"name": "TIMESTAMP", "type": "long"}, {"name": "EVENT_TYPE", "type": "string"}],
-                     "version": "1.0"},
-    "Items": {"type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
-              "fields": [{"name": "ITEM_ID", "type": "string"},
-                         {"name": "GENRES", "type": ["null", "string"], "categorical": True}],
-              "version": "1.0"},
-    "Users": {"type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
-              "fields": [{"name": "USER_ID", "type": "string"}], "version": "1.0"},
+_STRING, _LONG = {"type": "string"}, {"type": "long"}
+_CATEGORY = {"type": ["null", "string"], "categorical": True}
+
+
+def _schema(name: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "record", "name": name, "namespace": "com.amazonaws.personalize.schema",
+            "fields": [{"name": field, **spec} for field, spec in fields.items()], "version": "1.0"}
+
+
+_INTERACTIONS = _schema("Interactions", USER_ID=_STRING, ITEM_ID=_STRING, TIMESTAMP=_LONG, EVENT_TYPE=_STRING)
+# The schema the dataset form suggests per group domain and dataset type: each passes CreateSchema and
+# CreateDataset's rules for its domain (tests/console/test_schema_editor.py checks them against those rules).
+SUGGESTED_SCHEMAS: dict[str | None, dict[str, dict[str, Any]]] = {
+    None: {"Interactions": _INTERACTIONS, "Items": _schema("Items", ITEM_ID=_STRING, GENRES=_CATEGORY),
+           "Users": _schema("Users", USER_ID=_STRING, MEMBERSHIP=_CATEGORY),
+           "Actions": _schema("Actions", ACTION_ID=_STRING, VALUE={"type": ["null", "long"]}),
+           "Action_Interactions": _schema("ActionInteractions", USER_ID=_STRING, ACTION_ID=_STRING,
+                                          TIMESTAMP=_LONG, EVENT_TYPE=_STRING)},
+    "ECOMMERCE": {"Interactions": _INTERACTIONS,
+                  "Items": _schema("Items", ITEM_ID=_STRING, PRICE={"type": "float"},
+                                   CATEGORY_L1={"type": "string", "categorical": True}, CATEGORY_L2=_CATEGORY),
+                  "Users": _schema("Users", USER_ID=_STRING, MEMBERSHIP=_CATEGORY)},
+    "VIDEO_ON_DEMAND": {"Interactions": _INTERACTIONS,
+                        "Items": _schema("Items", ITEM_ID=_STRING, GENRES={"type": "string", "categorical": True},
+                                         CREATION_TIMESTAMP=_LONG),
+                        "Users": _schema("Users", USER_ID=_STRING, SUBSCRIPTION_MODEL=_CATEGORY)},
 }
 TARGETED = {  # form action -> (operation, its ARN parameter), for the buttons beside a resource
     "delete-filter": ("DeleteFilter", "filterArn"), "delete-tracker": ("DeleteEventTracker", "eventTrackerArn"),
@@ -108,7 +130,9 @@ class Console:
             "/group/delete": (self.delete_preview, self.delete_group),
             "/campaign": (self.campaign, self.test_campaign),
             "/tracker": (self.tracker, self.send_event),
+            "/tracker/live": (self.tracker_live, None),
             "/filter/check": (self.group, self.check_filter),
+            "/schema/check": (self.group, self.check_schema),
             "/filter/preview": (self.group, self.preview_filter),
             "/monitoring": (insight.monitoring, None),
             "/jobs": (batch.jobs, batch.change_jobs),
@@ -203,7 +227,7 @@ class Console:
         return back("/group", arn=made["datasetGroupArn"])
 
     async def group(self, request: Request, ctx: Ctx, errors: dict[str, str] | None = None,
-                    form: dict[str, str] | None = None) -> Response:
+                    form: dict[str, str] | None = None, problem: TastemakerError | None = None) -> Response:
         arn = request.query_params.get("arn", "")
         try:
             group = (await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
@@ -212,7 +236,10 @@ class Console:
         call = ctx.caller.call
         datasets = (await call("ListDatasets", {"datasetGroupArn": arn, "maxResults": PAGE}))["datasets"]
         imports = []
-        for dataset in datasets:
+        for dataset in datasets:  # the schema viewer: each dataset's schema as stored, one member a line
+            schema_arn = (await call("DescribeDataset", {"datasetArn": dataset["datasetArn"]}))["dataset"]["schemaArn"]
+            schema = (await call("DescribeSchema", {"schemaArn": schema_arn}))["schema"]
+            dataset["schemaName"], dataset["schemaText"] = schema["name"], _pretty(schema["schema"])
             listed = await call("ListDatasetImportJobs", {"datasetArn": dataset["datasetArn"], "maxResults": 5})
             for job in listed.get("datasetImportJobs", []):
                 described = await call("DescribeDatasetImportJob",
@@ -237,6 +264,9 @@ class Console:
                 elif version.get("status", "").endswith("FAILED"):
                     version["failureReason"] = (await call("DescribeSolutionVersion", {
                         "solutionVersionArn": version["solutionVersionArn"]}))["solutionVersion"].get("failureReason")
+                elif busy(version.get("status")):  # the trainer's stage, as the job runner last recorded it
+                    stored = await run_in_threadpool(_stored_progress, self.api, version["solutionVersionArn"])
+                    version["training"] = training_line(stored, time.time())
             campaigns = [(await call("DescribeCampaign", {"campaignArn": c["campaignArn"]}))["campaign"]
                          for c in (await call("ListCampaigns", {"solutionArn": solution["solutionArn"],
                                                                 "maxResults": PAGE}))["campaigns"]]
@@ -265,16 +295,21 @@ class Console:
                        if c.get("status") == "ACTIVE"]
         deployments += [(f"recommender {r['name']}", r["recommenderArn"]) for r in recommenders
                         if r.get("status") == "ACTIVE"]
-        schema_mark = _mark((form or {}).get("schema", ""), (errors or {}).get("dataset", ""))
-        used = {d["datasetType"] for d in datasets}
-        schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in DEFAULT_SCHEMAS.items()}
+        schema_text = (form or {}).get("schema", "")
+        mark = schema_mark(schema_text, problem) if errors and "dataset" in errors else None
+        if mark is not None and errors:  # the editor's error names the line and column, and marks the text
+            errors["dataset"] = f"Line {mark.line}, column {mark.column}: {errors['dataset']}"
+        used = {d["datasetType"].upper() for d in datasets}
+        suggested = SUGGESTED_SCHEMAS[group.get("domain") or None]
+        schema_for = {kind: json.dumps(schema, indent=1) for kind, schema in suggested.items()}
         metric_rows = _metric_rows(solutions)
         return ctx.render("group.html", status=400 if errors else 200, group=group, datasets=datasets,
                           imports=imports, solutions=solutions, filters=filters, trackers=trackers,
                           recommenders=recommenders, recipes=recipes, domain_recipes=domain_recipes,
-                          next_links=next_links, schema_mark=schema_mark, refresh=refresh and not errors,
+                          next_links=next_links, schema_mark=mark.split(schema_text) if mark else None,
+                          refresh=refresh and not errors,
                           errors=errors or {}, form=form or {}, schema_for=schema_for,
-                          free_types=[t for t in DEFAULT_SCHEMAS if t not in used], metric_rows=metric_rows,
+                          free_types=[t for t in suggested if t.upper() not in used], metric_rows=metric_rows,
                           metrics_chart=versions_chart(metric_rows) if metric_rows else "", deployments=deployments)
 
     async def _recipe(self, ctx: Ctx, arn: str) -> dict[str, Any]:
@@ -301,8 +336,13 @@ class Console:
                 schema = await call("CreateSchema", {"name": f"{form.get('name', 'console')}-{secrets.token_hex(3)}",
                                                      "schema": form.get("schema", ""),
                                                      "domain": form.get("domain")})
-                await call("CreateDataset", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
-                                             "datasetType": kind, "schemaArn": schema["schemaArn"]})
+                try:
+                    await call("CreateDataset", {"name": form.get("name", "").strip(), "datasetGroupArn": arn,
+                                                 "datasetType": kind, "schemaArn": schema["schemaArn"]})
+                except TastemakerError:  # the schema was made for this dataset only: leave no orphan behind
+                    with contextlib.suppress(TastemakerError):
+                        await call("DeleteSchema", {"schemaArn": schema["schemaArn"]})
+                    raise
             elif action == "import":
                 await call("CreateDatasetImportJob", {
                     "jobName": form.get("jobName", "").strip() or f"console-import-{int(time.time())}",
@@ -334,7 +374,7 @@ class Console:
             else:
                 return await self.group(request, ctx, errors={"page": f"Unknown action {action!r}."})
         except TastemakerError as exc:
-            return await self.group(request, ctx, errors={action: exc.message}, form=form)
+            return await self.group(request, ctx, errors={action: exc.message}, form=form, problem=exc)
         return back("/group", arn=arn)
 
     async def check_filter(self, request: Request, ctx: Ctx) -> Response:
@@ -350,6 +390,23 @@ class Console:
             return JSONResponse({"ok": False, "message": exc.message,
                                  "position": int(found.group(1)) if found else None})
         return JSONResponse({"ok": True, "message": "The expression is valid for this dataset group."})
+
+    async def check_schema(self, request: Request, ctx: Ctx) -> Response:
+        """Live validation for the schema editor: CreateSchema's check of the Avro schema, then CreateDataset's
+        rules for the chosen dataset type in this group's domain, run without creating anything; the error's
+        line, column and the span of the offending value come back for highlighting."""
+        arn = request.query_params.get("arn", "")
+        form: dict[str, str] = request.state.form
+        text, kind = form.get("schema", ""), form.get("datasetType", "Interactions")
+        try:
+            group = (await ctx.caller.call("DescribeDatasetGroup", {"datasetGroupArn": arn}))["datasetGroup"]
+            domain = group.get("domain")
+            check_schema_for_dataset(parse_schema(text, domain), kind, domain)
+        except TastemakerError as exc:
+            mark = schema_mark(text, exc)
+            where = {"line": mark.line, "column": mark.column, "start": mark.start, "end": mark.end} if mark else {}
+            return JSONResponse({"ok": False, "message": exc.message, **where})
+        return JSONResponse({"ok": True, "message": f"The schema is valid for this group's {kind} dataset."})
 
     async def preview_filter(self, request: Request, ctx: Ctx) -> Response:
         """What the expression in the filter editor would remove from a user's recommendations: the key's own
@@ -512,12 +569,31 @@ class Console:
         except TastemakerError as exc:  # a key without cloudwatch:GetMetricData still sends test events
             chart_error = exc.message
         # Read only once DescribeEventTracker succeeded for the key: a key that may not see the tracker got the
-        # error page above. PutEvents stores a tracker's events in its dataset group's partition.
-        group = tracker["datasetGroupArn"]
-        latest = await to_thread(lambda: stored_events.newest(self.api.services.read_engine, group, LATEST_EVENTS))
+        # error page above. Each partition's read walks the (partition, id) index backwards; the merge keeps the
+        # newest LATEST_EVENTS by arrival (ids are one sequence across partitions).
+        partitions = await _partitions(ctx, tracker["datasetGroupArn"])
+
+        def newest() -> list[tuple[str, stored_events.StoredEvent]]:
+            rows = [(call, e) for call, partition in partitions
+                    for e in stored_events.newest(self.api.services.read_engine, partition, LATEST_EVENTS)]
+            return sorted(rows, key=lambda row: -row[1].id)[:LATEST_EVENTS]
+
+        latest = await to_thread(newest)
+        live = await to_thread(lambda: _live_chart(self.api, partitions, time.time()))
         return ctx.render("tracker.html", status=400 if error else 200, tracker=tracker, sent=sent, error=error,
                           form=form or {"eventType": "click"}, refresh=busy(tracker.get("status")),
-                          charts=charts, chart_error=chart_error, latest=latest)
+                          charts=charts, chart_error=chart_error, latest=latest, live=live)
+
+    async def tracker_live(self, request: Request, ctx: Ctx) -> Response:
+        """The tracker page's live chart alone (console.js fetches it every few seconds and redraws in place)."""
+        try:
+            tracker = (await ctx.caller.call("DescribeEventTracker", {
+                "eventTrackerArn": request.query_params.get("arn", "")}))["eventTracker"]
+        except TastemakerError as exc:
+            return Response(exc.message, status_code=404, media_type="text/plain")
+        partitions = await _partitions(ctx, tracker["datasetGroupArn"])
+        chart = await to_thread(lambda: _live_chart(self.api, partitions, time.time()))
+        return Response(str(chart), media_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def send_event(self, request: Request, ctx: Ctx) -> Response:
         form: dict[str, str] = request.state.form
@@ -536,17 +612,50 @@ class Console:
                                        f"{form.get('itemId')} for user {form.get('userId')}.")
 
 
+async def _partitions(ctx: Ctx, group: str) -> list[tuple[str, str]]:
+    """(call, events partition) of a tracker's dataset group, read only once DescribeEventTracker succeeded for
+    the key: PutEvents stores a tracker's events in its dataset group's partition; the tracker's
+    PutActionInteractions rows go to the group's Action_Interactions dataset's partition (when it has one, and
+    the key may list the group's datasets)."""
+    try:
+        datasets = (await ctx.caller.call("ListDatasets", {"datasetGroupArn": group, "maxResults": 100}))["datasets"]
+    except TastemakerError:
+        datasets = []
+    return [("PutEvents", group)] + [("PutActionInteractions", d["datasetArn"]) for d in datasets
+                                     if d.get("datasetType", "").upper() == "ACTION_INTERACTIONS"]
+
+
+def _live_chart(api: Api, partitions: list[tuple[str, str]], now: float) -> Markup:
+    """Events received per LIVE_PERIOD seconds over the last LIVE_SECONDS, from the stored events (each
+    partition's newest LIVE_LIMIT at most, so the read stays bounded at any event rate)."""
+    end = float(int(now) // LIVE_PERIOD * LIVE_PERIOD + LIVE_PERIOD)
+    start = end - LIVE_SECONDS
+    stamps = [at for _call, partition in partitions
+              for at in stored_events.arrived_since(api.services.read_engine, partition, start, LIVE_LIMIT)]
+    return bar_chart("Events received", stamps, [1] * len(stamps), start=start, end=end, period=LIVE_PERIOD,
+                     unit="events", with_total=True)
+
+
 async def _too_large(request: Request, exc: Exception) -> Response:
     return Response(f"The form is larger than {MAX_FORM_BYTES} bytes.", status_code=413, media_type="text/plain")
 
 
-def _mark(text: str, message: str) -> tuple[str, str, str] | None:
-    """The text split around the character a JSON error names ("... (char N)"): before, it, after."""
-    found = re.search(r"\(char (\d+)\)", message)
-    if not found or not text:
+def schema_mark(text: str, problem: TastemakerError | None) -> Mark | None:
+    """Where in the schema editor's text a schema problem is: the JSON pointer or character offset that
+    schema validation gave (data.schemas.SchemaProblem), as a span with its line and column."""
+    if not isinstance(problem, SchemaProblem) or not text:
         return None
-    at = min(int(found.group(1)), len(text) - 1)
-    return text[:at], text[at:at + 1] or " ", text[at + 1:]
+    if problem.at is not None:
+        return mark_at(text, problem.at)
+    return locate(text, problem.pointer) if problem.pointer is not None else None
+
+
+def _pretty(text: str) -> str:
+    """A stored schema's JSON one member a line (as the editor suggests them); the text as stored if it is not JSON."""
+    try:
+        return json.dumps(json.loads(text), indent=1)
+    except ValueError:
+        return text
 
 
 def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any] | None:
@@ -566,6 +675,26 @@ def _json_object(form: dict[str, str], field: str, label: str) -> dict[str, Any]
 def _check_expression(caller: Caller, group_arn: str, expression: str) -> None:
     with caller.api.services.read_engine.connect() as conn:
         check_expression(conn, group_arn, expression)
+
+
+def _stored_progress(api: Api, arn: str) -> dict[str, Any] | None:
+    with api.services.read_engine.connect() as conn:
+        found = resources.find(conn, arn, "solution_version")
+    progress: dict[str, Any] | None = found.body.get("progress") if found else None
+    return progress
+
+
+def training_line(progress: dict[str, Any] | None, now: float) -> str | None:
+    """A training's progress (jobs.train_process.Stages, recorded every few seconds) as one line: the stage it
+    is in, the current fit's share done, the time in that stage and since the training started."""
+    stages = (progress or {}).get("stages") or []
+    if not stages:
+        return None
+    stage, entered = stages[-1]
+    fraction = progress.get("fraction") if progress else None
+    share = f", {fraction:.0%} of this fit" if isinstance(fraction, int | float) else ""
+    return (f"step {len(stages)}: {stage}{share} · {max(0.0, now - entered):.0f} s in this step, "
+            f"{max(0.0, now - stages[0][1]):.0f} s in all")
 
 
 def _metric_rows(solutions: list[dict[str, Any]]) -> list[dict[str, Any]]:

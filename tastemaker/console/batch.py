@@ -9,7 +9,7 @@ are created here: an export of one dataset (BULK, PUT or ALL) to a folder, a del
 USER_IDs at a location, or of user ids typed into the form (written as such a CSV under
 DATA_DIR/imports/console/deletions/, an import root, once the key is known to be allowed to create the job).
 The group's metric attribution is shown with its metrics and its attributed figures as tables and charts
-(console.attribution) and can be created (one metric) or deleted. Every change is the key's own
+over a span the page's `span` parameter picks (console.attribution.SPANS) and can be created (one metric) or deleted. Every change is the key's own
 Create*/Delete* call; a refused or invalid one is shown at its form with what was typed kept.
 """
 
@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tastemaker.api.app import Api
-from tastemaker.console.attribution import figures
+from tastemaker.console.attribution import DEFAULT_SPAN, SPANS, figures
 from tastemaker.console.pages import PAGE, Ctx, back, busy, list_all
 from tastemaker.errors import InvalidInputException, TastemakerError
 from tastemaker.store import resources
@@ -82,12 +82,15 @@ async def jobs(request: Request, ctx: Ctx, error: tuple[str, str] | None = None,
         deletions.append({**described, **await run_in_threadpool(deletion_extra, ctx.console.api,
                                                                  job["dataDeletionJobArn"])})
     attributions = []
+    span = request.query_params.get("span", DEFAULT_SPAN)
+    if span not in SPANS:
+        span = DEFAULT_SPAN
     for found in await list_all(call, "ListMetricAttributions", "metricAttributions", {"datasetGroupArn": arn}):
         described = (await call("DescribeMetricAttribution", {
             "metricAttributionArn": found["metricAttributionArn"]}))["metricAttribution"]
         metrics = (await call("ListMetricAttributionMetrics", {
             "metricAttributionArn": found["metricAttributionArn"]})).get("metrics", [])
-        shown = await run_in_threadpool(figures, ctx.console.api, found["metricAttributionArn"])
+        shown = await run_in_threadpool(figures, ctx.console.api, found["metricAttributionArn"], span)
         attributions.append({**described, "metrics": metrics, "figures": shown["entries"], "arms": shown["arms"],
                              "charts": shown["charts"]})
     filters = [f for f in (await call("ListFilters", {"datasetGroupArn": arn, "maxResults": PAGE}))["Filters"]
@@ -95,7 +98,7 @@ async def jobs(request: Request, ctx: Ctx, error: tuple[str, str] | None = None,
     everything = [*batch, *exports, *deletions, *attributions]
     return ctx.render("jobs.html", status=400 if error else 200, group=group, versions=versions, batch=batch,
                       datasets=datasets, exports=exports, deletions=deletions, attributions=attributions,
-                      filters=filters, error=error, form=form or {}, refresh=not error and any(
+                      filters=filters, error=error, form=form or {}, span=span, spans=SPANS, refresh=not error and any(
                           busy(j.get("status")) for j in everything))
 
 

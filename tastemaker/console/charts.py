@@ -10,9 +10,12 @@ comes from the installed `plotly` package (its package_data/plotly.min.js), serv
 versioned static URL with long cache headers, read from the package once per process: no CDN, nothing copied
 into the repository.
 
-Without script, and for screen readers, every chart says what it shows in text: the plot has role="img" and an
-aria-label (the peak over the window), the figcaption gives the total (for summable figures) and the peak, and a
-visually hidden table lists each period's figure. A chart without datapoints says "no data yet".
+Every chart says what it shows in text, without script and for screen readers: the plot has an aria-label (the
+peak over the window), the figcaption gives the total (for summable figures) and the peak, and a visually hidden
+table lists each period's figure. A chart without datapoints says "no data yet". From the keyboard, each plot is a
+tab stop with a visible focus ring (console.css); console.js moves between its bars with the arrow keys (Home and
+End for the first and last), shows plotly's own hover label on the bar and puts the same text (the period or
+version and its exact figure) in the chart's aria-live region, so a screen reader says it.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ HEIGHT = 170  # pixels of each plot; the width follows its box (responsive)
 COLOR = "#1f5fbf"  # the console's accent (console.css --accent)
 MUTED = "#5b6673"
 ONE_YEAR = 31_536_000
+KEYS_HINT = "Arrow keys, Home and End read each bar's figure"
 
 
-def _clock(ts: float, dated: bool = False) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M" if dated else "%H:%M")
+def _clock(ts: float, dated: bool = False, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M" if dated else "%H:%M:%S" if seconds else "%H:%M")
 
 
 def _plotly_time(ts: float) -> str:
@@ -52,7 +56,7 @@ def _span(seconds: float) -> str:
 
 
 def _per(seconds: int) -> str:
-    return "minute" if seconds == 60 else f"{seconds // 60} minutes"
+    return f"{seconds} seconds" if seconds < 60 else "minute" if seconds == 60 else f"{seconds // 60} minutes"
 
 
 def _number(value: float) -> str:
@@ -87,7 +91,7 @@ def bar_chart(title: str, timestamps: Sequence[float], values: Sequence[float], 
             f"{_span(end - start)} to {_clock(end, dated)} UTC"
     ordered = sorted(by_slot.items())
     counted = all(float(v).is_integer() for v in by_slot.values())
-    rows = [(_clock(start + slot * period, dated), _number(value)) for slot, value in ordered]
+    rows = [(_clock(start + slot * period, dated, period < 60), _number(value)) for slot, value in ordered]
     figure = {
         "data": [{
             "type": "bar", "name": title, "marker": {"color": COLOR},
@@ -121,10 +125,7 @@ def bar_chart(title: str, timestamps: Sequence[float], values: Sequence[float], 
         table = (f'<div class="visually-hidden"><table><caption>{escape(title)} per {_per(period)} (UTC)</caption>'
                  f"<thead><tr><th>Period</th><th>{escape(unit or 'Value')}</th></tr></thead><tbody>{table}</tbody>"
                  "</table></div>")
-    return Markup(
-        f'<figure class="chart-box"><div class="plot" role="img" aria-label="{escape(label)}"></div>'
-        f'<script type="application/json" class="chart-figure">{script_json(figure)}</script>'
-        f"<figcaption>{caption}</figcaption>{table}</figure>")
+    return _figure(label, figure, caption, table)
 
 
 def versions_chart(rows: Sequence[dict[str, Any]]) -> Markup:
@@ -148,10 +149,19 @@ def versions_chart(rows: Sequence[dict[str, Any]]) -> Markup:
         "yaxis": {"rangemode": "tozero", "fixedrange": True, "gridcolor": "#eef1f4"}}}
     label = (f"Offline metrics of {len(labels)} trained version{'s' if len(labels) != 1 else ''} "
              f"({', '.join(labels)}); the table below gives each value")
+    return _figure(label, figure, Markup("Offline metrics per version"))
+
+
+def _figure(label: str, figure: dict[str, Any], caption: Markup, table: str = "") -> Markup:
+    """A chart's markup: the plot (a keyboard stop: focusable, named by `label`; console.js moves between its
+    bars with the arrow keys and says each one's figure in the live region below it), the figure's JSON, the
+    caption and the figures as a table for readers."""
     return Markup(
-        f'<figure class="chart-box"><div class="plot" role="img" aria-label="{escape(label)}"></div>'
+        f'<figure class="chart-box"><div class="plot" tabindex="0" role="application" aria-roledescription="chart" '
+        f'aria-label="{escape(label)}. {KEYS_HINT}"></div>'
         f'<script type="application/json" class="chart-figure">{script_json(figure)}</script>'
-        f"<figcaption>Offline metrics per version</figcaption></figure>")
+        f'<figcaption>{caption}</figcaption><p class="visually-hidden chart-live" aria-live="polite"></p>'
+        f"{table}</figure>")
 
 
 def figures_in(page: str) -> list[dict[str, Any]]:

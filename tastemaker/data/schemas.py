@@ -1,4 +1,10 @@
-"""Personalize Avro schemas: the parsed form shared by import, filters and recipes."""
+"""Personalize Avro schemas: the parsed form shared by import, filters and recipes.
+
+A schema that breaks a rule raises `SchemaProblem` (an InvalidInputException, so the wire is unchanged) that also
+says where: `pointer`, a JSON pointer (RFC 6901) into the schema's JSON such as `/fields/2/type` (the value that
+breaks the rule, or the object that lacks a member), or `at`, the character offset of a JSON syntax error. The
+console maps either to a line and column in its schema editor (console.json_text).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +47,18 @@ AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AVRO_NAMESPACE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Avro types Personalize does not allow (flat records only), named in the error message.
 COMPLEX_TYPES = ("array", "map", "record", "enum", "fixed", "bytes")
+
+
+
+class SchemaProblem(InvalidInputException):
+    """An invalid schema, and where: `pointer` (JSON pointer to the offending value) or `at` (a character offset,
+    for JSON syntax errors); either may be None when the problem is not at one place (its length, its depth)."""
+
+    def __init__(self, message: str, pointer: str | None = None, at: int | None = None) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        self.at = at
+
 
 _ARROW_TYPES = {
     "int": pa.int32(),
@@ -99,51 +117,59 @@ def parse_schema(text: str, domain: str | None = None) -> Schema:
     """
     check_domain(domain)
     if not isinstance(text, str) or not text.strip():
-        raise InvalidInputException("The schema is empty; pass an Avro record schema as a JSON string.")
+        raise SchemaProblem("The schema is empty; pass an Avro record schema as a JSON string.", at=0)
     if len(text) > MAX_SCHEMA_CHARS:
-        raise InvalidInputException(
-            f"The schema is {len(text)} characters long; the maximum is {MAX_SCHEMA_CHARS}.")
-    depth = _nesting_depth(text)
+        raise SchemaProblem(
+            f"The schema is {len(text)} characters long; the maximum is {MAX_SCHEMA_CHARS}.", at=MAX_SCHEMA_CHARS)
+    depth, too_deep = _nesting(text)
     if depth > MAX_SCHEMA_DEPTH:
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"The schema nests JSON {depth} levels deep; Personalize schemas are flat records (a field's type is "
-            f"a primitive name or [\"null\", <type>]), which need at most {MAX_SCHEMA_DEPTH} levels.")
+            f"a primitive name or [\"null\", <type>]), which need at most {MAX_SCHEMA_DEPTH} levels.", at=too_deep)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInputException(f"The schema is not valid JSON: {exc}.") from None
+        raise SchemaProblem(f"The schema is not valid JSON: {exc}.", at=exc.pos) from None
     if not isinstance(doc, dict):
-        raise InvalidInputException("The schema must be a JSON object with \"type\": \"record\".")
+        raise SchemaProblem("The schema must be a JSON object with \"type\": \"record\".", "")
     if doc.get("type") != "record":
-        raise InvalidInputException(
-            f"The schema's top-level \"type\" must be \"record\", not {json.dumps(doc.get('type'))}.")
+        raise SchemaProblem(
+            f"The schema's top-level \"type\" must be \"record\", not {json.dumps(doc.get('type'))}.", "/type")
     name = doc.get("name")
     if not isinstance(name, str) or not AVRO_NAME.match(name):
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"The schema needs a \"name\" matching {AVRO_NAME.pattern} (for example \"Interactions\"); "
-            f"got {json.dumps(name)}.")
+            f"got {json.dumps(name)}.", "/name")
     namespace = doc.get("namespace")
     if namespace is not None and (not isinstance(namespace, str) or not AVRO_NAMESPACE.match(namespace)):
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"The schema's \"namespace\" must be a dotted Avro name such as "
-            f"\"com.amazonaws.personalize.schema\"; got {json.dumps(namespace)}.")
+            f"\"com.amazonaws.personalize.schema\"; got {json.dumps(namespace)}.", "/namespace")
     raw_fields = doc.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
-        raise InvalidInputException("The schema needs a non-empty \"fields\" list.")
+        raise SchemaProblem("The schema needs a non-empty \"fields\" list.", "/fields")
     fields = tuple(_parse_field(raw, index) for index, raw in enumerate(raw_fields))
     _check_field_names(fields)
     item_names = [f.name for f in fields if f.item_name]
     if len(item_names) > 1:
-        raise InvalidInputException(
-            f"At most one field may set \"itemName\": true; found {len(item_names)}: {item_names}.")
+        raise SchemaProblem(
+            f"At most one field may set \"itemName\": true; found {len(item_names)}: {item_names}.",
+            _pointer(fields, item_names[1], "itemName"))
     return Schema(name=name, fields=fields, namespace=namespace)
 
 
-def _nesting_depth(text: str) -> int:
-    """The deepest [ / { nesting of a JSON text (brackets inside strings do not count), without recursion."""
-    depth = deepest = 0
+def _pointer(fields: tuple[SchemaField, ...], name: str, member: str = "") -> str:
+    """The JSON pointer of field `name` (its member `member`, when given) in the schema's "fields" list."""
+    index = next(k for k, f in enumerate(fields) if f.name == name)
+    return f"/fields/{index}" + (f"/{member}" if member else "")
+
+
+def _nesting(text: str) -> tuple[int, int]:
+    """The deepest [ / { nesting of a JSON text (brackets inside strings do not count), without recursion, and
+    the offset of the first bracket deeper than MAX_SCHEMA_DEPTH (0 when none is)."""
+    depth = deepest = too_deep = 0
     in_string = escaped = False
-    for char in text:
+    for at, char in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
@@ -156,77 +182,83 @@ def _nesting_depth(text: str) -> int:
         elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if depth > MAX_SCHEMA_DEPTH and not too_deep:
+                too_deep = at
         elif char in "]}":
             depth -= 1
-    return deepest
+    return deepest, too_deep
 
 
 def _parse_field(raw: Any, index: int) -> SchemaField:
+    at = f"/fields/{index}"
     if not isinstance(raw, dict):
-        raise InvalidInputException(f"Schema field #{index + 1} must be a JSON object with \"name\" and \"type\".")
+        raise SchemaProblem(f"Schema field #{index + 1} must be a JSON object with \"name\" and \"type\".", at)
     name = raw.get("name")
     if not isinstance(name, str) or not AVRO_NAME.match(name):
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"Schema field #{index + 1} has an invalid name {json.dumps(name)}: names must match "
-            f"{AVRO_NAME.pattern} (letters, digits and underscores, not starting with a digit).")
+            f"{AVRO_NAME.pattern} (letters, digits and underscores, not starting with a digit).", at + "/name")
     if "type" not in raw:
-        raise InvalidInputException(f"Field {name} has no \"type\".")
-    avro_type, nullable = _parse_type(name, raw["type"])
+        raise SchemaProblem(f"Field {name} has no \"type\".", at)
+    avro_type, nullable = _parse_type(name, raw["type"], at + "/type")
     flags = {}
     for flag in ("categorical", "textual", "itemName"):
         value = raw.get(flag, False)
         if not isinstance(value, bool):
-            raise InvalidInputException(f"Field {name}: \"{flag}\" must be true or false, not {json.dumps(value)}.")
+            raise SchemaProblem(f"Field {name}: \"{flag}\" must be true or false, not {json.dumps(value)}.",
+                                f"{at}/{flag}")
         flags[flag] = value
         if value and avro_type != "string":
-            raise InvalidInputException(
-                f"Field {name}: \"{flag}\": true is only allowed on string fields, not on {avro_type}.")
+            raise SchemaProblem(
+                f"Field {name}: \"{flag}\": true is only allowed on string fields, not on {avro_type}.",
+                f"{at}/{flag}")
     if flags["categorical"] and flags["textual"]:
-        raise InvalidInputException(f"Field {name} cannot be both categorical and textual; choose one.")
+        raise SchemaProblem(f"Field {name} cannot be both categorical and textual; choose one.", at + "/textual")
     return SchemaField(name=name, avro_type=avro_type, nullable=nullable, categorical=flags["categorical"],
                        textual=flags["textual"], item_name=flags["itemName"])
 
 
-def _parse_type(name: str, spec: Any) -> tuple[str, bool]:
-    """Return (non-null type, nullable) for a field's Avro type, or raise."""
+def _parse_type(name: str, spec: Any, at: str) -> tuple[str, bool]:
+    """Return (non-null type, nullable) for a field's Avro type (at JSON pointer `at`), or raise."""
     if isinstance(spec, list):
         # Valid Avro unions Personalize accepts: one branch (["string"], the type itself, as AWS's samples
         # write) or null plus one type, in either order (nullable). Avro forbids repeating a type in a union.
-        members = [_primitive_name(name, member) for member in spec]
+        members = [_primitive_name(name, member, f"{at}/{k}") for k, member in enumerate(spec)]
         others = [m for m in members if m != "null"]
         if len(set(members)) != len(members):
-            raise InvalidInputException(
-                f"Field {name}: the union {json.dumps(spec)} repeats a type, which Avro does not allow.")
+            raise SchemaProblem(
+                f"Field {name}: the union {json.dumps(spec)} repeats a type, which Avro does not allow.", at)
         if len(others) != 1 or len(members) > 2:
-            raise InvalidInputException(
+            raise SchemaProblem(
                 f"Field {name}: a union type must be [<type>] or [\"null\", <type>] (either order); "
-                f"got {json.dumps(spec)}.")
+                f"got {json.dumps(spec)}.", at)
         return others[0], "null" in members
-    primitive = _primitive_name(name, spec)
+    primitive = _primitive_name(name, spec, at)
     if primitive == "null":
-        raise InvalidInputException(
-            f"Field {name} has type \"null\" only; use a union such as [\"null\", \"string\"] for a nullable field.")
+        raise SchemaProblem(
+            f"Field {name} has type \"null\" only; use a union such as [\"null\", \"string\"] for a nullable field.",
+            at)
     return primitive, False
 
 
-def _primitive_name(name: str, spec: Any) -> str:
+def _primitive_name(name: str, spec: Any, at: str) -> str:
     if isinstance(spec, dict) and set(spec) == {"type"} and isinstance(spec["type"], str):
-        spec = spec["type"]  # Avro also allows {"type": "string"} for a primitive
+        spec, at = spec["type"], at + "/type"  # Avro also allows {"type": "string"} for a primitive
     if isinstance(spec, dict):
         kind = spec.get("type")
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"Field {name}: type {json.dumps(kind)} is not supported; schemas must be flat "
-            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).")
+            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).", at)
     if isinstance(spec, list):
-        raise InvalidInputException(f"Field {name}: nested unions are not supported.")
+        raise SchemaProblem(f"Field {name}: nested unions are not supported.", at)
     if spec in COMPLEX_TYPES:
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"Field {name}: type \"{spec}\" is not supported; schemas must be flat "
-            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).")
+            f"(allowed types: {', '.join(PRIMITIVE_TYPES)}, null, or [\"null\", <type>]).", at)
     if spec not in PRIMITIVE_TYPES and spec != "null":
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"Field {name}: unknown type {json.dumps(spec)}; allowed types are {', '.join(PRIMITIVE_TYPES)}, "
-            f"null, or [\"null\", <type>].")
+            f"null, or [\"null\", <type>].", at)
     return str(spec)
 
 
@@ -236,15 +268,16 @@ def _alnum_key(name: str) -> str:
 
 def _check_field_names(fields: tuple[SchemaField, ...]) -> None:
     seen: dict[str, str] = {}
-    for f in fields:
+    for index, f in enumerate(fields):
         key = _alnum_key(f.name)
         if key in seen:
             other = seen[key]
             if other == f.name:
-                raise InvalidInputException(f"Field name {f.name} appears more than once in the schema.")
-            raise InvalidInputException(
+                raise SchemaProblem(f"Field name {f.name} appears more than once in the schema.",
+                                    f"/fields/{index}/name")
+            raise SchemaProblem(
                 f"Field names {other} and {f.name} clash: names must stay distinct after removing "
-                f"non-alphanumeric characters and ignoring case.")
+                f"non-alphanumeric characters and ignoring case.", f"/fields/{index}/name")
         seen[key] = f.name
 
 
@@ -369,32 +402,34 @@ def check_schema_for_dataset(schema: Schema, dataset_type: str, domain: str | No
         reserved.update(_DOMAIN_RESERVED.get((domain, dataset_type), {}))
     missing = [name for name in required if schema.field(name) is None]
     if missing:
-        raise InvalidInputException(f"The {where} is missing required field(s): {', '.join(missing)}.")
+        raise SchemaProblem(f"The {where} is missing required field(s): {', '.join(missing)}.", "/fields")
     for name, rule in {**reserved, **required}.items():
         f = schema.field(name)
         if f is not None:
-            _check_rule(f, rule, where, "required" if name in required else "reserved")
+            _check_rule(schema, f, rule, where, "required" if name in required else "reserved")
     for f in schema.fields:
         if f.textual and dataset_type != "Items":
-            raise InvalidInputException(f"Field {f.name}: textual fields are only allowed in Items schemas.")
+            raise SchemaProblem(f"Field {f.name}: textual fields are only allowed in Items schemas.",
+                                _pointer(schema.fields, f.name, "textual"))
         if f.item_name and dataset_type != "Items":
-            raise InvalidInputException(f"Field {f.name}: \"itemName\" is only allowed in Items schemas.")
+            raise SchemaProblem(f"Field {f.name}: \"itemName\" is only allowed in Items schemas.",
+                                _pointer(schema.fields, f.name, "itemName"))
     _check_metadata(schema, dataset_type, where, set(required) | set(reserved))
 
 
-def _check_rule(f: SchemaField, rule: _Rule, where: str, kind: str) -> None:
-    ok = (f.avro_type in rule.types
-          and (rule.nullable_ok or not f.nullable)
-          and (rule.categorical is None or f.categorical == rule.categorical)
-          and (rule.textual is None or f.textual == rule.textual))
-    if not ok:
+def _check_rule(schema: Schema, f: SchemaField, rule: _Rule, where: str, kind: str) -> None:
+    typed = f.avro_type in rule.types and (rule.nullable_ok or not f.nullable)
+    categorical = rule.categorical is None or f.categorical == rule.categorical
+    if not (typed and categorical and (rule.textual is None or f.textual == rule.textual)):
         actual = f'["null", "{f.avro_type}"]' if f.nullable else f.avro_type
         if f.categorical:
             actual += " categorical"
         if f.textual:
             actual += " textual"
-        raise InvalidInputException(
-            f"Field {f.name} is {kind} in the {where} and must be {rule.describe()}; it is {actual}.")
+        member = "type" if not typed else "categorical" if not categorical else "textual"
+        raise SchemaProblem(
+            f"Field {f.name} is {kind} in the {where} and must be {rule.describe()}; it is {actual}.",
+            _pointer(schema.fields, f.name, member))
 
 
 def _check_metadata(schema: Schema, dataset_type: str, where: str, known: set[str]) -> None:
@@ -402,25 +437,26 @@ def _check_metadata(schema: Schema, dataset_type: str, where: str, known: set[st
         extra = [f.name for f in schema.fields if f.name not in known]
         limit = _METADATA_LIMITS[dataset_type]
         if len(extra) > limit:
-            raise InvalidInputException(
+            raise SchemaProblem(
                 f"The {where} has {len(extra)} non-reserved metadata fields ({', '.join(extra)}); "
-                f"the maximum is {limit}.")
+                f"the maximum is {limit}.", _pointer(schema.fields, extra[limit]))
         return
     key = id_field(dataset_type)
     metadata = [f for f in schema.fields if f.name != key]
     limit = _METADATA_LIMITS[dataset_type]
     if len(metadata) > limit:
-        raise InvalidInputException(
-            f"The {where} has {len(metadata)} metadata fields besides {key}; the maximum is {limit}.")
+        raise SchemaProblem(
+            f"The {where} has {len(metadata)} metadata fields besides {key}; the maximum is {limit}.",
+            _pointer(schema.fields, metadata[limit].name))
     textual = [f.name for f in metadata if f.textual]
     if len(textual) > MAX_TEXTUAL_FIELDS:
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"The {where} has {len(textual)} textual fields ({', '.join(textual)}); at most "
-            f"{MAX_TEXTUAL_FIELDS} is allowed.")
+            f"{MAX_TEXTUAL_FIELDS} is allowed.", _pointer(schema.fields, textual[MAX_TEXTUAL_FIELDS], "textual"))
     usable = [f for f in metadata if f.avro_type != "string" or f.categorical or f.textual]
     if not usable:
-        raise InvalidInputException(
+        raise SchemaProblem(
             f"The {where} needs at least one metadata field besides {key}: a categorical"
             + (" or textual" if dataset_type == "Items" else "")
             + " string (\"categorical\": true) or a numeric or boolean field. Plain string fields are "
-            "ignored in training.")
+            "ignored in training.", "/fields")

@@ -6,7 +6,9 @@ The rows are read with the dataset's own semantics (tastemaker.data.tables.read_
 interactions once, Items/Users only the newest record per id. The header is the schema's field names in
 schema order; values are written as an import reads them (empty for null, `|` between multiple values),
 so an export imports into a new dataset group unchanged. Files are
-`<path><jobName>/part-00000.csv`, ... , ROWS_PER_FILE rows each, each published whole
+`<path><jobName>/part-00000.csv`, ... , ROWS_PER_FILE rows each, each written CHUNK_ROWS at a time (the job's
+progress counts the rows written as they land, recorded every few seconds, so even a one-part export shows how
+far it is) and published whole
 (tastemaker.data.jsonl.publish_file), its move to the final name inside a transaction fenced by the job's lease:
 an owner that lost the job publishes nothing. A retried job writes the same parts again.
 """
@@ -33,6 +35,7 @@ from tastemaker.store.records import Dataset, DatasetExportJob
 from tastemaker.store.status import Status
 
 ROWS_PER_FILE = 1_000_000
+CHUNK_ROWS = 50_000  # rows written between two progress counts within a part file
 ORIGINS = {"BULK": ("BULK",), "PUT": ("PUT",), "ALL": ("BULK", "PUT")}
 
 
@@ -68,14 +71,17 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         if should_stop():
             raise JobStopped()
         rows = 0 if table is None else table.num_rows
-        files = write_csv_parts(table, [f.name for f in schema.fields], workdir)
-        progress = JobProgress(services, job, files_total=len(files), unit="rows written")
-        for number, path in enumerate(files):
+        columns = [f.name for f in schema.fields]
+        parts = part_slices(rows)
+        progress = JobProgress(services, job, files_total=len(parts), unit="rows written")
+        progress.record()  # 0 of N files: the job has started writing
+        for number, (offset, length) in enumerate(parts):
+            path = write_csv_part(table, columns, offset, length, workdir / f"part-{number:05d}.csv", progress.add,
+                                  should_stop)
             if should_stop():
                 raise JobStopped()
             publish_file(path, folder, f"part-{number:05d}.csv", import_roots=roots,
                          s3_client_factory=services.s3_client, guard=lambda: queue.fenced(services.engine, job))
-            progress.add(min(ROWS_PER_FILE, rows - number * ROWS_PER_FILE))
             progress.file_done()
     except DataLocationError as exc:
         raise JobFailed(exc.reason) from exc
@@ -87,16 +93,26 @@ def export_dataset(services: Services, job: Job, should_stop: Callable[[], bool]
         queue.finish(conn, job)
 
 
-def write_csv_parts(table: pa.Table | None, columns: list[str], workdir: Path) -> list[Path]:
-    """The table as CSV files of at most ROWS_PER_FILE rows, each with the header (one header-only file when
-    there are no rows, so the export always shows its layout)."""
+def part_slices(rows: int) -> list[tuple[int, int]]:
+    """(offset, rows) of each part file: ROWS_PER_FILE rows each, and one (header-only) part when there are none,
+    so the export always shows its layout."""
+    return [(start, min(ROWS_PER_FILE, rows - start)) for start in range(0, max(rows, 1), ROWS_PER_FILE)]
+
+
+def write_csv_part(table: pa.Table | None, columns: list[str], offset: int, length: int, path: Path,
+                   written: Callable[[int], None], should_stop: Callable[[], bool]) -> Path:
+    """Rows [offset, offset + length) of the table as one CSV file with the header, written CHUNK_ROWS at a time;
+    `written` is told each chunk's rows as it lands (the job's progress records them every few seconds, so a
+    part of a million rows shows its progress while it is written). A stop request ends it between chunks."""
     if table is None:
         table = pa.table({name: pa.array([], pa.string()) for name in columns})
-    table = table.select(columns)
+    part = table.select(columns).slice(offset, length)
     options = pcsv.WriteOptions(include_header=True, quoting_style="needed")
-    out: list[Path] = []
-    for start in range(0, max(table.num_rows, 1), ROWS_PER_FILE):
-        path = workdir / f"part-{len(out):05d}.csv"
-        pcsv.write_csv(table.slice(start, ROWS_PER_FILE), path, write_options=options)
-        out.append(path)
-    return out
+    with pcsv.CSVWriter(path, part.schema, write_options=options) as writer:
+        for start in range(0, part.num_rows, CHUNK_ROWS):
+            if should_stop():
+                raise JobStopped()
+            chunk = part.slice(start, CHUNK_ROWS)
+            writer.write_table(chunk)
+            written(chunk.num_rows)
+    return path

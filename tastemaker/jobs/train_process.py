@@ -4,6 +4,8 @@ Run as `python -m tastemaker.jobs.train_process SPEC.json`. It writes OUT/result
 Exit codes: 0 trained, 3 the data or configuration was refused (reason in result.json), 4 stopped.
 When OUT/checkpoints/ exists (the parent mirrors it to and from the blob store), the evaluation's metrics and
 the recipes' epoch checkpoints are kept there, so a run started again after a crash resumes from them.
+What it is doing is in OUT/progress.json (`Stages`): each stage it has entered with its start time, and the
+current fit's fraction done (the recipes' progress callback); the parent records it on the version while it runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from tastemaker.jobs.spec import TrainingSpec  # after the thread setting: it lo
 
 EXIT_REFUSED, EXIT_STOPPED = 3, 4
 CHECKPOINT_FOLDER = "checkpoints"
+PROGRESS_FILE = "progress.json"
+STAGE_WRITE_SECONDS = 0.5  # within a stage, the fraction done is rewritten at most this often
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -52,6 +56,31 @@ class FolderCheckpoints:
         temp = self.folder / f".{path.name}.tmp"
         temp.write_bytes(data)
         os.replace(temp, path)
+
+
+class Stages:
+    """OUT/progress.json: {"stages": [[name, started_at], ...], "fraction": the current stage's fit fraction or
+    None}, rewritten whole (a temporary file renamed over it, so a reader never sees half of it) at each stage
+    and, called with a fraction (a recipe's `progress`), at most every STAGE_WRITE_SECONDS."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / PROGRESS_FILE
+        self.stages: list[tuple[str, float]] = []
+        self._written = 0.0
+
+    def enter(self, name: str) -> None:
+        self.stages.append((name, round(time.time(), 3)))
+        self._write(None)
+
+    def __call__(self, fraction: float) -> None:
+        if time.monotonic() - self._written >= STAGE_WRITE_SECONDS:
+            self._write(round(fraction, 4))
+
+    def _write(self, fraction: float | None) -> None:
+        self._written = time.monotonic()
+        temporary = self.path.with_name(PROGRESS_FILE + ".tmp")
+        temporary.write_text(json.dumps({"stages": self.stages, "fraction": fraction}))
+        os.replace(temporary, self.path)
 
 
 def load_tables(spec: TrainingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -84,6 +113,8 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
         return stop_file.exists()
 
     started = time.time()
+    stages = Stages(spec.out)
+    stages.enter("reading the datasets")
     tables, schemas = load_tables(spec)
     if tables.get("Interactions") is None:
         raise ValueError("Create failed. The dataset group has no Interactions data; import interactions first.")
@@ -109,8 +140,9 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
     if spec.perform_auto_ml:
         from tastemaker.recipes.hpo import auto_ml
 
+        stages.enter("choosing a recipe (AutoML)")
         candidates = [get_recipe(n) for n in spec.auto_ml_recipes]
-        chosen = auto_ml(candidates, data, seed=spec.seed, should_stop=should_stop,
+        chosen = auto_ml(candidates, data, seed=spec.seed, should_stop=should_stop, progress=stages,
                          checkpoints=checkpoints.scoped("automl.") if checkpoints else None)
         recipe_name = chosen.best_recipe_name
         result["auto_ml_result"] = {"best_recipe_arn": f"arn:aws:personalize:::recipe/{recipe_name}"}
@@ -120,12 +152,13 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
     if spec.perform_hpo and not spec.perform_auto_ml:
         from tastemaker.recipes.hpo import tune
 
+        stages.enter("tuning hyperparameters")
         hpo = spec.hpo
         resource = hpo.get("hpo_resource_config") or {}
         tuned = tune(recipe, data, ranges=hpo.get("algorithm_hyper_parameter_ranges"),
                      max_trials=int(resource.get("max_number_of_training_jobs") or 8),
                      max_parallel=int(resource.get("max_parallel_training_jobs") or 1),
-                     seed=spec.seed, fixed_params=params, should_stop=should_stop,
+                     seed=spec.seed, fixed_params=params, should_stop=should_stop, progress=stages,
                      checkpoints=checkpoints.scoped("hpo.") if checkpoints else None)
         params.update(tuned.best_params)
         result["tuned_hpo_params"] = {"algorithm_hyper_parameters": tuned.best_params}
@@ -134,9 +167,12 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
     evaluation: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     if spec.evaluate:
-        metrics, evaluation = _evaluate(recipe, data, params, spec.seed, should_stop, checkpoints)
-    model = recipe.fit(data, params, seed=spec.seed, should_stop=should_stop,
+        stages.enter("computing offline metrics")
+        metrics, evaluation = _evaluate(recipe, data, params, spec.seed, should_stop, checkpoints, stages)
+    stages.enter("training the model")
+    model = recipe.fit(data, params, seed=spec.seed, progress=stages, should_stop=should_stop,
                        checkpoints=checkpoints.scoped("model.") if checkpoints else None)
+    stages.enter("saving the model")
     model.save(spec.out / "model")
     if evaluation:
         evaluation["metrics"] = metrics
@@ -151,7 +187,7 @@ def run(spec: TrainingSpec, stop_file: Path) -> dict[str, Any]:
 
 
 def _evaluate(recipe: Any, data: Any, params: dict[str, str], seed: int, should_stop: Any,
-              checkpoints: FolderCheckpoints | None) -> tuple[dict[str, Any], dict[str, Any]]:
+              checkpoints: FolderCheckpoints | None, stages: Stages) -> tuple[dict[str, Any], dict[str, Any]]:
     """GetSolutionMetrics and their evidence; taken from the checkpoint of an earlier run when there is one."""
     from tastemaker.evaluation import evaluate_solution
 
@@ -160,7 +196,7 @@ def _evaluate(recipe: Any, data: Any, params: dict[str, str], seed: int, should_
     if saved is not None and (done := json.loads(saved)).get("inputs") == digest:
         return done["metrics"], done["evaluation"]
     evaluation: dict[str, Any] = {}
-    fit = functools.partial(recipe.fit, should_stop=should_stop,
+    fit = functools.partial(recipe.fit, progress=stages, should_stop=should_stop,
                             checkpoints=checkpoints.scoped("evaluation.") if checkpoints else None)
     metrics = evaluate_solution(recipe, data, params, seed=seed, report=evaluation, fit=fit)
     if checkpoints is not None:

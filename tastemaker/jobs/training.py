@@ -21,7 +21,7 @@ from tastemaker.errors import JobFailed, JobStopped
 from tastemaker.jobs.actions import with_streamed_actions
 from tastemaker.jobs.lease import Lease, job_temp_dir
 from tastemaker.jobs.spec import DatasetInput, TrainingSpec
-from tastemaker.jobs.train_process import CHECKPOINT_FOLDER, EXIT_REFUSED, EXIT_STOPPED
+from tastemaker.jobs.train_process import CHECKPOINT_FOLDER, EXIT_REFUSED, EXIT_STOPPED, PROGRESS_FILE
 from tastemaker.recipes.training_data import TrainingConfig
 from tastemaker.services import Services
 from tastemaker.store import keys, queue, resources
@@ -32,6 +32,7 @@ from tastemaker.store.status import Status
 
 log = logging.getLogger("tastemaker.jobs")
 DATASET_TYPES = ("Interactions", "Items", "Users", "Actions", "Action_Interactions")
+PROGRESS_RECORD_SECONDS = 2.0  # how often a running training's stage (OUT/progress.json) is recorded
 
 
 try:  # loaded in the parent: between fork and exec the child only makes one plain C call
@@ -153,12 +154,15 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable[[], bool],
-                checkpoints: CheckpointMirror | None = None) -> dict[str, Any]:
+                checkpoints: CheckpointMirror | None = None,
+                on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the subprocess to its end; translate its exit into a result, JobFailed or JobStopped.
 
     The subprocess runs in its own session, so a Ctrl-C of the server's terminal reaches only the server (which
     hands the job back); a stop request asks it to stop (STOP file), a lost or handed-back lease kills it.
-    With `checkpoints`, the trainer's checkpoint files are uploaded as they appear.
+    With `checkpoints`, the trainer's checkpoint files are uploaded as they appear. `on_progress` is given the
+    trainer's progress document (train_process.Stages) when it changed, every PROGRESS_RECORD_SECONDS and once
+    the trainer has ended.
     """
     spec_path = workdir / "spec.json"
     spec_path.write_text(spec.to_json())
@@ -170,8 +174,10 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable
                                 start_new_session=True,
                                 preexec_fn=_die_with_parent)  # noqa: PLW1509 - one async-signal-safe call
         stop_sent_at: float | None = None
+        progress = _ProgressReader(out / PROGRESS_FILE, on_progress)
         while proc.poll() is None:
             time.sleep(0.25)
+            progress.poll()
             if checkpoints is not None and not (isinstance(should_stop, Lease) and should_stop.abandoned):
                 checkpoints.upload()
             if isinstance(should_stop, Lease) and should_stop.abandoned:
@@ -183,6 +189,7 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable
                 stop_sent_at = time.time()
             if stop_sent_at is not None and time.time() - stop_sent_at > 20:
                 proc.kill()
+    progress.poll(final=True)
     code = proc.returncode
     result_file = out / "result.json"
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
@@ -198,6 +205,32 @@ def run_trainer(spec: TrainingSpec, workdir: Path, should_stop: Lease | Callable
         raise JobFailed(f"The training process was killed by {name}{hint}.")
     tail = log_path.read_text(errors="replace")[-600:] if log_path.exists() else ""
     raise JobFailed(f"Training failed: {result.get('reason') or tail.strip() or f'exit code {code}'}")
+
+
+class _ProgressReader:
+    """Hands the trainer's progress file to `record` when it changed (at most every PROGRESS_RECORD_SECONDS, and
+    at the end); a record that fails (a lease lost meanwhile) is logged, the training goes on."""
+
+    def __init__(self, path: Path, record: Callable[[dict[str, Any]], None] | None) -> None:
+        self.path, self.record = path, record
+        self.last: str | None = None
+        self.read_at = time.monotonic()
+
+    def poll(self, final: bool = False) -> None:
+        if self.record is None or (not final and time.monotonic() - self.read_at < PROGRESS_RECORD_SECONDS):
+            return
+        self.read_at = time.monotonic()
+        try:
+            text = self.path.read_text()
+            document = json.loads(text)
+        except (OSError, ValueError):  # not written yet
+            return
+        if text != self.last:
+            self.last = text
+            try:
+                self.record(document)
+            except Exception as exc:  # noqa: BLE001 - progress is for display; the training's outcome is not
+                log.warning("could not record the training's progress: %s", exc)
 
 
 def train_solution_version(services: Services, job: Job, should_stop: Lease) -> None:
@@ -220,7 +253,8 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
         mirror.download()
         started = time.time()
         try:
-            result = run_trainer(spec, workdir, should_stop, mirror)
+            result = run_trainer(spec, workdir, should_stop, mirror,
+                                 on_progress=lambda doc: _record_progress(services, job, doc))
         except JobFailed:
             mirror.remove()  # the version fails: nothing will resume
             raise
@@ -259,6 +293,14 @@ def train_solution_version(services: Services, job: Job, should_stop: Lease) -> 
         follow_latest(services, job.resource_arn)  # campaigns that follow $LATEST move to the new version
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _record_progress(services: Services, job: Job, document: dict[str, Any]) -> None:
+    """The trainer's stages so far on the version's stored document (`progress`: the wire never shows it),
+    in a fenced write: an owner that lost the job records nothing."""
+    with queue.fenced(services.engine, job) as conn:
+        resources.update(conn, job.resource_arn, changes={"progress": {**document,
+                                                                       "updated_at": round(time.time(), 3)}})
 
 
 def _drop_other_attempts(services: Services, storage_id: str, keep: str) -> None:

@@ -191,15 +191,23 @@ def totals_of(conn: sa.Connection, arn: str) -> list[tuple[str, str, str, float,
     return [(str(m), str(e), str(s), float(v or 0), int(n or 0)) for m, e, s, v, n in conn.execute(query)]
 
 
-def recent_windows(conn: sa.Connection, arn: str, span: int) -> list[Window]:
-    """One attribution's windows that start within `span` seconds before its newest window ends (the newest
-    window included), oldest first: what a chart of its recent figures needs."""
+def recent_windows(conn: sa.Connection, arn: str, span: int, bucket: int = 900) -> list[Window]:
+    """One attribution's figures over the `span` seconds up to the end of its newest window, summed by the
+    database into buckets of `bucket` seconds (a multiple of the 900-second window that divides `span`), oldest
+    first: one Window per metric, source and bucket (its window_start the bucket's start; the last bucket ends
+    where the newest window ends), so a chart of 30 days reads as many rows as one of an hour per bucket."""
+    if bucket % 900 or span % bucket:
+        raise ValueError(f"bucket {bucket} must be a multiple of 900 seconds that divides the span {span}")
     t = attribution_windows.c
     newest = conn.execute(sa.select(sa.func.max(t.window_start)).where(t.metric_attribution_arn == arn)).scalar()
     if newest is None:
         return []
-    query = (sa.select(t.metric_name, t.source, t.window_start, t.event_type, t.value_sum, t.sample_count)
-             .where(t.metric_attribution_arn == arn, t.window_start > int(newest) - span)
-             .order_by(t.window_start, t.metric_name, t.source))
-    return [Window(r.metric_name, r.source, int(r.window_start), r.event_type, float(r.value_sum),
+    start = int(newest) + 900 - span
+    slot = ((t.window_start - start) // bucket).label("slot")
+    query = (sa.select(t.metric_name, t.source, slot, t.event_type, sa.func.sum(t.value_sum).label("value_sum"),
+                       sa.func.sum(t.sample_count).label("sample_count"))
+             .where(t.metric_attribution_arn == arn, t.window_start >= start)
+             .group_by(t.metric_name, t.source, slot, t.event_type)
+             .order_by(slot, t.metric_name, t.source))
+    return [Window(r.metric_name, r.source, start + int(r.slot) * bucket, r.event_type, float(r.value_sum),
                    int(r.sample_count)) for r in conn.execute(query)]

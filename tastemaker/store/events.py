@@ -167,6 +167,17 @@ def newest(engine: sa.Engine, partition: str, limit: int = 20) -> list[StoredEve
     return _stored(engine, _stored_rows().where(c.dataset_group_arn == partition).order_by(c.id.desc()).limit(limit))
 
 
+def arrived_since(engine: sa.Engine, partition: str, since: float, limit: int = 10_000) -> list[float]:
+    """received_at of those of a partition's newest `limit` rows that arrived at `since` or later: a backward walk
+    of the (partition, id) index, so the read is bounded however many events the partition holds."""
+    c = events.c
+    newest = (sa.select(c.received_at).where(c.dataset_group_arn == partition).order_by(c.id.desc())
+              .limit(limit).subquery())
+    with engine.connect() as conn:
+        return [float(at) for (at,) in conn.execute(sa.select(newest.c.received_at)
+                                                     .where(newest.c.received_at >= since))]
+
+
 def _stored_rows() -> sa.Select[Any]:
     c = events.c
     return sa.select(c.id, c.event_id, c.session_id, c.user_id, c.item_id, c.event_type, c.event_value, c.sent_at,

@@ -236,7 +236,9 @@ def test_admin_manual_in_the_browser(browser: Any, console_server: LocalServer, 
     assert "Sent a click event" in by_css(d, "#event-sent").text
     newest = all_css(d, "#latest-events tbody tr")  # the event just sent, in the tracker's latest events
     assert len(newest) == 1 and f"u1 console-u1 click {items[0]}" in newest[0].text, [r.text for r in newest]
-    sent = bars(charts_drawn(d, 2)[0])  # PutEventsRequests per minute: the event just sent
+    live, calls, _errors = charts_drawn(d, 3)  # events per 10 s (live), PutEventsRequests and 4xx per minute
+    assert len(bars(live)) == 1 and re.fullmatch(r"\d\d:\d\d:\d\d: 1 events", hover_text(d, bars(live)[0]))
+    sent = bars(calls)  # the event just sent
     assert len(sent) == 1 and hover_text(d, sent[0]).endswith(": 1 calls")
     shot(d, "tracker")
     d.get(campaign_url)

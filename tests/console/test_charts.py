@@ -23,7 +23,8 @@ def test_a_bar_per_period_with_its_figure_and_text_for_readers() -> None:
     assert bar["text"] == ["22:00: 3 calls", "22:02: 4 calls"] and bar["hovertemplate"] == "%{text}<extra></extra>"
     assert figure["layout"]["xaxis"]["range"] == ["2023-11-14 22:00:00", "2023-11-14 23:00:00"]
     assert "<figcaption>PutEventsRequests · total 7 · peak 4 calls</figcaption>" in chart
-    assert 'aria-label="PutEventsRequests: peak 4 calls over the 60 minutes to 23:00 UTC"' in chart
+    assert 'aria-label="PutEventsRequests: peak 4 calls over the 60 minutes to 23:00 UTC. Arrow keys' in chart
+    assert 'tabindex="0"' in chart and 'class="visually-hidden chart-live" aria-live="polite"' in chart
     assert re.findall(r"<tr><td>(\d\d:\d\d)</td><td>(\d+)</td></tr>", chart) == [("22:00", "3"), ("22:02", "4")]
     latency = str(bar_chart("PutEventLatency", [start], [2.5], start=start, end=start + 3600, period=60, unit="ms"))
     assert "<figcaption>PutEventLatency · peak 2.50 ms</figcaption>" in latency  # an average: no total

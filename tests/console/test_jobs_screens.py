@@ -104,7 +104,7 @@ def test_attributed_figures_are_charted_per_metric_and_source(console_server: Lo
     shown = page[page.index("attributed-charts"):]
     charts = figures_in(shown)
     assert len(charts) == 3, page  # all sources, then each source, largest first
-    bars = [c["data"][0] for c in charts]
+    bars = bars_day = [c["data"][0] for c in charts]
     assert [b["name"] for b in bars] == ["CLICKS · all sources", "CLICKS · newsletter", "CLICKS · homepage"]
     assert [sorted(b["y"]) for b in bars] == [[5.0, 5.0], [3.0, 5.0], [2.0]]  # an hour ago and now, per window
     windows = [datetime.strptime(x, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() for x in bars[0]["x"]]
@@ -113,6 +113,29 @@ def test_attributed_figures_are_charted_per_metric_and_source(console_server: Lo
     assert re.findall(r"<figcaption>(.*?)</figcaption>", shown)[:3] == [
         "CLICKS · all sources · total 10 · peak 5", "CLICKS · newsletter · total 8 · peak 5",
         "CLICKS · homepage · total 2 · peak 2"]
+    assert 'aria-current="true" class="span-current">last day</b>' in page and "per 15 minutes, last day" in page
+
+    def charted(span: str, shown_as: str) -> list[dict[str, Any]]:
+        shown = client.get("/console/jobs", params={"arn": attributed["group"], "span": span}).text
+        assert f'aria-current="true" class="span-current">{shown_as}</b>' in shown
+        return figures_in(shown[shown.index("attributed-charts"):])
+
+    def days(figure: dict[str, Any]) -> float:
+        low, high = (datetime.strptime(x, "%Y-%m-%d %H:%M:%S") for x in figure["layout"]["xaxis"]["range"])
+        return (high - low).total_seconds() / 86_400
+
+    hour = charted("hour", "last hour")  # the newest four windows: only the events sent now
+    assert [(f["data"][0]["name"], f["data"][0]["y"]) for f in hour] == [
+        ("CLICKS · all sources", [5.0]), ("CLICKS · newsletter", [3.0]), ("CLICKS · homepage", [2.0])]
+    assert days(hour[0]) == 1 / 24
+    for span, label, length, hours in (("week", "last 7 days", 7, 2), ("month", "last 30 days", 30, 12)):
+        figures = charted(span, label)  # longer spans: wider bars, the same events in them
+        bars = [f["data"][0] for f in figures]
+        assert [sum(b["y"]) for b in bars] == [10.0, 8.0, 2.0], (span, bars)
+        assert all(b["width"] == hours * 3600 * 1000 * 0.9 for b in bars) and len(bars[0]["y"]) <= 2
+        assert days(figures[0]) == length
+    fallback = charted("fortnight", "last day")  # an unknown span: the default
+    assert [f["data"][0]["y"] for f in fallback] == [b["y"] for b in bars_day]
 
 
 def test_data_deletion_from_the_console_with_typed_user_ids(console_server: LocalServer,

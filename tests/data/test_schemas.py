@@ -10,6 +10,7 @@ import pytest
 
 from tastemaker.data.schemas import (
     SchemaField,
+    SchemaProblem,
     arrow_type,
     check_schema_for_dataset,
     id_field,
@@ -224,3 +225,45 @@ def test_arrow_types() -> None:
                 "boolean": pa.bool_(), "string": pa.string()}
     for avro, arrow in expected.items():
         assert arrow_type(SchemaField("X", avro)) == arrow
+
+
+@pytest.mark.parametrize(("text", "dataset_type", "pointer"), [
+    (json.dumps({"type": "enum", "name": "X", "fields": []}), None, "/type"),
+    (json.dumps({"type": "record", "name": "1bad", "fields": [f("A", "string")]}), None, "/name"),
+    (json.dumps({"type": "record", "name": "X", "namespace": "a..b", "fields": [f("A", "string")]}), None,
+     "/namespace"),
+    (json.dumps({"type": "record", "name": "X", "fields": []}), None, "/fields"),
+    ("[1, 2]", None, ""),
+    (schema_json(f("A", "string"), f("A-B", "string")), None, "/fields/1/name"),
+    (schema_json(f("A", "string"), {"name": "B"}), None, "/fields/1"),
+    (schema_json(f("D", "date")), None, "/fields/0/type"),
+    (schema_json(f("U", ["null", "strin"])), None, "/fields/0/type/1"),
+    (schema_json(f("U", ["null", {"type": "strin"}])), None, "/fields/0/type/1/type"),
+    (schema_json(f("U", ["string", "int"])), None, "/fields/0/type"),
+    (schema_json(f("G", "string", categorical="yes")), None, "/fields/0/categorical"),
+    (schema_json(f("A", "string"), f("a", "int")), None, "/fields/1/name"),
+    (schema_json(f("A", "string", itemName=True), f("B", "string", itemName=True)), None, "/fields/1/itemName"),
+    (schema_json(f("USER_ID", "string"), f("ITEM_ID", "string")), "Interactions", "/fields"),
+    (schema_json(f("USER_ID", "string"), f("ITEM_ID", "string"), f("TIMESTAMP", "int")), "Interactions",
+     "/fields/2/type"),
+    (fields_for("Interactions", f("EVENT_TYPE", "string", categorical=True)), "Interactions", "/fields/3/categorical"),
+    (fields_for("Interactions", f("NOTE", "string", textual=True)), "Interactions", "/fields/3/textual"),
+    (fields_for("Items", f("A", "string", textual=True), f("B", "string", textual=True)), "Items", "/fields/2/textual"),
+    (fields_for("Users", *[f(f"A{i}", "int") for i in range(26)]), "Users", "/fields/26"),
+    (fields_for("Users"), "Users", "/fields"),
+])
+def test_a_schema_problem_points_at_the_value_that_breaks_the_rule(text: str, dataset_type: str | None,
+                                                                    pointer: str) -> None:
+    """The console marks the offending value in its schema editor from this JSON pointer (console.json_text)."""
+    with pytest.raises(SchemaProblem) as info:
+        schema = parse_schema(text)
+        if dataset_type:
+            check_schema_for_dataset(schema, dataset_type, None)
+    assert (info.value.pointer, info.value.at, info.value.code) == (pointer, None, "InvalidInputException")
+
+
+def test_a_json_syntax_error_gives_its_offset() -> None:
+    text = '{"type": "record",\n "name": "X" "fields": []}'
+    with pytest.raises(SchemaProblem) as info:
+        parse_schema(text)
+    assert info.value.pointer is None and text[info.value.at] == '"' and info.value.at == text.index('"fields"')

@@ -1,6 +1,6 @@
 """The console's reads of a metric attribution's stored figures on SQLite and PostgreSQL (mandatory under
 CI=true): totals summed by the database per metric, event type and source, and the windows of a span before the
-newest one, of that attribution only."""
+newest one (or the span's buckets of them, summed by the database), of that attribution only."""
 
 from __future__ import annotations
 
@@ -40,4 +40,19 @@ def test_totals_and_recent_windows_of_one_attribution(engine: sa.Engine) -> None
         assert [(w.metric_name, w.source, w.window_start) for w in recent] == [
             ("CLICKS", "news", day), ("SPEND", "news", day), ("CLICKS", "home", day + 900)]
         assert attribution.recent_windows(conn, ARN + "-none", day) == []
+        # Two days up to the newest window's end (day + 1800) in 12-hour buckets, summed by the database: the
+        # buckets start at day + 1800 - 2 days + k * 12 h; day and day + 900 fall in the same one.
+        start = day + 1800 - 2 * day
+        summed = attribution.recent_windows(conn, ARN, 2 * day, 43_200)
+        assert [(w.metric_name, w.source, w.window_start, w.event_type, w.value_sum, w.sample_count)
+                for w in summed] == [
+            ("CLICKS", "news", start + 43_200, "click", 2.0, 2),
+            ("CLICKS", "home", start + 3 * 43_200, "click", 1.0, 1),
+            ("CLICKS", "news", start + 3 * 43_200, "click", 3.0, 3),
+            ("SPEND", "news", start + 3 * 43_200, "buy", 9.5, 2)]
+        hourly = attribution.recent_windows(conn, ARN, day, 3600)  # window 0 is still out of the span
+        assert [(w.source, w.window_start, w.value_sum) for w in hourly] == [
+            ("home", day + 1800 - 3600, 1.0), ("news", day + 1800 - 3600, 3.0), ("news", day + 1800 - 3600, 9.5)]
+        with pytest.raises(ValueError, match="multiple of 900"):
+            attribution.recent_windows(conn, ARN, day, 1000)
         assert attribution.totals_of(conn, ARN + "-none") == []
