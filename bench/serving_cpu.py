@@ -15,6 +15,8 @@ the ratios hold on a loaded machine.
     .venv/bin/python bench/serving_cpu.py DIR --users 400000 --breakdown    # CPU of each stage alone
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/serving_cpu.py DIR --users 400000 \\
         --callgrind 400      # instructions of 400 requests only (callgrind_control toggles around them)
+    .venv/bin/python bench/serving_cpu.py DIR --users 400000 --against ../main --passes 3
+        # before/after: a process on the other checkout's code, then one on this one's, 3 times (medians)
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# --code ROOT measures another checkout's tastemaker (e.g. main, for a before/after) with this harness
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]) if "--code" in sys.argv else Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(CODE))
 
 ACCESS_KEY, SECRET_KEY = "TMKTESTACCESSKEY0001", "test-secret-key-not-for-production"  # LocalServer's
 
@@ -166,6 +170,64 @@ def breakdown(app: Any, requests: list[tuple[dict[str, Any], bytes]], loop: Any)
         api.services, dep, x[0], x[1], 25, None, np.zeros(0, np.int64))), list(zip(queries, resolved)))
     stage("  respond (softmax scores, item list)", lambda x: engine.respond(dep, x[0], x[1], engine.WIRE_ITEM_KEYS),
           list(zip(resolved, ranked)))
+    try:
+        from tastemaker.serving import fastpath, fused
+    except ImportError:  # a checkout without the fused path
+        return
+    from tastemaker.recipes.collaborative import ALS_ALPHA, LAST_EVENTS_FOR_TRANSITIONS, TRANSITION_WEIGHT
+    from tastemaker.serving.slots import exploration_pool
+
+    plan = fastpath.plan_for(api.services, loaded)
+    assert plan is not None, "the model is not served through its index"
+    stage("the fused path (fastpath.recommend: resolve .. item list)", on_loop(
+        lambda q: fastpath.recommend(api.services, dep, q)), queries)
+    no_events, no_mask = np.zeros(0, np.int32), np.zeros(0, np.bool_)
+    states = stage("  user_state (history merge, fold-in, transitions)", lambda u: fused.user_state(
+        plan.hist_indptr, plan.hist_items, u, no_events, plan.factors, plan.gram_inverse, *plan.trans,
+        LAST_EVENTS_FOR_TRANSITIONS, plan.decay, ALS_ALPHA, TRANSITION_WEIGHT), users)
+    found = stage("  index query", lambda st: plan.index.query(st[1][None, :], plan.n_candidates)[0], states)
+    picks = stage("  pick (merge candidates, score, top-k)", lambda x: fused.pick(
+        x[0], plan.head, x[1][0], x[1][2], x[1][3], plan.sample, plan.factors, x[1][1], plan.trend_weight,
+        plan.recent_popularity, plan.demote, plan.cold_scores, no_mask, 25), list(zip(found, states)))
+    catalog = resolved[0].catalog
+    best, rest = exploration_pool(catalog, 30.0)
+    draws = np.random.default_rng(0).random(132)
+    stage("  finish (4 exploration slots, softmax scores)", lambda x: fused.finish(
+        x[0][5], best, rest, no_mask, 4, draws, catalog.n_model, x[0][0], x[0][2], x[0][1], x[0][4], catalog.n_model,
+        plan.factors, x[1][1], x[0][3], x[1][2], x[1][3], plan.trend_weight, plan.recent_popularity, x[1][0],
+        plan.demote, plan.cold_scores), list(zip(picks, states)))
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Alternate processes on the other checkout's code (base) and this one's (new), each its own rounds; print
+    each process's medians and the medians over the passes."""
+    results: dict[str, list[dict[str, float]]] = {"base": [], "new": []}
+    for number in range(args.passes):
+        for label, code in (("base", args.against.resolve()), ("new", Path(__file__).resolve().parents[1])):
+            command = [sys.executable, __file__, str(args.data_dir), "--users", str(args.users), "--requests",
+                       str(args.requests), "--rounds", str(args.rounds), "--code", str(code)]
+            env = {**os.environ, "PYTHONPATH": str(code)}
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode or not lines:
+                print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+                raise SystemExit(f"the {label} process failed")
+            found = json.loads(lines[-1][len("RESULT "):])
+            results[label].append(found)
+            print(f"pass {number + 1} {label:4} ({code}): on {found['on']:.3f} ms, off {found['off']:.3f} ms CPU per "
+                  f"request, floor {found['floor']:.3f} ms: {found['ratio']:.2f}x; load average {found['load']}",
+                  flush=True)
+    print(f"\nmedians of {args.passes} interleaved passes ({args.rounds} rounds of {args.requests} requests each, "
+          f"monitoring on), load average now {' / '.join(f'{v:.2f}' for v in os.getloadavg())}:")
+    for label, found in results.items():
+        on, floor = (statistics.median(f[k] for f in found) for k in ("on", "floor"))
+        ratio = statistics.median(f["ratio"] for f in found)
+        print(f"  {label:4}: {on:.3f} ms CPU per request, floor {floor:.3f} ms, floor ratio {ratio:.2f}x "
+              "(target <= 3x)")
+    base = statistics.median(f["on"] for f in results["base"])
+    new = statistics.median(f["on"] for f in results["new"])
+    print(f"  new / base CPU per request: {new / base:.3f}")
+    return 0
 
 
 def main() -> int:
@@ -177,7 +239,12 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile one round with monitoring on")
     parser.add_argument("--callgrind", type=int, default=0, help="toggle callgrind around this many requests")
     parser.add_argument("--breakdown", action="store_true", help="CPU per request of each stage, run separately")
+    parser.add_argument("--code", type=Path, help="the checkout whose tastemaker is measured (default: this one)")
+    parser.add_argument("--against", type=Path, help="before/after: alternate with processes on this checkout")
+    parser.add_argument("--passes", type=int, default=3, help="with --against: processes per checkout")
     args = parser.parse_args()
+    if args.against is not None:
+        return compare(args)
 
     import uvloop
     from threadpoolctl import threadpool_limits
@@ -260,6 +327,8 @@ def main() -> int:
     print(f"floor ratio: {on:.3f} ms = {on / floor:.2f}x the floor of {floor:.3f} ms [{min(figures['floor']):.3f}] "
           f"(SigV4 + one index query, CPU time in this process; minima {min(figures['on']) / min(figures['floor']):.2f}x; "
           "target <= 3x)")
+    print("RESULT " + json.dumps({"on": on, "off": off, "floor": floor, "ratio": on / floor,
+                                  "load": " / ".join(f"{v:.2f}" for v in os.getloadavg())}))
     return 0
 
 

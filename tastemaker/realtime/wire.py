@@ -1,4 +1,5 @@
-"""PutEvents' request shape checked by straight-line code instead of the generic model walker.
+"""The hot requests' shapes (PutEvents, the common GetRecommendations) checked by straight-line code instead
+of the generic model walker.
 
 The API layer validates every request against its botocore input shape (tastemaker.api.validation) and converts
 camelCase members to snake_case (tastemaker.api.convert): a walk over nodes and shapes that, for a PutEvents of
@@ -14,11 +15,15 @@ anything else (a member it does not know, a null, an ISO 8601 sentAt, impression
 metricAttribution, and every violation): the caller then runs the generic walker, which accepts or refuses
 the request with its usual message. So this path can only make an accepted request cheaper; every error is
 still the walker's (tests/realtime/test_wire.py compares both on valid and broken requests).
+
+`get_recommendations_input` does the same for GetRecommendations with campaignArn and userId, optionally
+numResults, filterArn and filterValues: every other member (itemId, context, promotions, ...) goes to the walker.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -96,5 +101,49 @@ def _json_object(text: str) -> bool:
         return False
 
 
+_RECOMMENDATIONS = frozenset(("campaignArn", "userId", "numResults", "filterArn", "filterValues"))
+# The model's Arn pattern for a value without line terminators or NUL (Java's `.` matches neither, and `\d`
+# is ASCII there): so fullmatch here accepts exactly what the walker's Java-flavoured pattern accepts.
+_ARN = re.compile(r"arn:([a-z0-9-]+):personalize:.*:.*:.+")
+_FILTER_NAME = re.compile(r"[A-Za-z0-9_]+")
+_LINE_ENDS = frozenset("\n\r\x85\u2028\u2029\x00")
+
+
+def _arn(value: Any) -> bool:
+    return (type(value) is str and len(value) <= 256 and _LINE_ENDS.isdisjoint(value)
+            and _ARN.fullmatch(value) is not None)
+
+
+def get_recommendations_input(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The validated snake_case parameters of the common GetRecommendations (campaignArn, userId, optional
+    numResults 0-500, filterArn and up to 25 filterValues), or None (use the generic walker)."""
+    if not _RECOMMENDATIONS.issuperset(raw):
+        return None
+    campaign, user = raw.get("campaignArn"), raw.get("userId")
+    if not (_arn(campaign) and _id(user)):
+        return None
+    out: dict[str, Any] = {"campaign_arn": campaign, "user_id": user}
+    if "numResults" in raw:
+        num = raw["numResults"]
+        if type(num) is not int or not 0 <= num <= 500:
+            return None
+        out["num_results"] = num
+    if "filterArn" in raw:
+        if not _arn(raw["filterArn"]):
+            return None
+        out["filter_arn"] = raw["filterArn"]
+    if "filterValues" in raw:
+        values = raw["filterValues"]
+        if type(values) is not dict or len(values) > 25:
+            return None
+        for name, value in values.items():
+            if not (len(name) <= 50 and _FILTER_NAME.fullmatch(name) and type(value) is str and len(value) <= 1000
+                    and "\x00" not in value):
+                return None
+        out["filter_values"] = values
+    return out
+
+
 # Operation name -> its straight-line input check (the API layer falls back to the walker on None).
-FAST_INPUTS: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {"PutEvents": put_events_input}
+FAST_INPUTS: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+    "PutEvents": put_events_input, "GetRecommendations": get_recommendations_input}

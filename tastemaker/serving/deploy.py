@@ -80,7 +80,7 @@ def warm_kernels(services: Services) -> None:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
             return
     from tastemaker.recipes import kernels
-    from tastemaker.serving import compiled
+    from tastemaker.serving import compiled, fused
 
     def mapped(values: np.ndarray) -> np.ndarray:
         values = np.ascontiguousarray(values)
@@ -90,9 +90,15 @@ def warm_kernels(services: Services) -> None:
     compiled.warm_up()
     items, factors = 4, 3
     rng = np.random.default_rng(0)
-    kernels.warm_up(mapped(rng.random((items, factors), dtype=np.float32)), np.eye(factors),
-                    mapped(np.arange(items + 1, dtype=np.int64)), mapped(np.array([1, 2, 3, 0], np.int32)),
-                    mapped(np.ones(items, np.float32)), mapped(np.ones(items, np.float32)))
+    arrays = {"item_factors": mapped(rng.random((items, factors), dtype=np.float32)),
+              "trans_indptr": mapped(np.arange(items + 1, dtype=np.int64)),
+              "trans_indices": mapped(np.array([1, 2, 3, 0], np.int32)), "trans_data": mapped(np.ones(items, np.float32)),
+              "recent_popularity": mapped(np.ones(items, np.float32)), "cold_scores": mapped(np.ones(items, np.float32)),
+              "hist_indptr": mapped(np.arange(items + 1, dtype=np.int64)),
+              "hist_items": mapped(np.array([1, 2, 3, 0], np.int32))}
+    kernels.warm_up(arrays["item_factors"], np.eye(factors), arrays["trans_indptr"], arrays["trans_indices"],
+                    arrays["trans_data"], arrays["recent_popularity"])
+    fused.warm_up(arrays, np.eye(factors))
 
 
 def deploy_campaign(services: Services, job: Job, should_stop: Callable[[], bool]) -> None:

@@ -14,7 +14,7 @@ from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes import load_model
 from tastemaker.recipes.base import TrainedModel
 from tastemaker.services import Services
-from tastemaker.serving import compiled
+from tastemaker.serving import approx, compiled, fused
 
 MAX_MODELS = 32  # loaded models kept per process (least recently used are dropped; files stay mmapped by others)
 
@@ -111,6 +111,8 @@ class ModelCache:
             plain_arrays(model)
             model.prepare_serving()
             compiled.warm_up()
+            if model.supports_candidates and model.n_items >= approx.ANN_MIN_ITEMS:  # served by the index
+                fused.warm_up(model.arrays, model.gram_inverse)  # type: ignore[attr-defined]
             size = sum(p.stat().st_size for p in directory.glob("*.npy"))
             users_sorted, users_order = user_lookup(services, prefix, model)
             loaded = LoadedModel(prefix, model, directory, size, users_sorted, users_order)

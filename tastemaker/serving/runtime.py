@@ -8,9 +8,10 @@ from tastemaker.control.context import RequestContext
 from tastemaker.control.recommendation_ids import tag, tag_answer
 from tastemaker.control.registry import operation
 from tastemaker.errors import InvalidInputException
+from tastemaker.serving import fastpath
 from tastemaker.serving.arms import route
 from tastemaker.serving.deployments import Deployment, deployment_cache
-from tastemaker.serving.engine import Query, WireAnswer, rank, recommend
+from tastemaker.serving.engine import Query, WireAnswer, rank, recommend, rid
 from tastemaker.store.status import Status
 
 
@@ -42,10 +43,15 @@ def get_recommendations(ctx: RequestContext, *, campaign_arn: str | None = None,
     if query.promotions and dep.recipe_type not in ("USER_PERSONALIZATION", "POPULAR_ITEMS", "RELATED_ITEMS"):
         raise InvalidInputException(f"Promotions are not supported for {dep.recipe_type} recipes.")
     served, source, arm = route(ctx.services, dep)  # the comparison-arm extension (tastemaker.serving.arms)
-    answer = recommend(ctx.services, served, query, wire=True)
+    items = fastpath.recommend(ctx.services, served, query)  # the common shape in a few compiled calls
+    if items is None:
+        answer = recommend(ctx.services, served, query, wire=True)
+        items, recommendation_id = answer["item_list"], answer["recommendation_id"]
+    else:
+        recommendation_id = rid()
     if arm is not None:
         ctx.services.serving.arms.count(ctx.services, dep.arn, arm)
-    return WireAnswer(itemList=answer["item_list"], recommendationId=tag(answer["recommendation_id"], source))
+    return WireAnswer(itemList=items, recommendationId=tag(recommendation_id, source))
 
 
 @operation("GetPersonalizedRanking", inline=True)

@@ -12,7 +12,7 @@ from tastemaker.api import service_models
 from tastemaker.api.convert import to_python
 from tastemaker.api.validation import validate_input
 from tastemaker.errors import InvalidInputException
-from tastemaker.realtime.wire import put_events_input
+from tastemaker.realtime.wire import get_recommendations_input, put_events_input
 
 INFO = service_models.operation_for_path("POST", "/events")
 
@@ -95,3 +95,51 @@ def test_random_mutations_never_disagree_with_the_walker() -> None:
             assert fast is None, raw
             continue
         assert fast is None or fast == expected, raw
+
+
+RECOMMENDATIONS = service_models.operation_for_path("POST", "/recommendations")
+CAMPAIGN = "arn:aws:personalize:us-east-1:000000000000:campaign/c1"
+
+
+def recommendations_walker(raw: dict[str, Any]) -> dict[str, Any]:
+    assert RECOMMENDATIONS is not None and RECOMMENDATIONS.name == "GetRecommendations"
+    return to_python(RECOMMENDATIONS.input_shape,  # type: ignore[no-any-return]
+                     validate_input(RECOMMENDATIONS.model, raw))
+
+
+def test_common_get_recommendations_match_the_walker() -> None:
+    filter_arn = "arn:aws:personalize:us-east-1:000000000000:filter/f"
+    for raw in ({"campaignArn": CAMPAIGN, "userId": "u1"},
+                {"campaignArn": CAMPAIGN, "userId": "u" * 256, "numResults": 500},
+                {"campaignArn": CAMPAIGN, "userId": "u1", "numResults": 0, "filterArn": filter_arn},
+                {"campaignArn": CAMPAIGN, "userId": "u1", "filterArn": filter_arn,
+                 "filterValues": {"G": '"g1"', "Price_2": '"1", "2"', "e": ""}}):
+        fast = get_recommendations_input(copy.deepcopy(raw))
+        assert fast is not None
+        assert fast == recommendations_walker(copy.deepcopy(raw))
+
+
+def test_get_recommendations_mutations_never_disagree_with_the_walker() -> None:
+    """Every other member and every break goes to the walker; what the fast check accepts, the walker accepts
+    with the same parameters."""
+    rng = random.Random(8)
+    values: list[Any] = [None, "", "u", "x" * 257, 0, -1, 25, 501, 2**40, 1.5, True, [], {}, "\x00", "a\nb",
+                         CAMPAIGN, CAMPAIGN + "\n", "arn:aws:personalize:x", "arn:aws:s3:::b/k", "arn:\u0661:personalize:us-east-1:1:x",
+                         {"G": "x"}, {"bad-name": "x"}, {"G": 1}, {"G": "x" * 1001}, {f"k{j}": "v" for j in range(26)},
+                         {"\u00e9": "x"}, {"G": "\x00"}]
+    members = ["campaignArn", "userId", "numResults", "filterArn", "filterValues", "itemId", "context",
+               "recommenderArn", "promotions", "metadataColumns"]
+    accepted = 0
+    for _ in range(4000):
+        raw: dict[str, Any] = {"campaignArn": CAMPAIGN, "userId": "u1"}
+        for _ in range(rng.randrange(1, 3)):
+            raw[rng.choice(members)] = rng.choice(values)
+        fast = get_recommendations_input(copy.deepcopy(raw))
+        try:
+            expected = recommendations_walker(copy.deepcopy(raw))
+        except InvalidInputException:
+            assert fast is None, raw
+            continue
+        accepted += fast is not None
+        assert fast is None or fast == expected, raw
+    assert accepted > 50
