@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -116,7 +117,7 @@ class CandidateScorer:
             path = self._index_path(factors)
             started = time.perf_counter()
             if path is not None and path.exists():
-                index = FactorIndex.load(path, factors.shape[1], factors.shape[0], ef=self.n_candidates)
+                index = FactorIndex.load(path, ef=self.n_candidates)
             else:
                 index = FactorIndex(factors, m=INDEX_M, ef_construction=INDEX_EF_CONSTRUCTION,
                                     ef=self.n_candidates, threads=os.cpu_count() or 1)
@@ -124,24 +125,28 @@ class CandidateScorer:
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-                    index.index.save_index(str(temp))
-                    os.replace(temp, path)
+                    shutil.rmtree(temp, ignore_errors=True)
+                    index.save(temp)
+                    try:
+                        temp.rename(path)
+                    except OSError:  # another process saved it first
+                        shutil.rmtree(temp, ignore_errors=True)
             self.index = index
             log.info("ANN index over %d items ready in %.1f s", factors.shape[0], time.perf_counter() - started)
         except Exception:  # the exact path keeps serving
             log.exception("building the ANN index failed; serving stays exact")
 
     def index_bytes(self) -> int:
-        """Size of the saved index file (what every worker process loads), 0 when none is saved."""
+        """Size of the saved index (what every worker process loads), 0 when none is saved."""
         path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
-        return path.stat().st_size if path is not None and path.exists() else 0
+        return sum(f.stat().st_size for f in path.iterdir()) if path is not None and path.exists() else 0
 
     def _index_path(self, factors: np.ndarray) -> Path | None:
         if self._cache_dir is None:
             return None
         digest = hashlib.sha1(np.ascontiguousarray(factors[:: max(1, factors.shape[0] // 1000)]).tobytes())
         digest.update(f"{factors.shape}:{INDEX_M}:{INDEX_EF_CONSTRUCTION}".encode())
-        return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.hnsw"
+        return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.index"  # a folder (FactorIndex.save)
 
     # --- scoring -------------------------------------------------------------------------------------
     def compute(self, queries: Sequence[Any]) -> list[Candidates]:
