@@ -70,26 +70,34 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     return stats
 
 
-def warm_kernels(services: Services) -> None:
-    """At process start, import every recipe module (what the first model load would import: numba, scipy and
-    the recipes' own modules) and, in a process that answers requests, compile (or load from numba's cache) the
-    serving kernels for the array types of a memory-mapped model (read-only float32 factors and transitions, a
-    float64 Gram inverse), so that the first deploy after a start waits for neither (imports ~0.5-1 s, cache
-    loads ~1-2 s on a quiet machine, 10 s under load). A jobs-only process compiles nothing here: its deploys
-    compile no serving kernels (preload_prefix), and a batch job compiles what it uses. The job runner calls
-    this in a background thread; it does nothing while no campaign or recommender has ever been deployed here
-    (a new installation or a test server loads on first use)."""
-    import numpy as np
-
+def warm_imports(services: Services) -> bool:
+    """Import every recipe module (what the first model load, or the first CreateCampaign's configuration check,
+    would import: ~0.15 s of the first CreateCampaign in a fresh API process); False, doing nothing, while no
+    campaign or recommender has ever been deployed here (a new installation or a test server loads on first use).
+    Called at process start in a background thread: by the job runner (warm_kernels) and by an API worker process
+    without a runner."""
     with services.engine.connect() as conn:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
-            return
-    from tastemaker.recipes import all_recipes, kernels
-    from tastemaker.serving import compiled
+            return False
+    from tastemaker.recipes import all_recipes
 
-    all_recipes()  # imports every recipe module, as load_model's first call does
-    if not services.serves_requests:
+    all_recipes()
+    return True
+
+
+def warm_kernels(services: Services) -> None:
+    """At process start, warm_imports and, in a process that answers requests, compile (or load from numba's
+    cache) the serving kernels for the array types of a memory-mapped model (read-only float32 factors and
+    transitions, a float64 Gram inverse), so that the first deploy after a start waits for neither (imports
+    ~0.2-1 s, cache loads ~1-2 s on a quiet machine, 10 s under load). A jobs-only process compiles nothing here:
+    its deploys compile no serving kernels (preload_prefix), and a batch job compiles what it uses. The job
+    runner calls this in a background thread."""
+    import numpy as np
+
+    if not warm_imports(services) or not services.serves_requests:
         return
+    from tastemaker.recipes import kernels
+    from tastemaker.serving import compiled
 
     def mapped(values: np.ndarray) -> np.ndarray:
         values = np.ascontiguousarray(values)
