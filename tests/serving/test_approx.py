@@ -264,7 +264,8 @@ def test_a_serving_process_loads_an_update_target_while_the_update_runs(  # type
 def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type: ignore[no-untyped-def]
         als_model, tmp_path, monkeypatch) -> None:
     """Once the index file is saved, a deploy of the model in another jobs-only process reports its size without
-    loading it (the serving processes load it; the jobs process would only drop it again)."""
+    loading it (the serving processes load it; the jobs process would only drop it again), and compiles no
+    serving kernels for it."""
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
     from tastemaker.serving import ann
@@ -284,6 +285,7 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
         raise AssertionError("the saved index was loaded")
 
     monkeypatch.setattr(ann.FactorIndex, "load", refuse)
+    monkeypatch.setattr(CollaborativeModel, "prepare_serving", refuse)  # it answers no requests: no kernels
     restarted = build_services(Settings(data_dir=tmp_path / "data"))  # a new process: nothing remembered
     restarted.serves_requests = False
     again = preload_prefix(restarted, "models/s/t-1/", "test")
