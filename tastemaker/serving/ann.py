@@ -66,6 +66,18 @@ class FactorIndex:
         found.index.set_num_threads(1)
         return found
 
+    @classmethod
+    def load_legacy(cls, path: Path, dim: int, size: int, *, ef: int = 100) -> FactorIndex:
+        """An index file written by hnswlib's save_index (what releases before the `save` format wrote)."""
+        import hnswlib
+
+        found = cls.__new__(cls)
+        found.index = hnswlib.Index(space="ip", dim=dim)
+        found.index.load_index(str(path), max_elements=size)
+        found.index.set_ef(ef)
+        found.index.set_num_threads(1)
+        return found
+
     def query(self, user_vectors: np.ndarray, k: int) -> np.ndarray:
         labels, _distances = self.index.knn_query(np.asarray(user_vectors, dtype=np.float32), k=k)
         return labels.astype(np.int64)

@@ -104,7 +104,7 @@ class CandidateScorer:
         if self.index is not None:
             return
         path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
-        if path is not None and path.exists():
+        if path is not None and (path.exists() or _legacy(path).exists()):
             self.build_now()
         else:
             self.ready()
@@ -118,19 +118,16 @@ class CandidateScorer:
             started = time.perf_counter()
             if path is not None and path.exists():
                 index = FactorIndex.load(path, ef=self.n_candidates)
+            elif path is not None and _legacy(path).exists():  # saved by an earlier release: converted once
+                index = FactorIndex.load_legacy(_legacy(path), factors.shape[1], factors.shape[0],
+                                                ef=self.n_candidates)
+                _save(index, path)
             else:
                 index = FactorIndex(factors, m=INDEX_M, ef_construction=INDEX_EF_CONSTRUCTION,
                                     ef=self.n_candidates, threads=os.cpu_count() or 1)
                 index.index.set_num_threads(1)
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-                    shutil.rmtree(temp, ignore_errors=True)
-                    index.save(temp)
-                    try:
-                        temp.rename(path)
-                    except OSError:  # another process saved it first
-                        shutil.rmtree(temp, ignore_errors=True)
+                    _save(index, path)
             self.index = index
             log.info("ANN index over %d items ready in %.1f s", factors.shape[0], time.perf_counter() - started)
         except Exception:  # the exact path keeps serving
@@ -165,6 +162,23 @@ class CandidateScorer:
 
 
 _NONE = np.zeros(0, np.int64)
+
+
+def _save(index: Any, path: Path) -> None:
+    """Save under a temporary name and rename into place (another process may be saving the same index)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    index.save(temp)
+    try:
+        temp.rename(path)
+    except OSError:  # another process saved it first
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _legacy(path: Path) -> Path:
+    """Where releases before FactorIndex.save kept the same index (hnswlib's save_index file; left in place)."""
+    return path.with_suffix(".hnsw")
 
 
 def softmax_with_tail(cand: Candidates, allowed: np.ndarray | None, n_allowed_total: int,

@@ -295,3 +295,31 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
     assert preload_prefix(restarted, "models/s/t-1/", "test") == built
     for opened in (services, restarted):
         opened.engine.dispose()
+
+
+def test_an_index_saved_by_an_earlier_release_is_converted_not_rebuilt(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """An index file written with hnswlib's save_index (releases before the serialised-state format) is loaded
+    once, saved in the new format beside it, and answers the same queries; nothing is rebuilt."""
+    from tastemaker.serving import ann
+
+    factors = np.asarray(als_model.arrays["item_factors"], dtype=np.float32)
+    first = approx.CandidateScorer(als_model, tmp_path)
+    path = first._index_path(factors)
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    old = ann.FactorIndex(factors, m=approx.INDEX_M, ef_construction=approx.INDEX_EF_CONSTRUCTION, ef=64)
+    old.index.save_index(str(path.with_suffix(".hnsw")))
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the index was rebuilt")
+
+    monkeypatch.setattr(ann.FactorIndex, "__init__", refuse)
+    first.load_saved()
+    assert first.index is not None and path.is_dir() and first.index_bytes() > 0
+    again = approx.CandidateScorer(als_model, tmp_path)
+    again.load_saved()  # from the new format this time
+    vectors = np.random.default_rng(3).standard_normal((20, factors.shape[1])).astype(np.float32)
+    expected = old.query(vectors, first.n_candidates)
+    assert (first.index.query(vectors, first.n_candidates) == expected).all()
+    assert (again.index.query(vectors, again.n_candidates) == expected).all()
