@@ -476,6 +476,7 @@ def update_under_load(server: LocalServer, campaign: str, versions: tuple[str, s
             "during_p99_ms": 1000 * float(np.percentile(during, 99)),
             "steady_p50_ms": 1000 * float(np.percentile(steady, 50)),
             "during_p50_ms": 1000 * float(np.percentile(during, 50)),
+            "during_max_ms": 1000 * float(np.max(during)), "during_requests": float(len(during)),
             "switch_s": switched - called, "errors": float(sum(1 for _d, _l, ok in samples if not ok)),
             "requests": float(len(samples))}
 
@@ -492,8 +493,8 @@ def deploy_report(server: LocalServer, state: dict[str, str], state_file: Path, 
     print(f"deploy: reading the version's {mib:.0f} MiB of artifacts from the blob store {read_s:.3f} s; first "
           f"campaign after the server start ACTIVE in {first['active_s']:.3f} s ({first['active_s'] / read_s:.1f}x "
           f"the read), first answer at {first['served_s']:.3f} s; another campaign on the same version ACTIVE in "
-          f"{again_active:.3f} s (median of {rounds}; {again_active / read_s:.1f}x the read; target <= 2x)",
-          flush=True)
+          f"{again_active:.3f} s (median of {rounds}; {again_active / read_s:.1f}x the read; target <= 2x); load "
+          f"average {' / '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="tm-deploy-"))
     # every worker serves the campaign before the steady window starts (boto3 alone may reach one worker)
     load(server, signed_requests(server, state["campaign"], users, 500, None, seed=4), 3, 16, workdir)
@@ -504,9 +505,10 @@ def deploy_report(server: LocalServer, state: dict[str, str], state_file: Path, 
         print(f"UpdateCampaign {what}, under {rate:.0f} req/s of GetRecommendations (paced): steady p50/p99 "
               f"{update['steady_p50_ms']:.1f} / {update['steady_p99_ms']:.1f} ms, from the call until 3 s after "
               f"the switch {update['during_p50_ms']:.1f} / {update['during_p99_ms']:.1f} ms "
-              f"({update['during_p99_ms'] / update['steady_p99_ms']:.2f}x; target <= 2x); switched in "
-              f"{update['switch_s']:.2f} s; {int(update['errors'])} errors of {int(update['requests'])}",
-              flush=True)
+              f"({update['during_p99_ms'] / update['steady_p99_ms']:.2f}x; target <= 2x; slowest "
+              f"{update['during_max_ms']:.0f} ms of {int(update['during_requests'])}); switched in "
+              f"{update['switch_s']:.2f} s; {int(update['errors'])} errors of {int(update['requests'])}; load "
+              f"average {' / '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
 
 
 def machine_jitter(rounds: int = 1000) -> dict[str, float]:
@@ -610,7 +612,7 @@ def wait_for_index(server_dir: Path, timeout: float = 300) -> None:
         return
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any((server_dir / "cache" / "serving" / "ann").glob("*.hnsw")):
+        if any((server_dir / "cache" / "serving" / "ann").glob("*.index")):
             time.sleep(5)  # let the other worker finish its own build or load the saved one
             return
         time.sleep(1)

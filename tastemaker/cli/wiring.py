@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -64,6 +65,7 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
 
     from tastemaker.api.app import build_app
     from tastemaker.api.keys import KeyStore
+    from tastemaker.serving.deploy import warm_imports
 
     threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)
@@ -78,8 +80,20 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)
         app.api.monitor.runner_alive = runner.alive
+    else:  # an API worker of `serve --workers N`: the imports its first CreateCampaign or model load would wait for
+        app.on_startup.append(lambda: _in_background(warm_imports, services))
     app.on_shutdown.append(runner.stop)
     return app
+
+
+def _in_background(step: typing.Callable[[Services], object], services: Services) -> None:
+    def run() -> None:
+        try:
+            step(services)
+        except Exception:  # only a head start: the first request that needs it does the work
+            logging.getLogger("tastemaker").exception("%s failed", getattr(step, "__name__", step))
+
+    threading.Thread(target=run, name="start-up-warm", daemon=True).start()
 
 
 def announce_key(keys: KeyStore, settings: Settings, out: TextIO | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -103,7 +104,7 @@ class CandidateScorer:
         if self.index is not None:
             return
         path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
-        if path is not None and path.exists():
+        if path is not None and (path.exists() or _legacy(path).exists()):
             self.build_now()
         else:
             self.ready()
@@ -116,32 +117,33 @@ class CandidateScorer:
             path = self._index_path(factors)
             started = time.perf_counter()
             if path is not None and path.exists():
-                index = FactorIndex.load(path, factors.shape[1], factors.shape[0], ef=self.n_candidates)
+                index = FactorIndex.load(path, ef=self.n_candidates)
+            elif path is not None and _legacy(path).exists():  # saved by an earlier release: converted once
+                index = FactorIndex.load_legacy(_legacy(path), factors.shape[1], factors.shape[0],
+                                                ef=self.n_candidates)
+                _save(index, path)
             else:
                 index = FactorIndex(factors, m=INDEX_M, ef_construction=INDEX_EF_CONSTRUCTION,
                                     ef=self.n_candidates, threads=os.cpu_count() or 1)
                 index.index.set_num_threads(1)
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-                    index.index.save_index(str(temp))
-                    os.replace(temp, path)
+                    _save(index, path)
             self.index = index
             log.info("ANN index over %d items ready in %.1f s", factors.shape[0], time.perf_counter() - started)
         except Exception:  # the exact path keeps serving
             log.exception("building the ANN index failed; serving stays exact")
 
     def index_bytes(self) -> int:
-        """Size of the saved index file (what every worker process loads), 0 when none is saved."""
+        """Size of the saved index (what every worker process loads), 0 when none is saved."""
         path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
-        return path.stat().st_size if path is not None and path.exists() else 0
+        return sum(f.stat().st_size for f in path.iterdir()) if path is not None and path.exists() else 0
 
     def _index_path(self, factors: np.ndarray) -> Path | None:
         if self._cache_dir is None:
             return None
         digest = hashlib.sha1(np.ascontiguousarray(factors[:: max(1, factors.shape[0] // 1000)]).tobytes())
         digest.update(f"{factors.shape}:{INDEX_M}:{INDEX_EF_CONSTRUCTION}".encode())
-        return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.hnsw"
+        return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.index"  # a folder (FactorIndex.save)
 
     # --- scoring -------------------------------------------------------------------------------------
     def compute(self, queries: Sequence[Any]) -> list[Candidates]:
@@ -160,6 +162,23 @@ class CandidateScorer:
 
 
 _NONE = np.zeros(0, np.int64)
+
+
+def _save(index: Any, path: Path) -> None:
+    """Save under a temporary name and rename into place (another process may be saving the same index)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    index.save(temp)
+    try:
+        temp.rename(path)
+    except OSError:  # another process saved it first
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _legacy(path: Path) -> Path:
+    """Where releases before FactorIndex.save kept the same index (hnswlib's save_index file; left in place)."""
+    return path.with_suffix(".hnsw")
 
 
 def softmax_with_tail(cand: Candidates, allowed: np.ndarray | None, n_allowed_total: int,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tastemaker.realtime.inline import slow_step
 from tastemaker.recipes.base import TrainedModel
@@ -84,29 +85,43 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+POSITION_CHUNK = 8192  # ids added to the position dict per C-level call (each holds the GIL for well under 1 ms)
+
+
+def _add_positions(position: dict[str, int], ids: np.ndarray, start: int) -> None:
+    """position[id] = start + its index, a chunk at a time: one dict(zip()) over 10^5 ids is one C call that holds
+    the GIL for milliseconds; between chunks the interpreter can hand it to the event loop."""
+    for lo in range(0, len(ids), POSITION_CHUNK):
+        chunk = ids[lo:lo + POSITION_CHUNK].tolist()
+        position.update(zip(chunk, range(start + lo, start + lo + len(chunk)), strict=True))
+
+
 def build_catalog(model: TrainedModel, items: pa.Table | None) -> ServingCatalog:
-    """Extend the model's catalogue with the Items dataset's other ids and align the metadata to it."""
+    """Extend the model's catalogue with the Items dataset's other ids and align the metadata to it.
+
+    The matching of ids between the model and the table runs in Arrow's compute kernels (hash lookups in C++,
+    outside the GIL); the only Python-level pass is the id -> position dict, built in chunks. A serving worker builds this in the
+    background when it switches to a new model, and Python loops there took its event loop's GIL for tens of ms."""
     model_ids = np.asarray(model.item_ids).astype(str)
     n_model = len(model_ids)
     created = np.asarray(model.item_first_seen, dtype=np.int64).copy()
     popularity = np.asarray(model.item_popularity, dtype=np.float32)
+    position: dict[str, int] = {}
+    _add_positions(position, model_ids, 0)
     if items is None or items.num_rows == 0 or ITEM_ID not in items.column_names:
-        position = {item: i for i, item in enumerate(model_ids.tolist())}
         return ServingCatalog(model_ids, n_model, None, created, popularity, position)
-    table_ids = np.asarray(items.column(ITEM_ID).to_pylist(), dtype=str)
-    position = {item: i for i, item in enumerate(model_ids.tolist())}
-    extra = [item for item in table_ids.tolist() if item not in position]
-    for item in extra:
-        position[item] = len(position)
-    all_ids = np.concatenate([model_ids, np.asarray(extra, dtype=str)]) if extra else model_ids
-    row_of = {item: row for row, item in enumerate(table_ids.tolist())}
-    take = np.array([row_of.get(item, -1) for item in all_ids.tolist()], dtype=np.int64)
-    mask = take < 0
-    metadata = items.take(pa.array(np.where(mask, 0, take), mask=mask))
+    table_ids = pc.cast(items.column(ITEM_ID), pa.string()).combine_chunks()
+    extra_ids = pc.drop_null(pc.filter(table_ids, pc.invert(pc.is_in(table_ids, value_set=pa.array(model_ids)))))
+    extra = np.asarray(extra_ids.to_numpy(zero_copy_only=False), dtype=str)
+    _add_positions(position, extra, n_model)
+    all_ids = np.concatenate([model_ids, extra]) if len(extra) else model_ids
+    metadata = items.take(pc.index_in(pa.array(all_ids), value_set=table_ids))  # null rows: not in the table
     created = np.concatenate([created, np.full(len(extra), -1, np.int64)])
     if CREATION_TIMESTAMP in items.column_names:
-        stamps = metadata.column(CREATION_TIMESTAMP).to_numpy(zero_copy_only=False)
-        stamps = np.asarray([-1 if v is None or np.isnan(v) else int(v) for v in stamps], dtype=np.int64)
+        stamps = pc.fill_null(metadata.column(CREATION_TIMESTAMP), -1).to_numpy(zero_copy_only=False)
+        if stamps.dtype.kind == "f":
+            stamps = np.where(np.isnan(stamps), -1, stamps)
+        stamps = stamps.astype(np.int64)
         created = np.where(stamps >= 0, stamps, created)
     popularity = np.concatenate([popularity, np.zeros(len(extra), np.float32)])
     return ServingCatalog(all_ids, n_model, metadata, created, popularity, position)

@@ -22,7 +22,7 @@ _CHECKED: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.We
 
 
 def preload(services: Services, version_arn: str) -> dict[str, Any]:
-    """Load the version's model (as serving will) and check it can score; returns what the campaign records."""
+    """Load and check the version's model (see preload_prefix); returns what the campaign records."""
 
     with services.engine.connect() as conn:
         version = resources.find(conn, version_arn, "solution_version")
@@ -39,18 +39,21 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     serves; returns its serving memory: artifact bytes (memory-mapped once, shared by every worker process)
     and index bytes (loaded by each worker).
 
-    A jobs-only process drops the model afterwards, and remembers that this prefix loaded: the artifacts
-    under a version's prefix never change, so another campaign on the same version (or an update back to it)
-    is not loaded and checked again by this process (the serving processes load it as always)."""
+    A jobs-only process (the parent of `serve --workers N`, `tastemaker worker`) maps and checks the model's
+    files, saves the user lookup and the index file the serving processes will map or load, and drops the model
+    again; it compiles no serving kernels (it answers no requests: the serving processes compile or load their
+    own). It remembers that this prefix loaded: the artifacts under a version's prefix never change, so another
+    campaign on the same version (or an update back to it) is not loaded and checked again by this process."""
     from tastemaker.serving.approx import prepare_index
-    from tastemaker.serving.models import model_cache
+    from tastemaker.serving.models import model_cache, open_model
 
     checked = _CHECKED.setdefault(services.serving, {})
     if not services.serves_requests and prefix in checked:
         return dict(checked[prefix])
     models = model_cache(services)
     try:
-        loaded = models.get(services, prefix)
+        loaded = models.get(services, prefix) if services.serves_requests else open_model(services, prefix,
+                                                                                           serving=False)
     except (FileNotFoundError, ValueError) as exc:
         raise JobFailed(f"The model of {label} could not be loaded: {exc}") from exc
     saved = 0
@@ -61,24 +64,38 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
              "index_bytes": saved or prepare_index(services, loaded)}
     if not services.serves_requests:  # a jobs-only process: the index file is saved; do not hold it in memory
         services.serving.scorers.forget(prefix)
-        models.forget(prefix)
         if len(checked) >= CHECKED_PREFIXES:
             checked.pop(next(iter(checked)))
         checked[prefix] = dict(stats)
     return stats
 
 
-def warm_kernels(services: Services) -> None:
-    """Compile (or load from numba's cache) the serving kernels at process start, for the array types of a
-    memory-mapped model (read-only float32 factors and transitions, a float64 Gram inverse), so that the first
-    deploy after a start does not wait for numba (its import and cache loads: ~1-2 s on a quiet machine, 10 s
-    under load). The job runner calls this in a background thread; it does nothing while no campaign or
-    recommender has ever been deployed here (a new installation or a test server compiles on first use)."""
-    import numpy as np
-
+def warm_imports(services: Services) -> bool:
+    """Import every recipe module (what the first model load, or the first CreateCampaign's configuration check,
+    would import: ~0.15 s of the first CreateCampaign in a fresh API process); False, doing nothing, while no
+    campaign or recommender has ever been deployed here (a new installation or a test server loads on first use).
+    Called at process start in a background thread: by the job runner (warm_kernels) and by an API worker process
+    without a runner."""
     with services.engine.connect() as conn:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
-            return
+            return False
+    from tastemaker.recipes import all_recipes
+
+    all_recipes()
+    return True
+
+
+def warm_kernels(services: Services) -> None:
+    """At process start, warm_imports and, in a process that answers requests, compile (or load from numba's
+    cache) the serving kernels for the array types of a memory-mapped model (read-only float32 factors and
+    transitions, a float64 Gram inverse), so that the first deploy after a start waits for neither (imports
+    ~0.2-1 s, cache loads ~1-2 s on a quiet machine, 10 s under load). A jobs-only process compiles nothing here:
+    its deploys compile no serving kernels (preload_prefix), and a batch job compiles what it uses. The job
+    runner calls this in a background thread."""
+    import numpy as np
+
+    if not warm_imports(services) or not services.serves_requests:
+        return
     from tastemaker.recipes import kernels
     from tastemaker.serving import compiled, fused
 

@@ -21,7 +21,9 @@ worker processes and replicas that share only the database:
    so every worker of every replica agrees with the answer. Status changes made by jobs (CREATE PENDING ->
    ACTIVE, START -> ACTIVE) need no wait: a view that is not ACTIVE is always re-read (3.), and a stop or
    delete was already refused from its PENDING status on. A job's change to a campaign that stays ACTIVE
-   (the model switch of UpdateCampaign) reaches every process within about POLL_SECONDS of its commit.
+   (the model switch of UpdateCampaign) reaches every process within about POLL_SECONDS of its commit plus
+   the time that process takes to load the new model, which it does in the background while the previous
+   model keeps answering (DeploymentCache).
 5. When an event tracker's stamp changes, the watch re-reads PutEvents' trackingId lookup before it
    publishes the snapshot, so PutEvents refuses a deleted tracker's events under the same rule.
 """
@@ -29,7 +31,9 @@ worker processes and replicas that share only the database:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,12 +44,14 @@ from tastemaker.realtime.inline import slow_step
 from tastemaker.services import Services
 from tastemaker.store import changes, resources
 from tastemaker.store.records import Campaign, Recommender, SolutionVersion
-from tastemaker.store.status import Status
+from tastemaker.store.status import BUSY, Status
 
 log = logging.getLogger("tastemaker.serving")
 ROW_TTL_SECONDS = 1.0  # background re-read of a cached row (the change watch catches changes sooner)
 POLL_SECONDS = 0.05  # how often each process reads the change counter
 FRESH_SECONDS = 0.25  # a snapshot older than this is not trusted; the control plane waits this long
+LOAD_SWITCH_INTERVAL = 0.001  # seconds between GIL hand-offs while a model loads in the background
+PREFETCHED_VERSIONS = 64  # update targets remembered as loaded ahead (then forgotten all at once)
 Stamp = tuple[Any, ...]  # (status, updated_at) of a row; () when unknown
 
 
@@ -64,6 +70,7 @@ class Deployment:
     use_case: Any = None  # tastemaker.recipes.catalog.UseCase for recommenders
     version_arn: str | None = None
     stamp: Stamp = ()  # the row's (status, updated_at) when this view was built
+    upcoming_version_arn: str | None = None  # the version an update in progress will switch to (loaded ahead)
 
     @property
     def label(self) -> str:
@@ -129,35 +136,121 @@ class ChangeWatch:
             time.sleep(POLL_SECONDS)
 
 
+class _BackgroundLoads:
+    """While a model loads in a background thread (a switch or an update's target), the interpreter hands the GIL
+    over every LOAD_SWITCH_INTERVAL seconds instead of every 5 ms (sys.setswitchinterval, process-wide): the
+    load's Python-level steps then delay the event loop's requests by about 1 ms at a time rather than 5 ms per
+    GIL hand-off (several per request). The previous interval is restored when the last load ends. What a load
+    built (catalogue, id dicts: ~10^5 objects per model) is then moved out of the cyclic collector (gc.freeze, as
+    the API does after a cold request), so that no full collection walks it while requests wait."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, LOAD_SWITCH_INTERVAL))
+            self._running += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.freeze()
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._saved)
+
+
+BACKGROUND_LOADS = _BackgroundLoads()
+
+
 class DeploymentCache:
-    """ARN -> Deployment (or the error reading it), checked against the change watch on every request."""
+    """ARN -> Deployment (or the error reading it), checked against the change watch on every request.
+
+    A model switch never stalls requests: when the row of an ACTIVE deployment now names another model (an
+    UpdateCampaign's switch, a retrained recommender), this process goes on serving the Deployment it has while
+    one background thread loads the new model, its index and catalogue, and publishes the new Deployment once
+    they are in memory. Every other change (status, configuration on the same model, deletion) is published
+    when the row is read, as before."""
 
     def __init__(self) -> None:
         from tastemaker.serving.snapshots import Refreshing
 
         self._rows = Refreshing(ROW_TTL_SECONDS)
         self.changes = ChangeWatch()
+        self._lock = threading.Lock()
+        self._switching: dict[str, Stamp] = {}  # ARN -> stamp of the row whose model loads in the background
+        self._prefetched: set[str] = set()  # versions an update in progress will switch to, loaded ahead
 
     def resolve(self, services: Services, arn: str, kind: str) -> Deployment:
         stamps = self.changes.current(services)
 
         def load() -> Deployment:
-            return _read(services, arn, kind)
+            return self._load(services, arn, kind)
 
         try:
             value = self._rows.get(arn, load)
         except ResourceNotFoundException:
-            value = self._reread(arn, load)  # the error path: it may exist by now
+            value = self._rows.reload(arn, load)  # the error path: it may exist by now
         else:
-            if value.status != Status.ACTIVE or value.stamp != stamps.get(arn):
-                value = self._reread(arn, load)
+            stamp = stamps.get(arn)
+            switching = value.status == Status.ACTIVE and stamp is not None and self._switching.get(arn) == stamp
+            if (value.status != Status.ACTIVE or value.stamp != stamp) and not switching:
+                value = self._rows.reload(arn, load)
         if value.kind != kind:
             raise ResourceNotFoundException(f"Could not find {kind} {arn}.")
-        return value
+        return value  # type: ignore[no-any-return]
 
-    def _reread(self, arn: str, load: Any) -> Deployment:
-        self._rows.forget(arn)
-        return self._rows.get(arn, load)  # type: ignore[no-any-return]
+    def _load(self, services: Services, arn: str, kind: str) -> Deployment:
+        """The row's Deployment, warmed; or, when the row switched an ACTIVE deployment to another model, the
+        Deployment serving now (the switch then completes in the background, see the class doc)."""
+        fresh = _read(services, arn, kind)
+        serving = self._rows.peek(arn)
+        if (serving is not None and serving.status == Status.ACTIVE and serving.model_prefix
+                and fresh.status == Status.ACTIVE and fresh.model_prefix
+                and fresh.model_prefix != serving.model_prefix and fresh.kind == serving.kind):
+            self._switch_later(services, arn, fresh)
+            return serving  # type: ignore[no-any-return]
+        with self._lock:
+            self._switching.pop(arn, None)  # a switch still loading is superseded by this row
+        _warm(services, fresh)
+        if fresh.upcoming_version_arn:
+            self._prefetch(services, fresh)
+        return fresh
+
+    def _prefetch(self, services: Services, dep: Deployment) -> None:
+        """Load the model an update in progress will switch to, in the background, while its job loads and checks
+        it: the switch then finds it in memory and reaches this process within POLL_SECONDS of its commit."""
+        version_arn = dep.upcoming_version_arn or ""
+        with self._lock:
+            if version_arn in self._prefetched:
+                return
+            if len(self._prefetched) >= PREFETCHED_VERSIONS:
+                self._prefetched.clear()
+            self._prefetched.add(version_arn)
+        threading.Thread(target=_warm_version, args=(services, dep, version_arn), name="deployment-prefetch",
+                         daemon=True).start()
+
+    def _switch_later(self, services: Services, arn: str, fresh: Deployment) -> None:
+        with self._lock:
+            if self._switching.get(arn) == fresh.stamp:
+                return
+            self._switching[arn] = fresh.stamp
+        threading.Thread(target=self._switch, args=(services, arn, fresh), name="deployment-switch",
+                         daemon=True).start()
+
+    def _switch(self, services: Services, arn: str, fresh: Deployment) -> None:
+        try:
+            with BACKGROUND_LOADS:
+                _warm(services, fresh)
+        finally:
+            with self._lock:  # unless a newer row was read meanwhile: that one is (or will be) published instead
+                if self._switching.get(arn) == fresh.stamp:
+                    del self._switching[arn]
+                    self._rows.put(arn, fresh)
 
     def forget(self, arn: str) -> None:
         self._rows.forget(arn)
@@ -168,20 +261,16 @@ def deployment_cache(services: Services) -> DeploymentCache:
 
 
 def _read(services: Services, arn: str, kind: str) -> Deployment:
+    """The row's Deployment (not warmed)."""
     with services.engine.connect() as conn:
         row = resources.get(conn, arn, kind)
         found = _campaign(services, conn, row) if kind == "campaign" else _recommender(row)
-    found = dataclasses.replace(found, stamp=(row.status, row.updated_at))
-    _warm(services, found)
-    return found
+    return dataclasses.replace(found, stamp=(row.status, row.updated_at))
 
 
 def _warm(services: Services, dep: Deployment) -> None:
     """Load what the deployment serves (model, compiled kernels, saved candidate index, catalogue) before requests
-    see it. A refresh runs in the background while requests keep the previous Deployment, so when a row switches to a
-    new model (UpdateCampaign, a retrained recommender) they go on with the old one until the new one is loaded
-    instead of each worker's first requests waiting for the load. A failure here is only logged: the request
-    path loads again and reports it."""
+    see it. A failure here is only logged: the request path loads again and reports it."""
     if dep.status != Status.ACTIVE or not dep.model_prefix:
         return
     from tastemaker.serving.approx import warm_index
@@ -197,17 +286,33 @@ def _warm(services: Services, dep: Deployment) -> None:
         log.exception("warming %s for %s failed", dep.model_prefix, dep.arn)
 
 
+def _warm_version(services: Services, dep: Deployment, version_arn: str) -> None:
+    """Warm what `dep` would serve on another solution version (an update's target)."""
+    try:
+        with services.engine.connect() as conn:
+            version = resources.find(conn, version_arn, "solution_version")
+        if version is not None and version.status == Status.ACTIVE:
+            with BACKGROUND_LOADS:
+                _warm(services, _on_version(dep, version_arn, version))
+    except Exception:  # only a head start: the switch loads it again
+        log.exception("loading %s ahead of its campaign update failed", version_arn)
+
+
 def _campaign(services: Services, conn: Any, row: resources.Resource) -> Deployment:
     campaign = Campaign.of(row)
     version_arn = campaign.serving_version_arn or campaign.solution_version_arn
     version = resources.find(conn, version_arn, "solution_version") if version_arn else None
-    config = dict(campaign.campaign_config)
-    if version is None:
-        return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "", config)
+    update = campaign.latest_campaign_update
+    upcoming = update.get("solution_version_arn") if update.get("status") in BUSY else None
+    dep = Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "", None, "", "",
+                     dict(campaign.campaign_config), upcoming_version_arn=upcoming if upcoming != version_arn else None)
+    return dep if version is None else _on_version(dep, version_arn, version)
+
+
+def _on_version(dep: Deployment, version_arn: str, version: resources.Resource) -> Deployment:
     trained = SolutionVersion.of(version)
-    recipe = trained.recipe_name
-    return Deployment(row.arn, "campaign", row.status or "", row.dataset_group_arn or "",
-                      trained.model_prefix, recipe, _recipe_type(recipe), config, None, version_arn)
+    return dataclasses.replace(dep, model_prefix=trained.model_prefix, recipe_name=trained.recipe_name,
+                               recipe_type=_recipe_type(trained.recipe_name), version_arn=version_arn)
 
 
 def _recommender(row: resources.Resource) -> Deployment:

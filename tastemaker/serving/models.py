@@ -87,6 +87,22 @@ def materialise(services: Services, prefix: str) -> Path:
     return directory
 
 
+def open_model(services: Services, prefix: str, *, serving: bool = True) -> LoadedModel:
+    """Map a model's files and check them (format, arrays); `serving` also compiles (or loads from numba's cache)
+    its serving kernels, which only a process that answers requests needs."""
+    directory = materialise(services, prefix)
+    model = load_model(directory, mmap=True)
+    plain_arrays(model)
+    if serving:
+        model.prepare_serving()
+        compiled.warm_up()
+        if model.supports_candidates and model.n_items >= approx.ANN_MIN_ITEMS:  # served by the index
+            fused.warm_up(model.arrays, model.gram_inverse)  # type: ignore[attr-defined]
+    size = sum(p.stat().st_size for p in directory.glob("*.npy"))
+    users_sorted, users_order = user_lookup(services, prefix, model)
+    return LoadedModel(prefix, model, directory, size, users_sorted, users_order)
+
+
 class ModelCache:
     """Process-wide: model prefix -> LoadedModel, loaded once (concurrent first requests wait for one load)."""
 
@@ -106,16 +122,7 @@ class ModelCache:
             hit = self._models.get(prefix)
             if hit is not None:
                 return hit
-            directory = materialise(services, prefix)
-            model = load_model(directory, mmap=True)
-            plain_arrays(model)
-            model.prepare_serving()
-            compiled.warm_up()
-            if model.supports_candidates and model.n_items >= approx.ANN_MIN_ITEMS:  # served by the index
-                fused.warm_up(model.arrays, model.gram_inverse)  # type: ignore[attr-defined]
-            size = sum(p.stat().st_size for p in directory.glob("*.npy"))
-            users_sorted, users_order = user_lookup(services, prefix, model)
-            loaded = LoadedModel(prefix, model, directory, size, users_sorted, users_order)
+            loaded = open_model(services, prefix)
             with self._lock:
                 if len(self._models) >= MAX_MODELS:
                     self._models.pop(next(iter(self._models)))

@@ -72,6 +72,22 @@ class Refreshing:
             with self._lock:
                 self._refreshing.discard(key)
 
+    def reload(self, key: Any, load: Callable[[], Any]) -> Any:
+        """Load now (the current value stays visible to load() and other callers until the new one replaces it)."""
+        slow_step("database read")
+        hit = self._load(key, load)
+        if hit[2]:
+            raise hit[1]
+        return hit[1]
+
+    def peek(self, key: Any) -> Any:
+        """The cached value (None when there is none, or the cached entry is an error); never loads."""
+        hit = self._values.get(key)
+        return None if hit is None or hit[2] else hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._values[key] = (time.monotonic(), value, False)
+
     def forget(self, key: Any) -> None:
         self._values.pop(key, None)
 

@@ -125,70 +125,147 @@ def test_a_jobs_only_process_saves_the_index_but_does_not_keep_model_or_index(  
             services.blobs.put_file(f"models/s/t-1/{path.name}", path)
         stats = preload_prefix(services, "models/s/t-1/", "test")
         assert stats["model_items"] == als_model.n_items and stats["index_bytes"] > 0
-        assert list((services.settings.cache_dir / "serving" / "ann").glob("*.hnsw"))
+        assert list((services.settings.cache_dir / "serving" / "ann").glob("*.index"))
         registry = services.serving.scorers
         assert [m.prefix for m in model_cache(services).loaded()] == (["models/s/t-1/"] if serves else [])
         assert ("models/s/t-1/" in registry._scorers) is serves
         services.engine.dispose()
 
 
-def test_a_campaign_switches_to_a_new_model_only_once_it_is_loaded(  # type: ignore[no-untyped-def]
-        als_model, tmp_path, monkeypatch) -> None:
-    """UpdateCampaign: a serving process's background refresh loads the new model and its saved index before
-    requests see the new version, so no request waits for the load."""
-    import time
+V1 = "arn:aws:personalize:us-east-1:000000000000:solution/s/v1"
+V2 = "arn:aws:personalize:us-east-1:000000000000:solution/s/v2"
+CAMPAIGN = "arn:aws:personalize:us-east-1:000000000000:campaign/c"
 
+
+def two_version_campaign(model, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A serving process's Services with a campaign ACTIVE on v1 and a second version v2 of the same model, both
+    deployed (index files saved) by a jobs-only process, as `serve --workers N` has them."""
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
     from tastemaker.serving.deploy import preload_prefix
-    from tastemaker.serving.deployments import deployment_cache
-    from tastemaker.serving.models import model_cache
     from tastemaker.store import resources
 
     monkeypatch.setattr(approx, "ANN_MIN_ITEMS", 10)
     folder = tmp_path / "model"
-    als_model.save(folder)
+    model.save(folder)
     settings = Settings(data_dir=tmp_path / "data")
     deployer, server = build_services(settings), build_services(settings, migrate=False)
     deployer.serves_requests = False  # the deploy job's process: saves each index file, keeps nothing
-    campaign = "arn:aws:personalize:us-east-1:000000000000:campaign/c"
     with server.engine.begin() as conn:
-        for version in ("v1", "v2"):
+        for arn, version in ((V1, "v1"), (V2, "v2")):
             for path in folder.iterdir():
                 server.blobs.put_file(f"models/{version}/{path.name}", path)
-            resources.insert(conn, arn=f"arn:aws:personalize:us-east-1:000000000000:solution/s/{version}",
-                             kind="solution_version", status="ACTIVE", dataset_group_arn="g",
+            resources.insert(conn, arn=arn, kind="solution_version", status="ACTIVE", dataset_group_arn="g",
                              body={"model_prefix": f"models/{version}/", "trained_recipe": "aws-user-personalization"})
-        resources.insert(conn, arn=campaign, kind="campaign", status="ACTIVE", dataset_group_arn="g",
-                         body={"solution_version_arn": "arn:aws:personalize:us-east-1:000000000000:solution/s/v1"})
+        resources.insert(conn, arn=CAMPAIGN, kind="campaign", status="ACTIVE", dataset_group_arn="g",
+                         body={"solution_version_arn": V1})
     for version in ("v1", "v2"):
         preload_prefix(deployer, f"models/{version}/", version)
+    deployer.engine.dispose()
+    return server
+
+
+def test_requests_go_on_with_the_old_model_while_a_switch_loads_the_new_one(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """UpdateCampaign's switch: a serving process loads the new model and its saved index in the background while
+    every request keeps being answered by the old one (none waits for the load); requests see the new version
+    only once its model and index are in memory."""
+    import threading
+
+    from tastemaker.serving import ann
+    from tastemaker.serving.deployments import deployment_cache
+    from tastemaker.serving.models import model_cache
+    from tastemaker.store import resources
+
+    server = two_version_campaign(als_model, tmp_path, monkeypatch)
     cache = deployment_cache(server)
-    assert cache.resolve(server, campaign, "campaign").model_prefix == "models/v1/"
+    assert cache.resolve(server, CAMPAIGN, "campaign").model_prefix == "models/v1/"
     registry = server.serving.scorers
     assert registry.get("models/v1/", als_model, server).index is not None  # loaded with the first read
+    loading, release = threading.Event(), threading.Event()
+    real_load = ann.FactorIndex.load
+
+    def slow_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        loading.set()
+        assert release.wait(60), "the test never released the index load"
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(ann.FactorIndex, "load", slow_load)
     with server.engine.begin() as conn:
-        resources.update(conn, campaign,
-                         changes={"solution_version_arn": "arn:aws:personalize:us-east-1:000000000000:solution/s/v2"})
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if cache.resolve(server, campaign, "campaign").model_prefix == "models/v2/":
+        resources.update(conn, CAMPAIGN, changes={"solution_version_arn": V2})
+    server.serving.deployments.changes.poll(server)  # the change watch sees the switch
+    assert cache.resolve(server, CAMPAIGN, "campaign").model_prefix == "models/v1/"  # not waiting for v2
+    assert loading.wait(60)  # v2's index is being loaded, in the background
+    for _ in range(20):  # requests meanwhile: answered by v1 at once
+        assert cache.resolve(server, CAMPAIGN, "campaign").model_prefix == "models/v1/"
+    assert not release.is_set()
+    release.set()
+    for _ in range(600):
+        if (found := cache.resolve(server, CAMPAIGN, "campaign")).model_prefix == "models/v2/":
             break
-        assert "models/v2/" not in registry._scorers or registry._scorers["models/v2/"].index is not None
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the campaign never switched to v2")
+        threading.Event().wait(0.05)
+    assert found.model_prefix == "models/v2/" and found.version_arn == V2
     # the first time a request sees v2, its model and index are already there
     assert "models/v2/" in [m.prefix for m in model_cache(server).loaded()]
     assert registry._scorers["models/v2/"].index is not None
-    for services in (deployer, server):
-        services.engine.dispose()
+    server.engine.dispose()
+
+
+def test_a_serving_process_loads_an_update_target_while_the_update_runs(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """While an UpdateCampaign is in progress (its job loading and checking the new version), each serving process
+    already loads that version in the background; the switch then finds it in memory. A configuration change on
+    the same model, and a status change, are seen by the next request."""
+    import threading
+
+    from tastemaker.serving.deployments import deployment_cache
+    from tastemaker.serving.models import model_cache
+    from tastemaker.store import resources
+
+    server = two_version_campaign(als_model, tmp_path, monkeypatch)
+    cache = deployment_cache(server)
+    assert cache.resolve(server, CAMPAIGN, "campaign").model_prefix == "models/v1/"
+    assert [m.prefix for m in model_cache(server).loaded()] == ["models/v1/"]
+    for status in ("CREATE PENDING", "CREATE IN_PROGRESS"):  # UpdateCampaign, then its job's claim
+        with server.engine.begin() as conn:
+            resources.update(conn, CAMPAIGN, changes={"latest_campaign_update": {
+                "solution_version_arn": V2, "status": status, "campaign_config": {}}})
+    server.serving.deployments.changes.poll(server)
+    during = cache.resolve(server, CAMPAIGN, "campaign")
+    assert during.model_prefix == "models/v1/" and during.upcoming_version_arn == V2
+    for _ in range(600):
+        scorer = server.serving.scorers._scorers.get("models/v2/")
+        if scorer is not None and scorer.index is not None and server.serving.catalogs._values.get("models/v2/"):
+            break
+        threading.Event().wait(0.05)
+    assert "models/v2/" in [m.prefix for m in model_cache(server).loaded()]
+    with server.engine.begin() as conn:  # the job's switch
+        resources.update(conn, CAMPAIGN, changes={"solution_version_arn": V2, "latest_campaign_update": {
+            "solution_version_arn": V2, "status": "ACTIVE", "campaign_config": {}}})
+    server.serving.deployments.changes.poll(server)
+    for _ in range(600):  # published by the background switch, which finds everything loaded
+        if (after := cache.resolve(server, CAMPAIGN, "campaign")).model_prefix == "models/v2/":
+            break
+        threading.Event().wait(0.05)
+    assert after.model_prefix == "models/v2/" and after.upcoming_version_arn is None
+    with server.engine.begin() as conn:  # the same model, another configuration: the next request has it
+        resources.update(conn, CAMPAIGN, changes={"campaign_config": {"item_exploration_config": {
+            "exploration_weight": "0.9"}}})
+    server.serving.deployments.changes.poll(server)
+    assert cache.resolve(server, CAMPAIGN, "campaign").config["item_exploration_config"] == {
+        "exploration_weight": "0.9"}
+    with server.engine.begin() as conn:
+        resources.update(conn, CAMPAIGN, status="DELETE PENDING")
+    server.serving.deployments.changes.poll(server)
+    assert cache.resolve(server, CAMPAIGN, "campaign").status == "DELETE PENDING"
+    server.engine.dispose()
 
 
 def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type: ignore[no-untyped-def]
         als_model, tmp_path, monkeypatch) -> None:
     """Once the index file is saved, a deploy of the model in another jobs-only process reports its size without
-    loading it (the serving processes load it; the jobs process would only drop it again)."""
+    loading it (the serving processes load it; the jobs process would only drop it again), and compiles no
+    serving kernels for it."""
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
     from tastemaker.serving import ann
@@ -208,6 +285,7 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
         raise AssertionError("the saved index was loaded")
 
     monkeypatch.setattr(ann.FactorIndex, "load", refuse)
+    monkeypatch.setattr(CollaborativeModel, "prepare_serving", refuse)  # it answers no requests: no kernels
     restarted = build_services(Settings(data_dir=tmp_path / "data"))  # a new process: nothing remembered
     restarted.serves_requests = False
     again = preload_prefix(restarted, "models/s/t-1/", "test")
@@ -217,3 +295,31 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
     assert preload_prefix(restarted, "models/s/t-1/", "test") == built
     for opened in (services, restarted):
         opened.engine.dispose()
+
+
+def test_an_index_saved_by_an_earlier_release_is_converted_not_rebuilt(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """An index file written with hnswlib's save_index (releases before the serialised-state format) is loaded
+    once, saved in the new format beside it, and answers the same queries; nothing is rebuilt."""
+    from tastemaker.serving import ann
+
+    factors = np.asarray(als_model.arrays["item_factors"], dtype=np.float32)
+    first = approx.CandidateScorer(als_model, tmp_path)
+    path = first._index_path(factors)
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    old = ann.FactorIndex(factors, m=approx.INDEX_M, ef_construction=approx.INDEX_EF_CONSTRUCTION, ef=64)
+    old.index.save_index(str(path.with_suffix(".hnsw")))
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the index was rebuilt")
+
+    monkeypatch.setattr(ann.FactorIndex, "__init__", refuse)
+    first.load_saved()
+    assert first.index is not None and path.is_dir() and first.index_bytes() > 0
+    again = approx.CandidateScorer(als_model, tmp_path)
+    again.load_saved()  # from the new format this time
+    vectors = np.random.default_rng(3).standard_normal((20, factors.shape[1])).astype(np.float32)
+    expected = old.query(vectors, first.n_candidates)
+    assert (first.index.query(vectors, first.n_candidates) == expected).all()
+    assert (again.index.query(vectors, again.n_candidates) == expected).all()
