@@ -69,7 +69,7 @@ MIN_STEPS_PER_EPOCH = 128
 AUTO_NEGATIVES = 1024
 # training_epochs 0 (the default) sizes the epoch budget from the data: enough epochs for AUTO_TRAINING_STEPS optimiser
 # steps (small data has few steps an epoch, so it gets more epochs), at most AUTO_TRAINING_LOGITS logits in all (about
-# 15 CPU minutes; ML-1M-sized data: about 28 epochs), between AUTO_EPOCHS_MIN and AUTO_EPOCHS_MAX.
+# 15 CPU minutes; movielens-1m-partial: 26 epochs), between AUTO_EPOCHS_MIN and AUTO_EPOCHS_MAX.
 AUTO_TRAINING_STEPS = 3600
 AUTO_TRAINING_LOGITS = 50_000_000_000
 AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 3, 200
