@@ -126,20 +126,25 @@ def fold_in(item_factors: np.ndarray, histories: sp.csr_matrix, regularization: 
 
 def fit_transitions(data: TrainingData) -> sp.csr_matrix:
     """Row-normalised item -> following-item matrix over each user's time-ordered events (top neighbours)."""
+    return transition_matrix(data.users, data.items, data.n_items)
+
+
+def transition_matrix(users: np.ndarray, items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """fit_transitions over events given as arrays, sorted by (user, time)."""
     rows, cols, vals = [], [], []
     for gap in range(1, TRANSITION_WINDOW + 1):
-        if data.n_interactions <= gap:
+        if len(items) <= gap:
             break
-        same_user = data.users[:-gap] == data.users[gap:]
-        different = data.items[:-gap] != data.items[gap:]
+        same_user = users[:-gap] == users[gap:]
+        different = items[:-gap] != items[gap:]
         mask = same_user & different
-        rows.append(data.items[:-gap][mask])
-        cols.append(data.items[gap:][mask])
+        rows.append(items[:-gap][mask])
+        cols.append(items[gap:][mask])
         vals.append(np.full(int(mask.sum()), 1.0 / gap, np.float32))
     if not rows:
-        return sp.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     mat = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(data.n_items, data.n_items)
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
     )
     mat.sum_duplicates()
     mat = keep_top_per_row(mat, TRANSITION_TOP)

@@ -23,6 +23,12 @@ from tastemaker.recipes.base import (
     TrainingStopped,
     register_model_class,
 )
+from tastemaker.recipes.sasrec_blend import (
+    blended_scores,
+    choose_weight,
+    transition_distribution,
+    transitions_of,
+)
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingData
@@ -61,6 +67,12 @@ FULL_SOFTMAX_LOGITS = 2_000_000_000
 # time, 4 epochs of 32-window steps reached 2.2x the validation NDCG@10 of 128-window steps on ML-1M users.
 MIN_STEPS_PER_EPOCH = 128
 AUTO_NEGATIVES = 1024
+# training_epochs 0 (the default) sizes the epoch budget from the data: enough epochs for AUTO_TRAINING_STEPS optimiser
+# steps (small data has few steps an epoch, so it gets more epochs), at most AUTO_TRAINING_LOGITS logits in all (about
+# 15 CPU minutes; movielens-1m-partial: 26 epochs), between AUTO_EPOCHS_MIN and AUTO_EPOCHS_MAX.
+AUTO_TRAINING_STEPS = 3600
+AUTO_TRAINING_LOGITS = 50_000_000_000
+AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 3, 200
 
 SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
     HyperParameter(
@@ -85,18 +97,20 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
                     "users' history lengths, rounded up to a multiple of 10, between 20 and 200.",
     ),
     HyperParameter(
-        "training_epochs", "integer", "200", min=1, max=500, tunable=True,
-        description="Most passes over all training sequences; early stopping usually ends training sooner.",
+        "training_epochs", "integer", "0", min=0, max=500, tunable=True,
+        description="Epoch budget: the learning rate decays linearly over it, and early stopping may end training "
+                    "sooner. 0: sized from the data (enough epochs for about 3,600 optimiser steps, fewer when an "
+                    "epoch is costly).",
     ),
     HyperParameter(
-        "early_stopping_patience", "integer", "3", min=0, max=50, tunable=False,
+        "early_stopping_patience", "integer", "6", min=0, max=50, tunable=False,
         description="Stop after this many epochs without a better NDCG@10 on a validation slice of the training "
                     "data (the newest event of up to 2048 training users) and keep the best epoch; 0: train all "
                     "training_epochs.",
     ),
     HyperParameter(
         "learning_rate", "continuous", "0.002", min=0.0001, max=0.01, tunable=True,
-        description="Adam learning rate.",
+        description="Adam learning rate at the start; it decays linearly to 2% of this over training_epochs.",
     ),
     HyperParameter(
         "dropout", "continuous", "0.2", min=0.0, max=0.5, tunable=True,
@@ -138,11 +152,15 @@ def net_config(typed: dict[str, Any], sequences: list[np.ndarray], n_items: int)
     max_len = typed["max_sequence_length"]
     if not max_len:
         max_len = int(min(200, max(20, math.ceil(float(np.percentile(lengths, 80)) / 10) * 10)))
-    batch = typed["batch_size"]
-    if not batch:
-        windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
-        batch = int(min(128, max(16, windows // MIN_STEPS_PER_EPOCH)))
+    windows = int(np.ceil(np.maximum(lengths - 1, 0) / max_len).sum())
+    batch = typed["batch_size"] or int(min(128, max(16, windows // MIN_STEPS_PER_EPOCH)))
     negatives = typed["negative_samples"] or (0 if lengths.sum() * n_items <= FULL_SOFTMAX_LOGITS else AUTO_NEGATIVES)
+    epochs = typed["training_epochs"]
+    if not epochs:
+        steps = max(1, math.ceil(windows / batch))
+        logits = max(1, int(lengths.sum()) * (n_items if not 0 < negatives < n_items else negatives + 1))
+        epochs = min(math.ceil(AUTO_TRAINING_STEPS / steps), AUTO_TRAINING_LOGITS // logits)
+        epochs = int(min(AUTO_EPOCHS_MAX, max(AUTO_EPOCHS_MIN, epochs)))
     return NetConfig(
         hidden_dimension=typed["hidden_dimension"],
         num_blocks=typed["num_blocks"],
@@ -151,7 +169,7 @@ def net_config(typed: dict[str, Any], sequences: list[np.ndarray], n_items: int)
         dropout=float(typed["dropout"]),
         learning_rate=float(typed["learning_rate"]),
         batch_size=batch,
-        epochs=typed["training_epochs"],
+        epochs=epochs,
         negative_samples=negatives,
         future_target_rate=float(typed["future_target_rate"]),
         patience=typed["early_stopping_patience"],
@@ -245,6 +263,15 @@ class _SasRecRecipe(Recipe):
         arrays = {f"net.{name}": arr for name, arr in net.items()}
         arrays.update(cold_scores=(cold / max(cold.max(), 1e-12)).astype(np.float32),
                       history_items=history_items, history_offsets=history_offsets)
+        blend_weight, blend_ndcg = 0.0, dict[float, float]()
+        if trained.validation is not None:  # the mixture weight of the transition table (sasrec_blend)
+            held_out = trained.validation
+            blend_weight, blend_ndcg = choose_weight(net, cfg, held_out.inputs, held_out.targets,
+                                                     transitions_of(held_out.sequences, data.n_items))
+        if blend_weight > 0:
+            table = transitions_of(sequences, data.n_items)
+            arrays.update(trans_indptr=table.indptr.astype(np.int64), trans_indices=table.indices.astype(np.int32),
+                          trans_data=table.data.astype(np.float32))
         model = SasRecModel(
             recipe_name=self.name,
             recipe_type=self.recipe_type,
@@ -258,7 +285,10 @@ class _SasRecRecipe(Recipe):
                       "training": {"epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch,
                                    "validation_ndcg_at_10": trained.validation_ndcg,
                                    "resumed_from_epoch": trained.resumed_from_epoch,
-                                   "item_metadata_features": 0 if features is None else features.shape[1]}},
+                                   "item_metadata_features": 0 if features is None else features.shape[1],
+                                   "transition_weight": blend_weight,
+                                   "validation_ndcg_by_transition_weight": {
+                                       str(w): round(v, 4) for w, v in blend_ndcg.items()}}},
         )
         model.after_load()
         return model
@@ -293,7 +323,8 @@ class PersonalizedRankingV2(_SasRecRecipe):
 
 @register_model_class
 class SasRecModel(TrainedModel):
-    """Scores = final hidden state of the user's sequence x shared item embeddings (numpy, no torch)."""
+    """Scores = final hidden state of the user's sequence x shared item embeddings (numpy, no torch), mixed with the
+    transition table when training chose a weight above 0 for it (sasrec_blend)."""
 
     model_kind = "sasrec"
 
@@ -305,6 +336,12 @@ class SasRecModel(TrainedModel):
         }
         # Output projection = input item embeddings without the padding row; contiguous for fast matmul.
         self._item_matrix = np.ascontiguousarray(self._weights["item_embedding"][1:])
+        self._blend_weight = float(self.settings.get("training", {}).get("transition_weight", 0.0))
+        self._transitions: sp.csr_matrix | None = None
+        if self._blend_weight > 0:
+            a = self.arrays
+            self._transitions = sp.csr_matrix((a["trans_data"], a["trans_indices"], a["trans_indptr"]),
+                                              shape=(self.n_items, self.n_items))
 
     def user_history(self, user: int) -> np.ndarray:
         """The newest training interactions of known user `user` (item indices, oldest first)."""
@@ -330,8 +367,11 @@ class SasRecModel(TrainedModel):
         scores = np.empty((len(users), self.n_items), dtype=np.float32)
         has_history = np.array([len(h) > 0 for h in resolved], dtype=bool)
         if has_history.any():
-            hidden = encode_histories(self._weights, self._cfg, [h for h in resolved if len(h)])
-            scores[has_history] = hidden @ self._item_matrix.T
+            known = [h for h in resolved if len(h)]
+            logits = encode_histories(self._weights, self._cfg, known) @ self._item_matrix.T
+            if self._transitions is not None:
+                logits = blended_scores(logits, transition_distribution(self._transitions, known), self._blend_weight)
+            scores[has_history] = logits
         if (~has_history).any():
             scores[~has_history] = np.asarray(self.arrays["cold_scores"], dtype=np.float32)
         return scores

@@ -279,6 +279,44 @@ def test_default_sequence_length_and_batch_adapt_to_the_data():
     assert net_config({**typed, "max_sequence_length": 200}, short, 100).max_sequence_length == 200  # set: kept
     assert small.negative_samples == 0  # full softmax where an epoch is cheap
     assert large.negative_samples == 1024  # 1.2M events x 5,000 items: logQ-corrected sampled softmax
+    # The epoch budget gives both about 3,600 optimiser steps: 57 steps an epoch -> 64 epochs, 131 -> 28.
+    assert (small.epochs, large.epochs) == (64, 28)
+    assert net_config({**typed, "training_epochs": 5}, short, 100).epochs == 5  # set: kept
+    costly = net_config({**typed, "negative_samples": 4000}, long, 5000)  # 1.2M events x 4,001 logits an epoch
+    assert costly.epochs == 10  # capped by the 5e10-logit budget
+
+
+def test_the_transition_table_is_mixed_in_where_the_validation_slice_says_it_helps(data, tmp_path):
+    # One epoch at a tiny learning rate: the transformer has barely learnt the chain; the transition table knows it.
+    weak = {**FAST, "training_epochs": "1", "early_stopping_patience": "1", "learning_rate": "0.0001"}
+    model = UserPersonalizationV2().fit(data, weak, seed=0)
+    run = model.settings["training"]
+    by_weight = run["validation_ndcg_by_transition_weight"]
+    assert set(by_weight) == {"0.0", "0.1", "0.2", "0.3", "0.5", "0.7"}
+    assert run["transition_weight"] > 0
+    assert by_weight[str(run["transition_weight"])] == max(by_weight.values()) > by_weight["0.0"] + 0.2
+    offsets = data.user_offsets()
+    histories = [data.items[offsets[u]:offsets[u + 1] - 1] for u in range(data.n_users)]
+    truths = [data.items[offsets[u + 1] - 1:offsets[u + 1]] for u in range(data.n_users)]
+    users = np.full(data.n_users, -1, dtype=np.int64)
+    blended = model.score_users(users, histories)
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").score_users(users, histories), blended)
+    model.settings["training"]["transition_weight"] = 0.0  # the same network served alone
+    model.after_load()
+    alone = model.score_users(users, histories)
+    assert hit_rate_at_k(top_k(blended, 10), truths, 10) > hit_rate_at_k(top_k(alone, 10), truths, 10) + 0.2
+
+
+def test_the_mixture_keeps_the_transformer_order_where_the_table_is_silent():
+    from tastemaker.recipes.sasrec_blend import blended_scores
+
+    logits = np.array([[3.0, 1.0, 2.0, 0.0]], np.float32)
+    q = np.array([[0.0, 1.0, 0.0, 0.0]], np.float32)
+    mixed = blended_scores(logits, q, 0.5)
+    assert np.argsort(-mixed[0]).tolist() == [1, 0, 2, 3]
+    np.testing.assert_allclose(np.exp(mixed).sum(), 1.0, rtol=1e-5)  # a probability mixture
+    assert blended_scores(logits, q, 0.0) is logits
 
 
 def test_item_metadata_becomes_part_of_the_item_vectors():
