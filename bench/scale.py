@@ -120,7 +120,8 @@ def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) 
           f"{SPARK_CHUNK:,} users per Spark job; Spark session started in {start_wall:.0f} s (not counted); "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     local_wall = local_cpu = spark_wall = spark_cpu = 0.0
-    differ = 0
+    differ = other_items = 0
+    worst = 0.0
     cpu, wall = tree_cpu(), time.perf_counter()
     scorer = SparkScorer(session, folder, NUM_RESULTS, top_with_softmax, step)  # the broadcast counts for Spark
     spark_wall, spark_cpu = time.perf_counter() - wall, tree_cpu() - cpu
@@ -132,8 +133,12 @@ def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) 
         cpu, wall = tree_cpu(), time.perf_counter()
         spark = scorer.score([(int(r), empty) for r in block])
         spark_wall, spark_cpu = spark_wall + time.perf_counter() - wall, spark_cpu + tree_cpu() - cpu
-        differ += sum(not (np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7)))
-                      for a, b in zip(local, spark, strict=True))
+        for a, b in zip(local, spark, strict=True):
+            if not (np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7))):
+                differ += 1
+                other_items += set(a[0].tolist()) != set(b[0].tolist())
+                if np.array_equal(a[0], b[0]):
+                    worst = max(worst, float(np.abs(a[1] - b[1]).max()))
         print(f"   {start + len(block):>10,} users: in-process {local_wall:7.1f} s wall {local_cpu:7.1f} cpu s; "
               f"Spark {spark_wall:7.1f} s wall {spark_cpu:7.1f} cpu s; load average {os.getloadavg()[0]:.1f}",
               flush=True)
@@ -144,7 +149,8 @@ def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) 
     print(f"   Spark {args.spark_master:<11} : wall {spark_wall:7.1f} s  cpu {spark_cpu:7.1f} s  {n / spark_wall:9,.0f} "
           f"users/s  ({n / spark_cpu:,.0f} users per cpu s over the driver, its JVM and Python workers; "
           f"x{local_wall / spark_wall:.2f} of in-process by wall, x{spark_cpu / local_cpu:.2f} its CPU)")
-    print(f"   outputs identical: {differ == 0} ({differ:,} of {n:,} users differ)")
+    print(f"   outputs identical: {differ == 0} ({differ:,} of {n:,} users differ: {other_items:,} in the set of items "
+          f"chosen, the others in order or rounded scores; largest score difference with the same items {worst:.2e})")
     print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
           f"(Spark's JVM and Python workers are separate processes); load average {os.getloadavg()[0]:.1f}")
 
