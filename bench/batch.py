@@ -5,12 +5,16 @@ imports it and trains aws-user-personalization and aws-item-affinity through a `
 restarts the server (so its peak RSS counts only what the batch jobs add to serving), then measures:
 
 * **the job**: a batch inference job over a JSON Lines file of every user (numResults 25), from the
-  CreateBatchInferenceJob call to ACTIVE with the output written; its wall seconds and the server process's
-  CPU seconds (utime + stime of /proc/PID/stat, every thread) over the same span;
+  CreateBatchInferenceJob call to ACTIVE with the output written; its wall seconds and the CPU seconds of the
+  server's process tree (utime + stime of /proc/PID/stat, every thread, and of any process below it) over the
+  same span;
 * **the floor**: the job's own scoring loop, in this process, without the job machinery: the same solution
   version loaded by serving's model cache, and `LineAnswerer.users` (score_users over the same chunks of
   1,024 users, the same top-k and softmax, the same item names and rounded scores) over the same users; no
-  JSON parsing or writing, no file, no queue, no HTTP. Wall seconds and CPU seconds of this process;
+  JSON parsing or writing, no file, no queue, no HTTP. Wall seconds and CPU seconds of this process. With
+  `--floor-users N` both floors score a seeded sample of N of the job's users (in the job's order) and their
+  per-user rates are compared with the job's: at 1M users x 100k items each pass over every user costs as
+  much CPU as the job itself;
 * rounds: floor, job, floor, job, ... (`--rounds`, default 3), so each job is measured next to a floor of the
   same moment; the ratio printed is median job users/s over median floor users/s, by wall time and by CPU time
   (the CPU ratio holds when other work shares the machine; the wall ratio does not);
@@ -27,6 +31,7 @@ The load average at the start and end is printed: on a shared machine, read the 
     .venv/bin/python bench/batch.py                                  # 1,000,000 users x 100,000 items
     .venv/bin/python bench/batch.py --users 100000 --items 100000    # what a small machine manages
     .venv/bin/python bench/batch.py --reuse /tmp/tm-batch-bench       # keep the generated data and server state
+    nice -n 5 .venv/bin/python bench/batch.py --rounds 1 --floor-users 100000 --reuse /tmp/tm-batch-1m
 """
 
 from __future__ import annotations
@@ -70,9 +75,29 @@ def proc_status(pid: int) -> dict[str, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds so far of a process tree: utime + stime of every thread of `pid` and of each live process
+    below it, plus cutime + cstime (the children each of them has reaped)."""
+    parents: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            stats[int(entry)] = fields
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    ticks, todo = 0, [pid]
+    while todo:
+        here = todo.pop()
+        if here in stats:  # fields 14-17 of /proc/PID/stat: utime stime cutime cstime
+            ticks += sum(int(v) for v in stats[here][11:15])
+        todo += parents.get(here, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 class RssSampler:
@@ -145,15 +170,28 @@ def run_job(create: Any, describe: Any, key: str, pid: int) -> tuple[float, floa
     with RssSampler(pid) as sampler:
         cpu, started = cpu_seconds(pid), time.perf_counter()
         arn = create()
+        said = started
         while (final := describe(arn)[key])["status"] not in ("ACTIVE", "CREATE FAILED"):
             time.sleep(0.1)
+            if time.perf_counter() - said >= 60:  # a long job shows it is alive
+                said = time.perf_counter()
+                print(f"    ... {said - started:,.0f} s, server CPU {cpu_seconds(pid) - cpu:,.0f} s, "
+                      f"VmRSS {proc_status(pid)['VmRSS']:,.0f} MiB, {load()}", flush=True)
         wall, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
     assert final.get("status") == "ACTIVE", final
     return wall, cpu, dict(sampler.peak)
 
 
-def in_process_floor(server_dir: Path, data: Path, version: str, users: int) -> Any:
-    """A function measuring the floor once: (wall s, CPU s) of the job's scoring loop over `users` users."""
+def floor_sample(lines: int, count: int | None) -> np.ndarray:
+    """The user numbers the floors score: every line's user, or a seeded sample of `count` of them in
+    ascending order (the job's own order)."""
+    if count is None or count >= lines:
+        return np.arange(lines)
+    return np.sort(np.random.default_rng(0).choice(lines, size=count, replace=False))
+
+
+def in_process_floor(server_dir: Path, data: Path, version: str, users: np.ndarray) -> Any:
+    """A function measuring the floor once: (wall s, CPU s) of the job's scoring loop over the given users."""
     from tastemaker.cli.wiring import build_services
     from tastemaker.config import Settings
     from tastemaker.serving.batch import CHUNK, LineAnswerer, deployment_for
@@ -172,7 +210,7 @@ def in_process_floor(server_dir: Path, data: Path, version: str, users: int) -> 
         "solution_version_arn": version, "job_input": {}, "job_output": {}, "num_results": 25},
         None, None, 0.0, 0.0, 0))
     answer = LineAnswerer(services, dep, loaded, spec)
-    ids = [f"u{u}" for u in range(users)]
+    ids = [f"u{u}" for u in users.tolist()]
 
     def measure(count: int | None = None) -> tuple[float, float]:
         chosen = ids[:count]
@@ -193,8 +231,9 @@ def model_dir(server_dir: Path, version: str) -> Path:
     return server_dir / "blobs" / body["model_prefix"]
 
 
-def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: int = 256) -> tuple[float, str]:
-    """(users/s wall, users per CPU second and what was measured) of the issue's first floor: one matrix product and an argpartition top-k per chunk of users.
+def raw_floor(server_dir: Path, version: str, users: np.ndarray, k: int = 25, chunk: int = 256) -> tuple[float, float, str]:
+    """(users/s wall, users per CPU second, what was measured) of the issue's first floor over the given users:
+    one matrix product and an argpartition top-k per chunk of users.
 
     ALS models: the users' folded-in vectors (computed untimed) times the item factors. Item-item (EASE)
     models (catalogues whose active items fit the dense solve): the users' history rows times the item-item
@@ -205,7 +244,8 @@ def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: in
     from tastemaker.recipes.common import history_matrix
 
     model: Any = load_model(model_dir(server_dir, version), mmap=True)
-    rows = np.arange(min(users, model.n_users))
+    rows = np.sort(model.user_index([f"u{u}" for u in users.tolist()]))
+    assert rows.size and rows[0] >= 0, "every floor user is in the model"
     histories = model._histories(rows, [np.zeros(0, np.int32)] * len(rows))
     history = history_matrix(histories, model.n_items, float(model.settings["decay"]))
     if "item_factors" in model.arrays:
@@ -229,7 +269,7 @@ def raw_floor(server_dir: Path, version: str, users: int, k: int = 25, chunk: in
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
         np.take_along_axis(part, order, axis=1)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return len(rows) / wall, f"{len(rows) / cpu:,.0f} users per CPU second; {what}"
+    return len(rows) / wall, len(rows) / cpu, what
 
 
 def median(values: list[float]) -> float:
@@ -248,6 +288,9 @@ def main() -> int:
                         help="floor + job rounds (medians are reported); 0: the segment job only")
     parser.add_argument("--lines", type=int, default=None,
                         help="users in the job's input and the floor (default: every user; the model keeps them all)")
+    parser.add_argument("--floor-users", type=int, default=None,
+                        help="score only a seeded sample of this many of the job's users in the floors (default: all "
+                             "of them); the job always answers every line")
     parser.add_argument("--reuse", type=Path, default=None, help="a folder kept between runs")
     args = parser.parse_args()
     # One BLAS thread, as in the server's API and job processes (cli/wiring.build_server_app): the floors run
@@ -275,8 +318,10 @@ def main() -> int:
     small_file.write_text("".join(f'{{"userId": "u{u}"}}\n' for u in range(min(1000, args.users))))
     out = data / f"batch-out-{uuid.uuid4().hex[:6]}"
     load_start = os.getloadavg()
+    sample = floor_sample(lines, args.floor_users)
+    print(f"  models ready; {load()}", flush=True)
     if args.rounds:
-        floor = in_process_floor(server_dir, data, versions["up"], lines)
+        floor = in_process_floor(server_dir, data, versions["up"], sample)
         floor(10_000)  # warm: the model's first pages and the catalogue, as the job's first chunks would
     rounds: list[dict[str, Any]] = []
     with LocalServer(server_dir, import_roots=[data]) as server:  # fresh process: VmHWM counts the jobs only
@@ -297,15 +342,17 @@ def main() -> int:
               f"file-backed {small_peak['RssFile']:,.0f} MiB", flush=True)
         for number in range(args.rounds):
             floor_wall, floor_cpu = floor()
+            print(f"  floor over {len(sample):,} users: {len(sample) / floor_wall:,.0f} users/s wall "
+                  f"({len(sample) / floor_cpu:,.0f} per CPU s); {load()}", flush=True)
             wall, cpu, peak = inference(user_file, f"inference-{number}")
             written = sum(1 for _ in (out / f"inference-{number}" / "users.jsonl.out").open())
             assert written == lines, written
             shutil.rmtree(out / f"inference-{number}", ignore_errors=True)
             rounds.append({"floor_wall": floor_wall, "floor_cpu": floor_cpu, "wall": wall, "cpu": cpu, **peak})
-            print(f"  round {number + 1}: floor {lines / floor_wall:,.0f} users/s wall "
-                  f"({lines / floor_cpu:,.0f} per CPU s); job {lines / wall:,.0f} users/s wall "
+            print(f"  round {number + 1}: floor {len(sample) / floor_wall:,.0f} users/s wall "
+                  f"({len(sample) / floor_cpu:,.0f} per CPU s); job {lines / wall:,.0f} users/s wall "
                   f"({lines / cpu:,.0f} per CPU s); peak anon {peak['RssAnon']:,.0f} MiB, "
-                  f"file-backed {peak['RssFile']:,.0f} MiB", flush=True)
+                  f"file-backed {peak['RssFile']:,.0f} MiB; {load()}", flush=True)
         inference_hwm = proc_status(pid)["VmHWM"]
         segment = None
         if args.segment_queries:
@@ -317,14 +364,16 @@ def main() -> int:
             segment = (segment_wall, segment_peak["RssAnon"], proc_status(pid)["VmHWM"], segment_cpu)
     load_end = os.getloadavg()
     if rounds:
-        raw, raw_model = raw_floor(server_dir, versions["up"], lines)
+        raw, raw_cpu, raw_model = raw_floor(server_dir, versions["up"], sample)
         load_end = os.getloadavg()
-        n = lines
+        n, f = lines, len(sample)
         job_wall, job_cpu = median([n / r["wall"] for r in rounds]), median([n / r["cpu"] for r in rounds])
-        floor_wall_rate = median([n / r["floor_wall"] for r in rounds])
-        floor_cpu_rate = median([n / r["floor_cpu"] for r in rounds])
-        print(f"\nbatch inference, {n:,} of the model's {args.users:,} users, numResults 25, medians of {len(rounds)} rounds "
-              f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end on {os.cpu_count()} CPUs):")
+        floor_wall_rate = median([f / r["floor_wall"] for r in rounds])
+        floor_cpu_rate = median([f / r["floor_cpu"] for r in rounds])
+        floors = "every one of them" if f == n else f"a seeded sample of {f:,} of them"
+        print(f"\nbatch inference, {n:,} of the model's {args.users:,} users (floors over {floors}), numResults 25, "
+              f"medians of {len(rounds)} rounds (load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at "
+              f"the end on {os.cpu_count()} CPUs):")
         print(f"  tastemaker job (API call to ACTIVE, output written): {job_wall:,.0f} users/s wall, "
               f"{job_cpu:,.0f} users per server CPU second")
         print(f"  floor (the job's scoring loop in-process):           {floor_wall_rate:,.0f} users/s wall, "
@@ -332,8 +381,11 @@ def main() -> int:
         for what, share in (("wall", job_wall / floor_wall_rate), ("CPU", job_cpu / floor_cpu_rate)):
             print(f"  ratio by {what:4}: {share:.0%} of the floor (target >= {TARGET_SHARE:.0%})"
                   f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
-        print(f"  reference, raw BLAS + argpartition of the same model (the issue's first floor, measured after the "
-              f"rounds): {raw:,.0f} users/s wall ({raw_model})")
+        print(f"  raw BLAS + argpartition of the same model (the issue's first floor, measured after the rounds): "
+              f"{raw:,.0f} users/s wall, {raw_cpu:,.0f} users per CPU second ({raw_model})")
+        for what, share in (("wall", job_wall / raw), ("CPU", job_cpu / raw_cpu)):
+            print(f"  ratio by {what:4}: {share:.0%} of the raw floor (target >= {TARGET_SHARE:.0%})"
+                  f"{'' if share >= TARGET_SHARE else '  BELOW TARGET'}")
         anon = [r["RssAnon"] for r in rounds]
         print(f"  server memory: idle {idle['VmRSS']:,.0f} MiB (anon {idle['RssAnon']:,.0f}); peak anon during the "
               f"1,000-line job {small_peak['RssAnon']:,.0f} MiB, during the {n:,}-line jobs "

@@ -3,7 +3,8 @@
     .venv/bin/python bench/scale.py [--users 200000 --items 20000 --interactions 2000000]
                                     [--score-users 200000] [--spark-master local[2]]
     .venv/bin/python bench/scale.py --spark-training [--users ... --interactions ...] [--training-rounds 3]
-                                    [--movielens FOLDER]
+                                    [--movielens FOLDER] [--sides local,spark]
+    .venv/bin/python bench/scale.py --only batch --users 2000000 --interactions 20000000 --score-users 1000000
 
 1. Training rate: aws-user-personalization (hidden_dimension --factors) fitted on the generated data
    (bench/train_scale.py's generator: power-law users, Zipf-like items) and on half of it, so the printed
@@ -12,8 +13,11 @@
 2. Batch inference: --score-users users answered the way a batch inference job answers plain
    `{"userId": ...}` lines (score_users, then the job's top-k with softmax, 25 results), once in this
    process (tastemaker.serving.batch's block scoring) and once on Spark (tastemaker.spark.batch.SparkScorer
-   on --spark-master); the two outputs are compared (they must be identical) and users/s printed side by
-   side. Spark's time includes broadcasting the model, not starting the session (printed apart).
+   on --spark-master), SPARK_CHUNK (200,000) users at a time as a job hands them to Spark, the sides
+   interleaved per chunk; the two outputs are compared chunk by chunk (they must be identical) and users/s
+   and CPU seconds printed side by side (in-process: this process; Spark: this process and every process
+   below it, its JVM and Python workers). Spark's time includes broadcasting the model, not starting the
+   session (printed apart). `--only batch` fits the data once and runs this part alone.
 
 3. Imports (`--import-rows`): an Interactions CSV of that many rows (the generator's users, items and
    timestamps, an EVENT_TYPE) imported in this process (tastemaker.data.csv_import.import_csv) and on Spark
@@ -32,6 +36,8 @@
    peak RSS (this process; the JVM's apart) and NDCG@10 of each, on the generated data (--users/--items/
    --interactions) and, with --movielens FOLDER, on MovieLens (a Personalize-shaped folder, e.g.
    /work/shared/data/movielens-1m-partial/personalize; ALS is forced there: ML's catalogue would get EASE).
+   The CPU of each side's whole process tree is printed too. `--sides local` (or `spark`) runs one side only,
+   for a size the other cannot finish in the time available.
 
 Replica and worker scaling of the HTTP paths is measured by bench/serving.py (--workers) and bench/events.py
 (--replicas); docs/scaling.md puts the figures together.
@@ -94,6 +100,61 @@ def score_in_process(model, rows, step: int):
     return out
 
 
+def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) -> None:
+    """Part 2: the first `n_rows` model rows answered in-process and on Spark, SPARK_CHUNK users at a time
+    (as a batch inference job hands its chunks to Spark), the two sides interleaved per chunk and compared
+    chunk by chunk (so memory holds one chunk's answers, not the whole output)."""
+    import numpy as np
+
+    from tastemaker.serving.batch import SCORE_BYTES, SPARK_CHUNK, top_with_softmax
+    from tastemaker.spark.batch import SparkScorer
+    from tastemaker.spark.session import spark_session
+
+    rows = np.arange(min(n_rows, model.n_users), dtype=np.int64)
+    step = max(1, SCORE_BYTES // (4 * model.n_items))
+    empty = np.zeros(0, np.int32)
+    wall = time.perf_counter()
+    session = spark_session(args.spark_master)
+    start_wall = time.perf_counter() - wall
+    print(f"\n2. batch inference of {len(rows):,} users, top {NUM_RESULTS} of {model.n_items:,} items, "
+          f"{SPARK_CHUNK:,} users per Spark job; Spark session started in {start_wall:.0f} s (not counted); "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    local_wall = local_cpu = spark_wall = spark_cpu = 0.0
+    differ = other_items = 0
+    worst = 0.0
+    cpu, wall = tree_cpu(), time.perf_counter()
+    scorer = SparkScorer(session, folder, NUM_RESULTS, top_with_softmax, step)  # the broadcast counts for Spark
+    spark_wall, spark_cpu = time.perf_counter() - wall, tree_cpu() - cpu
+    for start in range(0, len(rows), SPARK_CHUNK):
+        block = rows[start:start + SPARK_CHUNK]
+        cpu, wall = time.process_time(), time.perf_counter()
+        local = score_in_process(model, block, step)
+        local_wall, local_cpu = local_wall + time.perf_counter() - wall, local_cpu + time.process_time() - cpu
+        cpu, wall = tree_cpu(), time.perf_counter()
+        spark = scorer.score([(int(r), empty) for r in block])
+        spark_wall, spark_cpu = spark_wall + time.perf_counter() - wall, spark_cpu + tree_cpu() - cpu
+        for a, b in zip(local, spark, strict=True):
+            if not (np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7))):
+                differ += 1
+                other_items += set(a[0].tolist()) != set(b[0].tolist())
+                if np.array_equal(a[0], b[0]):
+                    worst = max(worst, float(np.abs(a[1] - b[1]).max()))
+        print(f"   {start + len(block):>10,} users: in-process {local_wall:7.1f} s wall {local_cpu:7.1f} cpu s; "
+              f"Spark {spark_wall:7.1f} s wall {spark_cpu:7.1f} cpu s; load average {os.getloadavg()[0]:.1f}",
+              flush=True)
+    scorer.close()
+    n = len(rows)
+    print(f"   in-process        : wall {local_wall:7.1f} s  cpu {local_cpu:7.1f} s  {n / local_wall:9,.0f} users/s  "
+          f"({n / local_cpu:,.0f} users per cpu s; this process, one BLAS thread)")
+    print(f"   Spark {args.spark_master:<11} : wall {spark_wall:7.1f} s  cpu {spark_cpu:7.1f} s  {n / spark_wall:9,.0f} "
+          f"users/s  ({n / spark_cpu:,.0f} users per cpu s over the driver, its JVM and Python workers; "
+          f"x{local_wall / spark_wall:.2f} of in-process by wall, x{spark_cpu / local_cpu:.2f} its CPU)")
+    print(f"   outputs identical: {differ == 0} ({differ:,} of {n:,} users differ: {other_items:,} in the set of items "
+          f"chosen, the others in order or rounded scores; largest score difference with the same items {worst:.2e})")
+    print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
+          f"(Spark's JVM and Python workers are separate processes); load average {os.getloadavg()[0]:.1f}")
+
+
 def training_side(side: str, source: str, args: argparse.Namespace) -> dict:
     """Child process of part 3: one side's evaluation + final fit, its costs and NDCG@10 (one JSON line)."""
     from tastemaker.evaluation import evaluate_solution
@@ -127,12 +188,12 @@ def training_side(side: str, source: str, args: argparse.Namespace) -> dict:
         backend = use_spark_als(args.spark_master)
         jvm = int(session.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
     jvm_cpu = _proc_cpu(jvm) if jvm else 0.0
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, tree = time.process_time(), time.perf_counter(), tree_cpu()
     metrics = evaluate_solution(recipe, data, params, seed=0, fit=fit)
     fit(data, params, seed=0)
-    out.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+    out.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu, tree_cpu_s=tree_cpu() - tree,
                peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-               ndcg10=metrics["normalized_discounted_cumulative_gain_at_10"])
+               ndcg10=metrics["normalized_discounted_cumulative_gain_at_10"], load_end=os.getloadavg()[0])
     if jvm:
         out.update(jvm_cpu_s=_proc_cpu(jvm) - jvm_cpu, jvm_peak_gib=_proc_peak(jvm) / 2**20, als_fits=backend.fits)
     return out
@@ -159,13 +220,14 @@ def spark_training(args: argparse.Namespace) -> None:
     import subprocess
 
     sources = ([args.movielens] if args.movielens else []) + ["generated"]
+    sides = [side for side in ("local", "spark") if side in args.sides.split(",")]
     print(f"5. training on Spark {args.spark_master} vs single-process: evaluation fit + final fit, ALS engine, "
           f"{args.factors} factors; {args.training_rounds} interleaved rounds; load average before "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     for source in sources:
-        runs: dict[str, list[dict]] = {"local": [], "spark": []}
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
         for _ in range(args.training_rounds):
-            for side in ("local", "spark"):
+            for side in sides:
                 cmd = [sys.executable, __file__, "--training-side", side, "--training-source", source,
                        "--users", str(args.users), "--items", str(args.items), "--interactions",
                        str(args.interactions), "--factors", str(args.factors), "--spark-master", args.spark_master]
@@ -179,16 +241,21 @@ def spark_training(args: argparse.Namespace) -> None:
         def med(side: str, key: str, runs: dict[str, list[dict]] = runs) -> float:
             return statistics.median(r.get(key, 0.0) for r in runs[side])
 
-        local_ndcg, spark_ndcg = med("local", "ndcg10"), med("spark", "ndcg10")
-        print(f"   {source}: {runs['local'][0]['interactions']:,} interactions")
-        print(f"     single-process : wall {med('local', 'wall_s'):7.1f} s  cpu {med('local', 'cpu_s'):7.1f} s  "
-              f"peak {med('local', 'peak_gib'):.2f} GiB  NDCG@10 {local_ndcg:.4f}")
-        print(f"     Spark          : wall {med('spark', 'wall_s'):7.1f} s  cpu {med('spark', 'cpu_s'):7.1f} s "
-              f"+ JVM {med('spark', 'jvm_cpu_s'):7.1f} s  peak {med('spark', 'peak_gib'):.2f} GiB "
-              f"+ JVM {med('spark', 'jvm_peak_gib'):.2f} GiB  NDCG@10 {spark_ndcg:.4f} "
-              f"(session start {med('spark', 'session_start_s'):.0f} s, not counted)")
-        print(f"     Spark/single-process: wall x{med('spark', 'wall_s') / med('local', 'wall_s'):.2f}, "
-              f"NDCG@10 {100 * (spark_ndcg - local_ndcg) / local_ndcg:+.1f}%")
+        print(f"   {source}: {runs[sides[0]][0]['interactions']:,} interactions")
+        if "local" in runs:
+            print(f"     single-process : wall {med('local', 'wall_s'):7.1f} s  cpu {med('local', 'cpu_s'):7.1f} s  "
+                  f"peak {med('local', 'peak_gib'):.2f} GiB  NDCG@10 {med('local', 'ndcg10'):.4f}")
+        if "spark" in runs:
+            print(f"     Spark          : wall {med('spark', 'wall_s'):7.1f} s  cpu {med('spark', 'cpu_s'):7.1f} s "
+                  f"+ JVM {med('spark', 'jvm_cpu_s'):7.1f} s (process tree {med('spark', 'tree_cpu_s'):7.1f} s)  "
+                  f"peak {med('spark', 'peak_gib'):.2f} GiB + JVM {med('spark', 'jvm_peak_gib'):.2f} GiB  "
+                  f"NDCG@10 {med('spark', 'ndcg10'):.4f} (session start {med('spark', 'session_start_s'):.0f} s, "
+                  "not counted)")
+        if len(runs) == 2:
+            local_ndcg, spark_ndcg = med("local", "ndcg10"), med("spark", "ndcg10")
+            print(f"     Spark/single-process: wall x{med('spark', 'wall_s') / med('local', 'wall_s'):.2f}, "
+                  f"CPU (process trees) x{med('spark', 'tree_cpu_s') / med('local', 'tree_cpu_s'):.1f}, "
+                  f"NDCG@10 {100 * (spark_ndcg - local_ndcg) / local_ndcg:+.1f}%")
     print(f"   load average after {os.getloadavg()[0]:.1f}")
 
 
@@ -330,6 +397,22 @@ def segment_rows(args: argparse.Namespace) -> None:
     print(f"   segments identical: {same}; load average {os.getloadavg()[0]:.1f}")
 
 
+def batch_only(args: argparse.Namespace) -> None:
+    """`--only batch`: the generated data fitted once (printed), then part 2 on its first --score-users users."""
+    from train_scale import generate
+
+    data = training_data(*generate(args.users, args.items, args.interactions), args.items)
+    model, cpu, wall = fit(data, args.factors)
+    print(f"{data.n_interactions:,} interactions, {data.n_users:,} users, {data.n_items:,} items, {args.factors} "
+          f"factors: fit cpu {cpu:.1f} s, wall {wall:.1f} s, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        model.save(Path(folder))
+        del data
+        batch_both_ways(model, Path(folder), args.score_users, args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200_000)
@@ -340,6 +423,9 @@ def main() -> None:
     parser.add_argument("--spark-master", default="local[2]")
     parser.add_argument("--spark-training", action="store_true", help="run part 5 (training on Spark) only")
     parser.add_argument("--training-rounds", type=int, default=1)
+    parser.add_argument("--sides", default="local,spark",
+                        help="--spark-training: the sides to run (local, spark or both); one side alone lets a size "
+                             "too long for Spark be measured single-process (its NDCG parity then needs both)")
     parser.add_argument("--movielens", default=None, help="also compare on this Personalize-shaped folder")
     parser.add_argument("--training-side", choices=("local", "spark"), help=argparse.SUPPRESS)
     parser.add_argument("--training-source", default="generated", help=argparse.SUPPRESS)
@@ -347,7 +433,8 @@ def main() -> None:
     parser.add_argument("--segment-users", type=int, default=500_000)
     parser.add_argument("--segment-queries", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of parts 3 and 4")
-    parser.add_argument("--only", default="", help="comma-separated parts to run alone: imports, segments")
+    parser.add_argument("--only", default="",
+                        help="comma-separated parts to run alone: batch (one fit, then part 2), imports, segments")
     args = parser.parse_args()
     if args.training_side:
         import json
@@ -359,6 +446,8 @@ def main() -> None:
         return
     if args.only:
         parts = set(args.only.split(","))
+        if "batch" in parts:
+            batch_only(args)
         if "imports" in parts:
             import_rows(args)
         if "segments" in parts:
@@ -366,8 +455,6 @@ def main() -> None:
         return
     import numpy as np
     from train_scale import generate
-
-    from tastemaker.serving.batch import SCORE_BYTES, top_with_softmax
 
     users, items, times = generate(args.users, args.items, args.interactions)
     print(f"{len(users):,} interactions, {len(np.unique(users)):,} users, {args.items:,} items, "
@@ -388,34 +475,7 @@ def main() -> None:
         print(f"   saved model {size / 2**20:.0f} MiB, engine {model.settings['engine']}: "
               f"{size / data.n_users:.0f} B per user, items included")
 
-        rows = np.arange(min(args.score_users, data.n_users), dtype=np.int64)
-        step = max(1, SCORE_BYTES // (4 * data.n_items))
-        cpu, wall = time.process_time(), time.perf_counter()
-        local = score_in_process(model, rows, step)
-        local_wall, local_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        from tastemaker.spark.batch import SparkScorer
-        from tastemaker.spark.session import spark_session
-
-        wall = time.perf_counter()
-        session = spark_session(args.spark_master)
-        start_wall = time.perf_counter() - wall
-        empty = np.zeros(0, np.int32)
-        wall = time.perf_counter()
-        scorer = SparkScorer(session, Path(folder), NUM_RESULTS, top_with_softmax, step)
-        spark = scorer.score([(int(r), empty) for r in rows])
-        spark_wall = time.perf_counter() - wall
-        scorer.close()
-    same = all(np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7))
-               for a, b in zip(local, spark, strict=True))
-    print(f"\n2. batch inference of {len(rows):,} users, top {NUM_RESULTS} of {data.n_items:,} items")
-    print(f"   in-process        : wall {local_wall:7.1f} s  cpu {local_cpu:7.1f} s  "
-          f"{len(rows) / local_wall:9,.0f} users/s  ({len(rows) / local_cpu:,.0f} users per cpu s)")
-    print(f"   Spark {args.spark_master:<11} : wall {spark_wall:7.1f} s  "
-          f"{len(rows) / spark_wall:9,.0f} users/s  (x{local_wall / spark_wall:.2f} of in-process; "
-          f"session start {start_wall:.0f} s, not counted)")
-    print(f"   outputs identical: {same}")
-    print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
-          f"(Spark's JVM and Python workers are separate processes)")
+        batch_both_ways(model, Path(folder), args.score_users, args)
     import_rows(args)
     segment_rows(args)
 

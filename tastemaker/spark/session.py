@@ -45,13 +45,26 @@ def spark_session(master: str) -> Any:
         return session
 
 
+JVM_HEAP_HINT = ("; the Spark JVM ran out of heap: raise spark.driver.memory (a local[N] master runs its executors "
+                 "inside the driver, whose heap is 1g unless set) or, on a cluster, spark.executor.memory, in "
+                 "spark-defaults.conf")
+
+
 def failure_reason(exc: BaseException) -> str:
     """A Spark/py4j exception as one line: the Python error raised on an executor when there is one
-    (its last line, e.g. `MemoryError: ...`), else the first line of the JVM's message."""
+    (its last line, e.g. `MemoryError: ...`), else the first line of the JVM's message. A JVM out of heap
+    (`java.lang.OutOfMemoryError`) also says which setting to raise (with_hint)."""
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):  # a Python traceback from an executor ends with "Type: message"
         head = line.split(":", 1)[0]
         if head.endswith(("Error", "Exception")) and " " not in head and not head.startswith(("py4j", "org.", "java")):
             return line[:500]
-    return (lines[0] if lines else type(exc).__name__)[:500]
+    return with_hint(text, lines[0] if lines else type(exc).__name__)
+
+
+def with_hint(text: str, reason: str) -> str:
+    """`reason` (at most 500 characters), plus how to fix it where the error's text shows a known cause."""
+    if "java.lang.OutOfMemoryError" in text:
+        return reason[:500 - len(JVM_HEAP_HINT)] + JVM_HEAP_HINT
+    return reason[:500]

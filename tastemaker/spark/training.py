@@ -44,7 +44,7 @@ import scipy.sparse as sp
 from tastemaker.errors import JobFailed
 from tastemaker.recipes import collaborative
 from tastemaker.recipes.base import Progress, ShouldStop, TrainingStopped, report
-from tastemaker.spark.session import SparkUnavailable, failure_reason, spark_session
+from tastemaker.spark.session import SparkUnavailable, failure_reason, spark_session, with_hint
 
 STOP_POLL_SECONDS = 0.5
 CHECKPOINT_INTERVAL = 5  # iterations between cuts of ALS's lineage (a shorter task graph to serialise)
@@ -63,7 +63,7 @@ def spark_reason(exc: BaseException) -> str:
             line = line.strip().lstrip(":").strip()
             head = line.split(":", 1)[0]
             if ":" in line and head.endswith(("Exception", "Error")) and " " not in head:
-                return line[:500]
+                return with_hint(str(exc), line)
     return reason
 
 

@@ -173,3 +173,21 @@ def test_spark_reason_names_the_jvm_exception_not_py4j_s_preamble() -> None:
                                                    "Task serialization failed: java.lang.StackOverflowError")
     executor = "Job aborted\nTraceback (most recent call last):\nMemoryError: Unable to allocate 3.7 GiB"
     assert spark_reason(RuntimeError(executor)) == "MemoryError: Unable to allocate 3.7 GiB"
+
+
+def test_a_jvm_out_of_heap_says_which_setting_to_raise() -> None:
+    # What MLlib's ALS raised at 2M interactions on local[2] with Spark's default 1g driver heap (bench/scale.py)
+    from tastemaker.spark.training import spark_reason
+
+    wrapped = ("An error occurred while calling o1093.fit.\n: org.apache.spark.SparkException: Job aborted due to "
+               "stage failure: Task 0 in stage 380.0 failed 1 times, most recent failure: Lost task 0.0 in stage "
+               "380.0 (TID 149) (192.0.2.2 executor driver): java.lang.OutOfMemoryError: Java heap space\n\tat "
+               "java.base/java.util.Arrays.copyOf(Arrays.java:3537)\nCaused by: java.lang.OutOfMemoryError: Java "
+               "heap space")
+    reason = spark_reason(RuntimeError(wrapped))
+    assert reason.startswith("org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage "
+                             "380.0 failed 1 times")
+    assert "java.lang.OutOfMemoryError: Java heap space; the Spark JVM ran out of heap: raise spark.driver.memory" in reason
+    assert "spark.executor.memory, in spark-defaults.conf" in reason and len(reason) <= 500
+    other = "An error occurred while calling o36.fit.\n: org.apache.spark.SparkException: Job aborted"
+    assert "spark.driver.memory" not in spark_reason(RuntimeError(other))
