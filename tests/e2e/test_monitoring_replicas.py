@@ -53,21 +53,32 @@ def _ask(server: LocalServer, campaign: str, times: int) -> None:
 
 def _sums(server: LocalServer, campaign: str) -> tuple[float, float]:
     """(GetRecommendations, GetRecommendations4xxErrors) sums for the campaign, through GetMetricStatistics and
-    GetMetricData of `server`'s CloudWatch API (they must agree)."""
+    GetMetricData of `server`'s CloudWatch API (they must agree). Another replica's publish can land between two
+    reads, so GetMetricStatistics is read before and after GetMetricData: when both say the same (counts only
+    grow), GetMetricData in between must say it too; otherwise the reading is taken again."""
     cloudwatch = server.client("cloudwatch")
-    now = datetime.now(UTC)
-    window = {"StartTime": now - timedelta(hours=1), "EndTime": now + timedelta(minutes=5)}
     dims = [{"Name": "CampaignArn", "Value": campaign}]
-    stats = [sum(p["Sum"] for p in cloudwatch.get_metric_statistics(
-        Namespace="AWS/Personalize", MetricName=name, Dimensions=dims, Statistics=["Sum"], Period=3600,
-        **window)["Datapoints"]) for name in ("GetRecommendations", "GetRecommendations4xxErrors")]
-    data = cloudwatch.get_metric_data(MetricDataQueries=[
-        {"Id": f"m{n}", "MetricStat": {"Metric": {"Namespace": "AWS/Personalize", "MetricName": name,
-                                                  "Dimensions": dims}, "Period": 3600, "Stat": "Sum"}}
-        for n, name in enumerate(("GetRecommendations", "GetRecommendations4xxErrors"))], **window)
-    by_id = {r["Id"]: sum(r["Values"]) for r in data["MetricDataResults"]}
-    assert [by_id["m0"], by_id["m1"]] == stats
-    return stats[0], stats[1]
+    names = ("GetRecommendations", "GetRecommendations4xxErrors")
+
+    def statistics(window: dict) -> list[float]:
+        return [sum(p["Sum"] for p in cloudwatch.get_metric_statistics(
+            Namespace="AWS/Personalize", MetricName=name, Dimensions=dims, Statistics=["Sum"], Period=3600,
+            **window)["Datapoints"]) for name in names]
+
+    for _ in range(20):
+        now = datetime.now(UTC)
+        window = {"StartTime": now - timedelta(hours=1), "EndTime": now + timedelta(minutes=5)}
+        before = statistics(window)
+        data = cloudwatch.get_metric_data(MetricDataQueries=[
+            {"Id": f"m{n}", "MetricStat": {"Metric": {"Namespace": "AWS/Personalize", "MetricName": name,
+                                                      "Dimensions": dims}, "Period": 3600, "Stat": "Sum"}}
+            for n, name in enumerate(names)], **window)
+        after = statistics(window)
+        if before == after:
+            by_id = {r["Id"]: sum(r["Values"]) for r in data["MetricDataResults"]}
+            assert [by_id["m0"], by_id["m1"]] == before
+            return before[0], before[1]
+    raise AssertionError("the figures kept changing between reads for 20 tries")
 
 
 def _until(server: LocalServer, campaign: str, expected: tuple[float, float]) -> None:

@@ -174,6 +174,10 @@ def test_a_killed_worker_is_replaced_and_the_others_keep_serving(tmp_path: Path)
     with LocalServer(tmp_path / "server", extra_args=["--workers", "2"]) as server:
         workers = worker_pids(server)
         assert len(workers) == 2
+        deadline = time.time() + 60  # the server answers once one worker is up: wait until both listen
+        while time.time() < deadline and listeners(server.port) < 2:
+            time.sleep(0.2)
+        assert listeners(server.port) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         personalize = server.client("personalize")
