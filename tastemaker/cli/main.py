@@ -79,19 +79,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _require_free_port(host: str, port: int) -> None:
     """Fail before anything starts when the address is taken (a second `make run`), with what to do."""
-    import socket
-
     from tastemaker.cli.failures import CommandFailed
+    from tastemaker.cli.workers import bound_socket
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise CommandFailed(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Another server (a second `make run`?) "
-                f"may hold the port: stop it, or choose another port with --port N (`make run PORT=N`).") from exc
+    try:
+        bound_socket(host, port, reuse_port=False).close()
+    except OSError as exc:
+        raise CommandFailed(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Another server (a second `make run`?) "
+            f"may hold the port: stop it, or choose another port with --port N (`make run PORT=N`).") from exc
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -36,14 +36,20 @@ def reuse_port_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A listening socket that shares its address with the other workers' (SO_REUSEPORT)."""
+def bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to the address as uvicorn binds (SO_REUSEADDR: TIME_WAIT is no conflict); with
+    `reuse_port` it shares the address with the other workers' sockets (SO_REUSEPORT). Raises OSError when the
+    address is taken (by a socket outside the workers' group)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -51,7 +57,8 @@ def worker_main(host: str, port: int, log_level: str) -> None:
     """One worker process: its own socket, then uvicorn serving the app factory until SIGTERM."""
     import uvicorn
 
-    sock = listen_socket(host, port)
+    sock = bound_socket(host, port, reuse_port=True)
+    sock.set_inheritable(True)
     config = uvicorn.Config("tastemaker.cli.wiring:app_from_env", factory=True, host=host, port=port,
                             log_level=log_level, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
