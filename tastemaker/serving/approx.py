@@ -70,6 +70,7 @@ class CandidateScorer:
         self.model = model
         self.n_candidates = min(candidates, model.n_items)
         self.index: Any = None
+        self.fused_plan: Any = None  # tastemaker.serving.fastpath's Plan for this scorer and index, made on first use
         self._cache_dir = cache_dir
         self._started = False
         self._lock = threading.Lock()

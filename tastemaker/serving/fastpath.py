@@ -65,17 +65,15 @@ class Plan:
         self.demote = bool(model.settings.get("demote_history"))
 
 
-_plans: dict[str, Plan] = {}
-
-
 def plan_for(services: Services, loaded: LoadedModel) -> Plan | None:
-    """The model's Plan once its candidate index is ready; None while the engine serves it exactly."""
+    """The model's Plan once its candidate index is ready; None while the engine serves it exactly. The Plan is
+    kept on its scorer, so it goes when the scorer does (a model switched away from holds no index here)."""
     scorer = services.serving.scorers.get(loaded.prefix, loaded.model, services)
     if scorer is None or not scorer.ready():
         return None
-    plan = _plans.get(loaded.prefix)
-    if plan is None or plan.scorer is not scorer or plan.index is not scorer.index:
-        plan = _plans[loaded.prefix] = Plan(scorer)
+    plan: Plan | None = scorer.fused_plan
+    if plan is None or plan.index is not scorer.index:
+        plan = scorer.fused_plan = Plan(scorer)
     return plan
 
 
