@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -256,7 +255,7 @@ class Api:
             except NotWarm as cold:
                 log.debug("%s needs the thread pool (%s)", name, cold)
             else:  # an inline operation may end in an awaitable: waiting without a thread (PutEvents' commit)
-                return await answer if inspect.isawaitable(answer) else answer
+                return await answer if hasattr(type(answer), "__await__") else answer
             result = await run_in_threadpool(fn, ctx, **params)
             # What the cold request loaded (model, catalogue, indexes: millions of objects) lives as long as
             # the deployment: keep it out of the cyclic collector, whose full passes over it were the worst

@@ -13,8 +13,7 @@ the real-time layer, the lowest one that uses it, so that serving and the events
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 _state = threading.local()
 
@@ -23,14 +22,19 @@ class NotWarm(Exception):
     """Raised by slow_step() inside inline(): this request must run in the thread pool."""
 
 
-@contextmanager
-def inline() -> Iterator[None]:
-    previous = getattr(_state, "inline", False)
-    _state.inline = True
-    try:
-        yield
-    finally:
-        _state.inline = previous
+class inline:  # noqa: N801 - used like a function: `with inline():`
+    """Run the block inline: slow_step() raises NotWarm inside it (a plain object, not a generator-based
+    context manager: it is entered on every runtime request)."""
+
+    __slots__ = ("previous",)
+
+    def __enter__(self) -> None:
+        self.previous = getattr(_state, "inline", False)
+        _state.inline = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        _state.inline = self.previous
 
 
 def slow_step(what: str) -> None:

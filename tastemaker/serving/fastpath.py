@@ -137,4 +137,4 @@ def rank_and_respond(plan: Plan, dep: Deployment, req: Request, user_id: str, nu
         only_sample, allowed, allowed_total, plan.factors, vector, scale, reached, values, plan.trend_weight,
         plan.recent_popularity, history, plan.demote, plan.cold_scores)
     ids = catalog.item_ids[order].tolist()
-    return [{"itemId": i, "score": s} for i, s in zip(ids, np.round(softmax, 7).tolist(), strict=True)]
+    return [{"itemId": i, "score": s} for i, s in zip(ids, softmax.round(7).tolist(), strict=True)]

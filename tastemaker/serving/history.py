@@ -164,10 +164,11 @@ class TrackerWatch:
 
     def generation(self, services: Services, group_arn: str) -> str | None:
         """The group's tracker as "arn@created", or None when it has none."""
-        from tastemaker.store import resources
-        from tastemaker.store.records import EventTracker
 
         def load() -> str | None:
+            from tastemaker.store import resources
+            from tastemaker.store.records import EventTracker
+
             with services.engine.connect() as conn:
                 trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn)
             # A data deletion job bumps `state_generation`: every process drops what it holds of the group.

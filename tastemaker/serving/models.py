@@ -33,7 +33,7 @@ class LoadedModel:
     def user_position(self, user_id: str) -> int:
         """The user's row in the model (-1 if unknown): a binary search over the memory-mapped sorted ids."""
         sorted_ids = self.users_sorted
-        pos = int(np.searchsorted(sorted_ids, user_id))
+        pos = int(sorted_ids.searchsorted(user_id))
         if pos < sorted_ids.size and sorted_ids[pos] == user_id:
             return int(self.users_order[pos])
         return -1
