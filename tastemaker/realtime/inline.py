@@ -22,7 +22,7 @@ class NotWarm(Exception):
     """Raised by slow_step() inside inline(): this request must run in the thread pool."""
 
 
-class inline:  # noqa: N801 - used like a function: `with inline():`
+class inline:  # lower case: used like the function it replaced, `with inline():`
     """Run the block inline: slow_step() raises NotWarm inside it (a plain object, not a generator-based
     context manager: it is entered on every runtime request)."""
 

@@ -66,3 +66,38 @@ def test_slow_step_only_refuses_inside_inline() -> None:
         with pytest.raises(NotWarm):
             slow_step("database read")
     assert not is_inline()
+
+
+def test_inline_nests_and_restores_the_state_after_an_error() -> None:
+    with inline():
+        with inline():
+            assert is_inline()
+        assert is_inline()  # the inner block gave back the outer one's state, not "off"
+        with pytest.raises(NotWarm), inline():
+            slow_step("model load")
+        assert is_inline()
+    assert not is_inline()
+    slow_step("fine again outside")
+
+
+@pytest.mark.parametrize("kind", ["coroutine", "future", "plain"])
+def test_an_inline_answer_that_is_awaitable_is_awaited(kind: str) -> None:
+    """PutEvents answers inline with an awaitable (its group commit); run() awaits it and returns the result,
+    and returns any other answer as it is (a dict that merely has keys is no awaitable)."""
+    api = Api.__new__(Api)
+    implemented()
+
+    async def commit() -> dict[str, str]:
+        return {"committed": "yes"}
+
+    def operation(_ctx: object, **_params: str) -> object:
+        if kind == "coroutine":
+            return commit()
+        if kind == "future":
+            future = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(future.set_result, {"committed": "yes"})
+            return future
+        return {"__await__": "not a method"}
+
+    answer = asyncio.run(api.run("PutEvents", operation, None, {}))  # type: ignore[arg-type]
+    assert answer == ({"__await__": "not a method"} if kind == "plain" else {"committed": "yes"})
