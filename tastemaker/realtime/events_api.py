@@ -94,7 +94,7 @@ def _load_targets(services: Services) -> dict[tuple[str, str], Target]:
     from tastemaker.control.schemas import load_schema
 
     out: dict[tuple[str, str], Target] = {}
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         for tracking_id, tracker in trackers_by_tracking_id(conn).items():
             group = tracker.dataset_group_arn or ""
             problem = None if tracker.status == ACTIVE else (

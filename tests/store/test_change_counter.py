@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from tastemaker.serving.deployments import ChangeWatch
 from tastemaker.store import changes, resources
+from tastemaker.store.db import read_only
 from tastemaker.store.status import Status
 from tests.conftest import STORES, store_engine
 
@@ -64,11 +65,11 @@ def test_other_rows_and_rolled_back_changes_leave_it_alone(engine: sa.Engine) ->
 
 
 class Services(SimpleNamespace):
-    """What the change watch uses: the engine, and the tracker caches it drops when a tracker changes."""
+    """What the change watch uses: the engines, and the tracker caches it drops when a tracker changes."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.reloads: list[str] = []
-        super().__init__(engine=engine,
+        super().__init__(engine=engine, read_engine=read_only(engine),
                          realtime=SimpleNamespace(targets=SimpleNamespace(reload=lambda _s: self.reloads.append("targets"))),
                          serving=SimpleNamespace(trackers=SimpleNamespace(forget_all=lambda: self.reloads.append("trackers"))))
 
@@ -101,6 +102,21 @@ def test_the_watch_reads_the_stamps_only_when_the_counter_moved(engine: sa.Engin
     create(engine, "dataset_group", "g")  # not kept by serving: no re-read
     watch.poll(services)  # type: ignore[arg-type]
     assert len(scans) == 3
+
+
+def test_the_watch_reads_while_a_writer_holds_the_database(engine: sa.Engine) -> None:
+    """Serving's change watch polls 20 times a second in every worker: on SQLite it must read (a deferred
+    BEGIN) and never take the write lock, or it would queue behind a long write (an import, a data deletion)
+    for up to the busy timeout, and hold PutEvents' writers off while it reads."""
+    services = Services(engine)
+    campaign = create(engine, "campaign", "c")
+    watch = ChangeWatch()
+    with engine.begin() as writer:  # on SQLite: BEGIN IMMEDIATE, the one write lock, held through the poll
+        resources.update(writer, campaign, status=Status.CREATE_IN_PROGRESS)
+        watch.poll(services)  # type: ignore[arg-type]
+        assert watch.stamps[campaign][0] == Status.CREATE_PENDING  # the committed state; the write is not seen
+    watch.poll(services)  # type: ignore[arg-type]
+    assert watch.stamps[campaign][0] == Status.CREATE_IN_PROGRESS
 
 
 def test_only_campaign_recommender_filter_and_tracker_arns_take_the_counter_lock() -> None:
