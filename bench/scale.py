@@ -13,8 +13,9 @@
 2. Batch inference: --score-users users answered the way a batch inference job answers plain
    `{"userId": ...}` lines (score_users, then the job's top-k with softmax, 25 results), once in this
    process (tastemaker.serving.batch's block scoring) and once on Spark (tastemaker.spark.batch.SparkScorer
-   on --spark-master), SPARK_CHUNK (200,000) users at a time as a job hands them to Spark, the sides
-   interleaved per chunk; the two outputs are compared chunk by chunk (they must be identical) and users/s
+   on --spark-master), SPARK_CHUNK (200,704) users at a time as a job hands them to Spark, in the job's blocks
+   (score_blocks), the sides interleaved per chunk; the two outputs are compared chunk by chunk, scores to the
+   last bit (they must be identical) and users/s
    and CPU seconds printed side by side (in-process: this process; Spark: this process and every process
    below it, its JVM and Python workers). Spark's time includes broadcasting the model, not starting the
    session (printed apart). `--only batch` fits the data once and runs this part alone.
@@ -86,15 +87,15 @@ def fit(data, factors: int):
     return model, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def score_in_process(model, rows, step: int):
+def score_in_process(model, rows, blocks):
     import numpy as np
 
     from tastemaker.serving.batch import top_with_softmax
 
     out = []
     empty = np.zeros(0, np.int32)
-    for start in range(0, len(rows), step):
-        block = rows[start:start + step]
+    for start, end in blocks:
+        block = rows[start:end]
         picked, values = top_with_softmax(np.asarray(model.score_users(block, [empty] * len(block))), NUM_RESULTS)
         out.extend(zip(picked, values, strict=True))
     return out
@@ -105,13 +106,15 @@ def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) 
     (as a batch inference job hands its chunks to Spark), the two sides interleaved per chunk and compared
     chunk by chunk (so memory holds one chunk's answers, not the whole output)."""
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
-    from tastemaker.serving.batch import SCORE_BYTES, SPARK_CHUNK, top_with_softmax
+    from tastemaker.serving.batch import SPARK_CHUNK, score_blocks, score_step, top_with_softmax
     from tastemaker.spark.batch import SparkScorer
     from tastemaker.spark.session import spark_session
 
+    threadpool_limits(1, user_api="blas")  # as a serving process
     rows = np.arange(min(n_rows, model.n_users), dtype=np.int64)
-    step = max(1, SCORE_BYTES // (4 * model.n_items))
+    step = score_step(model.n_items)
     empty = np.zeros(0, np.int32)
     wall = time.perf_counter()
     session = spark_session(args.spark_master)
@@ -123,18 +126,19 @@ def batch_both_ways(model, folder: Path, n_rows: int, args: argparse.Namespace) 
     differ = other_items = 0
     worst = 0.0
     cpu, wall = tree_cpu(), time.perf_counter()
-    scorer = SparkScorer(session, folder, NUM_RESULTS, top_with_softmax, step)  # the broadcast counts for Spark
+    scorer = SparkScorer(session, folder, NUM_RESULTS, top_with_softmax)  # the broadcast counts for Spark
     spark_wall, spark_cpu = time.perf_counter() - wall, tree_cpu() - cpu
     for start in range(0, len(rows), SPARK_CHUNK):
         block = rows[start:start + SPARK_CHUNK]
+        blocks = score_blocks(range(len(block)), step)  # a job's blocks when every line of the chunk is plain
         cpu, wall = time.process_time(), time.perf_counter()
-        local = score_in_process(model, block, step)
+        local = score_in_process(model, block, blocks)
         local_wall, local_cpu = local_wall + time.perf_counter() - wall, local_cpu + time.process_time() - cpu
         cpu, wall = tree_cpu(), time.perf_counter()
-        spark = scorer.score([(int(r), empty) for r in block])
+        spark = scorer.score([(int(r), empty) for r in block], blocks)
         spark_wall, spark_cpu = spark_wall + time.perf_counter() - wall, spark_cpu + tree_cpu() - cpu
-        for a, b in zip(local, spark, strict=True):
-            if not (np.array_equal(a[0], b[0]) and np.array_equal(np.round(a[1], 7), np.round(b[1], 7))):
+        for a, b in zip(local, spark, strict=True):  # the scores' bits, not only the written 7 digits
+            if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])):
                 differ += 1
                 other_items += set(a[0].tolist()) != set(b[0].tolist())
                 if np.array_equal(a[0], b[0]):

@@ -94,11 +94,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from threadpoolctl import threadpool_limits
+
     from tastemaker.cli.wiring import build_runner, build_services
     from tastemaker.monitoring.logs import configure
 
     settings = _settings(args)
     configure(settings.log_level, settings.log_format)
+    # One BLAS thread, as `serve`: the jobs run here share the cores (training runs in subprocesses), and a
+    # batch job's scores then have the same last bits whichever process, or Spark, computed them.
+    threadpool_limits(1, user_api="blas")
     services = build_services(settings, serves_requests=False)
     runner = build_runner(services, settings.job_threads or 1)
     runner.start()

@@ -11,16 +11,21 @@ status and progress writes (tastemaker.monitoring.progress) are `queue.fenced` t
 nothing and its temporary copy is removed. A retried job overwrites the same names.
 
 Plain USER_PERSONALIZATION lines (no filter, no exploration, no rankingInfluence) take a vectorised path:
-a chunk's users are scored in one `score_users` call and ranked with the same top-k and softmax rules as
-`engine.recommend` (tastemaker.serving.topk), which is what makes a million-user job fast. Any other line
-goes through `engine.recommend` itself. Large ALS catalogues served through an approximate index answer
-GetRecommendations from candidates; the batch path always scores exactly.
+a chunk's users are scored in blocks, one `score_users` call per block, and ranked with the same top-k and
+softmax rules as `engine.recommend` (tastemaker.serving.topk), which is what makes a million-user job fast.
+Any other line goes through `engine.recommend` itself. Large ALS catalogues served through an approximate
+index answer GetRecommendations from candidates; the batch path always scores exactly.
 
 With a Spark master configured (tastemaker.spark), files are read SPARK_CHUNK lines at a time and a chunk
 with at least `spark_min_lines` plain lines has them scored on Spark (tastemaker.spark.batch: the model
-broadcast, users in partitions, the same score_users and top-k there); every other line, the reading and the
-writing stay here, so the `.out` files are the same either way. A Spark failure fails the job with Spark's
-own error as its reason.
+broadcast, the blocks in partitions, the same score_users and top-k there); every other line, the reading and
+the writing stay here. The `.out` files are the same bytes either way, with or without Spark, whichever
+process runs the job: a matrix product's last bits depend on the block of rows it is computed in (OpenBLAS
+takes other kernels for a block's edge rows) and on its thread count, so the blocks are a function of the
+file alone (`score_blocks`: the plain lines of each CHUNK-line window of the file, `step` at a time, SPARK_CHUNK
+being a multiple of CHUNK) and every scoring process multiplies with one BLAS thread (`tastemaker serve` and
+`tastemaker worker` set it process-wide, Spark's Python workers per task). A Spark failure fails the job with
+Spark's own error as its reason.
 
 A bad line (not JSON, a missing userId / itemId / itemList, an unknown filter parameter) gets an `error`
 and `"output": null`; it never fails the job. A file that cannot be read fails the job with a reason.
@@ -34,7 +39,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +74,7 @@ from tastemaker.store.status import Status
 log = logging.getLogger("tastemaker.batch")
 
 CHUNK = 1024  # lines read, scored and written together
-SPARK_CHUNK = 200_000  # the same with a Spark master: one Spark job per chunk amortises its start
+SPARK_CHUNK = 196 * CHUNK  # the same with a Spark master (200,704): one Spark job per chunk amortises its start
 SCORE_BYTES = 8 << 20  # the vectorised path scores this many bytes of scores at once (cache-sized blocks are fastest)
 MAX_RECORDS_PER_FILE, MAX_RECORDS_WITH_THEMES = 50_000_000, 100  # Personalize's limits per input file
 
@@ -200,7 +205,7 @@ class LineAnswerer:
             else:
                 out[k] = self.one(value)
         if plain:
-            for k, result in zip(plain, self.users([parsed[k][0]["userId"] for k in plain]), strict=True):
+            for k, result in zip(plain, self.users([parsed[k][0]["userId"] for k in plain], plain), strict=True):
                 out[k] = _line(parsed[k][0], result, None)
         return [row for row in out if row is not None]
 
@@ -247,22 +252,22 @@ class LineAnswerer:
             output.update(self._theme(item_id or "", output["recommendedItems"]))
         return output
 
-    def users(self, user_ids: list[str]) -> Iterator[dict[str, Any]]:
-        """The vectorised USER_PERSONALIZATION path: same scores, top-k and softmax as engine.recommend."""
+    def users(self, user_ids: list[str], lines: list[int]) -> Iterator[dict[str, Any]]:
+        """The vectorised USER_PERSONALIZATION path: same scores, top-k and softmax as engine.recommend.
+        `lines` are the users' line numbers in the chunk (they choose the blocks: score_blocks)."""
         model, catalog = self.loaded.model, self.catalog
-        n_model = catalog.n_model
-        step = max(1, min(len(user_ids), SCORE_BYTES // max(1, 4 * n_model)))
+        blocks = score_blocks(lines, score_step(catalog.n_model))
         streamed = has_tracker(self.services, self.dep.group_arn)
         settings = self.services.settings
         if settings.spark_master and len(user_ids) >= settings.spark_min_lines:
             queries = [(self.loaded.user_position(u), self._history(u) if streamed else np.zeros(0, np.int32))
                        for u in user_ids]
-            for picked, values in self._score_on_spark(step, queries):
+            for picked, values in self._score_on_spark(queries, blocks):
                 yield {"recommendedItems": catalog.item_ids[picked].tolist(), "scores": np.round(values, 7).tolist()}
             log.info("%d lines scored on Spark (%s)", len(user_ids), settings.spark_master)
             return
-        for start in range(0, len(user_ids), step):
-            ids = user_ids[start:start + step]
+        for start, end in blocks:
+            ids = user_ids[start:end]
             rows = np.asarray([self.loaded.user_position(u) for u in ids], dtype=np.int64)
             histories = [self._history(u) if streamed else np.zeros(0, np.int32) for u in ids]
             scores = np.asarray(model.score_users(rows, histories))
@@ -272,15 +277,16 @@ class LineAnswerer:
             for r in range(len(ids)):
                 yield {"recommendedItems": names[r].tolist(), "scores": rounded[r].tolist()}
 
-    def _score_on_spark(self, step: int, queries: list[tuple[int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _score_on_spark(self, queries: list[tuple[int, np.ndarray]],
+                        blocks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         from tastemaker.spark.batch import SparkScorer
         from tastemaker.spark.session import SparkUnavailable, failure_reason, spark_session
 
         try:
             if self.spark is None:
                 session = spark_session(str(self.services.settings.spark_master))
-                self.spark = SparkScorer(session, self.loaded.directory, self.num, top_with_softmax, step)
-            return self.spark.score(queries)  # type: ignore[no-any-return]
+                self.spark = SparkScorer(session, self.loaded.directory, self.num, top_with_softmax)
+            return self.spark.score(queries, blocks)  # type: ignore[no-any-return]
         except SparkUnavailable as exc:
             raise JobFailed(str(exc)) from exc
         except Exception as exc:  # py4j and Spark errors share no base class
@@ -293,6 +299,29 @@ class LineAnswerer:
 
     def _theme(self, item_id: str, recommended: list[str]) -> dict[str, Any]:
         return theme_for(self.catalog, self.theme_column or "", item_id, recommended)
+
+
+def score_step(n_items: int) -> int:
+    """Users per block of the vectorised path: SCORE_BYTES of float32 scores over `n_items` items."""
+    return max(1, SCORE_BYTES // max(1, 4 * n_items))
+
+
+def score_blocks(lines: Sequence[int], step: int) -> list[tuple[int, int]]:
+    """The blocks (start, end) the plain lines of a chunk are scored in, as positions in `lines` (their
+    ascending line numbers in the chunk): the plain lines of each CHUNK-line window of the chunk, `step` at a
+    time from the window's first. Chunks start at multiples of CHUNK in the file (CHUNK and SPARK_CHUNK
+    lines), so a line's block, and with it the last bits of its scores, is the same for either chunk size
+    and on Spark."""
+    blocks: list[tuple[int, int]] = []
+    start, count = 0, len(lines)
+    while start < count:
+        window_end = (lines[start] // CHUNK + 1) * CHUNK
+        end = start + 1
+        while end < count and end - start < step and lines[end] < window_end:
+            end += 1
+        blocks.append((start, end))
+        start = end
+    return blocks
 
 
 def top_with_softmax(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,14 @@
-"""Batch inference scoring on Spark: users in partitions, the model broadcast, the local path's own scoring.
+"""Batch inference scoring on Spark: blocks of users in partitions, the model broadcast, the local path's own scoring.
 
 `SparkScorer` is made once per batch inference job. It broadcasts the model's files (the saved artifact,
 numpy arrays and JSON: no code) to the executors, where each Python worker loads them once and keeps the
-model while the job runs. `score` takes a block of queries (model row, recent-event history) in input
-order, spreads them over partitions, and on each executor scores them `step` at a time with
-`model.score_users` and the caller's top-k rule (tastemaker.serving.batch.top_with_softmax): the same
-functions, on the same arrays, as the local path, so the chosen items and scores are the same. What comes
+model while the job runs. `score` takes a chunk's queries (model row, recent-event history) in input order
+and the blocks the local path scores them in (tastemaker.serving.batch.score_blocks); whole blocks are spread
+over partitions, and an executor scores each block with one `model.score_users` call and the caller's top-k
+rule (tastemaker.serving.batch.top_with_softmax), with one BLAS thread as the serving processes do. The same
+functions on the same arrays in the same blocks with the same thread count: the chosen items and their scores
+are the same bits as the local path's (a matrix product's last bits depend on the block of rows and on the
+threads, not only on the row), given the same numpy and BLAS build and CPU kind on the executors. What comes
 back is only the k chosen positions and their scores per query; the driver names them and writes the lines.
 """
 
@@ -42,35 +45,38 @@ class ModelBroadcast:
 class SparkScorer:
     """Scores users of one model on a Spark session; `close` frees the broadcast copies."""
 
-    def __init__(self, session: Any, model_dir: Path, num: int, top: TopRule, step: int) -> None:
+    def __init__(self, session: Any, model_dir: Path, num: int, top: TopRule) -> None:
         self.context = session.sparkContext
         self.model = ModelBroadcast(self.context, model_dir)
-        self.num, self.top, self.step = num, top, step
+        self.num, self.top = num, top
 
-    def score(self, queries: list[tuple[int, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, in order: (chosen item positions int64, their scores float64)."""
+    def score(self, queries: list[tuple[int, np.ndarray]],
+              blocks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, in order: (chosen item positions int64, their scores float64); `blocks` (start, end)
+        cover the queries in order, and each is scored in one piece."""
         if not queries:
             return []
-        slices = max(self.context.defaultParallelism, -(-len(queries) // (4 * self.step)))
-        indexed = [(k, int(row), np.asarray(history, np.int32).tolist()) for k, (row, history) in enumerate(queries)]
-        broadcast, num, top, step = self.model, self.num, self.top, self.step
+        slices = min(len(blocks), max(self.context.defaultParallelism, -(-len(blocks) // 4)))
+        shipped = [(b, [(int(row), np.asarray(history, np.int32).tolist()) for row, history in queries[start:end]])
+                   for b, (start, end) in enumerate(blocks)]
+        broadcast, num, top = self.model, self.num, self.top
 
-        def partition(rows: Iterator[tuple[int, int, list[int]]]) -> Iterator[tuple[int, list[int], list[float]]]:
+        def partition(parts: Iterator[tuple[int, list[tuple[int, list[int]]]]]
+                      ) -> Iterator[tuple[int, list[list[int]], list[list[float]]]]:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1, user_api="blas")  # as the serving processes: the thread count changes the bits
             model = broadcast.load()
-            block = list(rows)
-            for start in range(0, len(block), step):
-                part = block[start:start + step]
-                scores = np.asarray(model.score_users(np.asarray([r for _, r, _ in part], np.int64),
-                                                      [np.asarray(h, np.int32) for _, _, h in part]))
+            for b, block in parts:
+                scores = np.asarray(model.score_users(np.asarray([row for row, _ in block], np.int64),
+                                                      [np.asarray(h, np.int32) for _, h in block]))
                 picked, values = top(scores, num)
-                for (k, _, _), p, v in zip(part, picked, values, strict=True):
-                    yield k, p.tolist(), v.tolist()
+                yield b, picked.tolist(), values.tolist()
 
-        results = self.context.parallelize(indexed, slices).mapPartitions(partition).collect()
-        out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(queries)
-        for k, picked, values in results:
-            out[k] = (np.asarray(picked, np.int64), np.asarray(values, np.float64))
-        return out
+        results = sorted(self.context.parallelize(shipped, slices).mapPartitions(partition).collect(),
+                         key=lambda result: result[0])
+        return [(np.asarray(p, np.int64), np.asarray(v, np.float64))
+                for _, picked, values in results for p, v in zip(picked, values, strict=True)]
 
     def close(self) -> None:
         self.model.destroy()

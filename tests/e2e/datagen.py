@@ -109,3 +109,34 @@ def write_store_dataset(folder: Path, *, users: int = 100, bundles: int = 19, se
             for k, (item, event_type) in enumerate(rows):
                 out.writerow([f"u{u}", f"i{item}", base + u * 1000 + k * 10, event_type, ""])
     return {"interactions": path}
+
+
+def write_taste_groups(path: Path, *, items: int, users: int, groups: int, cover: int, extra: int,
+                       seed: int = 11) -> Path:
+    """An Interactions CSV of users and items in taste groups; each item reaches `cover` users of its group,
+    and each user also picks `extra` items Zipf-popular within the group; timestamps increase per user."""
+    rng = np.random.default_rng(seed)
+    item_group = np.arange(items) % groups
+    user_group = np.arange(users) % groups
+    user_parts: list[np.ndarray] = []
+    item_parts: list[np.ndarray] = []
+    for group in range(groups):
+        members = np.nonzero(user_group == group)[0]
+        group_items = np.nonzero(item_group == group)[0]
+        for item in group_items:  # every item: cover distinct users of its group
+            user_parts.append(rng.choice(members, cover, replace=False))
+            item_parts.append(np.full(cover, item))
+        popular = group_items[np.minimum(rng.zipf(1.5, len(members) * extra) - 1, len(group_items) - 1)]
+        user_parts.append(np.repeat(members, extra))
+        item_parts.append(popular)
+    user = np.concatenate(user_parts)
+    item = np.concatenate(item_parts)
+    order = np.lexsort((rng.random(len(user)), user))
+    user, item = user[order], item[order]
+    step = np.arange(len(user)) - np.searchsorted(user, user)
+    stamp = 1_700_000_000 + user.astype(np.int64) * 10_000 + step * 10
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        out.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n")
+        out.writelines(f"u{u},i{i},{t},click,\n" for u, i, t in zip(user, item, stamp, strict=True))
+    return path

@@ -1,5 +1,6 @@
 """The Spark backend through boto3: a server with TASTEMAKER_SPARK_MASTER=local[2] scores large batch
-inference files on Spark and writes the same lines as the in-process path; imports above
+inference files on Spark and writes the same bytes as a server without Spark; a local master's driver JVM
+gets half the memory as its heap unless the user set it; imports above
 TASTEMAKER_SPARK_MIN_IMPORT_BYTES are read and checked on Spark into the same rows (or the same failure) as the
 in-process importer; batch segment jobs of models with many users rank them on Spark into the same lines."""
 
@@ -7,11 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -21,10 +27,10 @@ from tastemaker.cli.local_server import LocalServer
 from tastemaker.data.csv_import import CsvImportError, import_csv
 from tastemaker.data.schemas import parse_schema
 from tastemaker.data.sources import resolve_data_location
-from tastemaker.spark.session import failure_reason
+from tastemaker.spark.session import driver_memory_source, failure_reason, local_driver_memory
 from tastemaker.store import resources
 from tests.e2e.conftest import SPARK_MIN_IMPORT_BYTES, SPARK_MIN_LINES, SPARK_MIN_SEGMENT_USERS
-from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, write_dataset
+from tests.e2e.datagen import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, write_dataset, write_taste_groups
 from tests.e2e.util import wait_status
 from tests.faults.harness import group_with_interactions
 from tests.faults.harness import trained_version as harness_trained_version
@@ -78,6 +84,130 @@ def test_spark_scored_lines_equal_the_in_process_lines(spark_server: LocalServer
     log = spark_server.log_path.read_text(errors="replace")
     assert f"{len(users)} lines scored on Spark (local[2])" in log
     assert f"{len(small)} lines scored on Spark" not in log
+
+
+# An ALS model (more than EASE_MAX_ITEMS items): its scores are a matrix product, whose last bits depend on the
+# block of users it is computed in and on the BLAS threads. 2,000 users in 2,081 lines: blocks of 174 users
+# (8 MiB of scores over 12,000 items), two 1,024-line windows, and on Spark several partitions.
+ALS_ITEMS, ALS_USERS = 12_000, 2_000
+
+
+@pytest.fixture(scope="module")
+def spark_scoring_server(tmp_path_factory: pytest.TempPathFactory, import_root: Path,
+                         moto_s3: str) -> Iterator[LocalServer]:
+    """A Spark server that trains in-process (its versions equal the `server` fixture's on the same data and
+    seed) and scores batch files of SPARK_MIN_LINES plain lines or more on Spark."""
+    srv = LocalServer(tmp_path_factory.mktemp("spark-scoring"), import_roots=[import_root],
+                      env={"TASTEMAKER_S3_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing",
+                           "AWS_SECRET_ACCESS_KEY": "testing", "TASTEMAKER_SPARK_MASTER": "local[2]",
+                           "TASTEMAKER_SPARK_MIN_LINES": str(SPARK_MIN_LINES),
+                           "TASTEMAKER_SPARK_MIN_INTERACTIONS": str(10**12)})
+    with srv:
+        yield srv
+
+
+def train_als(personalize: Any, csv: Path, out: dict[str, str]) -> None:
+    group, _dataset = group_with_interactions(personalize, csv, unique("bits"), timeout=300)
+    solution = personalize.create_solution(
+        name=unique("up"), datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
+        solutionConfig={"algorithmHyperParameters": {"hidden_dimension": "32"}})["solutionArn"]
+    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
+    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    done = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion",
+                       timeout=600)
+    assert done["status"] == "ACTIVE", done.get("failureReason")
+    out["version"] = version
+
+
+@pytest.mark.slow
+def test_a_batch_scored_on_spark_is_byte_identical_to_one_scored_without_spark(
+        server: LocalServer, spark_scoring_server: LocalServer, import_root: Path, moto_s3: str) -> None:
+    csv = write_taste_groups(import_root / unique("bits") / "interactions.csv", items=ALS_ITEMS, users=ALS_USERS,
+                             groups=40, cover=4, extra=6)
+    servers = {"local": server, "spark": spark_scoring_server}
+    versions: dict[str, dict[str, str]] = {name: {} for name in servers}
+    threads = [threading.Thread(target=train_als, args=(srv.client("personalize"), csv, versions[name]))
+               for name, srv in servers.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(v.get("version") for v in versions.values()), versions
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    bucket = unique("bits").lower()
+    s3.create_bucket(Bucket=bucket)
+    order = np.random.default_rng(5).permutation(ALS_USERS)
+    lines = [json.dumps({"userId": f"u{u}"}) for u in order]
+    for at, extra in ((700, "not json"), (1500, json.dumps({"userId": "nobody-knows"}))):
+        lines.insert(at, extra)
+    lines += [json.dumps({"userId": f"u{u}"}) for u in order[:79]]  # 2,081 lines in all
+    s3.put_object(Bucket=bucket, Key="in/users.json", Body=("\n".join(lines) + "\n").encode())
+    outs: dict[str, list[bytes]] = {}
+    for name, srv in servers.items():
+        personalize = srv.client("personalize")
+        arn = personalize.create_batch_inference_job(
+            jobName=unique("bij"), solutionVersionArn=versions[name]["version"], roleArn=ROLE, numResults=100,
+            jobInput={"s3DataSource": {"path": f"s3://{bucket}/in/"}},
+            jobOutput={"s3DataDestination": {"path": f"s3://{bucket}/{name}/"}})["batchInferenceJobArn"]
+        job = wait_status(lambda p=personalize, a=arn: p.describe_batch_inference_job(batchInferenceJobArn=a),
+                          "batchInferenceJob", timeout=600)
+        assert job["status"] == "ACTIVE", job.get("failureReason")
+        outs[name] = s3.get_object(Bucket=bucket, Key=f"{name}/users.json.out")["Body"].read().splitlines()
+    log = spark_scoring_server.log_path.read_text(errors="replace")
+    assert f"{len(lines) - 1} lines scored on Spark (local[2])" in log  # every line but the one that is not JSON
+    assert "scored on Spark" not in server.log_path.read_text(errors="replace")
+    assert len(outs["spark"]) == len(outs["local"]) == len(lines)
+    differ = [k for k, (a, b) in enumerate(zip(outs["spark"], outs["local"], strict=True)) if a != b]
+    other_items = [k for k in differ if (json.loads(outs["spark"][k])["output"] or {}).get("recommendedItems")
+                   != (json.loads(outs["local"][k])["output"] or {}).get("recommendedItems")]
+    # Byte for byte, every line: the same items in the same order with the same 7-digit scores.
+    assert not differ, f"{len(differ)} lines differ (lines {differ[:10]}...), {len(other_items)} in their items"
+    assert len(json.loads(outs["spark"][0])["output"]["recommendedItems"]) == 100
+
+
+HEAP_PROBE = """import json
+from tastemaker.spark.session import jvm_max_heap, spark_session
+print(json.dumps({"max": jvm_max_heap(spark_session("local[1]"))}))
+"""
+
+
+def jvm_heap_mib(conf_dir: Path) -> float:
+    """Runtime.maxMemory of the driver JVM a fresh process's spark_session("local[1]") starts, in MiB, with
+    SPARK_CONF_DIR `conf_dir` and no heap in the environment."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("PYSPARK_SUBMIT_ARGS", "SPARK_DRIVER_MEMORY")}
+    done = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, timeout=600,
+                          env={**env, "SPARK_CONF_DIR": str(conf_dir)}, check=False)
+    found = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert found, done.stderr[-2000:]
+    return int(json.loads(found[-1])["max"]) / 2**20
+
+
+@pytest.mark.slow
+def test_a_local_master_s_driver_heap_is_half_the_memory_unless_the_user_set_it(tmp_path: Path) -> None:
+    # Nothing set: the JVM really runs with the chosen heap (not Spark's 1g), the setting given before it started.
+    chosen = local_driver_memory()
+    assert chosen > 1024
+    assert abs(jvm_heap_mib(tmp_path) - chosen) <= 0.03 * chosen
+    # Set in spark-defaults.conf: left as set (the builder's setting would override the file's).
+    (tmp_path / "spark-defaults.conf").write_text("spark.driver.memory   768m\n")
+    assert abs(jvm_heap_mib(tmp_path) - 768) <= 0.03 * 768
+
+
+def test_where_the_user_set_the_driver_heap_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("PYSPARK_SUBMIT_ARGS", "SPARK_DRIVER_MEMORY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    assert driver_memory_source() is None
+    (tmp_path / "spark-defaults.conf").write_text("# spark.driver.memory 2g\nspark.executor.memory 2g\n")
+    assert driver_memory_source() is None
+    (tmp_path / "spark-defaults.conf").write_text("spark.driver.memory=2g\n")
+    assert driver_memory_source() == str(tmp_path / "spark-defaults.conf")
+    monkeypatch.setenv("SPARK_DRIVER_MEMORY", "3g")
+    assert driver_memory_source() == "SPARK_DRIVER_MEMORY"
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-memory 10g pyspark-shell")
+    assert driver_memory_source() == "PYSPARK_SUBMIT_ARGS"
+    assert 1024 <= local_driver_memory() <= 31 * 1024
 
 
 def test_failure_reason_names_the_executor_error() -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from tastemaker.cli.local_server import LocalServer
+from tests.e2e.datagen import write_taste_groups
 from tests.e2e.util import wait_status
 from tests.faults.harness import group_with_interactions
 
@@ -44,39 +45,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def write_catalogue(path: Path, seed: int = 11) -> Path:
-    """Users and items in taste groups; each item reaches COVER users of its group, and each user also
-    picks EXTRA items Zipf-popular within the group; timestamps increase per user."""
-    rng = np.random.default_rng(seed)
-    item_group = np.arange(ITEMS) % GROUPS
-    user_group = np.arange(USERS) % GROUPS
-    users: list[np.ndarray] = []
-    items: list[np.ndarray] = []
-    for group in range(GROUPS):
-        members = np.nonzero(user_group == group)[0]
-        group_items = np.nonzero(item_group == group)[0]
-        for item in group_items:  # every item: COVER distinct users of its group
-            users.append(rng.choice(members, COVER, replace=False))
-            items.append(np.full(COVER, item))
-        popular = group_items[np.minimum(rng.zipf(1.5, len(members) * EXTRA) - 1, len(group_items) - 1)]
-        users.append(np.repeat(members, EXTRA))
-        items.append(popular)
-    user = np.concatenate(users)
-    item = np.concatenate(items)
-    order = np.lexsort((rng.random(len(user)), user))
-    user, item = user[order], item[order]
-    step = np.arange(len(user)) - np.searchsorted(user, user)
-    stamp = 1_700_000_000 + user.astype(np.int64) * 10_000 + step * 10
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as out:
-        out.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n")
-        out.writelines(f"u{u},i{i},{t},click,\n" for u, i, t in zip(user, item, stamp, strict=True))
-    return path
-
-
 @pytest.fixture(scope="module")
 def catalogue(import_root: Path) -> Path:
-    return write_catalogue(import_root / unique("spark-train") / "interactions.csv")
+    return write_taste_groups(import_root / unique("spark-train") / "interactions.csv", items=ITEMS, users=USERS,
+                              groups=GROUPS, cover=COVER, extra=EXTRA)
 
 
 def train_and_serve(personalize: Any, csv: Path, out: dict[str, Any]) -> None:

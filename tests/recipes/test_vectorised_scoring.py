@@ -83,3 +83,24 @@ def test_batch_top_with_softmax_equals_serving_on_small_rows() -> None:
     picked, values = top_with_softmax(rows[:, :10].copy(), 25)  # fewer items than numResults: all, ranked
     assert picked.shape == (20, 10)
     assert all(np.array_equal(picked[r], top_k(rows[r, :10], 25)) for r in range(20))
+
+
+def test_batch_blocks_are_the_same_for_either_chunk_size() -> None:
+    """A line's block (which sets its scores' last bits) depends on the file, not on how it was chunked: the
+    blocks of a SPARK_CHUNK-line chunk are those of its CHUNK-line chunks, each cut `step` at a time."""
+    from tastemaker.serving.batch import CHUNK, SPARK_CHUNK, score_blocks
+
+    assert SPARK_CHUNK % CHUNK == 0
+    rng = np.random.default_rng(3)
+    lines = np.flatnonzero(rng.random(5 * CHUNK + 300) < 0.9).tolist()  # the plain lines of a chunk
+    step = 174
+    big = score_blocks(lines, step)
+    small: list[tuple[int, int]] = []
+    for window in range(0, lines[-1] + 1, CHUNK):
+        first = int(np.searchsorted(lines, window))
+        part = [line - window for line in lines if window <= line < window + CHUNK]
+        small += [(first + a, first + b) for a, b in score_blocks(part, step)]
+    assert big == small
+    assert all(b - a <= step for a, b in big) and big[0][0] == 0 and big[-1][1] == len(lines)
+    assert all(lines[a] // CHUNK == lines[b - 1] // CHUNK for a, b in big)
+    assert score_blocks(list(range(10)), 4) == [(0, 4), (4, 8), (8, 10)]
