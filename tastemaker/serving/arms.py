@@ -46,7 +46,7 @@ class ArmConfig:
 
 def read_config(services: Services, campaign: Deployment) -> ArmConfig | None:
     """The campaign's comparison arm from its tags; a misconfigured one is logged and ignored."""
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         tags = {t["tag_key"]: t["tag_value"] for t in resources.get_tags(conn, campaign.arn)}
         arm = tags.get(ARM_TAG)
         if not arm:

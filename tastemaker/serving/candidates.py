@@ -34,7 +34,7 @@ class FilterRows:
         def load() -> tuple[Any, str, Any]:
             from tastemaker.control.filters import load_active_filter
 
-            with services.engine.connect() as conn:
+            with services.read_engine.connect() as conn:
                 row, checked = load_active_filter(conn, filter_arn)
             return (row.status, row.updated_at), row.dataset_group_arn or "", checked
 

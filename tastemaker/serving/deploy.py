@@ -24,7 +24,7 @@ _CHECKED: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.We
 def preload(services: Services, version_arn: str) -> dict[str, Any]:
     """Load and check the version's model (see preload_prefix); returns what the campaign records."""
 
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         version = resources.find(conn, version_arn, "solution_version")
     if version is None or version.status != Status.ACTIVE:
         raise JobFailed(f"Solution version {version_arn} is not ACTIVE any more.")
@@ -76,7 +76,7 @@ def warm_imports(services: Services) -> bool:
     campaign or recommender has ever been deployed here (a new installation or a test server loads on first use).
     Called at process start in a background thread: by the job runner (warm_kernels) and by an API worker process
     without a runner."""
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
             return False
     from tastemaker.recipes import all_recipes

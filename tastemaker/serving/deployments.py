@@ -103,7 +103,7 @@ class ChangeWatch:
     def poll(self, services: Services) -> None:
         with self._poll_lock:
             started = time.monotonic()
-            with services.engine.connect() as conn:
+            with services.read_engine.connect() as conn:
                 counter = changes.read(conn)  # before the stamps: a change committed in between is re-read later
                 if counter == self._counter:
                     self.polled_at = max(self.polled_at, started)
@@ -262,7 +262,7 @@ def deployment_cache(services: Services) -> DeploymentCache:
 
 def _read(services: Services, arn: str, kind: str) -> Deployment:
     """The row's Deployment (not warmed)."""
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         row = resources.get(conn, arn, kind)
         found = _campaign(services, conn, row) if kind == "campaign" else _recommender(row)
     return dataclasses.replace(found, stamp=(row.status, row.updated_at))
@@ -289,7 +289,7 @@ def _warm(services: Services, dep: Deployment) -> None:
 def _warm_version(services: Services, dep: Deployment, version_arn: str) -> None:
     """Warm what `dep` would serve on another solution version (an update's target)."""
     try:
-        with services.engine.connect() as conn:
+        with services.read_engine.connect() as conn:
             version = resources.find(conn, version_arn, "solution_version")
         if version is not None and version.status == Status.ACTIVE:
             with BACKGROUND_LOADS:

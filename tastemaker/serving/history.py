@@ -168,7 +168,7 @@ class TrackerWatch:
         from tastemaker.store.records import EventTracker
 
         def load() -> str | None:
-            with services.engine.connect() as conn:
+            with services.read_engine.connect() as conn:
                 trackers = resources.children(conn, kind="event_tracker", dataset_group_arn=group_arn)
             # A data deletion job bumps `state_generation`: every process drops what it holds of the group.
             return ",".join(f"{t.arn}@{t.created_at}/{EventTracker.of(t).state_generation}" for t in trackers) or None

@@ -107,7 +107,7 @@ def _read_info(services: Services, group_arn: str, dataset_type: str) -> Dataset
     from tastemaker.control.schemas import load_schema
     from tastemaker.store.dataset_parts import part_keys
 
-    with services.engine.connect() as conn:
+    with services.read_engine.connect() as conn:
         dataset = dataset_of_type(conn, group_arn, dataset_type)
         if dataset is None or dataset.status != Status.ACTIVE:
             return None

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from tastemaker.serving.deployments import ChangeWatch
 from tastemaker.store import changes, resources
+from tastemaker.store.db import read_only
 from tastemaker.store.status import Status
 from tests.conftest import STORES, store_engine
 
@@ -68,7 +69,7 @@ class Services(SimpleNamespace):
 
     def __init__(self, engine: sa.Engine) -> None:
         self.reloads: list[str] = []
-        super().__init__(engine=engine,
+        super().__init__(engine=engine, read_engine=read_only(engine),
                          realtime=SimpleNamespace(targets=SimpleNamespace(reload=lambda _s: self.reloads.append("targets"))),
                          serving=SimpleNamespace(trackers=SimpleNamespace(forget_all=lambda: self.reloads.append("trackers"))))
 
@@ -101,6 +102,22 @@ def test_the_watch_reads_the_stamps_only_when_the_counter_moved(engine: sa.Engin
     create(engine, "dataset_group", "g")  # not kept by serving: no re-read
     watch.poll(services)  # type: ignore[arg-type]
     assert len(scans) == 3
+
+
+def test_a_poll_does_not_wait_for_a_writer(engine: sa.Engine) -> None:
+    """Every serving process polls the change counter 20 times a second: on SQLite a poll that took the write lock
+    (BEGIN IMMEDIATE) made every writer -- CreateCampaign, the deploy job's status writes -- queue behind the polls
+    (SQLite's busy handler sleeps 1, 2, 5, 10 ms... between tries). A poll reads the last committed state while a
+    write transaction is open, and leaves it uncommitted changes unseen."""
+    services = Services(engine)
+    campaign = create(engine, "campaign", "c")
+    watch = ChangeWatch()
+    with engine.begin() as conn:
+        resources.update(conn, campaign, status=Status.CREATE_IN_PROGRESS)
+        watch.poll(services)  # type: ignore[arg-type]  (before: "database is locked" after the 30 s busy timeout)
+        assert watch.stamps[campaign][0] == Status.CREATE_PENDING
+    watch.poll(services)  # type: ignore[arg-type]
+    assert watch.stamps[campaign][0] == Status.CREATE_IN_PROGRESS
 
 
 def test_only_campaign_recommender_filter_and_tracker_arns_take_the_counter_lock() -> None:
