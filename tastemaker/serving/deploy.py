@@ -44,7 +44,7 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     again; it compiles no serving kernels (it answers no requests: the serving processes compile or load their
     own). It remembers that this prefix loaded: the artifacts under a version's prefix never change, so another
     campaign on the same version (or an update back to it) is not loaded and checked again by this process."""
-    from tastemaker.serving.approx import prepare_index
+    from tastemaker.serving.approx import prepare_index, saved_index_bytes
     from tastemaker.serving.models import model_cache, open_model
 
     checked = _CHECKED.setdefault(services.serving, {})
@@ -56,10 +56,8 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
                                                                                            serving=False)
     except (FileNotFoundError, ValueError) as exc:
         raise JobFailed(f"The model of {label} could not be loaded: {exc}") from exc
-    saved = 0
-    if not services.serves_requests:  # a jobs-only process would load a saved index only to drop it again
-        scorer = services.serving.scorers.get(prefix, loaded.model, services)
-        saved = scorer.index_bytes() if scorer is not None and scorer.index is None else 0
+    # a jobs-only process would load a saved index only to drop it again
+    saved = 0 if services.serves_requests else saved_index_bytes(services, loaded.model)
     stats = {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
              "index_bytes": saved or prepare_index(services, loaded)}
     if not services.serves_requests:  # a jobs-only process: the index file is saved; do not hold it in memory

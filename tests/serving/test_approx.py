@@ -286,6 +286,7 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
 
     monkeypatch.setattr(ann.FactorIndex, "load", refuse)
     monkeypatch.setattr(CollaborativeModel, "prepare_serving", refuse)  # it answers no requests: no kernels
+    monkeypatch.setattr(approx, "CandidateScorer", refuse)  # nor a scorer (head, sample) only to drop it
     restarted = build_services(Settings(data_dir=tmp_path / "data"))  # a new process: nothing remembered
     restarted.serves_requests = False
     again = preload_prefix(restarted, "models/s/t-1/", "test")
