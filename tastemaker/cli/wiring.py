@@ -65,7 +65,7 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
 
     from tastemaker.api.app import build_app
     from tastemaker.api.keys import KeyStore
-    from tastemaker.serving.deploy import warm_imports
+    from tastemaker.serving.deploy import warm_kernels
 
     threadpool_limits(1, user_api="blas")
     services = build_services(settings, migrate=migrate)
@@ -80,8 +80,9 @@ def build_server_app(settings: Settings, *, announce: bool = True, migrate: bool
     if settings.job_threads > 0:
         app.on_startup.append(runner.start)
         app.api.monitor.runner_alive = runner.alive
-    else:  # an API worker of `serve --workers N`: the imports its first CreateCampaign or model load would wait for
-        app.on_startup.append(lambda: _in_background(warm_imports, services))
+    else:  # an API worker of `serve --workers N`: the imports its first CreateCampaign or model load would wait
+        # for, and the serving kernels its first request on a model would compile or load from numba's cache
+        app.on_startup.append(lambda: _in_background(warm_kernels, services))
     app.on_shutdown.append(runner.stop)
     return app
 

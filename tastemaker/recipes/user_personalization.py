@@ -183,6 +183,10 @@ class CollaborativeModel(TrainedModel):
             self.__dict__["_gram_inverse"] = cached
         return cached
 
+    def use_gram_inverse(self, value: np.ndarray) -> None:
+        """Take gram_inverse as computed (from these same factors) and saved by another process."""
+        self.__dict__["_gram_inverse"] = np.array(value, dtype=np.float64, order="C")  # writable, as computed
+
     def serving_state(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One user's (vector, transition-reached rows, their short-term values) in one compiled call: the
         fold-in (long-term affinity is vector @ item_factors.T, solved through the Woodbury identity) and the

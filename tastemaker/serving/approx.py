@@ -137,14 +137,10 @@ class CandidateScorer:
     def index_bytes(self) -> int:
         """Size of the saved index (what every worker process loads), 0 when none is saved."""
         path = self._index_path(np.asarray(self.model.arrays["item_factors"], dtype=np.float32))
-        return sum(f.stat().st_size for f in path.iterdir()) if path is not None and path.exists() else 0
+        return _folder_bytes(path) if path is not None else 0
 
     def _index_path(self, factors: np.ndarray) -> Path | None:
-        if self._cache_dir is None:
-            return None
-        digest = hashlib.sha1(np.ascontiguousarray(factors[:: max(1, factors.shape[0] // 1000)]).tobytes())
-        digest.update(f"{factors.shape}:{INDEX_M}:{INDEX_EF_CONSTRUCTION}".encode())
-        return self._cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.index"  # a folder (FactorIndex.save)
+        return None if self._cache_dir is None else index_path(self._cache_dir, factors)
 
     # --- scoring -------------------------------------------------------------------------------------
     def compute(self, queries: Sequence[Any]) -> list[Candidates]:
@@ -163,6 +159,32 @@ class CandidateScorer:
 
 
 _NONE = np.zeros(0, np.int64)
+
+
+def index_path(cache_dir: Path, factors: np.ndarray) -> Path:
+    """Where the index over these item factors is saved (a folder, FactorIndex.save), named by a digest of them."""
+    digest = hashlib.sha1(np.ascontiguousarray(factors[:: max(1, factors.shape[0] // 1000)]).tobytes())
+    digest.update(f"{factors.shape}:{INDEX_M}:{INDEX_EF_CONSTRUCTION}".encode())
+    return cache_dir / "serving" / "ann" / f"{digest.hexdigest()[:24]}.index"
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir()) if path.exists() else 0
+
+
+def uses_index(model: Any) -> bool:
+    """Whether the model is served through the candidate index (large ALS catalogues, hnswlib installed)."""
+    return bool(model.supports_candidates and model.n_items >= ANN_MIN_ITEMS and ann_available())
+
+
+def saved_index_bytes(services: Any, model: Any) -> int:
+    """The size of the model's saved index, 0 when it has none (or is served exactly); builds nothing. What a
+    deploy job in a jobs-only process reports for a model whose index an earlier deploy saved, without setting
+    up a scorer (its head and sample) that it would drop at once."""
+    if not uses_index(model):
+        return 0
+    return _folder_bytes(index_path(services.settings.cache_dir,
+                                    np.asarray(model.arrays["item_factors"], dtype=np.float32)))
 
 
 def _save(index: Any, path: Path) -> None:
@@ -213,9 +235,8 @@ class ScorerRegistry:
         with self._lock:
             if prefix not in self._scorers:
                 slow_step("candidate scorer set-up")
-                usable = (model.supports_candidates and model.n_items >= ANN_MIN_ITEMS
-                          and ann_available())
-                self._scorers[prefix] = CandidateScorer(model, services.settings.cache_dir) if usable else None
+                self._scorers[prefix] = CandidateScorer(model, services.settings.cache_dir) if uses_index(model) \
+                    else None
             return self._scorers[prefix]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,32 +97,55 @@ def _add_positions(position: dict[str, int], ids: np.ndarray, start: int) -> Non
         position.update(zip(chunk, range(start + lo, start + lo + len(chunk)), strict=True))
 
 
-def build_catalog(model: TrainedModel, items: pa.Table | None) -> ServingCatalog:
+def same_items(model: TrainedModel, built: Iterable[ServingCatalog]) -> ServingCatalog | None:
+    """One of `built` whose model had this model's item ids in the same order (a version retrained on the same
+    catalogue: an UpdateCampaign's usual target), or None."""
+    model_ids = np.asarray(model.item_ids)
+    n_model = len(model_ids)
+    return next((c for c in built if c.n_model == n_model and np.array_equal(c.item_ids[:n_model], model_ids)), None)
+
+
+def build_catalog(model: TrainedModel, items: pa.Table | None, like: ServingCatalog | None = None) -> ServingCatalog:
     """Extend the model's catalogue with the Items dataset's other ids and align the metadata to it.
 
     The matching of ids between the model and the table runs in Arrow's compute kernels (hash lookups in C++,
     outside the GIL); the only Python-level pass is the id -> position dict, built in chunks. A serving worker builds this in the
-    background when it switches to a new model, and Python loops there took its event loop's GIL for tens of ms."""
-    model_ids = np.asarray(model.item_ids).astype(str)
+    background when it switches to a new model, and Python loops there took its event loop's GIL for tens of ms.
+
+    `like`: a catalogue built from the same Items table for a model with the same item ids (same_items). Its ids,
+    position dict and aligned metadata depend on nothing else and are shared (`items` is then not read); only
+    this model's first-seen times and popularity are its own. No dict of 10^5 ids and no Arrow conversion of them
+    then hold the GIL while requests wait."""
+    if like is not None:
+        n_model, all_ids, metadata, position = like.n_model, like.item_ids, like.metadata, like.position
+    else:
+        model_ids = np.asarray(model.item_ids).astype(str)
+        n_model = len(model_ids)
+        all_ids, metadata, position = _align(model_ids, items)
+    created = np.full(len(all_ids), -1, np.int64)
+    created[:n_model] = np.asarray(model.item_first_seen, dtype=np.int64)
+    if metadata is not None and CREATION_TIMESTAMP in metadata.column_names:
+        stamps = pc.fill_null(metadata.column(CREATION_TIMESTAMP), -1).to_numpy(zero_copy_only=False)
+        if stamps.dtype.kind == "f":
+            stamps = np.where(np.isnan(stamps), -1, stamps)
+        stamps = stamps.astype(np.int64)
+        created = np.where(stamps >= 0, stamps, created)
+    popularity = np.zeros(len(all_ids), np.float32)
+    popularity[:n_model] = np.asarray(model.item_popularity, dtype=np.float32)
+    return ServingCatalog(all_ids, n_model, metadata, created, popularity, position)
+
+
+def _align(model_ids: np.ndarray, items: pa.Table | None) -> tuple[np.ndarray, pa.Table | None, dict[str, int]]:
+    """(catalogue ids: the model's, then the table's others; the table's rows in that order; id -> position)."""
     n_model = len(model_ids)
-    created = np.asarray(model.item_first_seen, dtype=np.int64).copy()
-    popularity = np.asarray(model.item_popularity, dtype=np.float32)
     position: dict[str, int] = {}
     _add_positions(position, model_ids, 0)
     if items is None or items.num_rows == 0 or ITEM_ID not in items.column_names:
-        return ServingCatalog(model_ids, n_model, None, created, popularity, position)
+        return model_ids, None, position
     table_ids = pc.cast(items.column(ITEM_ID), pa.string()).combine_chunks()
     extra_ids = pc.drop_null(pc.filter(table_ids, pc.invert(pc.is_in(table_ids, value_set=pa.array(model_ids)))))
     extra = np.asarray(extra_ids.to_numpy(zero_copy_only=False), dtype=str)
     _add_positions(position, extra, n_model)
     all_ids = np.concatenate([model_ids, extra]) if len(extra) else model_ids
     metadata = items.take(pc.index_in(pa.array(all_ids), value_set=table_ids))  # null rows: not in the table
-    created = np.concatenate([created, np.full(len(extra), -1, np.int64)])
-    if CREATION_TIMESTAMP in items.column_names:
-        stamps = pc.fill_null(metadata.column(CREATION_TIMESTAMP), -1).to_numpy(zero_copy_only=False)
-        if stamps.dtype.kind == "f":
-            stamps = np.where(np.isnan(stamps), -1, stamps)
-        stamps = stamps.astype(np.int64)
-        created = np.where(stamps >= 0, stamps, created)
-    popularity = np.concatenate([popularity, np.zeros(len(extra), np.float32)])
-    return ServingCatalog(all_ids, n_model, metadata, created, popularity, position)
+    return all_ids, metadata, position

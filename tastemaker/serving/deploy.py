@@ -44,7 +44,7 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
     again; it compiles no serving kernels (it answers no requests: the serving processes compile or load their
     own). It remembers that this prefix loaded: the artifacts under a version's prefix never change, so another
     campaign on the same version (or an update back to it) is not loaded and checked again by this process."""
-    from tastemaker.serving.approx import prepare_index
+    from tastemaker.serving.approx import prepare_index, saved_index_bytes
     from tastemaker.serving.models import model_cache, open_model
 
     checked = _CHECKED.setdefault(services.serving, {})
@@ -56,10 +56,8 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
                                                                                            serving=False)
     except (FileNotFoundError, ValueError) as exc:
         raise JobFailed(f"The model of {label} could not be loaded: {exc}") from exc
-    saved = 0
-    if not services.serves_requests:  # a jobs-only process would load a saved index only to drop it again
-        scorer = services.serving.scorers.get(prefix, loaded.model, services)
-        saved = scorer.index_bytes() if scorer is not None and scorer.index is None else 0
+    # a jobs-only process would load a saved index only to drop it again
+    saved = 0 if services.serves_requests else saved_index_bytes(services, loaded.model)
     stats = {"model_bytes": loaded.mapped_bytes, "model_items": int(loaded.model.n_items),
              "index_bytes": saved or prepare_index(services, loaded)}
     if not services.serves_requests:  # a jobs-only process: the index file is saved; do not hold it in memory
@@ -74,8 +72,7 @@ def warm_imports(services: Services) -> bool:
     """Import every recipe module (what the first model load, or the first CreateCampaign's configuration check,
     would import: ~0.15 s of the first CreateCampaign in a fresh API process); False, doing nothing, while no
     campaign or recommender has ever been deployed here (a new installation or a test server loads on first use).
-    Called at process start in a background thread: by the job runner (warm_kernels) and by an API worker process
-    without a runner."""
+    Called at process start in a background thread, through warm_kernels."""
     with services.read_engine.connect() as conn:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
             return False
@@ -91,7 +88,9 @@ def warm_kernels(services: Services) -> None:
     transitions, a float64 Gram inverse), so that the first deploy after a start waits for neither (imports
     ~0.2-1 s, cache loads ~1-2 s on a quiet machine, 10 s under load). A jobs-only process compiles nothing here:
     its deploys compile no serving kernels (preload_prefix), and a batch job compiles what it uses. The job
-    runner calls this in a background thread."""
+    runner calls this in a background thread, and so does each API worker process of `serve --workers N` (which
+    has no runner): before, the first GetRecommendations on a new campaign there waited for the kernels (its
+    first answer came 2.1-4.5 s after ACTIVE at load 8-9, 1.5-1.7 s with this)."""
     import numpy as np
 
     if not warm_imports(services) or not services.serves_requests:

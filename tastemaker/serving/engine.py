@@ -16,7 +16,7 @@ from tastemaker.services import Services
 from tastemaker.serving import approx
 from tastemaker.serving import candidates as cand
 from tastemaker.serving.batcher import item_scorer, user_scorer
-from tastemaker.serving.catalog import ServingCatalog, build_catalog
+from tastemaker.serving.catalog import ServingCatalog, build_catalog, same_items
 from tastemaker.serving.deployments import Deployment
 from tastemaker.serving.history import UserEvents, streamed_events, user_history
 from tastemaker.serving.models import LoadedModel, model_cache
@@ -71,11 +71,14 @@ def catalog_for(services: Services, dep: Deployment, loaded: LoadedModel) -> Ser
     info = services.serving.versions.current(services, dep.group_arn, "Items")
     version = info.version if info is not None else ""
 
-    def build() -> ServingCatalog:
-        table = read_table(services, info, "Items") if info is not None else None
-        return build_catalog(loaded.model, table)
+    catalogs = services.serving.catalogs
 
-    return services.serving.catalogs.get(loaded.prefix, version, build)
+    def build() -> ServingCatalog:
+        like = same_items(loaded.model, catalogs.built_at(version))  # another model's, on the same items and table
+        table = read_table(services, info, "Items") if info is not None and like is None else None
+        return build_catalog(loaded.model, table, like)
+
+    return catalogs.get(loaded.prefix, version, build)  # type: ignore[no-any-return]
 
 
 def check_request(dep: Deployment, query: Query, *, ranking: bool) -> int:

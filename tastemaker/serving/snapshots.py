@@ -133,6 +133,10 @@ class VersionedCache:
         self._building: dict[Any, threading.Lock] = {}
         self.max_entries = max_entries
 
+    def built_at(self, version: Any) -> list[Any]:
+        """The values held for `version` (under any key)."""
+        return [value for held, value in list(self._values.values()) if held == version]
+
     def get(self, key: Any, version: Any, build: Callable[[], Any]) -> Any:
         hit = self._values.get(key)
         if hit is not None and hit[0] == version:

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tastemaker.store import queue_wake
+from tastemaker.store.db import read_only
 from tastemaker.store.resources import now
 from tastemaker.store.tables import jobs
 
@@ -99,12 +100,17 @@ def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict
 
 
 def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job | None:
-    """Take the oldest runnable job with a new lease; an optimistic update makes two workers never take the same one."""
+    """Take the oldest runnable job with a new lease; an optimistic update makes two workers never take the same one.
+
+    An idle runner claims several times a second and mostly finds nothing: it looks first without SQLite's write
+    lock (read_only), so that its polls never make a writer (CreateCampaign, a deploy's status write) wait."""
+    query = sa.select(jobs).where(jobs.c.state == QUEUED, jobs.c.run_after <= now()).order_by(jobs.c.id).limit(1)
+    if kinds:
+        query = query.where(jobs.c.kind.in_(kinds))
+    with read_only(engine).connect() as conn:
+        if conn.execute(query.with_only_columns(jobs.c.id)).first() is None:
+            return None
     with engine.begin() as conn:
-        query = (sa.select(jobs).where(jobs.c.state == QUEUED, jobs.c.run_after <= now())
-                 .order_by(jobs.c.id).limit(1))
-        if kinds:
-            query = query.where(jobs.c.kind.in_(kinds))
         row = conn.execute(query).first()
         if row is None:
             return None

@@ -286,6 +286,7 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
 
     monkeypatch.setattr(ann.FactorIndex, "load", refuse)
     monkeypatch.setattr(CollaborativeModel, "prepare_serving", refuse)  # it answers no requests: no kernels
+    monkeypatch.setattr(approx, "CandidateScorer", refuse)  # nor a scorer (head, sample) only to drop it
     restarted = build_services(Settings(data_dir=tmp_path / "data"))  # a new process: nothing remembered
     restarted.serves_requests = False
     again = preload_prefix(restarted, "models/s/t-1/", "test")
@@ -294,6 +295,41 @@ def test_a_jobs_only_process_does_not_load_a_saved_index_it_would_drop(  # type:
     monkeypatch.setattr(model_cache(restarted), "get", refuse)
     assert preload_prefix(restarted, "models/s/t-1/", "test") == built
     for opened in (services, restarted):
+        opened.engine.dispose()
+
+
+def test_the_gram_inverse_is_computed_once_per_host(  # type: ignore[no-untyped-def]
+        als_model, tmp_path, monkeypatch) -> None:
+    """The fold-in's (Y^T Y + lambda I)^-1 is computed by the first serving process that loads the model and read by
+    the others: the same values, of the type the kernels were compiled for, and the same answers."""
+    from tastemaker.cli.wiring import build_services
+    from tastemaker.config import Settings
+    from tastemaker.recipes import collaborative, user_personalization
+    from tastemaker.serving.models import model_cache
+
+    folder = tmp_path / "model"
+    als_model.save(folder)
+    expected = np.linalg.inv(np.asarray(collaborative.regularized_gram(als_model.arrays["item_factors"]), np.float64))
+    assert np.array_equal(als_model.gram_inverse, expected)
+    first = build_services(Settings(data_dir=tmp_path / "data"))
+    for path in folder.iterdir():
+        first.blobs.put_file(f"models/s/t-1/{path.name}", path)
+    assert np.array_equal(model_cache(first).get(first, "models/s/t-1/").model.gram_inverse, expected)  # type: ignore[attr-defined]
+    assert len(list((first.settings.cache_dir / "serving" / "gram").glob("*.npy"))) == 1
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the gram matrix was computed again")
+
+    monkeypatch.setattr(user_personalization, "regularized_gram", refuse)
+    second = build_services(Settings(data_dir=tmp_path / "data"), migrate=False)  # another worker process
+    served = model_cache(second).get(second, "models/s/t-1/").model
+    inverse = served.gram_inverse  # type: ignore[attr-defined]
+    assert inverse.dtype == np.float64 and inverse.flags.writeable and inverse.flags.c_contiguous
+    assert np.array_equal(inverse, expected)
+    history = np.array([0, 3, 5], np.int64)
+    assert all(np.array_equal(a, b) for a, b in zip(served.serving_state(history), als_model.serving_state(history),
+                                                     strict=True))
+    for opened in (first, second):
         opened.engine.dispose()
 
 

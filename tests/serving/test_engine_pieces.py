@@ -8,7 +8,7 @@ import pytest
 
 from tastemaker.errors import InvalidInputException
 from tastemaker.recipes.popularity import PopularityModel
-from tastemaker.serving.catalog import build_catalog
+from tastemaker.serving.catalog import build_catalog, same_items
 from tastemaker.serving.deployments import Deployment
 from tastemaker.serving.engine import Query, _place, check_request
 from tastemaker.serving.history import HistoryIndex, build_arrays
@@ -53,6 +53,31 @@ def test_catalog_extends_the_model_with_items_only_the_dataset_knows() -> None:
     assert catalog.popularity.tolist() == [3.0, 2.0, 1.0, 0.0]
     assert catalog.metadata_for([3, 1, 2], ["GENRES"]) == [{"GENRES": "c"}, {"GENRES": "a|b"}, {}]
     assert catalog.reference_time() == 5000
+
+
+def test_a_retrained_model_on_the_same_items_shares_the_catalogue_and_keeps_its_own_numbers() -> None:
+    """A switch to a version retrained on the same items reuses the serving catalogue's ids, positions and
+    metadata (built once per process), and gets the same catalogue as a build from scratch."""
+    items = pa.table({"ITEM_ID": ["i1", "new", "i0"], "GENRES": ["a|b", "c", None],
+                      "CREATION_TIMESTAMP": pa.array([None, 5000, 7], type=pa.int64())})
+    first = build_catalog(small_model(3), items)
+    retrained = small_model(3)
+    retrained.item_popularity = np.array([9, 8, 7], np.float32)
+    retrained.item_first_seen = np.array([1, 2, 3], np.int64)
+    other = small_model(4)
+    assert same_items(retrained, [build_catalog(other, items), first]) is first
+    assert same_items(other, [first]) is None
+    assert same_items(PopularityModel(recipe_name="aws-popularity-count", recipe_type="POPULAR_ITEMS",
+                                      item_ids=np.array(["i0", "i2", "i1"]), user_ids=np.array(["u0"]),
+                                      item_popularity=np.ones(3, np.float32), item_first_seen=np.zeros(3, np.int64),
+                                      arrays={"scores": np.ones(3, np.float32)}), [first]) is None  # another order
+    shared, fresh = build_catalog(retrained, None, like=first), build_catalog(retrained, items)
+    assert shared.position is first.position and shared.metadata is first.metadata
+    assert shared.item_ids.tolist() == fresh.item_ids.tolist() == ["i0", "i1", "i2", "new"]
+    assert shared.position == fresh.position and shared.metadata.equals(fresh.metadata)
+    assert shared.created_at.tolist() == fresh.created_at.tolist() == [7, 2, 3, 5000]
+    assert shared.popularity.tolist() == fresh.popularity.tolist() == [9.0, 8.0, 7.0, 0.0]
+    assert first.popularity.tolist() == [3.0, 2.0, 1.0, 0.0]  # the first model's own numbers are untouched
 
 
 def test_history_index_is_per_user_newest_first() -> None:
