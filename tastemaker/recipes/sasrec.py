@@ -316,7 +316,8 @@ class UserPersonalizationV2(_SasRecRecipe):
     recipe_type = "USER_PERSONALIZATION"
     description = (
         "Transformer (SASRec) over each user's interaction sequence and item metadata, trained with full softmax "
-        "cross-entropy and early stopping; reflects new events immediately. Needs PyTorch to train."
+        "cross-entropy and early stopping, mixed with aws-user-personalization's model where a validation slice says "
+        "it helps; reflects new events immediately. Needs PyTorch to train."
     )
 
 
