@@ -68,8 +68,8 @@ def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, float]:
     metrics = evaluate(model.score_users, split)
     training = dict(model.settings["training"])
     per_user_ms = (time.perf_counter() - started) / len(split.query_users) * 1e3
-    if model.settings["training"].get("transition_weight", 0.0) > 0:  # the transformer alone, for comparison
-        model.settings["training"]["transition_weight"] = 0.0
+    if model.settings["training"].get("v1_weight", 0.0) > 0:  # the transformer alone, for comparison
+        model.settings["training"]["v1_weight"] = 0.0
         model.after_load()
         alone = evaluate(model.score_users, split)
         metrics.update(transformer_only_hr10=round(alone["hr10"], 4), transformer_only_ndcg10=round(alone["ndcg10"], 4))

@@ -23,15 +23,11 @@ from tastemaker.recipes.base import (
     TrainingStopped,
     register_model_class,
 )
-from tastemaker.recipes.sasrec_blend import (
-    blended_scores,
-    choose_weight,
-    transition_distribution,
-    transitions_of,
-)
+from tastemaker.recipes.sasrec_blend import blended_scores, choose_mixture
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingData
+from tastemaker.recipes.user_personalization import CollaborativeModel, UserPersonalization, fit_collaborative
 
 USER_PERSONALIZATION_V2 = "aws-user-personalization-v2"
 PERSONALIZED_RANKING_V2 = "aws-personalized-ranking-v2"
@@ -263,15 +259,21 @@ class _SasRecRecipe(Recipe):
         arrays = {f"net.{name}": arr for name, arr in net.items()}
         arrays.update(cold_scores=(cold / max(cold.max(), 1e-12)).astype(np.float32),
                       history_items=history_items, history_offsets=history_offsets)
-        blend_weight, blend_ndcg = 0.0, dict[float, float]()
-        if trained.validation is not None:  # the mixture weight of the transition table (sasrec_blend)
+        v1_weight, v1_temperature, mix_ndcg = 0.0, 0.0, dict[tuple[float, float], float]()
+        if trained.validation is not None:  # the mixture with v1 (sasrec_blend), chosen on the validation slice
             held_out = trained.validation
-            blend_weight, blend_ndcg = choose_weight(net, cfg, held_out.inputs, held_out.targets,
-                                                     transitions_of(held_out.sequences, data.n_items))
-        if blend_weight > 0:
-            table = transitions_of(sequences, data.n_items)
-            arrays.update(trans_indptr=table.indptr.astype(np.int64), trans_indices=table.indices.astype(np.int32),
-                          trans_data=table.data.astype(np.float32))
+            keep = np.ones(data.n_interactions, dtype=bool)
+            keep[offsets[held_out.users + 1] - 1] = False  # each held-out user's newest event
+            v1_validation = self._fit_v1(data.subset_events(keep), seed)
+            v1_weight, v1_temperature, mix_ndcg = choose_mixture(
+                net, cfg, held_out.inputs, held_out.targets,
+                lambda users: v1_validation.score_users(users, [np.zeros(0, np.int32)] * len(users)),
+                held_out.users)
+        v1_settings: dict[str, Any] | None = None
+        if v1_weight > 0:
+            v1 = self._fit_v1(data, seed)
+            arrays.update({f"v1.{name}": arr for name, arr in v1.arrays.items()})
+            v1_settings = v1.settings
         model = SasRecModel(
             recipe_name=self.name,
             recipe_type=self.recipe_type,
@@ -286,12 +288,19 @@ class _SasRecRecipe(Recipe):
                                    "validation_ndcg_at_10": trained.validation_ndcg,
                                    "resumed_from_epoch": trained.resumed_from_epoch,
                                    "item_metadata_features": 0 if features is None else features.shape[1],
-                                   "transition_weight": blend_weight,
-                                   "validation_ndcg_by_transition_weight": {
-                                       str(w): round(v, 4) for w, v in blend_ndcg.items()}}},
+                                   "v1_weight": v1_weight, "v1_temperature": v1_temperature,
+                                   "validation_ndcg_by_v1_mixture": {
+                                       f"w={w} T={t}": round(v, 4) for (w, t), v in mix_ndcg.items()}},
+                      "v1": v1_settings},
         )
         model.after_load()
         return model
+
+    def _fit_v1(self, data: TrainingData, seed: int) -> CollaborativeModel:
+        """v1 (aws-user-personalization with its default hyperparameters) on `data`, the mixture's other part."""
+        v1 = UserPersonalization()
+        return fit_collaborative(v1, data, v1.validate_hyperparameters({}), seed=seed, progress=None,
+                                 should_stop=None)
 
 
 def _newest_event_per_user_item(data: TrainingData) -> np.ndarray:
@@ -307,7 +316,8 @@ class UserPersonalizationV2(_SasRecRecipe):
     recipe_type = "USER_PERSONALIZATION"
     description = (
         "Transformer (SASRec) over each user's interaction sequence and item metadata, trained with full softmax "
-        "cross-entropy and early stopping; reflects new events immediately. Needs PyTorch to train."
+        "cross-entropy and early stopping, mixed with aws-user-personalization's model where a validation slice says "
+        "it helps; reflects new events immediately. Needs PyTorch to train."
     )
 
 
@@ -323,8 +333,9 @@ class PersonalizedRankingV2(_SasRecRecipe):
 
 @register_model_class
 class SasRecModel(TrainedModel):
-    """Scores = final hidden state of the user's sequence x shared item embeddings (numpy, no torch), mixed with the
-    transition table when training chose a weight above 0 for it (sasrec_blend)."""
+    """Scores = final hidden state of the user's sequence x shared item embeddings (numpy, no torch), mixed with v1's
+    scores (a CollaborativeModel kept in this model's arrays under "v1.") when training chose a weight above 0 for
+    them (sasrec_blend)."""
 
     model_kind = "sasrec"
 
@@ -336,12 +347,18 @@ class SasRecModel(TrainedModel):
         }
         # Output projection = input item embeddings without the padding row; contiguous for fast matmul.
         self._item_matrix = np.ascontiguousarray(self._weights["item_embedding"][1:])
-        self._blend_weight = float(self.settings.get("training", {}).get("transition_weight", 0.0))
-        self._transitions: sp.csr_matrix | None = None
-        if self._blend_weight > 0:
-            a = self.arrays
-            self._transitions = sp.csr_matrix((a["trans_data"], a["trans_indices"], a["trans_indptr"]),
-                                              shape=(self.n_items, self.n_items))
+        training = self.settings.get("training", {})
+        self._v1_weight = float(training.get("v1_weight", 0.0))
+        self._v1_temperature = float(training.get("v1_temperature", 0.0))
+        self._v1: CollaborativeModel | None = None
+        if self._v1_weight > 0:
+            self._v1 = CollaborativeModel(
+                recipe_name=self.recipe_name, recipe_type=self.recipe_type, item_ids=self.item_ids,
+                user_ids=self.user_ids, item_popularity=self.item_popularity, item_first_seen=self.item_first_seen,
+                arrays={name[3:]: arr for name, arr in self.arrays.items() if name.startswith("v1.")},
+                settings=self.settings["v1"],
+            )
+            self._v1.after_load()
 
     def user_history(self, user: int) -> np.ndarray:
         """The newest training interactions of known user `user` (item indices, oldest first)."""
@@ -357,10 +374,12 @@ class SasRecModel(TrainedModel):
         users = np.asarray(user_index, dtype=np.int64).reshape(-1)
         if len(histories) != len(users):
             raise ValueError("score_users needs one history per user")
+        given: list[np.ndarray] = []
         resolved: list[np.ndarray] = []
         for user, history in zip(users.tolist(), histories, strict=True):
             items = np.asarray(history, dtype=np.int64).reshape(-1)
             items = items[(items >= 0) & (items < self.n_items)]  # unknown items carry no signal
+            given.append(items.astype(np.int32))
             if items.size == 0 and 0 <= user < self.n_users:
                 items = self.user_history(user)
             resolved.append(items)
@@ -369,8 +388,9 @@ class SasRecModel(TrainedModel):
         if has_history.any():
             known = [h for h in resolved if len(h)]
             logits = encode_histories(self._weights, self._cfg, known) @ self._item_matrix.T
-            if self._transitions is not None:
-                logits = blended_scores(logits, transition_distribution(self._transitions, known), self._blend_weight)
+            if self._v1 is not None:  # v1 scores the request as v1 does: stored history + the given events
+                v1_scores = self._v1.score_users(users[has_history], [given[i] for i in np.nonzero(has_history)[0]])
+                logits = blended_scores(logits, v1_scores, self._v1_weight, self._v1_temperature)
             scores[has_history] = logits
         if (~has_history).any():
             scores[~has_history] = np.asarray(self.arrays["cold_scores"], dtype=np.float32)

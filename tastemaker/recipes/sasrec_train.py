@@ -66,6 +66,7 @@ class Validation:
     weights: list[np.ndarray] | None
     inputs: list[np.ndarray]
     targets: np.ndarray
+    users: np.ndarray  # the held-out users (indices into the sequences), in the order of inputs and targets
 
 
 def carve_validation(
@@ -81,7 +82,7 @@ def carve_validation(
     seqs = [np.asarray(s[:-1]) if held[u] else np.asarray(s) for u, s in enumerate(sequences)]
     w = None if weights is None else [x[:-1] if held[u] else x for u, x in enumerate(weights)]
     targets = np.array([int(sequences[u][-1]) for u in chosen], dtype=np.int64)
-    return Validation(seqs, w, [seqs[u] for u in chosen], targets)
+    return Validation(seqs, w, [seqs[u] for u in chosen], targets, chosen)
 
 
 def fingerprint(sequences: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None, n_items: int,

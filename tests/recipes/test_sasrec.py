@@ -286,15 +286,25 @@ def test_default_sequence_length_and_batch_adapt_to_the_data():
     assert costly.epochs == 10  # capped by the 5e10-logit budget
 
 
-def test_the_transition_table_is_mixed_in_where_the_validation_slice_says_it_helps(data, tmp_path):
-    # One epoch at a tiny learning rate: the transformer has barely learnt the chain; the transition table knows it.
+@pytest.fixture(scope="module")
+def weak_mixed(data):
+    """One epoch at a tiny learning rate: the transformer has barely learnt the chain; v1 knows it."""
     weak = {**FAST, "training_epochs": "1", "early_stopping_patience": "1", "learning_rate": "0.0001"}
-    model = UserPersonalizationV2().fit(data, weak, seed=0)
+    return UserPersonalizationV2().fit(data, weak, seed=0), weak
+
+
+def test_v1_is_mixed_in_where_the_validation_slice_says_it_helps(data, weak_mixed, tmp_path):
+    from tastemaker.recipes.sasrec_blend import BLEND_WEIGHTS, TEMPERATURES
+
+    model, _ = weak_mixed
     run = model.settings["training"]
-    by_weight = run["validation_ndcg_by_transition_weight"]
-    assert set(by_weight) == {"0.0", "0.1", "0.2", "0.3", "0.5", "0.7"}
-    assert run["transition_weight"] > 0
-    assert by_weight[str(run["transition_weight"])] == max(by_weight.values()) > by_weight["0.0"] + 0.2
+    by_pair = run["validation_ndcg_by_v1_mixture"]
+    # T does not act at w = 0 and w = 1: one entry each, every T for the weights between.
+    assert len(by_pair) == 2 + (len(BLEND_WEIGHTS) - 2) * len(TEMPERATURES)
+    assert run["v1_weight"] > 0
+    chosen = f"w={run['v1_weight']} T={run['v1_temperature']}"
+    assert by_pair[chosen] == max(by_pair.values()) > by_pair[f"w=0.0 T={TEMPERATURES[0]}"] + 0.2
+    assert any(name.startswith("v1.") for name in model.arrays)  # v1 is part of the artifact
     offsets = data.user_offsets()
     histories = [data.items[offsets[u]:offsets[u + 1] - 1] for u in range(data.n_users)]
     truths = [data.items[offsets[u + 1] - 1:offsets[u + 1]] for u in range(data.n_users)]
@@ -302,21 +312,58 @@ def test_the_transition_table_is_mixed_in_where_the_validation_slice_says_it_hel
     blended = model.score_users(users, histories)
     model.save(tmp_path / "m")
     np.testing.assert_array_equal(load_model(tmp_path / "m").score_users(users, histories), blended)
-    model.settings["training"]["transition_weight"] = 0.0  # the same network served alone
-    model.after_load()
-    alone = model.score_users(users, histories)
-    assert hit_rate_at_k(top_k(blended, 10), truths, 10) > hit_rate_at_k(top_k(alone, 10), truths, 10) + 0.2
+    alone = load_model(tmp_path / "m")
+    alone.settings["training"]["v1_weight"] = 0.0  # the same network served alone
+    alone.after_load()
+    assert hit_rate_at_k(top_k(blended, 10), truths, 10) > hit_rate_at_k(
+        top_k(alone.score_users(users, histories), 10), truths, 10) + 0.2
 
 
-def test_the_mixture_keeps_the_transformer_order_where_the_table_is_silent():
+def test_the_mixture_is_deterministic_under_a_seed(data, weak_mixed):
+    model, weak = weak_mixed
+    again = UserPersonalizationV2().fit(data, weak, seed=0)
+    assert again.arrays.keys() == model.arrays.keys()
+    assert all(np.array_equal(again.arrays[k], model.arrays[k]) for k in model.arrays)
+    assert again.settings == model.settings
+
+
+def test_streamed_events_reach_the_v1_part_as_they_reach_v1(data, weak_mixed):
+    from tastemaker.recipes.sasrec_blend import blended_scores
+    from tastemaker.recipes.user_personalization import UserPersonalization
+
+    model, _ = weak_mixed
+    v1 = UserPersonalization().fit(data, {}, seed=0)  # the same data and seed as the part inside v2
+    run = model.settings["training"]
+    alone = with_own_settings(model)
+    alone.settings["training"]["v1_weight"] = 0.0
+    alone.after_load()
+    user, streamed = np.array([3]), [np.array([item_index(data, 5), item_index(data, 17)], np.int32)]
+    expected = blended_scores(alone.score_users(user, streamed), v1.score_users(user, streamed),
+                              run["v1_weight"], run["v1_temperature"])
+    np.testing.assert_allclose(model.score_users(user, streamed), expected, rtol=1e-5, atol=1e-5)
+    # The new events move the list: v1 folds them in on top of the user's stored history.
+    assert not np.allclose(model.score_users(user, streamed), model.score_users(user, [np.zeros(0, np.int32)]))
+
+
+def with_own_settings(model):
+    """A second model object over the same arrays (its settings changed without touching the fixture's)."""
+    import copy
+
+    other = copy.copy(model)
+    other.settings = copy.deepcopy(model.settings)
+    return other
+
+
+def test_the_mixture_is_a_probability_mixture_and_its_ends_are_each_model_alone():
     from tastemaker.recipes.sasrec_blend import blended_scores
 
     logits = np.array([[3.0, 1.0, 2.0, 0.0]], np.float32)
-    q = np.array([[0.0, 1.0, 0.0, 0.0]], np.float32)
-    mixed = blended_scores(logits, q, 0.5)
-    assert np.argsort(-mixed[0]).tolist() == [1, 0, 2, 3]
+    v1 = np.array([[0.0, 1.0, 0.2, 0.1]], np.float32)
+    mixed = blended_scores(logits, v1, 0.5, 0.05)
+    assert np.argsort(-mixed[0]).tolist() == [1, 0, 2, 3]  # v1's sharp favourite first, then the transformer's order
     np.testing.assert_allclose(np.exp(mixed).sum(), 1.0, rtol=1e-5)  # a probability mixture
-    assert blended_scores(logits, q, 0.0) is logits
+    assert blended_scores(logits, v1, 0.0, 0.05) is logits
+    assert blended_scores(logits, v1, 1.0, 0.05) is v1
 
 
 def test_item_metadata_becomes_part_of_the_item_vectors():
