@@ -108,15 +108,8 @@ def spark_scoring_server(tmp_path_factory: pytest.TempPathFactory, import_root: 
 
 def train_als(personalize: Any, csv: Path, out: dict[str, str]) -> None:
     group, _dataset = group_with_interactions(personalize, csv, unique("bits"), timeout=300)
-    solution = personalize.create_solution(
-        name=unique("up"), datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
-        solutionConfig={"algorithmHyperParameters": {"hidden_dimension": "32"}})["solutionArn"]
-    wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
-    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    done = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version), "solutionVersion",
-                       timeout=600)
-    assert done["status"] == "ACTIVE", done.get("failureReason")
-    out["version"] = version
+    out["version"] = harness_trained_version(personalize, group, "aws-user-personalization",
+                                             {"hidden_dimension": "32"}, timeout=600)
 
 
 @pytest.mark.slow

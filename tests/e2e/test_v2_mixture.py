@@ -12,7 +12,7 @@ from tastemaker.cli.local_server import LocalServer
 from tastemaker.recipes.sasrec import torch_available
 from tests.e2e.datagen import GENRES, write_dataset
 from tests.e2e.util import wait_status
-from tests.faults.harness import RECIPE, group_with_interactions, unique
+from tests.faults.harness import group_with_interactions, trained_version, unique
 
 pytestmark = pytest.mark.skipif(not torch_available(), reason="PyTorch is not installed")
 
@@ -36,14 +36,7 @@ def test_v2_with_v1_mixed_in_serves_real_time_and_batch(tmp_path: Path) -> None:
         runtime = server.client("personalize-runtime")
         events = server.client("personalize-events")
         group, _ = group_with_interactions(personalize, data / "interactions.csv")
-        solution = personalize.create_solution(
-            name=unique("sol"), datasetGroupArn=group, recipeArn=RECIPE + "aws-user-personalization-v2",
-            solutionConfig={"algorithmHyperParameters": WEAK})["solutionArn"]
-        wait_status(lambda: personalize.describe_solution(solutionArn=solution), "solution")
-        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        done = wait_status(lambda: personalize.describe_solution_version(solutionVersionArn=version),
-                           "solutionVersion", timeout=300)
-        assert done["status"] == "ACTIVE", done.get("failureReason")
+        version = trained_version(personalize, group, "aws-user-personalization-v2", WEAK)
         (model_json,) = (state / "blobs").glob("models/*/j*/model.json")
         training = json.loads(model_json.read_text())["settings"]["training"]
         assert training["v1_weight"] > 0  # the artifact carries v1 and serves the mixture

@@ -61,13 +61,16 @@ def group_with_interactions(client: Any, csv_path: Path, name: str | None = None
     return group, dataset
 
 
-def trained_version(client: Any, group: str, recipe: str = "aws-popularity-count") -> str:
-    solution = client.create_solution(name=unique("sol"), datasetGroupArn=group,
-                                      recipeArn=RECIPE + recipe)["solutionArn"]
+def trained_version(client: Any, group: str, recipe: str = "aws-popularity-count",
+                    hyperparameters: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """An ACTIVE solution version of `recipe` on `group` (with these algorithmHyperParameters, if any)."""
+    config = {"solutionConfig": {"algorithmHyperParameters": hyperparameters}} if hyperparameters else {}
+    solution = client.create_solution(name=unique("sol"), datasetGroupArn=group, recipeArn=RECIPE + recipe,
+                                      **config)["solutionArn"]
     wait_status(lambda: client.describe_solution(solutionArn=solution), "solution")
     version = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     final = wait_status(lambda: client.describe_solution_version(solutionVersionArn=version), "solutionVersion",
-                        timeout=300)
+                        timeout=timeout)
     assert final["status"] == "ACTIVE", final
     return version
 
