@@ -72,7 +72,7 @@ def action_snapshot(services: Services, group_arn: str, prefix: str, model: Next
         catalog = ActionCatalog.from_table(table)
         return ActionSnapshot(catalog, table, model.action_index(catalog.action_ids), info.version)
 
-    snapshot: ActionSnapshot = services.serving.catalogs.get(("actions", prefix, group_arn), info.version, build)
+    snapshot: ActionSnapshot = services.serving.actions.get(("actions", prefix, group_arn), info.version, build)
     return snapshot
 
 
@@ -133,7 +133,7 @@ def _filter_mask(services: Services, group_arn: str, snapshot: ActionSnapshot, f
         return fcat, compile_filter(spec.checked, fcat)
 
     key = ("action-filter", filter_arn, snapshot.version)
-    fcat, compiled = services.serving.catalogs.get(key, users.version if users is not None else "", build)
+    fcat, compiled = services.serving.actions.get(key, users.version if users is not None else "", build)
     position = {a: i for i, a in enumerate(snapshot.catalog.action_ids)}
     by_type: dict[str, tuple[list[int], list[int]]] = {}
     for action, code, stamp in zip(history.action_ids, history.codes, history.timestamps, strict=True):

@@ -28,7 +28,10 @@ class ServingCaches:
     versions: VersionWatch = field(default_factory=VersionWatch)  # (group, dataset type) -> data version
     trackers: TrackerWatch = field(default_factory=TrackerWatch)  # group -> has an event tracker
     histories: HistoryStore = field(default_factory=HistoryStore)  # group -> bulk-imported histories
-    catalogs: VersionedCache = field(default_factory=VersionedCache)  # item catalogue rows per data version
+    catalogs: VersionedCache = field(default_factory=VersionedCache)  # serving catalogues per Items data version
+    # next best action's action snapshots and filter catalogues per Actions/Users data version (apart from the
+    # item catalogues, whose cache serving.catalog.same_items searches for a catalogue to share)
+    actions: VersionedCache = field(default_factory=VersionedCache)
     batchers: BatcherRegistry = field(default_factory=BatcherRegistry)  # per model: request batching
     filters: FilterRows = field(default_factory=FilterRows)  # filter ARN -> its parsed expression
     arms: ArmRouter = field(default_factory=ArmRouter)  # campaign -> comparison arm, served counts

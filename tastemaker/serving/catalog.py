@@ -97,15 +97,14 @@ def _add_positions(position: dict[str, int], ids: np.ndarray, start: int) -> Non
         position.update(zip(chunk, range(start + lo, start + lo + len(chunk)), strict=True))
 
 
-def same_items(model: TrainedModel, built: Iterable[object]) -> ServingCatalog | None:
+def same_items(model: TrainedModel, built: Iterable[ServingCatalog]) -> ServingCatalog | None:
     """One of the serving catalogues in `built` whose model had this model's item ids in the same order (a version
     retrained on the same catalogue: an UpdateCampaign's usual target), or None. `built` is what the process's
-    snapshot cache holds for an Items version, which also holds other kinds of values (next best action's
-    snapshots, for one), skipped here."""
+    catalogue cache (ServingCaches.catalogs, which holds nothing else) holds for an Items version."""
     model_ids = np.asarray(model.item_ids)
     n_model = len(model_ids)
-    return next((c for c in built if isinstance(c, ServingCatalog) and c.n_model == n_model
-                 and np.array_equal(c.item_ids[:n_model], model_ids)), None)
+    return next((c for c in built if c.n_model == n_model and np.array_equal(c.item_ids[:n_model], model_ids)),
+                None)
 
 
 def build_catalog(model: TrainedModel, items: pa.Table | None, like: ServingCatalog | None = None) -> ServingCatalog:
