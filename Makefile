@@ -27,8 +27,13 @@ run: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/tastemaker quickstart
 
+# Two pytest-xdist workers: while one waits on a server start, a job or a subprocess, the other runs
+# (tests/conftest.py keeps each file, and the files that share a browser or a Spark JVM, on one worker).
+# `make test TEST_WORKERS=0` runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check tastemaker tests bench

@@ -1,4 +1,4 @@
-"""Shared fixtures: a moto S3 server, and CI-aware access to PostgreSQL and Redis."""
+"""Shared fixtures: a moto S3 server, and CI-aware access to PostgreSQL and Redis; how pytest-xdist splits the suite."""
 
 from __future__ import annotations
 
@@ -13,6 +13,40 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get("TASTEMAKER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TASTEMAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadfile`). Each worker is its own session:
+# its own session-wide servers, PostgreSQL database and browser. A test file runs whole on one worker, so its
+# module-scoped servers start once; the files under these prefixes share a costly fixture and run on one
+# worker together.
+SHARED_SESSION_GROUPS = {
+    "tests/console/": "console",  # one headless Chromium and one console server
+    "tests/e2e/test_spark": "spark",  # one Spark JVM (local[2]) behind the session's Spark server
+}
+
+
+def xdist_group(nodeid: str) -> str:
+    """The unit of work a worker takes whole: a test's file, or the group of the shared session fixture it uses."""
+    path = nodeid.split("::", 1)[0]
+    return next((group for prefix, group in SHARED_SESSION_GROUPS.items() if path.startswith(prefix)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the groups above: a file-by-file split that keeps each group on one worker. Units go
+    out in collection order (not biggest first), so a worker meets each test package once and its package-scoped
+    servers (tests/e2e, tests/console, tests/docs) start once per worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist mode asked for by hand: xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
+
+    class FileOrGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return FileOrGroupScheduling(config, log)
 
 
 def need_service(name: str, how: str, reachable: bool, detail: str = "") -> None:

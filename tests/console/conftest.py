@@ -2,7 +2,8 @@
 
 Chromium and its driver come from Debian (`apt-get install chromium chromium-driver`; .ci/run installs them
 when missing). Outside CI a machine without them skips the browser tests with that instruction; under CI=true
-they are mandatory and fail instead.
+they are mandatory and fail instead. The server and the browser are package-scoped: they stop when tests/console
+is done.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from tests.conftest import IN_CI
 INSTALL = "Install them with: apt-get install chromium chromium-driver (and pip install selenium, in the dev extra)."
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_import_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console-import-root")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_server(tmp_path_factory: pytest.TempPathFactory, console_import_root: Path) -> Iterator[LocalServer]:
     srv = LocalServer(tmp_path_factory.mktemp("console-server"), import_roots=[console_import_root])
     srv.start()
@@ -40,7 +41,7 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from selenium import webdriver
@@ -63,7 +64,7 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def trained(console_server: LocalServer, console_import_root: Path) -> dict[str, Any]:
     """A group with imported MovieLens-shaped interactions (and items), a trained user-personalization version
     deployed as a campaign and a SIMS (related items) campaign: what the explain, preview, batch and evaluation
@@ -91,7 +92,7 @@ def trained(console_server: LocalServer, console_import_root: Path) -> dict[str,
             "sims": sims}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def attributed(console_server: LocalServer) -> dict[str, Any]:
     """A group with an Interactions dataset (whose schema has EVENT_ATTRIBUTION_SOURCE), an event tracker and a
     metric attribution (click, SAMPLECOUNT) whose figures come from streamed events with an
