@@ -50,8 +50,10 @@ import argparse
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -194,6 +196,10 @@ def training_side(side: str, source: str, args: argparse.Namespace) -> dict:
     jvm_cpu = _proc_cpu(jvm) if jvm else 0.0
     cpu, wall, tree = time.process_time(), time.perf_counter(), tree_cpu()
     metrics = evaluate_solution(recipe, data, params, seed=0, fit=fit)
+    # Known an hour before the final fit ends on Spark at 20M: shown at once (run_side passes it through).
+    print(f"{PROGRESS}{side}: evaluation done after {time.perf_counter() - wall:.0f} s, NDCG@10 "
+          f"{metrics['normalized_discounted_cumulative_gain_at_10']:.4f}; the final fit follows", file=sys.stderr,
+          flush=True)
     fit(data, params, seed=0)
     out.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu, tree_cpu_s=tree_cpu() - tree,
                peak_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -201,6 +207,31 @@ def training_side(side: str, source: str, args: argparse.Namespace) -> dict:
     if jvm:
         out.update(jvm_cpu_s=_proc_cpu(jvm) - jvm_cpu, jvm_peak_gib=_proc_peak(jvm) / 2**20, als_fits=backend.fits)
     return out
+
+
+PROGRESS = "progress: "  # the prefix of a training side's stderr lines that its parent shows as they come
+
+
+def run_side(cmd: list[str]) -> tuple[str, str]:
+    """Run one training side; its stdout, and the last 2,000 characters of its stderr, whose progress lines are
+    shown while it runs (the side's JSON line comes only at the end, which on Spark at 20M is hours away)."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        tail: list[str] = []
+
+        def forward() -> None:
+            assert child.stderr is not None
+            for text in child.stderr:
+                if text.startswith(PROGRESS):
+                    print(f"   {text[len(PROGRESS):].rstrip()}", flush=True)
+                tail.append(text)
+                del tail[:-200]
+
+        reader = threading.Thread(target=forward, daemon=True)
+        reader.start()
+        stdout = child.stdout.read() if child.stdout is not None else ""
+        child.wait()
+        reader.join()
+    return stdout, "".join(tail)[-2000:]
 
 
 def _proc_cpu(pid: int) -> float:
@@ -221,7 +252,6 @@ def spark_training(args: argparse.Namespace) -> None:
     """Part 3: single-process vs Spark, each side a child process, interleaved; medians printed."""
     import json
     import statistics
-    import subprocess
 
     sources = ([args.movielens] if args.movielens else []) + ["generated"]
     sides = [side for side in ("local", "spark") if side in args.sides.split(",")]
@@ -235,10 +265,10 @@ def spark_training(args: argparse.Namespace) -> None:
                 cmd = [sys.executable, __file__, "--training-side", side, "--training-source", source,
                        "--users", str(args.users), "--items", str(args.items), "--interactions",
                        str(args.interactions), "--factors", str(args.factors), "--spark-master", args.spark_master]
-                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                line = [x for x in done.stdout.splitlines() if x.startswith("{")]
+                stdout, stderr_tail = run_side(cmd)
+                line = [x for x in stdout.splitlines() if x.startswith("{")]
                 if not line:
-                    raise SystemExit(f"{side} side failed:\n{done.stderr[-2000:]}")
+                    raise SystemExit(f"{side} side failed:\n{stderr_tail}")
                 runs[side].append(json.loads(line[-1]))
                 print(f"   {json.dumps(runs[side][-1])}", flush=True)
 
