@@ -22,6 +22,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,8 +85,8 @@ def start_server(code: Path, folder: Path, db_url: str, workers: int) -> Any:
 
 def poke(server: Any, workers: int) -> None:
     """Start every API process's change watch, as any GetRecommendations does (the campaign does not exist)."""
-    runtime = server.client("personalize-runtime")
-    for index in range(4 * workers):
+    for index in range(6 * workers):
+        runtime = server.client("personalize-runtime")  # a new connection each: the workers share the port
         try:
             runtime.get_recommendations(campaignArn=f"arn:aws:personalize:us-east-1:000000000000:campaign/x{index}",
                                         userId="u")
@@ -115,8 +116,10 @@ def idle_round(code: Path, store: str, workers: int, seconds: float, settle: flo
             db.drop()
 
 
-def latency_round(store: str, changes_made: int) -> list[float]:
-    """Seconds from the commit of a change to a watched row (another engine) to a running watch's stamps."""
+def latency_round(store: str, changes_made: int, asking: bool) -> list[float]:
+    """Seconds from the commit of a change to a watched row (another engine) to a running watch's stamps; with
+    `asking`, a request uses the stamps every 100 ms meanwhile (a serving process with traffic), else none does
+    (an idle one)."""
     from types import SimpleNamespace
 
     from tastemaker.serving.deployments import ChangeWatch
@@ -135,7 +138,16 @@ def latency_round(store: str, changes_made: int) -> list[float]:
                                        serving=SimpleNamespace(trackers=SimpleNamespace(forget_all=lambda: None)))
             watch = ChangeWatch()
             watch.current(services)  # starts its thread
-            time.sleep(1.0)
+            done = threading.Event()
+
+            def ask() -> None:
+                while not done.wait(0.1):
+                    if hasattr(watch, "fresh"):
+                        watch.fresh()
+
+            if asking:
+                threading.Thread(target=ask, daemon=True).start()
+            time.sleep(7.0)  # past the watch's IDLE_SECONDS
             out = []
             for index in range(changes_made):
                 arn = f"arn:aws:personalize:us-east-1:000000000000:filter/f{index}"
@@ -147,6 +159,7 @@ def latency_round(store: str, changes_made: int) -> list[float]:
                     time.sleep(0.0005)
                 out.append(time.monotonic() - committed)
                 time.sleep(0.3 + 0.2 * (index % 3))  # idle between changes, at varying phases of any poll
+            done.set()
             writer.dispose()
             reader.dispose()
             return out
@@ -200,21 +213,23 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds after start (and the pokes) before measuring")
+    parser.add_argument("--settle", type=float, default=8.0, help="seconds after start (and the pokes) before measuring")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-poke", action="store_true", help="measure a server that was never asked anything")
     parser.add_argument("--against", type=Path, help="another checkout, measured in alternate rounds")
     parser.add_argument("--code", type=Path, help="measure this checkout's tastemaker (default: this one)")
     parser.add_argument("--latency", type=int, metavar="N", help="time N changes reaching a change watch instead")
     parser.add_argument("--job-start", type=int, metavar="N", help="time N jobs from enqueue to claim instead")
+    parser.add_argument("--asking", action="store_true", help="--latency with a request every 100 ms meanwhile")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}, {time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
     if args.latency:
-        found = latency_round(args.store, args.latency)
-        print(f"{args.store}: change -> watch, ms: median {1000 * statistics.median(found):.1f}, "
+        found = latency_round(args.store, args.latency, args.asking)
+        print(f"{CODE} {args.store}{' asking' if args.asking else ''}: change -> watch, ms: median {1000 * statistics.median(found):.1f}, "
               f"max {1000 * max(found):.1f}, all {[round(1000 * x, 1) for x in found]}")
         return
     sides = [("this", CODE)] + ([("against", args.against.resolve())] if args.against else [])
+    os.chdir(tempfile.gettempdir())  # `python -m` puts the working directory first on sys.path: not a checkout
     if args.job_start:
         for name, code in sides:
             found = job_start_round(code, args.store, args.job_start)

@@ -253,8 +253,8 @@ class JobRunner:
             seen, seen_store = self._wakes, self._store_wakes
             looked = time.monotonic()
             try:
-                job = queue.claim(self.services.engine, self.identity)
-                until = looked + (self._idle_wait(poll) if job is None else 0.0)
+                job, wait = self._claim(poll)
+                until = looked + wait
             except Exception:
                 log.exception("claiming a job failed")
                 job, until = None, looked + poll
@@ -279,15 +279,17 @@ class JobRunner:
                 with self._lock:
                     self._running.pop(job.id, None)
 
-    def _idle_wait(self, poll: float) -> float:
-        """Seconds until the next claim after finding nothing: `poll` without live store wake-ups; with them, until
-        the earliest queued job falls due, at most IDLE_POLL_SECONDS."""
+    def _claim(self, poll: float) -> tuple[queue.Job | None, float]:
+        """A job, or None and the seconds to wait before looking again unless woken: `poll` without live store
+        wake-ups; with them, until the earliest queued job falls due, at most IDLE_POLL_SECONDS (one read)."""
         if not self._store.live:
-            return poll
+            return queue.claim(self.services.engine, self.identity), poll
         due = queue.next_run(self.services.engine)
         if due is None:
-            return IDLE_POLL_SECONDS
-        return max(poll, min(IDLE_POLL_SECONDS, due - time.time()))
+            return None, IDLE_POLL_SECONDS
+        if due > time.time():
+            return None, max(poll, min(IDLE_POLL_SECONDS, due - time.time()))
+        return queue.claim(self.services.engine, self.identity), poll  # None: another runner took it first
 
     def _sweep(self) -> None:
         while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):

@@ -163,7 +163,7 @@ class ChangeWatch:
                 self.poll(services)
             except Exception:  # requests poll themselves while this fails (FRESH_SECONDS)
                 log.exception("reading change stamps failed")
-            time.sleep(POLL_SECONDS)
+            self._wake.wait(POLL_SECONDS)  # a wake-up (a watched row changed) polls at once
 
 
 class _BackgroundLoads:
