@@ -105,8 +105,9 @@ def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict
 def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job | None:
     """Take the oldest runnable job with a new lease; an optimistic update makes two workers never take the same one.
 
-    A runner without store wake-ups claims several times a second and mostly finds nothing: it looks first without SQLite's write
-    lock (read_only), so that its polls never make a writer (CreateCampaign, a deploy's status write) wait."""
+    A runner without store wake-ups claims several times a second and mostly finds nothing: it looks first
+    without SQLite's write lock (read_only), so that its polls never make a writer (CreateCampaign, a deploy's
+    status write) wait."""
     query = sa.select(jobs).where(jobs.c.state == QUEUED, jobs.c.run_after <= now()).order_by(jobs.c.id).limit(1)
     if kinds:
         query = query.where(jobs.c.kind.in_(kinds))
