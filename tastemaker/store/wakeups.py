@@ -153,12 +153,12 @@ class Wakeups:
         checked = time.monotonic()
         prefix = len("tastemaker_")
         while not self._stop.is_set():
-            channels = {note.channel[prefix:] for note in conn.notifies(timeout=_LISTEN_TICK)}
-            known = tuple(channel for channel in CHANNELS if channel in channels)
-            if known:
-                self._fire(known)
+            for note in conn.notifies(timeout=_LISTEN_TICK):  # each as it arrives (the loop ends at the tick)
+                channel = note.channel[prefix:]
+                if channel in CHANNELS:
+                    self._fire((channel,))
                 checked = time.monotonic()
-            elif time.monotonic() - checked >= LIVENESS_SECONDS:
+            if time.monotonic() - checked >= LIVENESS_SECONDS:
                 conn.execute("SELECT 1")
                 checked = time.monotonic()
 
