@@ -7,6 +7,8 @@ them: each has an IAM-style policy (api.policy) and a secret encrypted with AES-
 the plain secret to verify a signature, so each API process decrypts the keys into an in-memory snapshot that a
 background thread re-reads every second: a request costs a dict lookup for its secret and, for a scoped key, a
 cached per-action decision. After a rotation the previous secret is accepted until its overlap window ends.
+The thread re-reads when a store wake-up says keys or event trackers changed (store/wakeups.py), at most once
+a second, and every IDLE_REFRESH_SECONDS as a safety net; without live wake-ups, every second as before.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ from tastemaker.errors import (
 )
 from tastemaker.store.secret_box import SecretBox
 from tastemaker.store.secret_box import write_private as _write_private
+from tastemaker.store.wakeups import Wakeups, wakeups
 
 log = logging.getLogger("tastemaker.api.keys")
 KEY_FILE = "credentials.json"
 REFRESH_SECONDS = 1.0
+IDLE_REFRESH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class KeyStore:
         self._settings: Settings | None = None
         self._account = "000000000000"
         self._stop = threading.Event()
+        self._changed = threading.Event()  # a store wake-up: keys or trackers changed
 
     @classmethod
     def load(cls, settings: Settings) -> KeyStore:
@@ -101,15 +106,22 @@ class KeyStore:
         self._engine = engine
         self._settings = settings
         self._account = settings.account_id
+        store = wakeups(engine)
+        for channel in ("keys", "changes"):  # scoped keys resolve trackingIds through the trackers
+            store.subscribe(channel, self._changed.set)
         self.refresh()
-        threading.Thread(target=self._refresh_loop, args=(refresh_seconds,), name="access-key-refresh",
+        threading.Thread(target=self._refresh_loop, args=(refresh_seconds, store), name="access-key-refresh",
                          daemon=True).start()
 
     def close(self) -> None:
         self._stop.set()
+        self._changed.set()
 
-    def _refresh_loop(self, every: float) -> None:
+    def _refresh_loop(self, every: float, store: Wakeups) -> None:
         while not self._stop.wait(every):
+            if store.live:
+                self._changed.wait(IDLE_REFRESH_SECONDS)
+            self._changed.clear()  # before the read: a change committed during it is read again
             try:
                 self.refresh()
             except Exception:  # keep serving the last snapshot; the log says why

@@ -27,8 +27,12 @@ from tastemaker.monitoring.webhooks import deliver_due
 from tastemaker.services import Services
 from tastemaker.store import queue, queue_wake, resources
 from tastemaker.store.status import Status, allowed
+from tastemaker.store.wakeups import wakeups
 
 log = logging.getLogger("tastemaker.jobs")
+# With store wake-ups live (store/wakeups.py: an enqueue on any host wakes every runner), an idle runner's claim
+# poll is only a safety net, this far apart (or sooner, when a queued job's run_after falls due).
+IDLE_POLL_SECONDS = 10.0
 
 
 TaskFn = Callable[[Services, queue.Job, Lease], None]
@@ -174,10 +178,14 @@ class JobRunner:
         self._workers: list[threading.Thread] = []
         self._running: dict[int, tuple[queue.Job, Lease]] = {}
         self._lock = threading.Lock()
-        # Wake-ups: a counter under a condition, so a wake-up that lands while a worker is claiming is not lost
+        # Wake-ups: counters under a condition, so a wake-up that lands while a worker is claiming is not lost.
+        # `_wakes`: claim now (an enqueue on this host, stop); `_store_wakes`: a store wake-up, which on SQLite
+        # comes with any commit, so it makes a worker claim no sooner than job_poll_seconds after its last look.
         self._wake = threading.Condition()
         self._wakes = 0
+        self._store_wakes = 0
         self._listener: queue_wake.Listener | None = None
+        self._store = wakeups(services.engine)
 
     def start(self) -> None:
         recover_orphans(self.services, self.tasks)
@@ -188,6 +196,8 @@ class JobRunner:
                                       name="job-wake", daemon=True)
             thread.start()
             self._pool.append(thread)
+        if self.threads > 0:
+            self._store.subscribe("jobs", self._store_woke)
         for index in range(self.threads):
             thread = threading.Thread(target=self._loop, name=f"job-worker-{index}", daemon=True)
             thread.start()
@@ -232,19 +242,31 @@ class JobRunner:
             self._wakes += 1
             self._wake.notify_all()
 
+    def _store_woke(self) -> None:
+        with self._wake:
+            self._store_wakes += 1
+            self._wake.notify_all()
+
     def _loop(self) -> None:
         poll = self.services.settings.job_poll_seconds
         while not self._stop.is_set():
-            seen = self._wakes
+            seen, seen_store = self._wakes, self._store_wakes
+            looked = time.monotonic()
             try:
-                job = queue.claim(self.services.engine, self.identity)
+                job, wait = self._claim(poll)
+                until = looked + wait
             except Exception:
                 log.exception("claiming a job failed")
-                job = None
+                job, until = None, looked + poll
             if job is None:
                 with self._wake:  # sleep until the next poll, unless woken meanwhile (or since the claim began)
-                    if self._wakes == seen and not self._stop.is_set():
-                        self._wake.wait(poll)
+                    while self._wakes == seen and not self._stop.is_set():
+                        if self._store_wakes != seen_store:
+                            until = min(until, looked + poll)
+                        left = until - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._wake.wait(left)
                 continue
             lease = Lease()
             with self._lock:
@@ -256,6 +278,18 @@ class JobRunner:
             finally:
                 with self._lock:
                     self._running.pop(job.id, None)
+
+    def _claim(self, poll: float) -> tuple[queue.Job | None, float]:
+        """A job, or None and the seconds to wait before looking again unless woken: `poll` without live store
+        wake-ups; with them, until the earliest queued job falls due, at most IDLE_POLL_SECONDS (one read)."""
+        if not self._store.live:
+            return queue.claim(self.services.engine, self.identity), poll
+        due = queue.next_run(self.services.engine)
+        if due is None:
+            return None, IDLE_POLL_SECONDS
+        if due > time.time():
+            return None, max(poll, min(IDLE_POLL_SECONDS, due - time.time()))
+        return queue.claim(self.services.engine, self.identity), poll  # None: another runner took it first
 
     def _sweep(self) -> None:
         while not self._stop.wait(max(1.0, self.services.settings.job_stale_seconds / 2)):

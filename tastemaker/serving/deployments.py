@@ -8,7 +8,11 @@ worker processes and replicas that share only the database:
    primary-key read, bumped in the same transaction as every change to a campaign, recommender, filter or
    event tracker: store/changes.py) and, only when it moved, the change stamps -- (status, updatedAt) of
    each of those rows. It records when the poll *started* (`polled_at`): a snapshot started after a commit
-   contains that commit. An idle deployment's poll costs one small query, whatever the number of resources.
+   contains that commit. An idle deployment's poll costs one small query, whatever the number of resources;
+   on SQLite not even that while nothing at all was committed (store/wakeups.py: an unchanged data_version
+   proves it). Once no request has asked for IDLE_SECONDS, the thread stops polling and sleeps until a
+   request comes (which then polls itself, 2.) or a store wake-up says a watched row changed (it then reads
+   the stamps once, so tracker lookups stay current): an idle process costs no queries.
 2. A request uses the snapshot only while it is younger than FRESH_SECONDS; past that (the thread stalled,
    or the process was idle) it polls itself first. The check costs one clock read, and comparing a cached
    view with the snapshot one dict lookup: nothing measurable on the hot path.
@@ -45,10 +49,14 @@ from tastemaker.services import Services
 from tastemaker.store import changes, resources
 from tastemaker.store.records import Campaign, Recommender, SolutionVersion
 from tastemaker.store.status import BUSY, Status
+from tastemaker.store.wakeups import wakeups
 
 log = logging.getLogger("tastemaker.serving")
 ROW_TTL_SECONDS = 1.0  # background re-read of a cached row (the change watch catches changes sooner)
 POLL_SECONDS = 0.05  # how often each process reads the change counter
+# No request for this long: the watch stops polling (a cached row unused for 3 s is re-read inline anyway,
+# snapshots.STALE_LIMIT x ROW_TTL_SECONDS, so the next request pays little more for polling itself).
+IDLE_SECONDS = 5.0
 FRESH_SECONDS = 0.25  # a snapshot older than this is not trusted; the control plane waits this long
 LOAD_SWITCH_INTERVAL = 0.001  # seconds between GIL hand-offs while a model loads in the background
 PREFETCHED_VERSIONS = 64  # update targets remembered as loaded ahead (then forgotten all at once)
@@ -83,29 +91,45 @@ class ChangeWatch:
     def __init__(self) -> None:
         self.stamps: dict[str, Stamp] = {}
         self.polled_at = float("-inf")  # time.monotonic() when the poll behind `stamps` started
+        self.asked_at = float("-inf")  # time.monotonic() of the last request that used the stamps
         self._poll_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()  # a request after an idle spell, or a store wake-up
+        self._idle = False  # the thread waits for _wake rather than polling
         self._trackers: dict[str, Stamp] | None = None
         self._counter: int | None = None  # the change counter the stamps were read after
+        self._version: int | None = None  # the store's data version read before that counter (SQLite)
 
     def current(self, services: Services) -> dict[str, Stamp]:
         """Stamps no older than FRESH_SECONDS (polling now, off the event loop, when they are older)."""
-        if time.monotonic() - self.polled_at < FRESH_SECONDS:
+        now = self.asked_at = time.monotonic()
+        if now - self.polled_at < FRESH_SECONDS:
+            if self._idle:  # fresh from a wake-up's read while idle: poll again from now on
+                self._wake.set()
             return self.stamps
         self._start(services)
+        self._wake.set()  # the thread polls again from now on
         slow_step("change stamps")
         self.poll(services)
         return self.stamps
 
     def fresh(self) -> bool:
-        return time.monotonic() - self.polled_at < FRESH_SECONDS
+        now = self.asked_at = time.monotonic()
+        if self._idle:
+            self._wake.set()
+        return now - self.polled_at < FRESH_SECONDS
 
     def poll(self, services: Services) -> None:
         with self._poll_lock:
             started = time.monotonic()
+            version = wakeups(services.engine).version()  # SQLite: unchanged means nothing was committed since
+            if version is not None and version == self._version:
+                self.polled_at = max(self.polled_at, started)
+                return
             with services.read_engine.connect() as conn:
                 counter = changes.read(conn)  # before the stamps: a change committed in between is re-read later
                 if counter == self._counter:
+                    self._version = version
                     self.polled_at = max(self.polled_at, started)
                     return
                 found = resources.versions(conn, changes.WATCHED_KINDS)
@@ -115,7 +139,7 @@ class ChangeWatch:
                 services.serving.trackers.forget_all()  # a new or changed tracker is seen by the next request
             self._trackers = trackers
             self.stamps = found
-            self._counter = counter
+            self._counter, self._version = counter, version
             self.polled_at = max(self.polled_at, started)
 
     def _start(self, services: Services) -> None:
@@ -128,12 +152,18 @@ class ChangeWatch:
                 self._thread.start()
 
     def _run(self, services: Services) -> None:
+        wakeups(services.engine).subscribe("changes", self._wake.set)
         while True:
+            if time.monotonic() - self.asked_at >= IDLE_SECONDS:
+                self._idle = True
+                self._wake.wait()  # idle: until a request comes or a watched row changes
+                self._idle = False
+            self._wake.clear()
             try:
                 self.poll(services)
             except Exception:  # requests poll themselves while this fails (FRESH_SECONDS)
                 log.exception("reading change stamps failed")
-            time.sleep(POLL_SECONDS)
+            self._wake.wait(POLL_SECONDS)  # a wake-up (a watched row changed) polls at once
 
 
 class _BackgroundLoads:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from tastemaker.errors import ResourceAlreadyExistsException, ResourceNotFoundException
 from tastemaker.store.tables import access_keys
+from tastemaker.store.wakeups import notify
 
 ROOT_ID = "root"  # the row that records the state of the root key (its secret lives outside the database)
 CHANGE_LOCK = 0x746D6B79  # PostgreSQL advisory lock key taken by lock_changes() ("tmky")
@@ -81,6 +82,7 @@ def insert(conn: sa.Connection, *, access_key_id: str, name: str, policy: dict[s
     conn.execute(access_keys.insert().values(
         access_key_id=access_key_id, name=name, is_root=is_root, enabled=enabled, policy=policy,
         secret_ciphertext=secret_ciphertext, version=1, created_at=ts, updated_at=ts))
+    notify(conn, "keys")  # every API process re-reads its keys when this commits (store/wakeups.py)
     return get(conn, access_key_id)
 
 
@@ -90,6 +92,7 @@ def update(conn: sa.Connection, access_key_id: str, **values: Any) -> AccessKeyR
         version=access_keys.c.version + 1, updated_at=time.time(), **values))
     if not done.rowcount:
         raise ResourceNotFoundException(f"No access key has the id {access_key_id!r}.")
+    notify(conn, "keys")
     return get(conn, access_key_id)
 
 
@@ -97,6 +100,7 @@ def delete(conn: sa.Connection, access_key_id: str) -> None:
     done = conn.execute(access_keys.delete().where(access_keys.c.access_key_id == access_key_id))
     if not done.rowcount:
         raise ResourceNotFoundException(f"No access key has the id {access_key_id!r}.")
+    notify(conn, "keys")
 
 
 def root(conn: sa.Connection) -> AccessKeyRow:

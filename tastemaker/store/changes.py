@@ -26,6 +26,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tastemaker.store.tables import change_counter
+from tastemaker.store.wakeups import notify
 
 WATCHED_KINDS = ("campaign", "recommender", "filter", "event_tracker")  # the rows serving keeps in memory
 _WATCHED_ARN_PARTS = tuple(f":{kind.replace('_', '-')}/" for kind in WATCHED_KINDS)  # ...:campaign/name
@@ -46,8 +47,10 @@ def lock(conn: sa.Connection) -> None:
 
 
 def bump(conn: sa.Connection) -> None:
-    """Count one change to a watched row; call inside the transaction that makes the change."""
+    """Count one change to a watched row; call inside the transaction that makes the change (which also wakes
+    every process's change watch when it commits: store/wakeups.py)."""
     conn.execute(_BUMP)
+    notify(conn, "changes")
 
 
 def read(conn: sa.Connection) -> int:

@@ -30,6 +30,7 @@ from tastemaker.store import queue_wake
 from tastemaker.store.db import read_only
 from tastemaker.store.resources import now
 from tastemaker.store.tables import jobs
+from tastemaker.store.wakeups import notify
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 INSTANCE = uuid.uuid4().hex[:16]  # this process; a restarted process (even with the same pid) gets another
@@ -88,7 +89,8 @@ def _job(row: Any) -> Job:
 def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict[str, Any] | None = None,
             *, max_attempts: int = 2, delay: float = 0.0) -> int:
     """Add a job inside the caller's transaction, so a resource and its job appear together; a runner of this
-    host is woken when the transaction ends (store/queue_wake.py)."""
+    host is woken when the transaction ends (store/queue_wake.py), and on PostgreSQL every runner when it
+    commits (store/wakeups.py)."""
     ts = now()
     result = conn.execute(jobs.insert().values(
         kind=kind, resource_arn=resource_arn, state=QUEUED, attempts=0, max_attempts=max_attempts,
@@ -96,14 +98,16 @@ def enqueue(conn: sa.Connection, kind: JobKind, resource_arn: str, payload: dict
     primary_key = result.inserted_primary_key
     assert primary_key is not None
     queue_wake.mark(conn)  # the runner is woken when this transaction ends, not at its next poll
+    notify(conn, "jobs")
     return int(primary_key[0])
 
 
 def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job | None:
     """Take the oldest runnable job with a new lease; an optimistic update makes two workers never take the same one.
 
-    An idle runner claims several times a second and mostly finds nothing: it looks first without SQLite's write
-    lock (read_only), so that its polls never make a writer (CreateCampaign, a deploy's status write) wait."""
+    A runner without store wake-ups claims several times a second and mostly finds nothing: it looks first
+    without SQLite's write lock (read_only), so that its polls never make a writer (CreateCampaign, a deploy's
+    status write) wait."""
     query = sa.select(jobs).where(jobs.c.state == QUEUED, jobs.c.run_after <= now()).order_by(jobs.c.id).limit(1)
     if kinds:
         query = query.where(jobs.c.kind.in_(kinds))
@@ -122,6 +126,14 @@ def claim(engine: sa.Engine, worker: str, kinds: list[str] | None = None) -> Job
             return None
         return Job(row.id, row.kind, row.resource_arn, row.attempts + 1, row.max_attempts, dict(row.payload),
                    lease, worker)
+
+
+def next_run(engine: sa.Engine) -> float | None:
+    """When the earliest queued job may run (epoch seconds; None when nothing is queued): an idle runner with
+    store wake-ups sleeps until then rather than polling."""
+    with read_only(engine).connect() as conn:
+        found = conn.execute(sa.select(sa.func.min(jobs.c.run_after)).where(jobs.c.state == QUEUED)).scalar()
+    return None if found is None else float(found)
 
 
 def _held(job: Job) -> Any:
@@ -169,7 +181,10 @@ def requeue(conn: sa.Connection, job: Job, *, delay: float = 0.0, count_attempt:
     if not count_attempt:
         values["attempts"] = sa.func.max(jobs.c.attempts - 1, 0) if conn.dialect.name == "sqlite" \
             else sa.func.greatest(jobs.c.attempts - 1, 0)
-    return conn.execute(jobs.update().where(_held(job)).values(**values)).rowcount == 1
+    if conn.execute(jobs.update().where(_held(job)).values(**values)).rowcount != 1:
+        return False
+    notify(conn, "jobs")  # runnable again: wake the runners (store/wakeups.py)
+    return True
 
 
 def _gone(identity: str | None) -> bool:

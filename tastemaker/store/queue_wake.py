@@ -6,8 +6,9 @@ datagram to a Unix socket in Linux's abstract namespace whose name is derived fr
 process of the host that uses that database computes the same name. The runner that bound the name (`listen`)
 wakes its worker threads at once. That covers the same process (`serve`) and its siblings (`serve --workers N`:
 the API worker processes enqueue, the parent process runs the jobs). A runner on another host, or a second
-runner of the same database on one host (only one process can bind a name), keeps polling as before; so does
-everything off Linux (no abstract namespace: nothing is sent or bound).
+runner of the same database on one host (only one process can bind a name), is woken by the store instead
+(store/wakeups.py: PostgreSQL's NOTIFY, SQLite's data_version), and polls while that is down; so is everything
+off Linux (no abstract namespace: nothing is sent or bound).
 
 "Once its transaction has ended": `enqueue` marks the connection (the info dict of its pool record), and the
 pool's check-in hook, which runs when the connection goes back to the pool after the COMMIT (or a rollback),
