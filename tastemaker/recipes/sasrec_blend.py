@@ -21,7 +21,7 @@ import numpy as np
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-TEMPERATURES = (0.02, 0.05, 0.1, 0.2)
+TEMPERATURES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CHUNK_SCORES = 2**24  # validation users are scored in blocks of at most this many scores (16 - 256 users)
 
 
