@@ -264,6 +264,7 @@ class _SasRecRecipe(Recipe):
         arrays = {f"net.{name}": arr for name, arr in net.items()}
         arrays.update(cold_scores=(cold / max(cold.max(), 1e-12)).astype(np.float32),
                       history_items=history_items, history_offsets=history_offsets)
+        demote = repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION  # the domain does not re-consume: history last
         v1_weight, v1_temperature, mix_ndcg = 0.0, 0.0, dict[tuple[float, float], float]()
         if trained.validation is not None:  # the mixture with v1 (sasrec_blend), chosen on the validation slice
             held_out = trained.validation
@@ -273,7 +274,7 @@ class _SasRecRecipe(Recipe):
             v1_weight, v1_temperature, mix_ndcg = choose_mixture(
                 net, cfg, held_out.inputs, held_out.targets,
                 lambda users: v1_validation.score_users(users, [np.zeros(0, np.int32)] * len(users)),
-                held_out.users)
+                held_out.users, demote)
         v1_settings: dict[str, Any] | None = None
         if v1_weight > 0:
             v1 = self._fit_v1(data, seed)
@@ -297,7 +298,7 @@ class _SasRecRecipe(Recipe):
                                    "validation_ndcg_by_v1_mixture": {
                                        f"w={w} T={t}": round(v, 4) for (w, t), v in mix_ndcg.items()}},
                       "v1": v1_settings,
-                      "demote_history": repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION},
+                      "demote_history": demote},
         )
         model.after_load()
         return model

@@ -450,3 +450,25 @@ def test_chunked_full_softmax_gives_the_same_loss_and_gradients(monkeypatch):
     chunked = loss_and_grads()
     for a, b in zip(whole, chunked, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_mixture_is_chosen_on_history_treated_as_served():
+    from tastemaker.recipes.sasrec_blend import choose_mixture
+
+    cfg = NetConfig(hidden_dimension=16, num_blocks=1, max_sequence_length=8, epochs=1, batch_size=4)
+    rng = np.random.default_rng(0)
+    sequences = [rng.permutation(30)[:6].astype(np.int32) for _ in range(20)]
+    weights = train_network(sequences, 30, cfg, seed=1).weights
+    inputs = [s[:-1] for s in sequences]
+    targets = np.array([int(s[0]) for s in sequences])  # every held-out item repeats one the user already has
+
+    def v1_knows(users: np.ndarray) -> np.ndarray:  # a v1 part that puts each user's repeat first
+        scores = np.zeros((len(users), 30), np.float32)
+        scores[np.arange(len(users)), targets[users]] = 1.0
+        return scores
+
+    users = np.arange(20)
+    _, _, kept = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=False)
+    assert kept[(1.0, 0.02)] == 1.0  # history stays in the ranking where the model serves it so
+    w, _, demoted = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=True)
+    assert max(demoted.values()) == 0.0 and w == 0.0  # served below 24 other items: never in the top 10
