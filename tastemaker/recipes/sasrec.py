@@ -23,11 +23,18 @@ from tastemaker.recipes.base import (
     TrainingStopped,
     register_model_class,
 )
+from tastemaker.recipes.collaborative import repeat_ratio
+from tastemaker.recipes.common import merge_histories
 from tastemaker.recipes.sasrec_blend import blended_scores, choose_mixture
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingData
-from tastemaker.recipes.user_personalization import CollaborativeModel, UserPersonalization, fit_collaborative
+from tastemaker.recipes.user_personalization import (
+    REPEAT_RATIO_FOR_DEMOTION,
+    CollaborativeModel,
+    UserPersonalization,
+    fit_collaborative,
+)
 
 USER_PERSONALIZATION_V2 = "aws-user-personalization-v2"
 PERSONALIZED_RANKING_V2 = "aws-personalized-ranking-v2"
@@ -250,15 +257,14 @@ class _SasRecRecipe(Recipe):
         cold = np.zeros(data.n_items, np.float64)
         newest_of_pair = _newest_event_per_user_item(data)
         np.add.at(cold, data.items[newest_of_pair], event_weights[newest_of_pair] if typed["apply_recency_bias"] else 1.0)
-        # Keep each known user's newest max_sequence_length items, used when a request brings no history.
-        lengths = np.minimum(np.diff(offsets), cfg.max_sequence_length)
-        history_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        history_items = np.concatenate(
-            [s[len(s) - n:] for s, n in zip(sequences, lengths.tolist(), strict=True)] or [np.zeros(0, np.int32)]
-        ).astype(np.int32)
+        # Each known user's training items (oldest first): the transformer reads their newest max_sequence_length
+        # and a request's events follow them; where history is demoted, every one of them is.
+        history_offsets = np.asarray(offsets, dtype=np.int64)
+        history_items = np.asarray(data.items, dtype=np.int32)
         arrays = {f"net.{name}": arr for name, arr in net.items()}
         arrays.update(cold_scores=(cold / max(cold.max(), 1e-12)).astype(np.float32),
                       history_items=history_items, history_offsets=history_offsets)
+        demote = repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION  # the domain does not re-consume: history last
         v1_weight, v1_temperature, mix_ndcg = 0.0, 0.0, dict[tuple[float, float], float]()
         if trained.validation is not None:  # the mixture with v1 (sasrec_blend), chosen on the validation slice
             held_out = trained.validation
@@ -268,7 +274,7 @@ class _SasRecRecipe(Recipe):
             v1_weight, v1_temperature, mix_ndcg = choose_mixture(
                 net, cfg, held_out.inputs, held_out.targets,
                 lambda users: v1_validation.score_users(users, [np.zeros(0, np.int32)] * len(users)),
-                held_out.users)
+                held_out.users, demote)
         v1_settings: dict[str, Any] | None = None
         if v1_weight > 0:
             v1 = self._fit_v1(data, seed)
@@ -291,7 +297,8 @@ class _SasRecRecipe(Recipe):
                                    "v1_weight": v1_weight, "v1_temperature": v1_temperature,
                                    "validation_ndcg_by_v1_mixture": {
                                        f"w={w} T={t}": round(v, 4) for (w, t), v in mix_ndcg.items()}},
-                      "v1": v1_settings},
+                      "v1": v1_settings,
+                      "demote_history": demote},
         )
         model.after_load()
         return model
@@ -301,6 +308,20 @@ class _SasRecRecipe(Recipe):
         v1 = UserPersonalization()
         return fit_collaborative(v1, data, v1.validate_hyperparameters({}), seed=seed, progress=None,
                                  should_stop=None)
+
+
+def demote_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """`scores` (B, n_items) with each row's history items moved below all its other items, their order among
+    themselves kept (in place): what v1 does where the domain does not re-consume (repeat ratio below
+    REPEAT_RATIO_FOR_DEMOTION), so a list without filters is not spent on items the user already has."""
+    lengths = [len(h) for h in histories]
+    if not sum(lengths):
+        return scores
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    drop = scores.max(axis=1) - scores.min(axis=1) + np.float32(1.0)  # below the row's minimum, order kept
+    scores[rows, cols] -= drop[rows]  # an item repeated in a history is demoted once
+    return scores
 
 
 def _newest_event_per_user_item(data: TrainingData) -> np.ndarray:
@@ -350,6 +371,7 @@ class SasRecModel(TrainedModel):
         training = self.settings.get("training", {})
         self._v1_weight = float(training.get("v1_weight", 0.0))
         self._v1_temperature = float(training.get("v1_temperature", 0.0))
+        self._demote_history = bool(self.settings.get("demote_history", False))
         self._v1: CollaborativeModel | None = None
         if self._v1_weight > 0:
             self._v1 = CollaborativeModel(
@@ -360,11 +382,6 @@ class SasRecModel(TrainedModel):
             )
             self._v1.after_load()
 
-    def user_history(self, user: int) -> np.ndarray:
-        """The newest training interactions of known user `user` (item indices, oldest first)."""
-        offsets = self.arrays["history_offsets"]
-        return np.asarray(self.arrays["history_items"][offsets[user]:offsets[user + 1]], dtype=np.int32)
-
     def score_users(
         self,
         user_index: np.ndarray,
@@ -374,15 +391,13 @@ class SasRecModel(TrainedModel):
         users = np.asarray(user_index, dtype=np.int64).reshape(-1)
         if len(histories) != len(users):
             raise ValueError("score_users needs one history per user")
-        given: list[np.ndarray] = []
-        resolved: list[np.ndarray] = []
-        for user, history in zip(users.tolist(), histories, strict=True):
+        given = []
+        for history in histories:
             items = np.asarray(history, dtype=np.int64).reshape(-1)
-            items = items[(items >= 0) & (items < self.n_items)]  # unknown items carry no signal
-            given.append(items.astype(np.int32))
-            if items.size == 0 and 0 <= user < self.n_users:
-                items = self.user_history(user)
-            resolved.append(items)
+            given.append(items[(items >= 0) & (items < self.n_items)].astype(np.int32))  # unknown items: no signal
+        # A known user's stored history followed by the request's events, as v1 folds them in (an unknown user:
+        # the request's events alone); the transformer reads the newest max_sequence_length of them.
+        resolved = merge_histories(users, given, self.arrays["history_offsets"], self.arrays["history_items"])
         scores = np.empty((len(users), self.n_items), dtype=np.float32)
         has_history = np.array([len(h) > 0 for h in resolved], dtype=bool)
         if has_history.any():
@@ -391,6 +406,8 @@ class SasRecModel(TrainedModel):
             if self._v1 is not None:  # v1 scores the request as v1 does: stored history + the given events
                 v1_scores = self._v1.score_users(users[has_history], [given[i] for i in np.nonzero(has_history)[0]])
                 logits = blended_scores(logits, v1_scores, self._v1_weight, self._v1_temperature)
+            if self._demote_history:
+                logits = demote_history(np.array(logits, dtype=np.float32), known)
             scores[has_history] = logits
         if (~has_history).any():
             scores[~has_history] = np.asarray(self.arrays["cold_scores"], dtype=np.float32)

@@ -6,8 +6,9 @@ or ALS affinity over a recency-weighted history, plus its "what follows what" tr
 few seconds to fit). v1's scores s become a distribution q = softmax(s / T), and the served score is the log of
 the mixture (1 - w) p + w q, computed in log space. The weight w and temperature T are chosen after training on
 the validation slice the epoch loop held out (the newest event of up to 2048 training users), with a v1 fitted on
-the training data without those events: the pair of BLEND_WEIGHTS x TEMPERATURES with the best NDCG@10, ties to
-the smaller w and then the smaller T. w = 0 serves the transformer alone, w = 1 v1 alone (the order of s, whatever
+the training data without those events, each user's history ranked as the served model ranks it (below every
+other item where the domain does not re-consume, else in place): the pair of BLEND_WEIGHTS x TEMPERATURES with the
+best NDCG@10, ties to the smaller w and then the smaller T. w = 0 serves the transformer alone, w = 1 v1 alone (the order of s, whatever
 T), so on the validation slice the mixture is never below the better of the two. v1's part keeps working as v1
 does at serving time: a known user's stored history followed by the request's streamed events.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-TEMPERATURES = (0.02, 0.05, 0.1, 0.2)
+TEMPERATURES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 CHUNK_SCORES = 2**24  # validation users are scored in blocks of at most this many scores (16 - 256 users)
 
 
@@ -45,11 +46,12 @@ def blended_scores(logits: np.ndarray, v1_scores: np.ndarray, weight: float, tem
 
 
 def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Sequence[np.ndarray], targets: np.ndarray,
-                   v1_score: Callable[[np.ndarray], np.ndarray],
-                   users: np.ndarray) -> tuple[float, float, dict[tuple[float, float], float]]:
-    """The (w, T) of BLEND_WEIGHTS x TEMPERATURES with the best validation NDCG@10 (each user's other history items
-    excluded) and the NDCG@10 of every pair. `v1_score(users)` gives v1's (B, n_items) scores of those validation
-    users from their stored histories (the held-out events left out)."""
+                   v1_score: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
+                   demote_history: bool) -> tuple[float, float, dict[tuple[float, float], float]]:
+    """The (w, T) of BLEND_WEIGHTS x TEMPERATURES with the best validation NDCG@10 and the NDCG@10 of every pair,
+    each user's history treated as the served model treats it: ranked below every other item with
+    `demote_history`, else left in the ranking. `v1_score(users)` gives v1's (B, n_items) scores of those
+    validation users from their stored histories (the held-out events left out)."""
     items = weights["item_embedding"][1:]
     pairs = [(w, t) for w in BLEND_WEIGHTS for t in TEMPERATURES]
     gains = dict.fromkeys(pairs, 0.0)
@@ -62,12 +64,12 @@ def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Seque
         v1 = np.asarray(v1_score(users[start:start + chunk]), dtype=np.float32)
         rows = np.repeat(np.arange(len(seen_all)), [len(h) for h in seen_all])
         seen = np.concatenate(seen_all).astype(np.int64)
-        keep = seen != truth[rows]
         for weight, temperature in pairs:
             if (weight <= 0 or weight >= 1) and temperature != TEMPERATURES[0]:
                 continue  # T does not act at the ends: the same scores as the first T
             scores = blended_scores(logits, v1, weight, temperature).copy()
-            scores[rows[keep], seen[keep]] = -np.inf
+            if demote_history:  # below every other item (their own order does not matter to the truth's rank)
+                scores[rows, seen] = -np.inf
             rank = (scores > scores[np.arange(len(truth)), truth][:, None]).sum(axis=1)
             gains[(weight, temperature)] += float(np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0).sum())
     ndcg = {p: g / max(len(targets), 1) for p, g in gains.items()

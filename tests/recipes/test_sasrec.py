@@ -99,6 +99,52 @@ def test_unknown_user_without_history_gets_the_popular_items(data, model):
     np.testing.assert_array_equal(scores[0], scores[1])  # unknown item indices carry no signal
 
 
+def test_streamed_events_of_a_known_user_follow_their_stored_history(data, model):
+    offsets = data.user_offsets()
+    user = 4
+    stored = data.items[offsets[user]:offsets[user + 1]]
+    streamed = np.array([item_index(data, 5), item_index(data, 17)], np.int32)
+    as_known = model.score_users(np.array([user]), [streamed])
+    # The same as folding the whole sequence in for an unknown user: the stored history is not dropped.
+    np.testing.assert_allclose(as_known, model.score_users(np.array([-1]), [np.concatenate([stored, streamed])]),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(as_known, model.score_users(np.array([-1]), [streamed]), atol=1e-3)
+
+
+def first_views_only(data: TrainingData) -> TrainingData:
+    """The data with each user's repeats of an item dropped: a domain without re-consumption."""
+    pair = data.users.astype(np.int64) * data.n_items + data.items
+    keep = np.zeros(data.n_interactions, dtype=bool)
+    keep[np.unique(pair, return_index=True)[1]] = True
+    return data.subset_events(keep)
+
+
+@pytest.fixture(scope="module")
+def no_repeats(data):
+    once = first_views_only(data)
+    return once, UserPersonalizationV2().fit(once, {**FAST, "training_epochs": "5"}, seed=0)
+
+
+def test_history_goes_below_every_other_item_where_the_domain_does_not_reconsume(data, model, no_repeats):
+    once, demoting = no_repeats
+    offsets = once.user_offsets()
+    users = np.array([-1, 3, 7], dtype=np.int64)
+    histories = [once.items[offsets[2]:offsets[3]], np.zeros(0, np.int32), np.array([item_index(data, 9)], np.int32)]
+    scores = demoting.score_users(users, histories)
+    plain = with_own_settings(demoting)
+    plain.settings["demote_history"] = False
+    plain.after_load()
+    raw = plain.score_users(users, histories)
+    for row, seen in enumerate([histories[0], once.items[offsets[3]:offsets[4]],
+                                np.concatenate([once.items[offsets[7]:offsets[8]], histories[2]])]):
+        others = np.setdiff1d(np.arange(once.n_items), seen)
+        assert scores[row, seen].max() < scores[row, others].min()  # a list without filters skips what they have
+        np.testing.assert_array_equal(np.argsort(-scores[row, seen], kind="stable"),
+                                      np.argsort(-raw[row, seen], kind="stable"))  # their own order is kept
+        np.testing.assert_array_equal(scores[row, others], raw[row, others])  # the rest untouched
+    assert demoting.settings["demote_history"] and not model.settings["demote_history"]  # chain data repeats
+
+
 def test_save_and_load_give_identical_scores_without_pickle(data, model, tmp_path):
     model.save(tmp_path / "m")
     assert {p.suffix for p in (tmp_path / "m").iterdir()} <= {".npy", ".json"}
@@ -404,3 +450,25 @@ def test_chunked_full_softmax_gives_the_same_loss_and_gradients(monkeypatch):
     chunked = loss_and_grads()
     for a, b in zip(whole, chunked, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_the_mixture_is_chosen_on_history_treated_as_served():
+    from tastemaker.recipes.sasrec_blend import choose_mixture
+
+    cfg = NetConfig(hidden_dimension=16, num_blocks=1, max_sequence_length=8, epochs=1, batch_size=4)
+    rng = np.random.default_rng(0)
+    sequences = [rng.permutation(30)[:6].astype(np.int32) for _ in range(20)]
+    weights = train_network(sequences, 30, cfg, seed=1).weights
+    inputs = [s[:-1] for s in sequences]
+    targets = np.array([int(s[0]) for s in sequences])  # every held-out item repeats one the user already has
+
+    def v1_knows(users: np.ndarray) -> np.ndarray:  # a v1 part that puts each user's repeat first
+        scores = np.zeros((len(users), 30), np.float32)
+        scores[np.arange(len(users)), targets[users]] = 1.0
+        return scores
+
+    users = np.arange(20)
+    _, _, kept = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=False)
+    assert kept[(1.0, 0.02)] == 1.0  # history stays in the ranking where the model serves it so
+    w, _, demoted = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=True)
+    assert max(demoted.values()) == 0.0 and w == 0.0  # served below 24 other items: never in the top 10
