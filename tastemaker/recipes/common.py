@@ -107,6 +107,20 @@ def _overlap(past: np.ndarray, given: np.ndarray) -> int:
     return 0
 
 
+def demote_history(scores: np.ndarray, histories: Sequence[np.ndarray], drop: np.ndarray | np.float32) -> np.ndarray:
+    """`scores` (B, n_items) with each row's history items lowered by `drop` (a scalar, or one per row), in place:
+    with `drop` larger than a row's spread of scores they go below all its other items, their order among
+    themselves kept; an item repeated in a history is lowered once. What the personalization recipes do where
+    the domain does not re-consume, so a list without filters is not spent on items the user already has."""
+    lengths = [len(h) for h in histories]
+    if not sum(lengths):
+        return scores
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    scores[rows, cols] -= drop[rows] if isinstance(drop, np.ndarray) else drop
+    return scores
+
+
 def history_matrix(histories: Sequence[np.ndarray], n_items: int, decay: float) -> sp.csr_matrix:
     """(B, n_items) CSR: each event weighs decay**(events after it); repeats add up."""
     lengths = np.array([len(h) for h in histories], dtype=np.int64)

@@ -24,7 +24,7 @@ from tastemaker.recipes.base import (
     register_model_class,
 )
 from tastemaker.recipes.collaborative import repeat_ratio
-from tastemaker.recipes.common import merge_histories
+from tastemaker.recipes.common import demote_history, merge_histories
 from tastemaker.recipes.sasrec_blend import blended_scores, choose_mixture
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 from tastemaker.recipes.sasrec_train import train_network
@@ -310,20 +310,6 @@ class _SasRecRecipe(Recipe):
                                  should_stop=None)
 
 
-def demote_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """`scores` (B, n_items) with each row's history items moved below all its other items, their order among
-    themselves kept (in place): what v1 does where the domain does not re-consume (repeat ratio below
-    REPEAT_RATIO_FOR_DEMOTION), so a list without filters is not spent on items the user already has."""
-    lengths = [len(h) for h in histories]
-    if not sum(lengths):
-        return scores
-    rows = np.repeat(np.arange(len(histories)), lengths)
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
-    drop = scores.max(axis=1) - scores.min(axis=1) + np.float32(1.0)  # below the row's minimum, order kept
-    scores[rows, cols] -= drop[rows]  # an item repeated in a history is demoted once
-    return scores
-
-
 def _newest_event_per_user_item(data: TrainingData) -> np.ndarray:
     """Indices of the newest event of each distinct (user, item) pair."""
     pair = data.users.astype(np.int64) * max(data.n_items, 1) + data.items
@@ -406,8 +392,9 @@ class SasRecModel(TrainedModel):
             if self._v1 is not None:  # v1 scores the request as v1 does: stored history + the given events
                 v1_scores = self._v1.score_users(users[has_history], [given[i] for i in np.nonzero(has_history)[0]])
                 logits = blended_scores(logits, v1_scores, self._v1_weight, self._v1_temperature)
-            if self._demote_history:
-                logits = demote_history(np.array(logits, dtype=np.float32), known)
+            if self._demote_history:  # below each row's minimum (logits are unbounded), order kept
+                logits = np.asarray(logits, dtype=np.float32)
+                demote_history(logits, known, logits.max(axis=1) - logits.min(axis=1) + np.float32(1.0))
             scores[has_history] = logits
         if (~has_history).any():
             scores[~has_history] = np.asarray(self.arrays["cold_scores"], dtype=np.float32)

@@ -36,6 +36,7 @@ from tastemaker.recipes.collaborative import (
 from tastemaker.recipes.common import (
     cold_start_scores,
     decay_from_bptt,
+    demote_history,
     history_matrix,
     merge_histories,
     recent_popularity,
@@ -146,11 +147,8 @@ class CollaborativeModel(TrainedModel):
         empty = lengths == 0
         if empty.any():
             scores[empty] = np.asarray(self.arrays["cold_scores"])
-        if self.settings.get("demote_history") and lengths.sum():
-            # Below every other item (scores lie in [-3, 3]) while keeping their relative order; an item
-            # repeated in a history is demoted once.
-            rows = np.repeat(np.arange(len(histories)), lengths)
-            scores[rows, np.concatenate([np.asarray(h) for h in histories])] -= np.float32(8.0)
+        if self.settings.get("demote_history"):
+            demote_history(scores, histories, np.float32(8.0))  # scores lie in [-3, 3]: below every other item
         return scores
 
     @property
