@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 PERSONALIZED_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
 RECIPE_TYPES_BENCHED = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING", "POPULAR_ITEMS", "RELATED_ITEMS")
+PER_QUERY = "per_query_ndcg_at_10"
+V1 = "aws-user-personalization"
 
 
 def run_child(dataset: str, model: str, protocol: str) -> dict:
@@ -46,11 +48,12 @@ def run_child(dataset: str, model: str, protocol: str) -> dict:
 
 
 def child(dataset: str, model: str, protocol: str) -> None:
+    import numpy
     from _acc_baselines import BASELINES, evaluate_scorer, tune
     from _acc_data import load_dataset
 
     from tastemaker.evaluation.evaluate import recommend_for_split
-    from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, personalize_metrics
+    from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, ndcg_per_query, personalize_metrics
     from tastemaker.evaluation.splits import leave_last_out_split, personalize_split
     from tastemaker.recipes import get_recipe
 
@@ -86,6 +89,7 @@ def child(dataset: str, model: str, protocol: str) -> None:
         result["precision_at_10"] = metrics["precision_at_10"]
         result["mrr_at_25"] = metrics["mean_reciprocal_rank_at_25"]
         result["coverage"] = metrics["coverage"]
+    result[PER_QUERY] = numpy.round(ndcg_per_query(recommended, split.truths, 10), 6).tolist()  # for the intervals
     result["peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
     print(json.dumps(result))
 
@@ -119,7 +123,7 @@ def main() -> None:
             result.setdefault("model", model)
             result.setdefault("protocol", protocol)
             rows.append(result)
-            print(json.dumps(result), file=sys.stderr, flush=True)
+            print(json.dumps({k: v for k, v in result.items() if k != PER_QUERY}), file=sys.stderr, flush=True)
     print_table(rows, {n: r.recipe_type for n, r in all_recipes().items()}, args.dataset)
 
 
@@ -152,6 +156,26 @@ def print_table(rows: list[dict], recipe_types: dict[str, str], dataset: str) ->
             ratio = best_ours["ndcg_at_10"] / best_base["ndcg_at_10"] if best_base["ndcg_at_10"] else float("inf")
             print(f"{protocol}: best ours {best_ours['model']} NDCG@10 {best_ours['ndcg_at_10']} / best baseline "
                   f"{best_base['model']} {best_base['ndcg_at_10']} = {ratio:.2f}x")
+        print_intervals(protocol, ours, base)
+
+
+def print_intervals(protocol: str, ours: list[dict], base: list[dict]) -> None:
+    """Each of our personalized recipes against v1 and against the best baseline: the NDCG@10 ratio with its 95%
+    paired bootstrap interval over the test queries (how far the split's draw alone could move it)."""
+    import numpy as np
+
+    from tastemaker.evaluation.metrics import paired_ratio_interval
+
+    references = [r for r in ours if r["model"] == V1]
+    if base:
+        references.append(max(base, key=lambda r: r["ndcg_at_10"]))
+    for row in ours:
+        for ref in references:
+            if ref is row or PER_QUERY not in row or PER_QUERY not in ref:
+                continue
+            ratio, low, high = paired_ratio_interval(np.array(row[PER_QUERY]), np.array(ref[PER_QUERY]))
+            print(f"{protocol}: {row['model']} / {ref['model']} = {ratio:.3f}x (95% interval {low:.3f} - "
+                  f"{high:.3f}, {len(row[PER_QUERY])} queries)")
 
 
 if __name__ == "__main__":

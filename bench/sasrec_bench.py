@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _acc_data import load_dataset
 
-from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_at_k, top_k
+from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_per_query, paired_ratio_interval, top_k
 from tastemaker.evaluation.splits import Split, leave_last_out_split
 from tastemaker.recipes.training_data import TrainingData
 
@@ -42,18 +43,19 @@ def load(directory: Path) -> TrainingData:
     return load_dataset(directory)
 
 
-def evaluate(score: Callable[[np.ndarray, list[np.ndarray]], np.ndarray], split: Split) -> dict[str, float]:
-    """HR@10 and NDCG@10 over every query, history excluded from the ranking."""
+def evaluate(score: Callable[[np.ndarray, list[np.ndarray]], np.ndarray], split: Split) -> dict[str, Any]:
+    """HR@10 and NDCG@10 over every query, history excluded from the ranking; each query's NDCG@10 as per_query."""
     recommended = []
     for start in range(0, len(split.query_users), BATCH):
         users = split.query_users[start:start + BATCH]
         inputs = split.inputs[start:start + BATCH]
         recommended.append(top_k(score(users, inputs), 10, exclude=inputs))
     top = np.concatenate(recommended)
-    return {"hr10": hit_rate_at_k(top, split.truths, 10), "ndcg10": ndcg_at_k(top, split.truths, 10)}
+    per_query = ndcg_per_query(top, split.truths, 10)
+    return {"hr10": hit_rate_at_k(top, split.truths, 10), "ndcg10": float(per_query.mean()), "per_query": per_query}
 
 
-def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, float]:
+def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, Any]:
     from tastemaker.recipes.sasrec import UserPersonalizationV2
 
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -79,7 +81,7 @@ def run_sasrec(split: Split, params: dict[str, str]) -> dict[str, float]:
             "negatives": model.settings["net"]["negative_samples"]}
 
 
-def run_v1(split: Split) -> dict[str, float]:
+def run_v1(split: Split) -> dict[str, Any]:
     """aws-user-personalization (v1) with its defaults, the recipe v2 is measured against."""
     from tastemaker.recipes.user_personalization import UserPersonalization
 
@@ -89,11 +91,11 @@ def run_v1(split: Split) -> dict[str, float]:
     return {**evaluate(model.score_users, split), "train_s": train_s, "train_cpu_s": round(train_cpu_s, 1)}
 
 
-def run_ease(split: Split, lambdas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3000.0)) -> dict[str, float]:
+def run_ease(split: Split, lambdas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3000.0)) -> dict[str, Any]:
     x = split.train.user_item_matrix(binary=True).astype(np.float32)
     started = time.perf_counter()
     gram = (x.T @ x).toarray().astype(np.float64)
-    best: dict[str, float] = {}
+    best: dict[str, Any] = {}
     for lam in lambdas:
         inverse = np.linalg.inv(gram + lam * np.eye(gram.shape[0]))
         b = (-inverse / np.diag(inverse)).astype(np.float32)
@@ -105,12 +107,12 @@ def run_ease(split: Split, lambdas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3
     return best
 
 
-def run_als(split: Split) -> dict[str, float]:
+def run_als(split: Split) -> dict[str, Any]:
     import implicit
     from threadpoolctl import threadpool_limits
 
     x = split.train.user_item_matrix(binary=True).tocsr().astype(np.float32)
-    best: dict[str, float] = {}
+    best: dict[str, Any] = {}
     fit_seconds = []
     with threadpool_limits(1, "blas"):
         for factors in (64, 128):
@@ -133,7 +135,7 @@ def run_als(split: Split) -> dict[str, float]:
 LOAD_SAMPLES: list[float] = []  # the 1-minute load average every 10 s while a child trains (the machine is shared)
 
 
-def in_child(fn: Callable[..., dict[str, float]], *args: object) -> dict[str, float]:
+def in_child(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:
     """Run fn in a forked process; add its peak RSS in MiB. Samples the load average while waiting."""
     ctx = mp.get_context("fork")
     results = ctx.Queue()
@@ -176,7 +178,7 @@ def main() -> None:
     split = leave_last_out_split(data)
     print(f"data: {data.n_users} users, {data.n_items} items, {data.n_interactions} events; "
           f"{len(split.query_users)} leave-last-out queries")
-    results: dict[str, dict[str, float]] = {"v1": in_child(run_v1, split)}
+    results: dict[str, dict[str, Any]] = {"v1": in_child(run_v1, split)}
     if not args.skip_baselines:
         results["EASE"] = in_child(run_ease, split)
         results["ALS"] = in_child(run_als, split)
@@ -184,10 +186,12 @@ def main() -> None:
     print(f"v2 params: {params or 'defaults'}")
     print(f"{'model':<14}{'HR@10':>8}{'NDCG@10':>9}{'train s':>9}{'peak MiB':>10}  notes")
     for name, r in results.items():
-        notes = {k: v for k, v in r.items() if k not in ("hr10", "ndcg10", "train_s", "peak_rss_mib")}
+        notes = {k: v for k, v in r.items() if k not in ("hr10", "ndcg10", "train_s", "peak_rss_mib", "per_query")}
         print(f"{name:<14}{r['hr10']:>8.4f}{r['ndcg10']:>9.4f}{r['train_s']:>9.1f}{r['peak_rss_mib']:>10.0f}  {notes}")
     v2 = results["v2 (SASRec)"]["ndcg10"]
-    print(f"v2 NDCG@10 / v1 = {v2 / max(results['v1']['ndcg10'], 1e-12):.3f}x")
+    _, low, high = paired_ratio_interval(results["v2 (SASRec)"]["per_query"], results["v1"]["per_query"])
+    print(f"v2 NDCG@10 / v1 = {v2 / max(results['v1']['ndcg10'], 1e-12):.3f}x (95% paired bootstrap interval over the "
+          f"{len(split.truths)} queries: {low:.3f} - {high:.3f})")
     if not args.skip_baselines:
         best_name = max(("EASE", "ALS"), key=lambda n: results[n]["ndcg10"])
         ratio = results["v2 (SASRec)"]["ndcg10"] / max(results[best_name]["ndcg10"], 1e-12)

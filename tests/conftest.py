@@ -25,6 +25,11 @@ SHARED_SESSION_GROUPS = {
 }
 
 
+# The longest units (minutes each on two cores) go out first, so that neither worker is left alone with one of them
+# at the end of the run; the rest follow in collection order.
+HEAVY_FIRST = ("spark", "tests/faults/test_fault_injection.py", "tests/e2e/test_replicas.py")
+
+
 def xdist_group(nodeid: str) -> str:
     """The unit of work a worker takes whole: a test's file, or the group of the shared session fixture it uses."""
     path = nodeid.split("::", 1)[0]
@@ -33,9 +38,9 @@ def xdist_group(nodeid: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with the groups above: a file-by-file split that keeps each group on one worker. Units go
-    out in collection order (not biggest first), so a worker meets each test package once and its package-scoped
-    servers (tests/e2e, tests/console, tests/docs) start once per worker."""
+    """`--dist loadfile`, with the groups above: a file-by-file split that keeps each group on one worker. After the
+    HEAVY_FIRST units, units go out in collection order (not by test count), so a worker meets each test package
+    about once and its package-scoped servers (tests/e2e, tests/console, tests/docs) start once or twice per worker."""
     if config.getvalue("dist") != "loadfile":
         return None  # another --dist mode asked for by hand: xdist's own scheduler
     from xdist.scheduler import LoadScopeScheduling
@@ -45,6 +50,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class FileOrGroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for unit in reversed(HEAVY_FIRST):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
 
     return FileOrGroupScheduling(config, log)
 

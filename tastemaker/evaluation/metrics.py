@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,8 +44,14 @@ def ndcg_at_k(recommended: np.ndarray, truths: Sequence[np.ndarray], k: int,
     """Mean NDCG@k; gain 1 per relevant item, or the item's event weight when truth_weights are given."""
     if len(truths) == 0:
         return 0.0
+    return sum(ndcg_per_query(recommended, truths, k, truth_weights).tolist()) / len(truths)  # in query order
+
+
+def ndcg_per_query(recommended: np.ndarray, truths: Sequence[np.ndarray], k: int,
+                   truth_weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """NDCG@k of each query (float64, one per truth): what ndcg_at_k averages, for paired comparisons."""
     disc = _discounts(k)
-    total = 0.0
+    out = np.zeros(len(truths), dtype=np.float64)
     for q, (row, truth) in enumerate(zip(recommended, truths, strict=True)):
         weights = np.ones(len(truth)) if truth_weights is None else np.asarray(truth_weights[q], np.float64)
         gain_of = dict(zip(np.asarray(truth).tolist(), weights.tolist(), strict=True))
@@ -52,8 +59,8 @@ def ndcg_at_k(recommended: np.ndarray, truths: Sequence[np.ndarray], k: int,
         dcg = float((gains * disc[: len(gains)]).sum())
         ideal = np.sort(weights)[::-1][:k]
         idcg = float((ideal * disc[: len(ideal)]).sum())
-        total += dcg / idcg if idcg > 0 else 0.0
-    return total / len(truths)
+        out[q] = dcg / idcg if idcg > 0 else 0.0
+    return out
 
 
 def precision_at_k(recommended: np.ndarray, truths: Sequence[np.ndarray], k: int) -> float:
@@ -112,3 +119,20 @@ def segment_metrics(ranked_users: np.ndarray, actual_users: Sequence[np.ndarray]
     hits = hit_matrix(ranked_users[:, :k], actual_users).sum(axis=1)
     sizes = np.array([max(1, len(a)) for a in actual_users], dtype=np.float64)
     return {"hit": round(float(hits.mean()), 4), "recall": round(float((hits / sizes).mean()), 4)}
+
+
+def paired_ratio_interval(ours: np.ndarray, reference: np.ndarray, *, resamples: int = 2000, level: float = 0.95,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """mean(ours) / mean(reference) and its percentile bootstrap interval over queries resampled in pairs (the
+    same queries for both, so what the two models share cancels): (ratio, low, high). On a small test set (a
+    10% split of 610 users is 61 queries) the interval says whether one model's lead is more than the draw."""
+    a, b = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"need the same non-empty queries for both models, got {len(a)} and {len(b)}")
+    ratio = float(a.mean() / b.mean()) if b.mean() > 0 else math.inf
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    sums_a, sums_b = a[picks].sum(axis=1), b[picks].sum(axis=1)
+    ratios = np.divide(sums_a, sums_b, out=np.full(resamples, np.inf), where=sums_b > 0)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return ratio, float(low), float(high)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_keyboard_reads_each_bar(browser: Any, console_server: LocalServer, attributed: dict[str, Any]) -> None:
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -55,8 +55,13 @@ def test_the_keyboard_reads_each_bar(browser: Any, console_server: LocalServer, 
     assert live.get_attribute("aria-live") == "polite"
 
     def said() -> tuple[str, str]:
-        hover = plots[0].find_elements("css selector", ".hoverlayer .hovertext")
-        return live.get_attribute("textContent"), hover[0].text if hover else ""
+        for _ in range(20):  # plotly replaces its hover label when it redraws it: read the current one again
+            try:
+                hover = plots[0].find_elements("css selector", ".hoverlayer .hovertext")
+                return live.get_attribute("textContent"), hover[0].text if hover else ""
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError("the hover label was redrawn 20 times in a row while it was read")
 
     def says(expected: tuple[str, str]) -> bool:  # plotly draws a hover label at most every 50 ms: wait for it
         try:

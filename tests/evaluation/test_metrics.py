@@ -12,6 +12,8 @@ from tastemaker.evaluation.metrics import (
     hit_rate_at_k,
     mean_reciprocal_rank,
     ndcg_at_k,
+    ndcg_per_query,
+    paired_ratio_interval,
     personalize_metrics,
     precision_at_k,
     segment_metrics,
@@ -73,3 +75,26 @@ def test_segment_hit_and_recall_use_the_top_one_percent_of_users():
     metrics = segment_metrics(ranked, [np.array([5, 1, 7, 8]), np.array([0])], n_users=300)
     assert metrics["hit"] == pytest.approx((2 + 0) / 2)
     assert metrics["recall"] == pytest.approx((2 / 4 + 0) / 2)
+
+
+def test_ndcg_per_query_is_what_ndcg_at_k_averages():
+    recommended = np.array([[10, 1, 11, 12, 2], [3, 4, 5, 6, 7], [9, 8, 7, 6, 5]])
+    truths = [np.array([1, 2]), np.array([3]), np.array([42])]
+    per_query = ndcg_per_query(recommended, truths, 5)
+    assert per_query[1] == 1.0 and per_query[2] == 0.0
+    assert per_query[0] == pytest.approx(ndcg_at_k(recommended[:1], truths[:1], 5))
+    assert per_query.mean() == pytest.approx(ndcg_at_k(recommended, truths, 5))
+
+
+def test_paired_ratio_interval_tells_a_real_lead_from_the_draw():
+    rng = np.random.default_rng(3)
+    reference = rng.random(400)
+    ratio, low, high = paired_ratio_interval(reference * 1.2, reference)  # 20% better on every query
+    assert ratio == pytest.approx(1.2) and low == pytest.approx(1.2) and high == pytest.approx(1.2)
+    noise = rng.random(400)  # as good on average, but not query by query: the interval straddles 1
+    ratio, low, high = paired_ratio_interval(noise, reference)
+    assert low < 1.0 < high and low < ratio < high
+    small_lead, _, _ = paired_ratio_interval(reference[:60] + 0.01, reference[:60])
+    assert small_lead > 1.0
+    with pytest.raises(ValueError, match="same non-empty queries"):
+        paired_ratio_interval(reference[:3], reference[:4])
