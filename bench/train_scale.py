@@ -134,6 +134,7 @@ def run_version(part: Path, work: Path, factors: int) -> dict[str, Any]:
     spec = TrainingSpec(recipe="aws-user-personalization", out=work / "out",
                         datasets={"Interactions": DatasetInput(SCHEMA, None, (str(part),))},
                         params={"hidden_dimension": str(factors)}, seed=0)
+    spec.out.mkdir(parents=True, exist_ok=True)  # the job runner makes it before the training process starts
     cpu0, started = time.process_time(), time.perf_counter()
     result = phases.timed("version", lambda: train_process.run(spec, work / "STOP"))
     blobs = LocalBlobStore(work / "blobs")
