@@ -324,9 +324,9 @@ def test_default_sequence_length_and_batch_adapt_to_the_data():
     assert (large.max_sequence_length, large.batch_size) == (200, 46)  # 6,000 windows: 128+ steps an epoch
     assert net_config({**typed, "max_sequence_length": 200}, short, 100).max_sequence_length == 200  # set: kept
     assert small.negative_samples == 0  # full softmax where an epoch is cheap
-    assert large.negative_samples == 1024  # 1.2M events x 5,000 items: logQ-corrected sampled softmax
-    # The epoch budget gives both about 3,600 optimiser steps: 57 steps an epoch -> 64 epochs, 131 -> 28.
-    assert (small.epochs, large.epochs) == (64, 28)
+    assert large.negative_samples == 512  # 1.2M events x 5,000 items: logQ-corrected sampled softmax
+    # The epoch budget gives both about 7,200 optimiser steps: 57 steps an epoch -> 127 epochs, 131 -> 55.
+    assert (small.epochs, large.epochs) == (127, 55)
     assert net_config({**typed, "training_epochs": 5}, short, 100).epochs == 5  # set: kept
     costly = net_config({**typed, "negative_samples": 4000}, long, 5000)  # 1.2M events x 4,001 logits an epoch
     assert costly.epochs == 10  # capped by the 5e10-logit budget
