@@ -70,15 +70,27 @@ def preload_prefix(services: Services, prefix: str, label: str) -> dict[str, Any
 
 def warm_imports(services: Services) -> bool:
     """Import every recipe module (what the first model load, or the first CreateCampaign's configuration check,
-    would import: ~0.15 s of the first CreateCampaign in a fresh API process); False, doing nothing, while no
+    would import: ~0.15 s of the first CreateCampaign in a fresh API process) and what the first Parquet read
+    imports (the catalogue's Items read); False, doing nothing, while no
     campaign or recommender has ever been deployed here (a new installation or a test server loads on first use).
     Called at process start in a background thread, through warm_kernels."""
     with services.read_engine.connect() as conn:
         if not any(resources.count(conn, kind, (Status.ACTIVE,)) for kind in ("campaign", "recommender")):
             return False
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from tastemaker.recipes import all_recipes
 
     all_recipes()
+    # pyarrow's first Parquet read in a process imports what it converts with (pandas, where installed: ~0.2 s
+    # of CPU under the GIL, measured with py-spy inside the first GetRecommendations of a worker that had not
+    # read the catalogue yet); a one-row round trip in memory does it here instead.
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"warm": [1]}), buffer)
+    pq.read_table(io.BytesIO(buffer.getvalue()))
     return True
 
 
