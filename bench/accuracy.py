@@ -1,6 +1,8 @@
 """Accuracy benchmark: every Tastemaker recipe vs library baselines on two protocols (one table, ratios).
 
     .venv/bin/python bench/accuracy.py /work/shared/data/movielens-1m-partial/personalize [--recipes a,b]
+    .venv/bin/python bench/accuracy.py DATASET --protocols personalize --split-seeds 5 \
+        --recipes aws-user-personalization,aws-user-personalization-v2
 
 Protocols:
   personalize  Personalize's GetSolutionMetrics split: 10% of users held out, their oldest 90% of events are
@@ -8,6 +10,10 @@ Protocols:
                Personalize scores (no history exclusion); baselines exclude the input history (as a filter
                would), which can only help them.
   llo          leave-last-out: each user's last event is the truth, full ranking, history excluded.
+With --split-seeds N, Personalize's split is drawn N times (seeds 0..N-1: another 10% of users each time) and each
+model is trained and scored on every draw; a model's row pools the test queries of all draws (its NDCG@10 is their
+mean, its times the mean per draw), so a small dataset's ratios rest on N times the queries. The draws are
+independent, so a user can be a test user in more than one of them.
 Baselines are tuned with optuna on a validation split carved from the training part of each protocol.
 Each model runs in a child process so its training time and peak memory are its own. The neural v2 recipes
 (tens of minutes on 2 CPU cores) run only when named in --recipes; bench/sasrec_bench.py covers them.
@@ -35,10 +41,10 @@ PER_QUERY = "per_query_ndcg_at_10"
 V1 = "aws-user-personalization"
 
 
-def run_child(dataset: str, model: str, protocol: str) -> dict:
+def run_child(dataset: str, model: str, protocol: str, split_seed: int = 0) -> dict:
     """Train and evaluate one model for one protocol in a fresh process; returns its JSON result."""
     out = subprocess.run(
-        [sys.executable, __file__, dataset, "--child", model, "--protocol", protocol],
+        [sys.executable, __file__, dataset, "--child", model, "--protocol", protocol, "--split-seed", str(split_seed)],
         capture_output=True, text=True, check=False,
     )
     for line in reversed(out.stdout.splitlines()):
@@ -47,7 +53,7 @@ def run_child(dataset: str, model: str, protocol: str) -> dict:
     return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1][:200]}
 
 
-def child(dataset: str, model: str, protocol: str) -> None:
+def child(dataset: str, model: str, protocol: str, split_seed: int) -> None:
     import numpy
     from _acc_baselines import BASELINES, evaluate_scorer, tune
     from _acc_data import load_dataset
@@ -59,10 +65,11 @@ def child(dataset: str, model: str, protocol: str) -> None:
 
     data = load_dataset(Path(dataset))
     known = protocol == "llo"
-    split = leave_last_out_split(data) if known else personalize_split(data, seed=0)
+    split = leave_last_out_split(data) if known else personalize_split(data, seed=split_seed)
     result: dict = {"model": model, "protocol": protocol}
     if model in BASELINES:
-        validation = leave_last_out_split(split.train) if known else personalize_split(split.train, seed=1)
+        validation = leave_last_out_split(split.train) if known else personalize_split(split.train,
+                                                                                         seed=split_seed + 1)
         started = time.perf_counter()
         params = tune(model, validation, known)
         result["tune_s"] = round(time.perf_counter() - started, 1)
@@ -99,11 +106,14 @@ def main() -> None:
     parser.add_argument("dataset", help="folder with interactions.csv[.gz] (+ items.csv, users.csv)")
     parser.add_argument("--recipes", help="comma-separated recipe/baseline names (default: all)")
     parser.add_argument("--protocols", default="personalize,llo")
+    parser.add_argument("--split-seeds", type=int, default=1,
+                        help="draws of Personalize's split, each model trained on every draw (pooled queries)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--protocol", help=argparse.SUPPRESS)
+    parser.add_argument("--split-seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.dataset, args.child, args.protocol)
+        child(args.dataset, args.child, args.protocol, args.split_seed)
         return
     from _acc_baselines import BASELINES
 
@@ -118,17 +128,45 @@ def main() -> None:
         models = [m for m in models if not m.endswith("-v2")]
     rows = []
     for protocol in args.protocols.split(","):
+        seeds = range(args.split_seeds if protocol == "personalize" else 1)
         for model in models:
-            result = run_child(args.dataset, model, protocol)
-            result.setdefault("model", model)
-            result.setdefault("protocol", protocol)
-            rows.append(result)
-            print(json.dumps({k: v for k, v in result.items() if k != PER_QUERY}), file=sys.stderr, flush=True)
+            draws = []
+            for seed in seeds:
+                result = run_child(args.dataset, model, protocol, seed)
+                result.setdefault("model", model)
+                result.setdefault("protocol", protocol)
+                result["split_seed"] = seed
+                draws.append(result)
+                print(json.dumps({k: v for k, v in result.items() if k != PER_QUERY}), file=sys.stderr, flush=True)
+            rows.append(pooled(draws))
     print_table(rows, {n: r.recipe_type for n, r in all_recipes().items()}, args.dataset)
+
+
+def pooled(draws: list[dict]) -> dict:
+    """One model's results over several draws of a split as one row: NDCG@10 the mean over every draw's test
+    queries, the other metrics and the times the mean per draw, peak memory the largest; an error in any draw
+    makes the row an error."""
+    if len(draws) == 1 or any("error" in d for d in draws):
+        return next((d for d in draws if "error" in d), draws[0])
+    import numpy as np
+
+    row = {"model": draws[0]["model"], "protocol": draws[0]["protocol"], "split_seeds": len(draws)}
+    queries = [q for d in draws for q in d[PER_QUERY]]
+    row[PER_QUERY] = queries
+    row["ndcg_at_10"] = round(float(np.mean(queries)), 4)
+    for key in ("hr_at_10", "precision_at_10", "mrr_at_25", "coverage", "fit_s", "fit_cpu_s", "tune_s"):
+        if all(key in d for d in draws):
+            row[key] = round(float(np.mean([d[key] for d in draws])), 4)
+    row["peak_mib"] = max(d["peak_mib"] for d in draws)
+    row["ndcg_at_10_per_draw"] = [d["ndcg_at_10"] for d in draws]
+    return row
 
 
 def print_table(rows: list[dict], recipe_types: dict[str, str], dataset: str) -> None:
     print(f"\nAccuracy on {dataset}")
+    draws = max((r.get("split_seeds", 1) for r in rows), default=1)
+    if draws > 1:
+        print(f"(Personalize's split drawn {draws} times: NDCG@10 over the pooled test queries; times per draw)")
     header = f"{'protocol':11s} {'model':32s} {'NDCG@10':>8s} {'HR@10':>6s} {'P@10':>6s} {'MRR@25':>7s} " \
              f"{'cover':>6s} {'fit s':>7s} {'tune s':>7s} {'peak MiB':>8s}"
     print(header)
@@ -144,7 +182,8 @@ def print_table(rows: list[dict], recipe_types: dict[str, str], dataset: str) ->
             continue
         print(f"{row['protocol']:11s} {row['model']:32s} {fmt(row, 'ndcg_at_10', 8)} {fmt(row, 'hr_at_10', 6)} "
               f"{fmt(row, 'precision_at_10', 6)} {fmt(row, 'mrr_at_25', 7)} {fmt(row, 'coverage', 6)} "
-              f"{fmt(row, 'fit_s', 7)} {fmt(row, 'tune_s', 7)} {fmt(row, 'peak_mib', 8)}")
+              f"{fmt(row, 'fit_s', 7)} {fmt(row, 'tune_s', 7)} {fmt(row, 'peak_mib', 8)}"
+              + (f"  per draw {row['ndcg_at_10_per_draw']}" if "ndcg_at_10_per_draw" in row else ""))
     print()
     for protocol in sorted({r["protocol"] for r in rows}):
         ok = [r for r in rows if r["protocol"] == protocol and "error" not in r]
