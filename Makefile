@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	@# the serving kernels into numba's cache now, not in a new installation's first GetRecommendations (~25 s)
+	$(BIN)/python -c 'from tastemaker.serving.deploy import compile_kernels; compile_kernels()'
 	touch $(STAMP)
 
 install: $(STAMP)

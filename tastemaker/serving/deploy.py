@@ -103,10 +103,17 @@ def warm_kernels(services: Services) -> None:
     runner calls this in a background thread, and so does each API worker process of `serve --workers N` (which
     has no runner): before, the first GetRecommendations on a new campaign there waited for the kernels (its
     first answer came 2.1-4.5 s after ACTIVE at load 8-9, 1.5-1.7 s with this)."""
+    if warm_imports(services) and services.serves_requests:
+        compile_kernels()
+
+
+def compile_kernels() -> None:
+    """Compile the serving kernels for a memory-mapped model's array types into numba's on-disk cache, or load
+    them from it (~25 s of CPU the first time on a 2-core machine, ~1.4 s once cached). `make install` runs it,
+    so that the first GetRecommendations of a new installation does not wait for the compile (warm_kernels
+    does nothing at a start with no campaign)."""
     import numpy as np
 
-    if not warm_imports(services) or not services.serves_requests:
-        return
     from tastemaker.recipes import kernels
     from tastemaker.serving import compiled, fused
 

@@ -77,3 +77,26 @@ def test_exploration_falls_back_to_the_second_pool_and_is_deterministic_for_give
     out = explore(list(range(6)), [100], list(range(200, 230)), 3, seed=4)
     assert 100 in out and sum(p >= 200 for p in out) == 2
     assert explore(list(range(6)), [100], list(range(200, 230)), 3, seed=4) == out
+
+
+def test_compile_kernels_readies_the_kernels_a_mapped_model_calls() -> None:
+    """`make install` runs compile_kernels so that a new installation's first GetRecommendations finds the serving
+    kernels in numba's cache: they must be compiled for read-only arrays (a memory-mapped model's), not only for
+    the writable ones a test or a training makes."""
+    from tastemaker.recipes import kernels
+    from tastemaker.serving import fused
+    from tastemaker.serving.deploy import compile_kernels
+
+    compile_kernels()
+    for dispatcher in (fused.user_state, fused.pick, fused.finish, kernels.score_items):
+        arrays = [arg for sig in dispatcher.signatures for arg in sig if hasattr(arg, "mutable")]
+        assert any(not arg.mutable for arg in arrays), dispatcher.__name__
+
+
+def test_make_install_compiles_the_serving_kernels() -> None:
+    """The install step that calls it (a new installation's first GetRecommendations waited ~25 s without it)."""
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    install = makefile.split("$(STAMP):", 1)[1].split("\ninstall:", 1)[0]
+    assert "from tastemaker.serving.deploy import compile_kernels; compile_kernels()" in install
