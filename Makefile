@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	@# the serving kernels into numba's cache now, not in a new installation's first GetRecommendations (~25 s)
-	$(BIN)/python -c 'from tastemaker.serving.deploy import compile_kernels; compile_kernels()'
+	$(BIN)/tastemaker compile-kernels
 	touch $(STAMP)
 
 install: $(STAMP)

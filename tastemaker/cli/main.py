@@ -136,6 +136,18 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile_kernels(_args: argparse.Namespace) -> int:
+    """Compile the serving kernels into numba's on-disk cache (once per installation; `make install` runs it)."""
+    import time
+
+    from tastemaker.serving.deploy import compile_kernels
+
+    started = time.perf_counter()
+    compile_kernels()
+    sys.stdout.write(f"serving kernels compiled into numba's cache in {time.perf_counter() - started:.1f} s\n")
+    return 0
+
+
 def cmd_evaluation(args: argparse.Namespace) -> int:
     """Print a solution version's evaluation evidence (per held-out query: input, truth, recommended)."""
     from tastemaker.cli.wiring import build_services
@@ -227,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="print the API coverage table (markdown)")
     cov.add_argument("--output", help="write to this file instead of stdout")
     cov.set_defaults(fn=cmd_coverage)
+
+    kern = sub.add_parser("compile-kernels", help="compile the serving kernels into numba's cache (once after an "
+                          "install; else the first GetRecommendations after the first deploy waits ~25 s for it)")
+    kern.set_defaults(fn=cmd_compile_kernels)
 
     from tastemaker.cli import cleanup, quickstart
 

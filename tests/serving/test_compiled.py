@@ -99,4 +99,14 @@ def test_make_install_compiles_the_serving_kernels() -> None:
 
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     install = makefile.split("$(STAMP):", 1)[1].split("\ninstall:", 1)[0]
-    assert "from tastemaker.serving.deploy import compile_kernels; compile_kernels()" in install
+    assert "$(BIN)/tastemaker compile-kernels" in install
+
+
+def test_the_compile_kernels_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tastemaker compile-kernels`: the step for installs made without `make install` (pip, an image build)."""
+    from tastemaker.cli.main import main
+    from tastemaker.recipes import kernels
+
+    assert main(["compile-kernels"]) == 0
+    assert "serving kernels compiled" in capsys.readouterr().out
+    assert any(not arg.mutable for sig in kernels.score_items.signatures for arg in sig if hasattr(arg, "mutable"))
