@@ -1,6 +1,7 @@
-"""Load on the shared stores per request: PostgreSQL per PutEvents call, Redis per PutEvents and GetRecommendations.
+"""Load on the stores per request: PostgreSQL and SQLite per PutEvents call, Redis per PutEvents and GetRecommendations.
 
     .venv/bin/python bench/stores.py [--calls 3000] [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
+                                     [--sqlite-calls 40000] [--skip postgres,sqlite,redis]
 
 PostgreSQL: a scratch database (created and dropped here) with the project's `events` table
 (tastemaker.store.tables), written with the project's group-commit insert (tastemaker.store.events
@@ -8,6 +9,12 @@ PostgreSQL: a scratch database (created and dropped here) with the project's `ev
 8 calls per commit (what group commit makes of concurrent calls). Measured on the server side: the CPU time of
 the PostgreSQL backend serving the connection (/proc/<pg_backend_pid>/stat: same host), and the WAL bytes written
 (pg_current_wal_lsn), per call.
+
+SQLite: the same insert (8 calls of 10 events per commit, the parameters built beforehand) into a fresh WAL
+database file with the project's `events` table, against the same table whose partition column holds an integer
+instead of the ~70-byte ARN (what a narrow-key migration would give: every index of the table begins with the
+partition, so each index entry carries it). Rounds alternate between the two; per call: the CPU time of this
+process (SQLite runs in it: user + system), and the bytes of the database and WAL files at the end.
 
 Redis: a private redis-server (no persistence, a free port) so that nothing else counts; the project's
 RedisState records PutEvents calls (10 events, one Lua script call each) and answers recent_events reads (what
@@ -88,6 +95,63 @@ def postgres(url: str, calls: int) -> None:
         admin.dispose()
 
 
+def sqlite_figures(calls: int, rounds: int = 3) -> None:
+    import resource
+    import statistics
+
+    import sqlalchemy as sa
+
+    from tastemaker.store import db, events, tables
+
+    narrow = sa.MetaData()
+    narrow_events = tables.events.to_metadata(narrow)
+    narrow_events.c.dataset_group_arn.type = sa.Integer()
+    variants = {"ARN partition key (today)": (tables.events, GROUP), "integer partition key": (narrow_events, 1)}
+    per_commit = 8
+    calls -= calls % per_commit
+    batches = []
+    for start in range(0, calls, per_commit):
+        batch = []
+        for k in range(per_commit):
+            rows = event_rows(start + k)
+            batch.append([events.sqlite_params(row) for row in rows])
+        batches.append(batch)
+    print(f"SQLite (WAL, synchronous=NORMAL), {calls:,} PutEvents calls of 10 events, {per_commit} calls per commit, "
+          f"{rounds} alternating rounds, load average {os.getloadavg()[0]:.1f}")
+    results: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (table, partition) in variants.items():
+            folder = Path(tempfile.mkdtemp(prefix="tm-stores-sqlite-"))
+            engine = db.create_engine(f"sqlite:///{folder / 'events.db'}")
+            try:
+                table.metadata.create_all(engine, tables=[table])
+                raw = events.raw_connection(engine)
+                typed = [[[(partition, *row[1:]) for row in call] for call in batch] for batch in batches]
+                before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+                for batch in typed:
+                    events.insert_requests(raw, False, batch, [])
+                wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+                raw.close()
+                size = sum(f.stat().st_size for f in folder.iterdir())
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                results[name].append((cpu / calls, (after.ru_stime - before.ru_stime) / calls, calls / wall, size))
+            finally:
+                engine.dispose()
+                for f in folder.iterdir():
+                    f.unlink()
+                folder.rmdir()
+        for name in variants:
+            print(f"  round: {name}: {results[name][-1][0] * 1e6:6.1f} us CPU per call")
+    base = statistics.median(r[0] for r in results["ARN partition key (today)"])
+    for name in variants:
+        cpu = statistics.median(r[0] for r in results[name])
+        sys_ = statistics.median(r[1] for r in results[name])
+        rate = statistics.median(r[2] for r in results[name])
+        print(f"  {name}: {cpu * 1e6:6.1f} us CPU per call ({sys_ * 1e6:5.1f} system; {cpu / base:.2f}x today), "
+              f"{rate * 10:8,.0f} events/s from one connection (median of {rounds}); files {results[name][-1][3] / 2**20:.0f} MiB "
+              f"at the end of a round")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -148,11 +212,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--pg-url", default=os.environ.get("TASTEMAKER_BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--skip", default="", help="postgres and/or redis")
+    parser.add_argument("--sqlite-calls", type=int, default=40_000, help="PutEvents calls per SQLite round")
+    parser.add_argument("--skip", default="", help="any of postgres, sqlite, redis (comma-separated)")
     args = parser.parse_args()
     random.seed(0)
     if "postgres" not in args.skip:
         postgres(args.pg_url, args.calls)
+    if "sqlite" not in args.skip:
+        sqlite_figures(args.sqlite_calls)
     if "redis" not in args.skip:
         redis_figures(args.calls)
 
