@@ -188,9 +188,10 @@ def saved_index_bytes(services: Any, model: Any) -> int:
 
 
 def _save(index: Any, path: Path) -> None:
-    """Save under a temporary name and rename into place (another process may be saving the same index)."""
+    """Save under a temporary name and rename into place (another process, or another thread of this one, may be
+    saving the same index: the name is the process's and the thread's own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    temp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(temp, ignore_errors=True)
     index.save(temp)
     try:

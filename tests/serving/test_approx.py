@@ -359,3 +359,43 @@ def test_an_index_saved_by_an_earlier_release_is_converted_not_rebuilt(  # type:
     expected = old.query(vectors, first.n_candidates)
     assert (first.index.query(vectors, first.n_candidates) == expected).all()
     assert (again.index.query(vectors, again.n_candidates) == expected).all()
+
+
+def test_two_threads_saving_the_same_index_do_not_collide(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A background build and a deploy's build_now of the same index in one process: each saves under its own
+    temporary name (both used the process id alone, and the second's mkdir found the first's folder:
+    FileExistsError, the index left unbuilt)."""
+    import threading
+
+    second_saving, first_made = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    class FirstIndex:
+        def save(self, folder):  # type: ignore[no-untyped-def]
+            assert second_saving.wait(10)
+            folder.mkdir(parents=True)
+            (folder / "params.json").write_text("{}")
+            first_made.set()
+
+    class SecondIndex:
+        def save(self, folder):  # type: ignore[no-untyped-def]
+            second_saving.set()
+            assert first_made.wait(10)
+            folder.mkdir(parents=True)
+            (folder / "params.json").write_text("{}")
+
+    target = tmp_path / "ann" / "x.index"
+
+    def first() -> None:
+        try:
+            approx._save(FirstIndex(), target)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    approx._save(SecondIndex(), target)
+    thread.join(10)
+    assert not errors
+    assert (target / "params.json").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["x.index"]  # no temporary folder left
