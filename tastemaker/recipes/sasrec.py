@@ -25,7 +25,7 @@ from tastemaker.recipes.base import (
 )
 from tastemaker.recipes.collaborative import repeat_ratio
 from tastemaker.recipes.common import demote_history, merge_histories
-from tastemaker.recipes.sasrec_blend import blended_scores, choose_mixture
+from tastemaker.recipes.sasrec_blend import Mixture, blended_scores, choose_mixture
 from tastemaker.recipes.sasrec_net import NetConfig, encode_histories
 from tastemaker.recipes.sasrec_train import train_network
 from tastemaker.recipes.training_data import TrainingData
@@ -110,7 +110,7 @@ SASREC_HYPERPARAMETERS: tuple[HyperParameter, ...] = (
                     "epoch is costly).",
     ),
     HyperParameter(
-        "early_stopping_patience", "integer", "6", min=0, max=50, tunable=False,
+        "early_stopping_patience", "integer", "12", min=0, max=50, tunable=False,
         description="Stop after this many epochs without a better NDCG@10 on a validation slice of the training "
                     "data (the newest event of up to 2048 training users) and keep the best epoch; 0: train all "
                     "training_epochs.",
@@ -269,18 +269,18 @@ class _SasRecRecipe(Recipe):
         arrays.update(cold_scores=(cold / max(cold.max(), 1e-12)).astype(np.float32),
                       history_items=history_items, history_offsets=history_offsets)
         demote = repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION  # the domain does not re-consume: history last
-        v1_weight, v1_temperature, mix_ndcg = 0.0, 0.0, dict[tuple[float, float], float]()
+        mixture, mix_ndcg = Mixture(), dict[Mixture, float]()
         if trained.validation is not None:  # the mixture with v1 (sasrec_blend), chosen on the validation slice
             held_out = trained.validation
             keep = np.ones(data.n_interactions, dtype=bool)
             keep[offsets[held_out.users + 1] - 1] = False  # each held-out user's newest event
             v1_validation = self._fit_v1(data.subset_events(keep), seed)
-            v1_weight, v1_temperature, mix_ndcg = choose_mixture(
+            mixture, mix_ndcg = choose_mixture(
                 net, cfg, held_out.inputs, held_out.targets,
                 lambda users: v1_validation.score_users(users, [np.zeros(0, np.int32)] * len(users)),
                 held_out.users, demote)
         v1_settings: dict[str, Any] | None = None
-        if v1_weight > 0:
+        if mixture.weight > 0:
             v1 = self._fit_v1(data, seed)
             arrays.update({f"v1.{name}": arr for name, arr in v1.arrays.items()})
             v1_settings = v1.settings
@@ -298,9 +298,10 @@ class _SasRecRecipe(Recipe):
                                    "validation_ndcg_at_10": trained.validation_ndcg,
                                    "resumed_from_epoch": trained.resumed_from_epoch,
                                    "item_metadata_features": 0 if features is None else features.shape[1],
-                                   "v1_weight": v1_weight, "v1_temperature": v1_temperature,
+                                   "v1_weight": mixture.weight, "v1_temperature": mixture.temperature,
+                                   "v1_mixture": mixture.form,
                                    "validation_ndcg_by_v1_mixture": {
-                                       f"w={w} T={t}": round(v, 4) for (w, t), v in mix_ndcg.items()}},
+                                       m.label(): round(v, 4) for m, v in mix_ndcg.items()}},
                       "v1": v1_settings,
                       "demote_history": demote},
         )
@@ -359,11 +360,12 @@ class SasRecModel(TrainedModel):
         # Output projection = input item embeddings without the padding row; contiguous for fast matmul.
         self._item_matrix = np.ascontiguousarray(self._weights["item_embedding"][1:])
         training = self.settings.get("training", {})
-        self._v1_weight = float(training.get("v1_weight", 0.0))
-        self._v1_temperature = float(training.get("v1_temperature", 0.0))
+        # Models trained before the product form carry no "v1_mixture": theirs is the linear one.
+        self._mixture = Mixture(str(training.get("v1_mixture", "linear")), float(training.get("v1_weight", 0.0)),
+                                float(training.get("v1_temperature", 0.0)))
         self._demote_history = bool(self.settings.get("demote_history", False))
         self._v1: CollaborativeModel | None = None
-        if self._v1_weight > 0:
+        if self._mixture.weight > 0:
             self._v1 = CollaborativeModel(
                 recipe_name=self.recipe_name, recipe_type=self.recipe_type, item_ids=self.item_ids,
                 user_ids=self.user_ids, item_popularity=self.item_popularity, item_first_seen=self.item_first_seen,
@@ -395,7 +397,7 @@ class SasRecModel(TrainedModel):
             logits = encode_histories(self._weights, self._cfg, known) @ self._item_matrix.T
             if self._v1 is not None:  # v1 scores the request as v1 does: stored history + the given events
                 v1_scores = self._v1.score_users(users[has_history], [given[i] for i in np.nonzero(has_history)[0]])
-                logits = blended_scores(logits, v1_scores, self._v1_weight, self._v1_temperature)
+                logits = blended_scores(logits, v1_scores, self._mixture)
             if self._demote_history:  # below each row's minimum (logits are unbounded), order kept
                 logits = np.asarray(logits, dtype=np.float32)
                 demote_history(logits, known, logits.max(axis=1) - logits.min(axis=1) + np.float32(1.0))

@@ -340,16 +340,16 @@ def weak_mixed(data):
 
 
 def test_v1_is_mixed_in_where_the_validation_slice_says_it_helps(data, weak_mixed, tmp_path):
-    from tastemaker.recipes.sasrec_blend import BLEND_WEIGHTS, TEMPERATURES
+    from tastemaker.recipes.sasrec_blend import BLEND_WEIGHTS, FORMS, TEMPERATURES
 
     model, _ = weak_mixed
     run = model.settings["training"]
     by_pair = run["validation_ndcg_by_v1_mixture"]
-    # T does not act at w = 0 and w = 1: one entry each, every T for the weights between.
-    assert len(by_pair) == 2 + (len(BLEND_WEIGHTS) - 2) * len(TEMPERATURES)
-    assert run["v1_weight"] > 0
-    chosen = f"w={run['v1_weight']} T={run['v1_temperature']}"
-    assert by_pair[chosen] == max(by_pair.values()) > by_pair[f"w=0.0 T={TEMPERATURES[0]}"] + 0.2
+    # Form and T do not act at w = 0 and w = 1: one entry each, both forms and every T for the weights between.
+    assert len(by_pair) == 2 + len(FORMS) * (len(BLEND_WEIGHTS) - 2) * len(TEMPERATURES)
+    assert run["v1_weight"] > 0 and run["v1_mixture"] in FORMS
+    chosen = f"{run['v1_mixture']} w={run['v1_weight']} T={run['v1_temperature']}"
+    assert by_pair[chosen] == max(by_pair.values()) > by_pair[f"linear w=0.0 T={TEMPERATURES[0]}"] + 0.2
     assert any(name.startswith("v1.") for name in model.arrays)  # v1 is part of the artifact
     offsets = data.user_offsets()
     histories = [data.items[offsets[u]:offsets[u + 1] - 1] for u in range(data.n_users)]
@@ -374,7 +374,7 @@ def test_the_mixture_is_deterministic_under_a_seed(data, weak_mixed):
 
 
 def test_streamed_events_reach_the_v1_part_as_they_reach_v1(data, weak_mixed):
-    from tastemaker.recipes.sasrec_blend import blended_scores
+    from tastemaker.recipes.sasrec_blend import Mixture, blended_scores
     from tastemaker.recipes.user_personalization import UserPersonalization
 
     model, _ = weak_mixed
@@ -385,7 +385,7 @@ def test_streamed_events_reach_the_v1_part_as_they_reach_v1(data, weak_mixed):
     alone.after_load()
     user, streamed = np.array([3]), [np.array([item_index(data, 5), item_index(data, 17)], np.int32)]
     expected = blended_scores(alone.score_users(user, streamed), v1.score_users(user, streamed),
-                              run["v1_weight"], run["v1_temperature"])
+                              Mixture(run["v1_mixture"], run["v1_weight"], run["v1_temperature"]))
     np.testing.assert_allclose(model.score_users(user, streamed), expected, rtol=1e-5, atol=1e-5)
     # The new events move the list: v1 folds them in on top of the user's stored history.
     assert not np.allclose(model.score_users(user, streamed), model.score_users(user, [np.zeros(0, np.int32)]))
@@ -401,15 +401,46 @@ def with_own_settings(model):
 
 
 def test_the_mixture_is_a_probability_mixture_and_its_ends_are_each_model_alone():
-    from tastemaker.recipes.sasrec_blend import blended_scores
+    from tastemaker.recipes.sasrec_blend import Mixture, blended_scores
 
     logits = np.array([[3.0, 1.0, 2.0, 0.0]], np.float32)
     v1 = np.array([[0.0, 1.0, 0.2, 0.1]], np.float32)
-    mixed = blended_scores(logits, v1, 0.5, 0.05)
+    mixed = blended_scores(logits, v1, Mixture("linear", 0.5, 0.05))
     assert np.argsort(-mixed[0]).tolist() == [1, 0, 2, 3]  # v1's sharp favourite first, then the transformer's order
     np.testing.assert_allclose(np.exp(mixed).sum(), 1.0, rtol=1e-5)  # a probability mixture
-    assert blended_scores(logits, v1, 0.0, 0.05) is logits
-    assert blended_scores(logits, v1, 1.0, 0.05) is v1
+    for form in ("linear", "product"):
+        assert blended_scores(logits, v1, Mixture(form, 0.0, 0.05)) is logits
+        assert blended_scores(logits, v1, Mixture(form, 1.0, 0.05)) is v1
+
+
+def test_the_product_form_ranks_by_what_both_models_rate():
+    from tastemaker.recipes.sasrec_blend import Mixture, blended_scores
+
+    # Item 0 is the transformer's sure favourite, item 1 v1's; item 2 is second for both.
+    logits = np.array([[4.0, 0.0, 3.0, -1.0]], np.float32)
+    v1 = np.array([[0.0, 4.0, 3.0, -1.0]], np.float32)
+    assert np.argmax(blended_scores(logits, v1, Mixture("linear", 0.5, 1.0))[0]) in (0, 1)  # either one's favourite
+    product = blended_scores(logits, v1, Mixture("product", 0.5, 1.0))[0]
+    assert np.argsort(-product).tolist()[0] == 2  # the item both rate highly
+    # It ranks as logits + v1 * w / (T (1 - w)).
+    rng = np.random.default_rng(0)
+    logits, v1 = rng.normal(size=(3, 50)).astype(np.float32), rng.normal(size=(3, 50)).astype(np.float32)
+    product = blended_scores(logits, v1, Mixture("product", 0.3, 0.2))
+    assert (np.argsort(-product, axis=1) == np.argsort(-(logits + v1 * 0.3 / (0.2 * 0.7)), axis=1)).all()
+
+
+def test_a_model_saved_before_the_product_form_is_served_with_the_linear_one(data, weak_mixed, tmp_path):
+    model, _ = weak_mixed
+    old = with_own_settings(model)
+    old.settings["training"]["v1_mixture"] = "linear"
+    old.after_load()
+    legacy = with_own_settings(model)
+    del legacy.settings["training"]["v1_mixture"]
+    legacy.after_load()
+    users, histories = np.array([1, 2]), [np.zeros(0, np.int32)] * 2
+    np.testing.assert_array_equal(legacy.score_users(users, histories), old.score_users(users, histories))
+    assert model.settings["training"]["v1_mixture"] == "product" and 0 < model.settings["training"]["v1_weight"] < 1
+    assert not np.array_equal(legacy.score_users(users, histories), model.score_users(users, histories))
 
 
 def test_item_metadata_becomes_part_of_the_item_vectors():
@@ -453,7 +484,7 @@ def test_chunked_full_softmax_gives_the_same_loss_and_gradients(monkeypatch):
 
 
 def test_the_mixture_is_chosen_on_history_treated_as_served():
-    from tastemaker.recipes.sasrec_blend import choose_mixture
+    from tastemaker.recipes.sasrec_blend import Mixture, choose_mixture
 
     cfg = NetConfig(hidden_dimension=16, num_blocks=1, max_sequence_length=8, epochs=1, batch_size=4)
     rng = np.random.default_rng(0)
@@ -468,7 +499,7 @@ def test_the_mixture_is_chosen_on_history_treated_as_served():
         return scores
 
     users = np.arange(20)
-    _, _, kept = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=False)
-    assert kept[(1.0, 0.02)] == 1.0  # history stays in the ranking where the model serves it so
-    w, _, demoted = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=True)
-    assert max(demoted.values()) == 0.0 and w == 0.0  # served below 24 other items: never in the top 10
+    _, kept = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=False)
+    assert kept[Mixture("linear", 1.0, 0.02)] == 1.0  # history stays in the ranking where the model serves it so
+    chosen, demoted = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=True)
+    assert max(demoted.values()) == 0.0 and chosen.weight == 0.0  # served below 24 other items: never in the top 10
