@@ -135,10 +135,6 @@ def run_als(split: Split) -> dict[str, Any]:
     return best
 
 
-def v2_name(seed: int, seeds: list[int]) -> str:
-    return "v2 (SASRec)" if len(seeds) == 1 else f"v2 seed {seed}"
-
-
 LOAD_SAMPLES: list[float] = []  # the 1-minute load average every 10 s while a child trains (the machine is shared)
 
 
@@ -191,8 +187,9 @@ def main() -> None:
         results["EASE"] = in_child(run_ease, split)
         results["ALS"] = in_child(run_als, split)
     seeds = [int(s) for s in args.seeds.split(",")]
-    for seed in seeds:
-        results[v2_name(seed, seeds)] = in_child(run_sasrec, split, params, seed)
+    v2_names = ["v2 (SASRec)"] if len(seeds) == 1 else [f"v2 seed {seed}" for seed in seeds]
+    for name, seed in zip(v2_names, seeds, strict=True):
+        results[name] = in_child(run_sasrec, split, params, seed)
     print(f"v2 params: {params or 'defaults'}; seeds {seeds}")
     print(f"{'model':<14}{'HR@10':>8}{'NDCG@10':>9}{'train s':>9}{'peak MiB':>10}  notes")
     for name, r in results.items():
@@ -200,12 +197,11 @@ def main() -> None:
                  if k not in ("hr10", "ndcg10", "train_s", "peak_rss_mib", "per_query", "validation_ndcg_by_v1_mixture")}
         print(f"{name:<14}{r['hr10']:>8.4f}{r['ndcg10']:>9.4f}{r['train_s']:>9.1f}{r['peak_rss_mib']:>10.0f}  {notes}")
     v1 = max(results["v1"]["ndcg10"], 1e-12)
-    for seed in seeds:
-        name = v2_name(seed, seeds)
+    for name in v2_names:
         _, low, high = paired_ratio_interval(results[name]["per_query"], results["v1"]["per_query"])
         print(f"{name}: NDCG@10 / v1 = {results[name]['ndcg10'] / v1:.3f}x (95% paired bootstrap interval over the "
               f"{len(split.truths)} queries: {low:.3f} - {high:.3f})")
-    mean_v2 = float(np.mean([results[v2_name(seed, seeds)]["ndcg10"] for seed in seeds]))
+    mean_v2 = float(np.mean([results[name]["ndcg10"] for name in v2_names]))
     if len(seeds) > 1:
         print(f"v2 over {len(seeds)} seeds: mean NDCG@10 {mean_v2:.4f} = {mean_v2 / v1:.3f}x v1")
     if not args.skip_baselines:
@@ -213,7 +209,7 @@ def main() -> None:
         ratio = mean_v2 / max(results[best_name]["ndcg10"], 1e-12)
         verdict = "meets" if ratio >= 1.1 else "misses"
         print(f"v2 NDCG@10 / best non-sequential ({best_name}) = {ratio:.2f}x ({verdict} the 1.1x target)")
-    train_s = max(results[v2_name(seed, seeds)]["train_s"] for seed in seeds)
+    train_s = max(results[name]["train_s"] for name in v2_names)
     print(f"v2 training {train_s:.0f} s at most ({'within' if train_s <= 600 else 'over'} the 10 min target); "
           f"load average {np.mean(LOAD_SAMPLES):.1f} on average ({min(LOAD_SAMPLES):.1f} - {max(LOAD_SAMPLES):.1f}, "
           f"sampled every 10 s) on {os.cpu_count()} CPUs (wall time stretches when the machine is shared; "

@@ -64,20 +64,19 @@ def log_softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
-def blended_scores(logits: np.ndarray, v1_scores: np.ndarray, mixture: Mixture) -> np.ndarray:
+def blended_scores(logits: np.ndarray, v1_scores: np.ndarray, mixture: Mixture,
+                   log_p: np.ndarray | None = None, log_q: np.ndarray | None = None) -> np.ndarray:
     """Per row, linear: log((1 - w) softmax(logits) + w softmax(v1_scores / T)); product: (1 - w) log_softmax(logits)
     + w log_softmax(v1_scores / T). The logits unchanged when w is 0 and the v1 scores unchanged when w is 1 (the
-    same orders as either form's limits)."""
-    if mixture.weight <= 0:
-        return logits
-    if mixture.weight >= 1:
-        return v1_scores
-    return _combine(log_softmax(logits), log_softmax(v1_scores, mixture.temperature), mixture)
-
-
-def _combine(log_p: np.ndarray, log_q: np.ndarray, mixture: Mixture) -> np.ndarray:
-    """The mixture of the two log distributions, for a weight strictly between 0 and 1."""
+    same orders as either form's limits). `log_p` and `log_q` are those log-softmaxes when the caller already has
+    them (validation scores many mixtures of the same rows)."""
     weight = mixture.weight
+    if weight <= 0:
+        return logits
+    if weight >= 1:
+        return v1_scores
+    log_p = log_softmax(logits) if log_p is None else log_p
+    log_q = log_softmax(v1_scores, mixture.temperature) if log_q is None else log_q
     if mixture.form == "product":
         return (np.float32(1.0 - weight) * log_p + np.float32(weight) * log_q).astype(np.float32)
     return np.logaddexp(np.float32(np.log1p(-weight)) + log_p, np.float32(np.log(weight)) + log_q).astype(np.float32)
@@ -104,10 +103,9 @@ def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Seque
         log_p = log_softmax(logits)
         log_q = {t: log_softmax(v1, t) for t in TEMPERATURES}
         for mixture in gains:
-            if 0 < mixture.weight < 1:
-                scores = _combine(log_p, log_q[mixture.temperature], mixture)
-            else:
-                scores = blended_scores(logits, v1, mixture).copy()
+            scores = blended_scores(logits, v1, mixture, log_p, log_q[mixture.temperature])
+            if scores is logits or scores is v1:  # a model alone: its own scores, not to be changed below
+                scores = scores.copy()
             if demote_history:  # below every other item (their own order does not matter to the truth's rank)
                 scores[rows, seen] = -np.inf
             rank = (scores > scores[np.arange(len(truth)), truth][:, None]).sum(axis=1)
