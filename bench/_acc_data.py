@@ -1,7 +1,9 @@
-"""Accuracy-bench helpers: read a Personalize-shaped dataset folder into TrainingData (same path as training)."""
+"""Accuracy-bench helpers: read a Personalize-shaped dataset folder into TrainingData (same path as training); limit
+the v2 transformer's training threads (so that two runs can share the 2 cores)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,3 +39,18 @@ def load_dataset(folder: Path) -> TrainingData:
         _read(users_path) if users_path else None,
         TrainingConfig(),
     )
+
+
+V2_THREADS_ENV = "TASTEMAKER_BENCH_V2_THREADS"  # read by limit_v2_threads in the benches' child processes
+
+
+def limit_v2_threads(threads: int = 0) -> None:
+    """Train v2 on `threads` torch threads (0: V2_THREADS_ENV when set, else the recipe's own choice); this process
+    and the children it starts afterwards."""
+    threads = threads or int(os.environ.get(V2_THREADS_ENV, "0"))
+    if not threads:
+        return
+    from tastemaker.recipes import sasrec_train
+
+    os.environ[V2_THREADS_ENV] = str(threads)
+    sasrec_train.default_threads = lambda _cfg: threads

@@ -108,10 +108,15 @@ def main() -> None:
     parser.add_argument("--protocols", default="personalize,llo")
     parser.add_argument("--split-seeds", type=int, default=1,
                         help="draws of Personalize's split, each model trained on every draw (pooled queries)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for v2 training (0: the recipe's choice); 1 lets two runs share 2 cores")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--protocol", help=argparse.SUPPRESS)
     parser.add_argument("--split-seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from _acc_data import limit_v2_threads
+
+    limit_v2_threads(args.threads)  # the children read it from the environment
     if args.child:
         child(args.dataset, args.child, args.protocol, args.split_seed)
         return

@@ -1,6 +1,6 @@
 """Do the default hyperparameters earn their place? Each recipe's defaults against the best that HPO finds.
 
-    .venv/bin/python bench/defaults.py [DATASET_FOLDER ...] [--trials 6] [--recipes a,b] [--json OUT]
+    .venv/bin/python bench/defaults.py [DATASET_FOLDER ...] [--trials 6] [--recipes a,b] [--json OUT] [--threads N]
 
 Per dataset (default: the three shared ones under /work/shared/data), Personalize's split holds 10% of the
 users out as the test users. For each recipe with tunable hyperparameters, `tastemaker.recipes.hpo.tune`
@@ -88,8 +88,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6, help="HPO trainings per recipe (Personalize allows 40)")
     parser.add_argument("--recipes", help="comma-separated recipe names (default: all non-v2 recipes)")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for v2 training (0: the recipe's choice); 1 lets two runs share 2 cores")
     args = parser.parse_args()
-    from _acc_data import load_dataset
+    from _acc_data import limit_v2_threads, load_dataset
+
+    limit_v2_threads(args.threads)
 
     from tastemaker.evaluation.splits import personalize_split
 

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _acc_data import load_dataset
+from _acc_data import limit_v2_threads, load_dataset
 
 from tastemaker.evaluation.metrics import hit_rate_at_k, ndcg_per_query, paired_ratio_interval, top_k
 from tastemaker.evaluation.splits import Split, leave_last_out_split
@@ -73,8 +73,11 @@ def run_sasrec(split: Split, params: dict[str, str], seed: int = 0) -> dict[str,
     metrics = evaluate(model.score_users, split)
     training = dict(model.settings["training"])
     per_user_ms = (time.perf_counter() - started) / len(split.query_users) * 1e3
-    if model.settings["training"].get("v1_weight", 0.0) > 0:  # the transformer alone, for comparison
-        model.settings["training"]["v1_weight"] = 0.0
+    unknown = model.settings["training"].get("v1_mixture_unknown_users") or {}
+    if model.settings["training"].get("v1_weight", 0.0) > 0 or unknown.get("weight", 0.0) > 0:
+        model.settings["training"]["v1_weight"] = 0.0  # the transformer alone, for comparison
+        if unknown:  # a new dict: `training` above keeps the chosen one for the table
+            model.settings["training"]["v1_mixture_unknown_users"] = {**unknown, "weight": 0.0}
         model.after_load()
         alone = evaluate(model.score_users, split)
         metrics.update(transformer_only_hr10=round(alone["hr10"], 4), transformer_only_ndcg10=round(alone["ndcg10"], 4))
@@ -171,10 +174,7 @@ def main() -> None:
                              "runs share the 2 cores")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds of v2, one training each")
     args = parser.parse_args()
-    if args.threads:
-        from tastemaker.recipes import sasrec_train
-
-        sasrec_train.default_threads = lambda _cfg: args.threads
+    limit_v2_threads(args.threads)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
     logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
     params = dict(p.split("=", 1) for p in args.param)
@@ -194,7 +194,8 @@ def main() -> None:
     print(f"{'model':<14}{'HR@10':>8}{'NDCG@10':>9}{'train s':>9}{'peak MiB':>10}  notes")
     for name, r in results.items():
         notes = {k: v for k, v in r.items()
-                 if k not in ("hr10", "ndcg10", "train_s", "peak_rss_mib", "per_query", "validation_ndcg_by_v1_mixture")}
+                 if k not in ("hr10", "ndcg10", "train_s", "peak_rss_mib", "per_query", "validation_ndcg_by_v1_mixture",
+                              "cold_ndcg_by_v1_mixture")}
         print(f"{name:<14}{r['hr10']:>8.4f}{r['ndcg10']:>9.4f}{r['train_s']:>9.1f}{r['peak_rss_mib']:>10.0f}  {notes}")
     v1 = max(results["v1"]["ndcg10"], 1e-12)
     for name in v2_names:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
@@ -270,17 +270,29 @@ class _SasRecRecipe(Recipe):
                       history_items=history_items, history_offsets=history_offsets)
         demote = repeat_ratio(data) < REPEAT_RATIO_FOR_DEMOTION  # the domain does not re-consume: history last
         mixture, mix_ndcg = Mixture(), dict[Mixture, float]()
-        if trained.validation is not None:  # the mixture with v1 (sasrec_blend), chosen on the validation slice
-            held_out = trained.validation
+        unknown, unknown_ndcg = mixture, mix_ndcg
+        if trained.validation is not None:  # the mixtures with v1 (sasrec_blend), chosen on the validation slice
+            held_out, left_out = trained.validation, trained.validation.cold
             keep = np.ones(data.n_interactions, dtype=bool)
             keep[offsets[held_out.users + 1] - 1] = False  # each held-out user's newest event
+            for user in [] if left_out is None else left_out.users.tolist():
+                keep[offsets[user]:offsets[user + 1]] = False  # v1 does not know the cold users either
             v1_validation = self._fit_v1(data.subset_events(keep), seed)
             mixture, mix_ndcg = choose_mixture(
-                net, cfg, held_out.inputs, held_out.targets,
-                lambda users: v1_validation.score_users(users, [np.zeros(0, np.int32)] * len(users)),
-                held_out.users, demote)
+                net, cfg, held_out.inputs, list(held_out.targets[:, None]),
+                lambda rows: v1_validation.score_users(held_out.users[rows],
+                                                       [np.zeros(0, np.int32)] * len(held_out.users[rows])),
+                demote)
+            unknown, unknown_ndcg = mixture, {}
+            if left_out is not None:
+                unknown, unknown_ndcg = choose_mixture(
+                    net, cfg, left_out.inputs, left_out.truths,
+                    lambda rows: v1_validation.score_users(np.full(len(left_out.inputs[rows]), -1),
+                                                           [h.astype(np.int32) for h in left_out.inputs[rows]]),
+                    demote)
+                arrays["cold_users"] = left_out.users.astype(np.int64)
         v1_settings: dict[str, Any] | None = None
-        if mixture.weight > 0:
+        if mixture.weight > 0 or unknown.weight > 0:
             v1 = self._fit_v1(data, seed)
             arrays.update({f"v1.{name}": arr for name, arr in v1.arrays.items()})
             v1_settings = v1.settings
@@ -301,7 +313,11 @@ class _SasRecRecipe(Recipe):
                                    "v1_weight": mixture.weight, "v1_temperature": mixture.temperature,
                                    "v1_mixture": mixture.form,
                                    "validation_ndcg_by_v1_mixture": {
-                                       m.label(): round(v, 4) for m, v in mix_ndcg.items()}},
+                                       m.label(): round(v, 4) for m, v in mix_ndcg.items()},
+                                   "cold_users": 0 if "cold_users" not in arrays else len(arrays["cold_users"]),
+                                   "v1_mixture_unknown_users": asdict(unknown),
+                                   "cold_ndcg_by_v1_mixture": {
+                                       m.label(): round(v, 4) for m, v in unknown_ndcg.items()}},
                       "v1": v1_settings,
                       "demote_history": demote},
         )
@@ -363,9 +379,15 @@ class SasRecModel(TrainedModel):
         # Models trained before the product form carry no "v1_mixture": theirs is the linear one.
         self._mixture = Mixture(str(training.get("v1_mixture", "linear")), float(training.get("v1_weight", 0.0)),
                                 float(training.get("v1_temperature", 0.0)))
+        # Users the network never trained on (unknown to the model, or left out as cold users) get their own
+        # mixture; models trained before it serve them with the one mixture.
+        unknown = training.get("v1_mixture_unknown_users")
+        self._mixture_unknown = self._mixture if unknown is None else Mixture(**unknown)
+        self._untrained = np.zeros(len(self.user_ids), dtype=bool)
+        self._untrained[np.asarray(self.arrays.get("cold_users", np.zeros(0, np.int64)), dtype=np.int64)] = True
         self._demote_history = bool(self.settings.get("demote_history", False))
         self._v1: CollaborativeModel | None = None
-        if self._mixture.weight > 0:
+        if self._mixture.weight > 0 or self._mixture_unknown.weight > 0:
             self._v1 = CollaborativeModel(
                 recipe_name=self.recipe_name, recipe_type=self.recipe_type, item_ids=self.item_ids,
                 user_ids=self.user_ids, item_popularity=self.item_popularity, item_first_seen=self.item_first_seen,
@@ -396,8 +418,15 @@ class SasRecModel(TrainedModel):
             known = [h for h in resolved if len(h)]
             logits = encode_histories(self._weights, self._cfg, known) @ self._item_matrix.T
             if self._v1 is not None:  # v1 scores the request as v1 does: stored history + the given events
-                v1_scores = self._v1.score_users(users[has_history], [given[i] for i in np.nonzero(has_history)[0]])
-                logits = blended_scores(logits, v1_scores, self._mixture)
+                rows = np.nonzero(has_history)[0]
+                v1_scores = self._v1.score_users(users[rows], [given[i] for i in rows])
+                untrained = users[rows] < 0
+                untrained[~untrained] = self._untrained[users[rows][~untrained]]
+                mixed = np.empty_like(logits)
+                for mixture, part in ((self._mixture, ~untrained), (self._mixture_unknown, untrained)):
+                    if part.any():
+                        mixed[part] = blended_scores(logits[part], v1_scores[part], mixture)
+                logits = mixed
             if self._demote_history:  # below each row's minimum (logits are unbounded), order kept
                 logits = np.asarray(logits, dtype=np.float32)
                 demote_history(logits, known, logits.max(axis=1) - logits.min(axis=1) + np.float32(1.0))

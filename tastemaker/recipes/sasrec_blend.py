@@ -18,8 +18,15 @@ the served model ranks it (below every other item where the domain does not re-c
 Mixture of both forms x BLEND_WEIGHTS x TEMPERATURES with the best NDCG@10, ties to the linear form, then the
 smaller w and the smaller T. At w = 0 both forms serve the transformer alone, at w = 1 v1 alone (the order of s,
 whatever T), so on the validation slice the mixture is never below the better of the two. v1's part keeps working
-as v1 does at serving time: a known user's stored history followed by the request's streamed events. Models
-trained before the product form existed carry no form and are served with the linear one.
+as v1 does at serving time: a known user's stored history followed by the request's streamed events.
+
+The network ranks users it never trained on much worse than those it did (on a draw of movielens-latest-small's
+Personalize split, NDCG@10 0.040 for the network alone against v1's 0.117 on users it never saw, where it is 0.062
+against 0.061 on users it trained on), so those users get a mixture of their own: the same candidates scored on the cold users sasrec_train left out
+of training (each one's newest tenth of events the truth), with a v1 fitted without them that scores them as it
+scores a user it does not know. It serves users unknown to the model and the cold users themselves. Models trained
+before the product form existed carry no form and are served with the linear one; models trained before the cold
+users' mixture serve every user with the one mixture.
 """
 
 from __future__ import annotations
@@ -82,22 +89,28 @@ def blended_scores(logits: np.ndarray, v1_scores: np.ndarray, mixture: Mixture,
     return np.logaddexp(np.float32(np.log1p(-weight)) + log_p, np.float32(np.log(weight)) + log_q).astype(np.float32)
 
 
-def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Sequence[np.ndarray], targets: np.ndarray,
-                   v1_score: Callable[[np.ndarray], np.ndarray], users: np.ndarray,
+def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Sequence[np.ndarray],
+                   truths: Sequence[np.ndarray], v1_score: Callable[[slice], np.ndarray],
                    demote_history: bool) -> tuple[Mixture, dict[Mixture, float]]:
-    """The candidate Mixture with the best validation NDCG@10 and the NDCG@10 of every candidate,
-    each user's history treated as the served model treats it: ranked below every other item with
-    `demote_history`, else left in the ranking. `v1_score(users)` gives v1's (B, n_items) scores of those
-    validation users from their stored histories (the held-out events left out)."""
+    """The candidate Mixture with the best NDCG@10 over the validation users and the NDCG@10 of every candidate.
+    User i's history is inputs[i], their truth the items truths[i] (each a gain of 1); the history is treated as
+    the served model treats it: ranked below every other item with `demote_history`, else left in the ranking.
+    `v1_score(rows)` gives v1's (B, n_items) scores of the users inputs[rows], as v1 serves them."""
     items = weights["item_embedding"][1:]
     gains = dict.fromkeys(candidates(), 0.0)
     chunk = int(min(256, max(16, CHUNK_SCORES // max(len(items), 1))))
-    for start in range(0, len(targets), chunk):
-        histories = [np.asarray(h)[-cfg.max_sequence_length:] for h in inputs[start:start + chunk]]
-        seen_all = [np.asarray(h) for h in inputs[start:start + chunk]]
-        truth = targets[start:start + chunk]
+    discount = 1.0 / np.log2(np.arange(10) + 2.0)
+    for start in range(0, len(inputs), chunk):
+        rows_here = slice(start, min(start + chunk, len(inputs)))
+        histories = [np.asarray(h)[-cfg.max_sequence_length:] for h in inputs[rows_here]]
+        seen_all = [np.asarray(h) for h in inputs[rows_here]]
+        truth_lists = [np.asarray(t, dtype=np.int64) for t in truths[rows_here]]
+        truth_rows = np.repeat(np.arange(len(truth_lists)), [len(t) for t in truth_lists])
+        truth_items = np.concatenate(truth_lists)
+        single = len(truth_items) == len(truth_lists)
+        ideal = np.array([discount[:min(10, len(t))].sum() for t in truth_lists])[truth_rows]
         logits = encode_histories(weights, cfg, histories) @ items.T
-        v1 = np.asarray(v1_score(users[start:start + chunk]), dtype=np.float32)
+        v1 = np.asarray(v1_score(rows_here), dtype=np.float32)
         rows = np.repeat(np.arange(len(seen_all)), [len(h) for h in seen_all])
         seen = np.concatenate(seen_all).astype(np.int64)
         log_p = log_softmax(logits)
@@ -108,8 +121,9 @@ def choose_mixture(weights: dict[str, np.ndarray], cfg: NetConfig, inputs: Seque
                 scores = scores.copy()
             if demote_history:  # below every other item (their own order does not matter to the truth's rank)
                 scores[rows, seen] = -np.inf
-            rank = (scores > scores[np.arange(len(truth)), truth][:, None]).sum(axis=1)
-            gains[mixture] += float(np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0).sum())
-    ndcg = {m: g / max(len(targets), 1) for m, g in gains.items()}
+            above = scores if single else scores[truth_rows]  # one truth a user: rows already aligned
+            rank = (above > scores[truth_rows, truth_items][:, None]).sum(axis=1)
+            gains[mixture] += float((np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0) / ideal).sum())
+    ndcg = {m: g / max(len(inputs), 1) for m, g in gains.items()}
     best = max(ndcg, key=lambda m: (ndcg[m], m.form == FORMS[0], -m.weight, -m.temperature))
     return best, ndcg

@@ -5,9 +5,13 @@ a sampled softmax over negatives drawn by popularity**0.75 with the logQ correct
 its expected sample count), so that popular items are not over-penalised. Early stopping: each of up to
 VALIDATION_USERS training users (seeded choice) gives up their newest event; after every epoch the network ranks
 the catalogue for them (their other items excluded), and training stops after cfg.patience epochs without a better
-NDCG@10, keeping the best epoch's weights. The learning rate decays linearly from cfg.learning_rate to LR_FLOOR
-of it over the cfg.epochs budget (a function of the step, so a resumed run continues the schedule): large steps
-early, small ones near the budget's end, where the validation NDCG@10 settles instead of wandering on a plateau.
+NDCG@10, keeping the best epoch's weights. Up to COLD_USERS other users (at most COLD_SHARE of those with 3+
+events) are left out of training altogether, each split as Personalize splits a test user (the newest
+COLD_TRUTH_SHARE of their events the truth, the rest the input): the network never sees them, so they stand for the
+users it will serve without having trained on them (sasrec_blend chooses those users' mixture with v1 on them).
+The learning rate decays linearly from cfg.learning_rate to LR_FLOOR of it over the cfg.epochs budget (a function
+of the step, so a resumed run continues the schedule): large steps early, small ones near the budget's end, where
+the validation NDCG@10 settles instead of wandering on a plateau.
 With `checkpoints`, the state after every epoch (network, optimiser, random generators, early-stopping best) is
 saved under CHECKPOINT_NAME, and a later call with the same inputs resumes after that epoch with bit-identical
 results; a checkpoint made from other inputs is ignored.
@@ -39,6 +43,9 @@ CHECKPOINT_NAME = "sasrec"
 CHECKPOINT_FORMAT = 2
 VALIDATION_USERS = 2048
 MIN_VALIDATION_USERS = 10
+COLD_USERS = 64
+COLD_SHARE = 0.1
+COLD_TRUTH_SHARE = 0.1
 SAMPLING_POWER = 0.75
 LR_FLOOR = 0.02  # the learning rate at the end of the epoch budget, as a share of cfg.learning_rate
 # Full softmax holds at most this many logits of a step at once (128 MiB of float32); a larger step is scored in
@@ -59,6 +66,16 @@ class TrainedNet:
 
 
 @dataclass(frozen=True)
+class ColdUsers:
+    """Users left out of training altogether: each one's older events (the input) and newest distinct items (the
+    truth)."""
+
+    users: np.ndarray  # indices into the sequences, in the order of inputs and truths
+    inputs: list[np.ndarray]
+    truths: list[np.ndarray]
+
+
+@dataclass(frozen=True)
 class Validation:
     """Training sequences without the held-out events, and the held-out (history, next item) pairs."""
 
@@ -67,22 +84,35 @@ class Validation:
     inputs: list[np.ndarray]
     targets: np.ndarray
     users: np.ndarray  # the held-out users (indices into the sequences), in the order of inputs and targets
+    cold: ColdUsers | None = None  # users not trained on at all (empty sequences above); None when too few
 
 
 def carve_validation(
     sequences: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None, rng: np.random.Generator
 ) -> Validation | None:
-    """Hold out the newest event of up to VALIDATION_USERS users with at least 3 events; None if too few."""
+    """Leave out the cold users (see the module docstring; none when fewer than MIN_VALIDATION_USERS would be),
+    then hold out the newest event of up to VALIDATION_USERS other users with at least 3 events; None if too few."""
     eligible = np.array([u for u, s in enumerate(sequences) if len(s) >= 3], dtype=np.int64)
     if len(eligible) < MIN_VALIDATION_USERS:
         return None
+    n_cold = min(COLD_USERS, int(COLD_SHARE * len(eligible)))
+    cold_users = np.sort(rng.choice(eligible, size=n_cold, replace=False)) if n_cold >= MIN_VALIDATION_USERS else None
+    if cold_users is not None:
+        eligible = np.setdiff1d(eligible, cold_users)
     chosen = np.sort(rng.choice(eligible, size=min(VALIDATION_USERS, len(eligible)), replace=False))
     held = np.zeros(len(sequences), dtype=bool)
     held[chosen] = True
-    seqs = [np.asarray(s[:-1]) if held[u] else np.asarray(s) for u, s in enumerate(sequences)]
-    w = None if weights is None else [x[:-1] if held[u] else x for u, x in enumerate(weights)]
+    out = np.zeros(len(sequences), dtype=bool)
+    cold = None
+    if cold_users is not None:
+        out[cold_users] = True
+        cuts = [len(sequences[u]) - max(1, int(COLD_TRUTH_SHARE * len(sequences[u]))) for u in cold_users]
+        cold = ColdUsers(cold_users, [np.asarray(sequences[u][:cut]) for u, cut in zip(cold_users, cuts, strict=True)],
+                         [np.unique(sequences[u][cut:]) for u, cut in zip(cold_users, cuts, strict=True)])
+    seqs = [np.asarray(s[:0] if out[u] else s[:-1] if held[u] else s) for u, s in enumerate(sequences)]
+    w = None if weights is None else [x[:0] if out[u] else x[:-1] if held[u] else x for u, x in enumerate(weights)]
     targets = np.array([int(sequences[u][-1]) for u in chosen], dtype=np.int64)
-    return Validation(seqs, w, [seqs[u] for u in chosen], targets, chosen)
+    return Validation(seqs, w, [seqs[u] for u in chosen], targets, chosen, cold)
 
 
 def fingerprint(sequences: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None, n_items: int,

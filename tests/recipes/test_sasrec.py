@@ -360,6 +360,7 @@ def test_v1_is_mixed_in_where_the_validation_slice_says_it_helps(data, weak_mixe
     np.testing.assert_array_equal(load_model(tmp_path / "m").score_users(users, histories), blended)
     alone = load_model(tmp_path / "m")
     alone.settings["training"]["v1_weight"] = 0.0  # the same network served alone
+    alone.settings["training"]["v1_mixture_unknown_users"]["weight"] = 0.0  # also to users it does not know
     alone.after_load()
     assert hit_rate_at_k(top_k(blended, 10), truths, 10) > hit_rate_at_k(
         top_k(alone.score_users(users, histories), 10), truths, 10) + 0.2
@@ -383,7 +384,8 @@ def test_streamed_events_reach_the_v1_part_as_they_reach_v1(data, weak_mixed):
     alone = with_own_settings(model)
     alone.settings["training"]["v1_weight"] = 0.0
     alone.after_load()
-    user, streamed = np.array([3]), [np.array([item_index(data, 5), item_index(data, 17)], np.int32)]
+    trained_user = int(np.setdiff1d(np.arange(data.n_users), model.arrays["cold_users"])[0])
+    user, streamed = np.array([trained_user]), [np.array([item_index(data, 5), item_index(data, 17)], np.int32)]
     expected = blended_scores(alone.score_users(user, streamed), v1.score_users(user, streamed),
                               Mixture(run["v1_mixture"], run["v1_weight"], run["v1_temperature"]))
     np.testing.assert_allclose(model.score_users(user, streamed), expected, rtol=1e-5, atol=1e-5)
@@ -493,13 +495,87 @@ def test_the_mixture_is_chosen_on_history_treated_as_served():
     inputs = [s[:-1] for s in sequences]
     targets = np.array([int(s[0]) for s in sequences])  # every held-out item repeats one the user already has
 
-    def v1_knows(users: np.ndarray) -> np.ndarray:  # a v1 part that puts each user's repeat first
-        scores = np.zeros((len(users), 30), np.float32)
-        scores[np.arange(len(users)), targets[users]] = 1.0
+    def v1_knows(rows: slice) -> np.ndarray:  # a v1 part that puts each user's repeat first
+        scores = np.zeros((len(targets[rows]), 30), np.float32)
+        scores[np.arange(len(targets[rows])), targets[rows]] = 1.0
         return scores
 
-    users = np.arange(20)
-    _, kept = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=False)
+    _, kept = choose_mixture(weights, cfg, inputs, targets[:, None], v1_knows, demote_history=False)
     assert kept[Mixture("linear", 1.0, 0.02)] == 1.0  # history stays in the ranking where the model serves it so
-    chosen, demoted = choose_mixture(weights, cfg, inputs, targets, v1_knows, users, demote_history=True)
+    chosen, demoted = choose_mixture(weights, cfg, inputs, targets[:, None], v1_knows, demote_history=True)
     assert max(demoted.values()) == 0.0 and chosen.weight == 0.0  # served below 24 other items: never in the top 10
+
+
+def test_the_mixture_scores_several_truth_items_a_user_as_ndcg_does():
+    from tastemaker.recipes.sasrec_blend import Mixture, choose_mixture
+
+    cfg = NetConfig(hidden_dimension=16, num_blocks=1, max_sequence_length=8, epochs=1, batch_size=4)
+    rng = np.random.default_rng(0)
+    sequences = [rng.permutation(40)[:9].astype(np.int32) for _ in range(12)]
+    weights = train_network(sequences, 40, cfg, seed=1).weights
+    inputs, truths = [s[:6] for s in sequences], [s[6:] for s in sequences]  # three truth items a user
+
+    def v1_ranks(rows: slice) -> np.ndarray:  # v1 puts two of the three truths first and third, an input second
+        scores = np.tile(-1.0 - np.arange(40, dtype=np.float32) / 100, (len(inputs[rows]), 1))
+        for row, (given, truth) in enumerate(zip(inputs[rows], truths[rows], strict=True)):
+            scores[row, truth] = 3.0, 1.0, -9.0  # the third truth last of all
+            scores[row, given[0]] = 2.0
+        return scores
+
+    ideal = 1 + 1 / np.log2(3) + 1 / np.log2(4)
+    _, ndcg = choose_mixture(weights, cfg, inputs, truths, v1_ranks, demote_history=False)
+    assert ndcg[Mixture("linear", 1.0, 0.02)] == pytest.approx((1 + 1 / np.log2(4)) / ideal)
+    _, demoted = choose_mixture(weights, cfg, inputs, truths, v1_ranks, demote_history=True)
+    assert demoted[Mixture("linear", 1.0, 0.02)] == pytest.approx((1 + 1 / np.log2(3)) / ideal)  # the input last
+
+
+def test_cold_users_are_left_out_of_training_and_split_as_test_users():
+    from tastemaker.recipes.sasrec_train import COLD_USERS, carve_validation
+
+    sequences = [np.arange(k, k + 20) for k in range(1000)] + [np.array([1, 2])]
+    held = carve_validation(sequences, None, np.random.default_rng(0))
+    assert held is not None and held.cold is not None
+    cold = held.cold
+    assert len(cold.users) == COLD_USERS and not set(cold.users.tolist()) & set(held.users.tolist())
+    for user, given, truth in zip(cold.users, cold.inputs, cold.truths, strict=True):
+        assert len(held.sequences[user]) == 0  # never trained on
+        np.testing.assert_array_equal(given, sequences[user][:18])  # the newest tenth (2 of 20) is the truth
+        np.testing.assert_array_equal(truth, sequences[user][18:])
+    assert len(held.users) == 1000 - COLD_USERS  # every other user with 3+ events gives up its newest event
+    small = carve_validation(sequences[:60], None, np.random.default_rng(0))
+    assert small is not None and small.cold is None  # 6 cold users would be too few to choose on
+
+
+def test_users_the_network_never_trained_on_are_served_with_their_own_mixture(data, weak_mixed):
+    from tastemaker.recipes.sasrec_blend import Mixture, blended_scores
+
+    model, _ = weak_mixed
+    run = model.settings["training"]
+    cold = model.arrays["cold_users"]
+    assert run["cold_users"] == len(cold) == 30  # a tenth of the 300 users
+    unknown = Mixture(**run["v1_mixture_unknown_users"])
+    assert run["cold_ndcg_by_v1_mixture"][unknown.label()] == max(run["cold_ndcg_by_v1_mixture"].values())
+    mixed = with_own_settings(model)  # the two mixtures made different, to tell them apart
+    mixed.settings["training"].update(v1_mixture="linear", v1_weight=0.3, v1_temperature=0.5,
+                                      v1_mixture_unknown_users={"form": "product", "weight": 0.8, "temperature": 0.1})
+    mixed.after_load()
+    alone = with_own_settings(mixed)
+    alone.settings["training"].update(v1_weight=0.0, v1_mixture_unknown_users={"form": "linear", "weight": 0.0,
+                                                                               "temperature": 0.02})
+    alone.after_load()
+    v1 = model._v1
+    trained_user = int(np.setdiff1d(np.arange(data.n_users), cold)[0])
+    events = [np.array([item_index(data, 5), item_index(data, 6)], np.int32)] * 3
+    users = np.array([trained_user, int(cold[0]), -1])
+    scores = mixed.score_users(users, events)
+    network, v1_scores = alone.score_users(users, events), v1.score_users(users, events)
+    for row, mixture in enumerate([Mixture("linear", 0.3, 0.5), Mixture("product", 0.8, 0.1),
+                                   Mixture("product", 0.8, 0.1)]):
+        np.testing.assert_allclose(scores[row], blended_scores(network[row:row + 1], v1_scores[row:row + 1],
+                                                               mixture)[0], rtol=1e-5, atol=1e-5)
+    legacy = with_own_settings(mixed)  # saved before the cold users' mixture: one mixture for every user
+    del legacy.settings["training"]["v1_mixture_unknown_users"]
+    legacy.after_load()
+    np.testing.assert_allclose(legacy.score_users(users[2:], events[2:])[0],
+                               blended_scores(network[2:], v1_scores[2:], Mixture("linear", 0.3, 0.5))[0],
+                               rtol=1e-5, atol=1e-5)
